@@ -1,0 +1,49 @@
+// ILP reject codes (RFC 27, SPEC.md §2.2), spelled as the RFC names them. Every reject this node
+// creates takes its code from this table; nothing else in the tree writes a code literal.
+
+export type IlpErrorCode =
+  | 'F00' | 'F01' | 'F02' | 'F03' | 'F04' | 'F05' | 'F06' | 'F07' | 'F08' | 'F99'
+  | 'T00' | 'T01' | 'T02' | 'T03' | 'T04' | 'T05' | 'T99'
+  | 'R00' | 'R01' | 'R02' | 'R99'
+
+export const F00_BAD_REQUEST: IlpErrorCode = 'F00'
+export const F01_INVALID_PACKET: IlpErrorCode = 'F01'
+export const F02_UNREACHABLE: IlpErrorCode = 'F02'
+export const F03_INVALID_AMOUNT: IlpErrorCode = 'F03'
+export const F05_WRONG_CONDITION: IlpErrorCode = 'F05'
+export const F06_UNEXPECTED_PAYMENT: IlpErrorCode = 'F06'
+export const F08_AMOUNT_TOO_LARGE: IlpErrorCode = 'F08'
+export const T00_INTERNAL_ERROR: IlpErrorCode = 'T00'
+export const T01_PEER_UNREACHABLE: IlpErrorCode = 'T01'
+export const T02_PEER_BUSY: IlpErrorCode = 'T02'
+export const T03_CONNECTOR_BUSY: IlpErrorCode = 'T03'
+export const T04_INSUFFICIENT_LIQUIDITY: IlpErrorCode = 'T04'
+export const R00_TRANSFER_TIMED_OUT: IlpErrorCode = 'R00'
+export const R01_INSUFFICIENT_SOURCE_AMOUNT: IlpErrorCode = 'R01'
+export const R02_INSUFFICIENT_TIMEOUT: IlpErrorCode = 'R02'
+
+/**
+ * Reasons the main thread reports to a shard when it could not deliver a prepare to the next
+ * hop. They cross the ring as small integers; the shard maps them to reject codes here.
+ */
+export const enum SendFailure {
+  PeerNotConnected = 1,
+  PeerBusy = 2,
+  PeerDisconnected = 3,
+  /** The peer answered the BTP request with a BTP Error instead of an ILP reply. */
+  PeerError = 4,
+}
+
+export function sendFailureReject(reason: SendFailure): { code: IlpErrorCode; message: string } {
+  switch (reason) {
+    case SendFailure.PeerBusy:
+      return { code: T02_PEER_BUSY, message: 'next hop is not accepting more data' }
+    case SendFailure.PeerDisconnected:
+      return { code: T01_PEER_UNREACHABLE, message: 'next hop disconnected before it answered' }
+    case SendFailure.PeerError:
+      return { code: T00_INTERNAL_ERROR, message: 'next hop answered with a BTP error' }
+    case SendFailure.PeerNotConnected:
+    default:
+      return { code: T01_PEER_UNREACHABLE, message: 'next hop is not connected' }
+  }
+}

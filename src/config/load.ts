@@ -1,0 +1,75 @@
+// Reads the configuration once, at start-up: the JSON file named by CONFIG (or the embedded
+// default), with environment variables on top. Only this module and main.ts read process.env.
+
+import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { Config, ConfigError, EnvOverrides, parseConfig } from './schema'
+
+/**
+ * The node a fresh checkout starts with: two child accounts with development tokens, listening on
+ * 127.0.0.1 only. Good for trying the node out; an operator supplies CONFIG for anything else.
+ */
+export const EMBEDDED_DEFAULT_CONFIG = {
+  ilpAddress: 'test.ilpnode',
+  accounts: {
+    alice: {
+      relation: 'child',
+      assetCode: 'USD',
+      assetScale: 9,
+      btp: { token: 'alice-token' },
+      balance: { minimum: '-1000000000000', maximum: '1000000000000' },
+      maxPacketAmount: '1000000000',
+    },
+    bob: {
+      relation: 'child',
+      assetCode: 'USD',
+      assetScale: 9,
+      btp: { token: 'bob-token' },
+      balance: { minimum: '-1000000000000', maximum: '1000000000000' },
+      maxPacketAmount: '1000000000',
+    },
+  },
+  routes: [],
+}
+
+/** Shard workers by default: one per core beyond the main thread, at least one. */
+export function defaultShardCount(): number {
+  return Math.max(1, availableParallelism() - 1)
+}
+
+export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
+  return {
+    ilpAddress: env.ILP_ADDRESS,
+    host: env.HOST,
+    port: env.PORT,
+    shards: env.SHARDS,
+    dataDir: env.DATA_DIR,
+    logLevel: env.LOG_LEVEL,
+    durability: env.DURABILITY,
+  }
+}
+
+export interface LoadedConfig {
+  config: Config
+  source: string
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
+  let raw: unknown = EMBEDDED_DEFAULT_CONFIG
+  let source = 'embedded default'
+  if (env.CONFIG) {
+    source = env.CONFIG
+    let text: string
+    try {
+      text = readFileSync(env.CONFIG, 'utf8')
+    } catch (err) {
+      throw new ConfigError('CONFIG', `cannot read ${env.CONFIG}: ${(err as Error).message}`)
+    }
+    try {
+      raw = JSON.parse(text)
+    } catch (err) {
+      throw new ConfigError('CONFIG', `${env.CONFIG} is not valid JSON: ${(err as Error).message}`)
+    }
+  }
+  return { config: parseConfig(raw, envOverrides(env), defaultShardCount()), source }
+}

@@ -1,0 +1,205 @@
+// The node's configuration: every key, its default and its limits. `parseConfig` turns a JSON
+// value into a frozen Config or throws a ConfigError naming the field. Account fields follow
+// ilp-connector's where they mean the same thing, so operators can move their configs over.
+
+import { isValidAddress } from '../codec/ilp_packet'
+import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
+
+export type Relation = 'child' | 'peer' | 'parent'
+export type Durability = 'process' | 'fsync'
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug'
+
+export interface AccountConfig {
+  readonly id: string
+  readonly relation: Relation
+  readonly assetCode: string
+  readonly assetScale: number
+  /** Incoming BTP: the token a client must present in the auth message. */
+  readonly btpToken: string | null
+  /** Limits of the balance; positive = the peer owes this node (ilp-connector's sign). */
+  readonly balanceMinimum: bigint
+  readonly balanceMaximum: bigint
+  readonly maxPacketAmount: bigint
+}
+
+export interface RouteConfig {
+  readonly targetPrefix: string
+  readonly peerId: string
+}
+
+export interface Config {
+  readonly ilpAddress: string
+  readonly host: string
+  readonly port: number
+  /** Shard worker threads; 0 runs the shard code inline on the main thread. */
+  readonly shards: number
+  readonly dataDir: string
+  readonly logLevel: LogLevel
+  /** process: survives a crash of the process (kill -9); fsync: also an OS crash or power loss. */
+  readonly durability: Durability
+  readonly accounts: readonly AccountConfig[]
+  readonly routes: readonly RouteConfig[]
+  /** Bytes of each ring between the main thread and a shard. */
+  readonly ringBytes: number
+  /** In-flight prepares one shard tracks at once; beyond it new prepares get T03. */
+  readonly pendingPerShard: number
+  /** Longest time a forwarded prepare may be held by the next hop (ilp-connector maxHoldTime). */
+  readonly maxHoldTimeMs: number
+  /** Time kept back from the incoming expiry when forwarding (ilp-connector minMessageWindow). */
+  readonly minMessageWindowMs: number
+  /** Largest BTP frame accepted on a WebSocket; larger frames close the connection. */
+  readonly maxFrameBytes: number
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ILP_NODE_CONFIG'
+  constructor(readonly field: string, problem: string) {
+    super(`invalid configuration: ${field}: ${problem}`)
+  }
+}
+
+const ACCOUNT_ID = /^[a-zA-Z0-9_~-]{1,64}$/
+const DECIMAL = /^-?[0-9]{1,20}$/
+
+type Json = Record<string, unknown>
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function str(obj: Json, key: string, field: string, fallback?: string): string {
+  const v = obj[key]
+  if (v === undefined && fallback !== undefined) return fallback
+  if (typeof v !== 'string' || v.length === 0) throw new ConfigError(field, 'must be a non-empty string')
+  return v
+}
+
+function int(obj: Json, key: string, field: string, fallback: number, min: number, max: number): number {
+  let v = obj[key]
+  if (v === undefined) return fallback
+  if (typeof v === 'string' && /^[0-9]+$/.test(v)) v = Number(v)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(field, `must be an integer from ${min} to ${max}`)
+  }
+  return v
+}
+
+function amount(obj: Json, key: string, field: string, fallback: bigint, min: bigint, max: bigint): bigint {
+  const v = obj[key]
+  if (v === undefined) return fallback
+  if (typeof v !== 'string' || !DECIMAL.test(v)) throw new ConfigError(field, 'must be a decimal integer string, e.g. "1000000"')
+  const n = BigInt(v)
+  if (n < min || n > max) throw new ConfigError(field, `must be from ${min} to ${max}`)
+  return n
+}
+
+function oneOf<T extends string>(obj: Json, key: string, field: string, values: readonly T[], fallback: T): T {
+  const v = obj[key]
+  if (v === undefined) return fallback
+  if (typeof v !== 'string' || !values.includes(v as T)) throw new ConfigError(field, `must be one of ${values.join(', ')}`)
+  return v as T
+}
+
+function parseAccount(id: string, raw: unknown): AccountConfig {
+  const at = `accounts.${id}`
+  if (!ACCOUNT_ID.test(id)) throw new ConfigError(at, 'account ids are 1-64 characters of a-z A-Z 0-9 _ ~ -')
+  if (!isObject(raw)) throw new ConfigError(at, 'must be an object')
+  const relation = oneOf<Relation>(raw, 'relation', `${at}.relation`, ['child', 'peer', 'parent'], 'child')
+  const assetCode = str(raw, 'assetCode', `${at}.assetCode`)
+  const assetScale = int(raw, 'assetScale', `${at}.assetScale`, -1, 0, 255)
+  if (assetScale < 0) throw new ConfigError(`${at}.assetScale`, 'is required (an integer from 0 to 255)')
+  let btpToken: string | null = null
+  if (raw.btp !== undefined) {
+    if (!isObject(raw.btp)) throw new ConfigError(`${at}.btp`, 'must be an object like { "token": "..." }')
+    btpToken = str(raw.btp, 'token', `${at}.btp.token`)
+  }
+  let balanceMinimum = INT64_MIN
+  let balanceMaximum = INT64_MAX
+  if (raw.balance !== undefined) {
+    if (!isObject(raw.balance)) throw new ConfigError(`${at}.balance`, 'must be an object')
+    balanceMinimum = amount(raw.balance, 'minimum', `${at}.balance.minimum`, INT64_MIN, INT64_MIN, INT64_MAX)
+    balanceMaximum = amount(raw.balance, 'maximum', `${at}.balance.maximum`, INT64_MAX, INT64_MIN, INT64_MAX)
+    if (balanceMinimum > balanceMaximum) throw new ConfigError(`${at}.balance`, 'minimum is greater than maximum')
+  }
+  const maxPacketAmount = amount(raw, 'maxPacketAmount', `${at}.maxPacketAmount`, UINT64_MAX, 0n, UINT64_MAX)
+  return Object.freeze({ id, relation, assetCode, assetScale, btpToken, balanceMinimum, balanceMaximum, maxPacketAmount })
+}
+
+function parseRoutes(raw: unknown, accounts: Map<string, AccountConfig>): RouteConfig[] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) throw new ConfigError('routes', 'must be an array')
+  return raw.map((r, i) => {
+    const at = `routes[${i}]`
+    if (!isObject(r)) throw new ConfigError(at, 'must be an object')
+    const targetPrefix = typeof r.targetPrefix === 'string' ? r.targetPrefix : ''
+    if (r.targetPrefix === undefined || (targetPrefix !== '' && !isValidAddress(targetPrefix))) {
+      throw new ConfigError(`${at}.targetPrefix`, 'must be an ILP address prefix such as "test.elsewhere" ("" for a default route)')
+    }
+    const peerId = str(r, 'peerId', `${at}.peerId`)
+    if (!accounts.has(peerId)) throw new ConfigError(`${at}.peerId`, `names no account ("${peerId}")`)
+    return Object.freeze({ targetPrefix, peerId })
+  })
+}
+
+/** Everything environment variables may set; undefined means "not set". */
+export interface EnvOverrides {
+  ilpAddress?: string
+  host?: string
+  port?: string
+  shards?: string
+  dataDir?: string
+  logLevel?: string
+  durability?: string
+}
+
+export function parseConfig(raw: unknown, env: EnvOverrides, defaultShards: number): Config {
+  if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
+  const merged: Json = { ...raw }
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') merged[key] = value
+
+  const ilpAddress = str(merged, 'ilpAddress', 'ilpAddress (ILP_ADDRESS)')
+  if (!isValidAddress(ilpAddress)) throw new ConfigError('ilpAddress (ILP_ADDRESS)', `"${ilpAddress}" is not a valid ILP address`)
+  const host = str(merged, 'host', 'host (HOST)', '127.0.0.1')
+  const port = int(merged, 'port', 'port (PORT)', 7768, 0, 65535)
+  const shards = int(merged, 'shards', 'shards (SHARDS)', defaultShards, 0, 64)
+  const dataDir = str(merged, 'dataDir', 'dataDir (DATA_DIR)', './data')
+  const logLevel = oneOf<LogLevel>(merged, 'logLevel', 'logLevel (LOG_LEVEL)', ['error', 'warn', 'info', 'debug'], 'info')
+  const durability = oneOf<Durability>(merged, 'durability', 'durability (DURABILITY)', ['process', 'fsync'], 'process')
+
+  if (!isObject(merged.accounts)) throw new ConfigError('accounts', 'must be an object of accounts by id')
+  const accounts = new Map<string, AccountConfig>()
+  const tokens = new Set<string>()
+  for (const [id, account] of Object.entries(merged.accounts)) {
+    const parsed = parseAccount(id, account)
+    if (parsed.btpToken !== null) {
+      if (tokens.has(parsed.btpToken)) throw new ConfigError(`accounts.${id}.btp.token`, 'is used by another account')
+      tokens.add(parsed.btpToken)
+    }
+    accounts.set(id, parsed)
+  }
+  for (const account of accounts.values()) {
+    if (account.relation === 'child' && !isValidAddress(`${ilpAddress}.${account.id}`)) {
+      throw new ConfigError(`accounts.${account.id}`, 'gives the child an invalid ILP address')
+    }
+  }
+  const routes = parseRoutes(merged.routes, accounts)
+  const limits = isObject(merged.limits) ? merged.limits : {}
+  const ringBytes = int(limits, 'ringBytes', 'limits.ringBytes', 4 * 1024 * 1024, 65536, 2 ** 30)
+  if ((ringBytes & (ringBytes - 1)) !== 0) throw new ConfigError('limits.ringBytes', 'must be a power of two')
+  return Object.freeze({
+    ilpAddress,
+    host,
+    port,
+    shards,
+    dataDir,
+    logLevel,
+    durability,
+    accounts: Object.freeze([...accounts.values()]),
+    routes: Object.freeze(routes),
+    ringBytes,
+    pendingPerShard: int(limits, 'pendingPerShard', 'limits.pendingPerShard', 65536, 16, 1 << 20),
+    maxHoldTimeMs: int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000),
+    minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
+    maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),
+  })
+}

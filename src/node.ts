@@ -1,0 +1,100 @@
+// Assembles a node: durable store and recovery, the shards, and the uWebSockets.js server that
+// carries BTP and HTTP on one port. `startNode` is what main.ts, the tests and the benches run.
+
+import type { us_listen_socket } from 'uWebSockets.js'
+import type { Config } from './config/schema'
+import { logger, setLogLevel } from './log'
+import { AccountTable, shardOfAccount } from './shard/account_table'
+import { ShardSet } from './shard/shard_set'
+import { openStore, readBalance, recoverOnStart, type Store } from './store/balance_store'
+import { BtpServer } from './transport/btp_server'
+import { Connections } from './transport/connections'
+import { loadUws } from './transport/uws'
+
+export interface RunningNode {
+  readonly config: Config
+  /** The port actually listened on (useful with PORT=0). */
+  readonly port: number
+  /** Committed balance of an account as stored (positive = the peer owes this node). */
+  balance(accountId: string): bigint
+  stop(): Promise<void>
+  /** Resolves if the node stops itself on a fatal error (a shard died). */
+  readonly failed: Promise<string>
+}
+
+export async function startNode(config: Config): Promise<RunningNode> {
+  setLogLevel(config.logLevel)
+  const log = logger('node')
+  const uws = loadUws()
+  const store = openStore(config.dataDir, config.durability)
+  recover(config, store)
+
+  const accounts = new AccountTable(config)
+  const connections = new Connections()
+  let reportFatal: (reason: string) => void = () => {}
+  const failed = new Promise<string>((resolve) => { reportFatal = resolve })
+  let btp: BtpServer | null = null
+  const shards = new ShardSet(config, store, {
+    reply: (connId, requestId, account, ilp) => {
+      if (!connections.reply(connId, requestId, ilp)) log.debug('reply for a connection that has closed', { account: accounts.accounts[account].id })
+    },
+    forward: (shard, account, pendingId, ilp) => btp!.forward(shard, account, pendingId, ilp),
+    fatal: (reason) => {
+      log.error('fatal: stopping the node', { reason })
+      reportFatal(reason)
+    },
+  }, logger('shards'))
+  await shards.start()
+  btp = new BtpServer(config, accounts, shards, connections, logger('btp'))
+
+  const app = uws.App()
+  app.ws('/*', btp.behavior())
+  app.get('/health', (res) => {
+    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
+  })
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n')
+  })
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (socket) => {
+      if (socket === false) reject(new Error(`cannot listen on ${config.host}:${config.port} (is the port taken?)`))
+      else resolve(socket)
+    })
+  })
+  const port = uws.us_socket_local_port(listenSocket as never)
+  log.info('ilp-node listening', {
+    address: config.ilpAddress, host: config.host, port, shards: config.shards, accounts: config.accounts.length, durability: config.durability,
+  })
+
+  let stopped = false
+  return {
+    config,
+    port,
+    failed,
+    balance: (accountId) => readBalance(store, accountId),
+    async stop() {
+      if (stopped) return
+      stopped = true
+      uws.us_listen_socket_close(listenSocket)
+      btp!.close()
+      await shards.stop()
+      await store.root.close()
+      log.info('ilp-node stopped')
+    },
+  }
+}
+
+function recover(config: Config, store: Store): void {
+  const log = logger('recovery')
+  const report = recoverOnStart(store, (id) => shardOfAccount(id, config.shards))
+  if (report.releasedHolds > 0) {
+    for (const [account, amount] of report.releasedAmountByAccount) {
+      log.warn('released holds of prepares that were in flight when the node last stopped', { account, amount })
+    }
+  }
+  const known = new Set(config.accounts.map((a) => a.id))
+  log.info('balances recovered', { accounts: report.accounts, records: report.foldedRecords, releasedHolds: report.releasedHolds })
+  for (const { key } of store.balances.getRange({})) {
+    if (!known.has(key[0])) log.warn('stored balance for an account that is no longer configured; kept as is', { account: key[0] })
+  }
+}

@@ -1,0 +1,25 @@
+// What crosses the rings. Each record carries four u32 fields (a, b, c, d) and an optional
+// payload (see ring/ring.ts for the frame); this table says what they mean per kind.
+//
+//   kind          direction      a             b            c                 payload
+//   PREPARE_IN    main → shard   account       connId       requestId         ILP prepare
+//   REPLY_IN      main → shard   pendingId     -            -                 ILP fulfill/reject
+//   SEND_FAILED   main → shard   pendingId     SendFailure  -                 -
+//   REPLY_OUT     shard → main   connId        requestId    account           ILP fulfill/reject
+//   PREPARE_OUT   shard → main   account       pendingId    expiresAt (s)     ILP prepare
+//   CREDIT        shard → shard  account       amount hi    amount lo         -
+//
+// connId/requestId are the main thread's handle on where a reply goes (a BTP request on a socket);
+// the shard only carries them. pendingId is the shard's handle on a forwarded prepare.
+
+export const enum RecordKind {
+  PrepareIn = 1,
+  ReplyIn = 2,
+  SendFailed = 3,
+  ReplyOut = 4,
+  PrepareOut = 5,
+  Credit = 6,
+}
+
+/** Room a shard keeps free in its outbound ring before it takes another input record. */
+export const OUTPUT_SLACK_BYTES = 4096

@@ -1,0 +1,431 @@
+// A shard: the actor that owns a set of accounts (their balances and holds) and the prepares
+// they send. The same class runs inside a worker thread or inline on the main thread (SHARDS=0).
+// Its inputs are ring records (shard/records.ts); its outputs are ring records, written into
+// `toMain` / `toShards` and published by the loop only after `commit()` has made the batch's
+// state durable, so no fulfill leaves the shard before its balance change is committed.
+//
+// A prepare from account A, in order (each step returns early with a reject):
+//   1. parse                          F01 (a '{' first byte is a route broadcast: F01 until peering)
+//   2. local peer.* destinations      peer.config (IL-DCP), peer.balance, other peer.* F01
+//   3. expiry                         R02 if expired or less than minMessageWindow left
+//   4. max packet amount              F08 with (received, maximum)
+//   5. route by longest prefix        F02 (also when the route leads back to A)
+//   6. amount in the next hop's scale R01 if it rounds to zero
+//   7. hold on A's balance            T04 if balance + holds + amount > A's maximum
+//   8. record the pending prepare     T03 if the table is full
+//   9. shorten expiry, patch amount, hand the prepare to main for the next hop
+// The reply: a fulfill must hash to the condition (else F05 upstream, never relayed); then A's
+// hold is committed, the next hop is credited, and the fulfill is relayed byte for byte. A reject
+// releases the hold and is relayed unchanged. No reply before expiry: R00, hold released.
+
+import { hash } from 'node:crypto'
+import type { Config } from '../config/schema'
+import {
+  classifyReply, fulfillLength, lastFulfillmentOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
+  type RejectFields,
+} from '../codec/ilp_packet'
+import {
+  F00_BAD_REQUEST, F01_INVALID_PACKET, F02_UNREACHABLE, F05_WRONG_CONDITION, F08_AMOUNT_TOO_LARGE, R00_TRANSFER_TIMED_OUT,
+  R01_INSUFFICIENT_SOURCE_AMOUNT, R02_INSUFFICIENT_TIMEOUT, T00_INTERNAL_ERROR, T03_CONNECTOR_BUSY, T04_INSUFFICIENT_LIQUIDITY,
+  sendFailureReject, type IlpErrorCode, type SendFailure,
+} from '../codec/ilp_errors'
+import { writeInt64, writeLength, writeUInt64, UINT64_MAX } from '../codec/oer'
+import { AccountTable, buildRoutingTable } from './account_table'
+import type { RoutingTable } from '../routing/routing_table'
+import { PendingTable } from './pending_table'
+import { OUTPUT_SLACK_BYTES, RecordKind } from './records'
+import type { RingWriter } from '../ring/ring'
+import { decodeInt128, encodeInflight, encodeInt128, type Store } from '../store/balance_store'
+import type { Logger } from '../log'
+
+const PEER_PREFIX = Buffer.from('peer.', 'latin1')
+const PEER_CONFIG = Buffer.from('peer.config', 'latin1')
+const PEER_BALANCE = Buffer.from('peer.balance', 'latin1')
+/** SHA-256 of 32 zero bytes: the condition of every peer-protocol request (SPEC.md §4). */
+const PEER_PROTOCOL_CONDITION = Buffer.from('66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925', 'hex')
+const PEER_PROTOCOL_FULFILLMENT = Buffer.alloc(32)
+const EMPTY = Buffer.alloc(0)
+const BRACE = 0x7b
+
+export interface ShardOptions {
+  config: Config
+  shardIndex: number
+  /** Shards in this run; 1 for the inline shard. */
+  shardCount: number
+  store: Store
+  toMain: RingWriter
+  /** Rings to the other shards by index (null at this shard's own index). */
+  toShards: (RingWriter | null)[]
+  log: Logger
+}
+
+export class Shard {
+  private readonly config: Config
+  private readonly shardIndex: number
+  private readonly accounts: AccountTable
+  private readonly routes: RoutingTable
+  private readonly store: Store
+  private readonly toMain: RingWriter
+  private readonly toShards: (RingWriter | null)[]
+  private readonly log: Logger
+  private readonly ilpAddress: Buffer
+  private readonly view = new PrepareView()
+  readonly pending: PendingTable
+
+  // Per account (by index). `balance` and `held` are kept for owned accounts only.
+  private readonly owned: Uint8Array
+  private readonly balance: bigint[]
+  private readonly held: bigint[]
+  /** This shard's own LMDB record per account (see store/balance_store.ts). */
+  private readonly record: bigint[]
+  private readonly recordDirty: Uint8Array
+  private readonly dirtyAccounts: number[] = []
+  private readonly ildcpData: (Buffer | null)[]
+  /** Credits owed to other shards' live views, coalesced per account until there is ring space. */
+  private readonly unsentCredit: bigint[]
+  private readonly unsentCreditAccounts: number[] = []
+
+  // The in-flight journal of this batch (pendingIds), written at commit.
+  private readonly startedIds: number[] = []
+  private readonly finishedIds: number[] = []
+  private readonly startedInBatch: Uint32Array
+  private batchNumber = 1
+
+  constructor(o: ShardOptions) {
+    this.config = o.config
+    this.shardIndex = o.shardIndex
+    this.store = o.store
+    this.toMain = o.toMain
+    this.toShards = o.toShards
+    this.log = o.log
+    this.accounts = new AccountTable(o.config)
+    this.routes = buildRoutingTable(o.config, this.accounts)
+    this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
+    this.pending = new PendingTable(o.config.pendingPerShard)
+    this.startedInBatch = new Uint32Array(o.config.pendingPerShard)
+    const n = this.accounts.size
+    this.owned = new Uint8Array(n)
+    this.balance = new Array<bigint>(n).fill(0n)
+    this.held = new Array<bigint>(n).fill(0n)
+    this.record = new Array<bigint>(n).fill(0n)
+    this.recordDirty = new Uint8Array(n)
+    this.unsentCredit = new Array<bigint>(n).fill(0n)
+    this.ildcpData = this.accounts.accounts.map((account) => {
+      if (account.relation !== 'child') return null
+      const address = Buffer.from(AccountTable.childAddress(o.config, account), 'latin1')
+      const code = Buffer.from(account.assetCode, 'utf8')
+      const data = Buffer.alloc(address.length + code.length + 8)
+      let pos = writeLength(data, 0, address.length)
+      address.copy(data, pos)
+      pos += address.length
+      data[pos++] = account.assetScale
+      pos = writeLength(data, pos, code.length)
+      code.copy(data, pos)
+      return data.subarray(0, pos + code.length)
+    })
+    this.loadBalances()
+  }
+
+  private loadBalances(): void {
+    for (let i = 0; i < this.accounts.size; i++) {
+      const id = this.accounts.accounts[i].id
+      const isOwner = this.accounts.ownerShard[i] === this.shardIndex
+      this.owned[i] = isOwner ? 1 : 0
+      let sum = 0n
+      for (const { key, value } of this.store.balances.getRange({ start: [id], end: [id, 1 << 30] })) {
+        const v = decodeInt128(value)
+        if (key[1] === this.shardIndex) this.record[i] = v
+        sum += v
+      }
+      if (isOwner) this.balance[i] = sum
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inputs
+
+  /** A prepare from `account`, to be answered on (connId, requestId). `buf` may be patched in place. */
+  handlePrepare(account: number, connId: number, requestId: number, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
+    const view = this.view
+    if (!view.parse(buf, pos, end)) {
+      const reason = buf[pos] === BRACE ? 'route broadcasts are not supported on this link yet' : `invalid prepare: ${view.error}`
+      this.log.debug('rejected malformed packet', { account: this.accounts.accounts[account].id, reason })
+      return this.reject(connId, requestId, account, F01_INVALID_PACKET, reason)
+    }
+    if (this.isPeerProtocol(view)) return this.handlePeerProtocol(account, connId, requestId, view, nowMs)
+
+    const source = this.accounts.accounts[account]
+    if (view.expiresAtMs - nowMs < this.config.minMessageWindowMs) {
+      return this.reject(connId, requestId, account, R02_INSUFFICIENT_TIMEOUT, view.expiresAtMs <= nowMs ? 'prepare already expired' : 'too little time left to forward the prepare')
+    }
+    if (view.amount > source.maxPacketAmount) return this.rejectAmountTooLarge(connId, requestId, account, view.amount, source.maxPacketAmount)
+
+    const target = this.routes.lookup(view.buf, view.destinationOffset, view.destinationLength)
+    if (target < 0 || target === account) {
+      return this.reject(connId, requestId, account, F02_UNREACHABLE, target < 0 ? 'no route to destination' : 'route leads back to the sender')
+    }
+    const destinationAmount = this.convertAmount(view.amount, account, target)
+    if (destinationAmount < 0n) return this.reject(connId, requestId, account, F02_UNREACHABLE, 'no exchange rate between the two assets')
+    if (destinationAmount === 0n && view.amount > 0n) return this.reject(connId, requestId, account, R01_INSUFFICIENT_SOURCE_AMOUNT, 'amount rounds to zero for the next hop')
+
+    if (this.balance[account] + this.held[account] + view.amount > source.balanceMaximum) {
+      return this.reject(connId, requestId, account, T04_INSUFFICIENT_LIQUIDITY, 'exceeded maximum balance')
+    }
+    const nextExpiresAtMs = Math.min(view.expiresAtMs - this.config.minMessageWindowMs, nowMs + this.config.maxHoldTimeMs)
+    const slot = this.pending.allocate(nextExpiresAtMs, nowMs)
+    if (slot < 0) return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight')
+
+    this.held[account] += view.amount
+    this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount)
+    view.setAmount(destinationAmount)
+    view.setExpiresAt(nextExpiresAtMs)
+    this.toMain.tryWrite(RecordKind.PrepareOut, target, this.pending.idOf(slot), Math.floor(nextExpiresAtMs / 1000), 0,
+      view.buf.subarray(pos, pos + view.packetLength))
+  }
+
+  /** The next hop's answer to a forwarded prepare. */
+  handleReply(pendingId: number, buf: Uint8Array, pos: number, end: number): void {
+    const slot = this.pending.find(pendingId)
+    if (slot < 0) {
+      this.log.debug('ignored reply to an unknown or expired prepare', { pendingId })
+      return
+    }
+    const p = this.pending
+    const account = p.sourceAccount[slot]
+    const kind = classifyReply(buf, pos, end)
+    if (kind === ReplyKind.Fulfill) {
+      const fulfillment = buf.subarray(lastFulfillmentOffset, lastFulfillmentOffset + 32)
+      if (!this.fulfillmentMatches(fulfillment, slot)) {
+        this.log.warn('next hop sent a fulfillment that does not match the condition; rejected upstream', {
+          from: this.accounts.accounts[p.destinationAccount[slot]].id, amount: p.sourceAmount[slot],
+        })
+        this.reject(p.connId[slot], p.requestId[slot], account, F05_WRONG_CONDITION, 'fulfillment did not match the condition')
+        return this.finish(slot, false)
+      }
+      this.finish(slot, true)
+      this.toMain.tryWrite(RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, 0, buf.subarray(pos, end))
+      return
+    }
+    if (kind === ReplyKind.Reject) {
+      this.toMain.tryWrite(RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, 0, buf.subarray(pos, end))
+    } else {
+      this.log.warn('next hop answered with a malformed packet', { from: this.accounts.accounts[p.destinationAccount[slot]].id })
+      this.reject(p.connId[slot], p.requestId[slot], account, T00_INTERNAL_ERROR, 'invalid response from the next hop')
+    }
+    this.finish(slot, false)
+  }
+
+  /** Main could not deliver a forwarded prepare (peer not connected, socket full, gone). */
+  handleSendFailed(pendingId: number, reason: SendFailure): void {
+    const slot = this.pending.find(pendingId)
+    if (slot < 0) return
+    const p = this.pending
+    const { code, message } = sendFailureReject(reason)
+    this.reject(p.connId[slot], p.requestId[slot], p.sourceAccount[slot], code, message)
+    this.finish(slot, false)
+  }
+
+  /** Another shard committed a fulfill to an account of ours: keep the live balance current. */
+  handleCredit(account: number, amount: bigint): void {
+    if (this.owned[account] === 1) this.balance[account] -= amount
+  }
+
+  /** Rejects (R00) every forwarded prepare whose expiry has passed. */
+  expire(nowMs: number): void {
+    this.pending.expire(nowMs, this.expireSlot)
+  }
+
+  private readonly expireSlot = (slot: number): boolean => {
+    if (!this.toMain.hasRoomFor(OUTPUT_SLACK_BYTES)) return false // the rest expire on a later pass
+    const p = this.pending
+    this.log.debug('prepare expired waiting for the next hop', {
+      from: this.accounts.accounts[p.sourceAccount[slot]].id, to: this.accounts.accounts[p.destinationAccount[slot]].id, amount: p.sourceAmount[slot],
+    })
+    this.reject(p.connId[slot], p.requestId[slot], p.sourceAccount[slot], R00_TRANSFER_TIMED_OUT, 'the next hop did not answer before the prepare expired')
+    this.finish(slot, false)
+    return true
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Durability
+
+  /**
+   * Commits the batch: the changed balance records and the in-flight journal, in one LMDB
+   * transaction. Returns after the commit; the caller then flushes the rings.
+   */
+  commit(): void {
+    if (this.dirtyAccounts.length > 0 || this.startedIds.length > 0 || this.finishedIds.length > 0) {
+      const { balances, inflight, root } = this.store
+      root.transactionSync(() => {
+        for (const i of this.dirtyAccounts) {
+          balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
+          this.recordDirty[i] = 0
+        }
+        for (const id of this.startedIds) {
+          const slot = this.pending.find(id)
+          if (slot < 0) continue // finished within this batch: never journalled
+          const source = this.accounts.accounts[this.pending.sourceAccount[slot]].id
+          inflight.put([this.shardIndex, id], encodeInflight(this.pending.sourceAmount[slot], this.pending.expiresAtMs[slot], source))
+        }
+        for (const id of this.finishedIds) inflight.remove([this.shardIndex, id])
+      })
+      this.dirtyAccounts.length = 0
+      this.startedIds.length = 0
+      this.finishedIds.length = 0
+    }
+    this.batchNumber = (this.batchNumber + 1) >>> 0 || 1
+    this.sendCredits()
+  }
+
+  /** True while there are credits waiting for ring space. */
+  hasUnsentCredits(): boolean {
+    return this.unsentCreditAccounts.length > 0
+  }
+
+  private sendCredits(): void {
+    const accounts = this.unsentCreditAccounts
+    let kept = 0
+    for (let k = 0; k < accounts.length; k++) {
+      const i = accounts[k]
+      const ring = this.toShards[this.accounts.ownerShard[i]]!
+      let amount = this.unsentCredit[i]
+      while (amount > 0n) {
+        const chunk = amount > UINT64_MAX ? UINT64_MAX : amount
+        if (!ring.tryWrite(RecordKind.Credit, i, Number(chunk >> 32n), Number(chunk & 0xffffffffn), 0, null)) break
+        amount -= chunk
+      }
+      this.unsentCredit[i] = amount
+      if (amount > 0n) accounts[kept++] = i
+    }
+    accounts.length = kept
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Steps
+
+  private isPeerProtocol(view: PrepareView): boolean {
+    if (view.destinationLength < PEER_PREFIX.length) return false
+    for (let i = 0; i < PEER_PREFIX.length; i++) if (view.buf[view.destinationOffset + i] !== PEER_PREFIX[i]) return false
+    return true
+  }
+
+  private handlePeerProtocol(account: number, connId: number, requestId: number, view: PrepareView, nowMs: number): void {
+    const conditionOk = PEER_PROTOCOL_CONDITION.equals(view.buf.subarray(view.conditionOffset, view.conditionOffset + 32))
+    if (view.destinationEquals(PEER_CONFIG)) {
+      // ilp-protocol-ildcp's serve() answers F00 to every bad request; so do we.
+      const data = this.ildcpData[account]
+      if (data === null) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP is only offered to child accounts')
+      if (!conditionOk) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP request with the wrong condition')
+      if (view.expiresAtMs <= nowMs) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP request expired')
+      return this.fulfillPeerRequest(connId, requestId, account, data)
+    }
+    if (view.destinationEquals(PEER_BALANCE)) {
+      if (!conditionOk) return this.reject(connId, requestId, account, F01_INVALID_PACKET, 'peer.balance request with the wrong condition')
+      const data = Buffer.alloc(8)
+      writeInt64(data, 0, this.peerBalance(account))
+      return this.fulfillPeerRequest(connId, requestId, account, data)
+    }
+    this.reject(connId, requestId, account, F01_INVALID_PACKET, `unknown peer protocol ${view.destination()}`)
+  }
+
+  /**
+   * The balance as peer.balance reports it: positive when this node owes the requester (the
+   * later draft of the server-roles document), i.e. the negated internal balance. Holds of
+   * prepares still in flight are not included. Clamped to the signed 64-bit range.
+   */
+  private peerBalance(account: number): bigint {
+    const v = -this.balance[account]
+    return v > 0x7fffffffffffffffn ? 0x7fffffffffffffffn : v < -0x8000000000000000n ? -0x8000000000000000n : v
+  }
+
+  private fulfillPeerRequest(connId: number, requestId: number, account: number, data: Uint8Array): void {
+    const at = this.toMain.reserve(RecordKind.ReplyOut, fulfillLength(data.length), connId, requestId, account, 0)
+    if (at < 0) throw new Error('shard output ring full despite reserved slack')
+    writeFulfill(this.toMain.data, at, PEER_PROTOCOL_FULFILLMENT, data)
+    this.toMain.commit()
+  }
+
+  /** Amount for the next hop: same asset code, rescaled (floor); -1 if the codes differ. */
+  private convertAmount(amount: bigint, from: number, to: number): bigint {
+    const a = this.accounts.accounts[from]
+    const b = this.accounts.accounts[to]
+    if (a.assetCode !== b.assetCode) return -1n
+    if (a.assetScale === b.assetScale) return amount
+    const converted = b.assetScale > a.assetScale ? amount * 10n ** BigInt(b.assetScale - a.assetScale) : amount / 10n ** BigInt(a.assetScale - b.assetScale)
+    return converted > UINT64_MAX ? -1n : converted
+  }
+
+  private trackPending(slot: number, account: number, target: number, connId: number, requestId: number, amount: bigint, destinationAmount: bigint): void {
+    const p = this.pending
+    p.sourceAccount[slot] = account
+    p.destinationAccount[slot] = target
+    p.connId[slot] = connId
+    p.requestId[slot] = requestId
+    p.sourceAmount[slot] = amount
+    p.destinationAmount[slot] = destinationAmount
+    p.condition.set(this.view.buf.subarray(this.view.conditionOffset, this.view.conditionOffset + 32), slot * 32)
+    this.startedInBatch[slot] = this.batchNumber
+    this.startedIds.push(p.idOf(slot))
+  }
+
+  private fulfillmentMatches(fulfillment: Uint8Array, slot: number): boolean {
+    const digest = hash('sha256', fulfillment, 'buffer') as unknown as Buffer
+    const condition = this.pending.condition
+    const base = slot * 32
+    for (let i = 0; i < 32; i++) if (digest[i] !== condition[base + i]) return false
+    return true
+  }
+
+  /** Ends a pending prepare: commits (fulfilled) or releases (otherwise) the source's hold. */
+  private finish(slot: number, fulfilled: boolean): void {
+    const p = this.pending
+    const source = p.sourceAccount[slot]
+    const amount = p.sourceAmount[slot]
+    this.held[source] -= amount
+    if (fulfilled) {
+      this.balance[source] += amount
+      this.addToRecord(source, amount)
+      const target = p.destinationAccount[slot]
+      const credit = p.destinationAmount[slot]
+      this.addToRecord(target, -credit)
+      if (this.owned[target] === 1) this.balance[target] -= credit
+      else this.queueCredit(target, credit)
+    }
+    if (this.startedInBatch[slot] !== this.batchNumber) this.finishedIds.push(p.idOf(slot))
+    p.release(slot)
+  }
+
+  private addToRecord(account: number, delta: bigint): void {
+    this.record[account] += delta
+    if (this.recordDirty[account] === 0) {
+      this.recordDirty[account] = 1
+      this.dirtyAccounts.push(account)
+    }
+  }
+
+  private queueCredit(account: number, amount: bigint): void {
+    if (this.unsentCredit[account] === 0n) this.unsentCreditAccounts.push(account)
+    this.unsentCredit[account] += amount
+  }
+
+  private reject(connId: number, requestId: number, account: number, code: IlpErrorCode, message: string, data: Uint8Array = EMPTY): void {
+    const fields: RejectFields = { code, triggeredBy: this.ilpAddress, message: Buffer.from(message, 'utf8'), data }
+    const at = this.toMain.reserve(RecordKind.ReplyOut, rejectLength(fields), connId, requestId, account, 0)
+    if (at < 0) throw new Error('shard output ring full despite reserved slack')
+    writeReject(this.toMain.data, at, fields)
+    this.toMain.commit()
+  }
+
+  private rejectAmountTooLarge(connId: number, requestId: number, account: number, received: bigint, maximum: bigint): void {
+    const data = Buffer.alloc(16)
+    writeUInt64(data, 0, received)
+    writeUInt64(data, 8, maximum)
+    this.log.debug('rejected packet above max packet amount', { account: this.accounts.accounts[account].id, amount: received, maximum })
+    this.reject(connId, requestId, account, F08_AMOUNT_TOO_LARGE, 'packet amount exceeds the maximum', data)
+  }
+
+  /** Balance of an owned account (committed; positive = the peer owes this node). For tests and stats. */
+  balanceOf(account: number): bigint {
+    return this.balance[account]
+  }
+}

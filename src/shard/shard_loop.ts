@@ -1,0 +1,109 @@
+// One turn of a shard: drain the rings into the shard, expire what is due, commit, publish.
+// The only loop body in the shard; the worker (shard_worker.ts) and the inline host on the main
+// thread (shard_set.ts) differ only in how they wait for the next turn.
+
+import type { Logger } from '../log'
+import type { Doorbell } from '../ring/doorbell'
+import type { RingReader, RingWriter } from '../ring/ring'
+import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
+import { encodeReject } from '../codec/ilp_packet'
+import { OUTPUT_SLACK_BYTES, RecordKind } from './records'
+import type { Shard } from './shard'
+import type { SendFailure } from '../codec/ilp_errors'
+
+/** Records taken from one ring per turn, so a busy ring cannot starve the others or the commit. */
+export const BATCH_RECORDS_MAX = 256
+
+export interface ShardLoopOptions {
+  shard: Shard
+  fromMain: RingReader
+  toMain: RingWriter
+  fromShards: (RingReader | null)[]
+  toShards: (RingWriter | null)[]
+  mainDoorbell: Doorbell | null
+  shardDoorbells: (Doorbell | null)[]
+  /** Output room needed before taking an input: the largest frame plus a reject. */
+  outputReserveBytes: number
+  ilpAddress: string
+  log: Logger
+}
+
+export class ShardLoop {
+  private readonly o: ShardLoopOptions
+
+  constructor(o: ShardLoopOptions) {
+    this.o = o
+  }
+
+  /** Runs one turn; true if it consumed any input. */
+  turn(nowMs: number): boolean {
+    const { shard, fromMain, fromShards } = this.o
+    let worked = this.drain(fromMain, nowMs)
+    for (const ring of fromShards) if (ring !== null && this.drain(ring, nowMs)) worked = true
+    shard.expire(nowMs)
+    shard.commit()
+    this.publish()
+    return worked
+  }
+
+  hasInput(): boolean {
+    if (this.o.fromMain.hasData()) return true
+    for (const ring of this.o.fromShards) if (ring !== null && ring.hasData()) return true
+    return false
+  }
+
+  /** True while the shard has timers or queued credits that need a turn without input. */
+  needsTicks(): boolean {
+    return this.o.shard.pending.count > 0 || this.o.shard.hasUnsentCredits()
+  }
+
+  private drain(ring: RingReader, nowMs: number): boolean {
+    if (!ring.hasData()) return false
+    const { shard, toMain, outputReserveBytes } = this.o
+    ring.beginBatch()
+    let n = 0
+    while (n < BATCH_RECORDS_MAX && toMain.hasRoomFor(outputReserveBytes) && ring.next()) {
+      n++
+      const start = ring.payloadOffset
+      const end = start + ring.payloadLength
+      try {
+        switch (ring.kind) {
+          case RecordKind.PrepareIn:
+            shard.handlePrepare(ring.a, ring.b, ring.c, ring.data, start, end, nowMs)
+            break
+          case RecordKind.ReplyIn:
+            shard.handleReply(ring.a, ring.data, start, end)
+            break
+          case RecordKind.SendFailed:
+            shard.handleSendFailed(ring.a, ring.b as SendFailure)
+            break
+          case RecordKind.Credit:
+            shard.handleCredit(ring.a, (BigInt(ring.b) << 32n) | BigInt(ring.c))
+            break
+          default:
+            throw new Error(`unexpected record kind ${ring.kind}`)
+        }
+      } catch (err) {
+        this.o.log.error('shard failed to handle a record', { kind: ring.kind, error: (err as Error).stack })
+        if (ring.kind === RecordKind.PrepareIn) {
+          toMain.tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error'))
+        }
+      }
+    }
+    ring.endBatch()
+    return n > 0
+  }
+
+  private publish(): void {
+    const { toMain, toShards, mainDoorbell, shardDoorbells } = this.o
+    if (toMain.flush() && mainDoorbell !== null) mainDoorbell.ring()
+    for (let i = 0; i < toShards.length; i++) {
+      const ring = toShards[i]
+      if (ring !== null && ring.flush()) shardDoorbells[i]?.ring()
+    }
+  }
+}
+
+export function outputReserveBytes(maxFrameBytes: number): number {
+  return maxFrameBytes + OUTPUT_SLACK_BYTES
+}

@@ -1,0 +1,59 @@
+// Worker-thread entry of a shard. The loop is synchronous: it drains, commits and publishes, and
+// when there is nothing to do it blocks in Atomics.wait on its doorbell (a worker may block; the
+// main thread never does). Control messages (stop) arrive on a MessagePort and are polled with
+// receiveMessageOnPort between turns, after a doorbell wake.
+
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads'
+import type { Config } from '../config/schema'
+import { logger, setLogLevel } from '../log'
+import { Doorbell } from '../ring/doorbell'
+import { openStore } from '../store/balance_store'
+import { PendingTable } from './pending_table'
+import { createShardLoop } from './shard_runtime'
+import type { ShardWiring } from './shard_wiring'
+
+export interface ShardWorkerData {
+  config: Config
+  wiring: ShardWiring
+  index: number
+  control: MessagePort
+}
+
+/** Longest sleep with nothing in flight; bounds how long a stop request can wait. */
+const IDLE_SLEEP_MS = 1000
+
+function run(): void {
+  const { config, wiring, index, control } = workerData as ShardWorkerData
+  setLogLevel(config.logLevel)
+  const log = logger(`shard ${index}`)
+  const store = openStore(config.dataDir, config.durability)
+  const loop = createShardLoop(config, wiring, index, store, log, false)
+  const doorbell = new Doorbell(wiring.doorbells[index])
+  control.postMessage({ type: 'ready' })
+
+  for (;;) {
+    const worked = loop.turn(Date.now())
+    const message = receiveMessageOnPort(control)
+    if (message !== undefined && (message.message as { type: string }).type === 'stop') break
+    if (worked) continue
+    const seen = doorbell.prepareToSleep()
+    if (loop.hasInput()) {
+      doorbell.cancelSleep()
+      continue
+    }
+    doorbell.sleep(seen, loop.needsTicks() ? PendingTable.TICK_MS : IDLE_SLEEP_MS)
+  }
+  loop.turn(Date.now())
+  store.root.close()
+  control.postMessage({ type: 'stopped' })
+  control.close()
+}
+
+try {
+  run()
+} catch (err) {
+  // A shard whose state or store failed must not keep forwarding money: fail stop. The main
+  // thread sees the exit, and a restart recovers the committed state from LMDB.
+  logger('shard').error('shard stopped on an unexpected error', { error: (err as Error).stack })
+  process.exit(70)
+}

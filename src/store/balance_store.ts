@@ -1,0 +1,112 @@
+// Durable state in LMDB (one environment under DATA_DIR, opened by every shard thread).
+//
+//   balances  key [accountId, writerShard]  value int128 BE, two's complement
+//   inflight  key [shard, pendingId]        value amount u64 | expiresAtMs f64 | accountId utf8
+//
+// An account's balance is the sum of its records. Each shard writes only records keyed with its
+// own index: the owner of A records A's committed incoming amounts under [A, owner], and the
+// shard that forwarded a fulfilled packet to B records B's credit under [B, thatShard], in the
+// same transaction as the commit of the source hold. So no fulfilled packet is ever counted on
+// one side only, and shards never wait for each other. On start, before any shard runs,
+// `recoverOnStart` folds every account's records into the record of its owner under the new
+// shard count (this is the re-shard), and releases the holds of prepares that never completed.
+//
+// Durability: `process` commits without fsync (a committed transaction survives kill -9; the OS
+// writes it out), `fsync` syncs every commit (also survives an OS crash or power loss).
+
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Durability } from '../config/schema'
+
+export interface Store {
+  root: RootDatabase
+  balances: Database<Buffer, [string, number]>
+  inflight: Database<Buffer, [number, number]>
+}
+
+export function openStore(dataDir: string, durability: Durability): Store {
+  mkdirSync(dataDir, { recursive: true })
+  const root = open({
+    path: join(dataDir, 'ilp-node.lmdb'),
+    noSync: durability === 'process',
+    encoding: 'binary',
+    keyEncoding: 'ordered-binary',
+    maxDbs: 8,
+    cache: false,
+  })
+  const balances = root.openDB<Buffer, [string, number]>('balances', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const inflight = root.openDB<Buffer, [number, number]>('inflight', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  return { root, balances, inflight }
+}
+
+export function encodeInt128(value: bigint): Buffer {
+  const u = BigInt.asUintN(128, value)
+  const out = Buffer.allocUnsafe(16)
+  out.writeBigUInt64BE(u >> 64n, 0)
+  out.writeBigUInt64BE(u & 0xffffffffffffffffn, 8)
+  return out
+}
+
+export function decodeInt128(buf: Uint8Array): bigint {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  return BigInt.asIntN(128, (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8))
+}
+
+export function encodeInflight(amount: bigint, expiresAtMs: number, accountId: string): Buffer {
+  const id = Buffer.from(accountId, 'utf8')
+  const out = Buffer.allocUnsafe(16 + id.length)
+  out.writeBigUInt64BE(amount, 0)
+  out.writeDoubleBE(expiresAtMs, 8)
+  id.copy(out, 16)
+  return out
+}
+
+export function decodeInflight(buf: Uint8Array): { amount: bigint; expiresAtMs: number; accountId: string } {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  return { amount: b.readBigUInt64BE(0), expiresAtMs: b.readDoubleBE(8), accountId: b.subarray(16).toString('utf8') }
+}
+
+/** Sum of all records of one account. */
+export function readBalance(store: Store, accountId: string): bigint {
+  let sum = 0n
+  for (const { value } of store.balances.getRange({ start: [accountId], end: [accountId, 1 << 30] })) sum += decodeInt128(value)
+  return sum
+}
+
+export interface RecoveryReport {
+  accounts: number
+  foldedRecords: number
+  releasedHolds: number
+  releasedAmountByAccount: Map<string, bigint>
+}
+
+/**
+ * Runs once at start, before the shards: folds each account's records into one record owned by
+ * `ownerOf(accountId)`, and deletes in-flight records (their holds lived in memory and died with
+ * the previous process; the balances never included them). One transaction: all or nothing.
+ */
+export function recoverOnStart(store: Store, ownerOf: (accountId: string) => number): RecoveryReport {
+  const report: RecoveryReport = { accounts: 0, foldedRecords: 0, releasedHolds: 0, releasedAmountByAccount: new Map() }
+  store.root.transactionSync(() => {
+    const sums = new Map<string, bigint>()
+    const keys: [string, number][] = []
+    for (const { key, value } of store.balances.getRange({})) {
+      sums.set(key[0], (sums.get(key[0]) ?? 0n) + decodeInt128(value))
+      keys.push(key)
+    }
+    for (const key of keys) store.balances.remove(key)
+    for (const [accountId, sum] of sums) store.balances.put([accountId, ownerOf(accountId)], encodeInt128(sum))
+    report.accounts = sums.size
+    report.foldedRecords = keys.length
+    const inflightKeys: [number, number][] = []
+    for (const { key, value } of store.inflight.getRange({})) {
+      const { amount, accountId } = decodeInflight(value)
+      report.releasedAmountByAccount.set(accountId, (report.releasedAmountByAccount.get(accountId) ?? 0n) + amount)
+      inflightKeys.push(key)
+    }
+    for (const key of inflightKeys) store.inflight.remove(key)
+    report.releasedHolds = inflightKeys.length
+  })
+  return report
+}

@@ -1,0 +1,282 @@
+// BTP/2.0 over uWebSockets.js (RFC 23, SPEC.md §6): authentication, framing, and the hand-off of
+// `ilp` packets to the shards. No ILP logic here: a Message's `ilp` entry goes to the shard of
+// the authenticated account as it is, and whatever the shard answers goes back as a Response.
+//
+// Per socket, after auth:
+//   Message  ilp ...      → shard (PREPARE_IN); the shard's reply → Response (same requestId)
+//   Message  other name   → empty Response (unknown side protocol)
+//   Transfer              → Error F00 (no settlement engine yet)
+//   Response / Error      → the answer to a prepare we sent: matched by requestId → shard
+// Prepares the shards forward to an account go out as Messages on its newest socket.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
+import {
+  BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, BtpFrame, encodeError, encodeResponse, ilpFrameLength, writeIlpFrame,
+} from '../codec/btp_packet'
+import { SendFailure, T03_CONNECTOR_BUSY } from '../codec/ilp_errors'
+import { encodeReject } from '../codec/ilp_packet'
+import type { Config } from '../config/schema'
+import type { Logger } from '../log'
+import type { AccountTable } from '../shard/account_table'
+import type { ShardSet } from '../shard/shard_set'
+import type { Connections, ReplyTarget } from './connections'
+
+const AUTH = Buffer.from('auth', 'latin1')
+const AUTH_USERNAME = Buffer.from('auth_username', 'latin1')
+const AUTH_TOKEN = Buffer.from('auth_token', 'latin1')
+const ILP = Buffer.from('ilp', 'latin1')
+
+/** A client that has not authenticated by then is disconnected. */
+const AUTH_TIMEOUT_MS = 10_000
+/** Bytes queued on a socket beyond which sends to it fail (T02) instead of growing memory. */
+const MAX_BACKPRESSURE_BYTES = 16 * 1024 * 1024
+
+interface SocketData {
+  session: BtpSession
+}
+
+class BtpSession implements ReplyTarget {
+  ws: WebSocket<SocketData> | null = null
+  connId = 0
+  account = -1
+  authTimer: NodeJS.Timeout | null = null
+  /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
+  outstanding = new Map<number, number>()
+  previous = new Map<number, number>()
+  private nextRequestId = randomBytes(4).readUInt32BE(0)
+
+  constructor(readonly server: BtpServer, readonly remoteAddress: string) {}
+
+  takeRequestId(): number {
+    this.nextRequestId = (this.nextRequestId + 1) >>> 0
+    return this.nextRequestId
+  }
+
+  sendReply(requestId: number, ilp: Uint8Array): void {
+    this.server.sendIlpFrame(this, BTP_RESPONSE, requestId, ilp)
+  }
+
+  takeOutstanding(requestId: number): number {
+    let key = this.outstanding.get(requestId)
+    if (key !== undefined) this.outstanding.delete(requestId)
+    else {
+      key = this.previous.get(requestId)
+      if (key !== undefined) this.previous.delete(requestId)
+    }
+    return key ?? -1
+  }
+}
+
+export class BtpServer {
+  private readonly frame = new BtpFrame()
+  private readonly scratch: Buffer
+  private readonly sessionsByAccount: BtpSession[][]
+  private readonly tokenDigests: (Buffer | null)[]
+  private readonly rotateTimer: NodeJS.Timeout
+
+  constructor(
+    private readonly config: Config,
+    private readonly accounts: AccountTable,
+    private readonly shards: ShardSet,
+    private readonly connections: Connections,
+    private readonly log: Logger,
+  ) {
+    this.scratch = Buffer.allocUnsafe(config.maxFrameBytes + 64)
+    this.sessionsByAccount = accounts.accounts.map(() => [])
+    this.tokenDigests = accounts.accounts.map((a) => (a.btpToken === null ? null : sha256(a.btpToken)))
+    // Outstanding requests the peer never answered are dropped after two rotations; by then the
+    // shard has long expired them (R00), so this only bounds memory.
+    this.rotateTimer = setInterval(() => this.rotateOutstanding(), 2 * config.maxHoldTimeMs)
+    this.rotateTimer.unref()
+  }
+
+  behavior(): WebSocketBehavior<SocketData> {
+    return {
+      compression: 0,
+      maxPayloadLength: this.config.maxFrameBytes,
+      maxBackpressure: MAX_BACKPRESSURE_BYTES,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: 120,
+      sendPingsAutomatically: true,
+      upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+        const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString()
+        // ilp-plugin-btp 1.1.x may put the URL's userinfo in a Basic header; credentials count
+        // only in the auth message, so the header is ignored.
+        res.upgrade<SocketData>(
+          { session: new BtpSession(this, remoteAddress) },
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        )
+      },
+      open: (ws) => {
+        const session = ws.getUserData().session
+        session.ws = ws
+        session.connId = this.connections.add(session)
+        session.authTimer = setTimeout(() => {
+          if (session.account < 0 && session.ws !== null) {
+            this.log.info('closing BTP connection that did not authenticate in time', { remote: session.remoteAddress })
+            session.ws.end(1008, 'authentication timeout')
+          }
+        }, AUTH_TIMEOUT_MS)
+        session.authTimer.unref()
+      },
+      message: (ws, message, isBinary) => this.onMessage(ws.getUserData().session, message, isBinary),
+      close: (ws) => this.onClose(ws.getUserData().session),
+    }
+  }
+
+  private onMessage(session: BtpSession, message: ArrayBuffer, isBinary: boolean): void {
+    const frame = this.frame
+    if (!isBinary) return this.protocolError(session, 0, 'BTP frames must be binary WebSocket messages')
+    if (!frame.parse(new Uint8Array(message))) {
+      const requestId = message.byteLength >= 5 ? new DataView(message).getUint32(1) : 0
+      return this.protocolError(session, requestId, `malformed BTP frame: ${frame.error}`)
+    }
+    if (session.account < 0) return this.authenticate(session, frame)
+
+    switch (frame.type) {
+      case BTP_MESSAGE:
+        if (frame.entryCount > 0 && frame.nameIs(0, ILP)) return this.onIlpMessage(session, frame)
+        // Unknown or unsupported side protocol (including a repeated auth): an empty Response,
+        // as ilp-plugin-btp answers.
+        return this.send(session, encodeResponse(frame.requestId))
+      case BTP_RESPONSE:
+      case BTP_ERROR:
+        return this.onAnswer(session, frame)
+      case BTP_TRANSFER:
+        return this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', 'settlement transfers are not supported by this node'))
+    }
+  }
+
+  private onIlpMessage(session: BtpSession, frame: BtpFrame): void {
+    const ilp = frame.entryData(0)
+    if (!this.shards.submitPrepare(session.account, session.connId, frame.requestId, ilp)) {
+      this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[session.account].id })
+      session.sendReply(frame.requestId, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
+    }
+  }
+
+  private onAnswer(session: BtpSession, frame: BtpFrame): void {
+    const key = session.takeOutstanding(frame.requestId)
+    if (key < 0) {
+      this.log.debug('ignored BTP answer to an unknown request', { account: this.accounts.accounts[session.account].id, requestId: frame.requestId })
+      return
+    }
+    const shard = Math.floor(key / 2 ** 32)
+    const pendingId = key % 2 ** 32
+    if (frame.type === BTP_ERROR) {
+      this.log.info('next hop answered a prepare with a BTP error', { account: this.accounts.accounts[session.account].id, code: frame.errorCode, name: frame.errorName })
+      return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerError)
+    }
+    const i = frame.findEntry(ILP)
+    // A Response without an ilp entry is not an ILP answer; the shard turns it into a reject.
+    this.shards.submitReply(shard, pendingId, i < 0 ? new Uint8Array(0) : frame.entryData(i))
+  }
+
+  private authenticate(session: BtpSession, frame: BtpFrame): void {
+    const refuse = (reason: string) => {
+      this.log.info('BTP authentication refused', { remote: session.remoteAddress, reason })
+      this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', reason))
+      session.ws?.end(1008, 'authentication failed')
+    }
+    if (frame.type !== BTP_MESSAGE) return refuse('the first frame must be an auth message')
+    if (frame.entryCount < 1 || !frame.nameIs(0, AUTH)) return refuse('the first frame must be an auth message')
+    const tokenEntry = frame.findEntry(AUTH_TOKEN)
+    if (tokenEntry < 0) return refuse('missing auth_token')
+    const usernameEntry = frame.findEntry(AUTH_USERNAME)
+    const username = usernameEntry < 0 ? '' : frame.entryText(usernameEntry)
+    const digest = sha256(frame.entryText(tokenEntry))
+
+    let account = -1
+    if (username !== '') {
+      const i = this.accounts.indexOf(username)
+      if (i < 0) return refuse('unknown account')
+      const expected = this.tokenDigests[i]
+      if (expected === null) return refuse('account does not accept BTP connections')
+      if (!timingSafeEqual(expected, digest)) return refuse('invalid auth_token')
+      account = i
+    } else {
+      // Lenient (SPEC.md §6.3): without a username, the token alone names the account.
+      for (let i = 0; i < this.tokenDigests.length; i++) {
+        const expected = this.tokenDigests[i]
+        if (expected !== null && timingSafeEqual(expected, digest)) account = i
+      }
+      if (account < 0) return refuse('invalid auth_token')
+    }
+    session.account = account
+    if (session.authTimer !== null) clearTimeout(session.authTimer)
+    this.sessionsByAccount[account].push(session)
+    this.log.info('BTP client authenticated', { account: this.accounts.accounts[account].id, remote: session.remoteAddress })
+    this.send(session, encodeResponse(frame.requestId))
+  }
+
+  private protocolError(session: BtpSession, requestId: number, reason: string): void {
+    this.log.info('bad BTP frame', { account: session.account < 0 ? '(unauthenticated)' : this.accounts.accounts[session.account].id, reason })
+    this.send(session, encodeError(requestId, 'F01', 'InvalidFieldsError', reason))
+    if (session.account < 0) session.ws?.end(1002, 'protocol error')
+  }
+
+  private onClose(session: BtpSession): void {
+    session.ws = null
+    if (session.authTimer !== null) clearTimeout(session.authTimer)
+    this.connections.remove(session.connId)
+    if (session.account < 0) return
+    const list = this.sessionsByAccount[session.account]
+    const at = list.indexOf(session)
+    if (at >= 0) list.splice(at, 1)
+    this.log.info('BTP client disconnected', { account: this.accounts.accounts[session.account].id })
+    // Prepares this peer was holding will never be answered on this socket.
+    for (const map of [session.outstanding, session.previous]) {
+      for (const key of map.values()) this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerDisconnected)
+      map.clear()
+    }
+  }
+
+  /** Sends a prepare forwarded by a shard to `account`'s newest socket. */
+  forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
+    const list = this.sessionsByAccount[account]
+    const session = list.length > 0 ? list[list.length - 1] : null
+    if (session === null || session.ws === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
+    const requestId = session.takeRequestId()
+    if (!this.sendIlpFrame(session, BTP_MESSAGE, requestId, ilp)) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerBusy)
+    session.outstanding.set(requestId, shard * 2 ** 32 + pendingId)
+  }
+
+  /** Writes a one-entry `ilp` frame; false if the socket refused it (closed or over its limit). */
+  sendIlpFrame(session: BtpSession, type: number, requestId: number, ilp: Uint8Array): boolean {
+    if (session.ws === null) return false
+    const length = ilpFrameLength(ilp.length)
+    const out = length <= this.scratch.length ? this.scratch : Buffer.allocUnsafe(length)
+    writeIlpFrame(out, type, requestId, ilp)
+    return session.ws.send(out.subarray(0, length), true) !== 2
+  }
+
+  hasClient(account: number): boolean {
+    return this.sessionsByAccount[account].length > 0
+  }
+
+  private send(session: BtpSession, bytes: Uint8Array): void {
+    session.ws?.send(bytes, true)
+  }
+
+  private rotateOutstanding(): void {
+    for (const list of this.sessionsByAccount) {
+      for (const session of list) {
+        session.previous = session.outstanding
+        session.outstanding = new Map()
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.rotateTimer)
+    for (const list of this.sessionsByAccount) for (const session of [...list]) session.ws?.end(1001, 'node shutting down')
+  }
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest()
+}

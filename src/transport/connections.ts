@@ -1,0 +1,32 @@
+// Where replies go. Every client-facing request holder (a BTP socket today, an HTTP request
+// later) gets a connId; shards carry (connId, requestId) with each prepare and hand them back
+// with the reply, so the main thread needs no per-packet table of its own.
+
+export interface ReplyTarget {
+  sendReply(requestId: number, ilp: Uint8Array): void
+}
+
+export class Connections {
+  private readonly targets = new Map<number, ReplyTarget>()
+  private next = 1
+
+  add(target: ReplyTarget): number {
+    do {
+      this.next = (this.next + 1) >>> 0 || 1
+    } while (this.targets.has(this.next))
+    this.targets.set(this.next, target)
+    return this.next
+  }
+
+  remove(connId: number): void {
+    this.targets.delete(connId)
+  }
+
+  /** Delivers a reply; false if the connection has gone (the reply is dropped, the client left). */
+  reply(connId: number, requestId: number, ilp: Uint8Array): boolean {
+    const target = this.targets.get(connId)
+    if (target === undefined) return false
+    target.sendReply(requestId, ilp)
+    return true
+  }
+}
