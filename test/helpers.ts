@@ -1,0 +1,103 @@
+// Shared test fixtures: a node on 127.0.0.1 with a temporary LMDB directory, real BTP clients,
+// and packet helpers. Packets are built and read with the ilp-packet library, an independent
+// implementation, so the tests check the node's bytes against it.
+
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import BtpPlugin from 'ilp-plugin-btp'
+import * as IlpPacket from 'ilp-packet'
+import { parseConfig, type Config } from '../src/config/schema'
+import { startNode, type RunningNode } from '../src/node'
+
+export const NODE_ADDRESS = 'test.node'
+
+export function tempDir(prefix = 'ilp-node-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true })
+}
+
+/** The issue's example config, plus carl (routed, usually not connected) and a peer route. */
+export function testConfigJson(): Record<string, unknown> {
+  return {
+    ilpAddress: NODE_ADDRESS,
+    accounts: {
+      alice: {
+        relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' },
+        balance: { minimum: '-1000000000', maximum: '1000000000' }, maxPacketAmount: '1000000',
+      },
+      bob: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'bob-token' } },
+      carl: { relation: 'peer', assetCode: 'USD', assetScale: 9, btp: { token: 'carl-token' } },
+    },
+    routes: [
+      { targetPrefix: 'test.elsewhere', peerId: 'bob' },
+      { targetPrefix: 'test.carl', peerId: 'carl' },
+    ],
+  }
+}
+
+export function makeConfig(shards: number, dataDir: string, json: Record<string, unknown> = testConfigJson()): Config {
+  return parseConfig({ ...json, port: 0, shards, dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, 1)
+}
+
+export async function startTestNode(shards: number, dataDir = tempDir(), json?: Record<string, unknown>): Promise<RunningNode> {
+  return startNode(makeConfig(shards, dataDir, json))
+}
+
+export async function connectPlugin(port: number, account: string, token: string): Promise<BtpPlugin> {
+  const plugin = new BtpPlugin({ server: `btp+ws://${account}:${token}@127.0.0.1:${port}` })
+  await plugin.connect()
+  return plugin
+}
+
+export function fulfillmentPair(): { fulfillment: Buffer; condition: Buffer } {
+  const fulfillment = randomBytes(32)
+  return { fulfillment, condition: createHash('sha256').update(fulfillment).digest() }
+}
+
+export function prepare(fields: Partial<IlpPacket.IlpPrepare> & { destination: string }): Buffer {
+  return IlpPacket.serializeIlpPrepare({
+    amount: '100',
+    executionCondition: randomBytes(32),
+    expiresAt: new Date(Date.now() + 10_000),
+    data: Buffer.alloc(0),
+    ...fields,
+  })
+}
+
+export function asReject(reply: Buffer): IlpPacket.IlpReject {
+  assertType(reply, IlpPacket.Type.TYPE_ILP_REJECT)
+  return IlpPacket.deserializeIlpReject(reply)
+}
+
+export function asFulfill(reply: Buffer): IlpPacket.IlpFulfill {
+  assertType(reply, IlpPacket.Type.TYPE_ILP_FULFILL)
+  return IlpPacket.deserializeIlpFulfill(reply)
+}
+
+function assertType(reply: Buffer, type: number): void {
+  if (reply[0] !== type) {
+    const detail = reply[0] === IlpPacket.Type.TYPE_ILP_REJECT ? JSON.stringify(IlpPacket.deserializeIlpReject(reply)) : reply.toString('hex')
+    throw new Error(`expected ILP packet type ${type}, got ${reply[0]}: ${detail}`)
+  }
+}
+
+export const PEER_CONDITION = Buffer.from('66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925', 'hex')
+
+/** Asks peer.balance over the plugin; returns the signed balance (positive = node owes us). */
+export async function peerBalance(plugin: BtpPlugin): Promise<bigint> {
+  const reply = await plugin.sendData(prepare({ destination: 'peer.balance', amount: '0', executionCondition: PEER_CONDITION }))
+  const fulfill = asFulfill(reply)
+  if (fulfill.data.length !== 8) throw new Error(`peer.balance data is ${fulfill.data.length} bytes`)
+  return fulfill.data.readBigInt64BE(0)
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export { IlpPacket, BtpPlugin }
