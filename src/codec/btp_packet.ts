@@ -222,7 +222,7 @@ export function encodeTransfer(requestId: number, amount: bigint, entries: Proto
   return frame(BTP_TRANSFER, requestId, head, entries)
 }
 
-export function encodeError(requestId: number, code: string, name: string, data: string, nowMs = Date.now()): Buffer {
+export function encodeError(requestId: number, code: string, name: string, data: string, nowMs = Date.now(), entries: ProtocolDataEntry[] = []): Buffer {
   const fields = [Buffer.from(name, 'utf8'), Buffer.from(generalizedTime(nowMs), 'latin1'), Buffer.from(data, 'utf8')]
   let length = 3
   for (const f of fields) length += lengthPrefixSize(f.length) + f.length
@@ -234,7 +234,7 @@ export function encodeError(requestId: number, code: string, name: string, data:
     head.set(f, pos)
     pos += f.length
   }
-  return frame(BTP_ERROR, requestId, head, [])
+  return frame(BTP_ERROR, requestId, head, entries)
 }
 
 /** BTP error names by code (RFC 23); ilp-plugin-btp clients look only at the packet type. */
