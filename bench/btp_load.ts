@@ -1,0 +1,160 @@
+// Our BTP load generator: alice keeps W prepares outstanding to `<node>.bob`, bob fulfills each
+// one. Both are lean `ws` clients with pre-encoded frames, so the generator costs little CPU
+// next to the node (ilp-plugin-btp allocates promises and timers per packet and would be the
+// bottleneck). Every run is bounded by a packet count and a duration.
+
+import { createHash } from 'node:crypto'
+import WebSocket from 'ws'
+import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, encodeMessage, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
+import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
+
+export interface LoadResult {
+  window: number
+  packets: number
+  fulfilled: number
+  rejected: number
+  seconds: number
+  packetsPerSecond: number
+  p50Us: number
+  p90Us: number
+  p99Us: number
+  generatorCpuUsPerPacket: number
+}
+
+export interface LoadOptions {
+  port: number
+  destination: string
+  window: number
+  durationMs: number
+  maxPackets: number
+  warmupMs: number
+  aliceToken?: string
+  bobToken?: string
+  aliceUser?: string
+  bobUser?: string
+  /** Called when measurement starts and ends (to sample the node's CPU over the same span). */
+  onMeasureStart?: () => void
+  onMeasureEnd?: () => void
+}
+
+const FULFILLMENT = Buffer.alloc(32, 0x42)
+const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
+
+function connect(port: number, username: string, token: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
+    ws.binaryType = 'nodebuffer'
+    ws.once('error', reject)
+    ws.once('open', () => {
+      ws.send(encodeMessage(1, [
+        { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
+        { protocolName: 'auth_username', contentType: 1, data: Buffer.from(username) },
+        { protocolName: 'auth_token', contentType: 1, data: Buffer.from(token) },
+      ]))
+      ws.once('message', (data: Buffer) => {
+        if (data[0] !== BTP_RESPONSE) reject(new Error(`auth refused for ${username}`))
+        else resolve(ws)
+      })
+    })
+  })
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
+}
+
+/** Runs one bounded load run and returns its figures. */
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const alice = await connect(o.port, o.aliceUser ?? 'alice', o.aliceToken ?? 'alice-token')
+  const bob = await connect(o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
+
+  const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
+  const frame = new BtpFrame()
+  bob.on('message', (data: Buffer) => {
+    if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
+    const out = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
+    writeIlpFrame(out, BTP_RESPONSE, frame.requestId, fulfill)
+    bob.send(out)
+  })
+
+  // One prepare, re-sent with a new requestId each time; its expiry covers the whole run.
+  const prepare = encodePrepare({
+    amount: 1n,
+    expiresAtMs: Date.now() + o.warmupMs + o.durationMs + 30_000,
+    executionCondition: CONDITION,
+    destination: o.destination,
+    data: Buffer.alloc(0),
+  })
+  const frameLength = ilpFrameLength(prepare.length)
+  const template = Buffer.allocUnsafe(frameLength)
+  writeIlpFrame(template, BTP_MESSAGE, 0, prepare)
+
+  const maxInFlight = o.window
+  const sentAt = new Float64Array(1 << 20)
+  const latencies = new Float64Array(Math.min(o.maxPackets, 4_000_000))
+  let nextId = 1
+  let measuring = false
+  let stopping = false
+  let measured = 0
+  let fulfilled = 0
+  let rejected = 0
+  let inFlight = 0
+
+  const send = () => {
+    const id = nextId++
+    const out = Buffer.from(template)
+    out.writeUInt32BE(id, 1)
+    sentAt[id & (sentAt.length - 1)] = performance.now()
+    inFlight++
+    alice.send(out)
+  }
+
+  let finish: () => void = () => {}
+  const done = new Promise<void>((resolve) => { finish = resolve })
+  const replyFrame = new BtpFrame()
+  alice.on('message', (data: Buffer) => {
+    if (!replyFrame.parse(data) || replyFrame.type !== BTP_RESPONSE) return
+    inFlight--
+    if (measuring) {
+      const latency = performance.now() - sentAt[replyFrame.requestId & (sentAt.length - 1)]
+      if (measured < latencies.length) latencies[measured] = latency
+      measured++
+      const ilpType = replyFrame.entryCount > 0 ? replyFrame.buf[replyFrame.dataOffset[0]] : 0
+      if (ilpType === 13) fulfilled++
+      else rejected++
+      if (measured >= o.maxPackets) stopping = true
+    }
+    if (!stopping) send()
+    else if (inFlight === 0) finish()
+  })
+
+  for (let i = 0; i < maxInFlight; i++) send()
+  await new Promise((resolve) => setTimeout(resolve, o.warmupMs))
+  measuring = true
+  o.onMeasureStart?.()
+  const startCpu = process.cpuUsage()
+  const started = performance.now()
+  const timer = setTimeout(() => { stopping = true }, o.durationMs)
+  await Promise.race([done, new Promise((resolve) => setTimeout(resolve, o.durationMs + 30_000))])
+  clearTimeout(timer)
+  const seconds = (performance.now() - started) / 1000
+  const cpu = process.cpuUsage(startCpu)
+  o.onMeasureEnd?.()
+  alice.close()
+  bob.close()
+
+  const sorted = latencies.slice(0, Math.min(measured, latencies.length)).sort()
+  return {
+    window: o.window,
+    packets: measured,
+    fulfilled,
+    rejected,
+    seconds,
+    packetsPerSecond: measured / seconds,
+    p50Us: percentile(sorted, 0.5) * 1000,
+    p90Us: percentile(sorted, 0.9) * 1000,
+    p99Us: percentile(sorted, 0.99) * 1000,
+    generatorCpuUsPerPacket: measured > 0 ? (cpu.user + cpu.system) / measured : 0,
+  }
+}

@@ -1,0 +1,59 @@
+// Starts the node as a child process (the same entry point as `npm start`) on a temporary data
+// directory, and reads its CPU time from /proc so a run can report CPU per forwarded packet.
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface NodeProcess {
+  proc: ChildProcess
+  port: number
+  dataDir: string
+  /** Total user + system CPU of the node process (all threads), in microseconds. */
+  cpuMicros(): number
+  stop(): Promise<void>
+}
+
+const CLOCK_TICKS_PER_SECOND = 100
+
+export async function startNodeProcess(env: Record<string, string>): Promise<NodeProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-'))
+  const proc = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js')], {
+    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve))
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start within 15 s:\n${output}`)), 15_000)
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      const m = /ilp-node listening .* port=(\d+)/.exec(output)
+      if (m) {
+        clearTimeout(timer)
+        resolve(Number(m[1]))
+      }
+      if (output.length > 100_000) output = output.slice(-10_000)
+    })
+    proc.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    void exited.then((code) => reject(new Error(`node exited with code ${code}:\n${output}`)))
+  })
+  return {
+    proc,
+    port,
+    dataDir,
+    cpuMicros() {
+      const fields = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ')
+      // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
+      return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6
+    },
+    async stop() {
+      proc.kill('SIGTERM')
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(timer)
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}

@@ -1,0 +1,86 @@
+// Goal: configuration errors stop start-up with a message naming the field; the embedded default
+// starts a usable node; environment variables override the file.
+
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
+import { ConfigError, parseConfig } from '../src/config/schema'
+import { RoutingTable } from '../src/routing/routing_table'
+import { testConfigJson } from './helpers'
+
+function withAccount(patch: Record<string, unknown>): Record<string, unknown> {
+  const json = testConfigJson()
+  const accounts = json.accounts as Record<string, Record<string, unknown>>
+  accounts.alice = { ...accounts.alice, ...patch }
+  return json
+}
+
+describe('configuration', () => {
+  it('parses the embedded default into a usable node on 127.0.0.1:7768', () => {
+    const config = parseConfig(EMBEDDED_DEFAULT_CONFIG, {}, 1)
+    assert.equal(config.host, '127.0.0.1')
+    assert.equal(config.port, 7768)
+    assert.equal(config.dataDir, './data')
+    assert.deepEqual(config.accounts.map((a) => a.id), ['alice', 'bob'])
+    assert.equal(config.accounts[0].btpToken, 'alice-token')
+  })
+
+  it('lets environment variables override the file', () => {
+    const env = envOverrides({ ILP_ADDRESS: 'g.override', PORT: '9000', SHARDS: '3', DATA_DIR: '/tmp/x', HOST: '::1', LOG_LEVEL: 'debug', DURABILITY: 'fsync' })
+    const config = parseConfig(testConfigJson(), env, 1)
+    assert.equal(config.ilpAddress, 'g.override')
+    assert.equal(config.port, 9000)
+    assert.equal(config.shards, 3)
+    assert.equal(config.dataDir, '/tmp/x')
+    assert.equal(config.host, '::1')
+    assert.equal(config.durability, 'fsync')
+  })
+
+  it('reads amounts as bigint from decimal strings, with unlimited balances by default', () => {
+    const config = parseConfig(testConfigJson(), {}, 1)
+    const alice = config.accounts[0]
+    assert.equal(alice.balanceMaximum, 1000000000n)
+    assert.equal(alice.maxPacketAmount, 1000000n)
+    assert.equal(config.accounts[1].balanceMaximum, 0x7fffffffffffffffn)
+    assert.equal(config.accounts[1].maxPacketAmount, 0xffffffffffffffffn)
+  })
+
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['a non-decimal amount', withAccount({ maxPacketAmount: 1000 }), /accounts\.alice\.maxPacketAmount: must be a decimal integer string/],
+    ['a negative max packet amount', withAccount({ maxPacketAmount: '-1' }), /accounts\.alice\.maxPacketAmount: must be from 0/],
+    ['minimum above maximum', withAccount({ balance: { minimum: '10', maximum: '5' } }), /accounts\.alice\.balance: minimum is greater/],
+    ['a missing asset scale', withAccount({ assetScale: undefined }), /accounts\.alice\.assetScale: is required/],
+    ['an unknown relation', withAccount({ relation: 'friend' }), /accounts\.alice\.relation: must be one of child, peer, parent/],
+    ['a token without a string', withAccount({ btp: { token: 5 } }), /accounts\.alice\.btp\.token: must be a non-empty string/],
+    ['a shared token', withAccount({ btp: { token: 'bob-token' } }), /btp\.token: is used by another account/],
+    ['an invalid address', { ...testConfigJson(), ilpAddress: 'bobby' }, /ilpAddress \(ILP_ADDRESS\): "bobby" is not a valid ILP address/],
+    ['a route to nobody', { ...testConfigJson(), routes: [{ targetPrefix: 'g.x', peerId: 'zed' }] }, /routes\[0\]\.peerId: names no account/],
+    ['a bad route prefix', { ...testConfigJson(), routes: [{ targetPrefix: 'nope', peerId: 'bob' }] }, /routes\[0\]\.targetPrefix/],
+    ['a bad account id', { ...testConfigJson(), accounts: { 'a b': {} } }, /accounts\.a b: account ids/],
+    ['a port out of range', { ...testConfigJson(), port: 70000 }, /port \(PORT\): must be an integer from 0 to 65535/],
+    ['a ring size that is not a power of two', { ...testConfigJson(), limits: { ringBytes: 100000 } }, /limits\.ringBytes: must be a power of two/],
+  ]
+  for (const [name, json, message] of bad) {
+    it(`refuses ${name}, naming the field`, () => {
+      assert.throws(() => parseConfig(json, {}, 1), (err: unknown) => err instanceof ConfigError && message.test(err.message))
+    })
+  }
+})
+
+describe('routing table', () => {
+  it('picks the longest prefix on segment boundaries, with an optional default route', () => {
+    const t = new RoutingTable()
+    t.set('test.a', 1)
+    t.set('test.a.b', 2)
+    t.set('test.ab', 3)
+    assert.equal(t.lookupAddress('test.a'), 1)
+    assert.equal(t.lookupAddress('test.a.x'), 1)
+    assert.equal(t.lookupAddress('test.a.b.c'), 2)
+    assert.equal(t.lookupAddress('test.a.bc'), 1)
+    assert.equal(t.lookupAddress('test.abc'), -1)
+    assert.equal(t.lookupAddress('test.ab.c'), 3)
+    assert.equal(t.lookupAddress('g.other'), -1)
+    t.set('', 9)
+    assert.equal(t.lookupAddress('g.other'), 9)
+  })
+})
