@@ -8,7 +8,8 @@
 // and goes in at the next drain.
 
 import { join } from 'node:path'
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import Piscina from 'piscina'
 import type { Config } from '../config/schema'
 import type { SendFailure } from '../codec/ilp_errors'
 import type { Logger } from '../log'
@@ -21,7 +22,7 @@ import { RecordKind } from './records'
 import { createShardLoop } from './shard_runtime'
 import type { ShardLoop } from './shard_loop'
 import { createWiring, type ShardWiring } from './shard_wiring'
-import type { ShardWorkerData } from './shard_worker'
+import type { ShardTask } from './shard_worker'
 
 export interface ShardOutputs {
   /** A fulfill or reject to send back on (connId, requestId). The bytes are valid during the call. */
@@ -50,7 +51,8 @@ export class ShardSet {
   private readonly shardDoorbells: Doorbell[]
   private readonly mainDoorbell: Doorbell
   private readonly overflow: QueuedReply[][]
-  private readonly workers: { worker: Worker; control: MessagePort }[] = []
+  private pool: Piscina | null = null
+  private readonly tasks: { done: Promise<unknown>; control: MessagePort }[] = []
   private inline: ShardLoop | null = null
   private inlineScheduled = false
   private inlineTicker: NodeJS.Timeout | null = null
@@ -83,21 +85,35 @@ export class ShardSet {
       this.inlineTicker.unref()
       return
     }
+    // piscina owns the threads: one per shard, each running one long task (the shard's loop).
+    const n = this.config.shards
+    this.pool = new Piscina({
+      filename: join(__dirname, 'shard_worker.js'),
+      name: 'runShard',
+      minThreads: n,
+      maxThreads: n,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Infinity,
+      maxQueue: n,
+      atomics: 'disabled',
+    })
     const ready: Promise<void>[] = []
-    for (let index = 0; index < this.config.shards; index++) {
+    for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
-      const data: ShardWorkerData = { config: this.config, wiring: this.wiring, index, control: port2 }
-      const worker = new Worker(join(__dirname, 'shard_worker.js'), { workerData: data, transferList: [port2] })
-      this.workers.push({ worker, control: port1 })
+      const task: ShardTask = { config: this.config, wiring: this.wiring, index, control: port2 }
+      const done = this.pool.run(task, { transferList: [port2] })
+      this.tasks.push({ done, control: port1 })
       ready.push(new Promise((resolve, reject) => {
         port1.once('message', () => resolve())
-        worker.once('error', reject)
-        worker.once('exit', (code) => reject(new Error(`shard ${index} exited during start-up with code ${code}`)))
+        done.then(() => reject(new Error(`shard ${index} ended during start-up`)), reject)
       }))
-      worker.on('error', (err) => this.log.error('shard worker error', { shard: index, error: err.stack }))
-      worker.on('exit', (code) => {
-        if (!this.stopping) this.outputs.fatal(`shard ${index} exited unexpectedly with code ${code}`)
-      })
+      done.then(
+        () => { if (!this.stopping) this.outputs.fatal(`shard ${index} ended unexpectedly`) },
+        (err: Error) => {
+          this.log.error('shard failed', { shard: index, error: err.stack })
+          if (!this.stopping) this.outputs.fatal(`shard ${index} failed: ${err.message}`)
+        },
+      )
     }
     await Promise.all(ready)
     void this.drainLoop()
@@ -231,10 +247,12 @@ export class ShardSet {
       return
     }
     this.mainDoorbell.wake()
-    await Promise.all(this.workers.map(({ worker, control }, index) => new Promise<void>((resolve) => {
-      worker.once('exit', () => resolve())
+    this.tasks.forEach(({ control }, index) => {
       control.postMessage({ type: 'stop' })
       this.shardDoorbells[index].wake()
-    })))
+    })
+    await Promise.allSettled(this.tasks.map(({ done }) => done))
+    for (const { control } of this.tasks) control.close()
+    await this.pool?.destroy()
   }
 }

@@ -1,9 +1,14 @@
-// Worker-thread entry of a shard. The loop is synchronous: it drains, commits and publishes, and
-// when there is nothing to do it blocks in Atomics.wait on its doorbell (a worker may block; the
-// main thread never does). Control messages (stop) arrive on a MessagePort and are polled with
-// receiveMessageOnPort between turns, after a doorbell wake.
+// A shard as a piscina task: piscina starts one worker thread per shard and runs `runShard` on
+// it once; the task lasts as long as the shard. Its loop is synchronous: it drains, commits and
+// publishes, and when there is nothing to do it blocks in Atomics.wait on its doorbell (a worker
+// may block; the main thread never does). Control messages (stop) arrive on a MessagePort and
+// are polled with receiveMessageOnPort between turns, after a doorbell wake.
+//
+// An exception here ends the task with an error: a shard whose state or store failed must not
+// keep forwarding money, so the main thread stops the node (fail-stop) and a restart recovers
+// the committed state from LMDB.
 
-import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads'
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import type { Config } from '../config/schema'
 import { logger, setLogLevel } from '../log'
 import { Doorbell } from '../ring/doorbell'
@@ -12,7 +17,7 @@ import { PendingTable } from './pending_table'
 import { createShardLoop } from './shard_runtime'
 import type { ShardWiring } from './shard_wiring'
 
-export interface ShardWorkerData {
+export interface ShardTask {
   config: Config
   wiring: ShardWiring
   index: number
@@ -22,38 +27,30 @@ export interface ShardWorkerData {
 /** Longest sleep with nothing in flight; bounds how long a stop request can wait. */
 const IDLE_SLEEP_MS = 1000
 
-function run(): void {
-  const { config, wiring, index, control } = workerData as ShardWorkerData
+export function runShard({ config, wiring, index, control }: ShardTask): string {
   setLogLevel(config.logLevel)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)
-  const loop = createShardLoop(config, wiring, index, store, log, false)
-  const doorbell = new Doorbell(wiring.doorbells[index])
-  control.postMessage({ type: 'ready' })
-
-  for (;;) {
-    const worked = loop.turn(Date.now())
-    const message = receiveMessageOnPort(control)
-    if (message !== undefined && (message.message as { type: string }).type === 'stop') break
-    if (worked) continue
-    const seen = doorbell.prepareToSleep()
-    if (loop.hasInput()) {
-      doorbell.cancelSleep()
-      continue
+  try {
+    const loop = createShardLoop(config, wiring, index, store, log, false)
+    const doorbell = new Doorbell(wiring.doorbells[index])
+    control.postMessage({ type: 'ready' })
+    for (;;) {
+      const worked = loop.turn(Date.now())
+      const message = receiveMessageOnPort(control)
+      if (message !== undefined && (message.message as { type: string }).type === 'stop') break
+      if (worked) continue
+      const seen = doorbell.prepareToSleep()
+      if (loop.hasInput()) {
+        doorbell.cancelSleep()
+        continue
+      }
+      doorbell.sleep(seen, loop.needsTicks() ? PendingTable.TICK_MS : IDLE_SLEEP_MS)
     }
-    doorbell.sleep(seen, loop.needsTicks() ? PendingTable.TICK_MS : IDLE_SLEEP_MS)
+    loop.turn(Date.now())
+    return 'stopped'
+  } finally {
+    void store.root.close()
+    control.close()
   }
-  loop.turn(Date.now())
-  store.root.close()
-  control.postMessage({ type: 'stopped' })
-  control.close()
-}
-
-try {
-  run()
-} catch (err) {
-  // A shard whose state or store failed must not keep forwarding money: fail stop. The main
-  // thread sees the exit, and a restart recovers the committed state from LMDB.
-  logger('shard').error('shard stopped on an unexpected error', { error: (err as Error).stack })
-  process.exit(70)
 }
