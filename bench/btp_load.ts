@@ -1,12 +1,12 @@
 // Our BTP load generator: alice keeps W prepares outstanding to `<node>.bob`, bob fulfills each
-// one. Both are lean `ws` clients with pre-encoded frames, so the generator costs little CPU
-// next to the node (ilp-plugin-btp allocates promises and timers per packet and would be the
-// bottleneck). Every run is bounded by a packet count and a duration.
+// one. Both are lean WebSocket clients (ws_client.ts) with pre-encoded frames, so the generator
+// costs little CPU next to the node (ilp-plugin-btp allocates promises and timers per packet and
+// would be the bottleneck). Every run is bounded by a packet count and a duration.
 
 import { createHash } from 'node:crypto'
-import WebSocket from 'ws'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, encodeMessage, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
+import { BenchWebSocket } from './ws_client'
 
 export interface LoadResult {
   window: number
@@ -40,22 +40,18 @@ export interface LoadOptions {
 const FULFILLMENT = Buffer.alloc(32, 0x42)
 const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
 
-function connect(port: number, username: string, token: string): Promise<WebSocket> {
+async function connect(port: number, username: string, token: string): Promise<BenchWebSocket> {
+  const ws = await BenchWebSocket.open(port)
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
-    ws.binaryType = 'nodebuffer'
-    ws.once('error', reject)
-    ws.once('open', () => {
-      ws.send(encodeMessage(1, [
-        { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
-        { protocolName: 'auth_username', contentType: 1, data: Buffer.from(username) },
-        { protocolName: 'auth_token', contentType: 1, data: Buffer.from(token) },
-      ]))
-      ws.once('message', (data: Buffer) => {
-        if (data[0] !== BTP_RESPONSE) reject(new Error(`auth refused for ${username}`))
-        else resolve(ws)
-      })
-    })
+    ws.onMessage = (data) => {
+      if (data[0] !== BTP_RESPONSE) reject(new Error(`auth refused for ${username}`))
+      else resolve(ws)
+    }
+    ws.send(encodeMessage(1, [
+      { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
+      { protocolName: 'auth_username', contentType: 1, data: Buffer.from(username) },
+      { protocolName: 'auth_token', contentType: 1, data: Buffer.from(token) },
+    ]))
   })
 }
 
@@ -71,12 +67,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
   const frame = new BtpFrame()
-  bob.on('message', (data: Buffer) => {
+  const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
+  bob.onMessage = (data) => {
     if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
-    const out = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
-    writeIlpFrame(out, BTP_RESPONSE, frame.requestId, fulfill)
-    bob.send(out)
-  })
+    writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
+    bob.send(response)
+  }
 
   // One prepare, re-sent with a new requestId each time; its expiry covers the whole run.
   const prepare = encodePrepare({
@@ -103,7 +99,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
   const send = () => {
     const id = nextId++
-    const out = Buffer.from(template)
+    const out = template
     out.writeUInt32BE(id, 1)
     sentAt[id & (sentAt.length - 1)] = performance.now()
     inFlight++
@@ -113,7 +109,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let finish: () => void = () => {}
   const done = new Promise<void>((resolve) => { finish = resolve })
   const replyFrame = new BtpFrame()
-  alice.on('message', (data: Buffer) => {
+  alice.onMessage = (data) => {
     if (!replyFrame.parse(data) || replyFrame.type !== BTP_RESPONSE) return
     inFlight--
     if (measuring) {
@@ -127,7 +123,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     }
     if (!stopping) send()
     else if (inFlight === 0) finish()
-  })
+  }
 
   for (let i = 0; i < maxInFlight; i++) send()
   await new Promise((resolve) => setTimeout(resolve, o.warmupMs))

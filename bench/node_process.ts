@@ -17,9 +17,13 @@ export interface NodeProcess {
 
 const CLOCK_TICKS_PER_SECOND = 100
 
-export async function startNodeProcess(env: Record<string, string>): Promise<NodeProcess> {
+export async function startNodeProcess(
+  env: Record<string, string>,
+  entry = join(__dirname, '..', 'src', 'main.js'),
+  nodeArgs: string[] = [],
+): Promise<NodeProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-'))
-  const proc = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js')], {
+  const proc = spawn(process.execPath, [...nodeArgs, entry], {
     env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -39,6 +39,7 @@ export async function startNode(config: Config): Promise<RunningNode> {
       if (!connections.reply(connId, requestId, ilp)) log.debug('reply for a connection that has closed', { account: accounts.accounts[account].id })
     },
     forward: (shard, account, pendingId, ilp) => btp!.forward(shard, account, pendingId, ilp),
+    flush: () => btp!.flush(),
     fatal: (reason) => {
       log.error('fatal: stopping the node', { reason })
       reportFatal(reason)

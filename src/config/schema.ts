@@ -49,6 +49,8 @@ export interface Config {
   readonly minMessageWindowMs: number
   /** Largest BTP frame accepted on a WebSocket; larger frames close the connection. */
   readonly maxFrameBytes: number
+  /** How long an idle shard worker polls its rings before it sleeps (latency vs idle CPU). */
+  readonly shardSpinMicros: number
 }
 
 export class ConfigError extends Error {
@@ -201,5 +203,6 @@ export function parseConfig(raw: unknown, env: EnvOverrides, defaultShards: numb
     maxHoldTimeMs: int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000),
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
     maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),
+    shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', 200, 0, 10000),
   })
 }

@@ -35,7 +35,7 @@ import type { RoutingTable } from '../routing/routing_table'
 import { PendingTable } from './pending_table'
 import { OUTPUT_SLACK_BYTES, RecordKind } from './records'
 import type { RingWriter } from '../ring/ring'
-import { decodeInt128, encodeInflight, encodeInt128, type Store } from '../store/balance_store'
+import { decodeInt128, encodeInflight, encodeInt128, inflightKey, type Store } from '../store/balance_store'
 import type { Logger } from '../log'
 
 const PEER_PREFIX = Buffer.from('peer.', 'latin1')
@@ -90,6 +90,8 @@ export class Shard {
   private readonly finishedIds: number[] = []
   private readonly startedInBatch: Uint32Array
   private batchNumber = 1
+  private readonly accountIdBytes: Buffer[]
+  private readonly inflightScratch = Buffer.allocUnsafe(16 + 256)
 
   constructor(o: ShardOptions) {
     this.config = o.config
@@ -110,6 +112,7 @@ export class Shard {
     this.record = new Array<bigint>(n).fill(0n)
     this.recordDirty = new Uint8Array(n)
     this.unsentCredit = new Array<bigint>(n).fill(0n)
+    this.accountIdBytes = this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8'))
     this.ildcpData = this.accounts.accounts.map((account) => {
       if (account.relation !== 'child') return null
       const address = Buffer.from(AccountTable.childAddress(o.config, account), 'latin1')
@@ -264,10 +267,10 @@ export class Shard {
         for (const id of this.startedIds) {
           const slot = this.pending.find(id)
           if (slot < 0) continue // finished within this batch: never journalled
-          const source = this.accounts.accounts[this.pending.sourceAccount[slot]].id
-          inflight.put([this.shardIndex, id], encodeInflight(this.pending.sourceAmount[slot], this.pending.expiresAtMs[slot], source))
+          const source = this.accountIdBytes[this.pending.sourceAccount[slot]]
+          inflight.put(inflightKey(this.shardIndex, id), encodeInflight(this.inflightScratch, this.pending.sourceAmount[slot], this.pending.expiresAtMs[slot], source))
         }
-        for (const id of this.finishedIds) inflight.remove([this.shardIndex, id])
+        for (const id of this.finishedIds) inflight.remove(inflightKey(this.shardIndex, id))
       })
       this.dirtyAccounts.length = 0
       this.startedIds.length = 0

@@ -29,6 +29,8 @@ export interface ShardOutputs {
   reply(connId: number, requestId: number, account: number, ilp: Uint8Array): void
   /** A prepare to send to `account`'s next hop; answer later with submitReply / submitSendFailure. */
   forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void
+  /** End of a drain: send what reply() and forward() queued. */
+  flush(): void
   /** A shard died: the node can no longer vouch for its state and must stop. */
   fatal(reason: string): void
 }
@@ -234,6 +236,7 @@ export class ShardSet {
       }
       ring.endBatch()
     }
+    if (any) this.outputs.flush()
     return any
   }
 

@@ -27,6 +27,20 @@ export interface ShardTask {
 /** Longest sleep with nothing in flight; bounds how long a stop request can wait. */
 const IDLE_SLEEP_MS = 1000
 
+/**
+ * After a turn with no input, the shard polls its rings for `limits.shardSpinMicros` before it
+ * sleeps: a futex wake-up costs tens of microseconds on a small VM, and at low load the next
+ * record (often the reply to the prepare just forwarded) tends to arrive within that time.
+ */
+function spinUntilInput(loop: { hasInput(): boolean }, microseconds: number): boolean {
+  if (microseconds <= 0) return false
+  const deadline = performance.now() + microseconds / 1000
+  do {
+    if (loop.hasInput()) return true
+  } while (performance.now() < deadline)
+  return false
+}
+
 export function runShard({ config, wiring, index, control }: ShardTask): string {
   setLogLevel(config.logLevel)
   const log = logger(`shard ${index}`)
@@ -40,6 +54,7 @@ export function runShard({ config, wiring, index, control }: ShardTask): string 
       const message = receiveMessageOnPort(control)
       if (message !== undefined && (message.message as { type: string }).type === 'stop') break
       if (worked) continue
+      if (spinUntilInput(loop, config.shardSpinMicros)) continue
       const seen = doorbell.prepareToSleep()
       if (loop.hasInput()) {
         doorbell.cancelSleep()

@@ -1,7 +1,8 @@
 // Durable state in LMDB (one environment under DATA_DIR, opened by every shard thread).
 //
 //   balances  key [accountId, writerShard]  value int128 BE, two's complement
-//   inflight  key [shard, pendingId]        value amount u64 | expiresAtMs f64 | accountId utf8
+//   inflight  key shard * 2^32 + pendingId   value amount u64 | expiresAtMs f64 | accountId utf8
+//             (a number key: the journal is written twice per packet, and array keys cost more)
 //
 // An account's balance is the sum of its records. Each shard writes only records keyed with its
 // own index: the owner of A records A's committed incoming amounts under [A, owner], and the
@@ -22,7 +23,7 @@ import type { Durability } from '../config/schema'
 export interface Store {
   root: RootDatabase
   balances: Database<Buffer, [string, number]>
-  inflight: Database<Buffer, [number, number]>
+  inflight: Database<Buffer, number>
 }
 
 export function openStore(dataDir: string, durability: Durability): Store {
@@ -36,7 +37,7 @@ export function openStore(dataDir: string, durability: Durability): Store {
     cache: false,
   })
   const balances = root.openDB<Buffer, [string, number]>('balances', { encoding: 'binary', keyEncoding: 'ordered-binary' })
-  const inflight = root.openDB<Buffer, [number, number]>('inflight', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const inflight = root.openDB<Buffer, number>('inflight', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   return { root, balances, inflight }
 }
 
@@ -53,13 +54,16 @@ export function decodeInt128(buf: Uint8Array): bigint {
   return BigInt.asIntN(128, (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8))
 }
 
-export function encodeInflight(amount: bigint, expiresAtMs: number, accountId: string): Buffer {
-  const id = Buffer.from(accountId, 'utf8')
-  const out = Buffer.allocUnsafe(16 + id.length)
+export function inflightKey(shard: number, pendingId: number): number {
+  return shard * 2 ** 32 + pendingId
+}
+
+/** Encodes an in-flight record into `out` (reused by the caller; LMDB copies on put). */
+export function encodeInflight(out: Buffer, amount: bigint, expiresAtMs: number, accountId: Buffer): Buffer {
   out.writeBigUInt64BE(amount, 0)
   out.writeDoubleBE(expiresAtMs, 8)
-  id.copy(out, 16)
-  return out
+  accountId.copy(out, 16)
+  return out.subarray(0, 16 + accountId.length)
 }
 
 export function decodeInflight(buf: Uint8Array): { amount: bigint; expiresAtMs: number; accountId: string } {
@@ -99,7 +103,7 @@ export function recoverOnStart(store: Store, ownerOf: (accountId: string) => num
     for (const [accountId, sum] of sums) store.balances.put([accountId, ownerOf(accountId)], encodeInt128(sum))
     report.accounts = sums.size
     report.foldedRecords = keys.length
-    const inflightKeys: [number, number][] = []
+    const inflightKeys: number[] = []
     for (const { key, value } of store.inflight.getRange({})) {
       const { amount, accountId } = decodeInflight(value)
       report.releasedAmountByAccount.set(accountId, (report.releasedAmountByAccount.get(accountId) ?? 0n) + amount)

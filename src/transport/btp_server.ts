@@ -45,6 +45,15 @@ class BtpSession implements ReplyTarget {
   outstanding = new Map<number, number>()
   previous = new Map<number, number>()
   private nextRequestId = randomBytes(4).readUInt32BE(0)
+  /**
+   * Frames queued during one drain of the shard rings, sent together under one cork (one write
+   * syscall) by BtpServer.flush(). frameKeys holds the pending key of a forwarded prepare (so a
+   * frame the socket refuses can be failed back to its shard), or -1 for a reply.
+   */
+  outbox: Buffer = Buffer.allocUnsafe(0)
+  outboxLength = 0
+  readonly frameEnds: number[] = []
+  readonly frameKeys: number[] = []
 
   constructor(readonly server: BtpServer, readonly remoteAddress: string) {}
 
@@ -54,7 +63,7 @@ class BtpSession implements ReplyTarget {
   }
 
   sendReply(requestId: number, ilp: Uint8Array): void {
-    this.server.sendIlpFrame(this, BTP_RESPONSE, requestId, ilp)
+    this.server.queueIlpFrame(this, BTP_RESPONSE, requestId, ilp, -1)
   }
 
   takeOutstanding(requestId: number): number {
@@ -74,6 +83,7 @@ export class BtpServer {
   private readonly sessionsByAccount: BtpSession[][]
   private readonly tokenDigests: (Buffer | null)[]
   private readonly rotateTimer: NodeJS.Timeout
+  private readonly sessionsToFlush: BtpSession[] = []
 
   constructor(
     private readonly config: Config,
@@ -155,7 +165,7 @@ export class BtpServer {
     const ilp = frame.entryData(0)
     if (!this.shards.submitPrepare(session.account, session.connId, frame.requestId, ilp)) {
       this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[session.account].id })
-      session.sendReply(frame.requestId, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
+      this.sendIlpFrame(session, BTP_RESPONSE, frame.requestId, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
     }
   }
 
@@ -235,23 +245,82 @@ export class BtpServer {
     }
   }
 
-  /** Sends a prepare forwarded by a shard to `account`'s newest socket. */
+  /** Queues a prepare forwarded by a shard for `account`'s newest socket (sent at flush). */
   forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
     const list = this.sessionsByAccount[account]
     const session = list.length > 0 ? list[list.length - 1] : null
     if (session === null || session.ws === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
     const requestId = session.takeRequestId()
-    if (!this.sendIlpFrame(session, BTP_MESSAGE, requestId, ilp)) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerBusy)
-    session.outstanding.set(requestId, shard * 2 ** 32 + pendingId)
+    const key = shard * 2 ** 32 + pendingId
+    session.outstanding.set(requestId, key)
+    this.queueIlpFrame(session, BTP_MESSAGE, requestId, ilp, key)
   }
 
-  /** Writes a one-entry `ilp` frame; false if the socket refused it (closed or over its limit). */
-  sendIlpFrame(session: BtpSession, type: number, requestId: number, ilp: Uint8Array): boolean {
-    if (session.ws === null) return false
+  /** Appends a one-entry `ilp` frame to the session's outbox. */
+  queueIlpFrame(session: BtpSession, type: number, requestId: number, ilp: Uint8Array, key: number): void {
+    const length = ilpFrameLength(ilp.length)
+    const needed = session.outboxLength + length
+    if (needed > session.outbox.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, session.outbox.length * 2, 64 * 1024))
+      session.outbox.copy(grown, 0, 0, session.outboxLength)
+      session.outbox = grown
+    }
+    writeIlpFrame(session.outbox.subarray(session.outboxLength), type, requestId, ilp)
+    session.outboxLength = needed
+    session.frameEnds.push(needed)
+    session.frameKeys.push(key)
+    if (session.frameEnds.length === 1) this.sessionsToFlush.push(session)
+  }
+
+  /** Sends every queued frame, one cork (one syscall) per socket. */
+  flush(): void {
+    for (const session of this.sessionsToFlush) {
+      const ws = session.ws
+      if (ws === null) {
+        this.failQueued(session, 0)
+      } else {
+        ws.cork(() => {
+          let start = 0
+          for (let i = 0; i < session.frameEnds.length; i++) {
+            const end = session.frameEnds[i]
+            if (ws.send(session.outbox.subarray(start, end), true) === 2) {
+              // Over the socket's back-pressure limit: this and the remaining frames are dropped.
+              this.failQueued(session, i)
+              break
+            }
+            start = end
+          }
+        })
+      }
+      session.outboxLength = 0
+      session.frameEnds.length = 0
+      session.frameKeys.length = 0
+    }
+    this.sessionsToFlush.length = 0
+  }
+
+  /** Fails forwarded prepares queued from frame `from` on (their shard rejects them T02). */
+  private failQueued(session: BtpSession, from: number): void {
+    for (let i = from; i < session.frameKeys.length; i++) {
+      const key = session.frameKeys[i]
+      if (key < 0) continue
+      for (const [requestId, k] of session.outstanding) {
+        if (k === key) {
+          session.outstanding.delete(requestId)
+          break
+        }
+      }
+      this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerBusy)
+    }
+  }
+
+  /** Writes a one-entry `ilp` frame now (inside a uWS callback, which corks on its own). */
+  private sendIlpFrame(session: BtpSession, type: number, requestId: number, ilp: Uint8Array): void {
+    if (session.ws === null) return
     const length = ilpFrameLength(ilp.length)
     const out = length <= this.scratch.length ? this.scratch : Buffer.allocUnsafe(length)
     writeIlpFrame(out, type, requestId, ilp)
-    return session.ws.send(out.subarray(0, length), true) !== 2
+    session.ws.send(out.subarray(0, length), true)
   }
 
   hasClient(account: number): boolean {

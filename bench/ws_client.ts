@@ -1,0 +1,106 @@
+// A minimal WebSocket client for the load generator, on a plain TCP socket. The `ws` package costs
+// tens of microseconds per message in JS, which on a 2-core machine takes CPU from the node and
+// adds to every round trip. This client sends binary frames with the all-zero mask key (valid per
+// RFC 6455, and XOR with zero leaves the payload as is) and parses the server's unmasked frames
+// in place. Bench use only: no TLS, no extensions, no fragmentation.
+
+import { randomBytes } from 'node:crypto'
+import { connect, type Socket } from 'node:net'
+
+const OP_BINARY = 0x2
+const OP_CLOSE = 0x8
+const OP_PING = 0x9
+const OP_PONG = 0xa
+
+export class BenchWebSocket {
+  private pending: Buffer | null = null
+  onMessage: (data: Buffer) => void = () => {}
+
+  private constructor(private readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+  }
+
+  static open(port: number, host = '127.0.0.1', path = '/'): Promise<BenchWebSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port, host, noDelay: true })
+      socket.once('error', reject)
+      socket.once('connect', () => {
+        const key = randomBytes(16).toString('base64')
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+        let head = Buffer.alloc(0)
+        const onHead = (chunk: Buffer) => {
+          head = Buffer.concat([head, chunk])
+          const end = head.indexOf('\r\n\r\n')
+          if (end < 0) return
+          socket.off('data', onHead)
+          if (!head.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) {
+            reject(new Error(`upgrade refused: ${head.subarray(0, end).toString()}`))
+            socket.destroy()
+            return
+          }
+          const client = new BenchWebSocket(socket)
+          resolve(client)
+          if (head.length > end + 4) client.onData(head.subarray(end + 4))
+        }
+        socket.on('data', onHead)
+      })
+    })
+  }
+
+  /** Sends one binary message. The payload may be reused once this returns (it is copied). */
+  send(payload: Uint8Array): void {
+    this.writeFrame(OP_BINARY, payload)
+  }
+
+  private writeFrame(opcode: number, payload: Uint8Array): void {
+    const length = payload.length
+    const headerLength = length < 126 ? 6 : length < 65536 ? 8 : 14
+    const frame = Buffer.allocUnsafe(headerLength + length)
+    frame[0] = 0x80 | opcode
+    if (length < 126) {
+      frame[1] = 0x80 | length
+    } else if (length < 65536) {
+      frame[1] = 0x80 | 126
+      frame.writeUInt16BE(length, 2)
+    } else {
+      frame[1] = 0x80 | 127
+      frame.writeBigUInt64BE(BigInt(length), 2)
+    }
+    frame.writeUInt32BE(0, headerLength - 4) // the mask key: zero
+    frame.set(payload, headerLength)
+    this.socket.write(frame)
+  }
+
+  private onData(chunk: Buffer): void {
+    const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk])
+    let pos = 0
+    for (;;) {
+      if (buf.length - pos < 2) break
+      const opcode = buf[pos] & 0x0f
+      let length = buf[pos + 1] & 0x7f
+      let header = 2
+      if (length === 126) {
+        if (buf.length - pos < 4) break
+        length = buf.readUInt16BE(pos + 2)
+        header = 4
+      } else if (length === 127) {
+        if (buf.length - pos < 10) break
+        length = Number(buf.readBigUInt64BE(pos + 2))
+        header = 10
+      }
+      if (buf.length - pos < header + length) break
+      const payload = buf.subarray(pos + header, pos + header + length)
+      pos += header + length
+      if (opcode === OP_BINARY) this.onMessage(payload)
+      else if (opcode === OP_PING) this.writeFrame(OP_PONG, payload)
+      else if (opcode === OP_CLOSE) this.socket.end()
+    }
+    this.pending = pos === buf.length ? null : buf.subarray(pos)
+  }
+
+  close(): void {
+    this.writeFrame(OP_CLOSE, Buffer.from([0x03, 0xe8]))
+    this.socket.end()
+  }
+}
