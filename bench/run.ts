@@ -1,6 +1,7 @@
 // `npm run bench`: alice → node → bob over BTP, W prepares outstanding, bob fulfilling each,
-// for SHARDS = 0, 1, 2 and W = 1, 10, 100, 1000. Prints packets/s, latency percentiles and the
-// node's CPU per packet, and writes the figures to bench/results/<date>.json.
+// for SHARDS = 0, 1, 2 and W = 1, 10, 100, 1000, and the same load through a bare uWebSockets.js
+// relay (no ILP logic: the transport's ceiling on this machine). Prints packets/s, latency
+// percentiles and the server's CPU per packet, and writes the figures to bench/results/<date>.json.
 // `--quick` shortens every run (development); every run is bounded in time and packet count.
 
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -10,7 +11,9 @@ import { runLoad, type LoadResult } from './btp_load'
 import { startNodeProcess } from './node_process'
 
 interface Run extends LoadResult {
-  shards: number
+  /** "node" or "relay" (the bare uWebSockets.js relay). */
+  server: string
+  shards: number | null
   nodeCpuUsPerPacket: number
   nodeCpuCores: number
 }
@@ -25,11 +28,17 @@ async function main(): Promise<void> {
   const runs: Run[] = []
 
   console.log(`ilp-node BTP forwarding bench (${quick ? 'quick' : 'full'}): ${cpus().length} cores, Node ${process.version}`)
-  for (const shards of shardCounts) {
-    const node = await startNodeProcess({ SHARDS: String(shards) })
+  const servers: { label: string; shards: number | null }[] = [
+    ...shardCounts.map((shards) => ({ label: `node SHARDS=${shards}`, shards })),
+    { label: 'bare uWS relay', shards: null },
+  ]
+  for (const { label, shards } of servers) {
+    const node = shards === null
+      ? await startNodeProcess({}, join(__dirname, 'uws_relay.js'))
+      : await startNodeProcess({ SHARDS: String(shards) })
     try {
       for (const window of windows) {
-        process.stdout.write(`  SHARDS=${shards} W=${window} … `)
+        process.stdout.write(`  ${label} W=${window} … `)
         let cpuStart = 0
         let cpuEnd = 0
         const result = await runLoad({
@@ -45,23 +54,25 @@ async function main(): Promise<void> {
         if (result.rejected > 0) throw new Error(`${result.rejected} prepares were rejected during the run`)
         const cpu = cpuEnd - cpuStart
         const run: Run = {
+          server: shards === null ? 'relay' : 'node',
           shards,
           ...result,
           nodeCpuUsPerPacket: result.packets > 0 ? cpu / result.packets : 0,
           nodeCpuCores: cpu / 1e6 / result.seconds,
         }
         runs.push(run)
-        console.log(`${Math.round(run.packetsPerSecond)} packets/s, p50 ${run.p50Us.toFixed(0)} µs, node CPU ${run.nodeCpuUsPerPacket.toFixed(1)} µs/packet`)
+        console.log(`${Math.round(run.packetsPerSecond)} packets/s, p50 ${run.p50Us.toFixed(0)} µs, server CPU ${run.nodeCpuUsPerPacket.toFixed(1)} µs/packet`)
       }
     } finally {
       await node.stop()
     }
   }
 
-  console.log('\n| SHARDS | W | packets/s | p50 µs | p90 µs | p99 µs | node CPU µs/packet | node cores busy | generator CPU µs/packet |')
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  console.log('\n| server | W | packets/s | p50 µs | p90 µs | p99 µs | server CPU µs/packet | server cores busy | generator CPU µs/packet |')
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of runs) {
-    console.log(`| ${r.shards} | ${r.window} | ${Math.round(r.packetsPerSecond)} | ${r.p50Us.toFixed(0)} | ${r.p90Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${r.nodeCpuUsPerPacket.toFixed(1)} | ${r.nodeCpuCores.toFixed(2)} | ${r.generatorCpuUsPerPacket.toFixed(1)} |`)
+    const server = r.shards === null ? 'bare uWS relay' : `node, SHARDS=${r.shards}`
+    console.log(`| ${server} | ${r.window} | ${Math.round(r.packetsPerSecond)} | ${r.p50Us.toFixed(0)} | ${r.p90Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${r.nodeCpuUsPerPacket.toFixed(1)} | ${r.nodeCpuCores.toFixed(2)} | ${r.generatorCpuUsPerPacket.toFixed(1)} |`)
   }
   const dir = join(__dirname, '..', '..', 'bench', 'results')
   mkdirSync(dir, { recursive: true })

@@ -3,10 +3,10 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
+import { defaultShardCount, EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
 import { ConfigError, parseConfig } from '../src/config/schema'
 import { RoutingTable } from '../src/routing/routing_table'
-import { testConfigJson } from './helpers'
+import { MACHINE, testConfigJson } from './helpers'
 
 function withAccount(patch: Record<string, unknown>): Record<string, unknown> {
   const json = testConfigJson()
@@ -17,7 +17,7 @@ function withAccount(patch: Record<string, unknown>): Record<string, unknown> {
 
 describe('configuration', () => {
   it('parses the embedded default into a usable node on 127.0.0.1:7768', () => {
-    const config = parseConfig(EMBEDDED_DEFAULT_CONFIG, {}, 1)
+    const config = parseConfig(EMBEDDED_DEFAULT_CONFIG, {}, MACHINE)
     assert.equal(config.host, '127.0.0.1')
     assert.equal(config.port, 7768)
     assert.equal(config.dataDir, './data')
@@ -25,9 +25,18 @@ describe('configuration', () => {
     assert.equal(config.accounts[0].btpToken, 'alice-token')
   })
 
+  it('defaults to the inline shard on two cores and to cores − 1 shards above, spinning only with a core to spare', () => {
+    assert.equal(defaultShardCount(1), 0)
+    assert.equal(defaultShardCount(2), 0)
+    assert.equal(defaultShardCount(8), 7)
+    assert.equal(parseConfig({ ...testConfigJson(), shards: 1 }, {}, MACHINE).shardSpinMicros, 200)
+    assert.equal(parseConfig({ ...testConfigJson(), shards: 2 }, {}, MACHINE).shardSpinMicros, 0)
+    assert.equal(parseConfig({ ...testConfigJson(), shards: 2, limits: { shardSpinMicros: 30 } }, {}, MACHINE).shardSpinMicros, 30)
+  })
+
   it('lets environment variables override the file', () => {
     const env = envOverrides({ ILP_ADDRESS: 'g.override', PORT: '9000', SHARDS: '3', DATA_DIR: '/tmp/x', HOST: '::1', LOG_LEVEL: 'debug', DURABILITY: 'fsync' })
-    const config = parseConfig(testConfigJson(), env, 1)
+    const config = parseConfig(testConfigJson(), env, MACHINE)
     assert.equal(config.ilpAddress, 'g.override')
     assert.equal(config.port, 9000)
     assert.equal(config.shards, 3)
@@ -37,7 +46,7 @@ describe('configuration', () => {
   })
 
   it('reads amounts as bigint from decimal strings, with unlimited balances by default', () => {
-    const config = parseConfig(testConfigJson(), {}, 1)
+    const config = parseConfig(testConfigJson(), {}, MACHINE)
     const alice = config.accounts[0]
     assert.equal(alice.balanceMaximum, 1000000000n)
     assert.equal(alice.maxPacketAmount, 1000000n)
@@ -62,7 +71,7 @@ describe('configuration', () => {
   ]
   for (const [name, json, message] of bad) {
     it(`refuses ${name}, naming the field`, () => {
-      assert.throws(() => parseConfig(json, {}, 1), (err: unknown) => err instanceof ConfigError && message.test(err.message))
+      assert.throws(() => parseConfig(json, {}, MACHINE), (err: unknown) => err instanceof ConfigError && message.test(err.message))
     })
   }
 })

@@ -13,6 +13,9 @@ import { startNode, type RunningNode } from '../src/node'
 
 export const NODE_ADDRESS = 'test.node'
 
+/** Defaults as on a 2-core machine, whatever machine runs the tests. */
+export const MACHINE = { cores: 2, shards: 0 }
+
 export function tempDir(prefix = 'ilp-node-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
@@ -41,7 +44,7 @@ export function testConfigJson(): Record<string, unknown> {
 }
 
 export function makeConfig(shards: number, dataDir: string, json: Record<string, unknown> = testConfigJson()): Config {
-  return parseConfig({ ...json, port: 0, shards, dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, 1)
+  return parseConfig({ ...json, port: 0, shards, dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
 }
 
 export async function startTestNode(shards: number, dataDir = tempDir(), json?: Record<string, unknown>): Promise<RunningNode> {

@@ -71,5 +71,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
       throw new ConfigError('CONFIG', `${env.CONFIG} is not valid JSON: ${(err as Error).message}`)
     }
   }
-  return { config: parseConfig(raw, envOverrides(env), defaultShardCount()), source }
+  const cores = availableParallelism()
+  return { config: parseConfig(raw, envOverrides(env), { cores, shards: defaultShardCount(cores) }), source }
 }

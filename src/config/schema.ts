@@ -154,7 +154,13 @@ export interface EnvOverrides {
   durability?: string
 }
 
-export function parseConfig(raw: unknown, env: EnvOverrides, defaultShards: number): Config {
+/** What the machine contributes to defaults (load.ts reads it; tests pass their own). */
+export interface MachineDefaults {
+  cores: number
+  shards: number
+}
+
+export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults): Config {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
   const merged: Json = { ...raw }
   for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') merged[key] = value
@@ -163,7 +169,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, defaultShards: numb
   if (!isValidAddress(ilpAddress)) throw new ConfigError('ilpAddress (ILP_ADDRESS)', `"${ilpAddress}" is not a valid ILP address`)
   const host = str(merged, 'host', 'host (HOST)', '127.0.0.1')
   const port = int(merged, 'port', 'port (PORT)', 7768, 0, 65535)
-  const shards = int(merged, 'shards', 'shards (SHARDS)', defaultShards, 0, 64)
+  const shards = int(merged, 'shards', 'shards (SHARDS)', machine.shards, 0, 64)
   const dataDir = str(merged, 'dataDir', 'dataDir (DATA_DIR)', './data')
   const logLevel = oneOf<LogLevel>(merged, 'logLevel', 'logLevel (LOG_LEVEL)', ['error', 'warn', 'info', 'debug'], 'info')
   const durability = oneOf<Durability>(merged, 'durability', 'durability (DURABILITY)', ['process', 'fsync'], 'process')
@@ -203,6 +209,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, defaultShards: numb
     maxHoldTimeMs: int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000),
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
     maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),
-    shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', 200, 0, 10000),
+    // Spinning pays only when each shard and the main thread have a core of their own.
+    shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + 1 <= machine.cores ? 200 : 0, 0, 10000),
   })
 }
