@@ -32,9 +32,13 @@ export const EMBEDDED_DEFAULT_CONFIG = {
   routes: [],
 }
 
-/** Shard workers by default: one per core beyond the main thread, at least one. */
-export function defaultShardCount(): number {
-  return Math.max(1, availableParallelism() - 1)
+/**
+ * Shard worker threads by default. On two cores or fewer the inline shard (0) is fastest at
+ * every measured load but the largest window (README, Performance); with more cores, one shard
+ * per core beyond the main thread.
+ */
+export function defaultShardCount(cores = availableParallelism()): number {
+  return cores <= 2 ? 0 : cores - 1
 }
 
 export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
