@@ -89,7 +89,8 @@ describe('restart and recovery (child process, SIGKILL, SHARDS change)', () => {
     while (held === 0) await sleep(10)
     // 300 committed + 1000 held: another 1000 would pass alice's maximum of 1500.
     assert.equal(asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '1000' }))).code, 'T04')
-    await sleep(50)
+    // Past limits.journalDelayMs (50 ms) plus a shard tick, the held prepare is in the journal.
+    await sleep(150)
     assert.equal(await peerBalance(alice), -300n)
     assert.equal(await peerBalance(bob), 300n)
     first.proc.kill('SIGKILL')

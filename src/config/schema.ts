@@ -49,6 +49,8 @@ export interface Config {
   readonly minMessageWindowMs: number
   /** Largest BTP frame accepted on a WebSocket; larger frames close the connection. */
   readonly maxFrameBytes: number
+  /** A prepare still in flight after this long is written to the in-flight journal. */
+  readonly journalDelayMs: number
   /** How long an idle shard worker polls its rings before it sleeps (latency vs idle CPU). */
   readonly shardSpinMicros: number
 }
@@ -209,6 +211,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     maxHoldTimeMs: int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000),
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
     maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),
+    journalDelayMs: int(limits, 'journalDelayMs', 'limits.journalDelayMs', 50, 0, 10000),
     // Spinning pays only when each shard and the main thread have a core of their own.
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + 1 <= machine.cores ? 200 : 0, 0, 10000),
   })

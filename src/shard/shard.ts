@@ -3,6 +3,7 @@
 // Its inputs are ring records (shard/records.ts); its outputs are ring records, written into
 // `toMain` / `toShards` and published by the loop only after `commit()` has made the batch's
 // state durable, so no fulfill leaves the shard before its balance change is committed.
+// Prepares still in flight after limits.journalDelayMs are journalled too (see `commit`).
 //
 // A prepare from account A, in order (each step returns early with a reject):
 //   1. parse                          F01 (a '{' first byte is a route broadcast: F01 until peering)
@@ -85,11 +86,16 @@ export class Shard {
   private readonly unsentCredit: bigint[]
   private readonly unsentCreditAccounts: number[] = []
 
-  // The in-flight journal of this batch (pendingIds), written at commit.
-  private readonly startedIds: number[] = []
+  // The in-flight journal. A prepare is journalled once it has been in flight for
+  // journalDelayMs: its hold lives in memory and never touches a balance, so the journal is the
+  // operator's record of what was held when the node stopped, not part of the money path, and
+  // most prepares finish long before the delay and cost no write at all.
+  private readonly journalQueueIds: Uint32Array
+  private readonly journalQueueAtMs: Float64Array
+  private journalHead = 0
+  private journalTail = 0
+  private readonly journalled: Uint8Array
   private readonly finishedIds: number[] = []
-  private readonly startedInBatch: Uint32Array
-  private batchNumber = 1
   private readonly accountIdBytes: Buffer[]
   private readonly inflightScratch = Buffer.allocUnsafe(16 + 256)
 
@@ -104,7 +110,9 @@ export class Shard {
     this.routes = buildRoutingTable(o.config, this.accounts)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
-    this.startedInBatch = new Uint32Array(o.config.pendingPerShard)
+    this.journalQueueIds = new Uint32Array(o.config.pendingPerShard)
+    this.journalQueueAtMs = new Float64Array(o.config.pendingPerShard)
+    this.journalled = new Uint8Array(o.config.pendingPerShard)
     const n = this.accounts.size
     this.owned = new Uint8Array(n)
     this.balance = new Array<bigint>(n).fill(0n)
@@ -179,7 +187,7 @@ export class Shard {
     if (slot < 0) return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight')
 
     this.held[account] += view.amount
-    this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount)
+    this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
     view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
     this.toMain.tryWrite(RecordKind.PrepareOut, target, this.pending.idOf(slot), Math.floor(nextExpiresAtMs / 1000), 0,
@@ -253,31 +261,43 @@ export class Shard {
   // Durability
 
   /**
-   * Commits the batch: the changed balance records and the in-flight journal, in one LMDB
-   * transaction. Returns after the commit; the caller then flushes the rings.
+   * Commits the batch when it must: balance records changed (a fulfill that is not yet durable
+   * must not be published), or journal entries are due. One LMDB transaction. Returns after the
+   * commit; the caller then flushes the rings.
    */
-  commit(): void {
-    if (this.dirtyAccounts.length > 0 || this.startedIds.length > 0 || this.finishedIds.length > 0) {
+  commit(nowMs: number): void {
+    const journalDue = this.journalHead !== this.journalTail &&
+      this.journalQueueAtMs[this.journalHead] <= nowMs - this.config.journalDelayMs
+    if (this.dirtyAccounts.length > 0 || this.finishedIds.length > 0 || journalDue) {
       const { balances, inflight, root } = this.store
       root.transactionSync(() => {
         for (const i of this.dirtyAccounts) {
           balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
           this.recordDirty[i] = 0
         }
-        for (const id of this.startedIds) {
-          const slot = this.pending.find(id)
-          if (slot < 0) continue // finished within this batch: never journalled
-          const source = this.accountIdBytes[this.pending.sourceAccount[slot]]
-          inflight.put(inflightKey(this.shardIndex, id), encodeInflight(this.inflightScratch, this.pending.sourceAmount[slot], this.pending.expiresAtMs[slot], source))
-        }
+        if (journalDue) this.journalDuePrepares(nowMs)
         for (const id of this.finishedIds) inflight.remove(inflightKey(this.shardIndex, id))
       })
       this.dirtyAccounts.length = 0
-      this.startedIds.length = 0
       this.finishedIds.length = 0
     }
-    this.batchNumber = (this.batchNumber + 1) >>> 0 || 1
     this.sendCredits()
+  }
+
+  /** Inside the commit's transaction: journals the prepares in flight for journalDelayMs. */
+  private journalDuePrepares(nowMs: number): void {
+    const p = this.pending
+    const capacity = this.journalQueueIds.length
+    const dueBefore = nowMs - this.config.journalDelayMs
+    while (this.journalHead !== this.journalTail && this.journalQueueAtMs[this.journalHead] <= dueBefore) {
+      const id = this.journalQueueIds[this.journalHead]
+      this.journalHead = (this.journalHead + 1) % capacity
+      const slot = p.find(id)
+      if (slot < 0) continue // finished before it was due: never journalled
+      const source = this.accountIdBytes[p.sourceAccount[slot]]
+      this.store.inflight.put(inflightKey(this.shardIndex, id), encodeInflight(this.inflightScratch, p.sourceAmount[slot], p.expiresAtMs[slot], source))
+      this.journalled[slot] = 1
+    }
   }
 
   /** True while there are credits waiting for ring space. */
@@ -358,7 +378,9 @@ export class Shard {
     return converted > UINT64_MAX ? -1n : converted
   }
 
-  private trackPending(slot: number, account: number, target: number, connId: number, requestId: number, amount: bigint, destinationAmount: bigint): void {
+  private trackPending(
+    slot: number, account: number, target: number, connId: number, requestId: number, amount: bigint, destinationAmount: bigint, nowMs: number,
+  ): void {
     const p = this.pending
     p.sourceAccount[slot] = account
     p.destinationAccount[slot] = target
@@ -367,8 +389,14 @@ export class Shard {
     p.sourceAmount[slot] = amount
     p.destinationAmount[slot] = destinationAmount
     p.condition.set(this.view.buf.subarray(this.view.conditionOffset, this.view.conditionOffset + 32), slot * 32)
-    this.startedInBatch[slot] = this.batchNumber
-    this.startedIds.push(p.idOf(slot))
+    // Entries wait here until due, finished or not. If the queue is full (more prepares started
+    // within journalDelayMs than the table holds), this one goes unjournalled: an audit gap only.
+    const next = (this.journalTail + 1) % this.journalQueueIds.length
+    if (next !== this.journalHead) {
+      this.journalQueueIds[this.journalTail] = p.idOf(slot)
+      this.journalQueueAtMs[this.journalTail] = nowMs
+      this.journalTail = next
+    }
   }
 
   private fulfillmentMatches(fulfillment: Uint8Array, slot: number): boolean {
@@ -394,7 +422,10 @@ export class Shard {
       if (this.owned[target] === 1) this.balance[target] -= credit
       else this.queueCredit(target, credit)
     }
-    if (this.startedInBatch[slot] !== this.batchNumber) this.finishedIds.push(p.idOf(slot))
+    if (this.journalled[slot] === 1) {
+      this.journalled[slot] = 0
+      this.finishedIds.push(p.idOf(slot))
+    }
     p.release(slot)
   }
 

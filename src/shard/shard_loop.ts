@@ -41,7 +41,7 @@ export class ShardLoop {
     let worked = this.drain(fromMain, nowMs)
     for (const ring of fromShards) if (ring !== null && this.drain(ring, nowMs)) worked = true
     shard.expire(nowMs)
-    shard.commit()
+    shard.commit(nowMs)
     this.publish()
     return worked
   }
