@@ -14,18 +14,10 @@ import { readIlpTimestamp, writeIlpTimestamp, generalizedTime } from '../src/cod
 import { OerReader, writeLength } from '../src/codec/oer'
 import { BtpFrame, encodeError, encodeMessage, encodeResponse, encodeTransfer, writeIlpFrame, ilpFrameLength, BTP_MESSAGE } from '../src/codec/btp_packet'
 import { F01_INVALID_PACKET } from '../src/codec/ilp_errors'
+import { prng } from './helpers'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 
-/** A small seeded PRNG (mulberry32) so random cases are reproducible from the printed seed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function randomBytes(rand: () => number, n: number): Buffer {
   const b = Buffer.alloc(n)

@@ -99,6 +99,16 @@ export async function peerBalance(plugin: BtpPlugin): Promise<bigint> {
   return fulfill.data.readBigInt64BE(0)
 }
 
+/** A small seeded PRNG (mulberry32): random test cases that reproduce from their seed. */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -9,15 +9,8 @@ import { describe, it } from 'node:test'
 import { Worker } from 'node:worker_threads'
 import { createRing, RingReader, RingWriter } from '../src/ring/ring'
 import { createDoorbell, Doorbell } from '../src/ring/doorbell'
+import { prng } from './helpers'
 
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function fill(bytes: Uint8Array, seq: number): void {
   for (let i = 0; i < bytes.length; i++) bytes[i] = (seq * 31 + i) & 0xff

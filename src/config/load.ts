@@ -11,25 +11,19 @@ import { Config, ConfigError, EnvOverrides, parseConfig } from './schema'
  */
 export const EMBEDDED_DEFAULT_CONFIG = {
   ilpAddress: 'test.ilpnode',
-  accounts: {
-    alice: {
-      relation: 'child',
-      assetCode: 'USD',
-      assetScale: 9,
-      btp: { token: 'alice-token' },
-      balance: { minimum: '-1000000000000', maximum: '1000000000000' },
-      maxPacketAmount: '1000000000',
-    },
-    bob: {
-      relation: 'child',
-      assetCode: 'USD',
-      assetScale: 9,
-      btp: { token: 'bob-token' },
-      balance: { minimum: '-1000000000000', maximum: '1000000000000' },
-      maxPacketAmount: '1000000000',
-    },
-  },
+  accounts: { alice: developmentChild('alice-token'), bob: developmentChild('bob-token') },
   routes: [],
+}
+
+function developmentChild(token: string): Record<string, unknown> {
+  return {
+    relation: 'child',
+    assetCode: 'USD',
+    assetScale: 9,
+    btp: { token },
+    balance: { minimum: '-1000000000000', maximum: '1000000000000' },
+    maxPacketAmount: '1000000000',
+  }
 }
 
 /**
