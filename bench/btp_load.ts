@@ -1,5 +1,5 @@
-// Our BTP load generator: alice keeps W prepares outstanding to `<node>.bob`, bob fulfills each
-// one. Both are lean WebSocket clients (ws_client.ts) with pre-encoded frames, so the generator
+// Our BTP load generator: alice (or many senders) keeps W prepares outstanding to `<node>.bob`,
+// bob fulfills each one. Both are lean WebSocket clients (ws_client.ts) with pre-encoded frames, so the generator
 // costs little CPU next to the node (ilp-plugin-btp allocates promises and timers per packet and
 // would be the bottleneck). Every run is bounded by a packet count and a duration.
 
@@ -10,6 +10,7 @@ import { BenchWebSocket } from './ws_client'
 
 export interface LoadResult {
   window: number
+  senders: number
   packets: number
   fulfilled: number
   rejected: number
@@ -19,18 +20,22 @@ export interface LoadResult {
   p90Us: number
   p99Us: number
   generatorCpuUsPerPacket: number
+  /** Latency at every whole percentile, 0..100, in µs (the chart's distribution). */
+  latencyPercentilesUs: number[]
 }
 
 export interface LoadOptions {
   port: number
+  /** bob's port when the server listens per account (ilp-plugin-btp listeners); default `port`. */
+  bobPort?: number
   destination: string
   window: number
   durationMs: number
   maxPackets: number
   warmupMs: number
-  aliceToken?: string
+  /** The sending accounts (default alice); `window` is spread over them. */
+  senders?: { user: string; token: string }[]
   bobToken?: string
-  aliceUser?: string
   bobUser?: string
   /** Called when measurement starts and ends (to sample the node's CPU over the same span). */
   onMeasureStart?: () => void
@@ -62,8 +67,9 @@ function percentile(sorted: Float64Array, p: number): number {
 
 /** Runs one bounded load run and returns its figures. */
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
-  const alice = await connect(o.port, o.aliceUser ?? 'alice', o.aliceToken ?? 'alice-token')
-  const bob = await connect(o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
+  const senderAccounts = o.senders ?? [{ user: 'alice', token: 'alice-token' }]
+  const senders = await Promise.all(senderAccounts.map((a) => connect(o.port, a.user, a.token)))
+  const bob = await connect(o.bobPort ?? o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
 
   const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
   const frame = new BtpFrame()
@@ -86,7 +92,6 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const template = Buffer.allocUnsafe(frameLength)
   writeIlpFrame(template, BTP_MESSAGE, 0, prepare)
 
-  const maxInFlight = o.window
   const sentAt = new Float64Array(1 << 20)
   const latencies = new Float64Array(Math.min(o.maxPackets, 4_000_000))
   let nextId = 1
@@ -97,19 +102,19 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let rejected = 0
   let inFlight = 0
 
-  const send = () => {
+  const send = (sender: BenchWebSocket) => {
     const id = nextId++
     const out = template
     out.writeUInt32BE(id, 1)
     sentAt[id & (sentAt.length - 1)] = performance.now()
     inFlight++
-    alice.send(out)
+    sender.send(out)
   }
 
   let finish: () => void = () => {}
   const done = new Promise<void>((resolve) => { finish = resolve })
   const replyFrame = new BtpFrame()
-  alice.onMessage = (data) => {
+  const onReply = (sender: BenchWebSocket, data: Buffer) => {
     if (!replyFrame.parse(data) || replyFrame.type !== BTP_RESPONSE) return
     inFlight--
     if (measuring) {
@@ -121,11 +126,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       else rejected++
       if (measured >= o.maxPackets) stopping = true
     }
-    if (!stopping) send()
+    if (!stopping) send(sender)
     else if (inFlight === 0) finish()
   }
+  for (const sender of senders) sender.onMessage = (data) => onReply(sender, data)
 
-  for (let i = 0; i < maxInFlight; i++) send()
+  for (let i = 0; i < Math.max(o.window, senders.length); i++) send(senders[i % senders.length])
   await new Promise((resolve) => setTimeout(resolve, o.warmupMs))
   measuring = true
   o.onMeasureStart?.()
@@ -137,12 +143,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const seconds = (performance.now() - started) / 1000
   const cpu = process.cpuUsage(startCpu)
   o.onMeasureEnd?.()
-  alice.close()
+  for (const sender of senders) sender.close()
   bob.close()
 
   const sorted = latencies.slice(0, Math.min(measured, latencies.length)).sort()
   return {
     window: o.window,
+    senders: senders.length,
     packets: measured,
     fulfilled,
     rejected,
@@ -152,5 +159,6 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     p90Us: percentile(sorted, 0.9) * 1000,
     p99Us: percentile(sorted, 0.99) * 1000,
     generatorCpuUsPerPacket: measured > 0 ? (cpu.user + cpu.system) / measured : 0,
+    latencyPercentilesUs: Array.from({ length: 101 }, (_, i) => percentile(sorted, i / 100) * 1000),
   }
 }

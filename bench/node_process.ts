@@ -30,10 +30,13 @@ export async function startNodeProcess(
   let output = ''
   const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve))
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not start within 15 s:\n${output}`)), 15_000)
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`server did not start within 15 s:\n${output}`))
+    }, 15_000)
     proc.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString()
-      const m = /ilp-node listening .* port=(\d+)/.exec(output)
+      const m = / listening .* port=(\d+)/.exec(output)
       if (m) {
         clearTimeout(timer)
         resolve(Number(m[1]))
@@ -41,7 +44,7 @@ export async function startNodeProcess(
       if (output.length > 100_000) output = output.slice(-10_000)
     })
     proc.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    void exited.then((code) => reject(new Error(`node exited with code ${code}:\n${output}`)))
+    void exited.then((code) => reject(new Error(`server exited with code ${code}:\n${output}`)))
   })
   return {
     proc,

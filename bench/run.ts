@@ -1,92 +1,264 @@
-// `npm run bench`: alice → node → bob over BTP, W prepares outstanding, bob fulfilling each,
-// for SHARDS = 0, 1, 2 and W = 1, 10, 100, 1000, and the same load through a bare uWebSockets.js
-// relay (no ILP logic: the transport's ceiling on this machine). Prints packets/s, latency
-// percentiles and the server's CPU per packet, and writes the figures to bench/results/<date>.json.
-// `--quick` shortens every run (development); every run is bounded in time and packet count.
+// `npm run bench` — how this node compares with the reference connector and how it scales, on
+// the machine it runs on. Ratios measured in one run are the figures that hold on a shared
+// machine, so every comparison alternates the servers within one run.
+//
+//   1. Side by side: this node, ilp-connector@23 and a bare uWebSockets.js relay (the transport's
+//      ceiling) under the same load generator and the same receiver: BTP alice → server → bob,
+//      W = 1, 10, 100, 1000 outstanding prepares, bob fulfilling each; runs alternate per W.
+//   2. Shard scaling: the node with SHARDS = 0 … cores, 64 sending accounts.
+//   3. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring.
+//
+// Writes bench/results/<date>.json and .md, and SVG charts beside them (also copied to
+// bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
+// Every load run is bounded by a packet count and a duration.
 
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, totalmem } from 'node:os'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { runLoad, type LoadResult } from './btp_load'
-import { startNodeProcess } from './node_process'
+import { runCodecBenchmarks, runRingBenchmark, type MicroResult, type RingResult } from './micro'
+import { startNodeProcess, type NodeProcess } from './node_process'
+import { fmt, lineChart, markdownTable } from './report'
+import { defaultShardCount } from '../src/config/load'
 
 interface Run extends LoadResult {
-  /** "node" or "relay" (the bare uWebSockets.js relay). */
   server: string
   shards: number | null
-  nodeCpuUsPerPacket: number
-  nodeCpuCores: number
+  serverCpuUsPerPacket: number
+  serverCoresBusy: number
+}
+
+interface Timing {
+  warmupMs: number
+  durationMs: number
+  maxPackets: number
+}
+
+const WINDOWS = [1, 10, 100, 1000]
+const SCALING_SENDERS = 64
+const SCALING_WINDOW = 256
+
+function log(line: string): void {
+  process.stdout.write(line)
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+}
+
+async function measure(server: NodeProcess, label: string, shards: number | null, window: number, t: Timing,
+  extra: { bobPort?: number; senders?: { user: string; token: string }[] } = {}): Promise<Run> {
+  let cpuStart = 0
+  let cpuEnd = 0
+  const result = await runLoad({
+    port: server.port,
+    bobPort: extra.bobPort,
+    senders: extra.senders,
+    destination: 'test.ilpnode.bob',
+    window,
+    durationMs: t.durationMs,
+    maxPackets: t.maxPackets,
+    warmupMs: t.warmupMs,
+    onMeasureStart: () => { cpuStart = server.cpuMicros() },
+    onMeasureEnd: () => { cpuEnd = server.cpuMicros() },
+  })
+  if (result.packets === 0) throw new Error(`${label} W=${window}: no packet completed`)
+  if (result.rejected > 0) throw new Error(`${label} W=${window}: ${result.rejected} prepares were rejected`)
+  const cpu = cpuEnd - cpuStart
+  return {
+    server: label,
+    shards,
+    ...result,
+    serverCpuUsPerPacket: cpu / result.packets,
+    serverCoresBusy: cpu / 1e6 / result.seconds,
+  }
+}
+
+function describe(r: Run): string {
+  return `${fmt(r.packetsPerSecond)} packets/s, p50 ${fmt(r.p50Us)} µs, p99 ${fmt(r.p99Us)} µs, server CPU ${r.serverCpuUsPerPacket.toFixed(1)} µs/packet\n`
+}
+
+async function sideBySide(t: Timing, nodeShards: number): Promise<Run[]> {
+  log(`\n1. Side by side: node (SHARDS=${nodeShards}), ilp-connector@23, bare uWS relay; alternating per W\n`)
+  const alicePort = await freePort()
+  const bobPort = await freePort()
+  const servers: { label: string; shards: number | null; proc: NodeProcess; bobPort?: number }[] = []
+  try {
+    servers.push({ label: 'node', shards: nodeShards, proc: await startNodeProcess({ SHARDS: String(nodeShards) }) })
+    servers.push({
+      label: 'ilp-connector',
+      shards: null,
+      proc: await startNodeProcess({ ALICE_PORT: String(alicePort), BOB_PORT: String(bobPort) }, join(__dirname, 'reference_connector.js')),
+      bobPort,
+    })
+    servers.push({ label: 'relay', shards: null, proc: await startNodeProcess({}, join(__dirname, 'uws_relay.js')) })
+    const runs: Run[] = []
+    let i = 0
+    for (const window of WINDOWS) {
+      for (const s of servers) {
+        log(`  [${++i}/${WINDOWS.length * servers.length}] ${s.label.padEnd(13)} W=${String(window).padEnd(4)} … `)
+        const run = await measure(s.proc, s.label, s.shards, window, t, { bobPort: s.bobPort })
+        runs.push(run)
+        log(describe(run))
+      }
+    }
+    return runs
+  } finally {
+    for (const s of servers) await s.proc.stop()
+  }
+}
+
+async function shardScaling(t: Timing): Promise<Run[]> {
+  const maxShards = availableParallelism()
+  log(`\n2. Shard scaling: SHARDS = 0 … ${maxShards}, ${SCALING_SENDERS} senders, W=${SCALING_WINDOW} in all\n`)
+  const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
+  const accounts: Record<string, unknown> = {}
+  const senders: { user: string; token: string }[] = []
+  const limits = { balance: { minimum: '-1000000000000', maximum: '1000000000000' } }
+  for (let i = 0; i < SCALING_SENDERS; i++) {
+    const user = `sender${i}`
+    senders.push({ user, token: `${user}-token` })
+    accounts[user] = { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: `${user}-token` }, ...limits }
+  }
+  accounts.bob = { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'bob-token' }, ...limits }
+  const configPath = join(dir, 'config.json')
+  writeFileSync(configPath, JSON.stringify({ ilpAddress: 'test.ilpnode', accounts }))
+  const runs: Run[] = []
+  try {
+    for (let shards = 0; shards <= maxShards; shards++) {
+      log(`  SHARDS=${shards} … `)
+      const node = await startNodeProcess({ SHARDS: String(shards), CONFIG: configPath })
+      try {
+        const run = await measure(node, 'node', shards, SCALING_WINDOW, t, { senders })
+        runs.push(run)
+        log(describe(run))
+      } finally {
+        await node.stop()
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return runs
+}
+
+async function micro(quick: boolean): Promise<{ codecs: MicroResult[]; ring: RingResult }> {
+  log('\n3. Micro-benchmarks (benchmark.js)\n')
+  const codecs = runCodecBenchmarks(quick ? 0.25 : 1)
+  log('  ring between two threads (100-byte records) … ')
+  const ring = await runRingBenchmark(quick ? 200_000 : 1_000_000)
+  log(`${fmt(ring.oneWayRecordsPerSecond)} records/s; round trip p50 ${ring.roundTrip.map((r) => `${r.batch}: ${r.p50Us.toFixed(1)} µs`).join(', ')}\n`)
+  return { codecs, ring }
+}
+
+function byServer(runs: Run[], server: string, window: number): Run | undefined {
+  return runs.find((r) => r.server === server && r.window === window)
+}
+
+function markdown(date: string, quick: boolean, machine: Record<string, unknown>, side: Run[], scaling: Run[],
+  m: { codecs: MicroResult[]; ring: RingResult }, stamp: string): string {
+  const lines: string[] = []
+  lines.push(`# ilp-node bench, ${date}${quick ? ' (quick)' : ''}`, '')
+  lines.push(`Machine: ${machine.cores} cores (${machine.cpu}), ${machine.node}. Load generator on the same machine.`, '')
+  lines.push('## Side by side: BTP alice → server → bob', '')
+  lines.push(markdownTable(
+    ['server', 'W', 'packets/s', 'p50 µs', 'p90 µs', 'p99 µs', 'server CPU µs/packet', 'generator CPU µs/packet'],
+    side.map((r) => [r.server === 'node' ? `node (SHARDS=${r.shards})` : r.server, r.window, fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p90Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(1), r.generatorCpuUsPerPacket.toFixed(1)]),
+  ), '')
+  lines.push('### Node / ilp-connector', '')
+  lines.push(markdownTable(
+    ['W', 'packets/s ratio', 'CPU per packet ratio', 'p50 ratio', 'share of relay packets/s'],
+    WINDOWS.map((w) => {
+      const n = byServer(side, 'node', w)!
+      const ref = byServer(side, 'ilp-connector', w)!
+      const relay = byServer(side, 'relay', w)!
+      return [w, `${(n.packetsPerSecond / ref.packetsPerSecond).toFixed(1)}×`, `1/${(ref.serverCpuUsPerPacket / n.serverCpuUsPerPacket).toFixed(1)}`,
+        (n.p50Us / ref.p50Us).toFixed(2), `${((100 * n.packetsPerSecond) / relay.packetsPerSecond).toFixed(0)} %`]
+    }),
+  ), '')
+  lines.push(`![throughput](${stamp}-throughput.svg)`, '', `![latency](${stamp}-latency.svg)`, '')
+  lines.push(`## Shard scaling: ${SCALING_SENDERS} senders, W=${SCALING_WINDOW}`, '')
+  lines.push(markdownTable(
+    ['SHARDS', 'packets/s', 'p50 µs', 'p99 µs', 'node CPU µs/packet', 'node cores busy'],
+    scaling.map((r) => [r.shards ?? '', fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(1), r.serverCoresBusy.toFixed(2)]),
+  ), '')
+  lines.push('How to read it: the main thread owns every socket and each shard owns the accounts that hash to it. ' +
+    'Scaling needs a core per shard plus one for the main thread (and here the load generator shares the machine), ' +
+    `so on ${machine.cores} cores extra shards cannot add throughput; on a larger machine, run the bench and look for ` +
+    'packets/s rising with SHARDS until the main thread saturates (node cores busy ≈ SHARDS + 1).', '')
+  lines.push('## Micro-benchmarks', '')
+  lines.push(markdownTable(['case', 'ops/s', '±%'], m.codecs.map((c) => [c.name, fmt(c.opsPerSecond), c.rme.toFixed(1)])), '')
+  lines.push(`Ring between two threads, 100-byte records: ${fmt(m.ring.oneWayRecordsPerSecond)} records/s one way (with echo); ` +
+    `round trip p50/p99: ${m.ring.roundTrip.map((r) => `batch ${r.batch}: ${r.p50Us.toFixed(1)}/${r.p99Us.toFixed(1)} µs`).join('; ')}.`, '')
+  lines.push('HTTP runs (autocannon against ILP-over-HTTP and SPSP) come with those endpoints.', '')
+  return lines.join('\n')
+}
+
+const COLORS: Record<string, string> = { node: '#1f77b4', 'ilp-connector': '#d62728', relay: '#7f7f7f' }
+
+function charts(side: Run[]): { throughput: string; latency: string } {
+  const servers = ['node', 'ilp-connector', 'relay']
+  const name = (s: string) => (s === 'relay' ? 'bare uWS relay' : s === 'node' ? `ilp-node (SHARDS=${side.find((r) => r.server === 'node')?.shards})` : 'ilp-connector@23')
+  const throughput = lineChart({
+    title: 'BTP forwarding throughput by window',
+    xLabel: 'prepares outstanding (W)',
+    yLabel: 'packets per second',
+    xLog: true,
+    series: servers.map((s) => ({ name: name(s), color: COLORS[s], points: side.filter((r) => r.server === s).map((r) => [r.window, r.packetsPerSecond] as [number, number]) })),
+  })
+  const latency = lineChart({
+    title: 'Latency distribution at W=100 (alice send → fulfill)',
+    xLabel: 'latency (µs, log scale)',
+    yLabel: 'percentile',
+    xLog: true,
+    series: servers.map((s) => {
+      const r = byServer(side, s, 100)
+      return { name: name(s), color: COLORS[s], points: (r?.latencyPercentilesUs ?? []).map((us, p) => [Math.max(us, 1), p] as [number, number]) }
+    }),
+  })
+  return { throughput, latency }
 }
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick')
-  const shardCounts = [0, 1, 2]
-  const windows = [1, 10, 100, 1000]
-  const warmupMs = quick ? 300 : 1000
-  const durationMs = quick ? 1500 : 5000
-  const maxPackets = 2_000_000
-  const runs: Run[] = []
+  const started = Date.now()
+  const timing: Timing = quick ? { warmupMs: 300, durationMs: 1200, maxPackets: 2_000_000 } : { warmupMs: 1000, durationMs: 5000, maxPackets: 5_000_000 }
+  const machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryBytes: totalmem(), node: `Node ${process.version}`, platform: process.platform }
+  log(`ilp-node bench (${quick ? 'quick' : 'full'}): ${machine.cores} cores, ${machine.node}\n`)
+  const nodeShards = defaultShardCount()
+  const side = await sideBySide(timing, nodeShards)
+  const scaling = await shardScaling(timing)
+  const m = await micro(quick)
 
-  console.log(`ilp-node BTP forwarding bench (${quick ? 'quick' : 'full'}): ${cpus().length} cores, Node ${process.version}`)
-  const servers: { label: string; shards: number | null }[] = [
-    ...shardCounts.map((shards) => ({ label: `node SHARDS=${shards}`, shards })),
-    { label: 'bare uWS relay', shards: null },
-  ]
-  for (const { label, shards } of servers) {
-    const node = shards === null
-      ? await startNodeProcess({}, join(__dirname, 'uws_relay.js'))
-      : await startNodeProcess({ SHARDS: String(shards) })
-    try {
-      for (const window of windows) {
-        process.stdout.write(`  ${label} W=${window} … `)
-        let cpuStart = 0
-        let cpuEnd = 0
-        const result = await runLoad({
-          port: node.port,
-          destination: 'test.ilpnode.bob',
-          window,
-          durationMs,
-          maxPackets,
-          warmupMs,
-          onMeasureStart: () => { cpuStart = node.cpuMicros() },
-          onMeasureEnd: () => { cpuEnd = node.cpuMicros() },
-        })
-        if (result.rejected > 0) throw new Error(`${result.rejected} prepares were rejected during the run`)
-        const cpu = cpuEnd - cpuStart
-        const run: Run = {
-          server: shards === null ? 'relay' : 'node',
-          shards,
-          ...result,
-          nodeCpuUsPerPacket: result.packets > 0 ? cpu / result.packets : 0,
-          nodeCpuCores: cpu / 1e6 / result.seconds,
-        }
-        runs.push(run)
-        console.log(`${Math.round(run.packetsPerSecond)} packets/s, p50 ${run.p50Us.toFixed(0)} µs, server CPU ${run.nodeCpuUsPerPacket.toFixed(1)} µs/packet`)
-      }
-    } finally {
-      await node.stop()
-    }
-  }
-
-  console.log('\n| server | W | packets/s | p50 µs | p90 µs | p99 µs | server CPU µs/packet | server cores busy | generator CPU µs/packet |')
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
-  for (const r of runs) {
-    const server = r.shards === null ? 'bare uWS relay' : `node, SHARDS=${r.shards}`
-    console.log(`| ${server} | ${r.window} | ${Math.round(r.packetsPerSecond)} | ${r.p50Us.toFixed(0)} | ${r.p90Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${r.nodeCpuUsPerPacket.toFixed(1)} | ${r.nodeCpuCores.toFixed(2)} | ${r.generatorCpuUsPerPacket.toFixed(1)} |`)
-  }
+  const date = new Date().toISOString()
+  const stamp = `${date.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}`
   const dir = join(__dirname, '..', '..', 'bench', 'results')
   mkdirSync(dir, { recursive: true })
-  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`)
-  writeFileSync(file, JSON.stringify({
-    date: new Date().toISOString(),
-    mode: quick ? 'quick' : 'full',
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version, platform: process.platform },
-    runs,
-  }, null, 2) + '\n')
-  console.log(`\nwrote ${file}`)
+  const md = markdown(date, quick, machine, side, scaling, m, stamp)
+  const { throughput, latency } = charts(side)
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: quick ? 'quick' : 'full', machine, sideBySide: side, shardScaling: scaling, micro: m }, null, 2) + '\n')
+  writeFileSync(join(dir, `${stamp}.md`), md)
+  writeFileSync(join(dir, `${stamp}-throughput.svg`), throughput)
+  writeFileSync(join(dir, `${stamp}-latency.svg`), latency)
+  if (!quick) {
+    writeFileSync(join(dir, 'latest.md'), md.replaceAll(`${stamp}-`, 'latest-'))
+    writeFileSync(join(dir, 'latest-throughput.svg'), throughput)
+    writeFileSync(join(dir, 'latest-latency.svg'), latency)
+  }
+
+  log(`\n${md.split('## Shard scaling')[0].split('### Node / ilp-connector')[1] ?? ''}`)
+  log(`\nwrote ${join(dir, stamp)}.{json,md} and -{throughput,latency}.svg in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
 }
 
 main().catch((err: Error) => {
-  console.error(`bench failed: ${err.stack}`)
+  process.stderr.write(`\nbench failed: ${err.message}\n`)
   process.exit(1)
 })
