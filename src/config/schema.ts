@@ -16,6 +16,11 @@ export interface AccountConfig {
   readonly assetScale: number
   /** Incoming BTP: the token a client must present in the auth message. */
   readonly btpToken: string | null
+  /** Incoming ILP-over-HTTP: the bearer token the peer presents. */
+  readonly httpIncomingToken: string | null
+  /** Outgoing ILP-over-HTTP: where this account's prepares are POSTed, and the token sent. */
+  readonly httpUrl: string | null
+  readonly httpOutgoingToken: string | null
   /** Limits of the balance; positive = the peer owes this node (ilp-connector's sign). */
   readonly balanceMinimum: bigint
   readonly balanceMaximum: bigint
@@ -47,6 +52,8 @@ export interface Config {
   readonly maxHoldTimeMs: number
   /** Time kept back from the incoming expiry when forwarding (ilp-connector minMessageWindow). */
   readonly minMessageWindowMs: number
+  /** Largest ILP-over-HTTP request body accepted; larger ones get 413. */
+  readonly maxHttpBodyBytes: number
   /** Largest BTP frame accepted on a WebSocket; larger frames close the connection. */
   readonly maxFrameBytes: number
   /** A prepare still in flight after this long is written to the in-flight journal. */
@@ -117,6 +124,29 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
     if (!isObject(raw.btp)) throw new ConfigError(`${at}.btp`, 'must be an object like { "token": "..." }')
     btpToken = str(raw.btp, 'token', `${at}.btp.token`)
   }
+  let httpIncomingToken: string | null = null
+  let httpUrl: string | null = null
+  let httpOutgoingToken: string | null = null
+  if (raw.http !== undefined) {
+    const h = raw.http
+    if (!isObject(h)) throw new ConfigError(`${at}.http`, 'must be an object like { "incomingToken": "...", "url": "...", "outgoingToken": "..." }')
+    if (h.incomingToken !== undefined) httpIncomingToken = str(h, 'incomingToken', `${at}.http.incomingToken`)
+    if (h.url !== undefined) {
+      httpUrl = str(h, 'url', `${at}.http.url`)
+      let url: URL
+      try {
+        url = new URL(httpUrl)
+      } catch {
+        throw new ConfigError(`${at}.http.url`, `"${httpUrl}" is not a URL`)
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${at}.http.url`, 'must be an http:// or https:// URL')
+      if (h.outgoingToken === undefined) throw new ConfigError(`${at}.http.outgoingToken`, 'is required with http.url')
+    }
+    if (h.outgoingToken !== undefined) httpOutgoingToken = str(h, 'outgoingToken', `${at}.http.outgoingToken`)
+  }
+  if (btpToken !== null && httpUrl !== null) {
+    throw new ConfigError(`${at}`, 'has both btp and http.url; an account sends its prepares over one transport')
+  }
   let balanceMinimum = INT64_MIN
   let balanceMaximum = INT64_MAX
   if (raw.balance !== undefined) {
@@ -126,7 +156,9 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
     if (balanceMinimum > balanceMaximum) throw new ConfigError(`${at}.balance`, 'minimum is greater than maximum')
   }
   const maxPacketAmount = amount(raw, 'maxPacketAmount', `${at}.maxPacketAmount`, UINT64_MAX, 0n, UINT64_MAX)
-  return Object.freeze({ id, relation, assetCode, assetScale, btpToken, balanceMinimum, balanceMaximum, maxPacketAmount })
+  return Object.freeze({
+    id, relation, assetCode, assetScale, btpToken, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount,
+  })
 }
 
 function parseRoutes(raw: unknown, accounts: Map<string, AccountConfig>): RouteConfig[] {
@@ -181,9 +213,10 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const tokens = new Set<string>()
   for (const [id, account] of Object.entries(merged.accounts)) {
     const parsed = parseAccount(id, account)
-    if (parsed.btpToken !== null) {
-      if (tokens.has(parsed.btpToken)) throw new ConfigError(`accounts.${id}.btp.token`, 'is used by another account')
-      tokens.add(parsed.btpToken)
+    for (const [field, token] of [['btp.token', parsed.btpToken], ['http.incomingToken', parsed.httpIncomingToken]] as const) {
+      if (token === null) continue
+      if (tokens.has(token)) throw new ConfigError(`accounts.${id}.${field}`, 'is used by another account')
+      tokens.add(token)
     }
     accounts.set(id, parsed)
   }
@@ -211,6 +244,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     maxHoldTimeMs: int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000),
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
     maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),
+    maxHttpBodyBytes: int(limits, 'maxHttpBodyBytes', 'limits.maxHttpBodyBytes', 40960, 1024, 1 << 20),
     journalDelayMs: int(limits, 'journalDelayMs', 'limits.journalDelayMs', 50, 0, 10000),
     // Spinning pays only when each shard and the main thread have a core of their own.
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + 1 <= machine.cores ? 200 : 0, 0, 10000),

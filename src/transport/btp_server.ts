@@ -9,7 +9,7 @@
 //   Response / Error      → the answer to a prepare we sent: matched by requestId → shard
 // Prepares the shards forward to an account go out as Messages on its newest socket.
 
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
 import {
   BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, BtpFrame, encodeError, encodeResponse, ilpFrameLength, writeIlpFrame,
@@ -20,12 +20,19 @@ import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../shard/account_table'
 import type { ShardSet } from '../shard/shard_set'
+import { AuthFailure, TokenIndex } from './auth'
 import type { Connections, ReplyTarget } from './connections'
 
 const AUTH = Buffer.from('auth', 'latin1')
 const AUTH_USERNAME = Buffer.from('auth_username', 'latin1')
 const AUTH_TOKEN = Buffer.from('auth_token', 'latin1')
 const ILP = Buffer.from('ilp', 'latin1')
+
+const BTP_REFUSALS: Record<number, string> = {
+  [AuthFailure.UnknownAccount]: 'unknown account',
+  [AuthFailure.NotAccepted]: 'account does not accept BTP connections',
+  [AuthFailure.InvalidToken]: 'invalid auth_token',
+}
 
 /** A client that has not authenticated by then is disconnected. */
 const AUTH_TIMEOUT_MS = 10_000
@@ -81,7 +88,7 @@ export class BtpServer {
   private readonly frame = new BtpFrame()
   private readonly scratch: Buffer
   private readonly sessionsByAccount: BtpSession[][]
-  private readonly tokenDigests: (Buffer | null)[]
+  private readonly tokens: TokenIndex
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
 
@@ -94,7 +101,7 @@ export class BtpServer {
   ) {
     this.scratch = Buffer.allocUnsafe(config.maxFrameBytes + 64)
     this.sessionsByAccount = accounts.accounts.map(() => [])
-    this.tokenDigests = accounts.accounts.map((a) => (a.btpToken === null ? null : sha256(a.btpToken)))
+    this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].btpToken)
     // Outstanding requests the peer never answered are dropped after two rotations; by then the
     // shard has long expired them (R00), so this only bounds memory.
     this.rotateTimer = setInterval(() => this.rotateOutstanding(), 2 * config.maxHoldTimeMs)
@@ -198,24 +205,9 @@ export class BtpServer {
     if (tokenEntry < 0) return refuse('missing auth_token')
     const usernameEntry = frame.findEntry(AUTH_USERNAME)
     const username = usernameEntry < 0 ? '' : frame.entryText(usernameEntry)
-    const digest = sha256(frame.entryText(tokenEntry))
-
-    let account = -1
-    if (username !== '') {
-      const i = this.accounts.indexOf(username)
-      if (i < 0) return refuse('unknown account')
-      const expected = this.tokenDigests[i]
-      if (expected === null) return refuse('account does not accept BTP connections')
-      if (!timingSafeEqual(expected, digest)) return refuse('invalid auth_token')
-      account = i
-    } else {
-      // Lenient (SPEC.md §6.3): without a username, the token alone names the account.
-      for (let i = 0; i < this.tokenDigests.length; i++) {
-        const expected = this.tokenDigests[i]
-        if (expected !== null && timingSafeEqual(expected, digest)) account = i
-      }
-      if (account < 0) return refuse('invalid auth_token')
-    }
+    // Lenient (SPEC.md §6.3): without a username, the token alone names the account.
+    const account = this.tokens.authenticate(frame.entryText(tokenEntry), username)
+    if (account < 0) return refuse(BTP_REFUSALS[account])
     session.account = account
     if (session.authTimer !== null) clearTimeout(session.authTimer)
     this.sessionsByAccount[account].push(session)
@@ -344,8 +336,4 @@ export class BtpServer {
     clearInterval(this.rotateTimer)
     for (const list of this.sessionsByAccount) for (const session of [...list]) session.ws?.end(1001, 'node shutting down')
   }
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest()
 }

@@ -1,0 +1,47 @@
+// Who is calling: maps a presented token (BTP auth_token, HTTP bearer token) to an account,
+// comparing SHA-256 digests in constant time. Tokens are never logged.
+
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { AccountTable } from '../shard/account_table'
+
+export enum AuthFailure {
+  UnknownAccount = -2,
+  NotAccepted = -3,
+  InvalidToken = -4,
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest()
+}
+
+export class TokenIndex {
+  private readonly digests: (Buffer | null)[]
+
+  constructor(private readonly accounts: AccountTable, tokenOf: (index: number) => string | null) {
+    this.digests = accounts.accounts.map((_, i) => {
+      const token = tokenOf(i)
+      return token === null ? null : sha256(token)
+    })
+  }
+
+  /**
+   * The account index for a token, or an AuthFailure (negative). With a username, the token must
+   * be that account's; without one (BTP clients of 2018, HTTP peers), the token alone names it.
+   */
+  authenticate(token: string, username = ''): number {
+    const digest = sha256(token)
+    if (username !== '') {
+      const i = this.accounts.indexOf(username)
+      if (i < 0) return AuthFailure.UnknownAccount
+      const expected = this.digests[i]
+      if (expected === null) return AuthFailure.NotAccepted
+      return timingSafeEqual(expected, digest) ? i : AuthFailure.InvalidToken
+    }
+    let account: number = AuthFailure.InvalidToken
+    for (let i = 0; i < this.digests.length; i++) {
+      const expected = this.digests[i]
+      if (expected !== null && timingSafeEqual(expected, digest)) account = i
+    }
+    return account
+  }
+}
