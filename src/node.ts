@@ -9,6 +9,8 @@ import { ShardSet } from './shard/shard_set'
 import { openStore, readBalance, recoverOnStart, type Store } from './store/balance_store'
 import { BtpServer } from './transport/btp_server'
 import { Connections } from './transport/connections'
+import { IlpHttpClient } from './transport/http_ilp_client'
+import { IlpHttpServer } from './transport/http_ilp_server'
 import { loadUws } from './transport/uws'
 
 export interface RunningNode {
@@ -34,11 +36,15 @@ export async function startNode(config: Config): Promise<RunningNode> {
   let reportFatal: (reason: string) => void = () => {}
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
   let btp: BtpServer | null = null
+  let httpOut: IlpHttpClient | null = null
   const shards = new ShardSet(config, store, {
     reply: (connId, requestId, account, ilp) => {
       if (!connections.reply(connId, requestId, ilp)) log.debug('reply for a connection that has closed', { account: accounts.accounts[account].id })
     },
-    forward: (shard, account, pendingId, ilp) => btp!.forward(shard, account, pendingId, ilp),
+    forward: (shard, account, pendingId, ilp) => {
+      if (httpOut!.serves(account)) httpOut!.forward(shard, account, pendingId, ilp)
+      else btp!.forward(shard, account, pendingId, ilp)
+    },
     flush: () => btp!.flush(),
     fatal: (reason) => {
       log.error('fatal: stopping the node', { reason })
@@ -47,9 +53,12 @@ export async function startNode(config: Config): Promise<RunningNode> {
   }, logger('shards'))
   await shards.start()
   btp = new BtpServer(config, accounts, shards, connections, logger('btp'))
+  httpOut = new IlpHttpClient(config, accounts, shards, logger('http-out'))
+  const httpIn = new IlpHttpServer(config, accounts, shards, connections, logger('http-in'))
 
   const app = uws.App()
   app.ws('/*', btp.behavior())
+  httpIn.register(app)
   app.get('/health', (res) => {
     res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
   })
@@ -79,6 +88,7 @@ export async function startNode(config: Config): Promise<RunningNode> {
       uws.us_listen_socket_close(listenSocket)
       btp!.close()
       await shards.stop()
+      await httpOut!.close()
       await store.root.close()
       log.info('ilp-node stopped')
     },

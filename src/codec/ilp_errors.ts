@@ -22,6 +22,15 @@ export const R00_TRANSFER_TIMED_OUT: IlpErrorCode = 'R00'
 export const R01_INSUFFICIENT_SOURCE_AMOUNT: IlpErrorCode = 'R01'
 export const R02_INSUFFICIENT_TIMEOUT: IlpErrorCode = 'R02'
 
+/** RFC 27 names, for transports that carry them (http-head's ILP-Error-Name). */
+export const ILP_ERROR_NAMES: Record<IlpErrorCode, string> = {
+  F00: 'Bad Request', F01: 'Invalid Packet', F02: 'Unreachable', F03: 'Invalid Amount', F04: 'Insufficient Destination Amount',
+  F05: 'Wrong Condition', F06: 'Unexpected Payment', F07: 'Cannot Receive', F08: 'Amount Too Large', F99: 'Application Error',
+  T00: 'Internal Error', T01: 'Peer Unreachable', T02: 'Peer Busy', T03: 'Connector Busy', T04: 'Insufficient Liquidity',
+  T05: 'Rate Limited', T99: 'Application Error', R00: 'Transfer Timed Out', R01: 'Insufficient Source Amount',
+  R02: 'Insufficient Timeout', R99: 'Application Error',
+}
+
 /**
  * Reasons the main thread reports to a shard when it could not deliver a prepare to the next
  * hop. They cross the ring as small integers; the shard maps them to reject codes here.
@@ -32,6 +41,8 @@ export const enum SendFailure {
   PeerDisconnected = 3,
   /** The peer answered the BTP request with a BTP Error instead of an ILP reply. */
   PeerError = 4,
+  /** The peer answered the ILP-over-HTTP POST with a status other than 200. */
+  PeerHttpStatus = 5,
 }
 
 export function sendFailureReject(reason: SendFailure): { code: IlpErrorCode; message: string } {
@@ -42,6 +53,8 @@ export function sendFailureReject(reason: SendFailure): { code: IlpErrorCode; me
       return { code: T01_PEER_UNREACHABLE, message: 'next hop disconnected before it answered' }
     case SendFailure.PeerError:
       return { code: T00_INTERNAL_ERROR, message: 'next hop answered with a BTP error' }
+    case SendFailure.PeerHttpStatus:
+      return { code: T00_INTERNAL_ERROR, message: 'next hop answered with an HTTP error' }
     case SendFailure.PeerNotConnected:
     default:
       return { code: T01_PEER_UNREACHABLE, message: 'next hop is not connected' }

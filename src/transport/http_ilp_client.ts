@@ -1,0 +1,86 @@
+// ILP over HTTP, outgoing: prepares for an account with `http.url` are POSTed there (RFC 35 sync,
+// as ilp-plugin-http@1.x speaks it), over a keep-alive connection pool per origin. A 200 answer's
+// body goes back to the shard as the reply; any other status, a network error or an oversized
+// body fails the prepare (T00 / T01 upstream, via the shard's one reject table).
+
+import { Pool } from 'undici'
+import { SendFailure } from '../codec/ilp_errors'
+import type { Config } from '../config/schema'
+import type { Logger } from '../log'
+import type { AccountTable } from '../shard/account_table'
+import type { ShardSet } from '../shard/shard_set'
+
+interface Endpoint {
+  pool: Pool
+  path: string
+  authorization: string
+}
+
+/** Connections kept open per origin. */
+const CONNECTIONS_PER_ORIGIN = 32
+
+export class IlpHttpClient {
+  private readonly endpoints: (Endpoint | null)[]
+  private readonly pools = new Map<string, Pool>()
+
+  constructor(
+    private readonly config: Config,
+    private readonly accounts: AccountTable,
+    private readonly shards: ShardSet,
+    private readonly log: Logger,
+  ) {
+    this.endpoints = accounts.accounts.map((a) => {
+      if (a.httpUrl === null) return null
+      const url = new URL(a.httpUrl)
+      let pool = this.pools.get(url.origin)
+      if (pool === undefined) {
+        pool = new Pool(url.origin, {
+          connections: CONNECTIONS_PER_ORIGIN,
+          pipelining: 1,
+          keepAliveTimeout: 30_000,
+          headersTimeout: config.maxHoldTimeMs,
+          bodyTimeout: config.maxHoldTimeMs,
+          maxResponseSize: config.maxHttpBodyBytes,
+        })
+        this.pools.set(url.origin, pool)
+      }
+      return { pool, path: `${url.pathname}${url.search}`, authorization: `Bearer ${a.httpOutgoingToken ?? ''}` }
+    })
+  }
+
+  /** True if `account` sends its prepares over HTTP. */
+  serves(account: number): boolean {
+    return this.endpoints[account] !== null
+  }
+
+  forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
+    const endpoint = this.endpoints[account]!
+    // The ring's bytes are reused after this call; the request body needs its own copy.
+    const body = Buffer.from(ilp)
+    endpoint.pool.request({
+      path: endpoint.path,
+      method: 'POST',
+      headers: {
+        authorization: endpoint.authorization,
+        'content-type': 'application/octet-stream',
+        accept: 'application/octet-stream',
+        'ilp-peer-name': this.config.ilpAddress,
+      },
+      body,
+    }).then(async ({ statusCode, body: response }) => {
+      if (statusCode !== 200) {
+        await response.dump()
+        this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.accounts[account].id, status: statusCode })
+        return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerHttpStatus)
+      }
+      this.shards.submitReply(shard, pendingId, new Uint8Array(await response.arrayBuffer()))
+    }).catch((err: Error) => {
+      this.log.info('ILP-over-HTTP request to next hop failed', { account: this.accounts.accounts[account].id, error: err.message })
+      this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
+    })
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()))
+  }
+}

@@ -1,0 +1,148 @@
+// ILP over HTTP, incoming (SPEC.md §7), on the node's one port. One endpoint serves three forms:
+//   RFC 35 (sync)  POST, body = OER prepare, Authorization: Bearer <token>; reply 200, body = OER
+//                  fulfill or reject (every ILP answer is a 200)
+//   http-oer       the same exchange (the 2018 form), accepted on `/` and `/ilp[/…]`
+//   http-head      POST with ILP-Destination/-Condition/-Expiry/-Amount headers, body = data;
+//                  the answer in headers (codec/http_head.ts)
+// HTTP errors: 401 bad or missing token, 415 a content type that is not an octet stream, 413 a
+// body over limits.maxHttpBodyBytes, 400 malformed http-head headers. Everything at the ILP level
+// (including T03 when the node is busy) is an ILP reject. `GET /ilp` answers OK, like ilp-plugin-http.
+
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
+import { T03_CONNECTOR_BUSY } from '../codec/ilp_errors'
+import { encodeReject } from '../codec/ilp_packet'
+import { headReplyFromPacket, prepareFromHead, type HttpHeadFields } from '../codec/http_head'
+import type { Config } from '../config/schema'
+import type { Logger } from '../log'
+import type { AccountTable } from '../shard/account_table'
+import type { ShardSet } from '../shard/shard_set'
+import { TokenIndex } from './auth'
+import type { Connections, ReplyTarget } from './connections'
+
+const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
+
+class HttpExchange implements ReplyTarget {
+  aborted = false
+  answered = false
+  connId = 0
+
+  constructor(readonly server: IlpHttpServer, readonly res: HttpResponse, readonly head: boolean) {}
+
+  sendReply(_requestId: number, ilp: Uint8Array): void {
+    this.server.answer(this, ilp)
+  }
+}
+
+export class IlpHttpServer {
+  private readonly tokens: TokenIndex
+
+  constructor(
+    private readonly config: Config,
+    private readonly accounts: AccountTable,
+    private readonly shards: ShardSet,
+    private readonly connections: Connections,
+    private readonly log: Logger,
+  ) {
+    this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].httpIncomingToken)
+  }
+
+  register(app: TemplatedApp): void {
+    const handler = (res: HttpResponse, req: HttpRequest) => this.onPost(res, req)
+    app.post('/', handler)
+    app.post('/ilp', handler)
+    app.post('/ilp/*', handler)
+    app.get('/ilp', (res) => { res.writeStatus('200 OK').writeHeader('Content-Type', 'text/plain').end('OK') })
+  }
+
+  private onPost(res: HttpResponse, req: HttpRequest): void {
+    // Everything needed from the request is read now: uWS invalidates `req` after this call.
+    const authorization = req.getHeader('authorization')
+    const contentType = req.getHeader('content-type').split(';')[0].trim().toLowerCase()
+    const contentLength = req.getHeader('content-length')
+    const head: HttpHeadFields | null = req.getHeader('ilp-condition') === '' ? null : {
+      destination: req.getHeader('ilp-destination'),
+      condition: req.getHeader('ilp-condition'),
+      expiry: req.getHeader('ilp-expiry'),
+      amount: req.getHeader('ilp-amount'),
+    }
+    const exchange = new HttpExchange(this, res, head !== null)
+    res.onAborted(() => {
+      exchange.aborted = true
+      if (exchange.connId !== 0) this.connections.remove(exchange.connId)
+    })
+
+    const token = authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : ''
+    const account = token === '' ? -1 : this.tokens.authenticate(token)
+    if (account < 0) {
+      this.log.info('ILP-over-HTTP request refused: bad or missing bearer token')
+      return this.fail(exchange, '401 Unauthorized', token === '' ? 'missing Authorization: Bearer <token>' : 'invalid bearer token', [['WWW-Authenticate', 'Bearer']])
+    }
+    if (head === null && !OCTET_STREAM_TYPES.has(contentType)) {
+      return this.fail(exchange, '415 Unsupported Media Type', `Content-Type must be application/octet-stream or application/ilp+octet-stream, not ${contentType}`)
+    }
+    const max = this.config.maxHttpBodyBytes
+    const declared = contentLength === '' ? -1 : Number(contentLength)
+    if (declared > max) return this.fail(exchange, '413 Payload Too Large', `body over ${max} bytes`)
+
+    let body = Buffer.allocUnsafe(declared >= 0 ? declared : 4096)
+    let length = 0
+    res.onData((chunk, isLast) => {
+      if (exchange.answered) return
+      if (length + chunk.byteLength > max) return this.fail(exchange, '413 Payload Too Large', `body over ${max} bytes`)
+      if (length + chunk.byteLength > body.length) {
+        const grown = Buffer.allocUnsafe(Math.min(max, Math.max(body.length * 2, length + chunk.byteLength)))
+        body.copy(grown, 0, 0, length)
+        body = grown
+      }
+      // The chunk is only valid during this callback: this copy is the one the data path needs.
+      body.set(new Uint8Array(chunk), length)
+      length += chunk.byteLength
+      if (isLast) this.submit(exchange, account, head, body.subarray(0, length))
+    })
+  }
+
+  private submit(exchange: HttpExchange, account: number, head: HttpHeadFields | null, body: Buffer): void {
+    let prepare: Uint8Array = body
+    if (head !== null) {
+      try {
+        prepare = prepareFromHead(head, body)
+      } catch (err) {
+        return this.fail(exchange, '400 Bad Request', (err as Error).message, [['ILP-Error-Code', 'F01'], ['ILP-Error-Name', 'Invalid Packet']])
+      }
+    }
+    exchange.connId = this.connections.add(exchange)
+    if (!this.shards.submitPrepare(account, exchange.connId, 0, prepare)) {
+      this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[account].id })
+      this.answer(exchange, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
+    }
+  }
+
+  /** Writes the ILP answer (called from the shards' drain, outside uWS handlers: hence cork). */
+  answer(exchange: HttpExchange, ilp: Uint8Array): void {
+    this.connections.remove(exchange.connId)
+    if (exchange.aborted || exchange.answered) return
+    exchange.answered = true
+    const res = exchange.res
+    if (!exchange.head) {
+      res.cork(() => { res.writeStatus('200 OK').writeHeader('Content-Type', 'application/octet-stream').end(ilp) })
+      return
+    }
+    const reply = headReplyFromPacket(ilp)
+    res.cork(() => {
+      res.writeStatus(reply.status).writeHeader('Content-Type', 'application/octet-stream')
+      for (const [name, value] of reply.headers) res.writeHeader(name, value)
+      res.end(reply.body)
+    })
+  }
+
+  private fail(exchange: HttpExchange, status: string, message: string, headers: [string, string][] = []): void {
+    if (exchange.aborted || exchange.answered) return
+    exchange.answered = true
+    const res = exchange.res
+    res.cork(() => {
+      res.writeStatus(status).writeHeader('Content-Type', 'text/plain')
+      for (const [name, value] of headers) res.writeHeader(name, value)
+      res.end(`${message}\n`, true)
+    })
+  }
+}
