@@ -2,12 +2,14 @@
 // carries BTP and HTTP on one port. `startNode` is what main.ts, the tests and the benches run.
 
 import type { us_listen_socket } from 'uWebSockets.js'
-import type { Config } from './config/schema'
+import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
 import { logger, setLogLevel } from './log'
 import { AccountTable, shardOfAccount } from './shard/account_table'
 import { ShardSet } from './shard/shard_set'
 import { openStore, readBalance, recoverOnStart, type Store } from './store/balance_store'
+import { BtpDialer } from './transport/btp_client'
 import { BtpServer } from './transport/btp_server'
+import { withAddressFromParent } from './transport/ildcp_client'
 import { Connections } from './transport/connections'
 import { IlpHttpClient } from './transport/http_ilp_client'
 import { IlpHttpServer } from './transport/http_ilp_server'
@@ -24,10 +26,11 @@ export interface RunningNode {
   readonly failed: Promise<string>
 }
 
-export async function startNode(config: Config): Promise<RunningNode> {
-  setLogLevel(config.logLevel)
+export async function startNode(configured: Config): Promise<RunningNode> {
+  setLogLevel(configured.logLevel)
   const log = logger('node')
   const uws = loadUws()
+  const config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
   const store = openStore(config.dataDir, config.durability)
   recover(config, store)
 
@@ -54,6 +57,7 @@ export async function startNode(config: Config): Promise<RunningNode> {
   await shards.start()
   btp = new BtpServer(config, accounts, shards, connections, logger('btp'))
   httpOut = new IlpHttpClient(config, accounts, shards, logger('http-out'))
+  const dialer = new BtpDialer(config, accounts, btp, logger('btp-out'))
   const httpIn = new IlpHttpServer(config, accounts, shards, connections, logger('http-in'))
 
   const app = uws.App()
@@ -72,6 +76,7 @@ export async function startNode(config: Config): Promise<RunningNode> {
     })
   })
   const port = uws.us_socket_local_port(listenSocket as never)
+  dialer.start()
   log.info('ilp-node listening', {
     address: config.ilpAddress, host: config.host, port, shards: config.shards, accounts: config.accounts.length, durability: config.durability,
   })
@@ -86,6 +91,7 @@ export async function startNode(config: Config): Promise<RunningNode> {
       if (stopped) return
       stopped = true
       uws.us_listen_socket_close(listenSocket)
+      dialer.close()
       btp!.close()
       await shards.stop()
       await httpOut!.close()

@@ -16,6 +16,8 @@ export interface AccountConfig {
   readonly assetScale: number
   /** Incoming BTP: the token a client must present in the auth message. */
   readonly btpToken: string | null
+  /** Outgoing BTP: the node dials this URL (btp+ws://[user]:token@host:port/path). */
+  readonly btpUrl: string | null
   /** Incoming ILP-over-HTTP: the bearer token the peer presents. */
   readonly httpIncomingToken: string | null
   /** Outgoing ILP-over-HTTP: where this account's prepares are POSTed, and the token sent. */
@@ -61,6 +63,9 @@ export interface Config {
   /** How long an idle shard worker polls its rings before it sleeps (latency vs idle CPU). */
   readonly shardSpinMicros: number
 }
+
+/** Stands for "ask the parent" until start-up learns the address (valid, so children validate). */
+export const ADDRESS_FROM_PARENT = 'private.address-from-parent'
 
 export class ConfigError extends Error {
   readonly code = 'ILP_NODE_CONFIG'
@@ -120,9 +125,25 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   const assetScale = int(raw, 'assetScale', `${at}.assetScale`, -1, 0, 255)
   if (assetScale < 0) throw new ConfigError(`${at}.assetScale`, 'is required (an integer from 0 to 255)')
   let btpToken: string | null = null
+  let btpUrl: string | null = null
   if (raw.btp !== undefined) {
-    if (!isObject(raw.btp)) throw new ConfigError(`${at}.btp`, 'must be an object like { "token": "..." }')
-    btpToken = str(raw.btp, 'token', `${at}.btp.token`)
+    const b = raw.btp
+    if (!isObject(b) || (b.token === undefined && b.url === undefined)) {
+      throw new ConfigError(`${at}.btp`, 'must be an object like { "token": "..." } (they dial us) or { "url": "btp+ws://..." } (we dial them)')
+    }
+    if (b.token !== undefined) btpToken = str(b, 'token', `${at}.btp.token`)
+    if (b.url !== undefined) {
+      btpUrl = str(b, 'url', `${at}.btp.url`)
+      let url: URL | null = null
+      try {
+        url = new URL(btpUrl)
+      } catch {
+        // reported below
+      }
+      if (url === null || (url.protocol !== 'btp+ws:' && url.protocol !== 'btp+wss:')) {
+        throw new ConfigError(`${at}.btp.url`, 'must be a URL like btp+ws://user:token@host:port')
+      }
+    }
   }
   let httpIncomingToken: string | null = null
   let httpUrl: string | null = null
@@ -144,8 +165,8 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
     }
     if (h.outgoingToken !== undefined) httpOutgoingToken = str(h, 'outgoingToken', `${at}.http.outgoingToken`)
   }
-  if (btpToken !== null && httpUrl !== null) {
-    throw new ConfigError(`${at}`, 'has both btp and http.url; an account sends its prepares over one transport')
+  if (btpUrl !== null && httpUrl !== null) {
+    throw new ConfigError(`${at}`, 'has both btp.url and http.url; an account sends its prepares over one transport')
   }
   let balanceMinimum = INT64_MIN
   let balanceMaximum = INT64_MAX
@@ -157,7 +178,7 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   }
   const maxPacketAmount = amount(raw, 'maxPacketAmount', `${at}.maxPacketAmount`, UINT64_MAX, 0n, UINT64_MAX)
   return Object.freeze({
-    id, relation, assetCode, assetScale, btpToken, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount,
+    id, relation, assetCode, assetScale, btpToken, btpUrl, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount,
   })
 }
 
@@ -199,7 +220,9 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const merged: Json = { ...raw }
   for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') merged[key] = value
 
-  const ilpAddress = str(merged, 'ilpAddress', 'ilpAddress (ILP_ADDRESS)')
+  // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
+  // placeholder, which start-up replaces (config/address.ts).
+  const ilpAddress = merged.ilpAddress === undefined || merged.ilpAddress === '' ? ADDRESS_FROM_PARENT : str(merged, 'ilpAddress', 'ilpAddress (ILP_ADDRESS)')
   if (!isValidAddress(ilpAddress)) throw new ConfigError('ilpAddress (ILP_ADDRESS)', `"${ilpAddress}" is not a valid ILP address`)
   const host = str(merged, 'host', 'host (HOST)', '127.0.0.1')
   const port = int(merged, 'port', 'port (PORT)', 7768, 0, 65535)
@@ -219,6 +242,14 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
       tokens.add(token)
     }
     accounts.set(id, parsed)
+  }
+  const parents = [...accounts.values()].filter((a) => a.relation === 'parent')
+  if (parents.length > 1) throw new ConfigError('accounts', `at most one account may be the parent (${parents.map((p) => p.id).join(', ')})`)
+  if (ilpAddress === ADDRESS_FROM_PARENT) {
+    if (parents.length === 0) throw new ConfigError('ilpAddress (ILP_ADDRESS)', 'is required unless an account has relation "parent"')
+    if (parents[0].btpUrl === null && parents[0].httpUrl === null) {
+      throw new ConfigError(`accounts.${parents[0].id}`, 'the parent needs btp.url or http.url for the node to ask it for an address')
+    }
   }
   for (const account of accounts.values()) {
     if (account.relation === 'child' && !isValidAddress(`${ilpAddress}.${account.id}`)) {

@@ -48,9 +48,14 @@ export class AccountTable {
   }
 }
 
-/** Static routes from configuration: each child's own address, then the configured prefixes. */
+/**
+ * Static routes from configuration: a default route to the parent (if there is one and no route
+ * for "" is configured), each child's own address, then the configured prefixes.
+ */
 export function buildRoutingTable(config: Config, accounts: AccountTable): RoutingTable {
   const table = new RoutingTable()
+  const parent = accounts.accounts.findIndex((a) => a.relation === 'parent')
+  if (parent >= 0 && !config.routes.some((r) => r.targetPrefix === '')) table.set('', parent)
   for (const account of accounts.accounts) {
     if (account.relation === 'child') table.set(AccountTable.childAddress(config, account), accounts.indexOf(account.id))
   }

@@ -43,11 +43,33 @@ interface SocketData {
   session: BtpSession
 }
 
-class BtpSession implements ReplyTarget {
-  ws: WebSocket<SocketData> | null = null
+/**
+ * The one thing a session needs from its WebSocket, whichever side opened it: uWebSockets.js
+ * for clients that connect to us, the `ws` client for peers we dial (btp_client.ts).
+ */
+export interface BtpSocket {
+  /** Sends one binary message; false if the socket refused it (over its back-pressure limit). */
+  send(bytes: Uint8Array): boolean
+  /** Runs `fn`, coalescing its sends into as few writes as the socket allows. */
+  cork(fn: () => void): void
+  end(code: number, reason: string): void
+}
+
+function uwsSocket(ws: WebSocket<SocketData>): BtpSocket {
+  return {
+    send: (bytes) => ws.send(bytes, true) !== 2,
+    cork: (fn) => { ws.cork(fn) },
+    end: (code, reason) => ws.end(code, reason),
+  }
+}
+
+export class BtpSession implements ReplyTarget {
+  socket: BtpSocket | null = null
   connId = 0
   account = -1
   authTimer: NodeJS.Timeout | null = null
+  /** Set on sessions we dialled: receives the answer to our auth message. */
+  onAuthAnswer: ((frame: BtpFrame) => void) | null = null
   /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
   outstanding = new Map<number, number>()
   previous = new Map<number, number>()
@@ -130,29 +152,44 @@ export class BtpServer {
       },
       open: (ws) => {
         const session = ws.getUserData().session
-        session.ws = ws
-        session.connId = this.connections.add(session)
+        this.attach(session, uwsSocket(ws))
         session.authTimer = setTimeout(() => {
-          if (session.account < 0 && session.ws !== null) {
+          if (session.account < 0 && session.socket !== null) {
             this.log.info('closing BTP connection that did not authenticate in time', { remote: session.remoteAddress })
-            session.ws.end(1008, 'authentication timeout')
+            session.socket.end(1008, 'authentication timeout')
           }
         }, AUTH_TIMEOUT_MS)
         session.authTimer.unref()
       },
-      message: (ws, message, isBinary) => this.onMessage(ws.getUserData().session, message, isBinary),
+      message: (ws, message, isBinary) => this.onMessage(ws.getUserData().session, new Uint8Array(message), isBinary),
       close: (ws) => this.onClose(ws.getUserData().session),
     }
   }
 
-  private onMessage(session: BtpSession, message: ArrayBuffer, isBinary: boolean): void {
+  /** A new socket, not yet authenticated: it can receive replies from now on. */
+  attach(session: BtpSession, socket: BtpSocket): void {
+    session.socket = socket
+    session.connId = this.connections.add(session)
+  }
+
+  /** The session speaks for `account` from now on (after its auth handshake, either way). */
+  authenticated(session: BtpSession, account: number): void {
+    session.account = account
+    if (session.authTimer !== null) clearTimeout(session.authTimer)
+    this.sessionsByAccount[account].push(session)
+  }
+
+  onMessage(session: BtpSession, message: Uint8Array, isBinary: boolean): void {
     const frame = this.frame
     if (!isBinary) return this.protocolError(session, 0, 'BTP frames must be binary WebSocket messages')
-    if (!frame.parse(new Uint8Array(message))) {
-      const requestId = message.byteLength >= 5 ? new DataView(message).getUint32(1) : 0
+    if (!frame.parse(message)) {
+      const requestId = message.byteLength >= 5 ? ((message[1] << 24) >>> 0) + (message[2] << 16) + (message[3] << 8) + message[4] : 0
       return this.protocolError(session, requestId, `malformed BTP frame: ${frame.error}`)
     }
-    if (session.account < 0) return this.authenticate(session, frame)
+    if (session.account < 0) {
+      if (session.onAuthAnswer !== null) return session.onAuthAnswer(frame)
+      return this.authenticate(session, frame)
+    }
 
     switch (frame.type) {
       case BTP_MESSAGE:
@@ -197,7 +234,7 @@ export class BtpServer {
     const refuse = (reason: string) => {
       this.log.info('BTP authentication refused', { remote: session.remoteAddress, reason })
       this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', reason))
-      session.ws?.end(1008, 'authentication failed')
+      session.socket?.end(1008, 'authentication failed')
     }
     if (frame.type !== BTP_MESSAGE) return refuse('the first frame must be an auth message')
     if (frame.entryCount < 1 || !frame.nameIs(0, AUTH)) return refuse('the first frame must be an auth message')
@@ -208,9 +245,7 @@ export class BtpServer {
     // Lenient (SPEC.md §6.3): without a username, the token alone names the account.
     const account = this.tokens.authenticate(frame.entryText(tokenEntry), username)
     if (account < 0) return refuse(BTP_REFUSALS[account])
-    session.account = account
-    if (session.authTimer !== null) clearTimeout(session.authTimer)
-    this.sessionsByAccount[account].push(session)
+    this.authenticated(session, account)
     this.log.info('BTP client authenticated', { account: this.accounts.accounts[account].id, remote: session.remoteAddress })
     this.send(session, encodeResponse(frame.requestId))
   }
@@ -218,11 +253,11 @@ export class BtpServer {
   private protocolError(session: BtpSession, requestId: number, reason: string): void {
     this.log.info('bad BTP frame', { account: session.account < 0 ? '(unauthenticated)' : this.accounts.accounts[session.account].id, reason })
     this.send(session, encodeError(requestId, 'F01', 'InvalidFieldsError', reason))
-    if (session.account < 0) session.ws?.end(1002, 'protocol error')
+    if (session.account < 0) session.socket?.end(1002, 'protocol error')
   }
 
-  private onClose(session: BtpSession): void {
-    session.ws = null
+  onClose(session: BtpSession): void {
+    session.socket = null
     if (session.authTimer !== null) clearTimeout(session.authTimer)
     this.connections.remove(session.connId)
     if (session.account < 0) return
@@ -241,7 +276,7 @@ export class BtpServer {
   forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
     const list = this.sessionsByAccount[account]
     const session = list.length > 0 ? list[list.length - 1] : null
-    if (session === null || session.ws === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
+    if (session === null || session.socket === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
     const requestId = session.takeRequestId()
     const key = shard * 2 ** 32 + pendingId
     session.outstanding.set(requestId, key)
@@ -267,15 +302,15 @@ export class BtpServer {
   /** Sends every queued frame, one cork (one syscall) per socket. */
   flush(): void {
     for (const session of this.sessionsToFlush) {
-      const ws = session.ws
-      if (ws === null) {
+      const socket = session.socket
+      if (socket === null) {
         this.failQueued(session, 0)
       } else {
-        ws.cork(() => {
+        socket.cork(() => {
           let start = 0
           for (let i = 0; i < session.frameEnds.length; i++) {
             const end = session.frameEnds[i]
-            if (ws.send(session.outbox.subarray(start, end), true) === 2) {
+            if (!socket.send(session.outbox.subarray(start, end))) {
               // Over the socket's back-pressure limit: this and the remaining frames are dropped.
               this.failQueued(session, i)
               break
@@ -308,19 +343,19 @@ export class BtpServer {
 
   /** Writes a one-entry `ilp` frame now (inside a uWS callback, which corks on its own). */
   private sendIlpFrame(session: BtpSession, type: number, requestId: number, ilp: Uint8Array): void {
-    if (session.ws === null) return
+    if (session.socket === null) return
     const length = ilpFrameLength(ilp.length)
     const out = length <= this.scratch.length ? this.scratch : Buffer.allocUnsafe(length)
     writeIlpFrame(out, type, requestId, ilp)
-    session.ws.send(out.subarray(0, length), true)
+    session.socket.send(out.subarray(0, length))
   }
 
   hasClient(account: number): boolean {
     return this.sessionsByAccount[account].length > 0
   }
 
-  private send(session: BtpSession, bytes: Uint8Array): void {
-    session.ws?.send(bytes, true)
+  send(session: BtpSession, bytes: Uint8Array): void {
+    session.socket?.send(bytes)
   }
 
   private rotateOutstanding(): void {
@@ -334,6 +369,6 @@ export class BtpServer {
 
   close(): void {
     clearInterval(this.rotateTimer)
-    for (const list of this.sessionsByAccount) for (const session of [...list]) session.ws?.end(1001, 'node shutting down')
+    for (const list of this.sessionsByAccount) for (const session of [...list]) session.socket?.end(1001, 'node shutting down')
   }
 }

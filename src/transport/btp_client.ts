@@ -1,0 +1,140 @@
+// Outgoing BTP: the node dials the accounts that have `btp.url` (its parent, its peers), with the
+// `ws` client (uWebSockets.js only serves). After the auth handshake the session is a BTP session
+// like any other: prepares flow both ways through BtpServer's logic. A dropped connection is
+// redialled with exponential backoff (1 s doubling to 30 s, with jitter), until the node stops.
+//
+// URL form (SPEC.md §6.4): btp+ws://[username]:token@host:port/path, or btp+wss://. Credentials go
+// only into the auth message; the WebSocket URL carries none.
+
+import WebSocket from 'ws'
+import { BTP_ERROR, BTP_RESPONSE, CONTENT_OCTET_STREAM, CONTENT_TEXT_PLAIN, encodeMessage, type BtpFrame } from '../codec/btp_packet'
+import type { Config } from '../config/schema'
+import type { Logger } from '../log'
+import type { AccountTable } from '../shard/account_table'
+import { BtpSession, type BtpServer, type BtpSocket } from './btp_server'
+
+const BACKOFF_FIRST_MS = 1000
+const BACKOFF_MAX_MS = 30_000
+const AUTH_REQUEST_ID = 1
+
+export interface BtpTarget {
+  url: string
+  username: string
+  token: string
+}
+
+/** Splits a btp+ws URL into the WebSocket URL and the credentials for the auth message. */
+export function parseBtpUrl(btpUrl: string): BtpTarget {
+  const url = new URL(btpUrl)
+  if (url.protocol !== 'btp+ws:' && url.protocol !== 'btp+wss:') throw new Error('must start with btp+ws:// or btp+wss://')
+  const username = decodeURIComponent(url.username)
+  const token = decodeURIComponent(url.password)
+  url.username = ''
+  url.password = ''
+  return { url: url.toString().replace(/^btp\+/, ''), username, token }
+}
+
+function wsSocket(ws: WebSocket): BtpSocket {
+  return {
+    // `ws` may hold on to the buffer until the kernel takes it; the caller's bytes get reused.
+    send: (bytes) => {
+      ws.send(Buffer.from(bytes), { binary: true })
+      return true
+    },
+    cork: (fn) => fn(),
+    end: (code, reason) => ws.close(code, reason),
+  }
+}
+
+class Dial {
+  ws: WebSocket | null = null
+  backoffMs = BACKOFF_FIRST_MS
+  timer: NodeJS.Timeout | null = null
+  everConnected = false
+
+  constructor(readonly account: number, readonly target: BtpTarget) {}
+}
+
+export class BtpDialer {
+  private readonly dials: Dial[] = []
+  private stopped = false
+  /** Resolves the first time each dialled account has authenticated (the parent, for IL-DCP). */
+  private readonly firstConnect = new Map<number, { promise: Promise<void>; resolve: () => void }>()
+
+  constructor(
+    private readonly config: Config,
+    private readonly accounts: AccountTable,
+    private readonly server: BtpServer,
+    private readonly log: Logger,
+  ) {
+    accounts.accounts.forEach((a, i) => {
+      if (a.btpUrl === null) return
+      this.dials.push(new Dial(i, parseBtpUrl(a.btpUrl)))
+      let resolve: () => void = () => {}
+      const promise = new Promise<void>((r) => { resolve = r })
+      this.firstConnect.set(i, { promise, resolve })
+    })
+  }
+
+  start(): void {
+    for (const dial of this.dials) this.connect(dial)
+  }
+
+  /** Resolves once `account` has connected and authenticated for the first time. */
+  connected(account: number): Promise<void> {
+    return this.firstConnect.get(account)?.promise ?? Promise.resolve()
+  }
+
+  private connect(dial: Dial): void {
+    if (this.stopped) return
+    const id = this.accounts.accounts[dial.account].id
+    const ws = new WebSocket(dial.target.url, { perMessageDeflate: false, maxPayload: this.config.maxFrameBytes })
+    dial.ws = ws
+    const session = new BtpSession(this.server, dial.target.url)
+    let open = false
+    ws.binaryType = 'nodebuffer'
+    ws.on('open', () => {
+      open = true
+      this.server.attach(session, wsSocket(ws))
+      session.onAuthAnswer = (frame: BtpFrame) => this.onAuthAnswer(dial, session, frame)
+      this.server.send(session, encodeMessage(AUTH_REQUEST_ID, [
+        { protocolName: 'auth', contentType: CONTENT_OCTET_STREAM, data: Buffer.alloc(0) },
+        { protocolName: 'auth_username', contentType: CONTENT_TEXT_PLAIN, data: Buffer.from(dial.target.username, 'utf8') },
+        { protocolName: 'auth_token', contentType: CONTENT_TEXT_PLAIN, data: Buffer.from(dial.target.token, 'utf8') },
+      ]))
+    })
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.server.onMessage(session, data, isBinary))
+    ws.on('error', (err) => this.log.debug('BTP dial error', { account: id, error: err.message }))
+    ws.on('close', () => {
+      dial.ws = null
+      if (open) this.server.onClose(session)
+      if (this.stopped) return
+      const delay = Math.round(dial.backoffMs * (0.8 + Math.random() * 0.4))
+      this.log.info('BTP connection to peer down; redialling', { account: id, url: dial.target.url, inMs: delay })
+      dial.backoffMs = Math.min(dial.backoffMs * 2, BACKOFF_MAX_MS)
+      dial.timer = setTimeout(() => this.connect(dial), delay)
+    })
+  }
+
+  private onAuthAnswer(dial: Dial, session: BtpSession, frame: BtpFrame): void {
+    const id = this.accounts.accounts[dial.account].id
+    if (frame.requestId !== AUTH_REQUEST_ID || frame.type === BTP_ERROR || frame.type !== BTP_RESPONSE) {
+      this.log.error('peer refused our BTP auth', { account: id, url: dial.target.url, error: frame.type === BTP_ERROR ? frame.errorData : 'unexpected frame' })
+      session.socket?.end(1008, 'authentication refused')
+      return
+    }
+    session.onAuthAnswer = null
+    dial.backoffMs = BACKOFF_FIRST_MS
+    this.server.authenticated(session, dial.account)
+    this.log.info('BTP connection to peer up', { account: id, url: dial.target.url })
+    this.firstConnect.get(dial.account)?.resolve()
+  }
+
+  close(): void {
+    this.stopped = true
+    for (const dial of this.dials) {
+      if (dial.timer !== null) clearTimeout(dial.timer)
+      dial.ws?.close(1001, 'node shutting down')
+    }
+  }
+}

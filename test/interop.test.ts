@@ -1,0 +1,101 @@
+// Goal: the node in a network of the reference implementation, ilp-connector@23 (in this process,
+// on 127.0.0.1, accounts served by ilp-plugin-btp listeners as its README configures them).
+//   child: the node dials ilp-connector over BTP as its child, learns its address by IL-DCP, and a
+//          packet from alice (a client of the node) reaches zoe (a client of ilp-connector) and is
+//          fulfilled; zoe's packet reaches alice the other way.
+
+import assert from 'node:assert/strict'
+import { createServer } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import * as ILDCP from 'ilp-protocol-ildcp'
+import {
+  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, prepare, removeDir, startTestNode, tempDir,
+} from './helpers'
+import type { RunningNode } from '../src/node'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+function btpListenerAccount(port: number, secret: string, relation: string): Record<string, unknown> {
+  return {
+    relation, assetCode: 'USD', assetScale: 9, plugin: 'ilp-plugin-btp', options: { listener: { port, secret } },
+    balance: { minimum: '-1000000000', maximum: '1000000000' },
+  }
+}
+
+describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
+  let connector: { listen(): Promise<void>; shutdown(): Promise<void> }
+  let node: RunningNode
+  let dir: string
+  let alice: BtpPlugin
+  let zoe: BtpPlugin
+
+  before(async () => {
+    const nodePort = await freePort()
+    const zoePort = await freePort()
+    connector = createApp({
+      ilpAddress: 'test.parent',
+      backend: 'one-to-one',
+      spread: 0,
+      store: 'memory',
+      initialConnectTimeout: 500,
+      accounts: { ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'), zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child') },
+    })
+    await connector.listen()
+    zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
+    await zoe.connect()
+    dir = tempDir()
+    node = await startTestNode(0, dir, {
+      accounts: {
+        parent: { relation: 'parent', assetCode: 'USD', assetScale: 9, btp: { url: `btp+ws://ilpnode:node-secret@127.0.0.1:${nodePort}` } },
+        alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' } },
+      },
+    })
+    alice = await connectPlugin(node.port, 'alice', 'alice-token')
+  })
+
+  after(async () => {
+    await alice.disconnect()
+    await zoe.disconnect()
+    await node.stop()
+    await connector.shutdown()
+    removeDir(dir)
+  })
+
+  it('learns its address from the parent by IL-DCP and hands <address>.alice to its child', async () => {
+    assert.equal(node.config.ilpAddress, 'test.parent.ilpnode')
+    const info = await ILDCP.fetch((data: Buffer) => alice.sendData(data))
+    assert.equal(info.clientAddress, 'test.parent.ilpnode.alice')
+  })
+
+  it('forwards alice → node → ilp-connector → zoe, fulfilled', async () => {
+    const { fulfillment, condition } = fulfillmentPair()
+    zoe.registerDataHandler(async (data) => {
+      assert.equal(IlpPacket.deserializeIlpPrepare(data).destination, 'test.parent.zoe.inbox')
+      return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.from('hi from zoe') })
+    })
+    // The dialled BTP link may still be coming up right after start-up.
+    let reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
+    for (let i = 0; i < 20 && reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && asReject(reply).code === 'T01'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
+    }
+    assert.deepEqual(asFulfill(reply).data, Buffer.from('hi from zoe'))
+  })
+
+  it('forwards zoe → ilp-connector → node → alice, fulfilled', async () => {
+    const { fulfillment, condition } = fulfillmentPair()
+    alice.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
+    const reply = await zoe.sendData(prepare({ destination: 'test.parent.ilpnode.alice.x', amount: '7', executionCondition: condition }))
+    assert.deepEqual(asFulfill(reply).fulfillment, fulfillment)
+  })
+})
