@@ -14,6 +14,10 @@ import { Connections } from './transport/connections'
 import { IlpHttpClient } from './transport/http_ilp_client'
 import { IlpHttpServer } from './transport/http_ilp_server'
 import { loadUws } from './transport/uws'
+import { RouteManager } from './routing/route_manager'
+import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
+import { F00_BAD_REQUEST, F01_INVALID_PACKET } from './codec/ilp_errors'
+import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
 
 export interface RunningNode {
   readonly config: Config
@@ -40,7 +44,11 @@ export async function startNode(configured: Config): Promise<RunningNode> {
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
   let btp: BtpServer | null = null
   let httpOut: IlpHttpClient | null = null
-  const shards = new ShardSet(config, store, {
+  const routes = new RouteManager(config, accounts,
+    (account, prepare) => (httpOut!.serves(account) ? httpOut!.sendControl(account, prepare) : btp!.sendControl(account, prepare, CONTROL_TIMEOUT_MS)),
+    (entries) => shards.setRoutes(entries),
+    logger('routing'))
+  const shards: ShardSet = new ShardSet(config, store, {
     reply: (connId, requestId, account, ilp) => {
       if (!connections.reply(connId, requestId, ilp)) log.debug('reply for a connection that has closed', { account: accounts.accounts[account].id })
     },
@@ -48,14 +56,19 @@ export async function startNode(configured: Config): Promise<RunningNode> {
       if (httpOut!.serves(account)) httpOut!.forward(shard, account, pendingId, ilp)
       else btp!.forward(shard, account, pendingId, ilp)
     },
+    control: (connId, requestId, account, prepare) => {
+      connections.reply(connId, requestId, answerControl(config, routes, account, prepare))
+    },
     flush: () => btp!.flush(),
     fatal: (reason) => {
       log.error('fatal: stopping the node', { reason })
       reportFatal(reason)
     },
   }, logger('shards'))
-  await shards.start()
+  await shards.start(routes.table())
   btp = new BtpServer(config, accounts, shards, connections, logger('btp'))
+  btp.onLinkUp = (account) => routes.peerConnected(account)
+  btp.onLinkDown = (account) => routes.peerDisconnected(account)
   httpOut = new IlpHttpClient(config, accounts, shards, logger('http-out'))
   const dialer = new BtpDialer(config, accounts, btp, logger('btp-out'))
   const httpIn = new IlpHttpServer(config, accounts, shards, connections, logger('http-in'))
@@ -76,7 +89,9 @@ export async function startNode(configured: Config): Promise<RunningNode> {
     })
   })
   const port = uws.us_socket_local_port(listenSocket as never)
+  routes.start()
   dialer.start()
+  for (const account of httpOut.accountsServed()) routes.peerConnected(account)
   log.info('ilp-node listening', {
     address: config.ilpAddress, host: config.host, port, shards: config.shards, accounts: config.accounts.length, durability: config.durability,
   })
@@ -92,6 +107,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
       stopped = true
       uws.us_listen_socket_close(listenSocket)
       dialer.close()
+      routes.stop()
       btp!.close()
       await shards.stop()
       await httpOut!.close()
@@ -99,6 +115,29 @@ export async function startNode(configured: Config): Promise<RunningNode> {
       log.info('ilp-node stopped')
     },
   }
+}
+
+/** How long a CCP request to a peer may take. */
+const CONTROL_TIMEOUT_MS = 10_000
+
+/** The answer to a CCP prepare (peer.route.control / peer.route.update) from `account`. */
+function answerControl(config: Config, routes: RouteManager, account: number, prepare: Uint8Array): Buffer {
+  const view = new PrepareView()
+  if (!view.parse(prepare, 0, prepare.length)) return encodeReject(F01_INVALID_PACKET, config.ilpAddress, `invalid prepare: ${view.error}`)
+  if (!PEER_PROTOCOL_CONDITION.equals(prepare.subarray(view.conditionOffset, view.conditionOffset + 32))) {
+    return encodeReject(F01_INVALID_PACKET, config.ilpAddress, 'peer protocol request with the wrong condition')
+  }
+  const destination = view.destination()
+  if (destination !== 'peer.route.control' && destination !== 'peer.route.update') {
+    return encodeReject(F01_INVALID_PACKET, config.ilpAddress, `unknown peer protocol ${destination}`)
+  }
+  try {
+    const refusal = routes.handle(account, destination, prepare.subarray(view.dataOffset, view.dataOffset + view.dataLength))
+    if (refusal !== null) return encodeReject(F00_BAD_REQUEST, config.ilpAddress, refusal)
+  } catch (err) {
+    return encodeReject(F01_INVALID_PACKET, config.ilpAddress, `invalid CCP message: ${(err as Error).message}`)
+  }
+  return encodeFulfill(PEER_PROTOCOL_FULFILLMENT, Buffer.alloc(0))
 }
 
 function recover(config: Config, store: Store): void {

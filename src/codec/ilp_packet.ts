@@ -60,6 +60,8 @@ export function isValidAddress(address: string): boolean {
 /** Offsets and decoded numbers of one prepare; reused across packets by its owner. */
 export class PrepareView {
   buf: Uint8Array = new Uint8Array(0)
+  /** Where the packet starts in `buf`. */
+  packetOffset = 0
   /** Total length of the packet including trailing junk inside the envelope. */
   packetLength = 0
   amountOffset = 0
@@ -103,6 +105,7 @@ export class PrepareView {
     this.expiresAtMs = readIlpTimestamp(buf, this.expiresAtOffset)
     if (Number.isNaN(this.expiresAtMs)) return this.fail('invalid expiresAt timestamp')
     this.amount = readUInt64(buf, this.amountOffset)
+    this.packetOffset = pos
     this.packetLength = contentEnd - pos
     this.error = ''
     return true
@@ -119,6 +122,13 @@ export class PrepareView {
 
   destinationEquals(ascii: Uint8Array): boolean {
     if (ascii.length !== this.destinationLength) return false
+    const { buf, destinationOffset } = this
+    for (let i = 0; i < ascii.length; i++) if (buf[destinationOffset + i] !== ascii[i]) return false
+    return true
+  }
+
+  destinationStartsWith(ascii: Uint8Array): boolean {
+    if (ascii.length > this.destinationLength) return false
     const { buf, destinationOffset } = this
     for (let i = 0; i < ascii.length; i++) if (buf[destinationOffset + i] !== ascii[i]) return false
     return true

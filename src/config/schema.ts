@@ -27,6 +27,9 @@ export interface AccountConfig {
   readonly balanceMinimum: bigint
   readonly balanceMaximum: bigint
   readonly maxPacketAmount: bigint
+  /** CCP: advertise our routes to / accept routes from this account (default: unless a child). */
+  readonly sendRoutes: boolean | null
+  readonly receiveRoutes: boolean | null
 }
 
 export interface RouteConfig {
@@ -58,6 +61,8 @@ export interface Config {
   readonly maxHttpBodyBytes: number
   /** Largest BTP frame accepted on a WebSocket; larger frames close the connection. */
   readonly maxFrameBytes: number
+  /** CCP: how often route updates (at least heartbeats) go to peers that asked for them. */
+  readonly routeBroadcastIntervalMs: number
   /** A prepare still in flight after this long is written to the in-flight journal. */
   readonly journalDelayMs: number
   /** How long an idle shard worker polls its rings before it sleeps (latency vs idle CPU). */
@@ -177,8 +182,16 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
     if (balanceMinimum > balanceMaximum) throw new ConfigError(`${at}.balance`, 'minimum is greater than maximum')
   }
   const maxPacketAmount = amount(raw, 'maxPacketAmount', `${at}.maxPacketAmount`, UINT64_MAX, 0n, UINT64_MAX)
+  const flag = (key: string): boolean | null => {
+    const v = raw[key]
+    if (v === undefined) return null
+    if (typeof v !== 'boolean') throw new ConfigError(`${at}.${key}`, 'must be true or false')
+    return v
+  }
+  const sendRoutes = flag('sendRoutes')
+  const receiveRoutes = flag('receiveRoutes')
   return Object.freeze({
-    id, relation, assetCode, assetScale, btpToken, btpUrl, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount,
+    id, relation, assetCode, assetScale, btpToken, btpUrl, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount, sendRoutes, receiveRoutes,
   })
 }
 
@@ -276,6 +289,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
     maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),
     maxHttpBodyBytes: int(limits, 'maxHttpBodyBytes', 'limits.maxHttpBodyBytes', 40960, 1024, 1 << 20),
+    routeBroadcastIntervalMs: int(merged, 'routeBroadcastInterval', 'routeBroadcastInterval', 30000, 100, 3600000),
     journalDelayMs: int(limits, 'journalDelayMs', 'limits.journalDelayMs', 50, 0, 10000),
     // Spinning pays only when each shard and the main thread have a core of their own.
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + 1 <= machine.cores ? 200 : 0, 0, 10000),

@@ -3,7 +3,6 @@
 // same account on both sides of a ring.
 
 import type { AccountConfig, Config } from '../config/schema'
-import { RoutingTable } from '../routing/routing_table'
 
 /** FNV-1a over the id: stable across runs and processes, so ownership survives a restart. */
 export function accountHash(id: string): number {
@@ -46,19 +45,4 @@ export class AccountTable {
   static childAddress(config: Config, account: AccountConfig): string {
     return `${config.ilpAddress}.${account.id}`
   }
-}
-
-/**
- * Static routes from configuration: a default route to the parent (if there is one and no route
- * for "" is configured), each child's own address, then the configured prefixes.
- */
-export function buildRoutingTable(config: Config, accounts: AccountTable): RoutingTable {
-  const table = new RoutingTable()
-  const parent = accounts.accounts.findIndex((a) => a.relation === 'parent')
-  if (parent >= 0 && !config.routes.some((r) => r.targetPrefix === '')) table.set('', parent)
-  for (const account of accounts.accounts) {
-    if (account.relation === 'child') table.set(AccountTable.childAddress(config, account), accounts.indexOf(account.id))
-  }
-  for (const route of config.routes) table.set(route.targetPrefix, accounts.indexOf(route.peerId))
-  return table
 }

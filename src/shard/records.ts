@@ -8,6 +8,7 @@
 //   REPLY_OUT     shard → main   connId        requestId    account           ILP fulfill/reject
 //   PREPARE_OUT   shard → main   account       pendingId    expiresAt (s)     ILP prepare
 //   CREDIT        shard → shard  account       amount hi    amount lo         -
+//   CONTROL_OUT   shard → main   connId        requestId    account           CCP prepare (control plane)
 //
 // connId/requestId are the main thread's handle on where a reply goes (a BTP request on a socket);
 // the shard only carries them. pendingId is the shard's handle on a forwarded prepare.
@@ -19,6 +20,7 @@ export const enum RecordKind {
   ReplyOut = 4,
   PrepareOut = 5,
   Credit = 6,
+  ControlOut = 7,
 }
 
 /** Room a shard keeps free in its outbound ring before it takes another input record. */

@@ -31,8 +31,9 @@ import {
   sendFailureReject, type IlpErrorCode, type SendFailure,
 } from '../codec/ilp_errors'
 import { writeInt64, writeLength, writeUInt64, UINT64_MAX } from '../codec/oer'
-import { AccountTable, buildRoutingTable } from './account_table'
-import type { RoutingTable } from '../routing/routing_table'
+import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
+import { AccountTable } from './account_table'
+import { RoutingTable } from '../routing/routing_table'
 import { PendingTable } from './pending_table'
 import { OUTPUT_SLACK_BYTES, RecordKind } from './records'
 import type { RingWriter } from '../ring/ring'
@@ -42,9 +43,7 @@ import type { Logger } from '../log'
 const PEER_PREFIX = Buffer.from('peer.', 'latin1')
 const PEER_CONFIG = Buffer.from('peer.config', 'latin1')
 const PEER_BALANCE = Buffer.from('peer.balance', 'latin1')
-/** SHA-256 of 32 zero bytes: the condition of every peer-protocol request (SPEC.md §4). */
-const PEER_PROTOCOL_CONDITION = Buffer.from('66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925', 'hex')
-const PEER_PROTOCOL_FULFILLMENT = Buffer.alloc(32)
+const PEER_ROUTE = Buffer.from('peer.route.', 'latin1')
 const EMPTY = Buffer.alloc(0)
 const BRACE = 0x7b
 
@@ -57,6 +56,8 @@ export interface ShardOptions {
   toMain: RingWriter
   /** Rings to the other shards by index (null at this shard's own index). */
   toShards: (RingWriter | null)[]
+  /** The routing table (prefix → account index) from the main thread's route manager. */
+  routes: [string, number][]
   log: Logger
 }
 
@@ -64,7 +65,7 @@ export class Shard {
   private readonly config: Config
   private readonly shardIndex: number
   private readonly accounts: AccountTable
-  private readonly routes: RoutingTable
+  private routes: RoutingTable
   private readonly store: Store
   private readonly toMain: RingWriter
   private readonly toShards: (RingWriter | null)[]
@@ -107,7 +108,7 @@ export class Shard {
     this.toShards = o.toShards
     this.log = o.log
     this.accounts = new AccountTable(o.config)
-    this.routes = buildRoutingTable(o.config, this.accounts)
+    this.routes = Shard.routingTable(o.routes)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
     this.journalQueueIds = new Uint32Array(o.config.pendingPerShard)
@@ -152,6 +153,17 @@ export class Shard {
     }
   }
 
+  private static routingTable(entries: [string, number][]): RoutingTable {
+    const table = new RoutingTable()
+    for (const [prefix, account] of entries) table.set(prefix, account)
+    return table
+  }
+
+  /** Swaps in a new routing table (a snapshot from the route manager); packets never wait for it. */
+  setRoutes(entries: [string, number][]): void {
+    this.routes = Shard.routingTable(entries)
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Inputs
 
@@ -163,7 +175,7 @@ export class Shard {
       this.log.debug('rejected malformed packet', { account: this.accounts.accounts[account].id, reason })
       return this.reject(connId, requestId, account, F01_INVALID_PACKET, reason)
     }
-    if (this.isPeerProtocol(view)) return this.handlePeerProtocol(account, connId, requestId, view, nowMs)
+    if (view.destinationStartsWith(PEER_PREFIX)) return this.handlePeerProtocol(account, connId, requestId, view, nowMs)
 
     const source = this.accounts.accounts[account]
     if (view.expiresAtMs - nowMs < this.config.minMessageWindowMs) {
@@ -326,11 +338,6 @@ export class Shard {
   // ---------------------------------------------------------------------------------------------
   // Steps
 
-  private isPeerProtocol(view: PrepareView): boolean {
-    if (view.destinationLength < PEER_PREFIX.length) return false
-    for (let i = 0; i < PEER_PREFIX.length; i++) if (view.buf[view.destinationOffset + i] !== PEER_PREFIX[i]) return false
-    return true
-  }
 
   private handlePeerProtocol(account: number, connId: number, requestId: number, view: PrepareView, nowMs: number): void {
     const conditionOk = PEER_PROTOCOL_CONDITION.equals(view.buf.subarray(view.conditionOffset, view.conditionOffset + 32))
@@ -341,6 +348,11 @@ export class Shard {
       if (!conditionOk) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP request with the wrong condition')
       if (view.expiresAtMs <= nowMs) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP request expired')
       return this.fulfillPeerRequest(connId, requestId, account, data)
+    }
+    if (view.destinationStartsWith(PEER_ROUTE)) {
+      // CCP is the main thread's control plane: the whole prepare goes there, and it answers.
+      this.toMain.tryWrite(RecordKind.ControlOut, connId, requestId, account, 0, view.buf.subarray(view.packetOffset, view.packetOffset + view.packetLength))
+      return
     }
     if (view.destinationEquals(PEER_BALANCE)) {
       if (!conditionOk) return this.reject(connId, requestId, account, F01_INVALID_PACKET, 'peer.balance request with the wrong condition')

@@ -35,6 +35,10 @@ export class ShardLoop {
     this.o = o
   }
 
+  get shard(): Shard {
+    return this.o.shard
+  }
+
   /** Runs one turn; true if it consumed any input. */
   turn(nowMs: number): boolean {
     const { shard, fromMain, fromShards } = this.o

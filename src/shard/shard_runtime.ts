@@ -10,12 +10,14 @@ import { Shard } from './shard'
 import { outputReserveBytes, ShardLoop } from './shard_loop'
 import type { ShardWiring } from './shard_wiring'
 
-export function createShardLoop(config: Config, wiring: ShardWiring, index: number, store: Store, log: Logger, inline: boolean): ShardLoop {
+export function createShardLoop(
+  config: Config, wiring: ShardWiring, index: number, store: Store, routes: [string, number][], log: Logger, inline: boolean,
+): ShardLoop {
   const n = wiring.shardCount
   const toMain = new RingWriter(wiring.shardToMain[index])
   const toShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingWriter(wiring.shardToShard[index][j]!)))
   const fromShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingReader(wiring.shardToShard[j][index]!)))
-  const shard = new Shard({ config, shardIndex: index, shardCount: n, store, toMain, toShards, log })
+  const shard = new Shard({ config, shardIndex: index, shardCount: n, store, toMain, toShards, routes, log })
   return new ShardLoop({
     shard,
     fromMain: new RingReader(wiring.mainToShard[index]),

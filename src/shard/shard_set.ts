@@ -22,13 +22,15 @@ import { RecordKind } from './records'
 import { createShardLoop } from './shard_runtime'
 import type { ShardLoop } from './shard_loop'
 import { createWiring, type ShardWiring } from './shard_wiring'
-import type { ShardTask } from './shard_worker'
+import type { ShardControl, ShardTask } from './shard_worker'
 
 export interface ShardOutputs {
   /** A fulfill or reject to send back on (connId, requestId). The bytes are valid during the call. */
   reply(connId: number, requestId: number, account: number, ilp: Uint8Array): void
   /** A prepare to send to `account`'s next hop; answer later with submitReply / submitSendFailure. */
   forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void
+  /** A CCP prepare for the route manager; answer it on (connId, requestId). */
+  control(connId: number, requestId: number, account: number, prepare: Uint8Array): void
   /** End of a drain: send what reply() and forward() queued. */
   flush(): void
   /** A shard died: the node can no longer vouch for its state and must stop. */
@@ -80,9 +82,9 @@ export class ShardSet {
     return this.wiring.shardCount
   }
 
-  async start(): Promise<void> {
+  async start(routes: [string, number][]): Promise<void> {
     if (this.config.shards === 0) {
-      this.inline = createShardLoop(this.config, this.wiring, 0, this.store, this.log, true)
+      this.inline = createShardLoop(this.config, this.wiring, 0, this.store, routes, this.log, true)
       this.inlineTicker = setInterval(() => this.scheduleInline(), INLINE_TICK_MS)
       this.inlineTicker.unref()
       return
@@ -102,7 +104,7 @@ export class ShardSet {
     const ready: Promise<void>[] = []
     for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
-      const task: ShardTask = { config: this.config, wiring: this.wiring, index, control: port2 }
+      const task: ShardTask = { config: this.config, wiring: this.wiring, routes, index, control: port2 }
       const done = this.pool.run(task, { transferList: [port2] })
       this.tasks.push({ done, control: port1 })
       ready.push(new Promise((resolve, reject) => {
@@ -232,12 +234,23 @@ export class ShardSet {
         const ilp = ring.data.subarray(ring.payloadOffset, ring.payloadOffset + ring.payloadLength)
         if (ring.kind === RecordKind.ReplyOut) this.outputs.reply(ring.a, ring.b, ring.c, ilp)
         else if (ring.kind === RecordKind.PrepareOut) this.outputs.forward(shard, ring.a, ring.b, ilp)
+        else if (ring.kind === RecordKind.ControlOut) this.outputs.control(ring.a, ring.b, ring.c, ilp)
         else this.log.error('unexpected record from shard', { shard, kind: ring.kind })
       }
       ring.endBatch()
     }
     if (any) this.outputs.flush()
     return any
+  }
+
+  /** Hands every shard a new routing table (a snapshot; each swaps it in between batches). */
+  setRoutes(entries: [string, number][]): void {
+    if (this.inline !== null) return this.inline.shard.setRoutes(entries)
+    const message: ShardControl = { type: 'routes', entries }
+    this.tasks.forEach(({ control }, index) => {
+      control.postMessage(message)
+      this.shardDoorbells[index].wake()
+    })
   }
 
   async stop(): Promise<void> {
@@ -251,7 +264,7 @@ export class ShardSet {
     }
     this.mainDoorbell.wake()
     this.tasks.forEach(({ control }, index) => {
-      control.postMessage({ type: 'stop' })
+      control.postMessage({ type: 'stop' } satisfies ShardControl)
       this.shardDoorbells[index].wake()
     })
     await Promise.allSettled(this.tasks.map(({ done }) => done))

@@ -20,9 +20,13 @@ import type { ShardWiring } from './shard_wiring'
 export interface ShardTask {
   config: Config
   wiring: ShardWiring
+  routes: [string, number][]
   index: number
   control: MessagePort
 }
+
+/** Messages on a shard's control port (the main thread wakes the shard after posting one). */
+export type ShardControl = { type: 'stop' } | { type: 'routes'; entries: [string, number][] }
 
 /** Longest sleep with nothing in flight; bounds how long a stop request can wait. */
 const IDLE_SLEEP_MS = 1000
@@ -41,18 +45,23 @@ function spinUntilInput(loop: { hasInput(): boolean }, microseconds: number): bo
   return false
 }
 
-export function runShard({ config, wiring, index, control }: ShardTask): string {
+export function runShard({ config, wiring, routes, index, control }: ShardTask): string {
   setLogLevel(config.logLevel)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)
   try {
-    const loop = createShardLoop(config, wiring, index, store, log, false)
+    const loop = createShardLoop(config, wiring, index, store, routes, log, false)
     const doorbell = new Doorbell(wiring.doorbells[index])
     control.postMessage({ type: 'ready' })
     for (;;) {
       const worked = loop.turn(Date.now())
-      const message = receiveMessageOnPort(control)
-      if (message !== undefined && (message.message as { type: string }).type === 'stop') break
+      let stop = false
+      for (let m = receiveMessageOnPort(control); m !== undefined; m = receiveMessageOnPort(control)) {
+        const message = m.message as ShardControl
+        if (message.type === 'stop') stop = true
+        else if (message.type === 'routes') loop.shard.setRoutes(message.entries)
+      }
+      if (stop) break
       if (worked) continue
       if (spinUntilInput(loop, config.shardSpinMicros)) continue
       const seen = doorbell.prepareToSleep()

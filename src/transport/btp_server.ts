@@ -70,6 +70,8 @@ export class BtpSession implements ReplyTarget {
   authTimer: NodeJS.Timeout | null = null
   /** Set on sessions we dialled: receives the answer to our auth message. */
   onAuthAnswer: ((frame: BtpFrame) => void) | null = null
+  /** Control-plane requests we sent (CCP): requestId → their resolver. */
+  readonly controlRequests = new Map<number, (reply: Uint8Array | Error) => void>()
   /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
   outstanding = new Map<number, number>()
   previous = new Map<number, number>()
@@ -113,6 +115,9 @@ export class BtpServer {
   private readonly tokens: TokenIndex
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
+  /** Called when an account's first link comes up and when its last one goes down. */
+  onLinkUp: (account: number) => void = () => {}
+  onLinkDown: (account: number) => void = () => {}
 
   constructor(
     private readonly config: Config,
@@ -177,6 +182,7 @@ export class BtpServer {
     session.account = account
     if (session.authTimer !== null) clearTimeout(session.authTimer)
     this.sessionsByAccount[account].push(session)
+    if (this.sessionsByAccount[account].length === 1) this.onLinkUp(account)
   }
 
   onMessage(session: BtpSession, message: Uint8Array, isBinary: boolean): void {
@@ -214,6 +220,12 @@ export class BtpServer {
   }
 
   private onAnswer(session: BtpSession, frame: BtpFrame): void {
+    const control = session.controlRequests.get(frame.requestId)
+    if (control !== undefined) {
+      session.controlRequests.delete(frame.requestId)
+      const i = frame.findEntry(ILP)
+      return control(frame.type === BTP_ERROR || i < 0 ? new Error('peer answered with a BTP error') : Buffer.from(frame.entryData(i)))
+    }
     const key = session.takeOutstanding(frame.requestId)
     if (key < 0) {
       this.log.debug('ignored BTP answer to an unknown request', { account: this.accounts.accounts[session.account].id, requestId: frame.requestId })
@@ -265,6 +277,9 @@ export class BtpServer {
     const at = list.indexOf(session)
     if (at >= 0) list.splice(at, 1)
     this.log.info('BTP client disconnected', { account: this.accounts.accounts[session.account].id })
+    for (const resolve of session.controlRequests.values()) resolve(new Error('peer disconnected'))
+    session.controlRequests.clear()
+    if (list.length === 0) this.onLinkDown(session.account)
     // Prepares this peer was holding will never be answered on this socket.
     for (const map of [session.outstanding, session.previous]) {
       for (const key of map.values()) this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerDisconnected)
@@ -281,6 +296,27 @@ export class BtpServer {
     const key = shard * 2 ** 32 + pendingId
     session.outstanding.set(requestId, key)
     this.queueIlpFrame(session, BTP_MESSAGE, requestId, ilp, key)
+  }
+
+  /** Sends a control-plane prepare (CCP) to `account` and resolves with its ILP answer. */
+  sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const list = this.sessionsByAccount[account]
+    const session = list.length > 0 ? list[list.length - 1] : null
+    if (session === null || session.socket === null) return Promise.reject(new Error('not connected'))
+    const requestId = session.takeRequestId()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        session.controlRequests.delete(requestId)
+        reject(new Error('timed out'))
+      }, timeoutMs)
+      session.controlRequests.set(requestId, (reply) => {
+        clearTimeout(timer)
+        if (reply instanceof Error) reject(reply)
+        else resolve(reply)
+      })
+      this.queueIlpFrame(session, BTP_MESSAGE, requestId, prepare, -1)
+      this.flush()
+    })
   }
 
   /** Appends a one-entry `ilp` frame to the session's outbox. */

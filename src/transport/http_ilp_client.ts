@@ -80,6 +80,27 @@ export class IlpHttpClient {
     })
   }
 
+  /** Sends a control-plane prepare (CCP) to `account` and resolves with its ILP answer. */
+  async sendControl(account: number, prepare: Uint8Array): Promise<Uint8Array> {
+    const endpoint = this.endpoints[account]!
+    const { statusCode, body } = await endpoint.pool.request({
+      path: endpoint.path,
+      method: 'POST',
+      headers: { authorization: endpoint.authorization, 'content-type': 'application/octet-stream', 'ilp-peer-name': this.config.ilpAddress },
+      body: Buffer.from(prepare),
+    })
+    if (statusCode !== 200) {
+      await body.dump()
+      throw new Error(`HTTP ${statusCode}`)
+    }
+    return new Uint8Array(await body.arrayBuffer())
+  }
+
+  /** Accounts reached over HTTP: there is no link to come up, so they count as up from the start. */
+  accountsServed(): number[] {
+    return this.endpoints.flatMap((e, i) => (e === null ? [] : [i]))
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()))
   }

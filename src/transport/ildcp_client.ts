@@ -6,13 +6,13 @@
 import WebSocket from 'ws'
 import { request } from 'undici'
 import { BTP_RESPONSE, BtpFrame, CONTENT_OCTET_STREAM, CONTENT_TEXT_PLAIN, encodeMessage } from '../codec/btp_packet'
-import { classifyReply, encodePrepare, isValidAddress, lastFulfillmentOffset, ReplyKind } from '../codec/ilp_packet'
+import { classifyReply, isValidAddress, lastFulfillmentOffset, ReplyKind } from '../codec/ilp_packet'
+import { peerProtocolPrepare } from '../codec/peer_protocol'
 import { OerReader } from '../codec/oer'
 import type { AccountConfig, Config } from '../config/schema'
 import type { Logger } from '../log'
 import { parseBtpUrl } from './btp_client'
 
-const PEER_CONDITION = Buffer.from('66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925', 'hex')
 const ATTEMPT_TIMEOUT_MS = 10_000
 
 export interface IldcpInfo {
@@ -22,7 +22,7 @@ export interface IldcpInfo {
 }
 
 function ildcpRequest(): Buffer {
-  return encodePrepare({ amount: 0n, expiresAtMs: Date.now() + 60_000, executionCondition: PEER_CONDITION, destination: 'peer.config', data: Buffer.alloc(0) })
+  return peerProtocolPrepare('peer.config', Buffer.alloc(0))
 }
 
 /** Reads an IL-DCP fulfill; throws with the reason if it is a reject or malformed. */

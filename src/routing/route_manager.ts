@@ -1,0 +1,308 @@
+// The control plane of routing, on the main thread: which account each prefix goes to, learned
+// and advertised with CCP (codec/ccp.ts) the way ilp-connector@23 does it, so the two interoperate.
+//
+//   local routes      the node's own address, each child's address, the default route to the
+//                     parent; configured routes (config.routes) win over everything for their prefix
+//   learned routes    per peer (accounts with relation peer/parent, or receiveRoutes), from its
+//                     peer.route.update messages; dropped after their hold-down time unless renewed
+//   best route        configured > local > learned (child > peer > parent, then shorter path,
+//                     then account id), per prefix
+//   forwarding table  what we advertise: the best route with our address prepended to its path;
+//                     every change is an epoch in a log, so a peer can sync from any epoch
+// A new routing table goes to every shard as a snapshot (the shards never stop for it).
+
+import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { decodeRouteControl, decodeRouteUpdate, encodeRouteControl, encodeRouteUpdate, MODE_SYNC, type CcpRoute } from '../codec/ccp'
+import { peerProtocolPrepare } from '../codec/peer_protocol'
+import type { Config } from '../config/schema'
+import type { Logger } from '../log'
+import type { AccountTable } from '../shard/account_table'
+
+const RELATION_PRIORITY: Record<string, number> = { parent: 0, peer: 1, child: 2 }
+const MAX_EPOCHS_PER_UPDATE = 50
+/** How long routes we advertise stay valid at the receiver without a refresh (ms). */
+const ROUTE_EXPIRY_MS = 45_000
+const ZERO_TABLE_ID = Buffer.alloc(16)
+
+interface LearnedRoute {
+  path: string[]
+  auth: Buffer
+}
+
+interface Receiver {
+  routingTableId: Buffer
+  epoch: number
+  expiresAtMs: number
+  routes: Map<string, LearnedRoute>
+}
+
+interface Sender {
+  syncing: boolean
+  lastKnownEpoch: number
+  timer: NodeJS.Timeout | null
+}
+
+interface Best {
+  nextHop: number
+  path: string[]
+  auth: Buffer
+}
+
+interface LogEntry {
+  prefix: string
+  route: Best | null
+}
+
+/** Sends a peer-protocol prepare to an account over its own transport; resolves with the reply. */
+export type ControlSender = (account: number, prepare: Uint8Array) => Promise<Uint8Array>
+
+export class RouteManager {
+  private readonly receivers = new Map<number, Receiver>()
+  private readonly senders = new Map<number, Sender>()
+  private readonly local = new Map<string, Best>()
+  private readonly configured = new Map<string, number>()
+  private readonly forwarding = new Map<string, { epoch: number; route: Best | null }>()
+  private readonly epochLog: (LogEntry | null)[] = []
+  private readonly routingTableId = randomBytes(16)
+  private readonly routingSecret = randomBytes(32)
+  private readonly globalPrefix: string
+  private readonly sendRoutes: boolean[]
+  private readonly receiveRoutes: boolean[]
+  private cleanupTimer: NodeJS.Timeout | null = null
+  private tableVersion = 0
+  private publishedVersion = -1
+
+  constructor(
+    private readonly config: Config,
+    private readonly accounts: AccountTable,
+    private readonly sendControl: ControlSender,
+    private readonly onTable: (entries: [string, number][]) => void,
+    private readonly log: Logger,
+  ) {
+    this.globalPrefix = config.ilpAddress.split('.')[0]
+    this.sendRoutes = accounts.accounts.map((a) => a.sendRoutes ?? a.relation !== 'child')
+    this.receiveRoutes = accounts.accounts.map((a) => a.receiveRoutes ?? a.relation !== 'child')
+    accounts.accounts.forEach((_, i) => {
+      if (this.receiveRoutes[i]) this.receivers.set(i, { routingTableId: ZERO_TABLE_ID, epoch: 0, expiresAtMs: 0, routes: new Map() })
+      if (this.sendRoutes[i]) this.senders.set(i, { syncing: false, lastKnownEpoch: 0, timer: null })
+    })
+    for (const route of config.routes) this.configured.set(route.targetPrefix, accounts.indexOf(route.peerId))
+    this.local.set(config.ilpAddress, { nextHop: -1, path: [], auth: this.hmac(config.ilpAddress) })
+    const parent = accounts.accounts.findIndex((a) => a.relation === 'parent')
+    if (parent >= 0 && !this.configured.has('')) this.local.set('', { nextHop: parent, path: [], auth: this.hmac('') })
+    accounts.accounts.forEach((a, i) => {
+      if (a.relation === 'child') {
+        const address = `${config.ilpAddress}.${a.id}`
+        this.local.set(address, { nextHop: i, path: [], auth: this.hmac(address) })
+      }
+    })
+    for (const prefix of [...this.local.keys(), ...this.configured.keys()]) this.updatePrefix(prefix)
+  }
+
+  start(): void {
+    this.cleanupTimer = setInterval(() => this.expireLearnedRoutes(Date.now()), 1000)
+    this.cleanupTimer.unref()
+    this.publish()
+  }
+
+  stop(): void {
+    if (this.cleanupTimer !== null) clearInterval(this.cleanupTimer)
+    for (const sender of this.senders.values()) if (sender.timer !== null) clearTimeout(sender.timer)
+  }
+
+  /** The routing table as the shards use it: prefix → account index (-1: the node itself). */
+  table(): [string, number][] {
+    const entries: [string, number][] = []
+    for (const prefix of this.allPrefixes()) {
+      const best = this.best(prefix)
+      if (best !== null && best.nextHop >= 0) entries.push([prefix, best.nextHop])
+    }
+    return entries
+  }
+
+  /** A link to `account` came up: ask it for its routes (if we take routes from it). */
+  peerConnected(account: number): void {
+    if (!this.receiveRoutes[account]) return
+    const receiver = this.receivers.get(account)!
+    const control = encodeRouteControl({ mode: MODE_SYNC, lastKnownRoutingTableId: receiver.routingTableId, lastKnownEpoch: receiver.epoch, features: [] })
+    this.sendControl(account, peerProtocolPrepare('peer.route.control', control)).then((reply) => {
+      if (reply[0] !== 13) this.log.info('peer rejected our route control request', { account: this.accounts.accounts[account].id })
+    }, (err: Error) => this.log.info('route control request failed', { account: this.accounts.accounts[account].id, error: err.message }))
+  }
+
+  /** A link went down: stop sending updates on it (the peer asks again when it comes back). */
+  peerDisconnected(account: number): void {
+    const sender = this.senders.get(account)
+    if (sender === undefined) return
+    sender.syncing = false
+    if (sender.timer !== null) clearTimeout(sender.timer)
+    sender.timer = null
+  }
+
+  /**
+   * Handles peer.route.control / peer.route.update data from `account`. Returns null to fulfill,
+   * or the reason to reject it with F00 (as ilp-connector does for peers it does not talk CCP with).
+   */
+  handle(account: number, destination: string, data: Uint8Array): string | null {
+    if (destination === 'peer.route.control') {
+      const sender = this.senders.get(account)
+      if (sender === undefined) return 'we are configured not to send routes to you'
+      const control = decodeRouteControl(data)
+      sender.syncing = control.mode === MODE_SYNC
+      sender.lastKnownEpoch = control.lastKnownRoutingTableId.equals(this.routingTableId) ? control.lastKnownEpoch : 0
+      this.scheduleUpdate(account, 0)
+      return null
+    }
+    const receiver = this.receivers.get(account)
+    if (receiver === undefined) return 'we are configured not to receive routes from you'
+    this.applyUpdate(account, receiver, decodeRouteUpdate(data))
+    return null
+  }
+
+  private applyUpdate(account: number, receiver: Receiver, update: ReturnType<typeof decodeRouteUpdate>): void {
+    receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + update.holdDownTime)
+    if (!receiver.routingTableId.equals(update.routingTableId)) {
+      receiver.routingTableId = update.routingTableId
+      receiver.epoch = 0
+    }
+    if (update.fromEpochIndex > receiver.epoch || receiver.epoch > update.toEpochIndex) return
+    const changed: string[] = []
+    for (const prefix of update.withdrawnRoutes) if (receiver.routes.delete(prefix)) changed.push(prefix)
+    for (const route of update.newRoutes.filter((r) => this.acceptable(r))) {
+      receiver.routes.set(route.prefix, { path: route.path, auth: route.auth })
+      changed.push(route.prefix)
+    }
+    receiver.epoch = update.toEpochIndex
+    if (changed.length > 0) {
+      this.log.info('routes learned from peer', { account: this.accounts.accounts[account].id, changed: changed.join(','), withdrawn: update.withdrawnRoutes.length })
+      for (const prefix of changed) this.updatePrefix(prefix)
+      this.publish()
+    }
+  }
+
+  private acceptable(route: CcpRoute): boolean {
+    return route.prefix.startsWith(this.globalPrefix) && route.prefix.length > this.globalPrefix.length && !route.path.includes(this.config.ilpAddress)
+  }
+
+  private expireLearnedRoutes(nowMs: number): void {
+    let any = false
+    for (const [account, receiver] of this.receivers) {
+      if (receiver.routes.size === 0 || receiver.expiresAtMs > nowMs) continue
+      this.log.info('routes from peer expired (no update within their hold-down time)', { account: this.accounts.accounts[account].id, count: receiver.routes.size })
+      const prefixes = [...receiver.routes.keys()]
+      receiver.routes.clear()
+      for (const prefix of prefixes) this.updatePrefix(prefix)
+      any = true
+    }
+    if (any) this.publish()
+  }
+
+  private allPrefixes(): Set<string> {
+    const prefixes = new Set<string>([...this.local.keys(), ...this.configured.keys()])
+    for (const receiver of this.receivers.values()) for (const prefix of receiver.routes.keys()) prefixes.add(prefix)
+    return prefixes
+  }
+
+  private best(prefix: string): Best | null {
+    const configured = this.configured.get(prefix)
+    if (configured !== undefined) return { nextHop: configured, path: [], auth: this.hmac(prefix) }
+    const local = this.local.get(prefix)
+    if (local !== undefined) return local
+    let best: Best | null = null
+    for (const [account, receiver] of this.receivers) {
+      const route = receiver.routes.get(prefix)
+      if (route === undefined) continue
+      const candidate = { nextHop: account, path: route.path, auth: route.auth }
+      if (best === null || this.better(candidate, best)) best = candidate
+    }
+    return best
+  }
+
+  private better(a: Best, b: Best): boolean {
+    const wa = RELATION_PRIORITY[this.accounts.accounts[a.nextHop].relation]
+    const wb = RELATION_PRIORITY[this.accounts.accounts[b.nextHop].relation]
+    if (wa !== wb) return wa > wb
+    if (a.path.length !== b.path.length) return a.path.length < b.path.length
+    return this.accounts.accounts[a.nextHop].id < this.accounts.accounts[b.nextHop].id
+  }
+
+  /** Recomputes a prefix; records a new epoch if what we advertise for it changed. */
+  private updatePrefix(prefix: string): void {
+    this.tableVersion++
+    const best = this.best(prefix)
+    let advertised: Best | null = null
+    if (best !== null) {
+      advertised = { nextHop: best.nextHop, path: [this.config.ilpAddress, ...best.path], auth: sha256(best.auth) }
+      const ownChild = prefix.startsWith(`${this.config.ilpAddress}.`) && advertised.path.length === 1
+      if (!prefix.startsWith(this.globalPrefix) || prefix === this.globalPrefix || prefix === '' || ownChild) advertised = null
+    }
+    const current = this.forwarding.get(prefix)
+    const currentHop = current?.route?.nextHop
+    if (current !== undefined && currentHop === advertised?.nextHop && (current.route === null) === (advertised === null)) return
+    const epoch = this.epochLog.length
+    if (current !== undefined) this.epochLog[current.epoch] = null
+    this.epochLog.push({ prefix, route: advertised })
+    this.forwarding.set(prefix, { epoch, route: advertised })
+    for (const account of this.senders.keys()) this.scheduleUpdate(account, 0)
+  }
+
+  private publish(): void {
+    if (this.publishedVersion === this.tableVersion) return
+    this.publishedVersion = this.tableVersion
+    this.onTable(this.table())
+  }
+
+  private scheduleUpdate(account: number, delayMs: number): void {
+    const sender = this.senders.get(account)!
+    if (!sender.syncing) return
+    if (sender.timer !== null) clearTimeout(sender.timer)
+    sender.timer = setTimeout(() => {
+      sender.timer = null
+      this.sendUpdate(account, sender).finally(() => {
+        if (sender.syncing && sender.timer === null) this.scheduleUpdate(account, this.config.routeBroadcastIntervalMs)
+      })
+    }, delayMs)
+    sender.timer.unref()
+  }
+
+  private async sendUpdate(account: number, sender: Sender): Promise<void> {
+    const from = sender.lastKnownEpoch
+    const slice = this.epochLog.slice(from, from + MAX_EPOCHS_PER_UPDATE)
+    const newRoutes: CcpRoute[] = []
+    const withdrawnRoutes: string[] = []
+    for (const entry of slice) {
+      if (entry === null) continue
+      // Never advertise a route back to the peer it leads to.
+      if (entry.route !== null && entry.route.nextHop !== account) newRoutes.push({ prefix: entry.prefix, path: entry.route.path, auth: entry.route.auth })
+      else withdrawnRoutes.push(entry.prefix)
+    }
+    const to = from + slice.length
+    const update = encodeRouteUpdate({
+      routingTableId: this.routingTableId,
+      currentEpochIndex: this.epochLog.length,
+      fromEpochIndex: from,
+      toEpochIndex: to,
+      holdDownTime: ROUTE_EXPIRY_MS,
+      speaker: this.config.ilpAddress,
+      newRoutes,
+      withdrawnRoutes,
+    })
+    sender.lastKnownEpoch = to
+    try {
+      const reply = await this.sendControl(account, peerProtocolPrepare('peer.route.update', update))
+      if (reply[0] !== 13) throw new Error('route update rejected')
+      if (to < this.epochLog.length) this.scheduleUpdate(account, 0)
+    } catch (err) {
+      sender.lastKnownEpoch = from
+      this.log.debug('route update to peer failed', { account: this.accounts.accounts[account].id, error: (err as Error).message })
+    }
+  }
+
+  private hmac(prefix: string): Buffer {
+    return createHmac('sha256', this.routingSecret).update(prefix, 'utf8').digest()
+  }
+}
+
+function sha256(b: Buffer): Buffer {
+  return createHash('sha256').update(b).digest()
+}
