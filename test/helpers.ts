@@ -44,7 +44,7 @@ export function testConfigJson(): Record<string, unknown> {
 }
 
 export function makeConfig(shards: number, dataDir: string, json: Record<string, unknown> = testConfigJson()): Config {
-  return parseConfig({ ...json, port: 0, shards, dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
+  return parseConfig({ port: 0, ...json, shards, dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
 }
 
 export async function startTestNode(shards: number, dataDir = tempDir(), json?: Record<string, unknown>): Promise<RunningNode> {

@@ -23,6 +23,9 @@ const MAX_EPOCHS_PER_UPDATE = 50
 /** How long routes we advertise stay valid at the receiver without a refresh (ms). */
 const ROUTE_EXPIRY_MS = 45_000
 const ZERO_TABLE_ID = Buffer.alloc(16)
+/** Route control to a peer that cannot be reached is retried after 1 s, 2 s, 4 s … up to 30 s. */
+const CONTROL_RETRY_FIRST_MS = 1000
+const CONTROL_RETRY_MAX_MS = 30_000
 
 interface LearnedRoute {
   path: string[]
@@ -68,7 +71,10 @@ export class RouteManager {
   private readonly globalPrefix: string
   private readonly sendRoutes: boolean[]
   private readonly receiveRoutes: boolean[]
+  private readonly connected = new Set<number>()
+  private readonly controlRetries = new Map<number, NodeJS.Timeout>()
   private cleanupTimer: NodeJS.Timeout | null = null
+  private stopped = false
   private tableVersion = 0
   private publishedVersion = -1
 
@@ -106,6 +112,8 @@ export class RouteManager {
   }
 
   stop(): void {
+    this.stopped = true
+    for (const timer of this.controlRetries.values()) clearTimeout(timer)
     if (this.cleanupTimer !== null) clearInterval(this.cleanupTimer)
     for (const sender of this.senders.values()) if (sender.timer !== null) clearTimeout(sender.timer)
   }
@@ -123,20 +131,43 @@ export class RouteManager {
   /** A link to `account` came up: ask it for its routes (if we take routes from it). */
   peerConnected(account: number): void {
     if (!this.receiveRoutes[account]) return
-    const receiver = this.receivers.get(account)!
-    const control = encodeRouteControl({ mode: MODE_SYNC, lastKnownRoutingTableId: receiver.routingTableId, lastKnownEpoch: receiver.epoch, features: [] })
-    this.sendControl(account, peerProtocolPrepare('peer.route.control', control)).then((reply) => {
-      if (reply[0] !== 13) this.log.info('peer rejected our route control request', { account: this.accounts.accounts[account].id })
-    }, (err: Error) => this.log.info('route control request failed', { account: this.accounts.accounts[account].id, error: err.message }))
+    this.connected.add(account)
+    this.requestRoutes(account, CONTROL_RETRY_FIRST_MS)
   }
 
   /** A link went down: stop sending updates on it (the peer asks again when it comes back). */
   peerDisconnected(account: number): void {
+    this.connected.delete(account)
+    const retry = this.controlRetries.get(account)
+    if (retry !== undefined) clearTimeout(retry)
+    this.controlRetries.delete(account)
     const sender = this.senders.get(account)
     if (sender === undefined) return
     sender.syncing = false
     if (sender.timer !== null) clearTimeout(sender.timer)
     sender.timer = null
+  }
+
+  /**
+   * Sends route control; if the peer cannot be reached (an HTTP peer that is not up yet, a link
+   * that drops) asks again with backoff while the link counts as up. A reject is an answer: the
+   * peer does not send us routes, and asking again would not change that.
+   */
+  private requestRoutes(account: number, retryMs: number): void {
+    const receiver = this.receivers.get(account)!
+    const control = encodeRouteControl({ mode: MODE_SYNC, lastKnownRoutingTableId: receiver.routingTableId, lastKnownEpoch: receiver.epoch, features: [] })
+    this.sendControl(account, peerProtocolPrepare('peer.route.control', control)).then((reply) => {
+      if (reply[0] !== 13) this.log.info('peer rejected our route control request', { account: this.accounts.accounts[account].id })
+    }, (err: Error) => {
+      if (!this.connected.has(account) || this.stopped) return
+      this.log.info('route control request failed; will ask again', { account: this.accounts.accounts[account].id, error: err.message, retryMs })
+      const timer = setTimeout(() => {
+        this.controlRetries.delete(account)
+        if (this.connected.has(account)) this.requestRoutes(account, Math.min(retryMs * 2, CONTROL_RETRY_MAX_MS))
+      }, retryMs)
+      timer.unref()
+      this.controlRetries.set(account, timer)
+    })
   }
 
   /**
@@ -237,6 +268,8 @@ export class RouteManager {
       if (!prefix.startsWith(this.globalPrefix) || prefix === this.globalPrefix || prefix === '' || ownChild) advertised = null
     }
     const current = this.forwarding.get(prefix)
+    // A prefix we never advertised and still do not: nothing for peers to hear.
+    if (current === undefined && advertised === null) return
     const currentHop = current?.route?.nextHop
     if (current !== undefined && currentHop === advertised?.nextHop && (current.route === null) === (advertised === null)) return
     const epoch = this.epochLog.length
