@@ -11,6 +11,7 @@ import { BtpDialer } from './transport/btp_client'
 import { BtpServer } from './transport/btp_server'
 import { withAddressFromParent } from './transport/ildcp_client'
 import { Connections } from './transport/connections'
+import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
 import { IlpHttpClient } from './transport/http_ilp_client'
 import { IlpHttpServer } from './transport/http_ilp_server'
 import { loadUws } from './transport/uws'
@@ -120,8 +121,21 @@ export async function startNode(configured: Config): Promise<RunningNode> {
 /** How long a CCP request to a peer may take. */
 const CONTROL_TIMEOUT_MS = 10_000
 
-/** The answer to a CCP prepare (peer.route.control / peer.route.update) from `account`. */
+/**
+ * The answer to a routing message from `account`: a CCP prepare (peer.route.control /
+ * peer.route.update) gets a Fulfill, a JSON broadcast_routes gets JSON; either gets a Reject if
+ * it is malformed (F01) or we take no routes from that account (F00).
+ */
 function answerControl(config: Config, routes: RouteManager, account: number, prepare: Uint8Array): Buffer {
+  if (isRouteBroadcast(prepare)) {
+    try {
+      const answer = routes.handleBroadcast(account, prepare)
+      return typeof answer === 'string' ? encodeReject(F00_BAD_REQUEST, config.ilpAddress, answer) : answer
+    } catch (err) {
+      if (!(err instanceof RouteBroadcastError)) throw err
+      return encodeReject(F01_INVALID_PACKET, config.ilpAddress, err.message)
+    }
+  }
   const view = new PrepareView()
   if (!view.parse(prepare, 0, prepare.length)) return encodeReject(F01_INVALID_PACKET, config.ilpAddress, `invalid prepare: ${view.error}`)
   if (!PEER_PROTOCOL_CONDITION.equals(prepare.subarray(view.conditionOffset, view.conditionOffset + 32))) {

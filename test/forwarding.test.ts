@@ -107,7 +107,7 @@ for (const shards of [0, 2]) {
       assert.equal(reject.code, 'F02')
     })
 
-    it('rejects F01 for a malformed ILP packet and for an unknown peer protocol', async () => {
+    it('rejects F01 for a malformed ILP packet, malformed JSON and an unknown peer protocol', async () => {
       const garbage = asReject(await alice.sendData(Buffer.from([0x0c, 0x05, 1, 2, 3])))
       assert.equal(garbage.code, 'F01')
       assert.equal(garbage.triggeredBy, NODE_ADDRESS)
@@ -118,8 +118,11 @@ for (const shards of [0, 2]) {
       assert.equal(badAddress.code, 'F01')
       const peerUnknown = asReject(await alice.sendData(prepare({ destination: 'peer.route.nonsense', amount: '0' })))
       assert.equal(peerUnknown.code, 'F01')
+      const badJson = asReject(await alice.sendData(Buffer.from('{"method":')))
+      assert.equal(badJson.code, 'F01')
+      // A well-formed route broadcast from a child: we take no routes from children.
       const broadcast = asReject(await alice.sendData(Buffer.from('{"method":"broadcast_routes","data":{}}')))
-      assert.equal(broadcast.code, 'F01')
+      assert.equal(broadcast.code, 'F00')
     })
 
     it('rejects F08 above the max packet amount, with (received, maximum) in the data', async () => {

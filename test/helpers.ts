@@ -4,6 +4,7 @@
 
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import BtpPlugin from 'ilp-plugin-btp'
@@ -111,6 +112,37 @@ export function prng(seed: number): () => number {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** A port free on 127.0.0.1 a moment ago (for peers that must know each other's port up front). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** Sends until the answer is not a routing failure (routes take a moment to propagate). */
+export async function sendWhenRouted(plugin: { sendData(d: Buffer): Promise<Buffer> }, make: () => Buffer, timeoutMs = 8000): Promise<Buffer> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const reply = await plugin.sendData(make())
+    const unrouted = reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && ['F02', 'T01'].includes(asReject(reply).code)
+    if (!unrouted || Date.now() > deadline) return reply
+    await sleep(100)
+  }
+}
+
+/** Sends until the answer is F02 (a withdrawal takes a moment to propagate). */
+export async function sendUntilUnreachable(plugin: { sendData(d: Buffer): Promise<Buffer> }, make: () => Buffer, timeoutMs = 8000): Promise<Buffer> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const reply = await plugin.sendData(make())
+    if ((reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && asReject(reply).code === 'F02') || Date.now() > deadline) return reply
+    await sleep(100)
+  }
 }
 
 export { IlpPacket, BtpPlugin }

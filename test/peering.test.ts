@@ -5,49 +5,19 @@
 // by the learned routes, and a route the node withdraws stops the connector's traffic to it.
 
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as Ccp from 'ilp-protocol-ccp'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, prepare, removeDir, sleep, startTestNode, tempDir,
+  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, prepare, removeDir, sendUntilUnreachable, sendWhenRouted,
+  sleep, startTestNode, tempDir,
 } from './helpers'
 import type { RunningNode } from '../src/node'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 const USD = { assetCode: 'USD', assetScale: 9 }
-
-/** Sends until the answer is not a routing failure (routes take a moment to propagate). */
-async function sendWhenRouted(plugin: { sendData(d: Buffer): Promise<Buffer> }, make: () => Buffer, timeoutMs = 8000): Promise<Buffer> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const reply = await plugin.sendData(make())
-    const unrouted = reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && ['F02', 'T01'].includes(asReject(reply).code)
-    if (!unrouted || Date.now() > deadline) return reply
-    await sleep(100)
-  }
-}
-
-/** Sends until the answer is F02 (a withdrawal takes a moment to propagate). */
-async function sendUntilUnreachable(plugin: { sendData(d: Buffer): Promise<Buffer> }, make: () => Buffer, timeoutMs = 8000): Promise<Buffer> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const reply = await plugin.sendData(make())
-    if ((reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && asReject(reply).code === 'F02') || Date.now() > deadline) return reply
-    await sleep(100)
-  }
-}
 
 describe('CCP from a peer: announce, route, withdraw', () => {
   let node: RunningNode

@@ -30,7 +30,14 @@ export interface AccountConfig {
   /** CCP: advertise our routes to / accept routes from this account (default: unless a child). */
   readonly sendRoutes: boolean | null
   readonly receiveRoutes: boolean | null
+  /**
+   * How we send routes to this account: "ccp" (peer.route.*, ilp-connector ≥ v21) or "json"
+   * (the seed's legacy `broadcast_routes`). Both are always accepted from it.
+   */
+  readonly routeProtocol: RouteProtocol
 }
+
+export type RouteProtocol = 'ccp' | 'json'
 
 export interface RouteConfig {
   readonly targetPrefix: string
@@ -190,8 +197,10 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   }
   const sendRoutes = flag('sendRoutes')
   const receiveRoutes = flag('receiveRoutes')
+  const routeProtocol = oneOf<RouteProtocol>(raw, 'routeProtocol', `${at}.routeProtocol`, ['ccp', 'json'], 'ccp')
   return Object.freeze({
     id, relation, assetCode, assetScale, btpToken, btpUrl, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount, sendRoutes, receiveRoutes,
+    routeProtocol,
   })
 }
 

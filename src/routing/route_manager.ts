@@ -14,7 +14,8 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { decodeRouteControl, decodeRouteUpdate, encodeRouteControl, encodeRouteUpdate, MODE_SYNC, type CcpRoute } from '../codec/ccp'
 import { peerProtocolPrepare } from '../codec/peer_protocol'
-import type { Config } from '../config/schema'
+import type { Config, RouteProtocol } from '../config/schema'
+import { decodeRouteBroadcast, encodeRouteBroadcast, encodeRouteBroadcastReply } from '../codec/route_broadcast'
 import type { Logger } from '../log'
 import type { AccountTable } from '../shard/account_table'
 
@@ -23,6 +24,7 @@ const MAX_EPOCHS_PER_UPDATE = 50
 /** How long routes we advertise stay valid at the receiver without a refresh (ms). */
 const ROUTE_EXPIRY_MS = 45_000
 const ZERO_TABLE_ID = Buffer.alloc(16)
+const ZERO_AUTH = Buffer.alloc(32)
 /** Route control to a peer that cannot be reached is retried after 1 s, 2 s, 4 s … up to 30 s. */
 const CONTROL_RETRY_FIRST_MS = 1000
 const CONTROL_RETRY_MAX_MS = 30_000
@@ -40,6 +42,7 @@ interface Receiver {
 }
 
 interface Sender {
+  protocol: RouteProtocol
   syncing: boolean
   lastKnownEpoch: number
   timer: NodeJS.Timeout | null
@@ -90,7 +93,7 @@ export class RouteManager {
     this.receiveRoutes = accounts.accounts.map((a) => a.receiveRoutes ?? a.relation !== 'child')
     accounts.accounts.forEach((_, i) => {
       if (this.receiveRoutes[i]) this.receivers.set(i, { routingTableId: ZERO_TABLE_ID, epoch: 0, expiresAtMs: 0, routes: new Map() })
-      if (this.sendRoutes[i]) this.senders.set(i, { syncing: false, lastKnownEpoch: 0, timer: null })
+      if (this.sendRoutes[i]) this.senders.set(i, { protocol: accounts.accounts[i].routeProtocol, syncing: false, lastKnownEpoch: 0, timer: null })
     })
     for (const route of config.routes) this.configured.set(route.targetPrefix, accounts.indexOf(route.peerId))
     this.local.set(config.ilpAddress, { nextHop: -1, path: [], auth: this.hmac(config.ilpAddress) })
@@ -128,11 +131,19 @@ export class RouteManager {
     return entries
   }
 
-  /** A link to `account` came up: ask it for its routes (if we take routes from it). */
+  /**
+   * A link to `account` came up. A CCP peer is asked for its routes (if we take routes from it)
+   * and will ask for ours; a peer that takes JSON broadcasts gets ours from now on, unasked.
+   */
   peerConnected(account: number): void {
-    if (!this.receiveRoutes[account]) return
     this.connected.add(account)
-    this.requestRoutes(account, CONTROL_RETRY_FIRST_MS)
+    const sender = this.senders.get(account)
+    if (sender !== undefined && sender.protocol === 'json') {
+      sender.syncing = true
+      sender.lastKnownEpoch = 0
+      this.scheduleUpdate(account, 0)
+    }
+    if (this.receiveRoutes[account] && this.accounts.accounts[account].routeProtocol === 'ccp') this.requestRoutes(account, CONTROL_RETRY_FIRST_MS)
   }
 
   /** A link went down: stop sending updates on it (the peer asks again when it comes back). */
@@ -190,6 +201,37 @@ export class RouteManager {
     return null
   }
 
+  /**
+   * Handles a JSON `broadcast_routes` from `account` (any generation, SPEC.md §5.1): the routes
+   * it lists replace what we had learned from it for those prefixes, the ones it withdraws are
+   * dropped, and all of its routes live for its hold-down time. Returns the JSON reply, or the
+   * reason to reject with F00; throws RouteBroadcastError (→ F01) for a malformed broadcast.
+   */
+  handleBroadcast(account: number, bytes: Uint8Array): Buffer | string {
+    const broadcast = decodeRouteBroadcast(bytes)
+    const receiver = this.receivers.get(account)
+    if (receiver === undefined) return 'we are configured not to receive routes from you'
+    receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + (broadcast.holdDownTimeMs ?? ROUTE_EXPIRY_MS))
+    const changed: string[] = []
+    for (const prefix of broadcast.withdrawnRoutes) if (receiver.routes.delete(prefix)) changed.push(prefix)
+    for (const route of broadcast.newRoutes) {
+      const learned = { prefix: route.prefix, path: route.path, auth: route.auth ?? ZERO_AUTH, props: [] }
+      if (!this.acceptable(learned)) continue
+      const known = receiver.routes.get(route.prefix)
+      receiver.routes.set(route.prefix, { path: learned.path, auth: learned.auth })
+      if (known === undefined || known.path.join(' ') !== learned.path.join(' ')) changed.push(route.prefix)
+    }
+    this.learned(account, changed, broadcast.withdrawnRoutes.length)
+    return encodeRouteBroadcastReply(broadcast.toEpoch)
+  }
+
+  private learned(account: number, changed: string[], withdrawn: number): void {
+    if (changed.length === 0) return
+    this.log.info('routes learned from peer', { account: this.accounts.accounts[account].id, changed: changed.join(','), withdrawn })
+    for (const prefix of changed) this.updatePrefix(prefix)
+    this.publish()
+  }
+
   private applyUpdate(account: number, receiver: Receiver, update: ReturnType<typeof decodeRouteUpdate>): void {
     receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + update.holdDownTime)
     if (!receiver.routingTableId.equals(update.routingTableId)) {
@@ -204,11 +246,7 @@ export class RouteManager {
       changed.push(route.prefix)
     }
     receiver.epoch = update.toEpochIndex
-    if (changed.length > 0) {
-      this.log.info('routes learned from peer', { account: this.accounts.accounts[account].id, changed: changed.join(','), withdrawn: update.withdrawnRoutes.length })
-      for (const prefix of changed) this.updatePrefix(prefix)
-      this.publish()
-    }
+    this.learned(account, changed, update.withdrawnRoutes.length)
   }
 
   private acceptable(route: CcpRoute): boolean {
@@ -299,6 +337,7 @@ export class RouteManager {
   }
 
   private async sendUpdate(account: number, sender: Sender): Promise<void> {
+    if (sender.protocol === 'json') return this.sendBroadcast(account, sender)
     const from = sender.lastKnownEpoch
     const slice = this.epochLog.slice(from, from + MAX_EPOCHS_PER_UPDATE)
     const newRoutes: CcpRoute[] = []
@@ -331,9 +370,45 @@ export class RouteManager {
     }
   }
 
+  /**
+   * The JSON form has no sync protocol, so each broadcast carries our whole table (which also
+   * refreshes the peer's hold-down), plus what was withdrawn since the last one it took.
+   */
+  private async sendBroadcast(account: number, sender: Sender): Promise<void> {
+    const from = sender.lastKnownEpoch
+    const to = this.epochLog.length
+    const routes: { prefix: string; path: string[]; auth: Buffer }[] = []
+    const withdrawn: string[] = []
+    for (const [prefix, { epoch, route }] of this.forwarding) {
+      if (route !== null && route.nextHop !== account) routes.push({ prefix, path: route.path, auth: route.auth })
+      else if (epoch >= from) withdrawn.push(prefix)
+    }
+    const broadcast = encodeRouteBroadcast({
+      speaker: this.config.ilpAddress,
+      routingTableId: uuid(this.routingTableId),
+      fromEpoch: from,
+      toEpoch: to,
+      holdDownTimeMs: ROUTE_EXPIRY_MS,
+      routes,
+      withdrawn,
+    })
+    try {
+      const reply = await this.sendControl(account, broadcast)
+      if (reply[0] !== 0x7b) throw new Error('route broadcast rejected')
+      sender.lastKnownEpoch = to
+    } catch (err) {
+      this.log.debug('route broadcast to peer failed', { account: this.accounts.accounts[account].id, error: (err as Error).message })
+    }
+  }
+
   private hmac(prefix: string): Buffer {
     return createHmac('sha256', this.routingSecret).update(prefix, 'utf8').digest()
   }
+}
+
+function uuid(b: Buffer): string {
+  const h = b.toString('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
 }
 
 function sha256(b: Buffer): Buffer {

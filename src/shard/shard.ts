@@ -6,7 +6,7 @@
 // Prepares still in flight after limits.journalDelayMs are journalled too (see `commit`).
 //
 // A prepare from account A, in order (each step returns early with a reject):
-//   1. parse                          F01 (a '{' first byte is a route broadcast: F01 until peering)
+//   1. parse                          F01 (a '{' first byte is a JSON route broadcast: to the main thread)
 //   2. local peer.* destinations      peer.config (IL-DCP), peer.balance, other peer.* F01
 //   3. expiry                         R02 if expired or less than minMessageWindow left
 //   4. max packet amount              F08 with (received, maximum)
@@ -170,8 +170,13 @@ export class Shard {
   /** A prepare from `account`, to be answered on (connId, requestId). `buf` may be patched in place. */
   handlePrepare(account: number, connId: number, requestId: number, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
     const view = this.view
+    if (buf[pos] === BRACE) {
+      // The seed's JSON route broadcast: routing is the main thread's control plane, which answers.
+      this.toMain.tryWrite(RecordKind.ControlOut, connId, requestId, account, 0, buf.subarray(pos, end))
+      return
+    }
     if (!view.parse(buf, pos, end)) {
-      const reason = buf[pos] === BRACE ? 'route broadcasts are not supported on this link yet' : `invalid prepare: ${view.error}`
+      const reason = `invalid prepare: ${view.error}`
       this.log.debug('rejected malformed packet', { account: this.accounts.accounts[account].id, reason })
       return this.reject(connId, requestId, account, F01_INVALID_PACKET, reason)
     }
