@@ -4,20 +4,25 @@
 // Balances are on (the same limits as the node's embedded default); the per-account rate limit
 // is relaxed far above anything the bench sends, so it never rejects.
 //
-// Env: ALICE_PORT, BOB_PORT. Prints the same "listening … port=" line as the node.
+// With TRANSPORT=http both accounts use ilp-plugin-http instead (alice's prepares are POSTed to
+// ALICE_PORT, bob's go out to BOB_URL), for the ILP-over-HTTP run.
+//
+// Env: ALICE_PORT, BOB_PORT, TRANSPORT, BOB_URL. Prints the same "listening … port=" line as the node.
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
 
 const RELAXED_RATE_LIMIT = { refillPeriod: 1000, refillCount: 100_000_000, capacity: 100_000_000 }
 
-function account(port: number, token: string): Record<string, unknown> {
+function account(port: number, token: string, outgoingUrl?: string): Record<string, unknown> {
+  const plugin = process.env.TRANSPORT === 'http'
+    ? { plugin: 'ilp-plugin-http', options: { incoming: { port, staticToken: token }, outgoing: { url: outgoingUrl ?? 'http://127.0.0.1:9/', staticToken: token } } }
+    : { plugin: 'ilp-plugin-btp', options: { listener: { port, secret: token } } }
   return {
     relation: 'child',
     assetCode: 'USD',
     assetScale: 9,
-    plugin: 'ilp-plugin-btp',
-    options: { listener: { port, secret: token } },
+    ...plugin,
     balance: { minimum: '-1000000000000', maximum: '1000000000000' },
     maxPacketAmount: '1000000000',
     rateLimit: RELAXED_RATE_LIMIT,
@@ -32,7 +37,7 @@ async function main(): Promise<void> {
     backend: 'one-to-one',
     spread: 0,
     store: 'memory',
-    accounts: { alice: account(alicePort, 'alice-token'), bob: account(bobPort, 'bob-token') },
+    accounts: { alice: account(alicePort, 'alice-token'), bob: account(bobPort, 'bob-token', process.env.BOB_URL) },
     initialConnectTimeout: 1000,
   })
   await app.listen()

@@ -6,7 +6,9 @@
 //      ceiling) under the same load generator and the same receiver: BTP alice → server → bob,
 //      W = 1, 10, 100, 1000 outstanding prepares, bob fulfilling each; runs alternate per W.
 //   2. Shard scaling: the node with SHARDS = 0 … cores, 64 sending accounts.
-//   3. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring.
+//   3. ILP over HTTP: autocannon POSTs prepares (RFC 35) to this node and to ilp-connector with
+//      ilp-plugin-http accounts; both forward them over HTTP to the same bob, who fulfills.
+//   4. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring.
 //
 // Writes bench/results/<date>.json and .md, and SVG charts beside them (also copied to
 // bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
@@ -17,6 +19,7 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { runLoad, type LoadResult } from './btp_load'
+import { benchPrepare, runHttpLoad, startHttpReceiver, type HttpRunResult } from './http_load'
 import { runCodecBenchmarks, runRingBenchmark, type MicroResult, type RingResult } from './micro'
 import { startNodeProcess, type NodeProcess } from './node_process'
 import { fmt, lineChart, markdownTable } from './report'
@@ -36,6 +39,13 @@ interface Timing {
 }
 
 const WINDOWS = [1, 10, 100, 1000]
+const HTTP_CONNECTIONS = [10, 100]
+
+interface HttpRun extends HttpRunResult {
+  server: string
+  shards: number | null
+  serverCpuUsPerRequest: number
+}
 const SCALING_SENDERS = 64
 const SCALING_WINDOW = 256
 
@@ -150,8 +160,57 @@ async function shardScaling(t: Timing): Promise<Run[]> {
   return runs
 }
 
+async function httpForwarding(t: Timing, nodeShards: number): Promise<HttpRun[]> {
+  log(`\n3. ILP over HTTP: autocannon → server → bob (HTTP), node (SHARDS=${nodeShards}) and ilp-connector@23 alternating\n`)
+  const bob = await startHttpReceiver('bob-token')
+  const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
+  const servers: { label: string; shards: number | null; proc: NodeProcess }[] = []
+  try {
+    const configPath = join(dir, 'config.json')
+    writeFileSync(configPath, JSON.stringify({
+      ilpAddress: 'test.ilpnode',
+      accounts: {
+        alice: { relation: 'child', assetCode: 'USD', assetScale: 9, http: { incomingToken: 'alice-token' } },
+        bob: { relation: 'child', assetCode: 'USD', assetScale: 9, http: { url: `http://127.0.0.1:${bob.port}/`, outgoingToken: 'bob-token' } },
+      },
+    }))
+    servers.push({ label: 'node', shards: nodeShards, proc: await startNodeProcess({ SHARDS: String(nodeShards), CONFIG: configPath }) })
+    const refEnv = { TRANSPORT: 'http', ALICE_PORT: String(await freePort()), BOB_PORT: String(await freePort()), BOB_URL: `http://127.0.0.1:${bob.port}/` }
+    servers.push({ label: 'ilp-connector', shards: null, proc: await startNodeProcess(refEnv, join(__dirname, 'reference_connector.js')) })
+    const body = benchPrepare('test.ilpnode.bob')
+    const runs: HttpRun[] = []
+    let i = 0
+    for (const connections of HTTP_CONNECTIONS) {
+      for (const s of servers) {
+        log(`  [${++i}/${HTTP_CONNECTIONS.length * servers.length}] ${s.label.padEnd(13)} connections=${String(connections).padEnd(4)} … `)
+        let cpuStart = 0
+        let cpuEnd = 0
+        const r = await runHttpLoad({
+          url: `http://127.0.0.1:${s.proc.port}/ilp`,
+          token: 'alice-token',
+          connections,
+          durationMs: t.durationMs,
+          maxRequests: t.maxPackets,
+          warmupMs: t.warmupMs,
+          body,
+          onMeasureStart: () => { cpuStart = s.proc.cpuMicros() },
+          onMeasureEnd: () => { cpuEnd = s.proc.cpuMicros() },
+        }, bob)
+        const run = { server: s.label, shards: s.shards, ...r, serverCpuUsPerRequest: (cpuEnd - cpuStart) / r.requests }
+        runs.push(run)
+        log(`${fmt(run.requestsPerSecond)} requests/s, latency mean ${run.latencyMs.mean.toFixed(2)} ms, p99 ${run.latencyMs.p99} ms, server CPU ${run.serverCpuUsPerRequest.toFixed(1)} µs/request\n`)
+      }
+    }
+    return runs
+  } finally {
+    for (const s of servers) await s.proc.stop()
+    bob.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 async function micro(quick: boolean): Promise<{ codecs: MicroResult[]; ring: RingResult }> {
-  log('\n3. Micro-benchmarks (benchmark.js)\n')
+  log('\n4. Micro-benchmarks (benchmark.js)\n')
   const codecs = runCodecBenchmarks(quick ? 0.25 : 1)
   log('  ring between two threads (100-byte records) … ')
   const ring = await runRingBenchmark(quick ? 200_000 : 1_000_000)
@@ -163,7 +222,7 @@ function byServer(runs: Run[], server: string, window: number): Run | undefined 
   return runs.find((r) => r.server === server && r.window === window)
 }
 
-function markdown(date: string, quick: boolean, machine: Record<string, unknown>, side: Run[], scaling: Run[],
+function markdown(date: string, quick: boolean, machine: Record<string, unknown>, side: Run[], scaling: Run[], http: HttpRun[],
   m: { codecs: MicroResult[]; ring: RingResult }, stamp: string): string {
   const lines: string[] = []
   lines.push(`# ilp-node bench, ${date}${quick ? ' (quick)' : ''}`, '')
@@ -194,11 +253,23 @@ function markdown(date: string, quick: boolean, machine: Record<string, unknown>
     'Scaling needs a core per shard plus one for the main thread (and here the load generator shares the machine), ' +
     `so on ${machine.cores} cores extra shards cannot add throughput; on a larger machine, run the bench and look for ` +
     'packets/s rising with SHARDS until the main thread saturates (node cores busy ≈ SHARDS + 1).', '')
+  lines.push('## ILP over HTTP: autocannon → server → bob (HTTP)', '')
+  lines.push(markdownTable(
+    ['server', 'connections', 'requests/s', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/request', 'ratio node / reference'],
+    http.map((r) => {
+      const ref = http.find((x) => x.server === 'ilp-connector' && x.connections === r.connections)
+      const ratio = r.server === 'node' && ref !== undefined ? `${(r.requestsPerSecond / ref.requestsPerSecond).toFixed(1)}× req/s, 1/${(ref.serverCpuUsPerRequest / r.serverCpuUsPerRequest).toFixed(1)} CPU` : ''
+      return [r.server === 'node' ? `node (SHARDS=${r.shards})` : r.server, r.connections, fmt(r.requestsPerSecond), r.latencyMs.mean.toFixed(2), r.latencyMs.p50, r.latencyMs.p90, r.latencyMs.p99,
+        r.serverCpuUsPerRequest.toFixed(1), ratio]
+    }),
+  ), '')
+  lines.push('Each request is one prepare; the server forwards it over its keep-alive HTTP connections to bob. ' +
+    'autocannon (in the bench process, with bob) shares the machine and measures latency in whole milliseconds.', '')
   lines.push('## Micro-benchmarks', '')
   lines.push(markdownTable(['case', 'ops/s', '±%'], m.codecs.map((c) => [c.name, fmt(c.opsPerSecond), c.rme.toFixed(1)])), '')
   lines.push(`Ring between two threads, 100-byte records: ${fmt(m.ring.oneWayRecordsPerSecond)} records/s one way (with echo); ` +
     `round trip p50/p99: ${m.ring.roundTrip.map((r) => `batch ${r.batch}: ${r.p50Us.toFixed(1)}/${r.p99Us.toFixed(1)} µs`).join('; ')}.`, '')
-  lines.push('HTTP runs (autocannon against ILP-over-HTTP and SPSP) come with those endpoints.', '')
+  lines.push('SPSP queries and PSK2 come with the payee role.', '')
   return lines.join('\n')
 }
 
@@ -236,15 +307,16 @@ async function main(): Promise<void> {
   const nodeShards = defaultShardCount()
   const side = await sideBySide(timing, nodeShards)
   const scaling = await shardScaling(timing)
+  const http = await httpForwarding(timing, nodeShards)
   const m = await micro(quick)
 
   const date = new Date().toISOString()
   const stamp = `${date.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}`
   const dir = join(__dirname, '..', '..', 'bench', 'results')
   mkdirSync(dir, { recursive: true })
-  const md = markdown(date, quick, machine, side, scaling, m, stamp)
+  const md = markdown(date, quick, machine, side, scaling, http, m, stamp)
   const { throughput, latency } = charts(side)
-  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: quick ? 'quick' : 'full', machine, sideBySide: side, shardScaling: scaling, micro: m }, null, 2) + '\n')
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: quick ? 'quick' : 'full', machine, sideBySide: side, shardScaling: scaling, httpForwarding: http, micro: m }, null, 2) + '\n')
   writeFileSync(join(dir, `${stamp}.md`), md)
   writeFileSync(join(dir, `${stamp}-throughput.svg`), throughput)
   writeFileSync(join(dir, `${stamp}-latency.svg`), latency)
