@@ -5,25 +5,15 @@
 //          fulfilled; zoe's packet reaches alice the other way.
 
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import * as ILDCP from 'ilp-protocol-ildcp'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, prepare, removeDir, startTestNode, tempDir,
+  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, peerBalance, prepare, removeDir, startTestNode, tempDir,
 } from './helpers'
 import type { RunningNode } from '../src/node'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 function btpListenerAccount(port: number, secret: string, relation: string): Record<string, unknown> {
   return {
@@ -90,6 +80,20 @@ describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
       reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
     }
     assert.deepEqual(asFulfill(reply).data, Buffer.from('hi from zoe'))
+  })
+
+  it('relays zoe\'s reject back over the dialled link unchanged, and nothing moves', async () => {
+    zoe.deregisterDataHandler()
+    zoe.registerDataHandler(async () => IlpPacket.serializeIlpReject({
+      code: 'F99', triggeredBy: 'test.parent.zoe', message: 'no thanks', data: Buffer.from('zoe says no'),
+    }))
+    const before = await peerBalance(alice)
+    const reject = asReject(await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10' })))
+    assert.equal(reject.code, 'F99')
+    assert.equal(reject.triggeredBy, 'test.parent.zoe')
+    assert.equal(reject.message, 'no thanks')
+    assert.deepEqual(reject.data, Buffer.from('zoe says no'))
+    assert.equal(await peerBalance(alice), before)
   })
 
   it('forwards zoe → ilp-connector → node → alice, fulfilled', async () => {
