@@ -6,7 +6,10 @@ import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
 import { logger, setLogLevel } from './log'
 import { AccountTable, shardOfAccount } from './shard/account_table'
 import { ShardSet } from './shard/shard_set'
-import { openStore, readBalance, recoverOnStart, type Store } from './store/balance_store'
+import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
+import { randomBytes } from 'node:crypto'
+import { LocalDelivery } from './payee/local_delivery'
+import { SpspServer } from './payee/spsp_server'
 import { BtpDialer } from './transport/btp_client'
 import { BtpServer } from './transport/btp_server'
 import { withAddressFromParent } from './transport/ildcp_client'
@@ -35,9 +38,10 @@ export async function startNode(configured: Config): Promise<RunningNode> {
   setLogLevel(configured.logLevel)
   const log = logger('node')
   const uws = loadUws()
-  const config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
+  let config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
   const store = openStore(config.dataDir, config.durability)
   recover(config, store)
+  config = withPayeeSecrets(config, store)
 
   const accounts = new AccountTable(config)
   const connections = new Connections()
@@ -45,6 +49,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
   let btp: BtpServer | null = null
   let httpOut: IlpHttpClient | null = null
+  let payees: LocalDelivery | null = null
   const routes = new RouteManager(config, accounts,
     (account, prepare) => (httpOut!.serves(account) ? httpOut!.sendControl(account, prepare) : btp!.sendControl(account, prepare, CONTROL_TIMEOUT_MS)),
     (entries) => shards.setRoutes(entries),
@@ -54,7 +59,8 @@ export async function startNode(configured: Config): Promise<RunningNode> {
       if (!connections.reply(connId, requestId, ilp)) log.debug('reply for a connection that has closed', { account: accounts.accounts[account].id })
     },
     forward: (shard, account, pendingId, ilp) => {
-      if (httpOut!.serves(account)) httpOut!.forward(shard, account, pendingId, ilp)
+      if (accounts.accounts[account].payee !== null) payees!.forward(shard, account, pendingId, ilp)
+      else if (httpOut!.serves(account)) httpOut!.forward(shard, account, pendingId, ilp)
       else btp!.forward(shard, account, pendingId, ilp)
     },
     control: (connId, requestId, account, prepare) => {
@@ -67,6 +73,8 @@ export async function startNode(configured: Config): Promise<RunningNode> {
     },
   }, logger('shards'))
   await shards.start(routes.table())
+  payees = new LocalDelivery(shards, connections)
+  const spsp = new SpspServer(config, store, logger('spsp'))
   btp = new BtpServer(config, accounts, shards, connections, logger('btp'))
   btp.onLinkUp = (account) => routes.peerConnected(account)
   btp.onLinkDown = (account) => routes.peerDisconnected(account)
@@ -80,7 +88,9 @@ export async function startNode(configured: Config): Promise<RunningNode> {
   app.get('/health', (res) => {
     res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
   })
-  app.any('/*', (res) => {
+  spsp.register(app)
+  app.any('/*', (res, req) => {
+    if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n')
   })
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -152,6 +162,17 @@ function answerControl(config: Config, routes: RouteManager, account: number, pr
     return encodeReject(F01_INVALID_PACKET, config.ilpAddress, `invalid CCP message: ${(err as Error).message}`)
   }
   return encodeFulfill(PEER_PROTOCOL_FULFILLMENT, Buffer.alloc(0))
+}
+
+/** Payees without a configured secret get the one stored in LMDB, made on their first start. */
+function withPayeeSecrets(config: Config, store: Store): Config {
+  if (!config.accounts.some((a) => a.payee !== null && a.payee.secret === null)) return config
+  const accounts = config.accounts.map((a) => {
+    if (a.payee === null || a.payee.secret !== null) return a
+    const secret = payeeSecret(store, a.id, () => new Uint8Array(randomBytes(32)))
+    return Object.freeze({ ...a, payee: Object.freeze({ ...a.payee, secret }) })
+  })
+  return Object.freeze({ ...config, accounts: Object.freeze(accounts) })
 }
 
 function recover(config: Config, store: Store): void {

@@ -7,6 +7,7 @@
 //   Reject  0x0E: len | code 3 ASCII | triggeredBy var-oct | message var-oct | data var-oct
 // Trailing bytes after the last field are ignored (SPEC.md §1, extensibility).
 
+import { hash } from 'node:crypto'
 import { OerReader, lengthPrefixSize, readUInt64, writeLength, writeUInt64 } from './oer'
 import { ILP_TIMESTAMP_LENGTH, readIlpTimestamp, writeIlpTimestamp } from './ilp_time'
 import type { IlpErrorCode } from './ilp_errors'
@@ -131,6 +132,14 @@ export class PrepareView {
     if (ascii.length > this.destinationLength) return false
     const { buf, destinationOffset } = this
     for (let i = 0; i < ascii.length; i++) if (buf[destinationOffset + i] !== ascii[i]) return false
+    return true
+  }
+
+  /** True if SHA-256(fulfillment) is this prepare's condition. */
+  conditionMatches(fulfillment: Uint8Array): boolean {
+    const digest = hash('sha256', fulfillment, 'buffer') as unknown as Buffer
+    const { buf, conditionOffset } = this
+    for (let i = 0; i < 32; i++) if (digest[i] !== buf[conditionOffset + i]) return false
     return true
   }
 

@@ -35,6 +35,16 @@ export interface AccountConfig {
    * (the seed's legacy `broadcast_routes`). Both are always accepted from it.
    */
   readonly routeProtocol: RouteProtocol
+  /** Set for a payee: an account with no transport, paid by PSK2/STREAM at its address. */
+  readonly payee: PayeeConfig | null
+}
+
+export interface PayeeConfig {
+  /** 32 bytes from which every shared secret is derived; null until start-up loads or makes it. */
+  readonly secret: Uint8Array | null
+  /** Shown to SPSP clients as receiver_info. */
+  readonly name: string | null
+  readonly imageUrl: string | null
 }
 
 export type RouteProtocol = 'ccp' | 'json'
@@ -74,6 +84,10 @@ export interface Config {
   readonly journalDelayMs: number
   /** How long an idle shard worker polls its rings before it sleeps (latency vs idle CPU). */
   readonly shardSpinMicros: number
+  /** The payee `$host` resolves to (/.well-known/pay); null: that path answers 404. */
+  readonly defaultPayee: string | null
+  /** Bearer token of the admin API (GET /payees/<name>); null: the admin API is off. */
+  readonly adminToken: string | null
 }
 
 /** Stands for "ask the parent" until start-up learns the address (valid, so children validate). */
@@ -200,7 +214,44 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   const routeProtocol = oneOf<RouteProtocol>(raw, 'routeProtocol', `${at}.routeProtocol`, ['ccp', 'json'], 'ccp')
   return Object.freeze({
     id, relation, assetCode, assetScale, btpToken, btpUrl, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount, sendRoutes, receiveRoutes,
-    routeProtocol,
+    routeProtocol, payee: null,
+  })
+}
+
+/**
+ * A payee is an account with no transport: it is routed at `<ilpAddress>.<name>` like a child,
+ * holds its balance like any account (credited when a payment to it is fulfilled), and its
+ * packets are answered by the node's PSK2/STREAM receiver in the shard that owns it.
+ */
+function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: string; assetScale: number } | null): AccountConfig {
+  const at = `payees.${name}`
+  if (!ACCOUNT_ID.test(name)) throw new ConfigError(at, 'payee names are 1-64 characters of a-z A-Z 0-9 _ ~ -')
+  if (!isObject(raw)) throw new ConfigError(at, 'must be an object (it may be empty: {})')
+  let assetCode: string
+  let assetScale: number
+  if (raw.assetCode === undefined && raw.assetScale === undefined && defaultAsset !== null) {
+    ({ assetCode, assetScale } = defaultAsset)
+  } else {
+    assetCode = str(raw, 'assetCode', `${at}.assetCode`)
+    assetScale = int(raw, 'assetScale', `${at}.assetScale`, -1, 0, 255)
+    if (assetScale < 0) throw new ConfigError(`${at}.assetScale`, 'is required with assetCode (or leave both out when all accounts share one asset)')
+  }
+  let secret: Uint8Array | null = null
+  if (raw.secret !== undefined) {
+    const text = str(raw, 'secret', `${at}.secret`)
+    const bytes = Buffer.from(text, 'base64')
+    if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(text) || bytes.length !== 32) {
+      throw new ConfigError(`${at}.secret`, 'must be 32 bytes in base64 (e.g. from `openssl rand -base64 32`)')
+    }
+    secret = new Uint8Array(bytes)
+  }
+  const name_ = raw.name === undefined ? null : str(raw, 'name', `${at}.name`)
+  const imageUrl = raw.imageUrl === undefined ? null : str(raw, 'imageUrl', `${at}.imageUrl`)
+  const maxPacketAmount = amount(raw, 'maxPacketAmount', `${at}.maxPacketAmount`, UINT64_MAX, 0n, UINT64_MAX)
+  return Object.freeze({
+    id: name, relation: 'child' as Relation, assetCode, assetScale, btpToken: null, btpUrl: null, httpIncomingToken: null, httpUrl: null,
+    httpOutgoingToken: null, balanceMinimum: INT64_MIN, balanceMaximum: INT64_MAX, maxPacketAmount, sendRoutes: false, receiveRoutes: false,
+    routeProtocol: 'ccp' as RouteProtocol, payee: Object.freeze({ secret, name: name_, imageUrl }),
   })
 }
 
@@ -278,6 +329,25 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
       throw new ConfigError(`accounts.${account.id}`, 'gives the child an invalid ILP address')
     }
   }
+  if (merged.payees !== undefined) {
+    if (!isObject(merged.payees)) throw new ConfigError('payees', 'must be an object of payees by name')
+    const assets = new Set([...accounts.values()].map((a) => `${a.assetCode} ${a.assetScale}`))
+    const only = assets.size === 1 ? [...accounts.values()][0] : null
+    for (const [name, payee] of Object.entries(merged.payees)) {
+      if (accounts.has(name)) throw new ConfigError(`payees.${name}`, 'has the name of an account; payees and accounts share the addresses under the node')
+      accounts.set(name, parsePayee(name, payee, only === null ? null : { assetCode: only.assetCode, assetScale: only.assetScale }))
+    }
+  }
+  const payeeNames = [...accounts.values()].filter((a) => a.payee !== null).map((a) => a.id)
+  let defaultPayee: string | null = null
+  if (merged.defaultPayee !== undefined) {
+    defaultPayee = str(merged, 'defaultPayee', 'defaultPayee')
+    if (!payeeNames.includes(defaultPayee)) throw new ConfigError('defaultPayee', `"${defaultPayee}" is not one of the payees`)
+  } else if (payeeNames.length === 1) {
+    defaultPayee = payeeNames[0]
+  }
+  const adminToken = merged.adminToken === undefined ? null : str(merged, 'adminToken', 'adminToken')
+  if (adminToken !== null && adminToken.length < 16) throw new ConfigError('adminToken', 'must be at least 16 characters')
   const routes = parseRoutes(merged.routes, accounts)
   const limits = isObject(merged.limits) ? merged.limits : {}
   const ringBytes = int(limits, 'ringBytes', 'limits.ringBytes', 4 * 1024 * 1024, 65536, 2 ** 30)
@@ -302,5 +372,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     journalDelayMs: int(limits, 'journalDelayMs', 'limits.journalDelayMs', 50, 0, 10000),
     // Spinning pays only when each shard and the main thread have a core of their own.
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + 1 <= machine.cores ? 200 : 0, 0, 10000),
+    defaultPayee,
+    adminToken,
   })
 }

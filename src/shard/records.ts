@@ -9,6 +9,8 @@
 //   PREPARE_OUT   shard → main   account       pendingId    expiresAt (s)     ILP prepare
 //   CREDIT        shard → shard  account       amount hi    amount lo         -
 //   CONTROL_OUT   shard → main   connId        requestId    account           CCP prepare (control plane)
+//   DELIVER_IN    main → shard   payee         connId       requestId         ILP prepare for a payee of
+//                                                                             this shard (answered by REPLY_OUT)
 //
 // connId/requestId are the main thread's handle on where a reply goes (a BTP request on a socket);
 // the shard only carries them. pendingId is the shard's handle on a forwarded prepare.
@@ -21,6 +23,7 @@ export const enum RecordKind {
   PrepareOut = 5,
   Credit = 6,
   ControlOut = 7,
+  DeliverIn = 8,
 }
 
 /** Room a shard keeps free in its outbound ring before it takes another input record. */

@@ -21,8 +21,9 @@
 
 import { hash } from 'node:crypto'
 import type { Config } from '../config/schema'
+import { PayeeReceiver } from '../payee/receiver'
 import {
-  classifyReply, fulfillLength, lastFulfillmentOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
+  classifyReply, encodeReject, fulfillLength, lastFulfillmentOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
   type RejectFields,
 } from '../codec/ilp_packet'
 import {
@@ -99,6 +100,7 @@ export class Shard {
   private readonly finishedIds: number[] = []
   private readonly accountIdBytes: Buffer[]
   private readonly inflightScratch = Buffer.allocUnsafe(16 + 256)
+  private readonly receiver: PayeeReceiver
 
   constructor(o: ShardOptions) {
     this.config = o.config
@@ -135,6 +137,7 @@ export class Shard {
       code.copy(data, pos)
       return data.subarray(0, pos + code.length)
     })
+    this.receiver = new PayeeReceiver(o.config, this.accounts, o.store, o.log)
     this.loadBalances()
   }
 
@@ -211,6 +214,18 @@ export class Shard {
       view.buf.subarray(pos, pos + view.packetLength))
   }
 
+  /**
+   * A prepare for a payee this shard owns, forwarded by the sender's shard (which holds the
+   * sender's funds and credits the payee when our fulfill reaches it). The receiver answers.
+   */
+  handleDeliver(payee: number, connId: number, requestId: number, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
+    const view = this.view
+    const reply = view.parse(buf, pos, end)
+      ? this.receiver.receive(payee, view, nowMs)
+      : encodeReject(F01_INVALID_PACKET, this.config.ilpAddress, `invalid prepare: ${view.error}`)
+    this.toMain.tryWrite(RecordKind.ReplyOut, connId, requestId, payee, 0, reply)
+  }
+
   /** The next hop's answer to a forwarded prepare. */
   handleReply(pendingId: number, buf: Uint8Array, pos: number, end: number): void {
     const slot = this.pending.find(pendingId)
@@ -285,9 +300,10 @@ export class Shard {
   commit(nowMs: number): void {
     const journalDue = this.journalHead !== this.journalTail &&
       this.journalQueueAtMs[this.journalHead] <= nowMs - this.config.journalDelayMs
-    if (this.dirtyAccounts.length > 0 || this.finishedIds.length > 0 || journalDue) {
+    if (this.dirtyAccounts.length > 0 || this.finishedIds.length > 0 || journalDue || this.receiver.hasDirty) {
       const { balances, inflight, root } = this.store
       root.transactionSync(() => {
+        this.receiver.writeDirty()
         for (const i of this.dirtyAccounts) {
           balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
           this.recordDirty[i] = 0

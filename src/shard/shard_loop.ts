@@ -75,6 +75,9 @@ export class ShardLoop {
           case RecordKind.PrepareIn:
             shard.handlePrepare(ring.a, ring.b, ring.c, ring.data, start, end, nowMs)
             break
+          case RecordKind.DeliverIn:
+            shard.handleDeliver(ring.a, ring.b, ring.c, ring.data, start, end, nowMs)
+            break
           case RecordKind.ReplyIn:
             shard.handleReply(ring.a, ring.data, start, end)
             break
@@ -89,7 +92,7 @@ export class ShardLoop {
         }
       } catch (err) {
         this.o.log.error('shard failed to handle a record', { kind: ring.kind, error: (err as Error).stack })
-        if (ring.kind === RecordKind.PrepareIn) {
+        if (ring.kind === RecordKind.PrepareIn || ring.kind === RecordKind.DeliverIn) {
           toMain.tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error'))
         }
       }

@@ -137,6 +137,15 @@ export class ShardSet {
     return true
   }
 
+  /** Hands a prepare for a payee to the payee's shard; false if its ring is full. */
+  submitDeliver(payee: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
+    const shard = this.accounts.ownerShard[payee]
+    if (this.overflow[shard].length > 0) return false
+    if (!this.toShard[shard].tryWrite(RecordKind.DeliverIn, payee, connId, requestId, 0, ilp)) return false
+    this.kick(shard)
+    return true
+  }
+
   /** Hands the next hop's reply to the shard that forwarded the prepare. Never dropped. */
   submitReply(shard: number, pendingId: number, ilp: Uint8Array): void {
     const queue = this.overflow[shard]

@@ -3,6 +3,9 @@
 //   balances  key [accountId, writerShard]  value int128 BE, two's complement
 //   inflight  key shard * 2^32 + pendingId   value amount u64 | expiresAtMs f64 | accountId utf8
 //             (a number key: the journal is written twice per packet, and array keys cost more)
+//   payments  key [payee, paymentId hex]     value received u64 | chunks u32 | finished u8 |
+//             lastAtMs f64 (written by the payee's shard; what GET /payees/<name> lists)
+//   meta      key string                     value bytes (payee receive secrets made at start)
 //
 // An account's balance is the sum of its records. Each shard writes only records keyed with its
 // own index: the owner of A records A's committed incoming amounts under [A, owner], and the
@@ -24,6 +27,8 @@ export interface Store {
   root: RootDatabase
   balances: Database<Buffer, [string, number]>
   inflight: Database<Buffer, number>
+  payments: Database<Buffer, [string, string]>
+  meta: Database<Buffer, string>
 }
 
 export function openStore(dataDir: string, durability: Durability): Store {
@@ -38,7 +43,42 @@ export function openStore(dataDir: string, durability: Durability): Store {
   })
   const balances = root.openDB<Buffer, [string, number]>('balances', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const inflight = root.openDB<Buffer, number>('inflight', { encoding: 'binary', keyEncoding: 'ordered-binary' })
-  return { root, balances, inflight }
+  const payments = root.openDB<Buffer, [string, string]>('payments', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const meta = root.openDB<Buffer, string>('meta', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  return { root, balances, inflight, payments, meta }
+}
+
+export interface PaymentRecord {
+  received: bigint
+  chunks: number
+  finished: boolean
+  lastAtMs: number
+}
+
+export function encodePayment(r: PaymentRecord): Buffer {
+  const out = Buffer.allocUnsafe(21)
+  out.writeBigUInt64BE(r.received, 0)
+  out.writeUInt32BE(r.chunks, 8)
+  out[12] = r.finished ? 1 : 0
+  out.writeDoubleBE(r.lastAtMs, 13)
+  return out
+}
+
+export function decodePayment(buf: Uint8Array): PaymentRecord {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  return { received: b.readBigUInt64BE(0), chunks: b.readUInt32BE(8), finished: b[12] === 1, lastAtMs: b.readDoubleBE(13) }
+}
+
+/** A payee's receive secret: the stored one, or a new random one stored now (one transaction). */
+export function payeeSecret(store: Store, payee: string, make: () => Uint8Array): Uint8Array {
+  const key = `payee-secret/${payee}`
+  return store.root.transactionSync(() => {
+    const known = store.meta.get(key)
+    if (known !== undefined) return new Uint8Array(known)
+    const secret = make()
+    store.meta.put(key, Buffer.from(secret))
+    return secret
+  })
 }
 
 export function encodeInt128(value: bigint): Buffer {

@@ -1,0 +1,195 @@
+// The payee's receiver, run by the shard that owns the payee: answers a prepare addressed to
+// `<node>.<payee>.psk2.<token>` with a Fulfill or a Reject, in the order SPEC.md §9 gives (the
+// order is what makes senders' quotes work). The shared secret is derived from the payee's
+// secret and the token in the address (the SPSP answer made the token), so no state is needed
+// to decrypt; what is kept is each payment's total, so chunks, retries and replays count once.
+//
+// Draft 1 (types 0/1), per payment id:
+//   undecryptable F06 · other type F06 · chunkAmount > amount F99+type 3 · finished or a sequence
+//   already fulfilled F99+type 3 · wrong condition F05+type 3 · else Fulfill+type 2
+// Draft 2 (type 4), per token:
+//   wrong condition F05+type 6 · requested amount > amount F99+type 6 · else Fulfill+type 5
+//
+// The balance is not touched here: the fulfill goes back to the sender's shard, which commits it
+// and credits the payee like any next hop. Payment totals are written to LMDB in this shard's
+// batch, before its fulfills are published.
+
+import type { Config } from '../config/schema'
+import { F02_UNREACHABLE, F05_WRONG_CONDITION, F06_UNEXPECTED_PAYMENT, F08_AMOUNT_TOO_LARGE, F99_APPLICATION_ERROR, type IlpErrorCode } from '../codec/ilp_errors'
+import { encodeFulfill, encodeReject, type PrepareView } from '../codec/ilp_packet'
+import { UINT64_MAX, writeUInt64 } from '../codec/oer'
+import type { Logger } from '../log'
+import type { AccountTable } from '../shard/account_table'
+import { decodePayment, encodePayment, type Store } from '../store/balance_store'
+import {
+  decrypt, encrypt, parseDraft1, parseDraft2, psk2Fulfillment, psk2Keys, serializeDraft1, serializeDraft2, sharedSecretFor, type Psk2Keys,
+  TYPE_CHUNK, TYPE_ERROR, TYPE_FULFILL, TYPE_LAST_CHUNK, TYPE_REQUEST, TYPE_REQUEST_ERROR, TYPE_RESPONSE,
+} from './psk2'
+
+/** The token in a receiver address: 18 bytes, base64url (24 characters). */
+export const TOKEN_BYTES = 18
+const TOKEN_CHARS = 24
+const PSK2_SEGMENT = '.psk2.'
+/** Bounds on what is kept in memory (the totals are also in LMDB). */
+const MAX_KEYS = 10_000
+const MAX_PAYMENTS = 100_000
+
+interface Payment {
+  payee: string
+  id: string
+  received: bigint
+  chunks: number
+  finished: boolean
+  lastAtMs: number
+  /** Sequences fulfilled (draft 1); a retry of one of them is not paid twice. */
+  sequences: Set<number>
+  dirty: boolean
+}
+
+export class PayeeReceiver {
+  private readonly ilpAddress: string
+  private readonly secrets: (Uint8Array | null)[]
+  private readonly addresses: (string | null)[]
+  private readonly keys = new Map<string, Psk2Keys>()
+  private readonly payments = new Map<string, Payment>()
+  private readonly dirty: Payment[] = []
+
+  constructor(config: Config, private readonly accounts: AccountTable, private readonly store: Store, private readonly log: Logger) {
+    this.ilpAddress = config.ilpAddress
+    this.secrets = accounts.accounts.map((a) => a.payee?.secret ?? null)
+    this.addresses = accounts.accounts.map((a) => (a.payee === null ? null : `${config.ilpAddress}.${a.id}`))
+  }
+
+  /** The answer (an OER Fulfill or Reject) to a prepare for `payee`. */
+  receive(payee: number, view: PrepareView, nowMs: number): Buffer {
+    const account = this.accounts.accounts[payee]
+    const secret = this.secrets[payee]
+    const destination = view.destination()
+    const token = this.tokenOf(payee, destination)
+    if (secret === null || token === null) return this.reject(F02_UNREACHABLE, `no receiver at ${destination}`)
+    if (view.amount > account.maxPacketAmount) {
+      const data = Buffer.alloc(16)
+      writeUInt64(data, 0, view.amount)
+      writeUInt64(data, 8, account.maxPacketAmount)
+      return this.reject(F08_AMOUNT_TOO_LARGE, 'packet amount exceeds the payee\'s maximum', data)
+    }
+    const keys = this.keysFor(secret, token)
+    const data = view.buf.subarray(view.dataOffset, view.dataOffset + view.dataLength)
+    const plaintext = decrypt(keys.encryption, data)
+    if (plaintext === null || plaintext.length === 0) return this.reject(F06_UNEXPECTED_PAYMENT, 'unable to decrypt the PSK2 data')
+    const type = plaintext[0]
+    if (type === TYPE_REQUEST) return this.receiveRequest(account.id, token, keys, view, data, plaintext, nowMs)
+    if (type === TYPE_CHUNK || type === TYPE_LAST_CHUNK) return this.receiveChunk(account.id, keys, view, data, plaintext, nowMs)
+    return this.reject(F06_UNEXPECTED_PAYMENT, `unexpected PSK2 packet type ${type}`)
+  }
+
+  private receiveChunk(payee: string, keys: Psk2Keys, view: PrepareView, data: Uint8Array, plaintext: Buffer, nowMs: number): Buffer {
+    const chunk = parseDraft1(plaintext)
+    if (chunk === null) return this.reject(F06_UNEXPECTED_PAYMENT, 'malformed PSK2 chunk')
+    const payment = this.payment(payee, chunk.paymentId.toString('hex'), nowMs)
+    const refuse = (message: string, code: IlpErrorCode = F99_APPLICATION_ERROR) =>
+      this.reject(code, message, encrypt(keys.encryption, serializeDraft1(TYPE_ERROR, chunk.paymentId, chunk.sequence, payment.received, view.amount)))
+    // Amount before condition: a quote is an unfulfillable chunk asking for more than it carries.
+    if (chunk.chunkAmount > view.amount) return refuse('chunk amount is below what the sender asked to arrive')
+    if (payment.finished) return refuse('payment is already finished')
+    if (payment.sequences.has(chunk.sequence)) return refuse('chunk already received')
+    const fulfillment = psk2Fulfillment(keys, data)
+    if (!view.conditionMatches(fulfillment)) return refuse('condition does not match the PSK2 data', F05_WRONG_CONDITION)
+    payment.received += view.amount
+    payment.chunks++
+    payment.sequences.add(chunk.sequence)
+    if (chunk.type === TYPE_LAST_CHUNK || (chunk.paymentAmount !== UINT64_MAX && payment.received >= chunk.paymentAmount)) payment.finished = true
+    this.touch(payment)
+    const reply = serializeDraft1(TYPE_FULFILL, chunk.paymentId, chunk.sequence, payment.received, view.amount)
+    return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
+  }
+
+  private receiveRequest(payee: string, token: string, keys: Psk2Keys, view: PrepareView, data: Uint8Array, plaintext: Buffer, nowMs: number): Buffer {
+    const request = parseDraft2(plaintext)
+    if (request === null) return this.reject(F06_UNEXPECTED_PAYMENT, 'malformed PSK2 request')
+    const refuse = (code: IlpErrorCode, message: string) =>
+      this.reject(code, message, encrypt(keys.encryption, serializeDraft2(TYPE_REQUEST_ERROR, request.requestId, view.amount)))
+    const fulfillment = psk2Fulfillment(keys, data)
+    // The quote path of draft 2: senders read the amount from the type-6 packet under F05.
+    if (!view.conditionMatches(fulfillment)) return refuse(F05_WRONG_CONDITION, 'condition does not match the PSK2 data')
+    if (request.amount > view.amount) return refuse(F99_APPLICATION_ERROR, 'amount is below what the sender asked to arrive')
+    const payment = this.payment(payee, `request-${token}`, nowMs)
+    payment.received += view.amount
+    payment.chunks++
+    this.touch(payment)
+    return encodeFulfill(fulfillment, encrypt(keys.encryption, serializeDraft2(TYPE_RESPONSE, request.requestId, view.amount)))
+  }
+
+  /** True if payment totals changed since the last commit. */
+  get hasDirty(): boolean {
+    return this.dirty.length > 0
+  }
+
+  /** Inside the shard's commit transaction. */
+  writeDirty(): void {
+    for (const p of this.dirty) {
+      this.store.payments.put([p.payee, p.id], encodePayment(p))
+      p.dirty = false
+    }
+    this.dirty.length = 0
+  }
+
+  private tokenOf(payee: number, destination: string): string | null {
+    const base = this.addresses[payee]
+    if (base === null || !destination.startsWith(base) || !destination.startsWith(PSK2_SEGMENT, base.length)) return null
+    const start = base.length + PSK2_SEGMENT.length
+    const token = destination.slice(start, start + TOKEN_CHARS)
+    const after = destination.charCodeAt(start + TOKEN_CHARS)
+    return token.length === TOKEN_CHARS && (Number.isNaN(after) || after === 0x2e) ? token : null
+  }
+
+  private keysFor(secret: Uint8Array, token: string): Psk2Keys {
+    let keys = this.keys.get(token)
+    if (keys === undefined) {
+      keys = psk2Keys(sharedSecretFor(secret, Buffer.from(token, 'base64url')))
+      if (this.keys.size >= MAX_KEYS) this.keys.delete(this.keys.keys().next().value as string)
+      this.keys.set(token, keys)
+    }
+    return keys
+  }
+
+  /** A payment's state: in memory, else as last written to LMDB, else new. */
+  private payment(payee: string, id: string, nowMs: number): Payment {
+    const key = `${payee}/${id}`
+    let payment = this.payments.get(key)
+    if (payment === undefined) {
+      const stored = this.store.payments.get([payee, id])
+      const record = stored === undefined ? { received: 0n, chunks: 0, finished: false, lastAtMs: nowMs } : decodePayment(stored)
+      payment = { payee, id, ...record, sequences: new Set(), dirty: false }
+      if (this.payments.size >= MAX_PAYMENTS) this.evictOldest()
+      this.payments.set(key, payment)
+    }
+    return payment
+  }
+
+  private touch(payment: Payment): void {
+    payment.lastAtMs = Date.now()
+    if (!payment.dirty) {
+      payment.dirty = true
+      this.dirty.push(payment)
+    }
+  }
+
+  /**
+   * Forgets the oldest tenth of the payments in memory (their totals stay in LMDB). A chunk of a
+   * forgotten payment that is retried after this could be paid again; at MAX_PAYMENTS payments in
+   * memory that takes a sender retrying a chunk long after it was fulfilled.
+   */
+  private evictOldest(): void {
+    let n = MAX_PAYMENTS / 10
+    for (const [key, p] of this.payments) {
+      if (n-- <= 0) break
+      if (!p.dirty) this.payments.delete(key)
+    }
+    this.log.debug('forgot the oldest payments in memory', { kept: this.payments.size })
+  }
+
+  private reject(code: IlpErrorCode, message: string, data?: Uint8Array): Buffer {
+    return encodeReject(code, this.ilpAddress, message, data)
+  }
+}
