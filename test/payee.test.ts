@@ -9,10 +9,11 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
 import * as PSK2 from 'ilp-protocol-psk2'
+import { createConnection } from 'ilp-protocol-stream'
 import { request } from 'undici'
 import type { RunningNode } from '../src/node'
 import { shardOfAccount } from '../src/shard/account_table'
-import { asReject, BtpPlugin, connectPlugin, IlpPacket, prepare, removeDir, startTestNode, tempDir } from './helpers'
+import { asReject, BtpPlugin, connectPlugin, IlpPacket, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const SPSP = require('ilp-protocol-spsp') as {
@@ -174,6 +175,36 @@ for (const shards of [0, 2]) {
       assert.equal(wrongCondition.code, 'F05')
       assert.equal((PSK2 as unknown as { deserializeLegacyPskPacket(s: Buffer, d: Buffer): { type: number } }).deserializeLegacyPskPacket(sharedSecret, wrongCondition.data).type, 3)
       assert.equal(await balance(), before)
+    })
+
+    it('ilp-protocol-stream (2.7.2-alpha.3) after SPSP v4 discovery: what it delivered is exactly alice\'s credit', async () => {
+      const res = await request(`${base}/alice`, { headers: { accept: 'application/spsp4+json, application/spsp+json' } })
+      assert.equal(res.headers['content-type'], 'application/spsp4+json')
+      const spsp = await res.body.json() as { destination_account: string; shared_secret: string }
+      assert.match(spsp.destination_account, /^test\.node\.alice\.stream\./)
+      const before = await balance()
+      // A wallet's own link. The STREAM client disconnects its plugin at end() without waiting for
+      // the answer to its last packet; the test keeps the link until that answer is in.
+      const wallet = await connectPlugin(node.port, 'sender', 'sender-token')
+      const link = new Proxy(wallet, { get: (target, key) => (key === 'disconnect' ? async () => {} : Reflect.get(target, key)) })
+      const connection = await createConnection({ plugin: link as never, destinationAccount: spsp.destination_account, sharedSecret: Buffer.from(spsp.shared_secret, 'base64') })
+      assert.equal(connection.destinationAssetCode, 'USD')
+      const stream = connection.createStream()
+      await stream.sendTotal(5000)
+      assert.equal(connection.totalDelivered, '5000')
+      await connection.end()
+      assert.equal(await balance(), before + 5000n)
+      // The payee marks the connection closed when the sender's ConnectionClose arrives.
+      const id = `stream-${spsp.destination_account.split('.').pop()}`
+      let listed = (await view()).body.payments.find((p) => p.id === id)
+      for (let i = 0; i < 50 && listed?.finished !== true; i++) {
+        await sleep(20)
+        listed = (await view()).body.payments.find((p) => p.id === id)
+      }
+      assert.equal(listed?.received, '5000')
+      assert.equal(listed?.finished, true, 'closed by the sender')
+      await sleep(50)
+      await wallet.disconnect()
     })
 
     it('the payee view needs the admin token; unknown payees are 404', async () => {

@@ -1,6 +1,7 @@
 // The payee's receiver, run by the shard that owns the payee: answers a prepare addressed to
-// `<node>.<payee>.psk2.<token>` with a Fulfill or a Reject, in the order SPEC.md §9 gives (the
-// order is what makes senders' quotes work). The shared secret is derived from the payee's
+// `<node>.<payee>.psk2.<token>` (PSK2) or `<node>.<payee>.stream.<token>` (STREAM) with a
+// Fulfill or a Reject; PSK2 in the order SPEC.md §9 gives (the order is what makes senders'
+// quotes work). The shared secret is derived from the payee's
 // secret and the token in the address (the SPSP answer made the token), so no state is needed
 // to decrypt; what is kept is each payment's total, so chunks, retries and replays count once.
 //
@@ -9,6 +10,12 @@
 //   already fulfilled F99+type 3 · wrong condition F05+type 3 · else Fulfill+type 2
 // Draft 2 (type 4), per token:
 //   wrong condition F05+type 6 · requested amount > amount F99+type 6 · else Fulfill+type 5
+// STREAM, per connection (token):
+//   undecryptable or malformed F06 · closed, a sequence already fulfilled, less than the packet's
+//   prepareAmount or a wrong condition (test packets) F99+STREAM reject packet · else Fulfill+STREAM
+//   fulfill packet; both carry our asset details when the sender announces its address, and a
+//   StreamClose for each stream the sender closes. A ConnectionClose gets no close back
+//   (ilp-protocol-stream would answer it with another StreamClose, and so on).
 //
 // The balance is not touched here: the fulfill goes back to the sender's shard, which commits it
 // and credits the payee like any next hop. Payment totals are written to LMDB in this shard's
@@ -22,7 +29,11 @@ import type { Logger } from '../log'
 import type { AccountTable } from '../shard/account_table'
 import { decodePayment, encodePayment, type Store } from '../store/balance_store'
 import {
-  decrypt, encrypt, parseDraft1, parseDraft2, psk2Fulfillment, psk2Keys, serializeDraft1, serializeDraft2, sharedSecretFor, type Psk2Keys,
+  assetDetailsFrame, FRAME_CONNECTION_ASSET_DETAILS, FRAME_CONNECTION_CLOSE, FRAME_CONNECTION_NEW_ADDRESS, FRAME_STREAM_CLOSE, frameStreamId, streamCloseFrame,
+  parseStreamPacket, serializeStreamPacket, streamKeys, streamSharedSecretFor, type StreamFrame, type StreamKeys,
+} from './stream'
+import {
+  decrypt, encrypt, hmac, parseDraft1, parseDraft2, psk2Fulfillment, psk2Keys, serializeDraft1, serializeDraft2, sharedSecretFor, type Psk2Keys,
   TYPE_CHUNK, TYPE_ERROR, TYPE_FULFILL, TYPE_LAST_CHUNK, TYPE_REQUEST, TYPE_REQUEST_ERROR, TYPE_RESPONSE,
 } from './psk2'
 
@@ -30,6 +41,10 @@ import {
 export const TOKEN_BYTES = 18
 const TOKEN_CHARS = 24
 const PSK2_SEGMENT = '.psk2.'
+const STREAM_SEGMENT = '.stream.'
+const TYPE_ILP_PREPARE = 12
+const TYPE_ILP_FULFILL = 13
+const TYPE_ILP_REJECT = 14
 /** Bounds on what is kept in memory (the totals are also in LMDB). */
 const MAX_KEYS = 10_000
 const MAX_PAYMENTS = 100_000
@@ -51,6 +66,7 @@ export class PayeeReceiver {
   private readonly secrets: (Uint8Array | null)[]
   private readonly addresses: (string | null)[]
   private readonly keys = new Map<string, Psk2Keys>()
+  private readonly streamKeyCache = new Map<string, StreamKeys>()
   private readonly payments = new Map<string, Payment>()
   private readonly dirty: Payment[] = []
 
@@ -65,16 +81,19 @@ export class PayeeReceiver {
     const account = this.accounts.accounts[payee]
     const secret = this.secrets[payee]
     const destination = view.destination()
-    const token = this.tokenOf(payee, destination)
-    if (secret === null || token === null) return this.reject(F02_UNREACHABLE, `no receiver at ${destination}`)
+    const psk2Token = this.tokenOf(payee, destination, PSK2_SEGMENT)
+    const streamToken = psk2Token === null ? this.tokenOf(payee, destination, STREAM_SEGMENT) : null
+    if (secret === null || (psk2Token === null && streamToken === null)) return this.reject(F02_UNREACHABLE, `no receiver at ${destination}`)
     if (view.amount > account.maxPacketAmount) {
       const data = Buffer.alloc(16)
       writeUInt64(data, 0, view.amount)
       writeUInt64(data, 8, account.maxPacketAmount)
       return this.reject(F08_AMOUNT_TOO_LARGE, 'packet amount exceeds the payee\'s maximum', data)
     }
-    const keys = this.keysFor(secret, token)
     const data = view.buf.subarray(view.dataOffset, view.dataOffset + view.dataLength)
+    if (streamToken !== null) return this.receiveStream(payee, streamToken, this.streamKeysFor(secret, streamToken), view, data, nowMs)
+    const token = psk2Token!
+    const keys = this.keysFor(secret, token)
     const plaintext = decrypt(keys.encryption, data)
     if (plaintext === null || plaintext.length === 0) return this.reject(F06_UNEXPECTED_PAYMENT, 'unable to decrypt the PSK2 data')
     const type = plaintext[0]
@@ -120,6 +139,53 @@ export class PayeeReceiver {
     return encodeFulfill(fulfillment, encrypt(keys.encryption, serializeDraft2(TYPE_RESPONSE, request.requestId, view.amount)))
   }
 
+  private receiveStream(payee: number, token: string, keys: StreamKeys, view: PrepareView, data: Uint8Array, nowMs: number): Buffer {
+    const account = this.accounts.accounts[payee]
+    const plaintext = decrypt(keys.encryption, data)
+    const packet = plaintext === null ? null : parseStreamPacket(plaintext)
+    if (packet === null || packet.ilpPacketType !== TYPE_ILP_PREPARE) return this.reject(F06_UNEXPECTED_PAYMENT, 'unable to decrypt or read the STREAM packet')
+    const connection = this.payment(account.id, `stream-${token}`, nowMs)
+    const frames: StreamFrame[] = []
+    let closing = false
+    for (const frame of packet.frames) {
+      if (frame.type === FRAME_CONNECTION_NEW_ADDRESS || frame.type === FRAME_CONNECTION_ASSET_DETAILS) {
+        if (!frames.some((f) => f.type === FRAME_CONNECTION_ASSET_DETAILS)) frames.push(assetDetailsFrame(account.assetCode, account.assetScale))
+      } else if (frame.type === FRAME_STREAM_CLOSE) {
+        // The sender keeps a stream open until the receiver closes its side too.
+        const id = frameStreamId(frame)
+        if (id >= 0n) frames.push(streamCloseFrame(id))
+      } else if (frame.type === FRAME_CONNECTION_CLOSE) {
+        closing = true
+      }
+    }
+    const sequence = Number(packet.sequence)
+    const fulfillment = hmac(keys.fulfillment, data)
+    // Packets of 0 carry control frames (a StreamClose, also after the ConnectionClose that can
+    // overtake it): the sender expects them fulfilled, and resends them until they are. A closed
+    // connection takes no more money.
+    const fulfillable = !closing && (view.amount === 0n || !connection.finished) && view.amount >= packet.prepareAmount &&
+      !connection.sequences.has(sequence) && view.conditionMatches(fulfillment)
+    if (closing && !connection.finished) {
+      connection.finished = true
+      this.touch(connection)
+    }
+    if (!fulfillable) {
+      this.log.debug('STREAM packet not fulfilled', {
+        payee: account.id, sequence, amount: view.amount, minimum: packet.prepareAmount, closed: connection.finished, closing, repeated: connection.sequences.has(sequence),
+      })
+      const reply = serializeStreamPacket({ ilpPacketType: TYPE_ILP_REJECT, sequence: packet.sequence, prepareAmount: view.amount, frames })
+      return this.reject(F99_APPLICATION_ERROR, '', encrypt(keys.encryption, reply))
+    }
+    connection.sequences.add(sequence)
+    if (view.amount > 0n) {
+      connection.received += view.amount
+      connection.chunks++
+      this.touch(connection)
+    }
+    const reply = serializeStreamPacket({ ilpPacketType: TYPE_ILP_FULFILL, sequence: packet.sequence, prepareAmount: view.amount, frames })
+    return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
+  }
+
   /** True if payment totals changed since the last commit. */
   get hasDirty(): boolean {
     return this.dirty.length > 0
@@ -134,10 +200,10 @@ export class PayeeReceiver {
     this.dirty.length = 0
   }
 
-  private tokenOf(payee: number, destination: string): string | null {
+  private tokenOf(payee: number, destination: string, segment: string): string | null {
     const base = this.addresses[payee]
-    if (base === null || !destination.startsWith(base) || !destination.startsWith(PSK2_SEGMENT, base.length)) return null
-    const start = base.length + PSK2_SEGMENT.length
+    if (base === null || !destination.startsWith(base) || !destination.startsWith(segment, base.length)) return null
+    const start = base.length + segment.length
     const token = destination.slice(start, start + TOKEN_CHARS)
     const after = destination.charCodeAt(start + TOKEN_CHARS)
     return token.length === TOKEN_CHARS && (Number.isNaN(after) || after === 0x2e) ? token : null
@@ -149,6 +215,16 @@ export class PayeeReceiver {
       keys = psk2Keys(sharedSecretFor(secret, Buffer.from(token, 'base64url')))
       if (this.keys.size >= MAX_KEYS) this.keys.delete(this.keys.keys().next().value as string)
       this.keys.set(token, keys)
+    }
+    return keys
+  }
+
+  private streamKeysFor(secret: Uint8Array, token: string): StreamKeys {
+    let keys = this.streamKeyCache.get(token)
+    if (keys === undefined) {
+      keys = streamKeys(streamSharedSecretFor(secret, Buffer.from(token, 'base64url')))
+      if (this.streamKeyCache.size >= MAX_KEYS) this.streamKeyCache.delete(this.streamKeyCache.keys().next().value as string)
+      this.streamKeyCache.set(token, keys)
     }
     return keys
   }
