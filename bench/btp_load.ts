@@ -37,6 +37,10 @@ export interface LoadOptions {
   senders?: { user: string; token: string }[]
   bobToken?: string
   bobUser?: string
+  /** The prepare to send (default: 1 unit to `destination`, for bob to fulfill). */
+  prepare?: Buffer
+  /** Connect bob and fulfill what reaches him (default true; false when a payee answers). */
+  receiver?: boolean
   /** Called when measurement starts and ends (to sample the node's CPU over the same span). */
   onMeasureStart?: () => void
   onMeasureEnd?: () => void
@@ -69,19 +73,21 @@ function percentile(sorted: Float64Array, p: number): number {
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const senderAccounts = o.senders ?? [{ user: 'alice', token: 'alice-token' }]
   const senders = await Promise.all(senderAccounts.map((a) => connect(o.port, a.user, a.token)))
-  const bob = await connect(o.bobPort ?? o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
+  const bob = o.receiver === false ? null : await connect(o.bobPort ?? o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
 
   const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
   const frame = new BtpFrame()
   const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
-  bob.onMessage = (data) => {
-    if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
-    writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
-    bob.send(response)
+  if (bob !== null) {
+    bob.onMessage = (data) => {
+      if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
+      writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
+      bob.send(response)
+    }
   }
 
   // One prepare, re-sent with a new requestId each time; its expiry covers the whole run.
-  const prepare = encodePrepare({
+  const prepare = o.prepare ?? encodePrepare({
     amount: 1n,
     expiresAtMs: Date.now() + o.warmupMs + o.durationMs + 30_000,
     executionCondition: CONDITION,
@@ -144,7 +150,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const cpu = process.cpuUsage(startCpu)
   o.onMeasureEnd?.()
   for (const sender of senders) sender.close()
-  bob.close()
+  bob?.close()
 
   const sorted = latencies.slice(0, Math.min(measured, latencies.length)).sort()
   return {

@@ -141,3 +141,31 @@ export async function runHttpLoad(opts: HttpRunOptions, bob: HttpReceiver): Prom
     errors: result.errors,
   }
 }
+
+export interface SpspRunResult {
+  connections: number
+  requests: number
+  requestsPerSecond: number
+  latencyMs: { mean: number; p99: number }
+  non2xx: number
+}
+
+/** autocannon GETs an SPSP endpoint (each answer is a fresh address and shared secret). */
+export async function runSpspLoad(url: string, connections: number, durationMs: number, maxRequests: number): Promise<SpspRunResult> {
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    autocannon({
+      url, method: 'GET', connections, pipelining: 1, duration: durationMs / 1000, maxOverallRequests: maxRequests,
+      headers: { accept: 'application/spsp+json' }, timeout: 10,
+    }, (err, r) => (err ? reject(err) : resolve(r)))
+  })
+  const answered = result['2xx']
+  if (answered === 0 || result.non2xx > 0) throw new Error(`SPSP run: ${answered} answered, ${result.non2xx} non-2xx, ${result.errors} errors`)
+  const seconds = result.duration
+  return {
+    connections,
+    requests: answered,
+    requestsPerSecond: answered / seconds,
+    latencyMs: { mean: (1000 * connections * seconds) / answered, p99: result.latency.p99 },
+    non2xx: result.non2xx,
+  }
+}

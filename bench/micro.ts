@@ -1,5 +1,5 @@
 // Micro-benchmarks: our codecs against the libraries' (benchmark.js), the routing lookup, the
-// fulfillment hash, and the SAB ring between two threads (records/s one way, and round-trip
+// fulfillment hash, PSK2 receiving (ours against ilp-protocol-psk2's decoder), and the SAB ring between two threads (records/s one way, and round-trip
 // latency for batches of 1, 16 and 256 records). Bounded by benchmark.js's maxTime per case and
 // by fixed record counts for the ring.
 
@@ -14,6 +14,8 @@ import { encodePrepare, PrepareView } from '../src/codec/ilp_packet'
 import { createDoorbell, Doorbell } from '../src/ring/doorbell'
 import { createRing, RingReader, RingWriter } from '../src/ring/ring'
 import { RoutingTable } from '../src/routing/routing_table'
+import { decrypt, encrypt, parseDraft1, psk2Fulfillment, psk2Keys, serializeDraft1 } from '../src/payee/psk2'
+import * as Psk2 from 'ilp-protocol-psk2'
 
 export interface MicroResult {
   name: string
@@ -64,6 +66,11 @@ export function runCodecBenchmarks(maxTimeSeconds: number): MicroResult[] {
   routes.set('g.us.bank.alice', 5000)
   const destination = Buffer.from(prepareFields.destination)
   const fulfillment = Buffer.alloc(32, 3)
+  // A PSK2 draft-1 chunk as a payee receives it: open the envelope, read it, derive the fulfillment.
+  const sharedSecret = Buffer.alloc(32, 5)
+  const keys = psk2Keys(sharedSecret)
+  const chunk = encrypt(keys.encryption, serializeDraft1(1, Buffer.alloc(16, 9), 0, 0xffffffffffffffffn, 0n))
+  const library = Psk2 as unknown as { deserializeLegacyPskPacket(secret: Buffer, data: Buffer): { sequence: number } }
 
   return suite([
     ['ILP prepare decode: ilp-node PrepareView', () => { sink += view.parse(prepare, 0, prepare.length) ? 1 : 0 }],
@@ -82,6 +89,10 @@ export function runCodecBenchmarks(maxTimeSeconds: number): MicroResult[] {
     ['route lookup: longest prefix among 1,001 routes', () => { sink += routes.lookup(destination, 0, destination.length) }],
     ['fulfillment check: crypto.hash sha256', () => { sink += (hash('sha256', fulfillment, 'buffer') as unknown as Buffer)[0] }],
     ['fulfillment check: createHash sha256', () => { sink += createHash('sha256').update(fulfillment).digest()[0] }],
+    ['PSK2 chunk receive: ilp-node decrypt+parse+fulfillment', () => {
+      sink += parseDraft1(decrypt(keys.encryption, chunk)!)!.sequence + psk2Fulfillment(keys, chunk)[0]
+    }],
+    ['PSK2 chunk receive: ilp-protocol-psk2@0.5 decrypt+parse', () => { sink += library.deserializeLegacyPskPacket(sharedSecret, chunk).sequence }],
   ], maxTimeSeconds)
 }
 

@@ -8,7 +8,9 @@
 //   2. Shard scaling: the node with SHARDS = 0 … cores, 64 sending accounts.
 //   3. ILP over HTTP: autocannon POSTs prepares (RFC 35) to this node and to ilp-connector with
 //      ilp-plugin-http accounts; both forward them over HTTP to the same bob, who fulfills.
-//   4. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring.
+//   4. Pay a payee: PSK2 requests (draft 2, as ilp-fetch and koa-ilp send them) to a payee of the
+//      node, alone and while forwarding runs at W=100 beside it.
+//   5. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring, PSK2.
 //
 // Writes bench/results/<date>.json and .md, and SVG charts beside them (also copied to
 // bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
@@ -19,7 +21,11 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { runLoad, type LoadResult } from './btp_load'
-import { benchPrepare, runHttpLoad, startHttpReceiver, type HttpRunResult } from './http_load'
+import { createHash } from 'node:crypto'
+import { request } from 'undici'
+import { encodePrepare } from '../src/codec/ilp_packet'
+import { encrypt, psk2Fulfillment, psk2Keys, serializeDraft2, TYPE_REQUEST } from '../src/payee/psk2'
+import { benchPrepare, runHttpLoad, runSpspLoad, startHttpReceiver, type HttpRunResult, type SpspRunResult } from './http_load'
 import { runCodecBenchmarks, runRingBenchmark, type MicroResult, type RingResult } from './micro'
 import { startNodeProcess, type NodeProcess } from './node_process'
 import { fmt, lineChart, markdownTable } from './report'
@@ -65,13 +71,15 @@ async function freePort(): Promise<number> {
 }
 
 async function measure(server: NodeProcess, label: string, shards: number | null, window: number, t: Timing,
-  extra: { bobPort?: number; senders?: { user: string; token: string }[] } = {}): Promise<Run> {
+  extra: { bobPort?: number; senders?: { user: string; token: string }[]; prepare?: Buffer; receiver?: boolean } = {}): Promise<Run> {
   let cpuStart = 0
   let cpuEnd = 0
   const result = await runLoad({
     port: server.port,
     bobPort: extra.bobPort,
     senders: extra.senders,
+    prepare: extra.prepare,
+    receiver: extra.receiver,
     destination: 'test.ilpnode.bob',
     window,
     durationMs: t.durationMs,
@@ -209,8 +217,65 @@ async function httpForwarding(t: Timing, nodeShards: number): Promise<HttpRun[]>
   }
 }
 
+interface PayeeRuns {
+  alone: Run[]
+  duringForwarding: { forwarding: Run; payee: Run }
+  spsp: SpspRunResult
+}
+
+/** A PSK2 request (draft 2) for 10 units to the payee at `url`, from a fresh SPSP query. */
+async function payeePrepare(url: string, t: Timing): Promise<Buffer> {
+  const res = await request(url, { headers: { accept: 'application/spsp+json' } })
+  if (res.statusCode !== 200) throw new Error(`SPSP query to ${url} answered ${res.statusCode}`)
+  const spsp = await res.body.json() as { destination_account: string; shared_secret: string }
+  const keys = psk2Keys(Buffer.from(spsp.shared_secret, 'base64'))
+  const data = encrypt(keys.encryption, serializeDraft2(TYPE_REQUEST, 1, 0n))
+  const condition = createHash('sha256').update(psk2Fulfillment(keys, data)).digest()
+  return encodePrepare({
+    amount: 10n, expiresAtMs: Date.now() + t.warmupMs + t.durationMs + 60_000, executionCondition: condition, destination: spsp.destination_account, data,
+  })
+}
+
+async function payPayee(t: Timing, nodeShards: number): Promise<PayeeRuns> {
+  log(`\n4. Pay a payee: PSK2 requests carol → node (SHARDS=${nodeShards}) → payee shop, alone and beside forwarding\n`)
+  const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
+  const child = (token: string) => ({ relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token } })
+  const configPath = join(dir, 'config.json')
+  writeFileSync(configPath, JSON.stringify({
+    ilpAddress: 'test.ilpnode',
+    accounts: { alice: child('alice-token'), bob: child('bob-token'), carol: child('carol-token') },
+    payees: { shop: {} },
+  }))
+  const node = await startNodeProcess({ SHARDS: String(nodeShards), CONFIG: configPath })
+  try {
+    const url = `http://127.0.0.1:${node.port}/shop`
+    const carol = [{ user: 'carol', token: 'carol-token' }]
+    const alone: Run[] = []
+    for (const window of [1, 100]) {
+      log(`  payee alone, W=${window} … `)
+      const run = await measure(node, 'node', nodeShards, window, t, { senders: carol, prepare: await payeePrepare(url, t), receiver: false })
+      alone.push(run)
+      log(describe(run))
+    }
+    log('  forwarding W=100 and the payee W=10 at once … ')
+    const prepare = await payeePrepare(url, t)
+    const [forwarding, payee] = await Promise.all([
+      measure(node, 'node', nodeShards, 100, t),
+      measure(node, 'node', nodeShards, 10, t, { senders: carol, prepare, receiver: false }),
+    ])
+    log(`forwarding ${fmt(forwarding.packetsPerSecond)} packets/s (p99 ${fmt(forwarding.p99Us)} µs), payee ${fmt(payee.packetsPerSecond)} payments/s (p99 ${fmt(payee.p99Us)} µs)\n`)
+    log('  SPSP queries, autocannon, 10 connections … ')
+    const spsp = await runSpspLoad(url, 10, t.durationMs, t.maxPackets)
+    log(`${fmt(spsp.requestsPerSecond)} queries/s, mean ${spsp.latencyMs.mean.toFixed(2)} ms, p99 ${spsp.latencyMs.p99} ms\n`)
+    return { alone, duringForwarding: { forwarding, payee }, spsp }
+  } finally {
+    await node.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 async function micro(quick: boolean): Promise<{ codecs: MicroResult[]; ring: RingResult }> {
-  log('\n4. Micro-benchmarks (benchmark.js)\n')
+  log('\n5. Micro-benchmarks (benchmark.js)\n')
   const codecs = runCodecBenchmarks(quick ? 0.25 : 1)
   log('  ring between two threads (100-byte records) … ')
   const ring = await runRingBenchmark(quick ? 200_000 : 1_000_000)
@@ -222,7 +287,7 @@ function byServer(runs: Run[], server: string, window: number): Run | undefined 
   return runs.find((r) => r.server === server && r.window === window)
 }
 
-function markdown(date: string, quick: boolean, machine: Record<string, unknown>, side: Run[], scaling: Run[], http: HttpRun[],
+function markdown(date: string, quick: boolean, machine: Record<string, unknown>, side: Run[], scaling: Run[], http: HttpRun[], payee: PayeeRuns,
   m: { codecs: MicroResult[]; ring: RingResult }, stamp: string): string {
   const lines: string[] = []
   lines.push(`# ilp-node bench, ${date}${quick ? ' (quick)' : ''}`, '')
@@ -265,11 +330,24 @@ function markdown(date: string, quick: boolean, machine: Record<string, unknown>
   ), '')
   lines.push('Each request is one prepare; the server forwards it over its keep-alive HTTP connections to bob. ' +
     'autocannon (in the bench process, with bob) shares the machine and measures latency in whole milliseconds.', '')
+  lines.push('## Pay a payee: PSK2 requests (draft 2) carol → node → payee', '')
+  const payeeRows = [
+    ...payee.alone.map((r) => [`payee alone, W=${r.window}`, r]),
+    ['payee (W=10) beside forwarding', payee.duringForwarding.payee],
+    ['forwarding (W=100) beside the payee', payee.duringForwarding.forwarding],
+  ] as [string, Run][]
+  lines.push(markdownTable(
+    ['run', 'packets/s', 'p50 µs', 'p99 µs', 'node CPU µs/packet'],
+    payeeRows.map(([name, r]) => [name, fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), name.includes('beside') ? 'shared' : r.serverCpuUsPerPacket.toFixed(1)]),
+  ), '')
+  lines.push(`SPSP queries (autocannon, ${payee.spsp.connections} connections, GET with Accept: application/spsp+json): ` +
+    `${fmt(payee.spsp.requestsPerSecond)} queries/s, mean ${payee.spsp.latencyMs.mean.toFixed(2)} ms, p99 ${payee.spsp.latencyMs.p99} ms.`, '')
+  lines.push('Each payment: the sender\'s hold, AES-GCM decryption and HMACs in the payee\'s shard, an encrypted answer, ' +
+    'and the credit committed to LMDB.', '')
   lines.push('## Micro-benchmarks', '')
   lines.push(markdownTable(['case', 'ops/s', '±%'], m.codecs.map((c) => [c.name, fmt(c.opsPerSecond), c.rme.toFixed(1)])), '')
   lines.push(`Ring between two threads, 100-byte records: ${fmt(m.ring.oneWayRecordsPerSecond)} records/s one way (with echo); ` +
     `round trip p50/p99: ${m.ring.roundTrip.map((r) => `batch ${r.batch}: ${r.p50Us.toFixed(1)}/${r.p99Us.toFixed(1)} µs`).join('; ')}.`, '')
-  lines.push('SPSP queries and PSK2 come with the payee role.', '')
   return lines.join('\n')
 }
 
@@ -308,15 +386,16 @@ async function main(): Promise<void> {
   const side = await sideBySide(timing, nodeShards)
   const scaling = await shardScaling(timing)
   const http = await httpForwarding(timing, nodeShards)
+  const payee = await payPayee(timing, nodeShards)
   const m = await micro(quick)
 
   const date = new Date().toISOString()
   const stamp = `${date.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}`
   const dir = join(__dirname, '..', '..', 'bench', 'results')
   mkdirSync(dir, { recursive: true })
-  const md = markdown(date, quick, machine, side, scaling, http, m, stamp)
+  const md = markdown(date, quick, machine, side, scaling, http, payee, m, stamp)
   const { throughput, latency } = charts(side)
-  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: quick ? 'quick' : 'full', machine, sideBySide: side, shardScaling: scaling, httpForwarding: http, micro: m }, null, 2) + '\n')
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: quick ? 'quick' : 'full', machine, sideBySide: side, shardScaling: scaling, httpForwarding: http, payPayee: payee, micro: m }, null, 2) + '\n')
   writeFileSync(join(dir, `${stamp}.md`), md)
   writeFileSync(join(dir, `${stamp}-throughput.svg`), throughput)
   writeFileSync(join(dir, `${stamp}-latency.svg`), latency)

@@ -6,7 +6,10 @@
 // SHARDS=2 (alice's shard is not the sender's there, so payments cross shards).
 
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import * as PSK2 from 'ilp-protocol-psk2'
 import { createConnection } from 'ilp-protocol-stream'
@@ -22,6 +25,7 @@ const SPSP = require('ilp-protocol-spsp') as {
 }
 
 const ADMIN = 'admin-token-0123456789'
+const execFileAsync = promisify(execFile)
 // ilp-protocol-psk2 checks amounts with instanceof against its own copy of bignumber.js.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const BigNumber = require(require.resolve('bignumber.js', { paths: [require.resolve('ilp-protocol-psk2')] })) as new (v: string | number) => unknown
@@ -205,6 +209,19 @@ for (const shards of [0, 2]) {
       assert.equal(listed?.finished, true, 'closed by the sender')
       await sleep(50)
       await wallet.disconnect()
+    })
+
+    it('scripts/pay.js pays from the command line, with PSK2 and with --stream', async () => {
+      const script = join(__dirname, '..', '..', 'scripts', 'pay.js')
+      const via = `btp+ws://sender:sender-token@127.0.0.1:${node.port}`
+      for (const extra of [[], ['--stream']]) {
+        const before = await balance()
+        const { stdout } = await execFileAsync(process.execPath, [script, `${base}/alice`, '123', '--via', via, ...extra], { timeout: 20_000 })
+        assert.match(stdout, /delivered 123\n/)
+        assert.equal(await balance(), before + 123n)
+      }
+      await assert.rejects(execFileAsync(process.execPath, [script, `${base}/nobody`, '5', '--via', via]), /answered 404/)
+      await assert.rejects(execFileAsync(process.execPath, [script, `${base}/alice`, 'ten']), /positive integer/)
     })
 
     it('the payee view needs the admin token; unknown payees are 404', async () => {
