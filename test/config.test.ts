@@ -15,6 +15,11 @@ function withAccount(patch: Record<string, unknown>): Record<string, unknown> {
   return json
 }
 
+function withPayeeAndMixedAssets(): Record<string, unknown> {
+  const json = withAccount({ assetCode: 'EUR' })
+  return { ...json, payees: { shop: {} } }
+}
+
 describe('configuration', () => {
   it('parses the embedded default into a usable node on 127.0.0.1:7768', () => {
     const config = parseConfig(EMBEDDED_DEFAULT_CONFIG, {}, MACHINE)
@@ -32,6 +37,23 @@ describe('configuration', () => {
     assert.equal(parseConfig({ ...testConfigJson(), shards: 1 }, {}, MACHINE).shardSpinMicros, 200)
     assert.equal(parseConfig({ ...testConfigJson(), shards: 2 }, {}, MACHINE).shardSpinMicros, 0)
     assert.equal(parseConfig({ ...testConfigJson(), shards: 2, limits: { shardSpinMicros: 30 } }, {}, MACHINE).shardSpinMicros, 30)
+  })
+
+  it('reads payees: accounts with no transport, the shared asset by default, a configured secret', () => {
+    const secret = Buffer.alloc(32, 7).toString('base64')
+    const config = parseConfig({ ...testConfigJson(), payees: { shop: { name: 'Shop', secret }, kiosk: { assetCode: 'EUR', assetScale: 2 } }, defaultPayee: 'kiosk' }, {}, MACHINE)
+    const shop = config.accounts.find((a) => a.id === 'shop')!
+    assert.equal(shop.assetCode, 'USD')
+    assert.equal(shop.assetScale, 9)
+    assert.equal(shop.btpToken, null)
+    assert.equal(shop.payee?.name, 'Shop')
+    assert.deepEqual(Buffer.from(shop.payee!.secret!), Buffer.alloc(32, 7))
+    const kiosk = config.accounts.find((a) => a.id === 'kiosk')!
+    assert.equal(kiosk.payee?.secret, null, 'made at start when not configured')
+    assert.equal(kiosk.assetCode, 'EUR')
+    assert.equal(config.defaultPayee, 'kiosk')
+    assert.equal(parseConfig({ ...testConfigJson(), payees: { shop: {} } }, {}, MACHINE).defaultPayee, 'shop', 'the only payee is the default')
+    assert.equal(config.adminToken, null)
   })
 
   it('lets environment variables override the file', () => {
@@ -68,6 +90,14 @@ describe('configuration', () => {
     ['a bad account id', { ...testConfigJson(), accounts: { 'a b': {} } }, /accounts\.a b: account ids/],
     ['a port out of range', { ...testConfigJson(), port: 70000 }, /port \(PORT\): must be an integer from 0 to 65535/],
     ['a ring size that is not a power of two', { ...testConfigJson(), limits: { ringBytes: 100000 } }, /limits\.ringBytes: must be a power of two/],
+    ['a payee named like an account', { ...testConfigJson(), payees: { bob: {} } }, /payees\.bob: has the name of an account/],
+    ['a payee on a path the node serves', { ...testConfigJson(), payees: { health: {} } }, /payees\.health: "health" is a path/],
+    ['a payee secret that is not 32 bytes', { ...testConfigJson(), payees: { shop: { secret: 'c2hvcnQ=' } } }, /payees\.shop\.secret: must be 32 bytes/],
+    ['payees that are not an object', { ...testConfigJson(), payees: [] }, /payees: must be an object/],
+    ['a payee without an asset among mixed assets', withPayeeAndMixedAssets(), /payees\.shop\.assetCode/],
+    ['an unknown default payee', { ...testConfigJson(), payees: { shop: {} }, defaultPayee: 'nobody' }, /defaultPayee: "nobody" is not one of the payees/],
+    ['a short admin token', { ...testConfigJson(), adminToken: 'short' }, /adminToken: must be at least 16 characters/],
+    ['an unknown route protocol', withAccount({ routeProtocol: 'rip' }), /accounts\.alice\.routeProtocol: must be one of ccp, json/],
   ]
   for (const [name, json, message] of bad) {
     it(`refuses ${name}, naming the field`, () => {

@@ -101,6 +101,8 @@ export class ConfigError extends Error {
 }
 
 const ACCOUNT_ID = /^[a-zA-Z0-9_~-]{1,64}$/
+/** First path segments the node answers itself; a payee's SPSP endpoint is /<name>. */
+const RESERVED_PATHS = ['health', 'ilp', 'payees']
 const DECIMAL = /^-?[0-9]{1,20}$/
 
 type Json = Record<string, unknown>
@@ -226,6 +228,7 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
 function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: string; assetScale: number } | null): AccountConfig {
   const at = `payees.${name}`
   if (!ACCOUNT_ID.test(name)) throw new ConfigError(at, 'payee names are 1-64 characters of a-z A-Z 0-9 _ ~ -')
+  if (RESERVED_PATHS.includes(name)) throw new ConfigError(at, `"${name}" is a path the node serves itself (${RESERVED_PATHS.join(', ')})`)
   if (!isObject(raw)) throw new ConfigError(at, 'must be an object (it may be empty: {})')
   let assetCode: string
   let assetScale: number
