@@ -10,6 +10,7 @@ import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from 
 import { randomBytes } from 'node:crypto'
 import { LocalDelivery } from './payee/local_delivery'
 import { SpspServer } from './payee/spsp_server'
+import { ShopServer } from './shop/shop_server'
 import { BtpDialer } from './transport/btp_client'
 import { BtpServer } from './transport/btp_server'
 import { withAddressFromParent } from './transport/ildcp_client'
@@ -75,6 +76,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
   await shards.start(routes.table())
   payees = new LocalDelivery(shards, connections)
   const spsp = new SpspServer(config, store, logger('spsp'))
+  const shop = config.shop === null ? null : new ShopServer(config, accounts, shards, connections, store, logger('shop'))
   btp = new BtpServer(config, accounts, shards, connections, logger('btp'))
   btp.onLinkUp = (account) => routes.peerConnected(account)
   btp.onLinkDown = (account) => routes.peerDisconnected(account)
@@ -89,6 +91,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
     res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
   })
   spsp.register(app)
+  shop?.register(app)
   app.any('/*', (res, req) => {
     if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n')
@@ -122,6 +125,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
       btp!.close()
       await shards.stop()
       await httpOut!.close()
+      await shop?.close()
       await store.root.close()
       log.info('ilp-node stopped')
     },

@@ -45,7 +45,28 @@ export interface PayeeConfig {
   /** Shown to SPSP clients as receiver_info. */
   readonly name: string | null
   readonly imageUrl: string | null
+  /** The shop's own payee: PSK2 payments to it credit the pay token named in their data. */
+  readonly shop: boolean
 }
+
+export interface ShopRoute {
+  readonly method: string
+  readonly path: string
+  /** Base units of the shop's asset per request. */
+  readonly price: bigint
+  /** Where the paid request is proxied (origin, e.g. http://127.0.0.1:9000); null: `response`. */
+  readonly upstream: string | null
+  /** The built-in handler's answer (text) when there is no upstream. */
+  readonly response: string
+}
+
+export interface ShopConfig {
+  readonly routes: readonly ShopRoute[]
+  readonly upstreamTimeoutMs: number
+}
+
+/** The internal payee account that receives the shop's payments (`~` keeps it apart from config ids). */
+export const SHOP_ACCOUNT = '~shop'
 
 export type RouteProtocol = 'ccp' | 'json'
 
@@ -88,6 +109,8 @@ export interface Config {
   readonly defaultPayee: string | null
   /** Bearer token of the admin API (GET /payees/<name>); null: the admin API is off. */
   readonly adminToken: string | null
+  /** Paid HTTP routes (HTTP-ILP draft 3); null: no shop. */
+  readonly shop: ShopConfig | null
 }
 
 /** Stands for "ask the parent" until start-up learns the address (valid, so children validate). */
@@ -254,8 +277,51 @@ function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: strin
   return Object.freeze({
     id: name, relation: 'child' as Relation, assetCode, assetScale, btpToken: null, btpUrl: null, httpIncomingToken: null, httpUrl: null,
     httpOutgoingToken: null, balanceMinimum: INT64_MIN, balanceMaximum: INT64_MAX, maxPacketAmount, sendRoutes: false, receiveRoutes: false,
-    routeProtocol: 'ccp' as RouteProtocol, payee: Object.freeze({ secret, name: name_, imageUrl }),
+    routeProtocol: 'ccp' as RouteProtocol, payee: Object.freeze({ secret, name: name_, imageUrl, shop: false }),
   })
+}
+
+const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
+
+function parseShop(raw: unknown, defaultAsset: { assetCode: string; assetScale: number } | null): { shop: ShopConfig; account: AccountConfig } {
+  if (!isObject(raw)) throw new ConfigError('shop', 'must be an object like { "routes": [ { "method": "GET", "path": "/weather", "price": "10" } ] }')
+  if (!Array.isArray(raw.routes) || raw.routes.length === 0) throw new ConfigError('shop.routes', 'must be a non-empty array of paid routes')
+  const seen = new Set<string>()
+  const routes = raw.routes.map((r: unknown, i: number): ShopRoute => {
+    const at = `shop.routes[${i}]`
+    if (!isObject(r)) throw new ConfigError(at, 'must be an object')
+    const method = oneOf(r, 'method', `${at}.method`, HTTP_METHODS, 'GET')
+    const path = str(r, 'path', `${at}.path`)
+    if (!/^\/[A-Za-z0-9._~\/-]*$/.test(path) || path.includes('//')) throw new ConfigError(`${at}.path`, 'must be a plain path like /weather')
+    const first = path.split('/')[1]
+    if (RESERVED_PATHS.includes(first) || first === '.well-known') throw new ConfigError(`${at}.path`, `/${first} is a path the node serves itself`)
+    if (seen.has(`${method} ${path}`)) throw new ConfigError(at, `${method} ${path} is listed twice`)
+    seen.add(`${method} ${path}`)
+    if (r.price === undefined) throw new ConfigError(`${at}.price`, 'is required (a decimal string of base units)')
+    const price = amount(r, 'price', `${at}.price`, 0n, 1n, UINT64_MAX)
+    let upstream: string | null = null
+    if (r.upstream !== undefined) {
+      upstream = str(r, 'upstream', `${at}.upstream`)
+      let url: URL
+      try {
+        url = new URL(upstream)
+      } catch {
+        throw new ConfigError(`${at}.upstream`, `"${upstream}" is not a URL`)
+      }
+      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '')) {
+        throw new ConfigError(`${at}.upstream`, 'must be an origin like http://127.0.0.1:9000 (the request path is kept)')
+      }
+      upstream = url.origin
+    }
+    const response = r.response === undefined ? 'paid\n' : str(r, 'response', `${at}.response`)
+    return Object.freeze({ method, path, price, upstream, response })
+  })
+  const upstreamTimeoutMs = int(raw, 'upstreamTimeoutMs', 'shop.upstreamTimeoutMs', 30000, 100, 600000)
+  const account = parsePayee(SHOP_ACCOUNT.slice(1), { ...(isObject(raw.payee) ? raw.payee : {}) }, defaultAsset)
+  return {
+    shop: Object.freeze({ routes: Object.freeze(routes), upstreamTimeoutMs }),
+    account: Object.freeze({ ...account, id: SHOP_ACCOUNT, payee: Object.freeze({ ...account.payee!, shop: true }) }),
+  }
 }
 
 function parseRoutes(raw: unknown, accounts: Map<string, AccountConfig>): RouteConfig[] {
@@ -341,7 +407,16 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
       accounts.set(name, parsePayee(name, payee, only === null ? null : { assetCode: only.assetCode, assetScale: only.assetScale }))
     }
   }
-  const payeeNames = [...accounts.values()].filter((a) => a.payee !== null).map((a) => a.id)
+  let shop: ShopConfig | null = null
+  if (merged.shop !== undefined) {
+    const assets = new Set([...accounts.values()].filter((a) => a.payee === null).map((a) => `${a.assetCode} ${a.assetScale}`))
+    const only = assets.size === 1 ? [...accounts.values()].find((a) => a.payee === null)! : null
+    if (accounts.has(SHOP_ACCOUNT)) throw new ConfigError(`accounts.${SHOP_ACCOUNT}`, 'is the name of the shop\'s own payee')
+    const parsed = parseShop(merged.shop, only === null ? null : { assetCode: only.assetCode, assetScale: only.assetScale })
+    shop = parsed.shop
+    accounts.set(SHOP_ACCOUNT, parsed.account)
+  }
+  const payeeNames = [...accounts.values()].filter((a) => a.payee !== null && !a.payee.shop).map((a) => a.id)
   let defaultPayee: string | null = null
   if (merged.defaultPayee !== undefined) {
     defaultPayee = str(merged, 'defaultPayee', 'defaultPayee')
@@ -377,5 +452,6 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + 1 <= machine.cores ? 200 : 0, 0, 10000),
     defaultPayee,
     adminToken,
+    shop,
   })
 }

@@ -22,7 +22,9 @@
 // batch, before its fulfills are published.
 
 import type { Config } from '../config/schema'
-import { F02_UNREACHABLE, F05_WRONG_CONDITION, F06_UNEXPECTED_PAYMENT, F08_AMOUNT_TOO_LARGE, F99_APPLICATION_ERROR, type IlpErrorCode } from '../codec/ilp_errors'
+import {
+  F02_UNREACHABLE, F05_WRONG_CONDITION, F06_UNEXPECTED_PAYMENT, F08_AMOUNT_TOO_LARGE, F99_APPLICATION_ERROR, R02_INSUFFICIENT_TIMEOUT, type IlpErrorCode,
+} from '../codec/ilp_errors'
 import { encodeFulfill, encodeReject, type PrepareView } from '../codec/ilp_packet'
 import { UINT64_MAX, writeUInt64 } from '../codec/oer'
 import type { Logger } from '../log'
@@ -48,6 +50,10 @@ const TYPE_ILP_REJECT = 14
 /** Bounds on what is kept in memory (the totals are also in LMDB). */
 const MAX_KEYS = 10_000
 const MAX_PAYMENTS = 100_000
+const MIN_TIME_LEFT_MS = 500
+/** Pay tokens as koa-ilp and ilp-fetch make them (16 bytes), or draft 3's (32 bytes). */
+const TOKEN_16 = 16
+const TOKEN_32 = 32
 
 interface Payment {
   payee: string
@@ -69,12 +75,18 @@ export class PayeeReceiver {
   private readonly streamKeyCache = new Map<string, StreamKeys>()
   private readonly payments = new Map<string, Payment>()
   private readonly dirty: Payment[] = []
+  /** The shop's pay tokens and their balances (loaded from LMDB on first use), and those to write. */
+  private readonly tokenBalances = new Map<string, bigint>()
+  private readonly dirtyTokens = new Set<string>()
 
   constructor(config: Config, private readonly accounts: AccountTable, private readonly store: Store, private readonly log: Logger) {
     this.ilpAddress = config.ilpAddress
     this.secrets = accounts.accounts.map((a) => a.payee?.secret ?? null)
     this.addresses = accounts.accounts.map((a) => (a.payee === null ? null : `${config.ilpAddress}.${a.id}`))
+    this.isShop = accounts.accounts.map((a) => a.payee?.shop === true)
   }
+
+  private readonly isShop: boolean[]
 
   /** The answer (an OER Fulfill or Reject) to a prepare for `payee`. */
   receive(payee: number, view: PrepareView, nowMs: number): Buffer {
@@ -84,6 +96,9 @@ export class PayeeReceiver {
     const psk2Token = this.tokenOf(payee, destination, PSK2_SEGMENT)
     const streamToken = psk2Token === null ? this.tokenOf(payee, destination, STREAM_SEGMENT) : null
     if (secret === null || (psk2Token === null && streamToken === null)) return this.reject(F02_UNREACHABLE, `no receiver at ${destination}`)
+    // The sender's shard must still be waiting when our fulfill reaches it, or the payee would be
+    // paid (a token credited, a payment counted) for a prepare the sender is never charged for.
+    if (view.expiresAtMs - nowMs < MIN_TIME_LEFT_MS) return this.reject(R02_INSUFFICIENT_TIMEOUT, 'too little time left to answer')
     if (view.amount > account.maxPacketAmount) {
       const data = Buffer.alloc(16)
       writeUInt64(data, 0, view.amount)
@@ -114,6 +129,8 @@ export class PayeeReceiver {
     if (payment.sequences.has(chunk.sequence)) return refuse('chunk already received')
     const fulfillment = psk2Fulfillment(keys, data)
     if (!view.conditionMatches(fulfillment)) return refuse('condition does not match the PSK2 data', F05_WRONG_CONDITION)
+    // At the shop, a draft-1 payment's id names the pay token it funds (what koa-ilp does).
+    if (this.isShop[this.accounts.indexOf(payee)]) this.creditToken(chunk.paymentId.toString('base64url'), view.amount)
     payment.received += view.amount
     payment.chunks++
     payment.sequences.add(chunk.sequence)
@@ -132,6 +149,11 @@ export class PayeeReceiver {
     // The quote path of draft 2: senders read the amount from the type-6 packet under F05.
     if (!view.conditionMatches(fulfillment)) return refuse(F05_WRONG_CONDITION, 'condition does not match the PSK2 data')
     if (request.amount > view.amount) return refuse(F99_APPLICATION_ERROR, 'amount is below what the sender asked to arrive')
+    if (this.isShop[this.accounts.indexOf(payee)]) {
+      const token = payToken(request.data)
+      if (token === null) return refuse(F99_APPLICATION_ERROR, 'a payment to the shop must carry its pay token (16 or 32 bytes) as data')
+      this.creditToken(token, view.amount)
+    }
     const payment = this.payment(payee, `request-${token}`, nowMs)
     payment.received += view.amount
     payment.chunks++
@@ -186,9 +208,30 @@ export class PayeeReceiver {
     return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
   }
 
-  /** True if payment totals changed since the last commit. */
+  /**
+   * A paid request at the shop: `request` is price u64 ‖ pay token. Spends the price if the
+   * token's balance covers it. Answers ok u8 ‖ balance u64 (after spending, or as it is).
+   * One shard owns the tokens, so two requests can never spend the same balance.
+   */
+  spend(shop: number, request: Uint8Array): Buffer {
+    const answer = Buffer.alloc(9)
+    if (!this.isShop[shop] || request.length < 9) return answer
+    const price = Buffer.from(request.buffer, request.byteOffset, 8).readBigUInt64BE(0)
+    const token = Buffer.from(request.buffer, request.byteOffset + 8, request.length - 8).toString('latin1')
+    const balance = this.tokenBalance(token)
+    if (balance >= price) {
+      this.setTokenBalance(token, balance - price)
+      answer[0] = 1
+      answer.writeBigUInt64BE(balance - price, 1)
+    } else {
+      answer.writeBigUInt64BE(balance, 1)
+    }
+    return answer
+  }
+
+  /** True if payment totals or token balances changed since the last commit. */
   get hasDirty(): boolean {
-    return this.dirty.length > 0
+    return this.dirty.length > 0 || this.dirtyTokens.size > 0
   }
 
   /** Inside the shard's commit transaction. */
@@ -198,6 +241,32 @@ export class PayeeReceiver {
       p.dirty = false
     }
     this.dirty.length = 0
+    for (const token of this.dirtyTokens) {
+      const value = Buffer.alloc(8)
+      value.writeBigUInt64BE(this.tokenBalances.get(token)!, 0)
+      this.store.tokens.put(token, value)
+    }
+    this.dirtyTokens.clear()
+  }
+
+  private creditToken(token: string, amount: bigint): void {
+    const balance = this.tokenBalance(token) + amount
+    this.setTokenBalance(token, balance > UINT64_MAX ? UINT64_MAX : balance)
+  }
+
+  private tokenBalance(token: string): bigint {
+    let balance = this.tokenBalances.get(token)
+    if (balance === undefined) {
+      const stored = this.store.tokens.get(token)
+      balance = stored === undefined ? 0n : Buffer.from(stored).readBigUInt64BE(0)
+      this.tokenBalances.set(token, balance)
+    }
+    return balance
+  }
+
+  private setTokenBalance(token: string, balance: bigint): void {
+    this.tokenBalances.set(token, balance)
+    this.dirtyTokens.add(token)
   }
 
   private tokenOf(payee: number, destination: string, segment: string): string | null {
@@ -266,6 +335,14 @@ export class PayeeReceiver {
   }
 
   private reject(code: IlpErrorCode, message: string, data?: Uint8Array): Buffer {
+    this.log.debug('payee rejected a packet', { code, message })
     return encodeReject(code, this.ilpAddress, message, data)
   }
+}
+
+/** The pay token a shop payment names in its data: all 32 bytes (draft 3), else the first 16. */
+export function payToken(data: Uint8Array): string | null {
+  if (data.length === TOKEN_32) return Buffer.from(data).toString('base64url')
+  if (data.length < TOKEN_16) return null
+  return Buffer.from(data.buffer, data.byteOffset, TOKEN_16).toString('base64url')
 }

@@ -26,10 +26,16 @@ const MAX_LISTED_PAYMENTS = 1000
 
 export class SpspServer {
   private readonly payees = new Map<string, AccountConfig>()
+  /** What the admin view can show: the payees and the shop's own. */
+  private readonly viewable = new Map<string, AccountConfig>()
   private readonly adminDigest: Buffer | null
 
   constructor(private readonly config: Config, private readonly store: Store, private readonly log: Logger) {
-    for (const a of config.accounts) if (a.payee !== null) this.payees.set(a.id, a)
+    for (const a of config.accounts) {
+      if (a.payee === null) continue
+      this.viewable.set(a.id, a)
+      if (!a.payee.shop) this.payees.set(a.id, a)
+    }
     this.adminDigest = config.adminToken === null ? null : sha256(config.adminToken)
   }
 
@@ -112,7 +118,7 @@ export class SpspServer {
         .end(JSON.stringify({ error: 'missing or invalid admin bearer token' }))
       return
     }
-    const payee = this.payees.get(name)
+    const payee = this.viewable.get(decodeURIComponent(name))
     if (payee === undefined) return json('404 Not Found', { error: `no payee ${name}` })
     // The payee's account balance is negative when the node owes it: a payee's view is the opposite.
     const balance = -readBalance(this.store, payee.id)

@@ -11,6 +11,8 @@
 //   CONTROL_OUT   shard → main   connId        requestId    account           CCP prepare (control plane)
 //   DELIVER_IN    main → shard   payee         connId       requestId         ILP prepare for a payee of
 //                                                                             this shard (answered by REPLY_OUT)
+//   SPEND_IN      main → shard   shop account  connId       requestId         price u64 ‖ pay token (answered by
+//                                                                             REPLY_OUT: ok u8 ‖ balance u64)
 //
 // connId/requestId are the main thread's handle on where a reply goes (a BTP request on a socket);
 // the shard only carries them. pendingId is the shard's handle on a forwarded prepare.
@@ -24,6 +26,7 @@ export const enum RecordKind {
   Credit = 6,
   ControlOut = 7,
   DeliverIn = 8,
+  SpendIn = 9,
 }
 
 /** Room a shard keeps free in its outbound ring before it takes another input record. */

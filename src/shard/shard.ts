@@ -226,6 +226,12 @@ export class Shard {
     this.toMain.tryWrite(RecordKind.ReplyOut, connId, requestId, payee, 0, reply)
   }
 
+  /** A paid request: spends from a pay token's balance at the shop this shard owns, or says why not. */
+  handleSpend(shop: number, connId: number, requestId: number, buf: Uint8Array, pos: number, end: number): void {
+    const answer = this.receiver.spend(shop, buf.subarray(pos, end))
+    this.toMain.tryWrite(RecordKind.ReplyOut, connId, requestId, shop, 0, answer)
+  }
+
   /** The next hop's answer to a forwarded prepare. */
   handleReply(pendingId: number, buf: Uint8Array, pos: number, end: number): void {
     const slot = this.pending.find(pendingId)

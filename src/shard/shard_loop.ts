@@ -78,6 +78,9 @@ export class ShardLoop {
           case RecordKind.DeliverIn:
             shard.handleDeliver(ring.a, ring.b, ring.c, ring.data, start, end, nowMs)
             break
+          case RecordKind.SpendIn:
+            shard.handleSpend(ring.a, ring.b, ring.c, ring.data, start, end)
+            break
           case RecordKind.ReplyIn:
             shard.handleReply(ring.a, ring.data, start, end)
             break

@@ -146,6 +146,15 @@ export class ShardSet {
     return true
   }
 
+  /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */
+  submitSpend(shop: number, connId: number, requestId: number, request: Uint8Array): boolean {
+    const shard = this.accounts.ownerShard[shop]
+    if (this.overflow[shard].length > 0) return false
+    if (!this.toShard[shard].tryWrite(RecordKind.SpendIn, shop, connId, requestId, 0, request)) return false
+    this.kick(shard)
+    return true
+  }
+
   /** Hands the next hop's reply to the shard that forwarded the prepare. Never dropped. */
   submitReply(shard: number, pendingId: number, ilp: Uint8Array): void {
     const queue = this.overflow[shard]

@@ -6,6 +6,8 @@
 //   payments  key [payee, paymentId hex]     value received u64 | chunks u32 | finished u8 |
 //             lastAtMs f64 (written by the payee's shard; what GET /payees/<name> lists)
 //   meta      key string                     value bytes (payee receive secrets made at start)
+//   tokens    key pay token (base64url)      value u64: the shop's prepaid balance of that token
+//             (written by the shop payee's shard: credited by payments, debited by paid requests)
 //
 // An account's balance is the sum of its records. Each shard writes only records keyed with its
 // own index: the owner of A records A's committed incoming amounts under [A, owner], and the
@@ -29,6 +31,7 @@ export interface Store {
   inflight: Database<Buffer, number>
   payments: Database<Buffer, [string, string]>
   meta: Database<Buffer, string>
+  tokens: Database<Buffer, string>
 }
 
 export function openStore(dataDir: string, durability: Durability): Store {
@@ -45,7 +48,8 @@ export function openStore(dataDir: string, durability: Durability): Store {
   const inflight = root.openDB<Buffer, number>('inflight', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const payments = root.openDB<Buffer, [string, string]>('payments', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const meta = root.openDB<Buffer, string>('meta', { encoding: 'binary', keyEncoding: 'ordered-binary' })
-  return { root, balances, inflight, payments, meta }
+  const tokens = root.openDB<Buffer, string>('tokens', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  return { root, balances, inflight, payments, meta, tokens }
 }
 
 export interface PaymentRecord {
@@ -67,6 +71,12 @@ export function encodePayment(r: PaymentRecord): Buffer {
 export function decodePayment(buf: Uint8Array): PaymentRecord {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
   return { received: b.readBigUInt64BE(0), chunks: b.readUInt32BE(8), finished: b[12] === 1, lastAtMs: b.readDoubleBE(13) }
+}
+
+/** A pay token's committed balance (0 if unknown). */
+export function readTokenBalance(store: Store, token: string): bigint {
+  const v = store.tokens.get(token)
+  return v === undefined ? 0n : Buffer.from(v).readBigUInt64BE(0)
 }
 
 /** A payee's receive secret: the stored one, or a new random one stored now (one transaction). */

@@ -1,0 +1,244 @@
+// The shop: paid HTTP routes with HTTP-ILP draft 3 (SPEC.md §10), as koa-ilp serves them and
+// ilp-fetch pays them.
+//
+//   OPTIONS <path>                 204, Pay: interledger-psk2 <address> <secret> <price>, Pay-Balance
+//   <method> <path>, no Pay-Token  402 with Pay and Pay-Balance: 0
+//   bad Pay-Token                  400 (empty, not base64url, not 16 or 32 bytes)
+//   balance < price                402 with Pay and Pay-Balance
+//   otherwise                      the price is spent, then the built-in answer or the upstream's,
+//                                  with Pay-Balance (what is left)
+// A PSK2 payment to the address in Pay credits the token in its data (payee/receiver.ts). The
+// shard that owns the shop's payee holds every token's balance, so spending is one message to it
+// and two requests can never spend the same balance; the main thread only asks.
+
+import { randomBytes } from 'node:crypto'
+import { Pool } from 'undici'
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
+import { SHOP_ACCOUNT, type Config, type ShopRoute } from '../config/schema'
+import type { Logger } from '../log'
+import { sharedSecretFor } from '../payee/psk2'
+import { TOKEN_BYTES } from '../payee/receiver'
+import type { AccountTable } from '../shard/account_table'
+import type { ShardSet } from '../shard/shard_set'
+import { readTokenBalance, type Store } from '../store/balance_store'
+import type { Connections, ReplyTarget } from '../transport/connections'
+
+/** Largest request body a paid request may carry to the upstream, and largest answer relayed. */
+const MAX_BODY_BYTES = 1 << 20
+const MAX_RESPONSE_BYTES = 8 << 20
+/** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), plus our own. */
+const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', 'host', 'content-length', 'pay-token'])
+
+/** A paid request waiting for the shop's shard to say whether its token could pay. */
+class PaidRequest implements ReplyTarget {
+  aborted = false
+  connId = 0
+  constructor(
+    readonly server: ShopServer,
+    readonly res: HttpResponse,
+    readonly route: ShopRoute,
+    readonly token: string,
+    readonly url: string,
+    readonly headers: Record<string, string>,
+    readonly body: Buffer,
+  ) {}
+
+  sendReply(_requestId: number, answer: Uint8Array): void {
+    this.server.spent(this, answer[0] === 1, Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength).readBigUInt64BE(1))
+  }
+}
+
+export class ShopServer {
+  private readonly shop: number
+  private readonly address: string
+  private readonly secret: Uint8Array
+  private readonly pools = new Map<string, Pool>()
+
+  constructor(
+    private readonly config: Config,
+    accounts: AccountTable,
+    private readonly shards: ShardSet,
+    private readonly connections: Connections,
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {
+    this.shop = accounts.indexOf(SHOP_ACCOUNT)
+    this.address = `${config.ilpAddress}.${SHOP_ACCOUNT}`
+    this.secret = accounts.accounts[this.shop].payee!.secret!
+  }
+
+  register(app: TemplatedApp): void {
+    for (const route of this.config.shop!.routes) {
+      app.options(route.path, (res, req) => this.options(res, req, route))
+      const handler = (res: HttpResponse, req: HttpRequest) => this.paid(res, req, route)
+      switch (route.method) {
+        case 'GET': app.get(route.path, handler); break
+        case 'POST': app.post(route.path, handler); break
+        case 'PUT': app.put(route.path, handler); break
+        case 'PATCH': app.patch(route.path, handler); break
+        case 'DELETE': app.del(route.path, handler); break
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()))
+  }
+
+  /** `Pay` for a route: a fresh address and shared secret each time, as koa-ilp does. */
+  private payHeader(route: ShopRoute): string {
+    const token = randomBytes(TOKEN_BYTES)
+    const secret = sharedSecretFor(this.secret, token).toString('base64')
+    return `interledger-psk2 ${this.address}.psk2.${token.toString('base64url')} ${secret} ${route.price}`
+  }
+
+  private options(res: HttpResponse, req: HttpRequest, route: ShopRoute): void {
+    const token = req.getHeader('pay-token')
+    const problem = token === '' ? null : tokenProblem(token)
+    if (problem !== null) return this.badToken(res, problem)
+    const balance = token === '' ? 0n : readTokenBalance(this.store, token)
+    res.writeStatus('204 No Content').writeHeader('Pay', this.payHeader(route)).writeHeader('Pay-Balance', balance.toString()).end()
+  }
+
+  private paid(res: HttpResponse, req: HttpRequest, route: ShopRoute): void {
+    // Everything needed from `req` is read now: uWS invalidates it when this call returns.
+    const hasToken = req.getHeader('pay-token') !== '' || hasHeader(req, 'pay-token')
+    const token = req.getHeader('pay-token')
+    const query = req.getQuery()
+    const url = query === undefined || query === '' ? req.getUrl() : `${req.getUrl()}?${query}`
+    const headers: Record<string, string> = {}
+    req.forEach((name, value) => {
+      if (!NOT_FORWARDED.has(name)) headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
+    })
+    let aborted = false
+    res.onAborted(() => { aborted = true })
+
+    if (!hasToken) return this.paymentRequired(res, route, 0n)
+    const problem = tokenProblem(token)
+    if (problem !== null) return this.badToken(res, problem)
+
+    const chunks: Buffer[] = []
+    let length = 0
+    res.onData((chunk, isLast) => {
+      if (aborted || length < 0) return
+      length += chunk.byteLength
+      if (length > MAX_BODY_BYTES) {
+        length = -1
+        res.cork(() => { res.writeStatus('413 Payload Too Large').writeHeader('Content-Type', 'text/plain').end(`body over ${MAX_BODY_BYTES} bytes\n`, true) })
+        return
+      }
+      chunks.push(Buffer.from(new Uint8Array(chunk)))
+      if (!isLast) return
+      const request = new PaidRequest(this, res, route, token, url, headers, Buffer.concat(chunks))
+      res.onAborted(() => {
+        request.aborted = true
+        if (request.connId !== 0) this.connections.remove(request.connId)
+      })
+      if (aborted) request.aborted = true
+      this.spend(request)
+    })
+  }
+
+  private spend(request: PaidRequest): void {
+    request.connId = this.connections.add(request)
+    const ask = Buffer.alloc(8 + request.token.length)
+    ask.writeBigUInt64BE(request.route.price, 0)
+    ask.write(request.token, 8, 'latin1')
+    if (!this.shards.submitSpend(this.shop, request.connId, 0, ask)) {
+      this.connections.remove(request.connId)
+      this.log.warn('shop shard is busy; paid request refused', { path: request.route.path })
+      if (!request.aborted) {
+        request.res.cork(() => { request.res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1').end('busy, try again\n') })
+      }
+    }
+  }
+
+  /** The shard's answer: the price was spent (serve the request) or the balance is short (402). */
+  spent(request: PaidRequest, ok: boolean, balance: bigint): void {
+    this.connections.remove(request.connId)
+    if (request.aborted) {
+      if (ok) this.log.info('paid request went away after its price was spent', { path: request.route.path, price: request.route.price })
+      return
+    }
+    const { res, route } = request
+    if (!ok) {
+      res.cork(() => this.paymentRequired(res, route, balance))
+      return
+    }
+    this.log.debug('paid request served', { path: route.path, price: route.price, balance })
+    if (route.upstream === null) {
+      res.cork(() => {
+        res.writeStatus('200 OK').writeHeader('Content-Type', 'text/plain').writeHeader('Pay-Balance', balance.toString()).end(route.response)
+      })
+      return
+    }
+    this.proxy(request, balance)
+  }
+
+  private proxy(request: PaidRequest, balance: bigint): void {
+    const { res, route } = request
+    const pool = this.pool(route.upstream!)
+    pool.request({
+      path: request.url,
+      method: route.method as 'GET',
+      headers: request.headers,
+      body: request.body.length > 0 ? request.body : undefined,
+    }).then(async (answer) => {
+      const body = Buffer.from(await answer.body.arrayBuffer())
+      if (request.aborted) return
+      res.cork(() => {
+        res.writeStatus(`${answer.statusCode} ${answer.statusCode === 200 ? 'OK' : ''}`.trim())
+        for (const [name, value] of Object.entries(answer.headers)) {
+          if (NOT_FORWARDED.has(name) || value === undefined) continue
+          for (const v of Array.isArray(value) ? value : [value]) res.writeHeader(name, v)
+        }
+        res.writeHeader('Pay-Balance', balance.toString()).end(body)
+      })
+    }).catch((err: Error) => {
+      // The price stays spent: the request reached us paid, and whether the upstream did the
+      // work before it failed cannot be known here.
+      this.log.warn('upstream of a paid route failed', { path: route.path, upstream: route.upstream, error: err.message })
+      if (request.aborted) return
+      res.cork(() => {
+        res.writeStatus('502 Bad Gateway').writeHeader('Content-Type', 'text/plain').writeHeader('Pay-Balance', balance.toString()).end('upstream failed\n')
+      })
+    })
+  }
+
+  private pool(origin: string): Pool {
+    let pool = this.pools.get(origin)
+    if (pool === undefined) {
+      const timeout = this.config.shop!.upstreamTimeoutMs
+      pool = new Pool(origin, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout, maxResponseSize: MAX_RESPONSE_BYTES })
+      this.pools.set(origin, pool)
+    }
+    return pool
+  }
+
+  private paymentRequired(res: HttpResponse, route: ShopRoute, balance: bigint): void {
+    res.writeStatus('402 Payment Required')
+      .writeHeader('Pay', this.payHeader(route))
+      .writeHeader('Pay-Balance', balance.toString())
+      .writeHeader('Content-Type', 'text/plain')
+      .end(`this request costs ${route.price}; pay to the address in the Pay header with your Pay-Token as the data\n`)
+  }
+
+  private badToken(res: HttpResponse, problem: string): void {
+    res.writeStatus('400 Bad Request').writeHeader('Content-Type', 'text/plain').end(`invalid Pay-Token: ${problem}\n`)
+  }
+}
+
+/** Why a Pay-Token cannot be one, or null: 16 or 32 bytes in base64url without padding. */
+export function tokenProblem(token: string): string | null {
+  if (token.trim() === '') return 'it is empty'
+  if (token.length > 43) return `it is ${token.length} characters; a token is 16 or 32 bytes, 22 or 43 characters of base64url`
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) return 'it is not base64url (A-Z a-z 0-9 - _, no padding)'
+  if (token.length !== 22 && token.length !== 43) return `it is ${token.length} characters; a token is 16 or 32 bytes, 22 or 43 characters of base64url`
+  return null
+}
+
+function hasHeader(req: HttpRequest, name: string): boolean {
+  let found = false
+  req.forEach((key) => { if (key === name) found = true })
+  return found
+}
