@@ -142,7 +142,7 @@ export async function runHttpLoad(opts: HttpRunOptions, bob: HttpReceiver): Prom
   }
 }
 
-export interface SpspRunResult {
+export interface GetRunResult {
   connections: number
   requests: number
   requestsPerSecond: number
@@ -150,16 +150,18 @@ export interface SpspRunResult {
   non2xx: number
 }
 
-/** autocannon GETs an SPSP endpoint (each answer is a fresh address and shared secret). */
-export async function runSpspLoad(url: string, connections: number, durationMs: number, maxRequests: number): Promise<SpspRunResult> {
+/**
+ * autocannon GETs `url` with `headers` (an SPSP endpoint, a shop route); every answer must be a
+ * 2xx, so a run that starts answering 402 (a token run dry) fails instead of looking fast.
+ */
+export async function runGetLoad(url: string, headers: Record<string, string>, connections: number, durationMs: number, maxRequests: number): Promise<GetRunResult> {
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     autocannon({
-      url, method: 'GET', connections, pipelining: 1, duration: durationMs / 1000, maxOverallRequests: maxRequests,
-      headers: { accept: 'application/spsp+json' }, timeout: 10,
+      url, method: 'GET', connections, pipelining: 1, duration: durationMs / 1000, maxOverallRequests: maxRequests, headers, timeout: 10,
     }, (err, r) => (err ? reject(err) : resolve(r)))
   })
   const answered = result['2xx']
-  if (answered === 0 || result.non2xx > 0) throw new Error(`SPSP run: ${answered} answered, ${result.non2xx} non-2xx, ${result.errors} errors`)
+  if (answered === 0 || result.non2xx > 0) throw new Error(`GET ${url}: ${answered} answered, ${result.non2xx} non-2xx, ${result.errors} errors`)
   const seconds = result.duration
   return {
     connections,

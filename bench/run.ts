@@ -10,7 +10,8 @@
 //      ilp-plugin-http accounts; both forward them over HTTP to the same bob, who fulfills.
 //   4. Pay a payee: PSK2 requests (draft 2, as ilp-fetch and koa-ilp send them) to a payee of the
 //      node, alone and while forwarding runs at W=100 beside it.
-//   5. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring, PSK2.
+//   5. The shop: autocannon on a paid route (a pre-funded Pay-Token) and on the same route free.
+//   6. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring, PSK2.
 //
 // Writes bench/results/<date>.json and .md, and SVG charts beside them (also copied to
 // bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
@@ -21,11 +22,11 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { runLoad, type LoadResult } from './btp_load'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { encodePrepare } from '../src/codec/ilp_packet'
 import { encrypt, psk2Fulfillment, psk2Keys, serializeDraft2, TYPE_REQUEST } from '../src/payee/psk2'
-import { benchPrepare, runHttpLoad, runSpspLoad, startHttpReceiver, type HttpRunResult, type SpspRunResult } from './http_load'
+import { benchPrepare, runHttpLoad, runGetLoad, startHttpReceiver, type GetRunResult, type HttpRunResult } from './http_load'
 import { runCodecBenchmarks, runRingBenchmark, type MicroResult, type RingResult } from './micro'
 import { startNodeProcess, type NodeProcess } from './node_process'
 import { fmt, lineChart, markdownTable } from './report'
@@ -220,7 +221,7 @@ async function httpForwarding(t: Timing, nodeShards: number): Promise<HttpRun[]>
 interface PayeeRuns {
   alone: Run[]
   duringForwarding: { forwarding: Run; payee: Run }
-  spsp: SpspRunResult
+  spsp: GetRunResult
 }
 
 /** A PSK2 request (draft 2) for 10 units to the payee at `url`, from a fresh SPSP query. */
@@ -265,7 +266,7 @@ async function payPayee(t: Timing, nodeShards: number): Promise<PayeeRuns> {
     ])
     log(`forwarding ${fmt(forwarding.packetsPerSecond)} packets/s (p99 ${fmt(forwarding.p99Us)} µs), payee ${fmt(payee.packetsPerSecond)} payments/s (p99 ${fmt(payee.p99Us)} µs)\n`)
     log('  SPSP queries, autocannon, 10 connections … ')
-    const spsp = await runSpspLoad(url, 10, t.durationMs, t.maxPackets)
+    const spsp = await runGetLoad(url, { accept: 'application/spsp+json' }, 10, t.durationMs, t.maxPackets)
     log(`${fmt(spsp.requestsPerSecond)} queries/s, mean ${spsp.latencyMs.mean.toFixed(2)} ms, p99 ${spsp.latencyMs.p99} ms\n`)
     return { alone, duringForwarding: { forwarding, payee }, spsp }
   } finally {
@@ -274,8 +275,60 @@ async function payPayee(t: Timing, nodeShards: number): Promise<PayeeRuns> {
   }
 }
 
+interface ShopRun extends GetRunResult {
+  route: 'paid' | 'free'
+  serverCpuUsPerRequest: number
+}
+
+async function shopRoutes(t: Timing, nodeShards: number): Promise<ShopRun[]> {
+  log(`\n5. The shop: autocannon on a paid route (token pre-funded) and the same route free, node SHARDS=${nodeShards}\n`)
+  const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
+  const configPath = join(dir, 'config.json')
+  writeFileSync(configPath, JSON.stringify({
+    ilpAddress: 'test.ilpnode',
+    accounts: { carol: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'carol-token' } } },
+    shop: { routes: [{ method: 'GET', path: '/paid', price: '1', response: 'ok\n' }, { method: 'GET', path: '/free', price: '0', response: 'ok\n' }] },
+  }))
+  const node = await startNodeProcess({ SHARDS: String(nodeShards), CONFIG: configPath })
+  try {
+    const token = randomBytes(16)
+    await fundToken(node.port, `http://127.0.0.1:${node.port}/paid`, token, 1_000_000_000_000n)
+    const runs: ShopRun[] = []
+    for (const route of ['paid', 'free'] as const) {
+      log(`  GET /${route}, 10 connections … `)
+      const cpuStart = node.cpuMicros()
+      const r = await runGetLoad(`http://127.0.0.1:${node.port}/${route}`, route === 'paid' ? { 'pay-token': token.toString('base64url') } : {}, 10, t.durationMs, t.maxPackets)
+      const run: ShopRun = { route, ...r, serverCpuUsPerRequest: (node.cpuMicros() - cpuStart) / r.requests }
+      runs.push(run)
+      log(`${fmt(run.requestsPerSecond)} requests/s, mean ${run.latencyMs.mean.toFixed(2)} ms, p99 ${run.latencyMs.p99} ms, node CPU ${run.serverCpuUsPerRequest.toFixed(1)} µs/request\n`)
+    }
+    return runs
+  } finally {
+    await node.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Pays `amount` to the shop for `token`, as ilp-fetch would (a PSK2 request with the token as data). */
+async function fundToken(port: number, url: string, token: Buffer, amount: bigint): Promise<void> {
+  const probe = await request(url, { method: 'OPTIONS' })
+  await probe.body.dump()
+  const [, destination, secret] = String(probe.headers.pay).split(' ')
+  const keys = psk2Keys(Buffer.from(secret, 'base64'))
+  const data = encrypt(keys.encryption, serializeDraft2(TYPE_REQUEST, 1, 0n, token))
+  const condition = createHash('sha256').update(psk2Fulfillment(keys, data)).digest()
+  const prepare = encodePrepare({ amount, expiresAtMs: Date.now() + 30_000, executionCondition: condition, destination, data })
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const BtpPlugin = require('ilp-plugin-btp') as new (o: { server: string }) => { connect(): Promise<void>; sendData(d: Buffer): Promise<Buffer>; disconnect(): Promise<void> }
+  const carol = new BtpPlugin({ server: `btp+ws://carol:carol-token@127.0.0.1:${port}` })
+  await carol.connect()
+  const reply = await carol.sendData(prepare)
+  await carol.disconnect()
+  if (reply[0] !== 13) throw new Error('funding the bench\'s pay token was rejected')
+}
+
 async function micro(quick: boolean): Promise<{ codecs: MicroResult[]; ring: RingResult }> {
-  log('\n5. Micro-benchmarks (benchmark.js)\n')
+  log('\n6. Micro-benchmarks (benchmark.js)\n')
   const codecs = runCodecBenchmarks(quick ? 0.25 : 1)
   log('  ring between two threads (100-byte records) … ')
   const ring = await runRingBenchmark(quick ? 200_000 : 1_000_000)
@@ -287,7 +340,7 @@ function byServer(runs: Run[], server: string, window: number): Run | undefined 
   return runs.find((r) => r.server === server && r.window === window)
 }
 
-function markdown(date: string, quick: boolean, machine: Record<string, unknown>, side: Run[], scaling: Run[], http: HttpRun[], payee: PayeeRuns,
+function markdown(date: string, quick: boolean, machine: Record<string, unknown>, side: Run[], scaling: Run[], http: HttpRun[], payee: PayeeRuns, shop: ShopRun[],
   m: { codecs: MicroResult[]; ring: RingResult }, stamp: string): string {
   const lines: string[] = []
   lines.push(`# ilp-node bench, ${date}${quick ? ' (quick)' : ''}`, '')
@@ -344,6 +397,12 @@ function markdown(date: string, quick: boolean, machine: Record<string, unknown>
     `${fmt(payee.spsp.requestsPerSecond)} queries/s, mean ${payee.spsp.latencyMs.mean.toFixed(2)} ms, p99 ${payee.spsp.latencyMs.p99} ms.`, '')
   lines.push('Each payment: the sender\'s hold, AES-GCM decryption and HMACs in the payee\'s shard, an encrypted answer, ' +
     'and the credit committed to LMDB.', '')
+  lines.push('## The shop: a paid route (pre-funded Pay-Token) and the same route free', '')
+  lines.push(markdownTable(
+    ['route', 'requests/s', 'mean ms', 'p99 ms', 'node CPU µs/request'],
+    shop.map((r) => [r.route === 'paid' ? 'GET /paid (price 1, Pay-Token)' : 'GET /free (price 0)', fmt(r.requestsPerSecond), r.latencyMs.mean.toFixed(2), r.latencyMs.p99, r.serverCpuUsPerRequest.toFixed(1)]),
+  ), '')
+  lines.push('A paid request adds the token check, one message to the shop\'s shard and back, and the spend committed to LMDB before the answer.', '')
   lines.push('## Micro-benchmarks', '')
   lines.push(markdownTable(['case', 'ops/s', '±%'], m.codecs.map((c) => [c.name, fmt(c.opsPerSecond), c.rme.toFixed(1)])), '')
   lines.push(`Ring between two threads, 100-byte records: ${fmt(m.ring.oneWayRecordsPerSecond)} records/s one way (with echo); ` +
@@ -387,15 +446,16 @@ async function main(): Promise<void> {
   const scaling = await shardScaling(timing)
   const http = await httpForwarding(timing, nodeShards)
   const payee = await payPayee(timing, nodeShards)
+  const shop = await shopRoutes(timing, nodeShards)
   const m = await micro(quick)
 
   const date = new Date().toISOString()
   const stamp = `${date.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}`
   const dir = join(__dirname, '..', '..', 'bench', 'results')
   mkdirSync(dir, { recursive: true })
-  const md = markdown(date, quick, machine, side, scaling, http, payee, m, stamp)
+  const md = markdown(date, quick, machine, side, scaling, http, payee, shop, m, stamp)
   const { throughput, latency } = charts(side)
-  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: quick ? 'quick' : 'full', machine, sideBySide: side, shardScaling: scaling, httpForwarding: http, payPayee: payee, micro: m }, null, 2) + '\n')
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: quick ? 'quick' : 'full', machine, sideBySide: side, shardScaling: scaling, httpForwarding: http, payPayee: payee, shop, micro: m }, null, 2) + '\n')
   writeFileSync(join(dir, `${stamp}.md`), md)
   writeFileSync(join(dir, `${stamp}-throughput.svg`), throughput)
   writeFileSync(join(dir, `${stamp}-latency.svg`), latency)

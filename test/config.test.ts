@@ -97,6 +97,12 @@ describe('configuration', () => {
     ['a payee without an asset among mixed assets', withPayeeAndMixedAssets(), /payees\.shop\.assetCode/],
     ['an unknown default payee', { ...testConfigJson(), payees: { shop: {} }, defaultPayee: 'nobody' }, /defaultPayee: "nobody" is not one of the payees/],
     ['a short admin token', { ...testConfigJson(), adminToken: 'short' }, /adminToken: must be at least 16 characters/],
+    ['a shop without routes', { ...testConfigJson(), shop: { routes: [] } }, /shop\.routes: must be a non-empty array/],
+    ['a shop route without a price', { ...testConfigJson(), shop: { routes: [{ path: '/a' }] } }, /shop\.routes\[0\]\.price: is required/],
+    ['a shop route on a node path', { ...testConfigJson(), shop: { routes: [{ path: '/health', price: '1' }] } }, /shop\.routes\[0\]\.path: \/health is a path/],
+    ['a shop route listed twice', { ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1' }, { path: '/a', price: '2' }] } }, /GET \/a is listed twice/],
+    ['a shop upstream with a path', { ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1', upstream: 'http://127.0.0.1:9000/x' }] } }, /upstream: must be an origin/],
+    ['a shop route with a bad method', { ...testConfigJson(), shop: { routes: [{ method: 'TRACE', path: '/a', price: '1' }] } }, /method: must be one of GET/],
     ['an unknown route protocol', withAccount({ routeProtocol: 'rip' }), /accounts\.alice\.routeProtocol: must be one of ccp, json/],
   ]
   for (const [name, json, message] of bad) {

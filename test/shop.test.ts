@@ -56,6 +56,7 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
           { method: 'GET', path: '/weather', price: '10', response: 'sunny\n' },
           { method: 'POST', path: '/echo', price: '5', upstream: `http://127.0.0.1:${upstreamPort}` },
           { method: 'GET', path: '/down', price: '1', upstream: 'http://127.0.0.1:9' },
+          { method: 'GET', path: '/free', price: '0', response: 'free\n' },
         ],
       },
     })
@@ -171,6 +172,9 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
     }
     const none = await get('/weather')
     assert.equal(none.status, 402, 'no token at all: payment required')
+    const free = await get('/free')
+    assert.equal(free.status, 200, 'a route priced 0 needs no token')
+    assert.equal(free.body, 'free\n')
   })
 
   it('proxies a paid request to its upstream (body, headers, status) without the Pay-Token; 502 when the upstream is down', async () => {

@@ -52,7 +52,7 @@ export interface PayeeConfig {
 export interface ShopRoute {
   readonly method: string
   readonly path: string
-  /** Base units of the shop's asset per request. */
+  /** Base units of the shop's asset per request; 0: a free route (no Pay-Token needed). */
   readonly price: bigint
   /** Where the paid request is proxied (origin, e.g. http://127.0.0.1:9000); null: `response`. */
   readonly upstream: string | null
@@ -298,7 +298,7 @@ function parseShop(raw: unknown, defaultAsset: { assetCode: string; assetScale: 
     if (seen.has(`${method} ${path}`)) throw new ConfigError(at, `${method} ${path} is listed twice`)
     seen.add(`${method} ${path}`)
     if (r.price === undefined) throw new ConfigError(`${at}.price`, 'is required (a decimal string of base units)')
-    const price = amount(r, 'price', `${at}.price`, 0n, 1n, UINT64_MAX)
+    const price = amount(r, 'price', `${at}.price`, 0n, 0n, UINT64_MAX)
     let upstream: string | null = null
     if (r.upstream !== undefined) {
       upstream = str(r, 'upstream', `${at}.upstream`)

@@ -7,6 +7,7 @@
 //   balance < price                402 with Pay and Pay-Balance
 //   otherwise                      the price is spent, then the built-in answer or the upstream's,
 //                                  with Pay-Balance (what is left)
+//   a route priced 0               served without payment (the bench's "same route unpaid")
 // A PSK2 payment to the address in Pay credits the token in its data (payee/receiver.ts). The
 // shard that owns the shop's payee holds every token's balance, so spending is one message to it
 // and two requests can never spend the same balance; the main thread only asks.
@@ -113,8 +114,9 @@ export class ShopServer {
     let aborted = false
     res.onAborted(() => { aborted = true })
 
-    if (!hasToken) return this.paymentRequired(res, route, 0n)
-    const problem = tokenProblem(token)
+    const free = route.price === 0n
+    if (!free && !hasToken) return this.paymentRequired(res, route, 0n)
+    const problem = free ? null : tokenProblem(token)
     if (problem !== null) return this.badToken(res, problem)
 
     const chunks: Buffer[] = []
@@ -135,7 +137,8 @@ export class ShopServer {
         if (request.connId !== 0) this.connections.remove(request.connId)
       })
       if (aborted) request.aborted = true
-      this.spend(request)
+      if (free) this.serve(request, null)
+      else this.spend(request)
     })
   }
 
@@ -166,16 +169,21 @@ export class ShopServer {
       return
     }
     this.log.debug('paid request served', { path: route.path, price: route.price, balance })
-    if (route.upstream === null) {
-      res.cork(() => {
-        res.writeStatus('200 OK').writeHeader('Content-Type', 'text/plain').writeHeader('Pay-Balance', balance.toString()).end(route.response)
-      })
-      return
-    }
-    this.proxy(request, balance)
+    this.serve(request, balance)
   }
 
-  private proxy(request: PaidRequest, balance: bigint): void {
+  /** Answers a request that has paid (balance: what its token has left) or needs no payment (null). */
+  private serve(request: PaidRequest, balance: bigint | null): void {
+    const { res, route } = request
+    const withBalance = (r: HttpResponse): HttpResponse => (balance === null ? r : r.writeHeader('Pay-Balance', balance.toString()))
+    if (route.upstream === null) {
+      res.cork(() => { withBalance(res.writeStatus('200 OK').writeHeader('Content-Type', 'text/plain')).end(route.response) })
+      return
+    }
+    this.proxy(request, withBalance)
+  }
+
+  private proxy(request: PaidRequest, withBalance: (r: HttpResponse) => HttpResponse): void {
     const { res, route } = request
     const pool = this.pool(route.upstream!)
     pool.request({
@@ -192,7 +200,7 @@ export class ShopServer {
           if (NOT_FORWARDED.has(name) || value === undefined) continue
           for (const v of Array.isArray(value) ? value : [value]) res.writeHeader(name, v)
         }
-        res.writeHeader('Pay-Balance', balance.toString()).end(body)
+        withBalance(res).end(body)
       })
     }).catch((err: Error) => {
       // The price stays spent: the request reached us paid, and whether the upstream did the
@@ -200,7 +208,7 @@ export class ShopServer {
       this.log.warn('upstream of a paid route failed', { path: route.path, upstream: route.upstream, error: err.message })
       if (request.aborted) return
       res.cork(() => {
-        res.writeStatus('502 Bad Gateway').writeHeader('Content-Type', 'text/plain').writeHeader('Pay-Balance', balance.toString()).end('upstream failed\n')
+        withBalance(res.writeStatus('502 Bad Gateway').writeHeader('Content-Type', 'text/plain')).end('upstream failed\n')
       })
     })
   }
