@@ -6,7 +6,10 @@
 // sender's (payments cross shards; spends go to the shop's shard).
 
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { createServer, type Server } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import * as PSK2 from 'ilp-protocol-psk2'
@@ -20,6 +23,7 @@ import { asReject, BtpPlugin, connectPlugin, freePort, prepare, removeDir, start
 const ilpFetch = require('ilp-fetch') as (url: string, opts: Record<string, unknown>) => Promise<{ status: number; text(): Promise<string>; price: string }>
 
 const ADMIN = 'admin-token-0123456789'
+const execFileAsync = promisify(execFile)
 
 function parsePay(header: string | string[] | undefined): { method: string; destination: string; secret: Buffer; price: string } {
   const [method, destination, secret, price] = String(header).split(' ')
@@ -195,6 +199,17 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
     const down = await get('/down', token.toString('base64url'))
     assert.equal(down.status, 502)
     assert.equal(down.headers['pay-balance'], '0')
+  })
+
+  it('scripts/ilp-curl.js pays on 402 through a BTP account and retries: the paid answer, Pay-Balance 0', async () => {
+    const script = join(__dirname, '..', '..', 'scripts', 'ilp-curl.js')
+    const via = `btp+ws://sender:sender-token@127.0.0.1:${node.port}`
+    const before = await shopBalance()
+    const { stdout, stderr } = await execFileAsync(process.execPath, [script, `${base}/weather`, '--via', via, '--max-price', '50'], { timeout: 20_000 })
+    assert.equal(stdout, 'sunny\n')
+    assert.match(stderr, /200 OK; paid 10; Pay-Balance 0/)
+    assert.equal(await shopBalance(), before + 10n)
+    await assert.rejects(execFileAsync(process.execPath, [script, `${base}/weather`, '--via', via, '--max-price', '5']), /above --max-price 5/)
   })
 
   it('a payment with too little time left is refused (R02) and credits nothing', async () => {
