@@ -15,9 +15,18 @@ const OP_PONG = 0xa
 export class BenchWebSocket {
   private pending: Buffer | null = null
   onMessage: (data: Buffer) => void = () => {}
+  /** Called once when the connection ends (closed, reset, or the server went away). */
+  onClose: () => void = () => {}
+  closed = false
 
   private constructor(private readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    // A server killed mid-run resets the socket: that is an end, not a crash of the client.
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      this.closed = true
+      this.onClose()
+    })
   }
 
   static open(port: number, host = '127.0.0.1', path = '/'): Promise<BenchWebSocket> {
@@ -50,6 +59,7 @@ export class BenchWebSocket {
 
   /** Sends one binary message. The payload may be reused once this returns (it is copied). */
   send(payload: Uint8Array): void {
+    if (this.closed) return
     this.writeFrame(OP_BINARY, payload)
   }
 
@@ -100,6 +110,7 @@ export class BenchWebSocket {
   }
 
   close(): void {
+    if (this.closed) return
     this.writeFrame(OP_CLOSE, Buffer.from([0x03, 0xe8]))
     this.socket.end()
   }
