@@ -92,6 +92,7 @@ describe('BTP authentication and framing', () => {
   for (const [name, username, token, reason] of [
     ['a wrong token', 'alice', 'wrong-token', 'invalid auth_token'],
     ['an unknown account', 'mallory', 'alice-token', 'unknown account'],
+    ['another account\'s token (alice\'s token, username bob)', 'bob', 'alice-token', 'invalid auth_token'],
     ['a missing token', 'alice', null, 'missing auth_token'],
     ['an unknown token without a username', '', 'nobody-has-this', 'invalid auth_token'],
   ] as const) {

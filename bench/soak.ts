@@ -1,0 +1,115 @@
+// `npm run soak -- --minutes N [--rate R]`: the node (a child process, as `npm start` runs it)
+// forwards alice → bob at a steady R packets/s for N minutes; every minute the soak prints the
+// packets forwarded, p50/p99 latency, and the node's resident memory (VmRSS) and in-flight count.
+// Memory must stay flat after warm-up: the last line compares the final minute with minute 2.
+// Bounded by N minutes and by at most 2·R/100 prepares outstanding.
+
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, encodeMessage, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
+import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
+import { startNodeProcess } from './node_process'
+import { BenchWebSocket } from './ws_client'
+
+function arg(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`)
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? 0 : Number(m[1]) * 1024
+}
+
+async function connect(port: number, user: string): Promise<BenchWebSocket> {
+  const ws = await BenchWebSocket.open(port)
+  return new Promise((resolve, reject) => {
+    ws.onMessage = (data) => (data[0] === BTP_RESPONSE ? resolve(ws) : reject(new Error(`auth refused for ${user}`)))
+    ws.send(encodeMessage(1, [
+      { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
+      { protocolName: 'auth_username', contentType: 1, data: Buffer.from(user) },
+      { protocolName: 'auth_token', contentType: 1, data: Buffer.from(`${user}-token`) },
+    ]))
+  })
+}
+
+async function main(): Promise<void> {
+  const minutes = arg('minutes', 10)
+  const rate = arg('rate', 20_000)
+  const node = await startNodeProcess({})
+  console.log(`soak: ${minutes} min at ${rate} packets/s, alice → node (pid ${node.proc.pid}, port ${node.port}) → bob`)
+  const alice = await connect(node.port, 'alice')
+  const bob = await connect(node.port, 'bob')
+  const fulfillment = Buffer.alloc(32, 0x42)
+  const condition = createHash('sha256').update(fulfillment).digest()
+  const fulfill = encodeFulfill(fulfillment, Buffer.alloc(0))
+  const frame = new BtpFrame()
+  const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
+  bob.onMessage = (data) => {
+    if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
+    writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
+    bob.send(response)
+  }
+
+  const sentAt = new Map<number, number>()
+  let latencies: number[] = []
+  let fulfilled = 0
+  let rejected = 0
+  let nextId = 2
+  const maxOutstanding = Math.max(100, (2 * rate) / 100)
+  const reply = new BtpFrame()
+  alice.onMessage = (data) => {
+    if (!reply.parse(data) || reply.type !== BTP_RESPONSE) return
+    const at = sentAt.get(reply.requestId)
+    if (at === undefined) return
+    sentAt.delete(reply.requestId)
+    latencies.push(performance.now() - at)
+    if (reply.entryCount > 0 && reply.buf[reply.dataOffset[0]] === 13) fulfilled++
+    else rejected++
+  }
+  // Prepares are made fresh each tick (expiry 30 s ahead); the amount is 1 unit.
+  const tick = () => {
+    const prepare = encodePrepare({ amount: 1n, expiresAtMs: Date.now() + 30_000, executionCondition: condition, destination: 'test.ilpnode.bob', data: Buffer.alloc(0) })
+    const out = Buffer.allocUnsafe(ilpFrameLength(prepare.length))
+    for (let i = 0; i < rate / 100 && sentAt.size < maxOutstanding; i++) {
+      const id = nextId++
+      writeIlpFrame(out, BTP_MESSAGE, id, prepare)
+      sentAt.set(id, performance.now())
+      alice.send(out)
+    }
+  }
+  const pacer = setInterval(tick, 10)
+  const samples: number[] = []
+  for (let minute = 1; minute <= minutes; minute++) {
+    await new Promise((resolve) => setTimeout(resolve, 60_000))
+    const sorted = latencies.sort((a, b) => a - b)
+    const pct = (p: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] * 1000)
+    const rss = rssBytes(node.proc.pid!)
+    samples.push(rss)
+    console.log(`  minute ${String(minute).padStart(3)}: ${fulfilled.toLocaleString('en-US').padStart(10)} fulfilled, ${rejected} rejected, ` +
+      `p50 ${pct(0.5).toFixed(0)} µs, p99 ${pct(0.99).toFixed(0)} µs, node RSS ${(rss / 1048576).toFixed(1)} MiB, in flight ${sentAt.size}`)
+    latencies = []
+    fulfilled = 0
+    rejected = 0
+  }
+  clearInterval(pacer)
+  alice.close()
+  bob.close()
+  await node.stop()
+  if (samples.length >= 3) {
+    const warm = samples[1]
+    const last = samples[samples.length - 1]
+    const growth = (last - warm) / warm
+    console.log(`memory after warm-up: minute 2 ${(warm / 1048576).toFixed(1)} MiB → minute ${samples.length} ${(last / 1048576).toFixed(1)} MiB ` +
+      `(${(growth * 100).toFixed(1)} %), peak ${(Math.max(...samples.slice(1)) / 1048576).toFixed(1)} MiB`)
+    if (growth > 0.1) {
+      console.log('memory grew by more than 10 % after warm-up')
+      process.exit(1)
+    }
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.stack)
+  process.exit(1)
+})
