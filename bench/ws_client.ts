@@ -57,6 +57,15 @@ export class BenchWebSocket {
     })
   }
 
+  /** Stops reading from the socket (a peer that does not keep up); resume() starts again. */
+  pause(): void {
+    this.socket.pause()
+  }
+
+  resume(): void {
+    this.socket.resume()
+  }
+
   /** Sends one binary message. The payload may be reused once this returns (it is copied). */
   send(payload: Uint8Array): void {
     if (this.closed) return

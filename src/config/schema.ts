@@ -91,6 +91,10 @@ export interface Config {
   readonly ringBytes: number
   /** In-flight prepares one shard tracks at once; beyond it new prepares get T03. */
   readonly pendingPerShard: number
+  /** In-flight prepares one account may have at once (so one sender cannot take a whole shard); T03 beyond. */
+  readonly maxInFlightPerAccount: number
+  /** Open BTP connections and HTTP requests at once; more are refused (503). */
+  readonly maxConnections: number
   /** Longest time a forwarded prepare may be held by the next hop (ilp-connector maxHoldTime). */
   readonly maxHoldTimeMs: number
   /** Time kept back from the incoming expiry when forwarding (ilp-connector minMessageWindow). */
@@ -442,6 +446,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     routes: Object.freeze(routes),
     ringBytes,
     pendingPerShard: int(limits, 'pendingPerShard', 'limits.pendingPerShard', 65536, 16, 1 << 20),
+    maxInFlightPerAccount: int(limits, 'maxInFlightPerAccount', 'limits.maxInFlightPerAccount', 16384, 1, 1 << 20),
+    maxConnections: int(limits, 'maxConnections', 'limits.maxConnections', 10000, 1, 1 << 20),
     maxHoldTimeMs: int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000),
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
     maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),

@@ -17,7 +17,7 @@ export class LocalDelivery implements ReplyTarget {
   private used = 0
 
   constructor(private readonly shards: ShardSet, connections: Connections) {
-    this.connId = connections.add(this)
+    this.connId = connections.add(this, true)
   }
 
   forward(shard: number, payee: number, pendingId: number, ilp: Uint8Array): void {

@@ -13,7 +13,8 @@
 //   5. route by longest prefix        F02 (also when the route leads back to A)
 //   6. amount in the next hop's scale R01 if it rounds to zero
 //   7. hold on A's balance            T04 if balance + holds + amount > A's maximum
-//   8. record the pending prepare     T03 if the table is full
+//   8. record the pending prepare     T03 if the account has maxInFlightPerAccount in flight, or the
+//                                     table is full
 //   9. shorten expiry, patch amount, hand the prepare to main for the next hop
 // The reply: a fulfill must hash to the condition (else F05 upstream, never relayed); then A's
 // hold is committed, the next hop is credited, and the fulfill is relayed byte for byte. A reject
@@ -79,6 +80,8 @@ export class Shard {
   private readonly owned: Uint8Array
   private readonly balance: bigint[]
   private readonly held: bigint[]
+  /** Prepares in flight per source account (limits.maxInFlightPerAccount). */
+  private readonly inFlight: Int32Array
   /** This shard's own LMDB record per account (see store/balance_store.ts). */
   private readonly record: bigint[]
   private readonly recordDirty: Uint8Array
@@ -120,6 +123,7 @@ export class Shard {
     this.owned = new Uint8Array(n)
     this.balance = new Array<bigint>(n).fill(0n)
     this.held = new Array<bigint>(n).fill(0n)
+    this.inFlight = new Int32Array(n)
     this.record = new Array<bigint>(n).fill(0n)
     this.recordDirty = new Uint8Array(n)
     this.unsentCredit = new Array<bigint>(n).fill(0n)
@@ -202,11 +206,15 @@ export class Shard {
     if (this.balance[account] + this.held[account] + view.amount > source.balanceMaximum) {
       return this.reject(connId, requestId, account, T04_INSUFFICIENT_LIQUIDITY, 'exceeded maximum balance')
     }
+    if (this.inFlight[account] >= this.config.maxInFlightPerAccount) {
+      return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight for this account')
+    }
     const nextExpiresAtMs = Math.min(view.expiresAtMs - this.config.minMessageWindowMs, nowMs + this.config.maxHoldTimeMs)
     const slot = this.pending.allocate(nextExpiresAtMs, nowMs)
     if (slot < 0) return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight')
 
     this.held[account] += view.amount
+    this.inFlight[account]++
     this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
     view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
@@ -452,6 +460,7 @@ export class Shard {
     const source = p.sourceAccount[slot]
     const amount = p.sourceAmount[slot]
     this.held[source] -= amount
+    this.inFlight[source]--
     if (fulfilled) {
       this.balance[source] += amount
       this.addToRecord(source, amount)

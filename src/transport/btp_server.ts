@@ -20,7 +20,7 @@ import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../shard/account_table'
 import type { ShardSet } from '../shard/shard_set'
-import { AuthFailure, TokenIndex } from './auth'
+import { AuthFailure, AuthThrottle, TokenIndex } from './auth'
 import type { Connections, ReplyTarget } from './connections'
 
 const AUTH = Buffer.from('auth', 'latin1')
@@ -70,6 +70,8 @@ export class BtpSession implements ReplyTarget {
   authTimer: NodeJS.Timeout | null = null
   /** Set on sessions we dialled: receives the answer to our auth message. */
   onAuthAnswer: ((frame: BtpFrame) => void) | null = null
+  /** Authentication failed and the refusal is being held back (AuthThrottle). */
+  refused = false
   /** Control-plane requests we sent (CCP): requestId → their resolver. */
   readonly controlRequests = new Map<number, (reply: Uint8Array | Error) => void>()
   /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
@@ -113,6 +115,7 @@ export class BtpServer {
   private readonly scratch: Buffer
   private readonly sessionsByAccount: BtpSession[][]
   private readonly tokens: TokenIndex
+  private readonly throttle: AuthThrottle
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
   /** Called when an account's first link comes up and when its last one goes down. */
@@ -129,6 +132,7 @@ export class BtpServer {
     this.scratch = Buffer.allocUnsafe(config.maxFrameBytes + 64)
     this.sessionsByAccount = accounts.accounts.map(() => [])
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].btpToken)
+    this.throttle = new AuthThrottle()
     // Outstanding requests the peer never answered are dropped after two rotations; by then the
     // shard has long expired them (R00), so this only bounds memory.
     this.rotateTimer = setInterval(() => this.rotateOutstanding(), 2 * config.maxHoldTimeMs)
@@ -144,6 +148,11 @@ export class BtpServer {
       idleTimeout: 120,
       sendPingsAutomatically: true,
       upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+        if (this.connections.size >= this.config.maxConnections) {
+          this.log.warn('connection limit reached; WebSocket upgrade refused', { limit: this.config.maxConnections })
+          res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '5').end('too many connections\n')
+          return
+        }
         const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString()
         // ilp-plugin-btp 1.1.x may put the URL's userinfo in a Basic header; credentials count
         // only in the auth message, so the header is ignored.
@@ -194,6 +203,7 @@ export class BtpServer {
     }
     if (session.account < 0) {
       if (session.onAuthAnswer !== null) return session.onAuthAnswer(frame)
+      if (session.refused) return
       return this.authenticate(session, frame)
     }
 
@@ -244,9 +254,17 @@ export class BtpServer {
 
   private authenticate(session: BtpSession, frame: BtpFrame): void {
     const refuse = (reason: string) => {
-      this.log.info('BTP authentication refused', { remote: session.remoteAddress, reason })
-      this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', reason))
-      session.socket?.end(1008, 'authentication failed')
+      const delayMs = this.throttle.failed(session.remoteAddress)
+      this.log.info('BTP authentication refused', { remote: session.remoteAddress, reason, delayMs })
+      const requestId = frame.requestId
+      const answer = () => {
+        this.send(session, encodeError(requestId, 'F00', 'NotAcceptedError', reason))
+        session.socket?.end(1008, 'authentication failed')
+      }
+      if (delayMs === 0) return answer()
+      // Held back (repeated failures from this address); frames meanwhile are ignored.
+      session.refused = true
+      setTimeout(() => { if (session.socket !== null) session.socket.cork(answer) }, delayMs).unref()
     }
     if (frame.type !== BTP_MESSAGE) return refuse('the first frame must be an auth message')
     if (frame.entryCount < 1 || !frame.nameIs(0, AUTH)) return refuse('the first frame must be an auth message')

@@ -9,13 +9,21 @@ export interface ReplyTarget {
 export class Connections {
   private readonly targets = new Map<number, ReplyTarget>()
   private next = 1
+  private internal = 0
 
-  add(target: ReplyTarget): number {
+  /** Registers a reply target; `internal` ones (the payees' delivery) do not count as connections. */
+  add(target: ReplyTarget, internal = false): number {
+    if (internal) this.internal++
     do {
       this.next = (this.next + 1) >>> 0 || 1
     } while (this.targets.has(this.next))
     this.targets.set(this.next, target)
     return this.next
+  }
+
+  /** Open connections and HTTP requests waiting for an answer. */
+  get size(): number {
+    return this.targets.size - this.internal
   }
 
   remove(connId: number): void {

@@ -4,7 +4,7 @@
 //   http-oer       the same exchange (the 2018 form), accepted on `/` and `/ilp[/…]`
 //   http-head      POST with ILP-Destination/-Condition/-Expiry/-Amount headers, body = data;
 //                  the answer in headers (codec/http_head.ts)
-// HTTP errors: 401 bad or missing token, 415 a content type that is not an octet stream, 413 a
+// HTTP errors: 401 bad or missing token (held back after repeated bad tokens from one address), 503 over limits.maxConnections, 415 a content type that is not an octet stream, 413 a
 // body over limits.maxHttpBodyBytes, 400 malformed http-head headers. Everything at the ILP level
 // (including T03 when the node is busy) is an ILP reject. `GET /ilp` answers OK, like ilp-plugin-http.
 
@@ -16,7 +16,7 @@ import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../shard/account_table'
 import type { ShardSet } from '../shard/shard_set'
-import { TokenIndex } from './auth'
+import { AuthThrottle, TokenIndex } from './auth'
 import type { Connections, ReplyTarget } from './connections'
 
 const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
@@ -35,6 +35,7 @@ class HttpExchange implements ReplyTarget {
 
 export class IlpHttpServer {
   private readonly tokens: TokenIndex
+  private readonly throttle: AuthThrottle
 
   constructor(
     private readonly config: Config,
@@ -44,6 +45,7 @@ export class IlpHttpServer {
     private readonly log: Logger,
   ) {
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].httpIncomingToken)
+    this.throttle = new AuthThrottle()
   }
 
   register(app: TemplatedApp): void {
@@ -71,11 +73,20 @@ export class IlpHttpServer {
       if (exchange.connId !== 0) this.connections.remove(exchange.connId)
     })
 
+    if (this.connections.size >= this.config.maxConnections) {
+      this.log.warn('connection limit reached; ILP-over-HTTP request refused', { limit: this.config.maxConnections })
+      return this.fail(exchange, '503 Service Unavailable', 'too many requests in progress', [['Retry-After', '1']])
+    }
     const token = authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : ''
     const account = token === '' ? -1 : this.tokens.authenticate(token)
     if (account < 0) {
-      this.log.info('ILP-over-HTTP request refused: bad or missing bearer token')
-      return this.fail(exchange, '401 Unauthorized', token === '' ? 'missing Authorization: Bearer <token>' : 'invalid bearer token', [['WWW-Authenticate', 'Bearer']])
+      const remote = Buffer.from(res.getRemoteAddressAsText()).toString()
+      const delayMs = token === '' ? 0 : this.throttle.failed(remote)
+      this.log.info('ILP-over-HTTP request refused: bad or missing bearer token', { remote, delayMs })
+      const refuse = () => this.fail(exchange, '401 Unauthorized', token === '' ? 'missing Authorization: Bearer <token>' : 'invalid bearer token', [['WWW-Authenticate', 'Bearer']])
+      if (delayMs === 0) return refuse()
+      setTimeout(() => { if (!exchange.aborted) res.cork(refuse) }, delayMs).unref()
+      return
     }
     if (head === null && !OCTET_STREAM_TYPES.has(contentType)) {
       return this.fail(exchange, '415 Unsupported Media Type', `Content-Type must be application/octet-stream or application/ilp+octet-stream, not ${contentType}`)
