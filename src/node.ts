@@ -21,7 +21,7 @@ import { IlpHttpServer } from './transport/http_ilp_server'
 import { loadUws } from './transport/uws'
 import { RouteManager } from './routing/route_manager'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
-import { F00_BAD_REQUEST, F01_INVALID_PACKET } from './codec/ilp_errors'
+import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
 
 export interface RunningNode {
@@ -31,8 +31,10 @@ export interface RunningNode {
   /** Committed balance of an account as stored (positive = the peer owes this node). */
   balance(accountId: string): bigint
   stop(): Promise<void>
-  /** Resolves if the node stops itself on a fatal error (a shard died). */
+  /** Resolves if the node stops itself on a fatal error (its shards could not start). */
   readonly failed: Promise<string>
+  /** Restarts of the shards after a worker died; and fault injection for tests. */
+  readonly shards: { restarts(): number; terminate(index: number): Promise<void> }
 }
 
 export async function startNode(configured: Config): Promise<RunningNode> {
@@ -68,6 +70,10 @@ export async function startNode(configured: Config): Promise<RunningNode> {
       connections.reply(connId, requestId, answerControl(config, routes, account, prepare))
     },
     flush: () => btp!.flush(),
+    restarting: () => {
+      connections.abandonAll(encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'the node restarted its shards; try again'))
+      btp!.flush()
+    },
     fatal: (reason) => {
       log.error('fatal: stopping the node', { reason })
       reportFatal(reason)
@@ -116,6 +122,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
     port,
     failed,
     balance: (accountId) => readBalance(store, accountId),
+    shards: { restarts: () => shards.restarts, terminate: (index) => shards.terminateShard(index) },
     async stop() {
       if (stopped) return
       stopped = true

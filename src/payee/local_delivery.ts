@@ -30,6 +30,12 @@ export class LocalDelivery implements ReplyTarget {
     }
   }
 
+  /** The shards restarted: the senders' shards that waited for these answers are gone too. */
+  abandon(): void {
+    this.free.length = 0
+    this.used = 0
+  }
+
   sendReply(requestId: number, ilp: Uint8Array): void {
     const shard = this.shardOf[requestId]
     const pendingId = this.pendingIdOf[requestId]

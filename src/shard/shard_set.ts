@@ -15,8 +15,8 @@ import type { SendFailure } from '../codec/ilp_errors'
 import type { Logger } from '../log'
 import { Doorbell } from '../ring/doorbell'
 import { RingReader, RingWriter } from '../ring/ring'
-import type { Store } from '../store/balance_store'
-import { AccountTable } from './account_table'
+import { recoverOnStart, type Store } from '../store/balance_store'
+import { AccountTable, shardOfAccount } from './account_table'
 import { PendingTable } from './pending_table'
 import { RecordKind } from './records'
 import { createShardLoop } from './shard_runtime'
@@ -33,8 +33,14 @@ export interface ShardOutputs {
   control(connId: number, requestId: number, account: number, prepare: Uint8Array): void
   /** End of a drain: send what reply() and forward() queued. */
   flush(): void
-  /** A shard died: the node can no longer vouch for its state and must stop. */
+  /** A shard could not be started: the node cannot run and must stop. */
   fatal(reason: string): void
+  /**
+   * A shard worker died and every shard is being restarted from LMDB: whatever the shards held
+   * is gone, so every request waiting on them must be answered now (T00), and replies to
+   * prepares they forwarded must be dropped.
+   */
+  restarting(): void
 }
 
 interface QueuedReply {
@@ -48,20 +54,27 @@ const MAIN_IDLE_WAIT_MS = 1000
 const INLINE_TICK_MS = PendingTable.TICK_MS
 
 export class ShardSet {
-  private readonly wiring: ShardWiring
+  private wiring: ShardWiring
   private readonly accounts: AccountTable
-  private readonly toShard: RingWriter[]
-  private readonly fromShard: RingReader[]
-  private readonly shardDoorbells: Doorbell[]
-  private readonly mainDoorbell: Doorbell
-  private readonly overflow: QueuedReply[][]
+  private toShard: RingWriter[]
+  private fromShard: RingReader[]
+  private shardDoorbells: Doorbell[]
+  private mainDoorbell: Doorbell
+  private overflow: QueuedReply[][]
   private pool: Piscina | null = null
-  private readonly tasks: { done: Promise<unknown>; control: MessagePort }[] = []
+  private tasks: { done: Promise<unknown>; control: MessagePort }[] = []
   private inline: ShardLoop | null = null
   private inlineScheduled = false
   private inlineTicker: NodeJS.Timeout | null = null
   private running = true
   private stopping = false
+  /** True while a dead shard's set is being replaced: nothing goes into the rings meanwhile. */
+  private restartingNow = false
+  private routes: [string, number][] = []
+  /** Bumped at each restart; work started before it (a pending HTTP request) must not reach the new shards. */
+  incarnation = 0
+  /** Restarts after a shard worker died, since start. */
+  restarts = 0
 
   constructor(
     private readonly config: Config,
@@ -69,8 +82,18 @@ export class ShardSet {
     private readonly outputs: ShardOutputs,
     private readonly log: Logger,
   ) {
-    this.wiring = createWiring(config)
     this.accounts = new AccountTable(config)
+    this.wiring = createWiring(config)
+    this.toShard = this.wiring.mainToShard.map((sab) => new RingWriter(sab))
+    this.fromShard = this.wiring.shardToMain.map((sab) => new RingReader(sab))
+    this.shardDoorbells = this.wiring.doorbells.map((sab) => new Doorbell(sab))
+    this.mainDoorbell = new Doorbell(this.wiring.mainDoorbell)
+    this.overflow = this.wiring.mainToShard.map(() => [])
+  }
+
+  /** Fresh rings and doorbells (a restart must not inherit half-read batches or stale credits). */
+  private rewire(): void {
+    this.wiring = createWiring(this.config)
     this.toShard = this.wiring.mainToShard.map((sab) => new RingWriter(sab))
     this.fromShard = this.wiring.shardToMain.map((sab) => new RingReader(sab))
     this.shardDoorbells = this.wiring.doorbells.map((sab) => new Doorbell(sab))
@@ -83,15 +106,20 @@ export class ShardSet {
   }
 
   async start(routes: [string, number][]): Promise<void> {
+    this.routes = routes
     if (this.config.shards === 0) {
       this.inline = createShardLoop(this.config, this.wiring, 0, this.store, routes, this.log, true)
       this.inlineTicker = setInterval(() => this.scheduleInline(), INLINE_TICK_MS)
       this.inlineTicker.unref()
       return
     }
+    await this.startWorkers(routes, true)
+  }
+
+  private async startWorkers(routes: [string, number][], first: boolean): Promise<void> {
     // piscina owns the threads: one per shard, each running one long task (the shard's loop).
     const n = this.config.shards
-    this.pool = new Piscina({
+    const pool = new Piscina({
       filename: join(__dirname, 'shard_worker.js'),
       name: 'runShard',
       minThreads: n,
@@ -101,26 +129,77 @@ export class ShardSet {
       maxQueue: n,
       atomics: 'disabled',
     })
+    this.pool = pool
+    this.tasks = []
+    const incarnation = this.incarnation
     const ready: Promise<void>[] = []
     for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
       const task: ShardTask = { config: this.config, wiring: this.wiring, routes, index, control: port2 }
-      const done = this.pool.run(task, { transferList: [port2] })
+      const done = pool.run(task, { transferList: [port2] })
       this.tasks.push({ done, control: port1 })
       ready.push(new Promise((resolve, reject) => {
         port1.once('message', () => resolve())
         done.then(() => reject(new Error(`shard ${index} ended during start-up`)), reject)
       }))
+      const died = (reason: string) => {
+        if (this.stopping || this.incarnation !== incarnation) return
+        if (first && this.restarts === 0 && !this.started) return this.outputs.fatal(reason)
+        void this.restart(reason)
+      }
       done.then(
-        () => { if (!this.stopping) this.outputs.fatal(`shard ${index} ended unexpectedly`) },
+        () => died(`shard ${index} ended unexpectedly`),
         (err: Error) => {
-          this.log.error('shard failed', { shard: index, error: err.stack })
-          if (!this.stopping) this.outputs.fatal(`shard ${index} failed: ${err.message}`)
+          if (!this.stopping && this.incarnation === incarnation) this.log.error('shard worker died', { shard: index, error: err.stack })
+          died(`shard ${index} failed: ${err.message}`)
         },
       )
     }
     await Promise.all(ready)
-    void this.drainLoop()
+    this.started = true
+    void this.drainLoop(this.incarnation)
+  }
+
+  private started = false
+
+  /**
+   * A shard worker died. Its in-memory state (holds, prepares in flight) died with it and the
+   * other shards' views of its accounts can no longer be trusted, so every shard is restarted
+   * from LMDB, as after a crash of the process: the other workers are terminated, the records
+   * are folded and the in-flight journal released (recoverOnStart), main answers everything that
+   * was waiting on the shards, and new workers start on fresh rings. Committed balances are
+   * untouched: a shard publishes nothing before its commit.
+   */
+  private async restart(reason: string): Promise<void> {
+    if (this.restartingNow) return
+    this.restartingNow = true
+    this.incarnation++
+    this.restarts++
+    this.log.error('a shard died; restarting every shard from LMDB', { reason, restart: this.restarts })
+    this.mainDoorbell.wake()
+    const oldPool = this.pool
+    const oldTasks = this.tasks
+    await oldPool?.destroy()
+    for (const { control } of oldTasks) control.close()
+    const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
+    this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
+    this.outputs.restarting()
+    this.rewire()
+    try {
+      await this.startWorkers(this.routes, false)
+      this.log.info('shards restarted', { restart: this.restarts })
+    } catch (err) {
+      this.outputs.fatal(`shards could not be restarted: ${(err as Error).message}`)
+    } finally {
+      this.restartingNow = false
+    }
+  }
+
+  /** Fault injection for tests: terminates shard `index`'s worker thread, as a crash would. */
+  async terminateShard(index: number): Promise<void> {
+    const thread = this.pool?.threads[index]
+    if (thread === undefined) throw new Error(`no shard worker ${index}`)
+    await thread.terminate()
   }
 
   shardOf(account: number): number {
@@ -129,6 +208,7 @@ export class ShardSet {
 
   /** Hands a prepare from `account` to its shard; false if the shard's ring is full (T03). */
   submitPrepare(account: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
+    if (this.restartingNow) return false
     const shard = this.accounts.ownerShard[account]
     if (this.overflow[shard].length > 0) return false
     const ring = this.toShard[shard]
@@ -139,6 +219,7 @@ export class ShardSet {
 
   /** Hands a prepare for a payee to the payee's shard; false if its ring is full. */
   submitDeliver(payee: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
+    if (this.restartingNow) return false
     const shard = this.accounts.ownerShard[payee]
     if (this.overflow[shard].length > 0) return false
     if (!this.toShard[shard].tryWrite(RecordKind.DeliverIn, payee, connId, requestId, 0, ilp)) return false
@@ -148,6 +229,7 @@ export class ShardSet {
 
   /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */
   submitSpend(shop: number, connId: number, requestId: number, request: Uint8Array): boolean {
+    if (this.restartingNow) return false
     const shard = this.accounts.ownerShard[shop]
     if (this.overflow[shard].length > 0) return false
     if (!this.toShard[shard].tryWrite(RecordKind.SpendIn, shop, connId, requestId, 0, request)) return false
@@ -157,6 +239,7 @@ export class ShardSet {
 
   /** Hands the next hop's reply to the shard that forwarded the prepare. Never dropped. */
   submitReply(shard: number, pendingId: number, ilp: Uint8Array): void {
+    if (this.restartingNow) return // the prepare it answers died with its shard
     const queue = this.overflow[shard]
     if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.ReplyIn, pendingId, 0, 0, 0, ilp)) {
       this.kick(shard)
@@ -166,6 +249,7 @@ export class ShardSet {
   }
 
   submitSendFailure(shard: number, pendingId: number, reason: SendFailure): void {
+    if (this.restartingNow) return
     const queue = this.overflow[shard]
     if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.SendFailed, pendingId, reason, 0, 0, null)) {
       this.kick(shard)
@@ -214,8 +298,8 @@ export class ShardSet {
   }
 
   // Worker shards: wait on the main doorbell without blocking the event loop.
-  private async drainLoop(): Promise<void> {
-    while (this.running) {
+  private async drainLoop(incarnation: number): Promise<void> {
+    while (this.running && this.incarnation === incarnation) {
       const drained = this.drainShards()
       this.flushOverflow()
       if (drained) {
@@ -263,6 +347,8 @@ export class ShardSet {
 
   /** Hands every shard a new routing table (a snapshot; each swaps it in between batches). */
   setRoutes(entries: [string, number][]): void {
+    this.routes = entries
+    if (this.restartingNow) return // the restarted shards start with this table
     if (this.inline !== null) return this.inline.shard.setRoutes(entries)
     const message: ShardControl = { type: 'routes', entries }
     this.tasks.forEach(({ control }, index) => {

@@ -47,6 +47,10 @@ class PaidRequest implements ReplyTarget {
   sendReply(_requestId: number, answer: Uint8Array): void {
     this.server.spent(this, answer[0] === 1, Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength).readBigUInt64BE(1))
   }
+
+  abandon(): void {
+    this.server.unavailable(this)
+  }
 }
 
 export class ShopServer {
@@ -154,6 +158,13 @@ export class ShopServer {
         request.res.cork(() => { request.res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1').end('busy, try again\n') })
       }
     }
+  }
+
+  /** The shop's shard restarted before it answered: nothing was spent that we know of; try again. */
+  unavailable(request: PaidRequest): void {
+    this.connections.remove(request.connId)
+    if (request.aborted) return
+    request.res.cork(() => { request.res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1').end('restarting, try again\n') })
   }
 
   /** The shard's answer: the price was spent (serve the request) or the balance is short (402). */

@@ -72,6 +72,8 @@ export class BtpSession implements ReplyTarget {
   onAuthAnswer: ((frame: BtpFrame) => void) | null = null
   /** Authentication failed and the refusal is being held back (AuthThrottle). */
   refused = false
+  /** Request ids of this peer's prepares a shard holds (answered by sendReply, or abandon). */
+  readonly incoming = new Set<number>()
   /** Control-plane requests we sent (CCP): requestId → their resolver. */
   readonly controlRequests = new Map<number, (reply: Uint8Array | Error) => void>()
   /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
@@ -96,7 +98,15 @@ export class BtpSession implements ReplyTarget {
   }
 
   sendReply(requestId: number, ilp: Uint8Array): void {
+    this.incoming.delete(requestId)
     this.server.queueIlpFrame(this, BTP_RESPONSE, requestId, ilp, -1)
+  }
+
+  abandon(reject: Uint8Array): void {
+    for (const requestId of this.incoming) this.server.queueIlpFrame(this, BTP_RESPONSE, requestId, reject, -1)
+    this.incoming.clear()
+    this.outstanding.clear()
+    this.previous.clear()
   }
 
   takeOutstanding(requestId: number): number {
@@ -223,7 +233,9 @@ export class BtpServer {
 
   private onIlpMessage(session: BtpSession, frame: BtpFrame): void {
     const ilp = frame.entryData(0)
+    session.incoming.add(frame.requestId)
     if (!this.shards.submitPrepare(session.account, session.connId, frame.requestId, ilp)) {
+      session.incoming.delete(frame.requestId)
       this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[session.account].id })
       this.sendIlpFrame(session, BTP_RESPONSE, frame.requestId, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
     }

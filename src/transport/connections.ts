@@ -4,6 +4,8 @@
 
 export interface ReplyTarget {
   sendReply(requestId: number, ilp: Uint8Array): void
+  /** The shards restarted: answer every request still waiting on them with `reject`. */
+  abandon?(reject: Uint8Array): void
 }
 
 export class Connections {
@@ -28,6 +30,11 @@ export class Connections {
 
   remove(connId: number): void {
     this.targets.delete(connId)
+  }
+
+  /** Answers everything waiting on the shards (they restarted) with `reject`. */
+  abandonAll(reject: Uint8Array): void {
+    for (const target of [...this.targets.values()]) target.abandon?.(reject)
   }
 
   /** Delivers a reply; false if the connection has gone (the reply is dropped, the client left). */

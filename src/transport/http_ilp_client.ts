@@ -57,6 +57,8 @@ export class IlpHttpClient {
     const endpoint = this.endpoints[account]!
     // The ring's bytes are reused after this call; the request body needs its own copy.
     const body = Buffer.from(ilp)
+    // An answer that comes after the shards restarted belongs to a prepare that died with them.
+    const incarnation = this.shards.incarnation
     endpoint.pool.request({
       path: endpoint.path,
       method: 'POST',
@@ -68,6 +70,7 @@ export class IlpHttpClient {
       },
       body,
     }).then(async ({ statusCode, body: response }) => {
+      if (incarnation !== this.shards.incarnation) return void (await response.dump())
       if (statusCode !== 200) {
         await response.dump()
         this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.accounts[account].id, status: statusCode })
@@ -75,6 +78,7 @@ export class IlpHttpClient {
       }
       this.shards.submitReply(shard, pendingId, new Uint8Array(await response.arrayBuffer()))
     }).catch((err: Error) => {
+      if (incarnation !== this.shards.incarnation) return
       this.log.info('ILP-over-HTTP request to next hop failed', { account: this.accounts.accounts[account].id, error: err.message })
       this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
     })

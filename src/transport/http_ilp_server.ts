@@ -31,6 +31,10 @@ class HttpExchange implements ReplyTarget {
   sendReply(_requestId: number, ilp: Uint8Array): void {
     this.server.answer(this, ilp)
   }
+
+  abandon(reject: Uint8Array): void {
+    this.server.answer(this, reject)
+  }
 }
 
 export class IlpHttpServer {

@@ -1,0 +1,72 @@
+// Goal: a shard worker that dies (terminated, as a crash of its thread would) is restarted: every
+// shard restarts from LMDB, the prepares that were held are rejected upstream at once (T00, no
+// hang), committed balances are unchanged, no hold survives, and traffic flows again.
+
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import type { RunningNode } from '../src/node'
+import { shardOfAccount } from '../src/shard/account_table'
+import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
+
+describe('a shard worker dies (SHARDS=2)', () => {
+  let node: RunningNode
+  let dir: string
+  let alice: BtpPlugin
+  let bob: BtpPlugin
+
+  before(async () => {
+    dir = tempDir()
+    node = await startTestNode(2, dir)
+    alice = await connectPlugin(node.port, 'alice', 'alice-token')
+    bob = await connectPlugin(node.port, 'bob', 'bob-token')
+  })
+
+  after(async () => {
+    await alice.disconnect()
+    await bob.disconnect()
+    await node.stop()
+    removeDir(dir)
+  })
+
+  it('rejects the prepares its shards held (T00), keeps the books, and forwards again after the restart', async () => {
+    const { fulfillment, condition } = fulfillmentPair()
+    let hold = false
+    let held = 0
+    bob.registerDataHandler(async () => {
+      if (!hold) return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) })
+      held++
+      return new Promise<Buffer>(() => {})
+    })
+    asFulfill(await alice.sendData(prepare({ destination: 'test.node.bob', amount: '100', executionCondition: condition })))
+    assert.equal(await peerBalance(alice), -100n)
+    const committedAlice = await node.balance('alice')
+    const committedBob = await node.balance('bob')
+
+    hold = true
+    const pending = [1, 2, 3].map(() => alice.sendData(prepare({ destination: 'test.node.bob', amount: '50', executionCondition: condition, expiresAt: new Date(Date.now() + 20_000) })))
+    while (held < 3) await sleep(10)
+    const t0 = Date.now()
+    await node.shards.terminate(shardOfAccount('alice', 2))
+    for (const reply of await Promise.all(pending)) {
+      const reject = asReject(reply)
+      assert.equal(reject.code, 'T00')
+      assert.match(reject.message, /restarted its shards/)
+    }
+    assert.ok(Date.now() - t0 < 5000, 'answered at once, not at expiry')
+    while (node.shards.restarts() === 0) await sleep(10)
+    assert.equal(node.shards.restarts(), 1)
+
+    assert.equal(await node.balance('alice'), committedAlice, 'alice\'s committed balance unchanged')
+    assert.equal(await node.balance('bob'), committedBob, 'bob\'s committed balance unchanged')
+    // Traffic again; the three held prepares left no hold behind (alice's maximum is 10^9).
+    hold = false
+    let reply = await alice.sendData(prepare({ destination: 'test.node.bob', amount: '1000000', executionCondition: condition }))
+    for (let i = 0; i < 50 && reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && asReject(reply).code === 'T03'; i++) {
+      await sleep(50) // still restarting
+      reply = await alice.sendData(prepare({ destination: 'test.node.bob', amount: '1000000', executionCondition: condition }))
+    }
+    asFulfill(reply)
+    assert.equal(await peerBalance(alice), -1_000_100n)
+    assert.equal(await node.balance('alice') + await node.balance('bob'), 0n, 'nothing created or lost')
+  })
+})
