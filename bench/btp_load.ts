@@ -49,7 +49,8 @@ export interface LoadOptions {
 const FULFILLMENT = Buffer.alloc(32, 0x42)
 const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
 
-async function connect(port: number, username: string, token: string): Promise<BenchWebSocket> {
+/** A lean BTP client: opens the WebSocket and authenticates; rejects if the auth is refused. */
+export async function connectBtp(port: number, username: string, token: string): Promise<BenchWebSocket> {
   const ws = await BenchWebSocket.open(port)
   return new Promise((resolve, reject) => {
     ws.onMessage = (data) => {
@@ -72,8 +73,8 @@ function percentile(sorted: Float64Array, p: number): number {
 /** Runs one bounded load run and returns its figures. */
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const senderAccounts = o.senders ?? [{ user: 'alice', token: 'alice-token' }]
-  const senders = await Promise.all(senderAccounts.map((a) => connect(o.port, a.user, a.token)))
-  const bob = o.receiver === false ? null : await connect(o.bobPort ?? o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
+  const senders = await Promise.all(senderAccounts.map((a) => connectBtp(o.port, a.user, a.token)))
+  const bob = o.receiver === false ? null : await connectBtp(o.bobPort ?? o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
 
   const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
   const frame = new BtpFrame()

@@ -229,12 +229,15 @@ async function payeePrepare(url: string, t: Timing): Promise<Buffer> {
   const res = await request(url, { headers: { accept: 'application/spsp+json' } })
   if (res.statusCode !== 200) throw new Error(`SPSP query to ${url} answered ${res.statusCode}`)
   const spsp = await res.body.json() as { destination_account: string; shared_secret: string }
-  const keys = psk2Keys(Buffer.from(spsp.shared_secret, 'base64'))
-  const data = encrypt(keys.encryption, serializeDraft2(TYPE_REQUEST, 1, 0n))
-  const condition = createHash('sha256').update(psk2Fulfillment(keys, data)).digest()
-  return encodePrepare({
-    amount: 10n, expiresAtMs: Date.now() + t.warmupMs + t.durationMs + 60_000, executionCondition: condition, destination: spsp.destination_account, data,
-  })
+  return psk2Request(spsp.destination_account, spsp.shared_secret, 10n, Buffer.alloc(0), Date.now() + t.warmupMs + t.durationMs + 60_000)
+}
+
+/** A PSK2 draft-2 request prepare (what ilp-fetch and koa-ilp send), fulfillable by the receiver. */
+function psk2Request(destination: string, sharedSecret: string, amount: bigint, data: Buffer, expiresAtMs: number): Buffer {
+  const keys = psk2Keys(Buffer.from(sharedSecret, 'base64'))
+  const encrypted = encrypt(keys.encryption, serializeDraft2(TYPE_REQUEST, 1, 0n, data))
+  const condition = createHash('sha256').update(psk2Fulfillment(keys, encrypted)).digest()
+  return encodePrepare({ amount, expiresAtMs, executionCondition: condition, destination, data: encrypted })
 }
 
 async function payPayee(t: Timing, nodeShards: number): Promise<PayeeRuns> {
@@ -314,10 +317,7 @@ async function fundToken(port: number, url: string, token: Buffer, amount: bigin
   const probe = await request(url, { method: 'OPTIONS' })
   await probe.body.dump()
   const [, destination, secret] = String(probe.headers.pay).split(' ')
-  const keys = psk2Keys(Buffer.from(secret, 'base64'))
-  const data = encrypt(keys.encryption, serializeDraft2(TYPE_REQUEST, 1, 0n, token))
-  const condition = createHash('sha256').update(psk2Fulfillment(keys, data)).digest()
-  const prepare = encodePrepare({ amount, expiresAtMs: Date.now() + 30_000, executionCondition: condition, destination, data })
+  const prepare = psk2Request(destination, secret, amount, token, Date.now() + 30_000)
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const BtpPlugin = require('ilp-plugin-btp') as new (o: { server: string }) => { connect(): Promise<void>; sendData(d: Buffer): Promise<Buffer>; disconnect(): Promise<void> }
   const carol = new BtpPlugin({ server: `btp+ws://carol:carol-token@127.0.0.1:${port}` })

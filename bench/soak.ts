@@ -7,10 +7,10 @@
 
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, encodeMessage, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
+import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
 import { startNodeProcess } from './node_process'
-import { BenchWebSocket } from './ws_client'
+import { connectBtp } from './btp_load'
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`)
@@ -25,18 +25,6 @@ function memory(pid: number): { rss: number; anon: number } {
   return { rss: kb('VmRSS'), anon: kb('RssAnon') }
 }
 
-async function connect(port: number, user: string): Promise<BenchWebSocket> {
-  const ws = await BenchWebSocket.open(port)
-  return new Promise((resolve, reject) => {
-    ws.onMessage = (data) => (data[0] === BTP_RESPONSE ? resolve(ws) : reject(new Error(`auth refused for ${user}`)))
-    ws.send(encodeMessage(1, [
-      { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
-      { protocolName: 'auth_username', contentType: 1, data: Buffer.from(user) },
-      { protocolName: 'auth_token', contentType: 1, data: Buffer.from(`${user}-token`) },
-    ]))
-  })
-}
-
 const WARMUP_MINUTES = 3
 
 async function main(): Promise<void> {
@@ -44,8 +32,8 @@ async function main(): Promise<void> {
   const rate = arg('rate', 20_000)
   const node = await startNodeProcess({})
   console.log(`soak: ${minutes} min at ${rate} packets/s, alice → node (pid ${node.proc.pid}, port ${node.port}) → bob`)
-  const alice = await connect(node.port, 'alice')
-  const bob = await connect(node.port, 'bob')
+  const alice = await connectBtp(node.port, 'alice', 'alice-token')
+  const bob = await connectBtp(node.port, 'bob', 'bob-token')
   const fulfillment = Buffer.alloc(32, 0x42)
   const condition = createHash('sha256').update(fulfillment).digest()
   const fulfill = encodeFulfill(fulfillment, Buffer.alloc(0))

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { BenchWebSocket } from '../bench/ws_client'
-import { BtpFrame, BTP_RESPONSE, encodeMessage } from '../src/codec/btp_packet'
+import { connectBtp } from '../bench/btp_load'
+import { BtpFrame, encodeMessage } from '../src/codec/btp_packet'
 import { classifyReply, ReplyKind } from '../src/codec/ilp_packet'
 import type { RunningNode } from '../src/node'
 import { mutate } from './fuzz/targets'
@@ -34,18 +34,7 @@ describe('fuzz a running node (SHARDS=2)', () => {
     removeDir(dir)
   })
 
-  async function alice(): Promise<BenchWebSocket> {
-    const ws = await BenchWebSocket.open(node.port)
-    await new Promise<void>((resolve, reject) => {
-      ws.onMessage = (data) => (data[0] === BTP_RESPONSE ? resolve() : reject(new Error('auth refused')))
-      ws.send(encodeMessage(1, [
-        { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
-        { protocolName: 'auth_username', contentType: 1, data: Buffer.from('alice') },
-        { protocolName: 'auth_token', contentType: 1, data: Buffer.from('alice-token') },
-      ]))
-    })
-    return ws
-  }
+  const alice = () => connectBtp(node.port, 'alice', 'alice-token')
 
   it(`answers ${INPUTS} mutated BTP frames with well-formed frames or a close, and keeps serving`, async () => {
     const random = prng(99)

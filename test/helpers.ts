@@ -93,7 +93,7 @@ function assertType(reply: Buffer, type: number): void {
 export const PEER_CONDITION = Buffer.from('66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925', 'hex')
 
 /** Asks peer.balance over the plugin; returns the signed balance (positive = node owes us). */
-export async function peerBalance(plugin: BtpPlugin): Promise<bigint> {
+export async function peerBalance(plugin: { sendData(data: Buffer): Promise<Buffer> }): Promise<bigint> {
   const reply = await plugin.sendData(prepare({ destination: 'peer.balance', amount: '0', executionCondition: PEER_CONDITION }))
   const fulfill = asFulfill(reply)
   if (fulfill.data.length !== 8) throw new Error(`peer.balance data is ${fulfill.data.length} bytes`)

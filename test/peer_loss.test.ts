@@ -57,10 +57,7 @@ function httpPeer(port: number, nodePort: number): Peer {
       await plugin!.disconnect()
       server.closeAllConnections()
     },
-    balance: async () => {
-      const reply = await plugin!.sendData(prepare({ destination: 'peer.balance', amount: '0', executionCondition: Buffer.from('66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925', 'hex') }))
-      return asFulfill(reply).data.readBigInt64BE(0)
-    },
+    balance: () => peerBalance(plugin!),
   }
 }
 

@@ -35,17 +35,18 @@ export function sharedSecretFor(receiveSecret: Uint8Array, token: Uint8Array): B
   return hmac(hmac(receiveSecret, GENERATION_STRING), token)
 }
 
-export interface Psk2Keys {
+/** The two keys of a shared secret, for the AES-GCM envelope and the fulfillment (PSK2 and STREAM). */
+export interface EnvelopeKeys {
   encryption: Buffer
   fulfillment: Buffer
 }
 
-export function psk2Keys(sharedSecret: Uint8Array): Psk2Keys {
+export function psk2Keys(sharedSecret: Uint8Array): EnvelopeKeys {
   return { encryption: hmac(sharedSecret, ENCRYPTION_STRING), fulfillment: hmac(sharedSecret, FULFILLMENT_STRING) }
 }
 
 /** The fulfillment for a packet whose ILP data (the envelope as sent) is `data`. */
-export function psk2Fulfillment(keys: Psk2Keys, data: Uint8Array): Buffer {
+export function psk2Fulfillment(keys: EnvelopeKeys, data: Uint8Array): Buffer {
   return hmac(keys.fulfillment, data)
 }
 

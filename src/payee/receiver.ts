@@ -21,6 +21,7 @@
 // and credits the payee like any next hop. Payment totals are written to LMDB in this shard's
 // batch, before its fulfills are published.
 
+import { randomBytes } from 'node:crypto'
 import type { Config } from '../config/schema'
 import {
   F02_UNREACHABLE, F05_WRONG_CONDITION, F06_UNEXPECTED_PAYMENT, F08_AMOUNT_TOO_LARGE, F99_APPLICATION_ERROR, R02_INSUFFICIENT_TIMEOUT, type IlpErrorCode,
@@ -32,18 +33,29 @@ import type { AccountTable } from '../shard/account_table'
 import { decodePayment, encodePayment, type Store } from '../store/balance_store'
 import {
   assetDetailsFrame, FRAME_CONNECTION_ASSET_DETAILS, FRAME_CONNECTION_CLOSE, FRAME_CONNECTION_NEW_ADDRESS, FRAME_STREAM_CLOSE, frameStreamId, streamCloseFrame,
-  parseStreamPacket, serializeStreamPacket, streamKeys, streamSharedSecretFor, type StreamFrame, type StreamKeys,
+  parseStreamPacket, serializeStreamPacket, streamKeys, streamSharedSecretFor, type StreamFrame,
 } from './stream'
 import {
-  decrypt, encrypt, hmac, parseDraft1, parseDraft2, psk2Fulfillment, psk2Keys, serializeDraft1, serializeDraft2, sharedSecretFor, type Psk2Keys,
+  decrypt, encrypt, hmac, parseDraft1, parseDraft2, psk2Fulfillment, psk2Keys, serializeDraft1, serializeDraft2, sharedSecretFor, type EnvelopeKeys,
   TYPE_CHUNK, TYPE_ERROR, TYPE_FULFILL, TYPE_LAST_CHUNK, TYPE_REQUEST, TYPE_REQUEST_ERROR, TYPE_RESPONSE,
 } from './psk2'
 
 /** The token in a receiver address: 18 bytes, base64url (24 characters). */
-export const TOKEN_BYTES = 18
+const TOKEN_BYTES = 18
 const TOKEN_CHARS = 24
-const PSK2_SEGMENT = '.psk2.'
-const STREAM_SEGMENT = '.stream.'
+export type ReceiverKind = 'psk2' | 'stream'
+const SEGMENTS: Record<ReceiverKind, string> = { psk2: '.psk2.', stream: '.stream.' }
+
+/**
+ * A fresh receiving address under a payee (`<payeeAddress>.<kind>.<token>`) and the shared secret
+ * that goes with it, as SPSP answers and the shop's Pay header give them. The receiver derives
+ * the same secret from the token in the address, so nothing is stored per query.
+ */
+export function newReceiverAddress(kind: ReceiverKind, payeeAddress: string, receiveSecret: Uint8Array): { destination: string; sharedSecret: Buffer } {
+  const token = randomBytes(TOKEN_BYTES)
+  const sharedSecret = kind === 'psk2' ? sharedSecretFor(receiveSecret, token) : streamSharedSecretFor(receiveSecret, token)
+  return { destination: `${payeeAddress}${SEGMENTS[kind]}${token.toString('base64url')}`, sharedSecret }
+}
 const TYPE_ILP_PREPARE = 12
 const TYPE_ILP_FULFILL = 13
 const TYPE_ILP_REJECT = 14
@@ -71,8 +83,8 @@ export class PayeeReceiver {
   private readonly ilpAddress: string
   private readonly secrets: (Uint8Array | null)[]
   private readonly addresses: (string | null)[]
-  private readonly keys = new Map<string, Psk2Keys>()
-  private readonly streamKeyCache = new Map<string, StreamKeys>()
+  /** Keys by kind, payee and token: a chunked payment or a STREAM connection derives them once. */
+  private readonly keys = new Map<string, EnvelopeKeys>()
   private readonly payments = new Map<string, Payment>()
   private readonly dirty: Payment[] = []
   /** The shop's pay tokens and their balances (loaded from LMDB on first use), and those to write. */
@@ -93,8 +105,8 @@ export class PayeeReceiver {
     const account = this.accounts.accounts[payee]
     const secret = this.secrets[payee]
     const destination = view.destination()
-    const psk2Token = this.tokenOf(payee, destination, PSK2_SEGMENT)
-    const streamToken = psk2Token === null ? this.tokenOf(payee, destination, STREAM_SEGMENT) : null
+    const psk2Token = this.tokenOf(payee, destination, 'psk2')
+    const streamToken = psk2Token === null ? this.tokenOf(payee, destination, 'stream') : null
     if (secret === null || (psk2Token === null && streamToken === null)) return this.reject(F02_UNREACHABLE, `no receiver at ${destination}`)
     // The sender's shard must still be waiting when our fulfill reaches it, or the payee would be
     // paid (a token credited, a payment counted) for a prepare the sender is never charged for.
@@ -106,21 +118,21 @@ export class PayeeReceiver {
       return this.reject(F08_AMOUNT_TOO_LARGE, 'packet amount exceeds the payee\'s maximum', data)
     }
     const data = view.buf.subarray(view.dataOffset, view.dataOffset + view.dataLength)
-    if (streamToken !== null) return this.receiveStream(payee, streamToken, this.streamKeysFor(secret, streamToken), view, data, nowMs)
+    if (streamToken !== null) return this.receiveStream(payee, streamToken, this.keysFor(payee, secret, 'stream', streamToken), view, data, nowMs)
     const token = psk2Token!
-    const keys = this.keysFor(secret, token)
+    const keys = this.keysFor(payee, secret, 'psk2', token)
     const plaintext = decrypt(keys.encryption, data)
     if (plaintext === null || plaintext.length === 0) return this.reject(F06_UNEXPECTED_PAYMENT, 'unable to decrypt the PSK2 data')
     const type = plaintext[0]
-    if (type === TYPE_REQUEST) return this.receiveRequest(account.id, token, keys, view, data, plaintext, nowMs)
-    if (type === TYPE_CHUNK || type === TYPE_LAST_CHUNK) return this.receiveChunk(account.id, keys, view, data, plaintext, nowMs)
+    if (type === TYPE_REQUEST) return this.receiveRequest(payee, token, keys, view, data, plaintext, nowMs)
+    if (type === TYPE_CHUNK || type === TYPE_LAST_CHUNK) return this.receiveChunk(payee, keys, view, data, plaintext, nowMs)
     return this.reject(F06_UNEXPECTED_PAYMENT, `unexpected PSK2 packet type ${type}`)
   }
 
-  private receiveChunk(payee: string, keys: Psk2Keys, view: PrepareView, data: Uint8Array, plaintext: Buffer, nowMs: number): Buffer {
+  private receiveChunk(payee: number, keys: EnvelopeKeys, view: PrepareView, data: Uint8Array, plaintext: Buffer, nowMs: number): Buffer {
     const chunk = parseDraft1(plaintext)
     if (chunk === null) return this.reject(F06_UNEXPECTED_PAYMENT, 'malformed PSK2 chunk')
-    const payment = this.payment(payee, chunk.paymentId.toString('hex'), nowMs)
+    const payment = this.payment(this.accounts.accounts[payee].id, chunk.paymentId.toString('hex'), nowMs)
     const refuse = (message: string, code: IlpErrorCode = F99_APPLICATION_ERROR) =>
       this.reject(code, message, encrypt(keys.encryption, serializeDraft1(TYPE_ERROR, chunk.paymentId, chunk.sequence, payment.received, view.amount)))
     // Amount before condition: a quote is an unfulfillable chunk asking for more than it carries.
@@ -130,7 +142,7 @@ export class PayeeReceiver {
     const fulfillment = psk2Fulfillment(keys, data)
     if (!view.conditionMatches(fulfillment)) return refuse('condition does not match the PSK2 data', F05_WRONG_CONDITION)
     // At the shop, a draft-1 payment's id names the pay token it funds (what koa-ilp does).
-    if (this.isShop[this.accounts.indexOf(payee)]) this.creditToken(chunk.paymentId.toString('base64url'), view.amount)
+    if (this.isShop[payee]) this.creditToken(chunk.paymentId.toString('base64url'), view.amount)
     payment.received += view.amount
     payment.chunks++
     payment.sequences.add(chunk.sequence)
@@ -140,7 +152,7 @@ export class PayeeReceiver {
     return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
   }
 
-  private receiveRequest(payee: string, token: string, keys: Psk2Keys, view: PrepareView, data: Uint8Array, plaintext: Buffer, nowMs: number): Buffer {
+  private receiveRequest(payee: number, token: string, keys: EnvelopeKeys, view: PrepareView, data: Uint8Array, plaintext: Buffer, nowMs: number): Buffer {
     const request = parseDraft2(plaintext)
     if (request === null) return this.reject(F06_UNEXPECTED_PAYMENT, 'malformed PSK2 request')
     const refuse = (code: IlpErrorCode, message: string) =>
@@ -149,19 +161,19 @@ export class PayeeReceiver {
     // The quote path of draft 2: senders read the amount from the type-6 packet under F05.
     if (!view.conditionMatches(fulfillment)) return refuse(F05_WRONG_CONDITION, 'condition does not match the PSK2 data')
     if (request.amount > view.amount) return refuse(F99_APPLICATION_ERROR, 'amount is below what the sender asked to arrive')
-    if (this.isShop[this.accounts.indexOf(payee)]) {
+    if (this.isShop[payee]) {
       const token = payToken(request.data)
       if (token === null) return refuse(F99_APPLICATION_ERROR, 'a payment to the shop must carry its pay token (16 or 32 bytes) as data')
       this.creditToken(token, view.amount)
     }
-    const payment = this.payment(payee, `request-${token}`, nowMs)
+    const payment = this.payment(this.accounts.accounts[payee].id, `request-${token}`, nowMs)
     payment.received += view.amount
     payment.chunks++
     this.touch(payment)
     return encodeFulfill(fulfillment, encrypt(keys.encryption, serializeDraft2(TYPE_RESPONSE, request.requestId, view.amount)))
   }
 
-  private receiveStream(payee: number, token: string, keys: StreamKeys, view: PrepareView, data: Uint8Array, nowMs: number): Buffer {
+  private receiveStream(payee: number, token: string, keys: EnvelopeKeys, view: PrepareView, data: Uint8Array, nowMs: number): Buffer {
     const account = this.accounts.accounts[payee]
     const plaintext = decrypt(keys.encryption, data)
     const packet = plaintext === null ? null : parseStreamPacket(plaintext)
@@ -269,8 +281,9 @@ export class PayeeReceiver {
     this.dirtyTokens.add(token)
   }
 
-  private tokenOf(payee: number, destination: string, segment: string): string | null {
+  private tokenOf(payee: number, destination: string, kind: ReceiverKind): string | null {
     const base = this.addresses[payee]
+    const segment = SEGMENTS[kind]
     if (base === null || !destination.startsWith(base) || !destination.startsWith(segment, base.length)) return null
     const start = base.length + segment.length
     const token = destination.slice(start, start + TOKEN_CHARS)
@@ -278,22 +291,14 @@ export class PayeeReceiver {
     return token.length === TOKEN_CHARS && (Number.isNaN(after) || after === 0x2e) ? token : null
   }
 
-  private keysFor(secret: Uint8Array, token: string): Psk2Keys {
-    let keys = this.keys.get(token)
+  private keysFor(payee: number, secret: Uint8Array, kind: ReceiverKind, token: string): EnvelopeKeys {
+    const key = `${kind}/${payee}/${token}`
+    let keys = this.keys.get(key)
     if (keys === undefined) {
-      keys = psk2Keys(sharedSecretFor(secret, Buffer.from(token, 'base64url')))
+      const tokenBytes = Buffer.from(token, 'base64url')
+      keys = kind === 'psk2' ? psk2Keys(sharedSecretFor(secret, tokenBytes)) : streamKeys(streamSharedSecretFor(secret, tokenBytes))
       if (this.keys.size >= MAX_KEYS) this.keys.delete(this.keys.keys().next().value as string)
-      this.keys.set(token, keys)
-    }
-    return keys
-  }
-
-  private streamKeysFor(secret: Uint8Array, token: string): StreamKeys {
-    let keys = this.streamKeyCache.get(token)
-    if (keys === undefined) {
-      keys = streamKeys(streamSharedSecretFor(secret, Buffer.from(token, 'base64url')))
-      if (this.streamKeyCache.size >= MAX_KEYS) this.streamKeyCache.delete(this.streamKeyCache.keys().next().value as string)
-      this.streamKeyCache.set(token, keys)
+      this.keys.set(key, keys)
     }
     return keys
   }

@@ -9,14 +9,13 @@
 // Each query makes a fresh token, so each sender gets its own address and shared secret; the
 // receiver derives the same secret from the token in the address (payee/receiver.ts).
 
-import { randomBytes, timingSafeEqual, createHash } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { AccountConfig, Config } from '../config/schema'
 import type { Logger } from '../log'
 import { decodePayment, readBalance, type Store } from '../store/balance_store'
-import { sharedSecretFor } from './psk2'
-import { TOKEN_BYTES } from './receiver'
-import { streamSharedSecretFor } from './stream'
+import { tokenDigest } from '../transport/auth'
+import { newReceiverAddress } from './receiver'
 
 const SPSP4 = 'application/spsp4+json'
 const SPSP = 'application/spsp+json'
@@ -36,7 +35,7 @@ export class SpspServer {
       this.viewable.set(a.id, a)
       if (!a.payee.shop) this.payees.set(a.id, a)
     }
-    this.adminDigest = config.adminToken === null ? null : sha256(config.adminToken)
+    this.adminDigest = config.adminToken === null ? null : tokenDigest(config.adminToken)
   }
 
   register(app: TemplatedApp): void {
@@ -62,17 +61,16 @@ export class SpspServer {
   private query(res: HttpResponse, req: HttpRequest, name: string | null): void {
     const payee = name === null ? undefined : this.payees.get(name)
     if (payee === undefined) return this.notFound(res)
-    const secret = payee.payee!.secret!
-    const token = randomBytes(TOKEN_BYTES)
     const address = `${this.config.ilpAddress}.${payee.id}`
     const accept = req.getHeader('accept')
     let type: string
     let body: string
     if (accept.includes(SPSP4)) {
       type = SPSP4
+      const { destination, sharedSecret } = newReceiverAddress('stream', address, payee.payee!.secret!)
       body = JSON.stringify({
-        destination_account: `${address}.stream.${token.toString('base64url')}`,
-        shared_secret: streamSharedSecretFor(secret, token).toString('base64'),
+        destination_account: destination,
+        shared_secret: sharedSecret.toString('base64'),
         asset_info: { code: payee.assetCode, scale: payee.assetScale },
       })
     } else {
@@ -80,9 +78,10 @@ export class SpspServer {
       const receiverInfo: Record<string, string> = {}
       if (payee.payee!.name !== null) receiverInfo.name = payee.payee!.name
       if (payee.payee!.imageUrl !== null) receiverInfo.image_url = payee.payee!.imageUrl
+      const { destination, sharedSecret } = newReceiverAddress('psk2', address, payee.payee!.secret!)
       body = JSON.stringify({
-        destination_account: `${address}.psk2.${token.toString('base64url')}`,
-        shared_secret: sharedSecretFor(secret, token).toString('base64'),
+        destination_account: destination,
+        shared_secret: sharedSecret.toString('base64'),
         asset_info: { code: payee.assetCode, scale: payee.assetScale },
         ledger_info: { currency_code: payee.assetCode, currency_scale: payee.assetScale },
         receiver_info: receiverInfo,
@@ -112,7 +111,7 @@ export class SpspServer {
     }
     if (this.adminDigest === null) return json('404 Not Found', { error: 'the admin API is off (set adminToken in the config)' })
     const token = authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : ''
-    if (!timingSafeEqual(sha256(token), this.adminDigest)) {
+    if (!timingSafeEqual(tokenDigest(token), this.adminDigest)) {
       this.log.info('payee view refused: bad or missing admin token')
       res.writeStatus('401 Unauthorized').writeHeader('WWW-Authenticate', 'Bearer').writeHeader('Content-Type', 'application/json')
         .end(JSON.stringify({ error: 'missing or invalid admin bearer token' }))
@@ -136,8 +135,4 @@ export class SpspServer {
       payments: payments.slice(0, MAX_LISTED_PAYMENTS),
     })
   }
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest()
 }

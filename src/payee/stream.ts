@@ -7,7 +7,7 @@
 //            0x10 StreamClose, 0x11 StreamMoney; others are skipped (their lengths say how far)
 
 import { OerReader, lengthPrefixSize, writeLength } from '../codec/oer'
-import { hmac } from './psk2'
+import { hmac, type EnvelopeKeys } from './psk2'
 
 export const STREAM_VERSION = 1
 export const FRAME_CONNECTION_CLOSE = 0x01
@@ -21,12 +21,7 @@ export function streamSharedSecretFor(receiveSecret: Uint8Array, token: Uint8Arr
   return hmac(hmac(receiveSecret, 'ilp_stream_shared_secret'), token)
 }
 
-export interface StreamKeys {
-  encryption: Buffer
-  fulfillment: Buffer
-}
-
-export function streamKeys(sharedSecret: Uint8Array): StreamKeys {
+export function streamKeys(sharedSecret: Uint8Array): EnvelopeKeys {
   return { encryption: hmac(sharedSecret, 'ilp_stream_encryption'), fulfillment: hmac(sharedSecret, 'ilp_stream_fulfillment') }
 }
 

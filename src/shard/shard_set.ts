@@ -75,6 +75,8 @@ export class ShardSet {
   incarnation = 0
   /** Restarts after a shard worker died, since start. */
   restarts = 0
+  /** The first start completed (later deaths restart the shards; earlier ones stop the node). */
+  private started = false
 
   constructor(
     private readonly config: Config,
@@ -113,10 +115,10 @@ export class ShardSet {
       this.inlineTicker.unref()
       return
     }
-    await this.startWorkers(routes, true)
+    await this.startWorkers(routes)
   }
 
-  private async startWorkers(routes: [string, number][], first: boolean): Promise<void> {
+  private async startWorkers(routes: [string, number][]): Promise<void> {
     // piscina owns the threads: one per shard, each running one long task (the shard's loop).
     const n = this.config.shards
     const pool = new Piscina({
@@ -144,7 +146,8 @@ export class ShardSet {
       }))
       const died = (reason: string) => {
         if (this.stopping || this.incarnation !== incarnation) return
-        if (first && this.restarts === 0 && !this.started) return this.outputs.fatal(reason)
+        // Before the first start completed there is nothing to restart to: start() fails instead.
+        if (!this.started) return this.outputs.fatal(reason)
         void this.restart(reason)
       }
       done.then(
@@ -159,8 +162,6 @@ export class ShardSet {
     this.started = true
     void this.drainLoop(this.incarnation)
   }
-
-  private started = false
 
   /**
    * A shard worker died. Its in-memory state (holds, prepares in flight) died with it and the
@@ -186,7 +187,7 @@ export class ShardSet {
     this.outputs.restarting()
     this.rewire()
     try {
-      await this.startWorkers(this.routes, false)
+      await this.startWorkers(this.routes)
       this.log.info('shards restarted', { restart: this.restarts })
     } catch (err) {
       this.outputs.fatal(`shards could not be restarted: ${(err as Error).message}`)
@@ -208,31 +209,28 @@ export class ShardSet {
 
   /** Hands a prepare from `account` to its shard; false if the shard's ring is full (T03). */
   submitPrepare(account: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
-    if (this.restartingNow) return false
-    const shard = this.accounts.ownerShard[account]
-    if (this.overflow[shard].length > 0) return false
-    const ring = this.toShard[shard]
-    if (!ring.tryWrite(RecordKind.PrepareIn, account, connId, requestId, 0, ilp)) return false
-    this.kick(shard)
-    return true
+    return this.submitToOwner(RecordKind.PrepareIn, account, connId, requestId, ilp)
   }
 
   /** Hands a prepare for a payee to the payee's shard; false if its ring is full. */
   submitDeliver(payee: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
-    if (this.restartingNow) return false
-    const shard = this.accounts.ownerShard[payee]
-    if (this.overflow[shard].length > 0) return false
-    if (!this.toShard[shard].tryWrite(RecordKind.DeliverIn, payee, connId, requestId, 0, ilp)) return false
-    this.kick(shard)
-    return true
+    return this.submitToOwner(RecordKind.DeliverIn, payee, connId, requestId, ilp)
   }
 
   /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */
   submitSpend(shop: number, connId: number, requestId: number, request: Uint8Array): boolean {
+    return this.submitToOwner(RecordKind.SpendIn, shop, connId, requestId, request)
+  }
+
+  /**
+   * A request from main to the shard that owns `account`, answered later on (connId, requestId);
+   * false (the caller refuses it) while that ring is full, has replies waiting, or shards restart.
+   */
+  private submitToOwner(kind: RecordKind, account: number, connId: number, requestId: number, payload: Uint8Array): boolean {
     if (this.restartingNow) return false
-    const shard = this.accounts.ownerShard[shop]
+    const shard = this.accounts.ownerShard[account]
     if (this.overflow[shard].length > 0) return false
-    if (!this.toShard[shard].tryWrite(RecordKind.SpendIn, shop, connId, requestId, 0, request)) return false
+    if (!this.toShard[shard].tryWrite(kind, account, connId, requestId, 0, payload)) return false
     this.kick(shard)
     return true
   }

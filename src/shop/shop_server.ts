@@ -12,13 +12,11 @@
 // shard that owns the shop's payee holds every token's balance, so spending is one message to it
 // and two requests can never spend the same balance; the main thread only asks.
 
-import { randomBytes } from 'node:crypto'
 import { Pool } from 'undici'
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import { SHOP_ACCOUNT, type Config, type ShopRoute } from '../config/schema'
 import type { Logger } from '../log'
-import { sharedSecretFor } from '../payee/psk2'
-import { TOKEN_BYTES } from '../payee/receiver'
+import { newReceiverAddress } from '../payee/receiver'
 import type { AccountTable } from '../shard/account_table'
 import type { ShardSet } from '../shard/shard_set'
 import { readTokenBalance, type Store } from '../store/balance_store'
@@ -92,9 +90,8 @@ export class ShopServer {
 
   /** `Pay` for a route: a fresh address and shared secret each time, as koa-ilp does. */
   private payHeader(route: ShopRoute): string {
-    const token = randomBytes(TOKEN_BYTES)
-    const secret = sharedSecretFor(this.secret, token).toString('base64')
-    return `interledger-psk2 ${this.address}.psk2.${token.toString('base64url')} ${secret} ${route.price}`
+    const { destination, sharedSecret } = newReceiverAddress('psk2', this.address, this.secret)
+    return `interledger-psk2 ${destination} ${sharedSecret.toString('base64')} ${route.price}`
   }
 
   private options(res: HttpResponse, req: HttpRequest, route: ShopRoute): void {

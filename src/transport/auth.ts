@@ -10,7 +10,8 @@ export enum AuthFailure {
   InvalidToken = -4,
 }
 
-function sha256(text: string): Buffer {
+/** A token's SHA-256 digest: what tokens are compared by (in constant time), never the token itself. */
+export function tokenDigest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest()
 }
 
@@ -20,7 +21,7 @@ export class TokenIndex {
   constructor(private readonly accounts: AccountTable, tokenOf: (index: number) => string | null) {
     this.digests = accounts.accounts.map((_, i) => {
       const token = tokenOf(i)
-      return token === null ? null : sha256(token)
+      return token === null ? null : tokenDigest(token)
     })
   }
 
@@ -29,7 +30,7 @@ export class TokenIndex {
    * be that account's; without one (BTP clients of 2018, HTTP peers), the token alone names it.
    */
   authenticate(token: string, username = ''): number {
-    const digest = sha256(token)
+    const digest = tokenDigest(token)
     if (username !== '') {
       const i = this.accounts.indexOf(username)
       if (i < 0) return AuthFailure.UnknownAccount

@@ -12,16 +12,15 @@
 // sender is charged and bob credited even though the sender never saw it (it may query
 // peer.balance); if not, neither happened. Either way both sides of the books agree.
 
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import BtpPlugin from 'ilp-plugin-btp'
-import { BenchWebSocket } from '../../bench/ws_client'
+import { connectBtp } from '../../bench/btp_load'
 import { startNodeProcess, type NodeProcess } from '../../bench/node_process'
-import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, encodeMessage, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
+import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../../src/codec/ilp_packet'
-import { createHash } from 'node:crypto'
+import { connectPlugin, peerBalance, prng } from '../helpers'
 
 export interface CrashOptions {
   kills: number
@@ -46,7 +45,6 @@ export interface CrashReport {
   failures: string[]
 }
 
-const PEER_CONDITION = Buffer.from('66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925', 'hex')
 const FULFILLMENT = Buffer.alloc(32, 0x42)
 const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
 const MAXIMUM = 1_000_000_000n
@@ -57,35 +55,11 @@ interface Sender {
   outstanding: Map<number, bigint>
 }
 
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-async function connect(port: number, user: string): Promise<BenchWebSocket> {
-  const ws = await BenchWebSocket.open(port)
-  return new Promise((resolve, reject) => {
-    ws.onMessage = (data) => (data[0] === BTP_RESPONSE ? resolve(ws) : reject(new Error(`auth refused for ${user}`)))
-    ws.send(encodeMessage(1, [
-      { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
-      { protocolName: 'auth_username', contentType: 1, data: Buffer.from(user) },
-      { protocolName: 'auth_token', contentType: 1, data: Buffer.from(`${user}-token`) },
-    ]))
-  })
-}
-
 /** The committed balance of an account, as the node reports it (peer.balance, negated back). */
 async function balanceOf(port: number, user: string): Promise<bigint> {
-  const plugin = new BtpPlugin({ server: `btp+ws://${user}:${user}-token@127.0.0.1:${port}` })
-  await plugin.connect()
+  const plugin = await connectPlugin(port, user, `${user}-token`)
   try {
-    const reply = await plugin.sendData(encodePrepare({ amount: 0n, expiresAtMs: Date.now() + 10_000, executionCondition: PEER_CONDITION, destination: 'peer.balance', data: Buffer.alloc(0) }))
-    if (reply[0] !== 13) throw new Error(`peer.balance for ${user} was rejected`)
-    return -reply.readBigInt64BE(reply.length - 8)
+    return -(await peerBalance(plugin))
   } finally {
     await plugin.disconnect()
   }
@@ -114,7 +88,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       await audit(node.port)
       if (round === o.kills) break
 
-      const bob = await connect(node.port, 'bob')
+      const bob = await connectBtp(node.port, 'bob', 'bob-token')
       const frame = new BtpFrame()
       const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
       const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
@@ -125,7 +99,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
         writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
         bob.send(response)
       }
-      const sockets = await Promise.all(senders.map((s) => connect(node!.port, s.user)))
+      const sockets = await Promise.all(senders.map((s) => connectBtp(node!.port, s.user, `${s.user}-token`)))
       let stopped = false
       let nextId = 2
       const reply = new BtpFrame()
@@ -199,8 +173,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
     // No hold survived: each sender can be held up to its full maximum again.
     const probe = senders[Math.floor(random() * senders.length)]
     const room = MAXIMUM - (await balanceOf(port, probe.user))
-    const plugin = new BtpPlugin({ server: `btp+ws://${probe.user}:${probe.user}-token@127.0.0.1:${port}` })
-    await plugin.connect()
+    const plugin = await connectPlugin(port, probe.user, `${probe.user}-token`)
     try {
       // bob is not connected during the audit: a prepare that passes the hold check gets T01 (no
       // next hop); one that a surviving hold pushes over the maximum gets T04.
