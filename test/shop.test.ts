@@ -2,12 +2,12 @@
 // ilp-protocol-psk2@0.5.0 through the node's BTP account and walks the whole flow (probe, 402,
 // payment, paid requests, Pay-Balance after each); ilp-fetch@1.3.3 pays on its own and gets the
 // paid answer; 200 concurrent requests on a token funded for 100 get exactly 100 answers; bad
-// Pay-Tokens get 400; a paid route proxies to its upstream. SHARDS=2: the shop's shard is not the
+// Pay-Tokens get 400; a paid route proxies to its upstream, streaming its answer. SHARDS=2: the shop's shard is not the
 // sender's (payments cross shards; spends go to the shop's shard).
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { createServer, type Server } from 'node:http'
@@ -25,6 +25,17 @@ const ilpFetch = require('ilp-fetch') as (url: string, opts: Record<string, unkn
 const ADMIN = 'admin-token-0123456789'
 const execFileAsync = promisify(execFile)
 
+/** `promise`, or a failed assertion naming `what` if it takes longer than `ms`. */
+async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new assert.AssertionError({ message: `waited ${ms} ms for ${what}` })), ms) })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 function parsePay(header: string | string[] | undefined): { method: string; destination: string; secret: Buffer; price: string } {
   const [method, destination, secret, price] = String(header).split(' ')
   return { method, destination, secret: Buffer.from(secret, 'base64'), price }
@@ -37,11 +48,42 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
   let base: string
   let upstream: Server
   const seenUpstream: { method: string; url: string; headers: Record<string, unknown>; body: string }[] = []
+  // /slow sends its first line, then holds the rest until the test lets it go.
+  let releaseSlow: () => void = () => {}
+  const slowReleased = new Promise<void>((resolve) => { releaseSlow = resolve })
+  // /big: more than any buffer on the way (the proxy once held whole answers up to 8 MiB).
+  const BIG = randomBytes(12 << 20)
+  let bigAbandoned = 0
 
   before(async () => {
     assert.notEqual(shardOfAccount(SHOP_ACCOUNT, 2), shardOfAccount('sender', 2), 'shop and sender on different shards')
     const upstreamPort = await freePort()
     upstream = createServer((req, res) => {
+      if (req.url === '/slow') {
+        res.writeHead(200, { 'content-type': 'text/plain' })
+        res.write('first\n')
+        void slowReleased.then(() => res.end('second\n'))
+        return
+      }
+      if (req.url === '/big') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(BIG.length) })
+        let at = 0
+        res.on('close', () => { if (!res.writableFinished) bigAbandoned++ })
+        const more = (): void => {
+          while (at < BIG.length) {
+            const chunk = BIG.subarray(at, at + 65536)
+            at += chunk.length
+            if (!res.write(chunk)) return void res.once('drain', more)
+          }
+          res.end()
+        }
+        return more()
+      }
+      if (req.url === '/cut') {
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' })
+        res.write('x'.repeat(100), () => res.destroy())
+        return
+      }
       let body = ''
       req.on('data', (c: Buffer) => { body += c.toString() })
       req.on('end', () => {
@@ -60,6 +102,9 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
           { method: 'GET', path: '/weather', price: '10', response: 'sunny\n' },
           { method: 'POST', path: '/echo', price: '5', upstream: `http://127.0.0.1:${upstreamPort}` },
           { method: 'GET', path: '/down', price: '1', upstream: 'http://127.0.0.1:9' },
+          { method: 'GET', path: '/slow', price: '1', upstream: `http://127.0.0.1:${upstreamPort}` },
+          { method: 'GET', path: '/big', price: '1', upstream: `http://127.0.0.1:${upstreamPort}` },
+          { method: 'GET', path: '/cut', price: '1', upstream: `http://127.0.0.1:${upstreamPort}` },
           { method: 'GET', path: '/free', price: '0', response: 'free\n' },
         ],
       },
@@ -69,6 +114,7 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
   })
 
   after(async () => {
+    releaseSlow()
     await sender.disconnect()
     await node.stop()
     upstream.close()
@@ -199,6 +245,45 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
     const down = await get('/down', token.toString('base64url'))
     assert.equal(down.status, 502)
     assert.equal(down.headers['pay-balance'], '0')
+  })
+
+  it('streams the upstream\'s answer: its first part before the upstream ends, 12 MiB whole, a client that leaves lets go of the upstream, an answer cut short fails at the client', async () => {
+    const token = randomBytes(16)
+    await pay(token, '4')
+    const t = token.toString('base64url')
+
+    const slow = await within(5000, request(`${base}/slow`, { headers: { 'pay-token': t } }), 'the status line while the upstream holds the rest')
+    assert.equal(slow.statusCode, 200)
+    assert.equal(slow.headers['pay-balance'], '3')
+    const chunks = slow.body[Symbol.asyncIterator]()
+    const first = await within(5000, chunks.next(), 'the first part while the upstream holds the rest')
+    assert.equal(String(first.value), 'first\n')
+    releaseSlow()
+    let rest = ''
+    for (let c = await chunks.next(); c.done !== true; c = await chunks.next()) rest += String(c.value)
+    assert.equal(rest, 'second\n')
+
+    const big = await request(`${base}/big`, { headers: { 'pay-token': t } })
+    assert.equal(big.statusCode, 200)
+    assert.equal(big.headers['pay-balance'], '2')
+    const received = Buffer.from(await big.body.arrayBuffer())
+    assert.equal(received.length, BIG.length)
+    assert.equal(createHash('sha256').update(received).digest('hex'), createHash('sha256').update(BIG).digest('hex'))
+    assert.equal(bigAbandoned, 0)
+
+    // A client that leaves after the first part: the node lets go of the upstream's answer too.
+    const left = await request(`${base}/big`, { headers: { 'pay-token': t } })
+    assert.equal(left.headers['pay-balance'], '1')
+    await left.body[Symbol.asyncIterator]().next()
+    left.body.destroy()
+    for (let i = 0; i < 100 && bigAbandoned === 0; i++) await new Promise((r) => setTimeout(r, 20))
+    assert.equal(bigAbandoned, 1, 'the upstream\'s answer was abandoned, not read to its end')
+
+    const cut = await request(`${base}/cut`, { headers: { 'pay-token': t } })
+    assert.equal(cut.statusCode, 200)
+    assert.equal(cut.headers['pay-balance'], '0')
+    await assert.rejects(cut.body.text(), 'a truncated answer is not delivered as a whole one')
+    assert.equal((await get('/weather')).status, 402, 'the node serves on after a cut answer')
   })
 
   it('scripts/ilp-curl.js pays on 402 through a BTP account and retries: the paid answer, Pay-Balance 0', async () => {

@@ -12,6 +12,8 @@
 // shard that owns the shop's payee holds every token's balance, so spending is one message to it
 // and two requests can never spend the same balance; the main thread only asks.
 
+import { STATUS_CODES } from 'node:http'
+import type { Readable } from 'node:stream'
 import { Pool } from 'undici'
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import { SHOP_ACCOUNT, type Config, type ShopRoute } from '../config/schema'
@@ -22,9 +24,12 @@ import type { ShardSet } from '../shard/shard_set'
 import { readTokenBalance, type Store } from '../store/balance_store'
 import type { Connections, ReplyTarget } from '../transport/connections'
 
-/** Largest request body a paid request may carry to the upstream, and largest answer relayed. */
+/**
+ * Largest request body a paid request may carry to the upstream. It is read whole before the
+ * price is spent (the spend must not wait on a slow client), so it is bounded; the upstream's
+ * answer is streamed and is not.
+ */
 const MAX_BODY_BYTES = 1 << 20
-const MAX_RESPONSE_BYTES = 8 << 20
 /** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), plus our own. */
 const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', 'host', 'content-length', 'pay-token'])
 
@@ -32,6 +37,8 @@ const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'transfer-encoding', 
 class PaidRequest implements ReplyTarget {
   aborted = false
   connId = 0
+  /** The upstream's answer while it is being relayed (destroyed if the client goes away). */
+  upstreamBody: Readable | null = null
   constructor(
     readonly server: ShopServer,
     readonly res: HttpResponse,
@@ -84,8 +91,16 @@ export class ShopServer {
     }
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.close()))
+  /** Lets proxied requests finish for up to `graceMs`, then cuts what is left (a stuck upstream must not stop a shutdown). */
+  async close(graceMs = 5000): Promise<void> {
+    await Promise.all([...this.pools.values()].map(async (pool) => {
+      const cut = setTimeout(() => { pool.destroy().catch(() => {}) }, graceMs)
+      try {
+        await pool.close()
+      } finally {
+        clearTimeout(cut)
+      }
+    }))
   }
 
   /** `Pay` for a route: a fresh address and shared secret each time, as koa-ilp does. */
@@ -136,6 +151,7 @@ export class ShopServer {
       res.onAborted(() => {
         request.aborted = true
         if (request.connId !== 0) this.connections.remove(request.connId)
+        request.upstreamBody?.destroy()
       })
       if (aborted) request.aborted = true
       if (free) this.serve(request, null)
@@ -199,18 +215,22 @@ export class ShopServer {
       method: route.method as 'GET',
       headers: request.headers,
       body: request.body.length > 0 ? request.body : undefined,
-    }).then(async (answer) => {
-      const body = Buffer.from(await answer.body.arrayBuffer())
-      if (request.aborted) return
+    }).then((answer) => {
+      if (request.aborted) {
+        answer.body.destroy()
+        return
+      }
+      request.upstreamBody = answer.body
       res.cork(() => {
-        res.writeStatus(`${answer.statusCode} ${answer.statusCode === 200 ? 'OK' : ''}`.trim())
+        res.writeStatus(statusLine(answer.statusCode))
         for (const [name, value] of Object.entries(answer.headers)) {
           if (NOT_FORWARDED.has(name) || value === undefined) continue
           for (const v of Array.isArray(value) ? value : [value]) res.writeHeader(name, v)
         }
-        withBalance(res).end(body)
+        withBalance(res)
       })
-    }).catch((err: Error) => {
+      this.relayBody(request, answer.body)
+    }, (err: Error) => {
       // The price stays spent: the request reached us paid, and whether the upstream did the
       // work before it failed cannot be known here.
       this.log.warn('upstream of a paid route failed', { path: route.path, upstream: route.upstream, error: err.message })
@@ -221,11 +241,44 @@ export class ShopServer {
     })
   }
 
+  /**
+   * Streams the upstream's answer to the client as it arrives, pausing the upstream while the
+   * client's socket is backed up, so a large or slow answer holds no more than a socket buffer.
+   */
+  private relayBody(request: PaidRequest, body: Readable): void {
+    const { res, route } = request
+    body.on('data', (chunk: Buffer) => {
+      if (request.aborted) return
+      let drained = true
+      res.cork(() => { drained = res.write(chunk) })
+      if (drained) return
+      body.pause()
+      // uWS keeps what it could not send yet; resume once the socket has taken it.
+      res.onWritable(() => {
+        body.resume()
+        return true
+      })
+    })
+    body.on('end', () => {
+      request.upstreamBody = null
+      if (!request.aborted) res.cork(() => { res.end() })
+    })
+    body.on('error', (err: Error) => {
+      request.upstreamBody = null
+      if (request.aborted) return
+      // The status line is sent: cut the connection so the client cannot take a truncated answer
+      // for a whole one.
+      this.log.warn('upstream of a paid route failed while sending its answer', { path: route.path, upstream: route.upstream, error: err.message })
+      request.aborted = true
+      res.close()
+    })
+  }
+
   private pool(origin: string): Pool {
     let pool = this.pools.get(origin)
     if (pool === undefined) {
       const timeout = this.config.shop!.upstreamTimeoutMs
-      pool = new Pool(origin, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout, maxResponseSize: MAX_RESPONSE_BYTES })
+      pool = new Pool(origin, { connections: 64, keepAliveTimeout: 30_000, headersTimeout: timeout, bodyTimeout: timeout })
       this.pools.set(origin, pool)
     }
     return pool
@@ -251,6 +304,12 @@ export function tokenProblem(token: string): string | null {
   if (!/^[A-Za-z0-9_-]+$/.test(token)) return 'it is not base64url (A-Z a-z 0-9 - _, no padding)'
   if (token.length !== 22 && token.length !== 43) return `it is ${token.length} characters; a token is 16 or 32 bytes, 22 or 43 characters of base64url`
   return null
+}
+
+/** `201 Created`: the upstream's status with its standard reason phrase (empty when unknown). */
+function statusLine(code: number): string {
+  const reason = STATUS_CODES[code]
+  return reason === undefined ? String(code) : `${code} ${reason}`
 }
 
 function hasHeader(req: HttpRequest, name: string): boolean {
