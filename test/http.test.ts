@@ -6,24 +6,14 @@
 // clear HTTP errors. Runs with SHARDS=0 and SHARDS=2.
 
 import assert from 'node:assert/strict'
-import { createServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import PluginHttp from 'ilp-plugin-http'
 import * as ILDCP from 'ilp-protocol-ildcp'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, NODE_ADDRESS, prepare, removeDir, startTestNode, tempDir,
+  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, NODE_ADDRESS, prepare, removeDir, startTestNode, tempDir,
   testConfigJson,
 } from './helpers'
 import type { RunningNode } from '../src/node'
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 for (const shards of [0, 2]) {
   describe(`ILP over HTTP with SHARDS=${shards}`, () => {
@@ -110,7 +100,7 @@ for (const shards of [0, 2]) {
       assert.equal(unreachable.triggeredBy, NODE_ADDRESS)
     })
 
-    it('serves http-oer: a raw OER prepare POSTed to / gets a raw OER answer', async () => {
+    it('serves http-oer: a raw OER prepare POSTed to / gets a raw OER answer: fulfilled, rejected by the node, rejected by the next hop', async () => {
       const { fulfillment, condition } = fulfillmentPair()
       bobHandler = async () => IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) })
       const res = await fetch(`${url}/`, {
@@ -127,9 +117,19 @@ for (const shards of [0, 2]) {
       })
       assert.equal(rejected.status, 200)
       assert.equal(asReject(Buffer.from(await rejected.arrayBuffer())).code, 'F02')
+      // A reject from the next hop comes back as it left bob.
+      bobHandler = async () => IlpPacket.serializeIlpReject({ code: 'F99', triggeredBy: `${NODE_ADDRESS}.bob`, message: 'bob says no', data: Buffer.from('why') })
+      const relayed = await fetch(`${url}/`, {
+        method: 'POST',
+        headers: { Authorization: 'Bearer carol-token' },
+        body: prepare({ destination: `${NODE_ADDRESS}.bob` }),
+      })
+      assert.equal(relayed.status, 200)
+      const reject = asReject(Buffer.from(await relayed.arrayBuffer()))
+      assert.deepEqual([reject.code, reject.triggeredBy, reject.message, reject.data.toString()], ['F99', `${NODE_ADDRESS}.bob`, 'bob says no', 'why'])
     })
 
-    it('serves http-head: fields in headers, the answer in headers', async () => {
+    it('serves http-head: fields in headers, the answer in headers: fulfilled, rejected by the node, rejected by the next hop', async () => {
       const { fulfillment, condition } = fulfillmentPair()
       bobHandler = async (p) => IlpPacket.serializeIlpFulfill({ fulfillment, data: IlpPacket.deserializeIlpPrepare(p).data })
       const headers = (destination: string) => ({
@@ -148,6 +148,13 @@ for (const shards of [0, 2]) {
       assert.equal(no.headers.get('ilp-error-code'), 'F02')
       assert.equal(no.headers.get('ilp-error-name'), 'Unreachable')
       assert.equal(no.headers.get('ilp-error-triggered-by'), NODE_ADDRESS)
+      // A reject from the next hop: its fields in the ILP-Error-* headers.
+      bobHandler = async () => IlpPacket.serializeIlpReject({ code: 'F99', triggeredBy: `${NODE_ADDRESS}.bob`, message: 'bob says no', data: Buffer.alloc(0) })
+      const relayed = await fetch(`${url}/`, { method: 'POST', headers: headers(`${NODE_ADDRESS}.bob`), body: Buffer.from('head data') })
+      assert.equal(relayed.status, 400)
+      assert.equal(relayed.headers.get('ilp-error-code'), 'F99')
+      assert.equal(relayed.headers.get('ilp-error-triggered-by'), `${NODE_ADDRESS}.bob`)
+      assert.equal(relayed.headers.get('ilp-error-message'), 'bob says no')
       const bad = await fetch(`${url}/`, { method: 'POST', headers: { ...headers(`${NODE_ADDRESS}.bob`), 'ILP-Amount': '-5' }, body: Buffer.alloc(0) })
       assert.equal(bad.status, 400)
       assert.match(await bad.text(), /ILP-Amount/)
