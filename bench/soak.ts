@@ -1,8 +1,9 @@
 // `npm run soak -- --minutes N [--rate R]`: the node (a child process, as `npm start` runs it)
 // forwards alice → bob at a steady R packets/s for N minutes; every minute the soak prints the
-// packets forwarded, p50/p99 latency, the node's resident memory (VmRSS, and its anonymous part)
-// and the count in flight. Anonymous memory must stay flat after a 3-minute warm-up: the last line
-// compares the last third of the judged minutes with the first third (the run fails above 10 %).
+// packets forwarded, p50/p99 latency, the node's CPU per packet, its resident memory (VmRSS, and
+// its anonymous part) and the count in flight. Anonymous memory must stay flat after a 3-minute
+// warm-up: the last line compares the last third of the judged minutes with the first third (the
+// run fails above 10 %).
 // Bounded by N minutes and by at most 2·R/100 prepares outstanding.
 
 import { createHash } from 'node:crypto'
@@ -74,14 +75,20 @@ async function main(): Promise<void> {
   }
   const pacer = setInterval(tick, 10)
   const samples: number[] = []
+  let cpuBefore = node.cpuMicros()
   for (let minute = 1; minute <= minutes; minute++) {
     await new Promise((resolve) => setTimeout(resolve, 60_000))
+    // The node's CPU per packet tells a node that works harder per packet (it would rise) from a
+    // machine that got slower (latency rises, CPU per packet does not).
+    const cpu = node.cpuMicros()
+    const cpuPerPacket = (cpu - cpuBefore) / Math.max(1, fulfilled + rejected)
+    cpuBefore = cpu
     const sorted = latencies.sort((a, b) => a - b)
     const pct = (p: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] * 1000)
     const { rss, anon } = memory(node.proc.pid!)
     samples.push(anon)
     console.log(`  minute ${String(minute).padStart(3)}: ${fulfilled.toLocaleString('en-US').padStart(10)} fulfilled, ${rejected} rejected, ` +
-      `p50 ${pct(0.5).toFixed(0)} µs, p99 ${pct(0.99).toFixed(0)} µs, node RSS ${(rss / 1048576).toFixed(1)} MiB ` +
+      `p50 ${pct(0.5).toFixed(0)} µs, p99 ${pct(0.99).toFixed(0)} µs, node CPU ${cpuPerPacket.toFixed(1)} µs/packet, node RSS ${(rss / 1048576).toFixed(1)} MiB ` +
       `(anonymous ${(anon / 1048576).toFixed(1)} MiB), in flight ${sentAt.size}`)
     latencies = []
     fulfilled = 0

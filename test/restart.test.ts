@@ -22,9 +22,9 @@ interface Child {
   exited: Promise<number | null>
 }
 
-async function spawnNode(configPath: string, dataDir: string, shards: number): Promise<Child> {
+async function spawnNode(configPath: string, dataDir: string, shards: number, env: Record<string, string> = {}): Promise<Child> {
   const proc = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js')], {
-    env: { ...process.env, CONFIG: configPath, DATA_DIR: dataDir, SHARDS: String(shards), PORT: '0', LOG_LEVEL: 'info' },
+    env: { ...process.env, CONFIG: configPath, DATA_DIR: dataDir, SHARDS: String(shards), PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const output: string[] = []
@@ -133,5 +133,11 @@ describe('restart and recovery (child process, SIGKILL, SHARDS change)', () => {
     ;(bad.accounts as Record<string, Record<string, unknown>>).alice.balance = { maximum: 'lots' }
     writeFileSync(badPath, JSON.stringify(bad))
     await assert.rejects(spawnNode(badPath, join(dir, 'bad-data'), 0), /accounts\.alice\.balance\.maximum: must be a decimal integer string/)
+  })
+
+  it('refuses to start (exit 69, saying why) when uWebSockets.js falls back to its JavaScript emulation', async () => {
+    // The package's own switch loads the emulation it would otherwise fall back to silently.
+    await assert.rejects(spawnNode(configPath, join(dir, 'fallback-data'), 0, { UWS_USE_FALLBACK: '1' }),
+      /node exited with 69:[\s\S]*loaded its pure-JS fallback, not its native binary[\s\S]*Refusing to start/)
   })
 })
