@@ -306,7 +306,7 @@ export function tokenProblem(token: string): string | null {
   return null
 }
 
-/** `201 Created`: the upstream's status with its standard reason phrase (empty when unknown). */
+/** `201 Created`: the upstream's status with its standard reason phrase (the code alone when it has none). */
 function statusLine(code: number): string {
   const reason = STATUS_CODES[code]
   return reason === undefined ? String(code) : `${code} ${reason}`
