@@ -2,8 +2,8 @@
 // ilp-protocol-psk2@0.5.0 through the node's BTP account and walks the whole flow (probe, 402,
 // payment, paid requests, Pay-Balance after each); ilp-fetch@1.3.3 pays on its own and gets the
 // paid answer; 200 concurrent requests on a token funded for 100 get exactly 100 answers; bad
-// Pay-Tokens get 400; a paid route proxies to its upstream, streaming its answer. SHARDS=2: the shop's shard is not the
-// sender's (payments cross shards; spends go to the shop's shard).
+// Pay-Tokens get 400; a paid route proxies to its upstream, streaming its answer. SHARDS=2: the
+// shop's shard is not the sender's (payments cross shards; spends go to the shop's shard).
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -17,7 +17,7 @@ import { request } from 'undici'
 import { SHOP_ACCOUNT } from '../src/config/schema'
 import type { RunningNode } from '../src/node'
 import { shardOfAccount } from '../src/shard/account_table'
-import { asReject, BtpPlugin, connectPlugin, freePort, prepare, removeDir, startTestNode, tempDir } from './helpers'
+import { asReject, BtpPlugin, connectPlugin, freePort, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ilpFetch = require('ilp-fetch') as (url: string, opts: Record<string, unknown>) => Promise<{ status: number; text(): Promise<string>; price: string }>
@@ -276,7 +276,7 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
     assert.equal(left.headers['pay-balance'], '1')
     await left.body[Symbol.asyncIterator]().next()
     left.body.destroy()
-    for (let i = 0; i < 100 && bigAbandoned === 0; i++) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 100 && bigAbandoned === 0; i++) await sleep(20)
     assert.equal(bigAbandoned, 1, 'the upstream\'s answer was abandoned, not read to its end')
 
     const cut = await request(`${base}/cut`, { headers: { 'pay-token': t } })
