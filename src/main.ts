@@ -5,6 +5,19 @@ import { ConfigError } from './config/schema'
 import { logger, setLogLevel } from './log'
 import { startNode } from './node'
 import { UwsFallbackError } from './transport/uws'
+import { PortInUseError } from './transport/listen'
+import { DataDirInUseError } from './store/data_dir_lock'
+
+/**
+ * Exit codes (sysexits.h): 78 bad configuration, 69 a required part is missing (uWebSockets.js
+ * without its native binary), 75 the data directory or the port is in use by another process
+ * (try again once it is free), 70 the node stopped itself on a fatal error, 1 anything else.
+ */
+function startupExitCode(err: Error): number | null {
+  if (err instanceof UwsFallbackError) return 69
+  if (err instanceof DataDirInUseError || err instanceof PortInUseError) return 75
+  return null
+}
 
 async function main(): Promise<void> {
   const log = logger('main')
@@ -28,8 +41,10 @@ async function main(): Promise<void> {
     }
   }
   const node = await startNode(config).catch((err: Error) => {
-    log.error(err instanceof UwsFallbackError ? err.message : `start-up failed: ${err.stack}`)
-    process.exit(err instanceof UwsFallbackError ? 69 : 1)
+    const code = startupExitCode(err)
+    // A known cause is one line naming it; anything else keeps its stack for the bug report.
+    log.error(code === null ? `start-up failed: ${err.stack}` : err.message)
+    process.exit(code ?? 1)
   })
   const shutdown = (signal: string) => {
     log.info('shutting down', { signal })

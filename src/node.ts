@@ -1,7 +1,6 @@
 // Assembles a node: durable store and recovery, the shards, and the uWebSockets.js server that
 // carries BTP and HTTP on one port. `startNode` is what main.ts, the tests and the benches run.
 
-import type { us_listen_socket } from 'uWebSockets.js'
 import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
 import { logger, setLogLevel } from './log'
 import { AccountTable, shardOfAccount } from './shard/account_table'
@@ -19,6 +18,8 @@ import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
 import { IlpHttpClient } from './transport/http_ilp_client'
 import { IlpHttpServer } from './transport/http_ilp_server'
 import { loadUws } from './transport/uws'
+import { claimFreePort, listenUws } from './transport/listen'
+import { lockDataDir } from './store/data_dir_lock'
 import { RouteManager } from './routing/route_manager'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
 import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
@@ -39,8 +40,20 @@ export interface RunningNode {
 
 export async function startNode(configured: Config): Promise<RunningNode> {
   setLogLevel(configured.logLevel)
-  const log = logger('node')
   const uws = loadUws()
+  // One node per data directory and port: both are checked before anything else is touched.
+  const lock = lockDataDir(configured.dataDir)
+  try {
+    if (configured.port !== 0) await claimFreePort(configured.host, configured.port)
+    return await startLocked(configured, uws, lock)
+  } catch (err) {
+    lock.release()
+    throw err
+  }
+}
+
+async function startLocked(configured: Config, uws: ReturnType<typeof loadUws>, lock: ReturnType<typeof lockDataDir>): Promise<RunningNode> {
+  const log = logger('node')
   let config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
   const store = openStore(config.dataDir, config.durability)
   recover(config, store)
@@ -102,13 +115,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
     if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)
     res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n')
   })
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
-      if (socket === false) reject(new Error(`cannot listen on ${config.host}:${config.port} (is the port taken?)`))
-      else resolve(socket)
-    })
-  })
-  const port = uws.us_socket_local_port(listenSocket as never)
+  const { socket: listenSocket, port } = await listenUws(uws, app, config.host, config.port, false)
   routes.start()
   dialer.start()
   for (const account of httpOut.accountsServed()) routes.peerConnected(account)
@@ -134,6 +141,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
       await httpOut!.close()
       await shop?.close()
       await store.root.close()
+      lock.release()
       log.info('ilp-node stopped')
     },
   }
