@@ -4,6 +4,7 @@ import { loadConfig } from './config/load'
 import { ConfigError } from './config/schema'
 import { logger, setLogLevel } from './log'
 import { startNode } from './node'
+import { nameThisThread } from './thread_name'
 import { UwsFallbackError } from './transport/uws'
 import { PortInUseError } from './transport/listen'
 import { DataDirInUseError } from './store/data_dir_lock'
@@ -20,6 +21,7 @@ function startupExitCode(err: Error): number | null {
 }
 
 async function main(): Promise<void> {
+  nameThisThread('ilp-main')
   const log = logger('main')
   let loaded
   try {

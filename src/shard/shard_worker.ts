@@ -15,6 +15,7 @@ import { Doorbell } from '../ring/doorbell'
 import { openStore } from '../store/balance_store'
 import { PendingTable } from './pending_table'
 import { createShardLoop } from './shard_runtime'
+import { nameThisThread } from '../thread_name'
 import type { ShardWiring } from './shard_wiring'
 
 export interface ShardTask {
@@ -47,6 +48,7 @@ function spinUntilInput(loop: { hasInput(): boolean }, microseconds: number): bo
 
 export function runShard({ config, wiring, routes, index, control }: ShardTask): string {
   setLogLevel(config.logLevel)
+  nameThisThread(`ilp-shard-${index}`)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)
   try {
