@@ -1,7 +1,8 @@
-// Our BTP load generator: alice (or many senders) keeps W prepares outstanding to `<node>.bob`,
-// bob fulfills each one. Both are lean WebSocket clients (ws_client.ts) with pre-encoded frames, so the generator
-// costs little CPU next to the node (ilp-plugin-btp allocates promises and timers per packet and
-// would be the bottleneck). Every run is bounded by a packet count and a duration.
+// Our BTP load generator: alice (or many senders) keeps W prepares outstanding to `<node>.bob`
+// (or each sender to its own receiver), bob (or every receiver) fulfills each one. All are lean
+// WebSocket clients (ws_client.ts) with pre-encoded frames, so the generator costs little CPU next
+// to the node (ilp-plugin-btp allocates promises and timers per packet and would be the
+// bottleneck). Every run is bounded by a packet count and a duration.
 
 import { createHash } from 'node:crypto'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, encodeMessage, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
@@ -24,26 +25,38 @@ export interface LoadResult {
   latencyPercentilesUs: number[]
 }
 
+export interface BtpAccount {
+  user: string
+  token: string
+}
+
 export interface LoadOptions {
   port: number
-  /** bob's port when the server listens per account (ilp-plugin-btp listeners); default `port`. */
+  /** The receivers' port when the server listens per account (ilp-plugin-btp listeners); default `port`. */
   bobPort?: number
+  /** Where prepares go, unless their sender names its own destination. */
   destination: string
   window: number
   durationMs: number
   maxPackets: number
   warmupMs: number
   /** The sending accounts (default alice); `window` is spread over them. */
-  senders?: { user: string; token: string }[]
-  bobToken?: string
-  bobUser?: string
-  /** The prepare to send (default: 1 unit to `destination`, for bob to fulfill). */
+  senders?: (BtpAccount & { destination?: string })[]
+  /** The receiving accounts (default bob), each a connection that fulfills what reaches it. */
+  receivers?: BtpAccount[]
+  /** The prepare every sender sends (default: 1 unit to its destination, for a receiver to fulfill). */
   prepare?: Buffer
-  /** Connect bob and fulfill what reaches him (default true; false when a payee answers). */
+  /** Connect the receivers and fulfill what reaches them (default true; false when a payee answers). */
   receiver?: boolean
   /** Called when measurement starts and ends (to sample the node's CPU over the same span). */
   onMeasureStart?: () => void
   onMeasureEnd?: () => void
+}
+
+/** A sender's connection and the frame it sends (its requestId rewritten per packet). */
+interface Lane {
+  ws: BenchWebSocket
+  template: Buffer
 }
 
 const FULFILLMENT = Buffer.alloc(32, 0x42)
@@ -74,30 +87,35 @@ function percentile(sorted: Float64Array, p: number): number {
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const senderAccounts = o.senders ?? [{ user: 'alice', token: 'alice-token' }]
   const senders = await Promise.all(senderAccounts.map((a) => connectBtp(o.port, a.user, a.token)))
-  const bob = o.receiver === false ? null : await connectBtp(o.bobPort ?? o.port, o.bobUser ?? 'bob', o.bobToken ?? 'bob-token')
+  const receiverAccounts = o.receiver === false ? [] : o.receivers ?? [{ user: 'bob', token: 'bob-token' }]
+  const receivers = await Promise.all(receiverAccounts.map((a) => connectBtp(o.bobPort ?? o.port, a.user, a.token)))
 
   const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
   const frame = new BtpFrame()
   const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
-  if (bob !== null) {
-    bob.onMessage = (data) => {
+  for (const receiver of receivers) {
+    receiver.onMessage = (data) => {
       if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
       writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
-      bob.send(response)
+      receiver.send(response)
     }
   }
 
-  // One prepare, re-sent with a new requestId each time; its expiry covers the whole run.
-  const prepare = o.prepare ?? encodePrepare({
-    amount: 1n,
-    expiresAtMs: Date.now() + o.warmupMs + o.durationMs + 30_000,
-    executionCondition: CONDITION,
-    destination: o.destination,
-    data: Buffer.alloc(0),
-  })
-  const frameLength = ilpFrameLength(prepare.length)
-  const template = Buffer.allocUnsafe(frameLength)
-  writeIlpFrame(template, BTP_MESSAGE, 0, prepare)
+  // One prepare per destination, re-sent with a new requestId each time; its expiry covers the
+  // whole run. Each sender keeps the frame of its own destination.
+  const expiresAtMs = Date.now() + o.warmupMs + o.durationMs + 30_000
+  const templates = new Map<string, Buffer>()
+  const templateFor = (destination: string): Buffer => {
+    let template = templates.get(destination)
+    if (template === undefined) {
+      const prepare = o.prepare ?? encodePrepare({ amount: 1n, expiresAtMs, executionCondition: CONDITION, destination, data: Buffer.alloc(0) })
+      template = Buffer.allocUnsafe(ilpFrameLength(prepare.length))
+      writeIlpFrame(template, BTP_MESSAGE, 0, prepare)
+      templates.set(destination, template)
+    }
+    return template
+  }
+  const lanes = senders.map((ws, i) => ({ ws, template: templateFor(senderAccounts[i].destination ?? o.destination) }))
 
   const sentAt = new Float64Array(1 << 20)
   const latencies = new Float64Array(Math.min(o.maxPackets, 4_000_000))
@@ -109,19 +127,18 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let rejected = 0
   let inFlight = 0
 
-  const send = (sender: BenchWebSocket) => {
+  const send = (lane: Lane) => {
     const id = nextId++
-    const out = template
-    out.writeUInt32BE(id, 1)
+    lane.template.writeUInt32BE(id, 1)
     sentAt[id & (sentAt.length - 1)] = performance.now()
     inFlight++
-    sender.send(out)
+    lane.ws.send(lane.template)
   }
 
   let finish: () => void = () => {}
   const done = new Promise<void>((resolve) => { finish = resolve })
   const replyFrame = new BtpFrame()
-  const onReply = (sender: BenchWebSocket, data: Buffer) => {
+  const onReply = (lane: Lane, data: Buffer) => {
     if (!replyFrame.parse(data) || replyFrame.type !== BTP_RESPONSE) return
     inFlight--
     if (measuring) {
@@ -133,12 +150,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       else rejected++
       if (measured >= o.maxPackets) stopping = true
     }
-    if (!stopping) send(sender)
+    if (!stopping) send(lane)
     else if (inFlight === 0) finish()
   }
-  for (const sender of senders) sender.onMessage = (data) => onReply(sender, data)
+  for (const lane of lanes) lane.ws.onMessage = (data) => onReply(lane, data)
 
-  for (let i = 0; i < Math.max(o.window, senders.length); i++) send(senders[i % senders.length])
+  for (let i = 0; i < Math.max(o.window, lanes.length); i++) send(lanes[i % lanes.length])
   await new Promise((resolve) => setTimeout(resolve, o.warmupMs))
   measuring = true
   o.onMeasureStart?.()
@@ -150,8 +167,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const seconds = (performance.now() - started) / 1000
   const cpu = process.cpuUsage(startCpu)
   o.onMeasureEnd?.()
-  for (const sender of senders) sender.close()
-  bob?.close()
+  for (const ws of [...senders, ...receivers]) ws.close()
 
   const sorted = latencies.slice(0, Math.min(measured, latencies.length)).sort()
   return {

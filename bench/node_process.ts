@@ -1,10 +1,12 @@
 // Starts the node as a child process (the same entry point as `npm start`) on a temporary data
-// directory, and reads its CPU time from /proc so a run can report CPU per forwarded packet.
+// directory, and reads its CPU time from /proc so a run can report CPU per forwarded packet, in
+// all and per thread.
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { parseStat, snapshotThreads, type ThreadSnapshot } from './threads'
 
 export interface NodeProcess {
   proc: ChildProcess
@@ -12,10 +14,10 @@ export interface NodeProcess {
   dataDir: string
   /** Total user + system CPU of the node process (all threads), in microseconds. */
   cpuMicros(): number
+  /** Every thread's name and CPU time now (threads.ts). */
+  threads(): ThreadSnapshot
   stop(): Promise<void>
 }
-
-const CLOCK_TICKS_PER_SECOND = 100
 
 export async function startNodeProcess(
   env: Record<string, string>,
@@ -45,15 +47,22 @@ export async function startNodeProcess(
     })
     proc.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
     void exited.then((code) => reject(new Error(`server exited with code ${code}:\n${output}`)))
+  }).catch(async (err: Error) => {
+    // The node exited or was killed above: its data directory goes with it.
+    await exited
+    rmSync(dataDir, { recursive: true, force: true })
+    throw err
   })
   return {
     proc,
     port,
     dataDir,
     cpuMicros() {
-      const fields = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ')
-      // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
-      return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND) * 1e6
+      // The process's stat also counts its threads that have exited, unlike the sum of its tasks.
+      return parseStat(readFileSync(`/proc/${proc.pid}/stat`, 'utf8')).cpuMicros
+    },
+    threads() {
+      return snapshotThreads(proc.pid!)
     },
     async stop() {
       proc.kill('SIGTERM')

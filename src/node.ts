@@ -1,28 +1,24 @@
-// Assembles a node: durable store and recovery, the shards, and the uWebSockets.js server that
-// carries BTP and HTTP on one port. `startNode` is what main.ts, the tests and the benches run.
+// Assembles a node: durable store and recovery, the control plane (routes, supervision) on the
+// main thread, the shards, and the I/O fronts that carry BTP and HTTP on one port (on the main
+// thread, or on IO_THREADS worker threads). `startNode` is what main.ts, the tests and the benches run.
 
-import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
-import { logger, setLogLevel } from './log'
-import { AccountTable, shardOfAccount } from './shard/account_table'
-import { ShardSet } from './shard/shard_set'
-import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
 import { randomBytes } from 'node:crypto'
-import { LocalDelivery } from './payee/local_delivery'
-import { SpspServer } from './payee/spsp_server'
-import { ShopServer } from './shop/shop_server'
-import { BtpDialer } from './transport/btp_client'
-import { BtpServer } from './transport/btp_server'
+import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
+import { AccountTable, shardOfAccount } from './config/account_table'
+import { logger, setLogLevel } from './log'
+import { IoFront, type ControlPlane } from './io/io_front'
+import { IoThreads } from './control/io_threads'
+import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
+import { LinkTable } from './ring/link_table'
+import { lockDataDir, type DataDirLock } from './store/data_dir_lock'
+import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
 import { withAddressFromParent } from './transport/ildcp_client'
-import { Connections } from './transport/connections'
 import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
-import { IlpHttpClient } from './transport/http_ilp_client'
-import { IlpHttpServer } from './transport/http_ilp_server'
-import { loadUws } from './transport/uws'
-import { claimFreePort, listenUws } from './transport/listen'
-import { lockDataDir } from './store/data_dir_lock'
+import { claimFreePort } from './transport/listen'
+import { loadUws, type UwsModule } from './transport/uws'
 import { RouteManager } from './routing/route_manager'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
-import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
+import { F00_BAD_REQUEST, F01_INVALID_PACKET } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
 
 export interface RunningNode {
@@ -34,8 +30,10 @@ export interface RunningNode {
   stop(): Promise<void>
   /** Resolves if the node stops itself on a fatal error (its shards could not start). */
   readonly failed: Promise<string>
-  /** Restarts of the shards after a worker died; and fault injection for tests. */
+  /** Restarts of the shards after a thread died; and fault injection for tests. */
   readonly shards: { restarts(): number; terminate(index: number): Promise<void> }
+  /** Fault injection for tests: an I/O worker thread fails as a bug in it would (IO_THREADS > 1). */
+  readonly ioThreads: { crash(index: number): void }
 }
 
 export async function startNode(configured: Config): Promise<RunningNode> {
@@ -52,7 +50,7 @@ export async function startNode(configured: Config): Promise<RunningNode> {
   }
 }
 
-async function startLocked(configured: Config, uws: ReturnType<typeof loadUws>, lock: ReturnType<typeof lockDataDir>): Promise<RunningNode> {
+async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock): Promise<RunningNode> {
   const log = logger('node')
   let config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
   const store = openStore(config.dataDir, config.durability)
@@ -60,67 +58,64 @@ async function startLocked(configured: Config, uws: ReturnType<typeof loadUws>, 
   config = withPayeeSecrets(config, store)
 
   const accounts = new AccountTable(config)
-  const connections = new Connections()
+  const links = LinkTable.create(accounts.size, config.ioThreads)
   let reportFatal: (reason: string) => void = () => {}
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
-  let btp: BtpServer | null = null
-  let httpOut: IlpHttpClient | null = null
-  let payees: LocalDelivery | null = null
-  const routes = new RouteManager(config, accounts,
-    (account, prepare) => (httpOut!.serves(account) ? httpOut!.sendControl(account, prepare) : btp!.sendControl(account, prepare, CONTROL_TIMEOUT_MS)),
-    (entries) => shards.setRoutes(entries),
-    logger('routing'))
-  const shards: ShardSet = new ShardSet(config, store, {
-    reply: (connId, requestId, account, ilp) => {
-      if (!connections.reply(connId, requestId, ilp)) log.debug('reply for a connection that has closed', { account: accounts.accounts[account].id })
-    },
-    forward: (shard, account, pendingId, ilp) => {
-      if (accounts.accounts[account].payee !== null) payees!.forward(shard, account, pendingId, ilp)
-      else if (httpOut!.serves(account)) httpOut!.forward(shard, account, pendingId, ilp)
-      else btp!.forward(shard, account, pendingId, ilp)
-    },
-    control: (connId, requestId, account, prepare) => {
-      connections.reply(connId, requestId, answerControl(config, routes, account, prepare))
-    },
-    flush: () => btp!.flush(),
-    restarting: () => {
-      connections.abandonAll(encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'the node restarted its shards; try again'))
-      btp!.flush()
-    },
-    fatal: (reason) => {
-      log.error('fatal: stopping the node', { reason })
-      reportFatal(reason)
-    },
-  }, logger('shards'))
-  await shards.start(routes.table())
-  payees = new LocalDelivery(shards, connections)
-  const spsp = new SpspServer(config, store, logger('spsp'))
-  const shop = config.shop === null ? null : new ShopServer(config, accounts, shards, connections, store, logger('shop'))
-  btp = new BtpServer(config, accounts, shards, connections, logger('btp'))
-  btp.onLinkUp = (account) => routes.peerConnected(account)
-  btp.onLinkDown = (account) => routes.peerDisconnected(account)
-  httpOut = new IlpHttpClient(config, accounts, shards, logger('http-out'))
-  const dialer = new BtpDialer(config, accounts, btp, logger('btp-out'))
-  const httpIn = new IlpHttpServer(config, accounts, shards, connections, logger('http-in'))
+  const fatal = (reason: string) => {
+    log.error('fatal: stopping the node', { reason })
+    reportFatal(reason)
+  }
 
-  const app = uws.App()
-  app.ws('/*', btp.behavior())
-  httpIn.register(app)
-  app.get('/health', (res) => {
-    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
-  })
-  spsp.register(app)
-  shop?.register(app)
-  app.any('/*', (res, req) => {
-    if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)
-    res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n')
-  })
-  const { socket: listenSocket, port } = await listenUws(uws, app, config.host, config.port, false)
+  // The control plane: routes, and what the I/O threads ask of it. A peer's link counts as up
+  // from its first link on any I/O thread to its last.
+  const linkCount = new Int32Array(accounts.size)
+  const plane: ControlPlane = {
+    linkUp: (account) => { if (++linkCount[account] === 1) routes.peerConnected(account) },
+    linkDown: (account) => { if (--linkCount[account] === 0) routes.peerDisconnected(account) },
+    control: async (account, prepare) => answerControl(config, routes, account, prepare),
+  }
+  let io: { sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> } | null = null
+  const routes = new RouteManager(config, accounts,
+    (account, prepare) => io!.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
+    (entries) => supervisor.setRoutes(entries),
+    logger('routing'))
+
+  // The data plane: the main thread's own front (IO_THREADS=1), or I/O worker threads.
+  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, store, uws, plane) : null
+  let ioThreads: IoThreads | null = null
+  const ioSide: IoSide = front !== null
+    ? { detach: () => front.shardsRestarting(), attach: (wiring) => front.port.attach(wiring, null) }
+    // (No threads yet at the first start: they start on the supervisor's first wiring.)
+    : { detach: () => ioThreads?.detach(), attach: (wiring) => ioThreads?.attach(wiring) }
+  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'))
+  await supervisor.start(routes.table())
+
+  let port: number
+  if (front !== null) {
+    io = front
+    port = await front.listen(config.port)
+    front.start()
+  } else {
+    // Every I/O thread binds the same port: with PORT=0 it is chosen first.
+    port = config.port !== 0 ? config.port : await claimFreePort(config.host, 0)
+    const threads = new IoThreads(config, links, plane, (index, reason) => {
+      // The thread's requests and holds died with it: restart the data plane from LMDB, then put
+      // a new thread in its place on the new rings.
+      void supervisor.restart(reason).then(() => threads.startThread(index, supervisor.currentWiring(), port)).then(
+        () => log.info('I/O thread replaced', { thread: index }),
+        (err: Error) => fatal(`I/O thread ${index} could not be replaced: ${err.message}`),
+      )
+    }, logger('io'))
+    ioThreads = threads
+    io = threads
+    await threads.start(supervisor.currentWiring(), port)
+  }
   routes.start()
-  dialer.start()
-  for (const account of httpOut.accountsServed()) routes.peerConnected(account)
+  // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
+  accounts.accounts.forEach((account, i) => { if (account.httpUrl !== null) plane.linkUp(i) })
   log.info('ilp-node listening', {
-    address: config.ilpAddress, host: config.host, port, shards: config.shards, accounts: config.accounts.length, durability: config.durability,
+    address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,
+    accounts: config.accounts.length, durability: config.durability,
   })
 
   let stopped = false
@@ -129,17 +124,20 @@ async function startLocked(configured: Config, uws: ReturnType<typeof loadUws>, 
     port,
     failed,
     balance: (accountId) => readBalance(store, accountId),
-    shards: { restarts: () => shards.restarts, terminate: (index) => shards.terminateShard(index) },
+    shards: { restarts: () => supervisor.restarts, terminate: (index) => supervisor.terminateShard(index) },
+    ioThreads: {
+      crash: (index) => {
+        if (ioThreads === null) throw new Error('IO_THREADS=1: the sockets run on the main thread')
+        ioThreads.crash(index)
+      },
+    },
     async stop() {
       if (stopped) return
       stopped = true
-      uws.us_listen_socket_close(listenSocket)
-      dialer.close()
       routes.stop()
-      btp!.close()
-      await shards.stop()
-      await httpOut!.close()
-      await shop?.close()
+      if (front !== null) await front.close()
+      else await ioThreads!.stop()
+      await supervisor.stop()
       await store.root.close()
       lock.release()
       log.info('ilp-node stopped')

@@ -44,8 +44,20 @@ export function testConfigJson(): Record<string, unknown> {
   }
 }
 
+/**
+ * The thread layout a test node runs in: the test's own shard count, unless the suite runs in a
+ * given layout (`npm test` runs it once as is and once with IO_THREADS=2 SHARDS=2 set).
+ */
+export function testLayout(shards: number): { shards: number; ioThreads: number } {
+  const env = process.env
+  return {
+    shards: env.SHARDS !== undefined && env.SHARDS !== '' ? Number(env.SHARDS) : shards,
+    ioThreads: env.IO_THREADS !== undefined && env.IO_THREADS !== '' ? Number(env.IO_THREADS) : 1,
+  }
+}
+
 export function makeConfig(shards: number, dataDir: string, json: Record<string, unknown> = testConfigJson()): Config {
-  return parseConfig({ port: 0, ...json, shards, dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
+  return parseConfig({ port: 0, ...json, ...testLayout(shards), dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
 }
 
 export async function startTestNode(shards: number, dataDir = tempDir(), json?: Record<string, unknown>): Promise<RunningNode> {

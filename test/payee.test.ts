@@ -15,7 +15,7 @@ import * as PSK2 from 'ilp-protocol-psk2'
 import { createConnection } from 'ilp-protocol-stream'
 import { request } from 'undici'
 import type { RunningNode } from '../src/node'
-import { shardOfAccount } from '../src/shard/account_table'
+import { shardOfAccount } from '../src/config/account_table'
 import { asReject, BtpPlugin, connectPlugin, peerBalance, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

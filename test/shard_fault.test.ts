@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { RunningNode } from '../src/node'
-import { shardOfAccount } from '../src/shard/account_table'
+import { shardOfAccount } from '../src/config/account_table'
 import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
 describe('a shard worker dies (SHARDS=2)', () => {

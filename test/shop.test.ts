@@ -16,7 +16,7 @@ import * as PSK2 from 'ilp-protocol-psk2'
 import { request } from 'undici'
 import { SHOP_ACCOUNT } from '../src/config/schema'
 import type { RunningNode } from '../src/node'
-import { shardOfAccount } from '../src/shard/account_table'
+import { shardOfAccount } from '../src/config/account_table'
 import { asReject, BtpPlugin, connectPlugin, freePort, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

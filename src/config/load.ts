@@ -41,6 +41,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
     host: env.HOST,
     port: env.PORT,
     shards: env.SHARDS,
+    ioThreads: env.IO_THREADS,
     dataDir: env.DATA_DIR,
     logLevel: env.LOG_LEVEL,
     durability: env.DURABILITY,

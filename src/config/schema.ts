@@ -81,6 +81,8 @@ export interface Config {
   readonly port: number
   /** Shard worker threads; 0 runs the shard code inline on the main thread. */
   readonly shards: number
+  /** Socket I/O threads: 1 runs every socket on the main thread, N > 1 on N worker threads. */
+  readonly ioThreads: number
   readonly dataDir: string
   readonly logLevel: LogLevel
   /** process: survives a crash of the process (kill -9); fsync: also an OS crash or power loss. */
@@ -118,6 +120,9 @@ export interface Config {
 }
 
 /** Stands for "ask the parent" until start-up learns the address (valid, so children validate). */
+/** I/O threads are numbered in the top byte of a connection id (io/connections.ts). */
+export const MAX_IO_THREADS = 64
+
 export const ADDRESS_FROM_PARENT = 'private.address-from-parent'
 
 export class ConfigError extends Error {
@@ -350,6 +355,7 @@ export interface EnvOverrides {
   host?: string
   port?: string
   shards?: string
+  ioThreads?: string
   dataDir?: string
   logLevel?: string
   durability?: string
@@ -359,6 +365,7 @@ export interface EnvOverrides {
 export interface MachineDefaults {
   cores: number
   shards: number
+  ioThreads?: number
 }
 
 export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults): Config {
@@ -367,12 +374,16 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') merged[key] = value
 
   // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
-  // placeholder, which start-up replaces (config/address.ts).
+  // placeholder, which start-up replaces (transport/ildcp_client.ts).
   const ilpAddress = merged.ilpAddress === undefined || merged.ilpAddress === '' ? ADDRESS_FROM_PARENT : str(merged, 'ilpAddress', 'ilpAddress (ILP_ADDRESS)')
   if (!isValidAddress(ilpAddress)) throw new ConfigError('ilpAddress (ILP_ADDRESS)', `"${ilpAddress}" is not a valid ILP address`)
   const host = str(merged, 'host', 'host (HOST)', '127.0.0.1')
   const port = int(merged, 'port', 'port (PORT)', 7768, 0, 65535)
   const shards = int(merged, 'shards', 'shards (SHARDS)', machine.shards, 0, 64)
+  const ioThreads = int(merged, 'ioThreads', 'ioThreads (IO_THREADS)', machine.ioThreads ?? 1, 1, MAX_IO_THREADS)
+  // The inline shard runs in the main thread's turn after its socket callbacks: it needs the
+  // sockets on the main thread too.
+  if (ioThreads > 1 && shards === 0) throw new ConfigError('ioThreads (IO_THREADS)', 'more than 1 I/O thread needs at least 1 shard thread (SHARDS)')
   const dataDir = str(merged, 'dataDir', 'dataDir (DATA_DIR)', './data')
   const logLevel = oneOf<LogLevel>(merged, 'logLevel', 'logLevel (LOG_LEVEL)', ['error', 'warn', 'info', 'debug'], 'info')
   const durability = oneOf<Durability>(merged, 'durability', 'durability (DURABILITY)', ['process', 'fsync'], 'process')
@@ -439,6 +450,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     host,
     port,
     shards,
+    ioThreads,
     dataDir,
     logLevel,
     durability,
@@ -454,8 +466,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     maxHttpBodyBytes: int(limits, 'maxHttpBodyBytes', 'limits.maxHttpBodyBytes', 40960, 1024, 1 << 20),
     routeBroadcastIntervalMs: int(merged, 'routeBroadcastInterval', 'routeBroadcastInterval', 30000, 100, 3600000),
     journalDelayMs: int(limits, 'journalDelayMs', 'limits.journalDelayMs', 50, 0, 10000),
-    // Spinning pays only when each shard and the main thread have a core of their own.
-    shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + 1 <= machine.cores ? 200 : 0, 0, 10000),
+    // Spinning pays only when each shard and each socket thread have a core of their own.
+    shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0, 0, 10000),
     defaultPayee,
     adminToken,
     shop,

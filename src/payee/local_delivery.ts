@@ -5,7 +5,7 @@
 // credited exactly as a packet to a peer is.
 
 import { SendFailure } from '../codec/ilp_errors'
-import type { ShardSet } from '../shard/shard_set'
+import type { ShardPort } from '../io/shard_port'
 import type { Connections, ReplyTarget } from '../transport/connections'
 
 export class LocalDelivery implements ReplyTarget {
@@ -16,7 +16,7 @@ export class LocalDelivery implements ReplyTarget {
   private readonly free: number[] = []
   private used = 0
 
-  constructor(private readonly shards: ShardSet, connections: Connections) {
+  constructor(private readonly shards: ShardPort, connections: Connections) {
     this.connId = connections.add(this, true)
   }
 

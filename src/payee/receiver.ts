@@ -29,7 +29,7 @@ import {
 import { encodeFulfill, encodeReject, type PrepareView } from '../codec/ilp_packet'
 import { UINT64_MAX, writeUInt64 } from '../codec/oer'
 import type { Logger } from '../log'
-import type { AccountTable } from '../shard/account_table'
+import type { AccountTable } from '../config/account_table'
 import { decodePayment, encodePayment, type Store } from '../store/balance_store'
 import {
   assetDetailsFrame, FRAME_CONNECTION_ASSET_DETAILS, FRAME_CONNECTION_CLOSE, FRAME_CONNECTION_NEW_ADDRESS, FRAME_STREAM_CLOSE, frameStreamId, streamCloseFrame,

@@ -17,7 +17,7 @@ import { peerProtocolPrepare } from '../codec/peer_protocol'
 import type { Config, RouteProtocol } from '../config/schema'
 import { decodeRouteBroadcast, encodeRouteBroadcast, encodeRouteBroadcastReply } from '../codec/route_broadcast'
 import type { Logger } from '../log'
-import type { AccountTable } from '../shard/account_table'
+import type { AccountTable } from '../config/account_table'
 
 const RELATION_PRIORITY: Record<string, number> = { parent: 0, peer: 1, child: 2 }
 const MAX_EPOCHS_PER_UPDATE = 50

@@ -1,8 +1,10 @@
 // A shard: the actor that owns a set of accounts (their balances and holds) and the prepares
 // they send. The same class runs inside a worker thread or inline on the main thread (SHARDS=0).
-// Its inputs are ring records (shard/records.ts); its outputs are ring records, written into
-// `toMain` / `toShards` and published by the loop only after `commit()` has made the batch's
-// state durable, so no fulfill leaves the shard before its balance change is committed.
+// Its inputs are ring records (ring/records.ts); its outputs are ring records, written into
+// `toIo` / `toShards` and published by the loop only after `commit()` has made the batch's
+// state durable, so no fulfill leaves the shard before its balance change is committed. A reply
+// goes to the I/O thread that holds the request's connection (the top byte of its connId), a
+// forwarded prepare to the one that holds the next hop's link (ring/link_table.ts).
 // Prepares still in flight after limits.journalDelayMs are journalled too (see `commit`).
 //
 // A prepare from account A, in order (each step returns early with a reject):
@@ -34,11 +36,13 @@ import {
 } from '../codec/ilp_errors'
 import { writeInt64, writeLength, writeUInt64, UINT64_MAX } from '../codec/oer'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
-import { AccountTable } from './account_table'
+import { AccountTable } from '../config/account_table'
 import { RoutingTable } from '../routing/routing_table'
 import { PendingTable } from './pending_table'
-import { OUTPUT_SLACK_BYTES, RecordKind } from './records'
+import { OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
+import type { LinkTable } from '../ring/link_table'
+import { ioThreadOf } from '../ring/records'
 import { decodeInt128, encodeInflight, encodeInt128, inflightKey, type Store } from '../store/balance_store'
 import type { Logger } from '../log'
 
@@ -55,12 +59,21 @@ export interface ShardOptions {
   /** Shards in this run; 1 for the inline shard. */
   shardCount: number
   store: Store
-  toMain: RingWriter
+  /** Rings to the I/O threads by index. */
+  toIo: RingWriter[]
+  links: LinkTable
   /** Rings to the other shards by index (null at this shard's own index). */
   toShards: (RingWriter | null)[]
   /** The routing table (prefix → account index) from the main thread's route manager. */
   routes: [string, number][]
   log: Logger
+}
+
+/** A shard could not write an answer it owes: the shard must stop (see Shard.emit). */
+export class OutputRingFull extends Error {
+  constructor(io: number, bytes: number) {
+    super(`shard output ring to I/O thread ${io} full despite the reserved room (${bytes} bytes)`)
+  }
 }
 
 export class Shard {
@@ -69,7 +82,8 @@ export class Shard {
   private readonly accounts: AccountTable
   private routes: RoutingTable
   private readonly store: Store
-  private readonly toMain: RingWriter
+  private readonly toIo: RingWriter[]
+  private readonly links: LinkTable
   private readonly toShards: (RingWriter | null)[]
   private readonly log: Logger
   private readonly ilpAddress: Buffer
@@ -109,7 +123,8 @@ export class Shard {
     this.config = o.config
     this.shardIndex = o.shardIndex
     this.store = o.store
-    this.toMain = o.toMain
+    this.toIo = o.toIo
+    this.links = o.links
     this.toShards = o.toShards
     this.log = o.log
     this.accounts = new AccountTable(o.config)
@@ -179,8 +194,7 @@ export class Shard {
     const view = this.view
     if (buf[pos] === BRACE) {
       // The seed's JSON route broadcast: routing is the main thread's control plane, which answers.
-      this.toMain.tryWrite(RecordKind.ControlOut, connId, requestId, account, 0, buf.subarray(pos, end))
-      return
+      return this.emit(ioThreadOf(connId), RecordKind.ControlOut, connId, requestId, account, buf.subarray(pos, end))
     }
     if (!view.parse(buf, pos, end)) {
       const reason = `invalid prepare: ${view.error}`
@@ -218,7 +232,7 @@ export class Shard {
     this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
     view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
-    this.toMain.tryWrite(RecordKind.PrepareOut, target, this.pending.idOf(slot), Math.floor(nextExpiresAtMs / 1000), 0,
+    this.emit(this.links.threadOf(target), RecordKind.PrepareOut, target, this.pending.idOf(slot), Math.floor(nextExpiresAtMs / 1000),
       view.buf.subarray(pos, pos + view.packetLength))
   }
 
@@ -231,13 +245,13 @@ export class Shard {
     const reply = view.parse(buf, pos, end)
       ? this.receiver.receive(payee, view, nowMs)
       : encodeReject(F01_INVALID_PACKET, this.config.ilpAddress, `invalid prepare: ${view.error}`)
-    this.toMain.tryWrite(RecordKind.ReplyOut, connId, requestId, payee, 0, reply)
+    this.emit(ioThreadOf(connId), RecordKind.ReplyOut, connId, requestId, payee, reply)
   }
 
   /** A paid request: spends from a pay token's balance at the shop this shard owns, or says why not. */
   handleSpend(shop: number, connId: number, requestId: number, buf: Uint8Array, pos: number, end: number): void {
     const answer = this.receiver.spend(shop, buf.subarray(pos, end))
-    this.toMain.tryWrite(RecordKind.ReplyOut, connId, requestId, shop, 0, answer)
+    this.emit(ioThreadOf(connId), RecordKind.ReplyOut, connId, requestId, shop, answer)
   }
 
   /** The next hop's answer to a forwarded prepare. */
@@ -260,11 +274,10 @@ export class Shard {
         return this.finish(slot, false)
       }
       this.finish(slot, true)
-      this.toMain.tryWrite(RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, 0, buf.subarray(pos, end))
-      return
+      return this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, end))
     }
     if (kind === ReplyKind.Reject) {
-      this.toMain.tryWrite(RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, 0, buf.subarray(pos, end))
+      this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, end))
     } else {
       this.log.warn('next hop answered with a malformed packet', { from: this.accounts.accounts[p.destinationAccount[slot]].id })
       this.reject(p.connId[slot], p.requestId[slot], account, T00_INTERNAL_ERROR, 'invalid response from the next hop')
@@ -293,8 +306,8 @@ export class Shard {
   }
 
   private readonly expireSlot = (slot: number): boolean => {
-    if (!this.toMain.hasRoomFor(OUTPUT_SLACK_BYTES)) return false // the rest expire on a later pass
     const p = this.pending
+    if (!this.toIo[ioThreadOf(p.connId[slot])].hasRoomFor(OUTPUT_SLACK_BYTES)) return false // the rest expire on a later pass
     this.log.debug('prepare expired waiting for the next hop', {
       from: this.accounts.accounts[p.sourceAccount[slot]].id, to: this.accounts.accounts[p.destinationAccount[slot]].id, amount: p.sourceAmount[slot],
     })
@@ -386,8 +399,8 @@ export class Shard {
     }
     if (view.destinationStartsWith(PEER_ROUTE)) {
       // CCP is the main thread's control plane: the whole prepare goes there, and it answers.
-      this.toMain.tryWrite(RecordKind.ControlOut, connId, requestId, account, 0, view.buf.subarray(view.packetOffset, view.packetOffset + view.packetLength))
-      return
+      return this.emit(ioThreadOf(connId), RecordKind.ControlOut, connId, requestId, account,
+        view.buf.subarray(view.packetOffset, view.packetOffset + view.packetLength))
     }
     if (view.destinationEquals(PEER_BALANCE)) {
       if (!conditionOk) return this.reject(connId, requestId, account, F01_INVALID_PACKET, 'peer.balance request with the wrong condition')
@@ -409,10 +422,9 @@ export class Shard {
   }
 
   private fulfillPeerRequest(connId: number, requestId: number, account: number, data: Uint8Array): void {
-    const at = this.toMain.reserve(RecordKind.ReplyOut, fulfillLength(data.length), connId, requestId, account, 0)
-    if (at < 0) throw new Error('shard output ring full despite reserved slack')
-    writeFulfill(this.toMain.data, at, PEER_PROTOCOL_FULFILLMENT, data)
-    this.toMain.commit()
+    const ring = this.toIo[ioThreadOf(connId)]
+    writeFulfill(ring.data, this.reserve(ring, RecordKind.ReplyOut, fulfillLength(data.length), connId, requestId, account), PEER_PROTOCOL_FULFILLMENT, data)
+    ring.commit()
   }
 
   /** Amount for the next hop: same asset code, rescaled (floor); -1 if the codes differ. */
@@ -492,10 +504,24 @@ export class Shard {
 
   private reject(connId: number, requestId: number, account: number, code: IlpErrorCode, message: string, data: Uint8Array = EMPTY): void {
     const fields: RejectFields = { code, triggeredBy: this.ilpAddress, message: Buffer.from(message, 'utf8'), data }
-    const at = this.toMain.reserve(RecordKind.ReplyOut, rejectLength(fields), connId, requestId, account, 0)
-    if (at < 0) throw new Error('shard output ring full despite reserved slack')
-    writeReject(this.toMain.data, at, fields)
-    this.toMain.commit()
+    const ring = this.toIo[ioThreadOf(connId)]
+    writeReject(ring.data, this.reserve(ring, RecordKind.ReplyOut, rejectLength(fields), connId, requestId, account), fields)
+    ring.commit()
+  }
+
+  // Every output record goes through emit() or reserve(). The loop takes an input only while every
+  // output ring has room for its largest answer (ShardLoop.outputsHaveRoom), so a full ring here
+  // is a broken invariant: the shard stops loudly (its thread ends, the supervisor restarts the
+  // shards from LMDB) rather than drop an answer whose balance change may already be committed.
+
+  private emit(io: number, kind: RecordKind, a: number, b: number, c: number, payload: Uint8Array): void {
+    if (!this.toIo[io].tryWrite(kind, a, b, c, 0, payload)) throw new OutputRingFull(io, payload.length)
+  }
+
+  private reserve(ring: RingWriter, kind: RecordKind, length: number, a: number, b: number, c: number): number {
+    const at = ring.reserve(kind, length, a, b, c, 0)
+    if (at < 0) throw new OutputRingFull(this.toIo.indexOf(ring), length)
+    return at
   }
 
   private rejectAmountTooLarge(connId: number, requestId: number, account: number, received: bigint, maximum: bigint): void {

@@ -1,14 +1,14 @@
 // One turn of a shard: drain the rings into the shard, expire what is due, commit, publish.
 // The only loop body in the shard; the worker (shard_worker.ts) and the inline host on the main
-// thread (shard_set.ts) differ only in how they wait for the next turn.
+// thread differ only in how they wait for the next turn.
 
 import type { Logger } from '../log'
 import type { Doorbell } from '../ring/doorbell'
 import type { RingReader, RingWriter } from '../ring/ring'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
 import { encodeReject } from '../codec/ilp_packet'
-import { OUTPUT_SLACK_BYTES, RecordKind } from './records'
-import type { Shard } from './shard'
+import { ioThreadOf, OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
+import { OutputRingFull, type Shard } from './shard'
 import type { SendFailure } from '../codec/ilp_errors'
 
 /** Records taken from one ring per turn, so a busy ring cannot starve the others or the commit. */
@@ -16,11 +16,12 @@ export const BATCH_RECORDS_MAX = 256
 
 export interface ShardLoopOptions {
   shard: Shard
-  fromMain: RingReader
-  toMain: RingWriter
+  fromIo: RingReader[]
+  toIo: RingWriter[]
   fromShards: (RingReader | null)[]
   toShards: (RingWriter | null)[]
-  mainDoorbell: Doorbell | null
+  /** Null inline: the main thread runs the loop itself and needs no wake-ups. */
+  ioDoorbells: Doorbell[] | null
   shardDoorbells: (Doorbell | null)[]
   /** Output room needed before taking an input: the largest frame plus a reject. */
   outputReserveBytes: number
@@ -41,8 +42,9 @@ export class ShardLoop {
 
   /** Runs one turn; true if it consumed any input. */
   turn(nowMs: number): boolean {
-    const { shard, fromMain, fromShards } = this.o
-    let worked = this.drain(fromMain, nowMs)
+    const { shard, fromIo, fromShards } = this.o
+    let worked = false
+    for (const ring of fromIo) if (this.drain(ring, nowMs)) worked = true
     for (const ring of fromShards) if (ring !== null && this.drain(ring, nowMs)) worked = true
     shard.expire(nowMs)
     shard.commit(nowMs)
@@ -51,7 +53,7 @@ export class ShardLoop {
   }
 
   hasInput(): boolean {
-    if (this.o.fromMain.hasData()) return true
+    for (const ring of this.o.fromIo) if (ring.hasData()) return true
     for (const ring of this.o.fromShards) if (ring !== null && ring.hasData()) return true
     return false
   }
@@ -63,10 +65,10 @@ export class ShardLoop {
 
   private drain(ring: RingReader, nowMs: number): boolean {
     if (!ring.hasData()) return false
-    const { shard, toMain, outputReserveBytes } = this.o
+    const { shard } = this.o
     ring.beginBatch()
     let n = 0
-    while (n < BATCH_RECORDS_MAX && toMain.hasRoomFor(outputReserveBytes) && ring.next()) {
+    while (n < BATCH_RECORDS_MAX && this.outputsHaveRoom() && ring.next()) {
       n++
       const start = ring.payloadOffset
       const end = start + ring.payloadLength
@@ -94,9 +96,10 @@ export class ShardLoop {
             throw new Error(`unexpected record kind ${ring.kind}`)
         }
       } catch (err) {
+        if (err instanceof OutputRingFull) throw err
         this.o.log.error('shard failed to handle a record', { kind: ring.kind, error: (err as Error).stack })
         if (ring.kind === RecordKind.PrepareIn || ring.kind === RecordKind.DeliverIn) {
-          toMain.tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error'))
+          this.o.toIo[ioThreadOf(ring.b)].tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error'))
         }
       }
     }
@@ -104,9 +107,16 @@ export class ShardLoop {
     return n > 0
   }
 
+  /** Room for the largest answer in every ring to the I/O threads (an input's output may go to any). */
+  private outputsHaveRoom(): boolean {
+    const { toIo, outputReserveBytes } = this.o
+    for (let i = 0; i < toIo.length; i++) if (!toIo[i].hasRoomFor(outputReserveBytes)) return false
+    return true
+  }
+
   private publish(): void {
-    const { toMain, toShards, mainDoorbell, shardDoorbells } = this.o
-    if (toMain.flush() && mainDoorbell !== null) mainDoorbell.ring()
+    const { toIo, toShards, ioDoorbells, shardDoorbells } = this.o
+    for (let i = 0; i < toIo.length; i++) if (toIo[i].flush() && ioDoorbells !== null) ioDoorbells[i].ring()
     for (let i = 0; i < toShards.length; i++) {
       const ring = toShards[i]
       if (ring !== null && ring.flush()) shardDoorbells[i]?.ring()

@@ -4,29 +4,30 @@
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import { Doorbell } from '../ring/doorbell'
+import { LinkTable } from '../ring/link_table'
 import { RingReader, RingWriter } from '../ring/ring'
+import type { Wiring } from '../ring/wiring'
 import type { Store } from '../store/balance_store'
 import { Shard } from './shard'
 import { outputReserveBytes, ShardLoop } from './shard_loop'
-import type { ShardWiring } from './shard_wiring'
 
 export function createShardLoop(
-  config: Config, wiring: ShardWiring, index: number, store: Store, routes: [string, number][], log: Logger, inline: boolean,
+  config: Config, wiring: Wiring, links: SharedArrayBuffer, index: number, store: Store, routes: [string, number][], log: Logger, inline: boolean,
 ): ShardLoop {
   const n = wiring.shardCount
-  const toMain = new RingWriter(wiring.shardToMain[index])
+  const toIo = wiring.shardToIo[index].map((sab) => new RingWriter(sab))
   const toShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingWriter(wiring.shardToShard[index][j]!)))
   const fromShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingReader(wiring.shardToShard[j][index]!)))
-  const shard = new Shard({ config, shardIndex: index, shardCount: n, store, toMain, toShards, routes, log })
+  const linkTable = new LinkTable(links, config.accounts.length, wiring.ioCount)
+  const shard = new Shard({ config, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, log })
   return new ShardLoop({
     shard,
-    fromMain: new RingReader(wiring.mainToShard[index]),
-    toMain,
+    fromIo: wiring.ioToShard.map((rings) => new RingReader(rings[index])),
+    toIo,
     fromShards,
     toShards,
-    // Inline, the main thread runs the loop itself and needs no wake-ups.
-    mainDoorbell: inline ? null : new Doorbell(wiring.mainDoorbell),
-    shardDoorbells: wiring.doorbells.map((sab, j) => (j === index ? null : new Doorbell(sab))),
+    ioDoorbells: inline ? null : wiring.ioDoorbells.map((sab) => new Doorbell(sab)),
+    shardDoorbells: wiring.shardDoorbells.map((sab, j) => (j === index ? null : new Doorbell(sab))),
     outputReserveBytes: outputReserveBytes(config.maxFrameBytes),
     ilpAddress: config.ilpAddress,
     log,

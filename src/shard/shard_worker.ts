@@ -5,8 +5,8 @@
 // are polled with receiveMessageOnPort between turns, after a doorbell wake.
 //
 // An exception here ends the task with an error: a shard whose state or store failed must not
-// keep forwarding money, so the main thread stops the node (fail-stop) and a restart recovers
-// the committed state from LMDB.
+// keep forwarding money. The main thread's supervisor then restarts every shard from LMDB (as a
+// restart of the process would), or stops the node if the shards had not started yet.
 
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import type { Config } from '../config/schema'
@@ -16,11 +16,12 @@ import { openStore } from '../store/balance_store'
 import { PendingTable } from './pending_table'
 import { createShardLoop } from './shard_runtime'
 import { nameThisThread } from '../thread_name'
-import type { ShardWiring } from './shard_wiring'
+import type { Wiring } from '../ring/wiring'
 
 export interface ShardTask {
   config: Config
-  wiring: ShardWiring
+  wiring: Wiring
+  links: SharedArrayBuffer
   routes: [string, number][]
   index: number
   control: MessagePort
@@ -46,14 +47,14 @@ function spinUntilInput(loop: { hasInput(): boolean }, microseconds: number): bo
   return false
 }
 
-export function runShard({ config, wiring, routes, index, control }: ShardTask): string {
+export function runShard({ config, wiring, links, routes, index, control }: ShardTask): string {
   setLogLevel(config.logLevel)
   nameThisThread(`ilp-shard-${index}`)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)
   try {
-    const loop = createShardLoop(config, wiring, index, store, routes, log, false)
-    const doorbell = new Doorbell(wiring.doorbells[index])
+    const loop = createShardLoop(config, wiring, links, index, store, routes, log, false)
+    const doorbell = new Doorbell(wiring.shardDoorbells[index])
     control.postMessage({ type: 'ready' })
     for (;;) {
       const worked = loop.turn(Date.now())

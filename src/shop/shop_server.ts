@@ -19,8 +19,8 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import { SHOP_ACCOUNT, type Config, type ShopRoute } from '../config/schema'
 import type { Logger } from '../log'
 import { newReceiverAddress } from '../payee/receiver'
-import type { AccountTable } from '../shard/account_table'
-import type { ShardSet } from '../shard/shard_set'
+import type { AccountTable } from '../config/account_table'
+import type { ShardPort } from '../io/shard_port'
 import { readTokenBalance, type Store } from '../store/balance_store'
 import type { Connections, ReplyTarget } from '../transport/connections'
 
@@ -67,7 +67,7 @@ export class ShopServer {
   constructor(
     private readonly config: Config,
     accounts: AccountTable,
-    private readonly shards: ShardSet,
+    private readonly shards: ShardPort,
     private readonly connections: Connections,
     private readonly store: Store,
     private readonly log: Logger,

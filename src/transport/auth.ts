@@ -2,7 +2,7 @@
 // comparing SHA-256 digests in constant time. Tokens are never logged.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { AccountTable } from '../shard/account_table'
+import type { AccountTable } from '../config/account_table'
 
 export enum AuthFailure {
   UnknownAccount = -2,

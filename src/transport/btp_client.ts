@@ -10,7 +10,7 @@ import WebSocket from 'ws'
 import { BTP_ERROR, BTP_RESPONSE, CONTENT_OCTET_STREAM, CONTENT_TEXT_PLAIN, encodeMessage, type BtpFrame } from '../codec/btp_packet'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
-import type { AccountTable } from '../shard/account_table'
+import type { AccountTable } from '../config/account_table'
 import { BtpSession, type BtpServer, type BtpSocket } from './btp_server'
 
 const BACKOFF_FIRST_MS = 1000
@@ -66,9 +66,11 @@ export class BtpDialer {
     private readonly accounts: AccountTable,
     private readonly server: BtpServer,
     private readonly log: Logger,
+    /** Which dialled accounts are this thread's to dial (each is dialled by one I/O thread). */
+    dials: (account: number) => boolean = () => true,
   ) {
     accounts.accounts.forEach((a, i) => {
-      if (a.btpUrl === null) return
+      if (a.btpUrl === null || !dials(i)) return
       this.dials.push(new Dial(i, parseBtpUrl(a.btpUrl)))
       let resolve: () => void = () => {}
       const promise = new Promise<void>((r) => { resolve = r })

@@ -18,8 +18,8 @@ import { SendFailure, T03_CONNECTOR_BUSY } from '../codec/ilp_errors'
 import { encodeReject } from '../codec/ilp_packet'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
-import type { AccountTable } from '../shard/account_table'
-import type { ShardSet } from '../shard/shard_set'
+import type { AccountTable } from '../config/account_table'
+import type { ShardPort } from '../io/shard_port'
 import { AuthFailure, AuthThrottle, TokenIndex } from './auth'
 import type { Connections, ReplyTarget } from './connections'
 
@@ -135,7 +135,7 @@ export class BtpServer {
   constructor(
     private readonly config: Config,
     private readonly accounts: AccountTable,
-    private readonly shards: ShardSet,
+    private readonly shards: ShardPort,
     private readonly connections: Connections,
     private readonly log: Logger,
   ) {

@@ -1,6 +1,7 @@
-// Where replies go. Every client-facing request holder (a BTP socket today, an HTTP request
-// later) gets a connId; shards carry (connId, requestId) with each prepare and hand them back
-// with the reply, so the main thread needs no per-packet table of its own.
+// Where replies go. Every request holder of an I/O thread (a BTP socket, an HTTP exchange, a
+// local delivery) gets a connId; shards carry (connId, requestId) with each prepare and hand them
+// back with the reply, so an I/O thread needs no per-packet table of its own. The connId's top
+// byte is the I/O thread's index (ring/records.ts), so a shard knows where the reply goes.
 
 export interface ReplyTarget {
   sendReply(requestId: number, ilp: Uint8Array): void
@@ -8,19 +9,30 @@ export interface ReplyTarget {
   abandon?(reject: Uint8Array): void
 }
 
+import { CONN_ID_BITS } from '../ring/records'
+
+const LOCAL_ID_MASK = (1 << CONN_ID_BITS) - 1
+
 export class Connections {
   private readonly targets = new Map<number, ReplyTarget>()
-  private next = 1
+  private next = 0
   private internal = 0
+  private readonly base: number
+
+  constructor(io = 0) {
+    this.base = (io << CONN_ID_BITS) >>> 0
+  }
 
   /** Registers a reply target; `internal` ones (the payees' delivery) do not count as connections. */
   add(target: ReplyTarget, internal = false): number {
     if (internal) this.internal++
+    let id: number
     do {
-      this.next = (this.next + 1) >>> 0 || 1
-    } while (this.targets.has(this.next))
-    this.targets.set(this.next, target)
-    return this.next
+      this.next = (this.next + 1) & LOCAL_ID_MASK || 1
+      id = (this.base | this.next) >>> 0
+    } while (this.targets.has(id))
+    this.targets.set(id, target)
+    return id
   }
 
   /** Open connections and HTTP requests waiting for an answer. */

@@ -7,8 +7,8 @@ import { Pool } from 'undici'
 import { SendFailure } from '../codec/ilp_errors'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
-import type { AccountTable } from '../shard/account_table'
-import type { ShardSet } from '../shard/shard_set'
+import type { AccountTable } from '../config/account_table'
+import type { ShardPort } from '../io/shard_port'
 
 interface Endpoint {
   pool: Pool
@@ -26,7 +26,7 @@ export class IlpHttpClient {
   constructor(
     private readonly config: Config,
     private readonly accounts: AccountTable,
-    private readonly shards: ShardSet,
+    private readonly shards: ShardPort,
     private readonly log: Logger,
   ) {
     this.endpoints = accounts.accounts.map((a) => {

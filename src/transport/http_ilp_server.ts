@@ -14,8 +14,8 @@ import { encodeReject } from '../codec/ilp_packet'
 import { headReplyFromPacket, prepareFromHead, type HttpHeadFields } from '../codec/http_head'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
-import type { AccountTable } from '../shard/account_table'
-import type { ShardSet } from '../shard/shard_set'
+import type { AccountTable } from '../config/account_table'
+import type { ShardPort } from '../io/shard_port'
 import { AuthThrottle, TokenIndex } from './auth'
 import type { Connections, ReplyTarget } from './connections'
 
@@ -44,7 +44,7 @@ export class IlpHttpServer {
   constructor(
     private readonly config: Config,
     private readonly accounts: AccountTable,
-    private readonly shards: ShardSet,
+    private readonly shards: ShardPort,
     private readonly connections: Connections,
     private readonly log: Logger,
   ) {

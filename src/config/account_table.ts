@@ -2,7 +2,7 @@
 // Main and every shard build the same table from the same config, so an account index means the
 // same account on both sides of a ring.
 
-import type { AccountConfig, Config } from '../config/schema'
+import type { AccountConfig, Config } from './schema'
 
 /** FNV-1a over the id: stable across runs and processes, so ownership survives a restart. */
 export function accountHash(id: string): number {

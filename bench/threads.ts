@@ -1,0 +1,129 @@
+// Per-thread CPU of the node, from /proc/<pid>/task/<tid>/stat, by the names the node gives its
+// threads (src/thread_name.ts): ilp-main, ilp-io-<n>, ilp-shard-<n>. Every other thread (V8's
+// platform workers, the libuv pool, GC helpers) is "other". From two snapshots around a load run
+// come each thread's share of a core and its CPU per packet, and from those a projection of the
+// packets/s the same layout would reach on a machine with more cores.
+
+import { readdirSync, readFileSync } from 'node:fs'
+
+const CLOCK_TICKS_PER_SECOND = 100
+
+export interface ThreadSample {
+  tid: number
+  name: string
+  cpuMicros: number
+}
+
+export interface ThreadSnapshot {
+  /** performance.now() when it was taken, in ms. */
+  atMs: number
+  threads: ThreadSample[]
+}
+
+export interface ThreadUsage {
+  /** main, io-<n>, shard-<n>, or other (all unnamed threads together). */
+  role: string
+  threads: number
+  /** CPU time over wall time, in % of one core (above 100 for "other" when several are busy). */
+  busyPercent: number
+  cpuUsPerPacket: number
+}
+
+export interface Projection {
+  cores: number
+  /** null when the layout has more named threads than `cores`. */
+  packetsPerSecond: number | null
+  /** What caps the projection: a thread's role, or "cores" for the whole node's CPU. */
+  limitedBy: string | null
+}
+
+/** A stat line's name and its utime + stime in µs. The name sits in parentheses and may itself
+ * contain spaces and parentheses, so the fields are counted from the last ')'. */
+export function parseStat(stat: string): { name: string; cpuMicros: number } {
+  const close = stat.lastIndexOf(')')
+  const fields = stat.slice(close + 2).split(' ')
+  // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the name.
+  const ticks = Number(fields[11]) + Number(fields[12])
+  return { name: stat.slice(stat.indexOf('(') + 1, close), cpuMicros: (ticks / CLOCK_TICKS_PER_SECOND) * 1e6 }
+}
+
+/** Every thread of process `pid` now; a thread that exits while they are read is left out. */
+export function snapshotThreads(pid: number): ThreadSnapshot {
+  const threads: ThreadSample[] = []
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    threads.push({ tid: Number(tid), ...parseStat(stat) })
+  }
+  return { atMs: performance.now(), threads }
+}
+
+function roleOf(name: string): string {
+  const m = /^ilp-(main|io-\d+|shard-\d+)$/.exec(name)
+  return m === null ? 'other' : m[1]
+}
+
+/** main first, then io-<n> and shard-<n> by n, other last. */
+function roleOrder(role: string): number {
+  if (role === 'main') return 0
+  if (role === 'other') return 1e6
+  const [kind, n] = role.split('-')
+  return (kind === 'io' ? 1 : 1000) + Number(n)
+}
+
+/**
+ * Each named thread's usage between two snapshots, and the unnamed ones summed as "other". A
+ * thread born after `start` counts from zero; one gone by `end` is in no row, only in `vanished`.
+ */
+export function threadUsage(start: ThreadSnapshot, end: ThreadSnapshot, packets: number): { usage: ThreadUsage[]; vanished: number } {
+  const before = new Map(start.threads.map((t) => [t.tid, t.cpuMicros]))
+  const wallMicros = (end.atMs - start.atMs) * 1000
+  const rows = new Map<string, { threads: number; cpuMicros: number }>()
+  const add = (role: string, cpuMicros: number) => {
+    const row = rows.get(role) ?? { threads: 0, cpuMicros: 0 }
+    row.threads++
+    row.cpuMicros += cpuMicros
+    rows.set(role, row)
+  }
+  for (const t of end.threads) add(roleOf(t.name), t.cpuMicros - (before.get(t.tid) ?? 0))
+  const alive = new Set(end.threads.map((t) => t.tid))
+  const usage = [...rows].sort(([a], [b]) => roleOrder(a) - roleOrder(b)).map(([role, r]) => ({
+    role,
+    threads: r.threads,
+    busyPercent: (100 * r.cpuMicros) / wallMicros,
+    cpuUsPerPacket: r.cpuMicros / packets,
+  }))
+  return { usage, vanished: start.threads.filter((t) => !alive.has(t.tid)).length }
+}
+
+export function namedThreads(usage: ThreadUsage[]): ThreadUsage[] {
+  return usage.filter((u) => u.role !== 'other')
+}
+
+/** The named thread with the most CPU per packet (and so the most busy). */
+export function busiestThread(usage: ThreadUsage[]): ThreadUsage {
+  const named = namedThreads(usage)
+  // Without names (an old node, or /proc not writable) there is nothing to attribute.
+  if (named.length === 0) throw new Error('no thread of the node is named ilp-main, ilp-io-<n> or ilp-shard-<n>')
+  return named.reduce((a, b) => (b.cpuUsPerPacket > a.cpuUsPerPacket ? b : a))
+}
+
+/**
+ * Packets/s on `cores` cores if each named thread had a core of its own and kept its CPU per
+ * packet: the lowest of the named threads' ceilings (1e6 / µs per packet), and no more than the
+ * cores can give the whole node (all threads, the unnamed too).
+ */
+export function project(usage: ThreadUsage[], nodeUsPerPacket: number, cores: number): Projection {
+  const named = namedThreads(usage)
+  if (named.length > cores) return { cores, packetsPerSecond: null, limitedBy: null }
+  let best = { packetsPerSecond: (cores * 1e6) / nodeUsPerPacket, limitedBy: 'cores' }
+  for (const t of named) {
+    const ceiling = 1e6 / t.cpuUsPerPacket
+    if (ceiling < best.packetsPerSecond) best = { packetsPerSecond: ceiling, limitedBy: t.role }
+  }
+  return { cores, ...best }
+}

@@ -1,0 +1,150 @@
+// The I/O worker threads (IO_THREADS > 1), seen from the main thread: piscina runs one long task
+// per thread (io/io_worker.ts); this class starts them, relays the control plane's messages to and
+// from them, and reports a thread's death so that the data plane can be restarted around it.
+
+import { join } from 'node:path'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import Piscina from 'piscina'
+import type { Config } from '../config/schema'
+import type { ControlPlane } from '../io/io_front'
+import type { IoCommand, IoEvent, IoTask } from '../io/io_worker'
+import type { Logger } from '../log'
+import { LinkTable } from '../ring/link_table'
+import type { Wiring } from '../ring/wiring'
+import type { IoSide } from './shard_supervisor'
+
+interface IoThread {
+  control: MessagePort
+  done: Promise<unknown>
+  /** Accounts whose links are up on this thread (to be reported down if it dies). */
+  linked: Set<number>
+}
+
+export class IoThreads implements IoSide {
+  private readonly pool: Piscina
+  private readonly threads: (IoThread | null)[]
+  private readonly links: LinkTable
+  private readonly controlReplies = new Map<number, { resolve: (a: Uint8Array) => void; reject: (e: Error) => void }>()
+  private nextControlId = 0
+  private stopping = false
+
+  constructor(
+    private readonly config: Config,
+    private readonly linksSab: SharedArrayBuffer,
+    private readonly plane: ControlPlane,
+    /** An I/O thread died (after it closed its sockets). */
+    private readonly died: (index: number, reason: string) => void,
+    private readonly log: Logger,
+  ) {
+    const n = config.ioThreads
+    this.pool = new Piscina({
+      filename: join(__dirname, '..', 'io', 'io_worker.js'),
+      name: 'runIoThread',
+      minThreads: n,
+      maxThreads: n,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Infinity,
+      maxQueue: n,
+      atomics: 'disabled',
+    })
+    this.threads = Array.from({ length: n }, () => null)
+    this.links = new LinkTable(linksSab, config.accounts.length, n)
+  }
+
+  /** Starts every I/O thread on `wiring`; resolves when all listen on `port`. */
+  async start(wiring: Wiring, port: number): Promise<void> {
+    await Promise.all(this.threads.map((_, index) => this.startThread(index, wiring, port)))
+  }
+
+  /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
+  startThread(index: number, wiring: Wiring, port: number): Promise<void> {
+    const { port1, port2 } = new MessageChannel()
+    const task: IoTask = { config: this.config, index, links: this.linksSab, wiring, port, control: port2 }
+    const done = this.pool.run(task, { transferList: [port2] })
+    const thread: IoThread = { control: port1, done, linked: new Set() }
+    this.threads[index] = thread
+    const listening = new Promise<void>((resolve, reject) => {
+      port1.on('message', (event: IoEvent) => {
+        if (event.type === 'listening') resolve()
+        else this.onEvent(thread, event)
+      })
+      done.then(() => reject(new Error(`I/O thread ${index} ended during start-up`)), reject)
+    })
+    done.then(
+      () => this.onEnd(index, thread, `I/O thread ${index} ended unexpectedly`),
+      (err: Error) => this.onEnd(index, thread, `I/O thread ${index} failed: ${err.message}`),
+    )
+    return listening
+  }
+
+  private onEvent(thread: IoThread, event: IoEvent): void {
+    switch (event.type) {
+      case 'linkUp':
+        thread.linked.add(event.account)
+        return this.plane.linkUp(event.account)
+      case 'linkDown':
+        thread.linked.delete(event.account)
+        return this.plane.linkDown(event.account)
+      case 'control':
+        return void this.plane.control(event.account, event.prepare).then((answer) => {
+          thread.control.postMessage({ type: 'controlAnswer', id: event.id, answer } satisfies IoCommand)
+        })
+      case 'sendControlDone': {
+        const waiting = this.controlReplies.get(event.id)
+        this.controlReplies.delete(event.id)
+        if (event.answer !== null) waiting?.resolve(event.answer)
+        else waiting?.reject(new Error(event.error ?? 'failed'))
+      }
+    }
+  }
+
+  private onEnd(index: number, thread: IoThread, reason: string): void {
+    thread.control.close()
+    if (this.stopping || this.threads[index] !== thread) return
+    this.threads[index] = null
+    this.log.error('I/O thread died', { thread: index, reason })
+    // Its links went with it: the shards must not send it prepares, and the routes through them
+    // are down until the peers reconnect.
+    this.links.clearThread(index)
+    for (const account of thread.linked) this.plane.linkDown(account)
+    this.died(index, reason)
+  }
+
+  private post(command: IoCommand): void {
+    for (const thread of this.threads) thread?.control.postMessage(command)
+  }
+
+  detach(): void {
+    this.post({ type: 'detach' })
+  }
+
+  attach(wiring: Wiring): void {
+    this.post({ type: 'attach', wiring })
+  }
+
+  /** Sends a control-plane prepare (CCP) over `account`'s link, from the thread that holds it. */
+  sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const thread = this.threads[this.links.threadOf(account)]
+    if (thread === null) return Promise.reject(new Error('not connected'))
+    const id = ++this.nextControlId
+    return new Promise((resolve, reject) => {
+      this.controlReplies.set(id, { resolve, reject })
+      thread.control.postMessage({ type: 'sendControl', id, account, prepare, timeoutMs } satisfies IoCommand)
+    })
+  }
+
+  /** Fault injection for tests: makes I/O thread `index` fail as a bug in it would. */
+  crash(index: number): void {
+    this.threads[index]?.control.postMessage({ type: 'crash', reason: `fault injected into I/O thread ${index}` } satisfies IoCommand)
+  }
+
+  /** Closes every thread's sockets and ends the threads. */
+  async stop(): Promise<void> {
+    this.stopping = true
+    const running = this.threads.filter((t): t is IoThread => t !== null)
+    this.post({ type: 'stop' })
+    await Promise.allSettled(running.map((t) => t.done))
+    for (const [, waiting] of this.controlReplies) waiting.reject(new Error('node stopping'))
+    await this.pool.destroy()
+  }
+}

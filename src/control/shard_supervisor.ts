@@ -1,0 +1,207 @@
+// Starts the shards, and restarts them all from LMDB when one dies. Shards run as piscina tasks,
+// one long task per worker thread (shard/shard_worker.ts), or inline on the main thread for
+// SHARDS=0 (the same loop, run in a setImmediate turn after the socket callbacks that fed it).
+// The I/O threads reach the shards through their own ports (io/shard_port.ts); the supervisor
+// only hands them rings, and tells them when the rings are replaced.
+
+import { join } from 'node:path'
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import Piscina from 'piscina'
+import { shardOfAccount } from '../config/account_table'
+import type { Config } from '../config/schema'
+import type { ShardPort } from '../io/shard_port'
+import type { Logger } from '../log'
+import { Doorbell } from '../ring/doorbell'
+import { createWiring, type Wiring } from '../ring/wiring'
+import { recoverOnStart, type Store } from '../store/balance_store'
+import { PendingTable } from '../shard/pending_table'
+import type { ShardLoop } from '../shard/shard_loop'
+import { createShardLoop } from '../shard/shard_runtime'
+import type { ShardControl, ShardTask } from '../shard/shard_worker'
+
+/** The I/O side as the supervisor sees it: every I/O thread, wherever it runs. */
+export interface IoSide {
+  /** The shards are going away: stop using their rings and answer everything waiting on them (T00). */
+  detach(): void
+  /** New shards run on `wiring`: take its rings. */
+  attach(wiring: Wiring): void
+}
+
+export class ShardSupervisor {
+  private wiring: Wiring
+  private pool: Piscina | null = null
+  private tasks: { done: Promise<unknown>; control: MessagePort }[] = []
+  private inline: ShardLoop | null = null
+  private inlineScheduled = false
+  private inlineTicker: NodeJS.Timeout | null = null
+  private stopping = false
+  private restartingNow = false
+  private routes: [string, number][] = []
+  private incarnation = 0
+  /** The first start completed (later deaths restart the shards; earlier ones stop the node). */
+  private started = false
+  /** Restarts after a thread died, since start. */
+  restarts = 0
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly links: SharedArrayBuffer,
+    private readonly io: IoSide,
+    /** The main thread's port when SHARDS=0 (the inline shard needs IO_THREADS=1). */
+    private readonly inlinePort: ShardPort | null,
+    private readonly fatal: (reason: string) => void,
+    private readonly log: Logger,
+  ) {
+    this.wiring = createWiring(config)
+  }
+
+  /** The rings of the current shards (the I/O threads start on them). */
+  currentWiring(): Wiring {
+    return this.wiring
+  }
+
+  async start(routes: [string, number][]): Promise<void> {
+    this.routes = routes
+    if (this.config.shards === 0) {
+      if (this.inlinePort === null) throw new Error('the inline shard needs the I/O port of the main thread')
+      this.inline = createShardLoop(this.config, this.wiring, this.links, 0, this.store, routes, this.log, true)
+      this.inlinePort.attach(this.wiring, () => this.scheduleInline())
+      this.inlineTicker = setInterval(() => this.scheduleInline(), PendingTable.TICK_MS)
+      this.inlineTicker.unref()
+      this.started = true
+      return
+    }
+    await this.startWorkers(routes)
+    this.io.attach(this.wiring)
+  }
+
+  private async startWorkers(routes: [string, number][]): Promise<void> {
+    const n = this.config.shards
+    const pool = new Piscina({
+      filename: join(__dirname, '..', 'shard', 'shard_worker.js'),
+      name: 'runShard',
+      minThreads: n,
+      maxThreads: n,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Infinity,
+      maxQueue: n,
+      atomics: 'disabled',
+    })
+    this.pool = pool
+    this.tasks = []
+    const incarnation = this.incarnation
+    const ready: Promise<void>[] = []
+    for (let index = 0; index < n; index++) {
+      const { port1, port2 } = new MessageChannel()
+      const task: ShardTask = { config: this.config, wiring: this.wiring, links: this.links, routes, index, control: port2 }
+      const done = pool.run(task, { transferList: [port2] })
+      this.tasks.push({ done, control: port1 })
+      ready.push(new Promise((resolve, reject) => {
+        port1.once('message', () => resolve())
+        done.then(() => reject(new Error(`shard ${index} ended during start-up`)), reject)
+      }))
+      const died = (reason: string) => {
+        if (this.stopping || this.incarnation !== incarnation) return
+        if (!this.started) return this.fatal(reason)
+        void this.restart(reason)
+      }
+      done.then(
+        () => died(`shard ${index} ended unexpectedly`),
+        (err: Error) => {
+          if (!this.stopping && this.incarnation === incarnation) this.log.error('shard worker died', { shard: index, error: err.stack })
+          died(`shard ${index} failed: ${err.message}`)
+        },
+      )
+    }
+    await Promise.all(ready)
+    this.started = true
+  }
+
+  /**
+   * A thread of the data plane died (a shard, or an I/O thread: `reason` says which). Its
+   * in-memory state (holds, prepares in flight, the requests it was answering) died with it, and
+   * the other shards' views of its accounts can no longer be trusted, so every shard is
+   * restarted from LMDB, as after a crash of the process: the I/O threads answer everything that
+   * was waiting on the shards (T00), the records are folded and the in-flight journal released
+   * (recoverOnStart), and new shards start on fresh rings, which cannot hold half-read batches of
+   * the old ones. Committed balances are untouched: a shard publishes nothing before its commit.
+   */
+  async restart(reason: string): Promise<void> {
+    if (this.restartingNow || this.stopping) return
+    if (this.inline !== null) return this.fatal(reason) // SHARDS=0: the main thread itself failed
+    this.restartingNow = true
+    this.incarnation++
+    this.restarts++
+    this.log.error('a thread of the data plane died; restarting every shard from LMDB', { reason, restart: this.restarts })
+    this.io.detach()
+    await this.pool?.destroy()
+    for (const { control } of this.tasks) control.close()
+    const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
+    this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
+    this.wiring = createWiring(this.config)
+    try {
+      await this.startWorkers(this.routes)
+      this.io.attach(this.wiring)
+      this.log.info('shards restarted', { restart: this.restarts })
+    } catch (err) {
+      this.fatal(`shards could not be restarted: ${(err as Error).message}`)
+    } finally {
+      this.restartingNow = false
+    }
+  }
+
+  /** Fault injection for tests: terminates shard `index`'s worker thread, as a crash would. */
+  async terminateShard(index: number): Promise<void> {
+    const thread = this.pool?.threads[index]
+    if (thread === undefined) throw new Error(`no shard worker ${index}`)
+    await thread.terminate()
+  }
+
+  // Inline shard (SHARDS=0): a turn runs in setImmediate after the socket callbacks that fed it,
+  // so a burst of messages becomes one batch and one commit.
+  private scheduleInline(): void {
+    if (this.inlineScheduled || this.inline === null) return
+    this.inlineScheduled = true
+    setImmediate(this.runInline)
+  }
+
+  private readonly runInline = (): void => {
+    this.inlineScheduled = false
+    if (this.stopping || this.inline === null) return
+    this.inline.turn(Date.now())
+    this.inlinePort!.drain()
+    this.inlinePort!.flushOverflow()
+    if (this.inline.hasInput()) this.scheduleInline()
+  }
+
+  /** Hands every shard a new routing table (a snapshot; each swaps it in between batches). */
+  setRoutes(entries: [string, number][]): void {
+    this.routes = entries
+    if (this.restartingNow) return // the restarted shards start with this table
+    if (this.inline !== null) return this.inline.shard.setRoutes(entries)
+    const message: ShardControl = { type: 'routes', entries }
+    this.tasks.forEach(({ control }) => control.postMessage(message))
+    this.wakeShards()
+  }
+
+  private wakeShards(): void {
+    for (const sab of this.wiring.shardDoorbells) new Doorbell(sab).wake()
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    if (this.inlineTicker !== null) clearInterval(this.inlineTicker)
+    if (this.inline !== null) {
+      this.inline.turn(Date.now())
+      this.inlinePort!.drain()
+      this.inline = null
+      return
+    }
+    this.tasks.forEach(({ control }) => control.postMessage({ type: 'stop' } satisfies ShardControl))
+    this.wakeShards()
+    await Promise.allSettled(this.tasks.map(({ done }) => done))
+    for (const { control } of this.tasks) control.close()
+    await this.pool?.destroy()
+  }
+}

@@ -1,0 +1,167 @@
+// One I/O thread's front: its uWebSockets.js app on the node's port (BTP, ILP over HTTP, SPSP, the
+// shop, health), its outgoing links (dialled BTP, ILP over HTTP, local payees) and its port to the
+// shards. With IO_THREADS=1 the main thread runs the one front; with more, each I/O worker thread
+// runs its own (io/io_worker.ts) and the kernel spreads the connections over them (SO_REUSEPORT).
+//
+// What a front asks of the control plane (the route manager on the main thread) goes through
+// ControlPlane, a direct call on the main thread or a message from a worker; packets never do.
+
+import type { us_listen_socket } from 'uWebSockets.js'
+import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
+import { encodeReject } from '../codec/ilp_packet'
+import { AccountTable } from '../config/account_table'
+import type { Config } from '../config/schema'
+import { logger } from '../log'
+import { LocalDelivery } from '../payee/local_delivery'
+import { SpspServer } from '../payee/spsp_server'
+import { LinkTable } from '../ring/link_table'
+import { ShopServer } from '../shop/shop_server'
+import type { Store } from '../store/balance_store'
+import { BtpDialer } from '../transport/btp_client'
+import { BtpServer } from '../transport/btp_server'
+import { Connections } from '../transport/connections'
+import { IlpHttpClient } from '../transport/http_ilp_client'
+import { IlpHttpServer } from '../transport/http_ilp_server'
+import { listenUws } from '../transport/listen'
+import type { UwsModule } from '../transport/uws'
+import { ShardPort } from './shard_port'
+
+export interface ControlPlane {
+  /** `account`'s first link on this thread came up / its last one went down. */
+  linkUp(account: number): void
+  linkDown(account: number): void
+  /** A CCP prepare or JSON route broadcast from `account`: the control plane's answer. */
+  control(account: number, prepare: Uint8Array): Promise<Uint8Array>
+}
+
+type Send = (shard: number, account: number, pendingId: number, ilp: Uint8Array) => void
+
+export class IoFront {
+  readonly port: ShardPort
+  readonly connections: Connections
+  private readonly accounts: AccountTable
+  private readonly links: LinkTable
+  private readonly btp: BtpServer
+  private readonly httpOut: IlpHttpClient
+  private readonly dialer: BtpDialer
+  private readonly shop: ShopServer | null
+  private readonly app: ReturnType<UwsModule['App']>
+  /** How each account's prepares leave this thread, chosen once from its config. */
+  private readonly sendTo: Send[]
+  private listenSocket: us_listen_socket | null = null
+  private readonly restartReject: Buffer
+
+  constructor(
+    private readonly config: Config,
+    readonly io: number,
+    linksSab: SharedArrayBuffer,
+    store: Store,
+    private readonly uws: UwsModule,
+    private readonly controlPlane: ControlPlane,
+  ) {
+    const scope = (name: string) => logger(config.ioThreads > 1 ? `${name} io${io}` : name)
+    this.accounts = new AccountTable(config)
+    this.links = new LinkTable(linksSab, config.accounts.length, config.ioThreads)
+    this.connections = new Connections(io)
+    this.restartReject = encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'the node restarted its shards; try again')
+    this.port = new ShardPort(io, this.accounts, {
+      reply: (connId, requestId, account, ilp) => {
+        if (!this.connections.reply(connId, requestId, ilp)) scope('node').debug('reply for a connection that has closed', { account: this.accounts.accounts[account].id })
+      },
+      forward: (shard, account, pendingId, ilp) => this.sendTo[account](shard, account, pendingId, ilp),
+      control: (connId, requestId, account, prepare) => this.control(connId, requestId, account, prepare),
+      flush: () => this.btp.flush(),
+    }, scope('shards'))
+
+    this.btp = new BtpServer(config, this.accounts, this.port, this.connections, scope('btp'))
+    this.btp.onLinkUp = (account) => {
+      this.links.linkUp(account, io)
+      controlPlane.linkUp(account)
+    }
+    this.btp.onLinkDown = (account) => {
+      this.links.linkDown(account, io)
+      controlPlane.linkDown(account)
+    }
+    this.httpOut = new IlpHttpClient(config, this.accounts, this.port, scope('http-out'))
+    this.dialer = new BtpDialer(config, this.accounts, this.btp, scope('btp-out'), (account) => this.links.home(account) === io)
+    const payees = new LocalDelivery(this.port, this.connections)
+    this.sendTo = this.accounts.accounts.map((account, i): Send => {
+      if (account.payee !== null) return (shard, payee, pendingId, ilp) => payees.forward(shard, payee, pendingId, ilp)
+      if (this.httpOut.serves(i)) return (shard, peer, pendingId, ilp) => this.httpOut.forward(shard, peer, pendingId, ilp)
+      return (shard, peer, pendingId, ilp) => this.btp.forward(shard, peer, pendingId, ilp)
+    })
+
+    const spsp = new SpspServer(config, store, scope('spsp'))
+    this.shop = config.shop === null ? null : new ShopServer(config, this.accounts, this.port, this.connections, store, scope('shop'))
+    const httpIn = new IlpHttpServer(config, this.accounts, this.port, this.connections, scope('http-in'))
+    const app = uws.App()
+    app.ws('/*', this.btp.behavior())
+    httpIn.register(app)
+    app.get('/health', (res) => {
+      res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
+    })
+    spsp.register(app)
+    this.shop?.register(app)
+    app.any('/*', (res, req) => {
+      if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)
+      res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n')
+    })
+    this.app = app
+  }
+
+  /** Listens on the node's port (shared with the other I/O threads, or exclusively when alone). */
+  async listen(port: number): Promise<number> {
+    const listening = await listenUws(this.uws, this.app, this.config.host, port, this.config.ioThreads > 1)
+    this.listenSocket = listening.socket
+    return listening.port
+  }
+
+  /** Starts dialling this thread's outgoing BTP links. */
+  start(): void {
+    this.dialer.start()
+  }
+
+  /** Accounts reached over ILP-over-HTTP, which count as linked from the start (no link to come up). */
+  httpAccounts(): number[] {
+    return this.httpOut.accountsServed()
+  }
+
+  /** The shards are restarting: everything waiting on them is answered T00 now. */
+  shardsRestarting(): void {
+    this.port.detach()
+    this.connections.abandonAll(this.restartReject)
+    this.btp.flush()
+  }
+
+  /** Sends a control-plane prepare (CCP) to `account` over its link and resolves with the answer. */
+  sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return this.httpOut.serves(account) ? this.httpOut.sendControl(account, prepare) : this.btp.sendControl(account, prepare, timeoutMs)
+  }
+
+  private control(connId: number, requestId: number, account: number, prepare: Uint8Array): void {
+    this.controlPlane.control(account, Buffer.from(prepare)).then((answer) => {
+      this.connections.reply(connId, requestId, answer)
+      this.btp.flush()
+    }, (err: Error) => {
+      this.connections.reply(connId, requestId, encodeReject(T00_INTERNAL_ERROR, this.config.ilpAddress, 'control plane unavailable'))
+      this.btp.flush()
+      logger('routing').warn('routing message could not be answered', { account: this.accounts.accounts[account].id, error: err.message })
+    })
+  }
+
+  /** Stops taking connections and closes every link; the app closes last (see io_worker.ts). */
+  async close(): Promise<void> {
+    if (this.listenSocket !== null) this.uws.us_listen_socket_close(this.listenSocket)
+    this.listenSocket = null
+    this.dialer.close()
+    this.btp.close()
+    this.port.stop()
+    await this.httpOut.close()
+    await this.shop?.close()
+  }
+
+  /** Closes every socket of this thread's app at once (a worker must, before its thread ends). */
+  closeApp(): void {
+    ;(this.app as unknown as { close(): void }).close()
+  }
+}

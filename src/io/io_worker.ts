@@ -1,0 +1,107 @@
+// An I/O thread as a piscina task: piscina starts one worker thread per I/O thread and runs
+// `runIoThread` on it once; the task lasts as long as the thread serves. The thread runs an IoFront
+// on its own uWebSockets.js app, listening on the node's port beside the other I/O threads.
+//
+// Control messages (link events, routing messages, CCP to peers, ring changes, stop) travel on a
+// MessagePort: they are the control plane, a handful a second; packets never take this path.
+//
+// A thread that holds uWebSockets.js sockets must close them before it ends: a thread ended with
+// sockets open takes the whole process down (uv_loop_close with open handles). So an uncaught
+// error closes the app first and then ends the thread with an error, which the main thread sees
+// as the thread's death; and the thread is never terminated from outside.
+
+import type { MessagePort } from 'node:worker_threads'
+import type { Config } from '../config/schema'
+import { logger, setLogLevel } from '../log'
+import type { Wiring } from '../ring/wiring'
+import { openStore } from '../store/balance_store'
+import { nameThisThread } from '../thread_name'
+import { loadUws } from '../transport/uws'
+import { IoFront } from './io_front'
+
+export interface IoTask {
+  config: Config
+  index: number
+  links: SharedArrayBuffer
+  wiring: Wiring
+  /** The port every I/O thread listens on (already chosen by the main thread). */
+  port: number
+  control: MessagePort
+}
+
+/** Main thread → I/O thread. */
+export type IoCommand =
+  | { type: 'detach' }
+  | { type: 'attach'; wiring: Wiring }
+  | { type: 'sendControl'; id: number; account: number; prepare: Uint8Array; timeoutMs: number }
+  | { type: 'controlAnswer'; id: number; answer: Uint8Array }
+  | { type: 'stop' }
+  | { type: 'crash'; reason: string }
+
+/** I/O thread → main thread. */
+export type IoEvent =
+  | { type: 'listening' }
+  | { type: 'linkUp'; account: number }
+  | { type: 'linkDown'; account: number }
+  | { type: 'control'; id: number; account: number; prepare: Uint8Array }
+  | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
+
+export function runIoThread({ config, index, links, wiring, port, control }: IoTask): Promise<string> {
+  setLogLevel(config.logLevel)
+  nameThisThread(`ilp-io-${index}`)
+  const log = logger(`io${index}`)
+  const store = openStore(config.dataDir, config.durability)
+  const post = (event: IoEvent) => control.postMessage(event)
+  const answers = new Map<number, (answer: Uint8Array) => void>()
+  let nextId = 0
+  const front = new IoFront(config, index, links, store, loadUws(), {
+    linkUp: (account) => post({ type: 'linkUp', account }),
+    linkDown: (account) => post({ type: 'linkDown', account }),
+    control: (account, prepare) => new Promise((resolve) => {
+      const id = ++nextId
+      answers.set(id, resolve)
+      post({ type: 'control', id, account, prepare })
+    }),
+  })
+
+  return new Promise((resolve) => {
+    const fail = (err: Error) => {
+      log.error('I/O thread failed; closing its sockets', { error: err.stack })
+      front.closeApp()
+      process.exit(1) // ends this thread only; the main thread sees it die and restarts the data plane
+    }
+    process.on('uncaughtException', fail)
+    control.on('message', (command: IoCommand) => {
+      switch (command.type) {
+        case 'detach':
+          return front.shardsRestarting()
+        case 'attach':
+          return front.port.attach(command.wiring, null)
+        case 'controlAnswer':
+          answers.get(command.id)?.(command.answer)
+          answers.delete(command.id)
+          return
+        case 'sendControl':
+          return void front.sendControl(command.account, command.prepare, command.timeoutMs).then(
+            (answer) => post({ type: 'sendControlDone', id: command.id, answer, error: null }),
+            (err: Error) => post({ type: 'sendControlDone', id: command.id, answer: null, error: err.message }),
+          )
+        case 'crash':
+          // Fault injection: fails as a bug in this thread would, outside any handler.
+          return void setImmediate(() => { throw new Error(command.reason) })
+        case 'stop':
+          return void front.close().then(() => {
+            front.closeApp()
+            void store.root.close()
+            control.close()
+            resolve('stopped')
+          }, fail)
+      }
+    })
+    front.port.attach(wiring, null)
+    front.listen(port).then(() => {
+      front.start()
+      post({ type: 'listening' })
+    }, fail)
+  })
+}

@@ -1,0 +1,199 @@
+// An I/O thread's side of the shards: the data-plane port its transports talk to. It writes
+// records into this thread's ring to each shard and drains the shards' rings to this thread. It
+// never blocks: it waits for the shards with Atomics.waitAsync on this thread's doorbell (worker
+// shards), or is drained by the inline shard's turn (SHARDS=0, on the main thread).
+//
+// Back-pressure: a prepare that finds its shard's ring full is refused (the caller rejects it
+// T03). A reply from a next hop is never dropped: if the ring is full it waits in a small
+// per-shard overflow queue (bounded by the shard's pending table, one reply per pending prepare)
+// and goes in at the next drain.
+
+import type { SendFailure } from '../codec/ilp_errors'
+import type { AccountTable } from '../config/account_table'
+import type { Logger } from '../log'
+import { Doorbell } from '../ring/doorbell'
+import { RecordKind } from '../ring/records'
+import { RingReader, RingWriter } from '../ring/ring'
+import type { Wiring } from '../ring/wiring'
+
+export interface PortOutputs {
+  /** A fulfill or reject to send back on (connId, requestId). The bytes are valid during the call. */
+  reply(connId: number, requestId: number, account: number, ilp: Uint8Array): void
+  /** A prepare to send to `account`'s next hop; answer later with submitReply / submitSendFailure. */
+  forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void
+  /** A CCP prepare or JSON route broadcast for the control plane; answered on (connId, requestId). */
+  control(connId: number, requestId: number, account: number, prepare: Uint8Array): void
+  /** End of a drain: send what reply() and forward() queued. */
+  flush(): void
+}
+
+interface QueuedReply {
+  kind: RecordKind
+  pendingId: number
+  reason: number
+  payload: Uint8Array | null
+}
+
+/** Longest wait on the doorbell with nothing to do (a stop or rewire also wakes it). */
+const IDLE_WAIT_MS = 1000
+/** Retry interval while replies wait in the overflow queue for ring room. */
+const OVERFLOW_RETRY_MS = 10
+
+export class ShardPort {
+  private toShard: RingWriter[] = []
+  private fromShard: RingReader[] = []
+  private shardDoorbells: Doorbell[] = []
+  private doorbell: Doorbell | null = null
+  private overflow: QueuedReply[][] = []
+  /** Set for the inline shard: a record for it schedules its turn instead of ringing a doorbell. */
+  private inlineKick: (() => void) | null = null
+  /** No rings while the shards restart: prepares are refused and replies dropped meanwhile. */
+  private attached = false
+  private running = true
+  /** Bumped at each shard restart; work started before it (a pending HTTP request) must not reach the new shards. */
+  incarnation = 0
+
+  constructor(
+    readonly io: number,
+    private readonly accounts: AccountTable,
+    private readonly outputs: PortOutputs,
+    private readonly log: Logger,
+  ) {}
+
+  /** Takes this thread's rings of a (new) wiring; `inlineKick` when the one shard runs on this thread. */
+  attach(wiring: Wiring, inlineKick: (() => void) | null): void {
+    this.toShard = wiring.ioToShard[this.io].map((sab) => new RingWriter(sab))
+    this.fromShard = wiring.shardToIo.map((rings) => new RingReader(rings[this.io]))
+    this.shardDoorbells = wiring.shardDoorbells.map((sab) => new Doorbell(sab))
+    this.doorbell = new Doorbell(wiring.ioDoorbells[this.io])
+    this.overflow = this.toShard.map(() => [])
+    this.inlineKick = inlineKick
+    this.attached = true
+    if (inlineKick === null) void this.drainLoop(this.incarnation, this.doorbell)
+  }
+
+  /**
+   * The shards are being restarted: whatever they held is gone. Nothing more goes into the old
+   * rings, and the drain loop on them ends; `attach` starts over on the new ones.
+   */
+  detach(): void {
+    this.attached = false
+    this.incarnation++
+    this.doorbell?.wake()
+  }
+
+  /** Hands a prepare from `account` to its shard; false if the shard's ring is full (T03). */
+  submitPrepare(account: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
+    return this.submitToOwner(RecordKind.PrepareIn, account, connId, requestId, ilp)
+  }
+
+  /** Hands a prepare for a payee to the payee's shard; false if its ring is full. */
+  submitDeliver(payee: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
+    return this.submitToOwner(RecordKind.DeliverIn, payee, connId, requestId, ilp)
+  }
+
+  /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */
+  submitSpend(shop: number, connId: number, requestId: number, request: Uint8Array): boolean {
+    return this.submitToOwner(RecordKind.SpendIn, shop, connId, requestId, request)
+  }
+
+  /**
+   * A request to the shard that owns `account`, answered later on (connId, requestId); false (the
+   * caller refuses it) while that ring is full, has replies waiting, or the shards restart.
+   */
+  private submitToOwner(kind: RecordKind, account: number, connId: number, requestId: number, payload: Uint8Array): boolean {
+    if (!this.attached) return false
+    const shard = this.accounts.ownerShard[account]
+    if (this.overflow[shard].length > 0) return false
+    if (!this.toShard[shard].tryWrite(kind, account, connId, requestId, 0, payload)) return false
+    this.kick(shard)
+    return true
+  }
+
+  /** Hands the next hop's reply to the shard that forwarded the prepare. Never dropped. */
+  submitReply(shard: number, pendingId: number, ilp: Uint8Array): void {
+    if (!this.attached) return // the prepare it answers died with its shard
+    const queue = this.overflow[shard]
+    if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.ReplyIn, pendingId, 0, 0, 0, ilp)) return this.kick(shard)
+    queue.push({ kind: RecordKind.ReplyIn, pendingId, reason: 0, payload: Uint8Array.prototype.slice.call(ilp) })
+  }
+
+  submitSendFailure(shard: number, pendingId: number, reason: SendFailure): void {
+    if (!this.attached) return
+    const queue = this.overflow[shard]
+    if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.SendFailed, pendingId, reason, 0, 0, null)) return this.kick(shard)
+    queue.push({ kind: RecordKind.SendFailed, pendingId, reason, payload: null })
+  }
+
+  // A record reaches its shard at the next flush of the ring. Each submit flushes at once (one
+  // atomic store, and a futex wake only if the shard sleeps: ring/doorbell.ts).
+  private kick(shard: number): void {
+    this.toShard[shard].flush()
+    if (this.inlineKick !== null) this.inlineKick()
+    else this.shardDoorbells[shard].ring()
+  }
+
+  flushOverflow(): void {
+    for (let shard = 0; shard < this.overflow.length; shard++) {
+      const queue = this.overflow[shard]
+      if (queue.length === 0) continue
+      let sent = 0
+      for (const q of queue) {
+        if (!this.toShard[shard].tryWrite(q.kind, q.pendingId, q.reason, 0, 0, q.payload)) break
+        sent++
+      }
+      if (sent > 0) {
+        queue.splice(0, sent)
+        this.kick(shard)
+      }
+    }
+  }
+
+  /** Delivers every record the shards have published for this thread; true if there were any. */
+  drain(): boolean {
+    if (!this.attached) return false
+    let any = false
+    for (let shard = 0; shard < this.fromShard.length; shard++) {
+      const ring = this.fromShard[shard]
+      if (!ring.hasData()) continue
+      any = true
+      ring.beginBatch()
+      while (ring.next()) {
+        const ilp = ring.data.subarray(ring.payloadOffset, ring.payloadOffset + ring.payloadLength)
+        if (ring.kind === RecordKind.ReplyOut) this.outputs.reply(ring.a, ring.b, ring.c, ilp)
+        else if (ring.kind === RecordKind.PrepareOut) this.outputs.forward(shard, ring.a, ring.b, ilp)
+        else if (ring.kind === RecordKind.ControlOut) this.outputs.control(ring.a, ring.b, ring.c, ilp)
+        else this.log.error('unexpected record from shard', { shard, kind: ring.kind })
+      }
+      ring.endBatch()
+    }
+    if (any) this.outputs.flush()
+    return any
+  }
+
+  // Worker shards: wait on this thread's doorbell without blocking the event loop. A drain that
+  // found records yields to the event loop (setImmediate) so that socket reads interleave with it.
+  private async drainLoop(incarnation: number, doorbell: Doorbell): Promise<void> {
+    while (this.running && this.incarnation === incarnation) {
+      const drained = this.drain()
+      this.flushOverflow()
+      if (drained) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        continue
+      }
+      const seen = doorbell.prepareToSleep()
+      if (this.fromShard.some((r) => r.hasData())) {
+        doorbell.cancelSleep()
+        continue
+      }
+      const wait = doorbell.sleepAsync(seen, this.overflow.some((q) => q.length > 0) ? OVERFLOW_RETRY_MS : IDLE_WAIT_MS)
+      if (wait !== null) await wait
+    }
+  }
+
+  stop(): void {
+    this.running = false
+    this.attached = false
+    this.doorbell?.wake()
+  }
+}

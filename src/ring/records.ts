@@ -1,0 +1,42 @@
+// What crosses the rings. Each record carries four u32 fields (a, b, c, d) and an optional
+// payload (see ring/ring.ts for the frame); this table says what they mean per kind.
+//
+//   kind          direction      a             b            c                 payload
+//   PREPARE_IN    io → shard     account       connId       requestId         ILP prepare
+//   REPLY_IN      io → shard     pendingId     -            -                 ILP fulfill/reject
+//   SEND_FAILED   io → shard     pendingId     SendFailure  -                 -
+//   REPLY_OUT     shard → io     connId        requestId    account           ILP fulfill/reject
+//   PREPARE_OUT   shard → io     account       pendingId    expiresAt (s)     ILP prepare
+//   CREDIT        shard → shard  account       amount hi    amount lo         -
+//   CONTROL_OUT   shard → io     connId        requestId    account           CCP prepare (control plane)
+//   DELIVER_IN    io → shard     payee         connId       requestId         ILP prepare for a payee of
+//                                                                             this shard (answered by REPLY_OUT)
+//   SPEND_IN      io → shard     shop account  connId       requestId         price u64 ‖ pay token (answered by
+//                                                                             REPLY_OUT: ok u8 ‖ balance u64)
+//
+// connId/requestId are an I/O thread's handle on where a reply goes (a BTP request on a socket, an
+// HTTP exchange); the shard only carries them. The top byte of a connId is the I/O thread that
+// made it, so a shard knows which ring the reply goes into. pendingId is the shard's handle on a
+// forwarded prepare.
+
+export const enum RecordKind {
+  PrepareIn = 1,
+  ReplyIn = 2,
+  SendFailed = 3,
+  ReplyOut = 4,
+  PrepareOut = 5,
+  Credit = 6,
+  ControlOut = 7,
+  DeliverIn = 8,
+  SpendIn = 9,
+}
+
+/** Bits of a connId below the I/O thread's index. */
+export const CONN_ID_BITS = 24
+
+export function ioThreadOf(connId: number): number {
+  return connId >>> CONN_ID_BITS
+}
+
+/** Room a shard keeps free in its outbound ring before it takes another input record. */
+export const OUTPUT_SLACK_BYTES = 4096

@@ -1,0 +1,44 @@
+// The shared memory of a run, made by the main thread and handed to every I/O thread and shard.
+// Packets cross threads only here (never by postMessage):
+//
+//   ioToShard[t][s]   prepares and next-hop replies from I/O thread t to shard s
+//   shardToIo[s][t]   replies and forwarded prepares from shard s to I/O thread t
+//   shardToShard[i][j] credits from shard i to shard j (i ≠ j)
+//   shardDoorbells[s], ioDoorbells[t]   one per consumer thread (ring/doorbell.ts)
+//
+// Every ring has one writer thread and one reader thread (ring/ring.ts is single-producer,
+// single-consumer), so no packet waits on a lock. A shard restart replaces all of it (fresh
+// rings cannot hold half-read batches); the link table (io/link_table.ts) is not part of it.
+
+import type { Config } from '../config/schema'
+import { createDoorbell } from './doorbell'
+import { createRing } from './ring'
+
+export interface Wiring {
+  ioCount: number
+  shardCount: number
+  ioToShard: SharedArrayBuffer[][]
+  shardToIo: SharedArrayBuffer[][]
+  shardToShard: (SharedArrayBuffer | null)[][]
+  shardDoorbells: SharedArrayBuffer[]
+  ioDoorbells: SharedArrayBuffer[]
+}
+
+/** Credits are small fixed records; their rings need far less room than the packet rings. */
+const CREDIT_RING_BYTES = 256 * 1024
+
+export function createWiring(config: Config): Wiring {
+  const shards = Math.max(1, config.shards) // the inline shard (SHARDS=0) is shard 0
+  const io = config.ioThreads
+  // limits.ringBytes per ring: the memory is touched only as far as the ring has been filled.
+  const ringBytes = config.ringBytes
+  return {
+    ioCount: io,
+    shardCount: shards,
+    ioToShard: Array.from({ length: io }, () => Array.from({ length: shards }, () => createRing(ringBytes))),
+    shardToIo: Array.from({ length: shards }, () => Array.from({ length: io }, () => createRing(ringBytes))),
+    shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(CREDIT_RING_BYTES)))),
+    shardDoorbells: Array.from({ length: shards }, createDoorbell),
+    ioDoorbells: Array.from({ length: io }, createDoorbell),
+  }
+}
