@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import autocannon from 'autocannon'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
-import { loadUws } from '../src/transport/uws'
+import { loadUws } from '../src/io/uws'
 
 export interface HttpRunResult {
   connections: number

@@ -13,8 +13,8 @@ import { BtpFrame, BTP_MESSAGE, ilpFrameLength, writeIlpFrame } from '../src/cod
 import { encodePrepare, PrepareView } from '../src/codec/ilp_packet'
 import { createDoorbell, Doorbell } from '../src/ring/doorbell'
 import { createRing, RingReader, RingWriter } from '../src/ring/ring'
-import { RoutingTable } from '../src/routing/routing_table'
-import { decrypt, encrypt, parseDraft1, psk2Fulfillment, psk2Keys, serializeDraft1 } from '../src/payee/psk2'
+import { RoutingTable } from '../src/shard/routing_table'
+import { decrypt, encrypt, parseDraft1, psk2Fulfillment, psk2Keys, serializeDraft1 } from '../src/codec/psk2'
 import * as Psk2 from 'ilp-protocol-psk2'
 
 export interface MicroResult {

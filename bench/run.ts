@@ -29,7 +29,7 @@ import { runLoad, type BtpAccount, type LoadOptions, type LoadResult } from './b
 import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { encodePrepare } from '../src/codec/ilp_packet'
-import { encrypt, psk2Fulfillment, psk2Keys, serializeDraft2, TYPE_REQUEST } from '../src/payee/psk2'
+import { encrypt, psk2Fulfillment, psk2Keys, serializeDraft2, TYPE_REQUEST } from '../src/codec/psk2'
 import { benchPrepare, runHttpLoad, runGetLoad, startHttpReceiver, type GetRunResult, type HttpRunResult } from './http_load'
 import { runCodecBenchmarks, runRingBenchmark, type MicroResult, type RingResult } from './micro'
 import { startNodeProcess, type NodeProcess } from './node_process'

@@ -2,7 +2,7 @@
 // message, passes alice's frames to bob and bob's answers to alice unchanged (request ids are
 // kept). Run as a child process by the bench, in the place of the node.
 
-import { loadUws } from '../src/transport/uws'
+import { loadUws } from '../src/io/uws'
 
 const uws = loadUws()
 const port = Number(process.env.PORT ?? 0)

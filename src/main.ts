@@ -5,8 +5,8 @@ import { ConfigError } from './config/schema'
 import { logger, setLogLevel } from './log'
 import { startNode } from './node'
 import { nameThisThread } from './thread_name'
-import { UwsFallbackError } from './transport/uws'
-import { PortInUseError } from './transport/listen'
+import { UwsFallbackError } from './io/uws'
+import { PortInUseError } from './io/listen'
 import { DataDirInUseError } from './store/data_dir_lock'
 
 /**

@@ -10,13 +10,14 @@ import { IoFront, type ControlPlane } from './io/io_front'
 import { IoThreads } from './control/io_threads'
 import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
 import { LinkTable } from './ring/link_table'
+import { createSharedLimits } from './io/shared_limits'
 import { lockDataDir, type DataDirLock } from './store/data_dir_lock'
 import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
-import { withAddressFromParent } from './transport/ildcp_client'
+import { withAddressFromParent } from './control/ildcp_client'
 import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
-import { claimFreePort } from './transport/listen'
-import { loadUws, type UwsModule } from './transport/uws'
-import { RouteManager } from './routing/route_manager'
+import { claimFreePort } from './io/listen'
+import { loadUws, type UwsModule } from './io/uws'
+import { RouteManager } from './control/route_manager'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
 import { F00_BAD_REQUEST, F01_INVALID_PACKET } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
@@ -32,8 +33,11 @@ export interface RunningNode {
   readonly failed: Promise<string>
   /** Restarts of the shards after a thread died; and fault injection for tests. */
   readonly shards: { restarts(): number; terminate(index: number): Promise<void> }
-  /** Fault injection for tests: an I/O worker thread fails as a bug in it would (IO_THREADS > 1). */
-  readonly ioThreads: { crash(index: number): void }
+  /**
+   * The I/O thread holding an account's newest BTP link (-1: none); and fault injection for
+   * tests: an I/O worker thread fails as a bug in it would (IO_THREADS > 1).
+   */
+  readonly ioThreads: { linkOf(accountId: string): number; crash(index: number): void }
 }
 
 export async function startNode(configured: Config): Promise<RunningNode> {
@@ -59,6 +63,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
 
   const accounts = new AccountTable(config)
   const links = LinkTable.create(accounts.size, config.ioThreads)
+  const limits = createSharedLimits()
   let reportFatal: (reason: string) => void = () => {}
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
   const fatal = (reason: string) => {
@@ -81,7 +86,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     logger('routing'))
 
   // The data plane: the main thread's own front (IO_THREADS=1), or I/O worker threads.
-  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, store, uws, plane) : null
+  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, limits, store, uws, plane) : null
   let ioThreads: IoThreads | null = null
   const ioSide: IoSide = front !== null
     ? { detach: () => front.shardsRestarting(), attach: (wiring) => front.port.attach(wiring, null) }
@@ -98,7 +103,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   } else {
     // Every I/O thread binds the same port: with PORT=0 it is chosen first.
     port = config.port !== 0 ? config.port : await claimFreePort(config.host, 0)
-    const threads = new IoThreads(config, links, plane, (index, reason) => {
+    const threads = new IoThreads(config, links, limits, plane, (index, reason) => {
       // The thread's requests and holds died with it: restart the data plane from LMDB, then put
       // a new thread in its place on the new rings.
       void supervisor.restart(reason).then(() => threads.startThread(index, supervisor.currentWiring(), port)).then(
@@ -126,6 +131,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     balance: (accountId) => readBalance(store, accountId),
     shards: { restarts: () => supervisor.restarts, terminate: (index) => supervisor.terminateShard(index) },
     ioThreads: {
+      linkOf: (accountId) => new LinkTable(links, accounts.size, config.ioThreads).linkedThread(accounts.indexOf(accountId)),
       crash: (index) => {
         if (ioThreads === null) throw new Error('IO_THREADS=1: the sockets run on the main thread')
         ioThreads.crash(index)

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { defaultShardCount, EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
 import { ConfigError, parseConfig } from '../src/config/schema'
-import { RoutingTable } from '../src/routing/routing_table'
+import { RoutingTable } from '../src/shard/routing_table'
 import { MACHINE, testConfigJson } from './helpers'
 
 function withAccount(patch: Record<string, unknown>): Record<string, unknown> {

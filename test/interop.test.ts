@@ -56,8 +56,10 @@ describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
   after(async () => {
     await alice.disconnect()
     await zoe.disconnect()
-    await node.stop()
+    // ilp-connector first: its BTP listeners stay open after shutdown() if a peer had already
+    // closed its link cleanly, which would keep this process alive.
     await connector.shutdown()
+    await node.stop()
     removeDir(dir)
   })
 

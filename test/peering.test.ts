@@ -154,8 +154,10 @@ for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
 
     after(async () => {
       await Promise.all([alice.disconnect(), pat.disconnect(), zoe.disconnect()])
-      await node.stop()
+      // ilp-connector first: its BTP listeners stay open after shutdown() if a peer had already
+      // closed its link cleanly, which would keep this process alive.
       await connector.shutdown()
+      await node.stop()
       removeDir(dir)
     })
 

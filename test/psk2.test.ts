@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import {
   decrypt, encrypt, parseDraft1, parseDraft2, psk2Fulfillment, psk2Keys, serializeDraft1, serializeDraft2, sharedSecretFor,
-} from '../src/payee/psk2'
+} from '../src/codec/psk2'
 
 const hex = (s: string) => Buffer.from(s.replace(/[\s|]/g, ''), 'hex')
 const SECRET = Buffer.alloc(32)

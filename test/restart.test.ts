@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import {
   asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, NODE_ADDRESS, peerBalance, prepare, removeDir, sleep, tempDir,
-  testConfigJson,
+  testConfigJson, testLayout,
 } from './helpers'
 
 interface Child {
@@ -24,7 +24,10 @@ interface Child {
 
 async function spawnNode(configPath: string, dataDir: string, shards: number, env: Record<string, string> = {}): Promise<Child> {
   const proc = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js')], {
-    env: { ...process.env, CONFIG: configPath, DATA_DIR: dataDir, SHARDS: String(shards), PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env, CONFIG: configPath, DATA_DIR: dataDir, SHARDS: String(shards), IO_THREADS: String(shards === 0 ? 1 : testLayout(shards).ioThreads),
+      PORT: '0', LOG_LEVEL: 'info', ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const output: string[] = []

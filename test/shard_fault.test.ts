@@ -4,9 +4,13 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type { RunningNode } from '../src/node'
+import { startNode, type RunningNode } from '../src/node'
+import { parseConfig } from '../src/config/schema'
 import { shardOfAccount } from '../src/config/account_table'
-import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
+import {
+  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, MACHINE, peerBalance, prepare, removeDir, sleep, startTestNode, tempDir,
+  testConfigJson,
+} from './helpers'
 
 describe('a shard worker dies (SHARDS=2)', () => {
   let node: RunningNode
@@ -68,5 +72,89 @@ describe('a shard worker dies (SHARDS=2)', () => {
     asFulfill(reply)
     assert.equal(await peerBalance(alice), -1_000_100n)
     assert.equal(await node.balance('alice') + await node.balance('bob'), 0n, 'nothing created or lost')
+  })
+})
+
+// Goal: an I/O thread that fails (IO_THREADS=2) takes down only its own sockets: the data plane is
+// restarted from LMDB as for a shard's death (prepares waiting on it are answered at once),
+// a new thread takes its place on the shared port, committed balances are unchanged, and traffic
+// flows again once the peer whose socket died has redialled.
+describe('an I/O thread dies (IO_THREADS=2, SHARDS=2)', () => {
+  let node: RunningNode
+  let dir: string
+  let alice: BtpPlugin
+  let bob: BtpPlugin
+
+  before(async () => {
+    dir = tempDir()
+    node = await startNode(parseConfig({ port: 0, ...testConfigJson(), shards: 2, ioThreads: 2, dataDir: dir, logLevel: 'error' }, {}, MACHINE))
+    bob = await connectPlugin(node.port, 'bob', 'bob-token')
+    // alice on the other I/O thread than bob (the kernel spreads connections by their address).
+    for (let attempt = 0; ; attempt++) {
+      alice = await connectPlugin(node.port, 'alice', 'alice-token')
+      await sleep(20)
+      if (node.ioThreads.linkOf('alice') !== node.ioThreads.linkOf('bob')) break
+      assert.ok(attempt < 40, 'the kernel put every connection on one I/O thread')
+      await alice.disconnect()
+    }
+  })
+
+  after(async () => {
+    await alice.disconnect()
+    await bob.disconnect()
+    await node.stop()
+    removeDir(dir)
+  })
+
+  it('answers what waited on the dead thread\'s shards (T00), keeps the books, and serves on a new thread', async () => {
+    const { fulfillment, condition } = fulfillmentPair()
+    let hold = false
+    let held = 0
+    bob.registerDataHandler(async () => {
+      if (!hold) return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) })
+      held++
+      return new Promise<Buffer>(() => {})
+    })
+    asFulfill(await alice.sendData(prepare({ destination: 'test.node.bob', amount: '100', executionCondition: condition })))
+    const committedAlice = await node.balance('alice')
+    const committedBob = await node.balance('bob')
+    assert.equal(committedAlice + committedBob, 0n)
+
+    hold = true
+    const pending = [1, 2, 3].map(() => alice.sendData(prepare({ destination: 'test.node.bob', amount: '50', executionCondition: condition, expiresAt: new Date(Date.now() + 20_000) })))
+    while (held < 3) await sleep(10)
+    const t0 = Date.now()
+    node.ioThreads.crash(node.ioThreads.linkOf('bob'))
+    for (const reply of await Promise.all(pending)) {
+      // T01 if the dying thread closed bob's socket first (the next hop disconnected), T00 if the
+      // data plane restart reached them first; either way at once, and the hold released.
+      const reject = asReject(reply)
+      assert.ok(['T00', 'T01'].includes(reject.code), `${reject.code} ${reject.message}`)
+    }
+    assert.ok(Date.now() - t0 < 5000, 'answered at once, not at expiry')
+    while (node.shards.restarts() === 0) await sleep(10)
+    assert.equal(await node.balance('alice'), committedAlice, 'alice\'s committed balance unchanged')
+    assert.equal(await node.balance('bob'), committedBob, 'bob\'s committed balance unchanged')
+
+    // bob's plugin redials (to whichever thread the kernel picks); then alice pays him again, up
+    // to her full maximum: the three held prepares left no hold behind.
+    hold = false
+    let reply = await alice.sendData(prepare({ destination: 'test.node.bob', amount: '1000000', executionCondition: condition }))
+    for (let i = 0; i < 200 && reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && ['T00', 'T01', 'T03'].includes(asReject(reply).code); i++) {
+      await sleep(50)
+      reply = await alice.sendData(prepare({ destination: 'test.node.bob', amount: '1000000', executionCondition: condition }))
+    }
+    asFulfill(reply)
+    assert.equal(await node.balance('alice') + await node.balance('bob'), 0n, 'nothing created or lost')
+    assert.equal(await peerBalance(alice), -1_000_100n)
+    // Both threads take connections again: new links land on each of them.
+    const seen = new Set<number>()
+    for (let i = 0; i < 40 && seen.size < 2; i++) {
+      const carl = await connectPlugin(node.port, 'carl', 'carl-token')
+      await sleep(10)
+      seen.add(node.ioThreads.linkOf('carl'))
+      await carl.disconnect()
+    }
+    assert.deepEqual([...seen].sort(), [0, 1])
   })
 })

@@ -31,6 +31,7 @@ export class IoThreads implements IoSide {
   constructor(
     private readonly config: Config,
     private readonly linksSab: SharedArrayBuffer,
+    private readonly limitsSab: SharedArrayBuffer,
     private readonly plane: ControlPlane,
     /** An I/O thread died (after it closed its sockets). */
     private readonly died: (index: number, reason: string) => void,
@@ -59,7 +60,7 @@ export class IoThreads implements IoSide {
   /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
   startThread(index: number, wiring: Wiring, port: number): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const task: IoTask = { config: this.config, index, links: this.linksSab, wiring, port, control: port2 }
+    const task: IoTask = { config: this.config, index, links: this.linksSab, limits: this.limitsSab, wiring, port, control: port2 }
     const done = this.pool.run(task, { transferList: [port2] })
     const thread: IoThread = { control: port1, done, linked: new Set() }
     this.threads[index] = thread

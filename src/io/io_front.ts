@@ -12,19 +12,20 @@ import { encodeReject } from '../codec/ilp_packet'
 import { AccountTable } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { logger } from '../log'
-import { LocalDelivery } from '../payee/local_delivery'
-import { SpspServer } from '../payee/spsp_server'
+import { LocalDelivery } from './local_delivery'
+import { SpspServer } from './spsp_server'
 import { LinkTable } from '../ring/link_table'
-import { ShopServer } from '../shop/shop_server'
+import { ShopServer } from './shop_server'
 import type { Store } from '../store/balance_store'
-import { BtpDialer } from '../transport/btp_client'
-import { BtpServer } from '../transport/btp_server'
-import { Connections } from '../transport/connections'
-import { IlpHttpClient } from '../transport/http_ilp_client'
-import { IlpHttpServer } from '../transport/http_ilp_server'
-import { listenUws } from '../transport/listen'
-import type { UwsModule } from '../transport/uws'
+import { BtpDialer } from './btp_client'
+import { BtpServer } from './btp_server'
+import { Connections } from './connections'
+import { IlpHttpClient } from './http_ilp_client'
+import { IlpHttpServer } from './http_ilp_server'
+import { listenUws } from './listen'
+import type { UwsModule } from './uws'
 import { ShardPort } from './shard_port'
+import { AuthThrottle, ConnectionCount } from './shared_limits'
 
 export interface ControlPlane {
   /** `account`'s first link on this thread came up / its last one went down. */
@@ -55,6 +56,7 @@ export class IoFront {
     private readonly config: Config,
     readonly io: number,
     linksSab: SharedArrayBuffer,
+    limitsSab: SharedArrayBuffer,
     store: Store,
     private readonly uws: UwsModule,
     private readonly controlPlane: ControlPlane,
@@ -62,7 +64,8 @@ export class IoFront {
     const scope = (name: string) => logger(config.ioThreads > 1 ? `${name} io${io}` : name)
     this.accounts = new AccountTable(config)
     this.links = new LinkTable(linksSab, config.accounts.length, config.ioThreads)
-    this.connections = new Connections(io)
+    this.connections = new Connections(io, new ConnectionCount(limitsSab))
+    const throttle = new AuthThrottle(limitsSab)
     this.restartReject = encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'the node restarted its shards; try again')
     this.port = new ShardPort(io, this.accounts, {
       reply: (connId, requestId, account, ilp) => {
@@ -73,7 +76,7 @@ export class IoFront {
       flush: () => this.btp.flush(),
     }, scope('shards'))
 
-    this.btp = new BtpServer(config, this.accounts, this.port, this.connections, scope('btp'))
+    this.btp = new BtpServer(config, this.accounts, this.port, this.connections, throttle, scope('btp'))
     this.btp.onLinkUp = (account) => {
       this.links.linkUp(account, io)
       controlPlane.linkUp(account)
@@ -93,7 +96,7 @@ export class IoFront {
 
     const spsp = new SpspServer(config, store, scope('spsp'))
     this.shop = config.shop === null ? null : new ShopServer(config, this.accounts, this.port, this.connections, store, scope('shop'))
-    const httpIn = new IlpHttpServer(config, this.accounts, this.port, this.connections, scope('http-in'))
+    const httpIn = new IlpHttpServer(config, this.accounts, this.port, this.connections, throttle, scope('http-in'))
     const app = uws.App()
     app.ws('/*', this.btp.behavior())
     httpIn.register(app)
@@ -153,7 +156,7 @@ export class IoFront {
   async close(): Promise<void> {
     if (this.listenSocket !== null) this.uws.us_listen_socket_close(this.listenSocket)
     this.listenSocket = null
-    this.dialer.close()
+    await this.dialer.close()
     this.btp.close()
     this.port.stop()
     await this.httpOut.close()

@@ -16,13 +16,15 @@ import { logger, setLogLevel } from '../log'
 import type { Wiring } from '../ring/wiring'
 import { openStore } from '../store/balance_store'
 import { nameThisThread } from '../thread_name'
-import { loadUws } from '../transport/uws'
+import { loadUws } from './uws'
 import { IoFront } from './io_front'
 
 export interface IoTask {
   config: Config
   index: number
   links: SharedArrayBuffer
+  /** The node-wide connection count and auth throttle (io/shared_limits.ts). */
+  limits: SharedArrayBuffer
   wiring: Wiring
   /** The port every I/O thread listens on (already chosen by the main thread). */
   port: number
@@ -46,7 +48,7 @@ export type IoEvent =
   | { type: 'control'; id: number; account: number; prepare: Uint8Array }
   | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
 
-export function runIoThread({ config, index, links, wiring, port, control }: IoTask): Promise<string> {
+export function runIoThread({ config, index, links, limits, wiring, port, control }: IoTask): Promise<string> {
   setLogLevel(config.logLevel)
   nameThisThread(`ilp-io-${index}`)
   const log = logger(`io${index}`)
@@ -54,7 +56,7 @@ export function runIoThread({ config, index, links, wiring, port, control }: IoT
   const post = (event: IoEvent) => control.postMessage(event)
   const answers = new Map<number, (answer: Uint8Array) => void>()
   let nextId = 0
-  const front = new IoFront(config, index, links, store, loadUws(), {
+  const front = new IoFront(config, index, links, limits, store, loadUws(), {
     linkUp: (account) => post({ type: 'linkUp', account }),
     linkDown: (account) => post({ type: 'linkDown', account }),
     control: (account, prepare) => new Promise((resolve) => {

@@ -33,10 +33,16 @@ export class LinkTable {
 
   /** The I/O thread to hand a prepare for `account` to. */
   threadOf(account: number): number {
+    const linked = this.linkedThread(account)
+    return linked >= 0 ? linked : this.home(account)
+  }
+
+  /** The I/O thread of the account's newest live link, or -1 if it has none. */
+  linkedThread(account: number): number {
     const preferred = Atomics.load(this.preferred, account)
     if (preferred >= 0 && Atomics.load(this.count, account * this.threads + preferred) > 0) return preferred
     for (let t = 0; t < this.threads; t++) if (Atomics.load(this.count, account * this.threads + t) > 0) return t
-    return this.home(account)
+    return -1
   }
 
   /** I/O thread side: `account` has a new link on `thread`. */

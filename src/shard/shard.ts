@@ -24,7 +24,7 @@
 
 import { hash } from 'node:crypto'
 import type { Config } from '../config/schema'
-import { PayeeReceiver } from '../payee/receiver'
+import { PayeeReceiver } from './receiver'
 import {
   classifyReply, encodeReject, fulfillLength, lastFulfillmentOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
   type RejectFields,
@@ -37,7 +37,7 @@ import {
 import { writeInt64, writeLength, writeUInt64, UINT64_MAX } from '../codec/oer'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
 import { AccountTable } from '../config/account_table'
-import { RoutingTable } from '../routing/routing_table'
+import { RoutingTable } from './routing_table'
 import { PendingTable } from './pending_table'
 import { OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'

@@ -1,7 +1,8 @@
 // The crash test: the node (the `npm start` entry point, a child process) forwards under load from
 // several senders to bob, W prepares outstanding per sender, amounts varying per packet; it is
-// killed with SIGKILL at a random moment, restarted on the same LMDB directory (alternating
-// SHARDS, so recovery re-shards too), and audited, many times over. What the clients saw is the
+// killed with SIGKILL at a random moment, restarted on the same LMDB directory (in the next of
+// LAYOUTS each time: sockets on the main thread or on I/O threads, the shard inline or on 2
+// threads, so recovery re-shards too), and audited, many times over. What the clients saw is the
 // evidence:
 //   every Fulfill a sender received is in its balance     seen ≤ balance
 //   a sender is never charged more than it had in flight  balance ≤ seen + outstanding at the kill
@@ -17,6 +18,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectBtp } from '../../bench/btp_load'
+
+/** The thread layouts the rounds cycle through. */
+const LAYOUTS = [
+  { IO_THREADS: '1', SHARDS: '0' },
+  { IO_THREADS: '2', SHARDS: '2' },
+  { IO_THREADS: '1', SHARDS: '2' },
+  { IO_THREADS: '2', SHARDS: '1' },
+]
 import { startNodeProcess, type NodeProcess } from '../../bench/node_process'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../../src/codec/ilp_packet'
@@ -80,7 +89,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
   const report: CrashReport = { kills: 0, packetsFulfilled: 0, unitsFulfilled: 0n, unitsInFlightAtKills: 0n, unitsCommittedUnseen: 0n, audits: 0, failures: [] }
   let bobFulfilled = 0n
   let node: NodeProcess | null = null
-  const start = (round: number) => startNodeProcess({ CONFIG: join(dir, 'config.json'), DATA_DIR: dataDir, SHARDS: String(round % 2 === 0 ? 0 : 2) })
+  const start = (round: number) => startNodeProcess({ CONFIG: join(dir, 'config.json'), DATA_DIR: dataDir, ...LAYOUTS[round % LAYOUTS.length] })
   try {
     for (let round = 0; round <= o.kills; round++) {
       node = await start(round)

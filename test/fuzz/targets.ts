@@ -10,9 +10,9 @@ import { prepareFromHead } from '../../src/codec/http_head'
 import { classifyReply, encodeFulfill, encodePrepare, encodeReject, PrepareView } from '../../src/codec/ilp_packet'
 import { decodeRouteBroadcast, RouteBroadcastError } from '../../src/codec/route_broadcast'
 import { ConfigError, parseConfig } from '../../src/config/schema'
-import { decrypt, encrypt, parseDraft1, parseDraft2, psk2Keys, serializeDraft1, serializeDraft2 } from '../../src/payee/psk2'
-import { assetDetailsFrame, parseStreamPacket, serializeStreamPacket } from '../../src/payee/stream'
-import { tokenProblem } from '../../src/shop/shop_server'
+import { decrypt, encrypt, parseDraft1, parseDraft2, psk2Keys, serializeDraft1, serializeDraft2 } from '../../src/codec/psk2'
+import { assetDetailsFrame, parseStreamPacket, serializeStreamPacket } from '../../src/codec/stream'
+import { tokenProblem } from '../../src/io/shop_server'
 import { MACHINE, testConfigJson } from '../helpers'
 
 export type Random = () => number

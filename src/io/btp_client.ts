@@ -16,6 +16,8 @@ import { BtpSession, type BtpServer, type BtpSocket } from './btp_server'
 const BACKOFF_FIRST_MS = 1000
 const BACKOFF_MAX_MS = 30_000
 const AUTH_REQUEST_ID = 1
+/** How long stopping waits for the peers to answer our WebSocket close. */
+const CLOSE_WAIT_MS = 2000
 
 export interface BtpTarget {
   url: string
@@ -132,11 +134,19 @@ export class BtpDialer {
     this.firstConnect.get(dial.account)?.resolve()
   }
 
-  close(): void {
+  /** Stops redialling and closes every link, waiting (at most CLOSE_WAIT_MS) for their close handshakes. */
+  async close(): Promise<void> {
     this.stopped = true
+    const closing: Promise<void>[] = []
     for (const dial of this.dials) {
       if (dial.timer !== null) clearTimeout(dial.timer)
-      dial.ws?.close(1001, 'node shutting down')
+      const ws = dial.ws
+      if (ws === null) continue
+      closing.push(new Promise((resolve) => ws.once('close', () => resolve())))
+      ws.close(1001, 'node shutting down')
     }
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.all(closing), new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_WAIT_MS) })])
+    clearTimeout(timer)
   }
 }

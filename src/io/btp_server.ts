@@ -19,8 +19,9 @@ import { encodeReject } from '../codec/ilp_packet'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
-import type { ShardPort } from '../io/shard_port'
-import { AuthFailure, AuthThrottle, TokenIndex } from './auth'
+import type { ShardPort } from './shard_port'
+import { AuthFailure, TokenIndex } from './auth'
+import type { AuthThrottle } from './shared_limits'
 import type { Connections, ReplyTarget } from './connections'
 
 const AUTH = Buffer.from('auth', 'latin1')
@@ -125,7 +126,6 @@ export class BtpServer {
   private readonly scratch: Buffer
   private readonly sessionsByAccount: BtpSession[][]
   private readonly tokens: TokenIndex
-  private readonly throttle: AuthThrottle
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
   /** Called when an account's first link comes up and when its last one goes down. */
@@ -137,12 +137,13 @@ export class BtpServer {
     private readonly accounts: AccountTable,
     private readonly shards: ShardPort,
     private readonly connections: Connections,
+    /** Shared by BTP and HTTP on every I/O thread: a guesser gets no more tries by switching. */
+    private readonly throttle: AuthThrottle,
     private readonly log: Logger,
   ) {
     this.scratch = Buffer.allocUnsafe(config.maxFrameBytes + 64)
     this.sessionsByAccount = accounts.accounts.map(() => [])
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].btpToken)
-    this.throttle = new AuthThrottle()
     // Outstanding requests the peer never answered are dropped after two rotations; by then the
     // shard has long expired them (R00), so this only bounds memory.
     this.rotateTimer = setInterval(() => this.rotateOutstanding(), 2 * config.maxHoldTimeMs)

@@ -10,7 +10,7 @@
 //                                                                  6 reject reply
 
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
-import { OerReader, readUInt64, writeLength, writeUInt32, writeUInt64, lengthPrefixSize } from '../codec/oer'
+import { OerReader, readUInt64, writeLength, writeUInt32, writeUInt64, lengthPrefixSize } from './oer'
 
 const IV_LENGTH = 12
 const TAG_LENGTH = 16

@@ -21,7 +21,6 @@
 // and credits the payee like any next hop. Payment totals are written to LMDB in this shard's
 // batch, before its fulfills are published.
 
-import { randomBytes } from 'node:crypto'
 import type { Config } from '../config/schema'
 import {
   F02_UNREACHABLE, F05_WRONG_CONDITION, F06_UNEXPECTED_PAYMENT, F08_AMOUNT_TOO_LARGE, F99_APPLICATION_ERROR, R02_INSUFFICIENT_TIMEOUT, type IlpErrorCode,
@@ -34,28 +33,13 @@ import { decodePayment, encodePayment, type Store } from '../store/balance_store
 import {
   assetDetailsFrame, FRAME_CONNECTION_ASSET_DETAILS, FRAME_CONNECTION_CLOSE, FRAME_CONNECTION_NEW_ADDRESS, FRAME_STREAM_CLOSE, frameStreamId, streamCloseFrame,
   parseStreamPacket, serializeStreamPacket, streamKeys, streamSharedSecretFor, type StreamFrame,
-} from './stream'
+} from '../codec/stream'
 import {
   decrypt, encrypt, hmac, parseDraft1, parseDraft2, psk2Fulfillment, psk2Keys, serializeDraft1, serializeDraft2, sharedSecretFor, type EnvelopeKeys,
   TYPE_CHUNK, TYPE_ERROR, TYPE_FULFILL, TYPE_LAST_CHUNK, TYPE_REQUEST, TYPE_REQUEST_ERROR, TYPE_RESPONSE,
-} from './psk2'
+} from '../codec/psk2'
+import { SEGMENTS, TOKEN_CHARS, type ReceiverKind } from '../codec/receiver_address'
 
-/** The token in a receiver address: 18 bytes, base64url (24 characters). */
-const TOKEN_BYTES = 18
-const TOKEN_CHARS = 24
-export type ReceiverKind = 'psk2' | 'stream'
-const SEGMENTS: Record<ReceiverKind, string> = { psk2: '.psk2.', stream: '.stream.' }
-
-/**
- * A fresh receiving address under a payee (`<payeeAddress>.<kind>.<token>`) and the shared secret
- * that goes with it, as SPSP answers and the shop's Pay header give them. The receiver derives
- * the same secret from the token in the address, so nothing is stored per query.
- */
-export function newReceiverAddress(kind: ReceiverKind, payeeAddress: string, receiveSecret: Uint8Array): { destination: string; sharedSecret: Buffer } {
-  const token = randomBytes(TOKEN_BYTES)
-  const sharedSecret = kind === 'psk2' ? sharedSecretFor(receiveSecret, token) : streamSharedSecretFor(receiveSecret, token)
-  return { destination: `${payeeAddress}${SEGMENTS[kind]}${token.toString('base64url')}`, sharedSecret }
-}
 const TYPE_ILP_PREPARE = 12
 const TYPE_ILP_FULFILL = 13
 const TYPE_ILP_REJECT = 14

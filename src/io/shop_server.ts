@@ -18,11 +18,11 @@ import { Pool } from 'undici'
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import { SHOP_ACCOUNT, type Config, type ShopRoute } from '../config/schema'
 import type { Logger } from '../log'
-import { newReceiverAddress } from '../payee/receiver'
+import { newReceiverAddress } from '../codec/receiver_address'
 import type { AccountTable } from '../config/account_table'
-import type { ShardPort } from '../io/shard_port'
+import type { ShardPort } from './shard_port'
 import { readTokenBalance, type Store } from '../store/balance_store'
-import type { Connections, ReplyTarget } from '../transport/connections'
+import type { Connections, ReplyTarget } from './connections'
 
 /**
  * Largest request body a paid request may carry to the upstream. It is read whole before the

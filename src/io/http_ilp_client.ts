@@ -8,7 +8,7 @@ import { SendFailure } from '../codec/ilp_errors'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
-import type { ShardPort } from '../io/shard_port'
+import type { ShardPort } from './shard_port'
 
 interface Endpoint {
   pool: Pool

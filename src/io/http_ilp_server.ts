@@ -15,8 +15,9 @@ import { headReplyFromPacket, prepareFromHead, type HttpHeadFields } from '../co
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
-import type { ShardPort } from '../io/shard_port'
-import { AuthThrottle, TokenIndex } from './auth'
+import type { ShardPort } from './shard_port'
+import { TokenIndex } from './auth'
+import type { AuthThrottle } from './shared_limits'
 import type { Connections, ReplyTarget } from './connections'
 
 const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
@@ -39,17 +40,17 @@ class HttpExchange implements ReplyTarget {
 
 export class IlpHttpServer {
   private readonly tokens: TokenIndex
-  private readonly throttle: AuthThrottle
 
   constructor(
     private readonly config: Config,
     private readonly accounts: AccountTable,
     private readonly shards: ShardPort,
     private readonly connections: Connections,
+    /** Shared by BTP and HTTP on every I/O thread: a guesser gets no more tries by switching. */
+    private readonly throttle: AuthThrottle,
     private readonly log: Logger,
   ) {
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].httpIncomingToken)
-    this.throttle = new AuthThrottle()
   }
 
   register(app: TemplatedApp): void {

@@ -5,8 +5,8 @@
 // credited exactly as a packet to a peer is.
 
 import { SendFailure } from '../codec/ilp_errors'
-import type { ShardPort } from '../io/shard_port'
-import type { Connections, ReplyTarget } from '../transport/connections'
+import type { ShardPort } from './shard_port'
+import type { Connections, ReplyTarget } from './connections'
 
 export class LocalDelivery implements ReplyTarget {
   private readonly connId: number

@@ -11,7 +11,7 @@ import { peerProtocolPrepare } from '../codec/peer_protocol'
 import { OerReader } from '../codec/oer'
 import type { AccountConfig, Config } from '../config/schema'
 import type { Logger } from '../log'
-import { parseBtpUrl } from './btp_client'
+import { parseBtpUrl } from '../io/btp_client'
 
 const ATTEMPT_TIMEOUT_MS = 10_000
 

@@ -6,7 +6,7 @@
 //   frames we read: 0x01 ConnectionClose, 0x02 ConnectionNewAddress, 0x07 ConnectionAssetDetails,
 //            0x10 StreamClose, 0x11 StreamMoney; others are skipped (their lengths say how far)
 
-import { OerReader, lengthPrefixSize, writeLength } from '../codec/oer'
+import { OerReader, lengthPrefixSize, writeLength } from './oer'
 import { hmac, type EnvelopeKeys } from './psk2'
 
 export const STREAM_VERSION = 1

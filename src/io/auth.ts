@@ -46,32 +46,3 @@ export class TokenIndex {
     return account
   }
 }
-
-/**
- * Slows guessing: after FREE_FAILURES failed authentications from one address within WINDOW_MS,
- * each further refusal to that address is held back, 250 ms doubling up to 8 s. Successful
- * authentications are never delayed, so a client that knows its token is not slowed by another
- * client's failures, only the guessing connections are.
- */
-export class AuthThrottle {
-  private static readonly FREE_FAILURES = 5
-  private static readonly WINDOW_MS = 60_000
-  private static readonly FIRST_DELAY_MS = 250
-  private static readonly MAX_DELAY_MS = 8_000
-  private static readonly MAX_ADDRESSES = 10_000
-  private readonly failures = new Map<string, { count: number; since: number }>()
-
-  /** Records a failure from `address`; returns how long to hold back the refusal (ms). */
-  failed(address: string, nowMs = Date.now()): number {
-    let entry = this.failures.get(address)
-    if (entry === undefined || nowMs - entry.since > AuthThrottle.WINDOW_MS) {
-      if (this.failures.size >= AuthThrottle.MAX_ADDRESSES) this.failures.delete(this.failures.keys().next().value as string)
-      entry = { count: 0, since: nowMs }
-      this.failures.set(address, entry)
-    }
-    entry.count++
-    const over = entry.count - AuthThrottle.FREE_FAILURES
-    if (over <= 0) return 0
-    return Math.min(AuthThrottle.FIRST_DELAY_MS * 2 ** (over - 1), AuthThrottle.MAX_DELAY_MS)
-  }
-}

@@ -10,38 +10,41 @@ export interface ReplyTarget {
 }
 
 import { CONN_ID_BITS } from '../ring/records'
+import type { ConnectionCount } from './shared_limits'
 
 const LOCAL_ID_MASK = (1 << CONN_ID_BITS) - 1
 
 export class Connections {
   private readonly targets = new Map<number, ReplyTarget>()
+  private readonly internal = new Set<number>()
   private next = 0
-  private internal = 0
   private readonly base: number
 
-  constructor(io = 0) {
+  /** `count` is the node's count of open connections over all I/O threads (limits.maxConnections). */
+  constructor(io: number, private readonly count: ConnectionCount) {
     this.base = (io << CONN_ID_BITS) >>> 0
   }
 
   /** Registers a reply target; `internal` ones (the payees' delivery) do not count as connections. */
   add(target: ReplyTarget, internal = false): number {
-    if (internal) this.internal++
     let id: number
     do {
       this.next = (this.next + 1) & LOCAL_ID_MASK || 1
       id = (this.base | this.next) >>> 0
     } while (this.targets.has(id))
     this.targets.set(id, target)
+    if (internal) this.internal.add(id)
+    else this.count.opened()
     return id
   }
 
-  /** Open connections and HTTP requests waiting for an answer. */
+  /** Open connections and HTTP requests waiting for an answer, on every I/O thread. */
   get size(): number {
-    return this.targets.size - this.internal
+    return this.count.open
   }
 
   remove(connId: number): void {
-    this.targets.delete(connId)
+    if (this.targets.delete(connId) && !this.internal.delete(connId)) this.count.closed()
   }
 
   /** Answers everything waiting on the shards (they restarted) with `reject`. */
