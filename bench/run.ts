@@ -25,7 +25,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { runLoad, type BtpAccount, type LoadOptions, type LoadResult } from './btp_load'
+import { runLoad, type LoadOptions, type LoadResult } from './btp_load'
+import { GRID_ACCOUNTS, writeGridConfig } from './grid_config'
 import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { encodePrepare } from '../src/codec/ilp_packet'
@@ -68,7 +69,6 @@ interface Layout {
  * threads with as many shards. */
 const LAYOUT_GRID: Layout[] = [{ ioThreads: 1, shards: 0 }, { ioThreads: 1, shards: 1 }, { ioThreads: 2, shards: 2 }, { ioThreads: 4, shards: 4 }]
 /** Senders, and as many receivers: 16 connections for the kernel to spread over the I/O threads. */
-const GRID_ACCOUNTS = 8
 /** Over all senders: section 1's W=100, so the layouts and the targets compare with it. */
 const GRID_WINDOW = 100
 const PROJECTION_CORES = [4, 8, 16]
@@ -200,25 +200,6 @@ function layoutName(l: Layout): string {
 
 function findLayout(runs: LayoutRun[], l: Layout): LayoutRun | undefined {
   return runs.find((r) => r.ioThreads === l.ioThreads && r.shards === l.shards)
-}
-
-/** Writes a config of GRID_ACCOUNTS senders and as many receivers; sender i pays receiver i
- * (routed by its child address, `test.ilpnode.receiver<i>`). */
-function writeGridConfig(path: string): { senders: (BtpAccount & { destination: string })[]; receivers: BtpAccount[] } {
-  const limits = { balance: { minimum: '-1000000000000', maximum: '1000000000000' } }
-  const accounts: Record<string, unknown> = {}
-  const account = (user: string): BtpAccount => {
-    accounts[user] = { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: `${user}-token` }, ...limits }
-    return { user, token: `${user}-token` }
-  }
-  const senders = []
-  const receivers = []
-  for (let i = 0; i < GRID_ACCOUNTS; i++) {
-    senders.push({ ...account(`sender${i}`), destination: `test.ilpnode.receiver${i}` })
-    receivers.push(account(`receiver${i}`))
-  }
-  writeFileSync(path, JSON.stringify({ ilpAddress: 'test.ilpnode', accounts }))
-  return { senders, receivers }
 }
 
 /** One layout's run, with the node's threads sampled over the measured interval. */

@@ -47,6 +47,10 @@ export class ShardPort {
   private overflow: QueuedReply[][] = []
   /** Set for the inline shard: a record for it schedules its turn instead of ringing a doorbell. */
   private inlineKick: (() => void) | null = null
+  /** Shards with records written since the last publish (see kick). */
+  private unpublished: Uint8Array = new Uint8Array(0)
+  private readonly unpublishedShards: number[] = []
+  private publishScheduled = false
   /** No rings while the shards restart: prepares are refused and replies dropped meanwhile. */
   private attached = false
   private running = true
@@ -67,6 +71,8 @@ export class ShardPort {
     this.shardDoorbells = wiring.shardDoorbells.map((sab) => new Doorbell(sab))
     this.doorbell = new Doorbell(wiring.ioDoorbells[this.io])
     this.overflow = this.toShard.map(() => [])
+    this.unpublished = new Uint8Array(this.toShard.length)
+    this.unpublishedShards.length = 0
     this.inlineKick = inlineKick
     this.attached = true
     if (inlineKick === null) void this.drainLoop(this.incarnation, this.doorbell)
@@ -125,12 +131,33 @@ export class ShardPort {
     queue.push({ kind: RecordKind.SendFailed, pendingId, reason, payload: null })
   }
 
-  // A record reaches its shard at the next flush of the ring. Each submit flushes at once (one
-  // atomic store, and a futex wake only if the shard sleeps: ring/doorbell.ts).
+  // A record reaches its shard at the next flush of the ring. The records of one turn of the event
+  // loop (every socket callback of its poll phase) are published together in a setImmediate after
+  // them: one atomic store per ring and at most one futex wake per sleeping shard for the whole
+  // burst, where a flush per record would wake a shard many times for the same batch. The inline
+  // shard runs in such a setImmediate itself.
   private kick(shard: number): void {
-    this.toShard[shard].flush()
-    if (this.inlineKick !== null) this.inlineKick()
-    else this.shardDoorbells[shard].ring()
+    if (this.inlineKick !== null) {
+      this.toShard[shard].flush()
+      return this.inlineKick()
+    }
+    if (this.unpublished[shard] === 0) {
+      this.unpublished[shard] = 1
+      this.unpublishedShards.push(shard)
+    }
+    if (!this.publishScheduled) {
+      this.publishScheduled = true
+      setImmediate(this.publish)
+    }
+  }
+
+  private readonly publish = (): void => {
+    this.publishScheduled = false
+    for (const shard of this.unpublishedShards) {
+      this.unpublished[shard] = 0
+      if (this.attached && this.toShard[shard].flush()) this.shardDoorbells[shard].ring()
+    }
+    this.unpublishedShards.length = 0
   }
 
   flushOverflow(): void {

@@ -4,9 +4,12 @@
 //   SAB: [0] Int32 sequence (bumped by producers)   [16] Int32 sleeping flag (set by the consumer)
 //
 // No lost wake-up: the consumer reads `sequence`, sets `sleeping`, re-checks its rings, and waits
-// only while `sequence` still holds the value it read. A producer publishes, then reads
-// `sleeping`; with sequentially consistent atomics either the consumer's re-check sees the record
-// or the producer sees the flag and bumps `sequence`, which ends or prevents the wait.
+// only while `sequence` still holds the value it read. A producer publishes, then swaps
+// `sleeping` from 1 to 0; with sequentially consistent atomics either the consumer's re-check
+// sees the record or the producer's swap succeeds and it bumps `sequence`, which ends or prevents
+// the wait. Only the producer whose swap succeeds pays for the futex wake: the others (the same
+// producer's next batches, other producers) find 0 while the consumer is waking, and it will see
+// their records, since it re-reads every ring after it wakes.
 
 const SEQUENCE = 0
 const SLEEPING = 16
@@ -24,7 +27,7 @@ export class Doorbell {
 
   /** Producer side: call after publishing a batch of records. */
   ring(): void {
-    if (Atomics.load(this.cells, SLEEPING) !== 0) {
+    if (Atomics.load(this.cells, SLEEPING) !== 0 && Atomics.compareExchange(this.cells, SLEEPING, 1, 0) === 1) {
       Atomics.add(this.cells, SEQUENCE, 1)
       Atomics.notify(this.cells, SEQUENCE)
     }
