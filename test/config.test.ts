@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { defaultShardCount, EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
+import { defaultLayout, EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
 import { ConfigError, parseConfig } from '../src/config/schema'
 import { RoutingTable } from '../src/shard/routing_table'
 import { MACHINE, testConfigJson } from './helpers'
@@ -30,10 +30,23 @@ describe('configuration', () => {
     assert.equal(config.accounts[0].btpToken, 'alice-token')
   })
 
-  it('defaults to the inline shard on two cores and to cores − 1 shards above, spinning only with a core to spare', () => {
-    assert.equal(defaultShardCount(1), 0)
-    assert.equal(defaultShardCount(2), 0)
-    assert.equal(defaultShardCount(8), 7)
+  it('defaults to the inline layout on two cores and to half the cores for sockets above, spinning only with a core to spare', () => {
+    assert.deepEqual(defaultLayout(1), { ioThreads: 1, shards: 0 })
+    assert.deepEqual(defaultLayout(2), { ioThreads: 1, shards: 0 })
+    assert.deepEqual(defaultLayout(4), { ioThreads: 2, shards: 2 })
+    assert.deepEqual(defaultLayout(8), { ioThreads: 4, shards: 4 })
+    assert.deepEqual(defaultLayout(9), { ioThreads: 4, shards: 5 })
+    const eight = { cores: 8, ...defaultLayout(8) }
+    const layout = (json: Record<string, unknown>, env = {}) => {
+      const c = parseConfig({ ...testConfigJson(), ...json }, env, eight)
+      return `${c.ioThreads}x${c.shards}`
+    }
+    assert.equal(layout({}), '4x4')
+    assert.equal(layout({}, { shards: '0' }), '1x0', 'SHARDS=0 alone keeps the sockets on the main thread')
+    assert.equal(layout({}, { shards: '3' }), '4x3')
+    assert.equal(parseConfig({ ...testConfigJson(), ioThreads: 3 }, {}, MACHINE).shards, 3, 'IO_THREADS alone on 2 cores gets as many shards')
+    assert.throws(() => parseConfig({ ...testConfigJson(), ioThreads: 2, shards: 0 }, {}, MACHINE), /ioThreads \(IO_THREADS\): more than 1 I\/O thread needs at least 1 shard/)
+    assert.throws(() => parseConfig({ ...testConfigJson(), ioThreads: 65, shards: 1 }, {}, MACHINE), /ioThreads \(IO_THREADS\)/)
     assert.equal(parseConfig({ ...testConfigJson(), shards: 1 }, {}, MACHINE).shardSpinMicros, 200)
     assert.equal(parseConfig({ ...testConfigJson(), shards: 2 }, {}, MACHINE).shardSpinMicros, 0)
     assert.equal(parseConfig({ ...testConfigJson(), shards: 2, limits: { shardSpinMicros: 30 } }, {}, MACHINE).shardSpinMicros, 30)
@@ -57,11 +70,12 @@ describe('configuration', () => {
   })
 
   it('lets environment variables override the file', () => {
-    const env = envOverrides({ ILP_ADDRESS: 'g.override', PORT: '9000', SHARDS: '3', DATA_DIR: '/tmp/x', HOST: '::1', LOG_LEVEL: 'debug', DURABILITY: 'fsync' })
+    const env = envOverrides({ ILP_ADDRESS: 'g.override', PORT: '9000', SHARDS: '3', IO_THREADS: '2', DATA_DIR: '/tmp/x', HOST: '::1', LOG_LEVEL: 'debug', DURABILITY: 'fsync' })
     const config = parseConfig(testConfigJson(), env, MACHINE)
     assert.equal(config.ilpAddress, 'g.override')
     assert.equal(config.port, 9000)
     assert.equal(config.shards, 3)
+    assert.equal(config.ioThreads, 2)
     assert.equal(config.dataDir, '/tmp/x')
     assert.equal(config.host, '::1')
     assert.equal(config.durability, 'fsync')

@@ -6,7 +6,7 @@
 //   Transfer 7:              amount u64 | protocolData
 //   protocolData:            VarUInt count | { name var-oct | contentType u8 | data var-oct } ...
 //
-// The reader fills preallocated offset arrays, so reading a frame allocates nothing; the main
+// The reader fills preallocated offset arrays, so reading a frame allocates nothing; an I/O
 // thread copies only the `ilp` entry's bytes, straight into a shard's ring.
 
 import { OerReader, lengthPrefixSize, readUInt64, writeLength, writeUInt32, writeUInt64 } from './oer'
@@ -19,10 +19,9 @@ export const BTP_TRANSFER = 7
 
 export const CONTENT_OCTET_STREAM = 0
 export const CONTENT_TEXT_PLAIN = 1
-export const CONTENT_JSON = 2
 
 /** More entries than this in one frame is treated as malformed. */
-export const MAX_PROTOCOL_ENTRIES = 16
+const MAX_PROTOCOL_ENTRIES = 16
 
 const ILP_NAME = Buffer.from('ilp', 'latin1')
 
@@ -235,11 +234,4 @@ export function encodeError(requestId: number, code: string, name: string, data:
     pos += f.length
   }
   return frame(BTP_ERROR, requestId, head, entries)
-}
-
-/** BTP error names by code (RFC 23); ilp-plugin-btp clients look only at the packet type. */
-export const BTP_ERROR_NAMES: Record<string, string> = {
-  T00: 'UnreachableError',
-  F00: 'NotAcceptedError',
-  F01: 'InvalidFieldsError',
 }

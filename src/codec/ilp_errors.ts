@@ -33,7 +33,7 @@ export const ILP_ERROR_NAMES: Record<IlpErrorCode, string> = {
 }
 
 /**
- * Reasons the main thread reports to a shard when it could not deliver a prepare to the next
+ * Reasons an I/O thread reports to a shard when it could not deliver a prepare to the next
  * hop. They cross the ring as small integers; the shard maps them to reject codes here.
  */
 export const enum SendFailure {

@@ -17,8 +17,7 @@ export const TYPE_FULFILL = 13
 export const TYPE_REJECT = 14
 
 export const MAX_DATA_LENGTH = 32767
-export const MAX_ADDRESS_LENGTH = 1023
-export const MAX_MESSAGE_LENGTH = 8191
+const MAX_ADDRESS_LENGTH = 1023
 
 // Byte classes allowed in an ILP address (RFC 15): segment characters and the '.' separator.
 const ADDRESS_BYTE = new Uint8Array(256)
@@ -27,7 +26,7 @@ const DOT = 0x2e
 const SCHEMES = ['g', 'private', 'example', 'peer', 'self', 'test', 'test1', 'test2', 'test3', 'local']
 
 /** The regex of SPEC.md §2, as a byte loop: a scheme, then one or more non-empty segments. */
-export function isValidAddressBytes(buf: Uint8Array, pos: number, length: number): boolean {
+function isValidAddressBytes(buf: Uint8Array, pos: number, length: number): boolean {
   if (length < 3 || length > MAX_ADDRESS_LENGTH) return false
   let firstDot = -1
   let prev = DOT

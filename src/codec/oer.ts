@@ -98,12 +98,6 @@ export function writeLength(buf: Uint8Array, pos: number, length: number): numbe
 }
 
 /** Writes a var-octet-string (length determinant + bytes); returns the position after it. */
-export function writeVarOctetString(buf: Uint8Array, pos: number, bytes: Uint8Array): number {
-  pos = writeLength(buf, pos, bytes.length)
-  buf.set(bytes, pos)
-  return pos + bytes.length
-}
-
 export function writeUInt32(buf: Uint8Array, pos: number, value: number): number {
   buf[pos] = value >>> 24
   buf[pos + 1] = (value >>> 16) & 0xff
@@ -129,10 +123,6 @@ export function writeUInt64(buf: Uint8Array, pos: number, value: bigint): number
 /** Signed 64-bit two's complement, big-endian (il-balance, SPEC.md §4.2). */
 export function writeInt64(buf: Uint8Array, pos: number, value: bigint): number {
   return writeUInt64(buf, pos, BigInt.asUintN(64, value))
-}
-
-export function readInt64(buf: Uint8Array, pos: number): bigint {
-  return BigInt.asIntN(64, readUInt64(buf, pos))
 }
 
 export const UINT64_MAX = 0xffffffffffffffffn

@@ -8,7 +8,7 @@ import { sharedSecretFor } from './psk2'
 import { streamSharedSecretFor } from './stream'
 
 /** The token in a receiver address: 18 bytes, base64url (24 characters). */
-export const TOKEN_BYTES = 18
+const TOKEN_BYTES = 18
 export const TOKEN_CHARS = 24
 export type ReceiverKind = 'psk2' | 'stream'
 export const SEGMENTS: Record<ReceiverKind, string> = { psk2: '.psk2.', stream: '.stream.' }

@@ -5,7 +5,7 @@
 import type { AccountConfig, Config } from './schema'
 
 /** FNV-1a over the id: stable across runs and processes, so ownership survives a restart. */
-export function accountHash(id: string): number {
+function accountHash(id: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < id.length; i++) {
     h ^= id.charCodeAt(i)

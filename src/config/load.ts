@@ -27,12 +27,16 @@ function developmentChild(token: string): Record<string, unknown> {
 }
 
 /**
- * Shard worker threads by default. On two cores or fewer the inline shard (0) is fastest at
- * every measured load but the largest window (README, Performance); with more cores, one shard
- * per core beyond the main thread.
+ * The thread layout when IO_THREADS and SHARDS are not set. On two cores or fewer the inline
+ * layout (sockets and the shard on the main thread, 1×0) is the fastest measured at every load
+ * (README, "Choosing a layout"): the threads of any other layout share the cores with each other
+ * and pay for every hop between them. With more cores, half of them take sockets and the rest
+ * shards, which is where the bench's per-thread projection puts the busiest threads level.
  */
-export function defaultShardCount(cores = availableParallelism()): number {
-  return cores <= 2 ? 0 : cores - 1
+export function defaultLayout(cores = availableParallelism()): { ioThreads: number; shards: number } {
+  if (cores <= 2) return { ioThreads: 1, shards: 0 }
+  const ioThreads = Math.floor(cores / 2)
+  return { ioThreads, shards: cores - ioThreads }
 }
 
 export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
@@ -71,5 +75,5 @@ export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
     }
   }
   const cores = availableParallelism()
-  return { config: parseConfig(raw, envOverrides(env), { cores, shards: defaultShardCount(cores) }), source }
+  return { config: parseConfig(raw, envOverrides(env), { cores, ...defaultLayout(cores) }), source }
 }

@@ -379,8 +379,12 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   if (!isValidAddress(ilpAddress)) throw new ConfigError('ilpAddress (ILP_ADDRESS)', `"${ilpAddress}" is not a valid ILP address`)
   const host = str(merged, 'host', 'host (HOST)', '127.0.0.1')
   const port = int(merged, 'port', 'port (PORT)', 7768, 0, 65535)
-  const shards = int(merged, 'shards', 'shards (SHARDS)', machine.shards, 0, 64)
-  const ioThreads = int(merged, 'ioThreads', 'ioThreads (IO_THREADS)', machine.ioThreads ?? 1, 1, MAX_IO_THREADS)
+  // Each default follows the other when only one is set: SHARDS=0 alone keeps the sockets on the
+  // main thread; IO_THREADS=N alone gets at least one shard thread.
+  const ioThreadsSet = merged.ioThreads !== undefined
+  let shards = int(merged, 'shards', 'shards (SHARDS)', machine.shards, 0, 64)
+  const ioThreads = int(merged, 'ioThreads', 'ioThreads (IO_THREADS)', shards === 0 ? 1 : machine.ioThreads ?? 1, 1, MAX_IO_THREADS)
+  if (ioThreadsSet && merged.shards === undefined && ioThreads > 1 && shards === 0) shards = ioThreads
   // The inline shard runs in the main thread's turn after its socket callbacks: it needs the
   // sockets on the main thread too.
   if (ioThreads > 1 && shards === 0) throw new ConfigError('ioThreads (IO_THREADS)', 'more than 1 I/O thread needs at least 1 shard thread (SHARDS)')

@@ -26,7 +26,7 @@ function ildcpRequest(): Buffer {
 }
 
 /** Reads an IL-DCP fulfill; throws with the reason if it is a reject or malformed. */
-export function parseIldcpReply(reply: Uint8Array): IldcpInfo {
+function parseIldcpReply(reply: Uint8Array): IldcpInfo {
   const kind = classifyReply(reply, 0, reply.length)
   if (kind !== ReplyKind.Fulfill) throw new Error(kind === ReplyKind.Reject ? 'parent rejected the IL-DCP request' : 'malformed IL-DCP reply')
   const r = new OerReader().reset(reply, lastFulfillmentOffset + 32, reply.length)
@@ -87,7 +87,7 @@ async function overHttp(url: string, token: string): Promise<Uint8Array> {
   return new Uint8Array(await body.arrayBuffer())
 }
 
-export async function fetchIldcp(parent: AccountConfig): Promise<IldcpInfo> {
+async function fetchIldcp(parent: AccountConfig): Promise<IldcpInfo> {
   const reply = parent.btpUrl !== null ? await overBtp(parent.btpUrl) : await overHttp(parent.httpUrl!, parent.httpOutgoingToken ?? '')
   return parseIldcpReply(reply)
 }

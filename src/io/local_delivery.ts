@@ -1,6 +1,6 @@
-// The payees' transport, on the main thread. A prepare that a sender's shard forwards to a payee
-// goes, like any forwarded prepare, through main: here it is handed to the payee's shard instead
-// of a socket, and the payee's answer comes back as a reply to this "connection", which passes it
+// The payees' transport, on the payee's home I/O thread. A prepare that a sender's shard forwards
+// to a payee comes, like any forwarded prepare, to an I/O thread: here it is handed to the payee's
+// shard instead of a socket, and the payee's answer comes back as a reply to this "connection", which passes it
 // to the sender's shard as the next hop's reply. So a payment is forwarded, held, checked and
 // credited exactly as a packet to a peer is.
 

@@ -10,7 +10,7 @@
 //   a route priced 0               served without payment (the bench's "same route unpaid")
 // A PSK2 payment to the address in Pay credits the token in its data (payee/receiver.ts). The
 // shard that owns the shop's payee holds every token's balance, so spending is one message to it
-// and two requests can never spend the same balance; the main thread only asks.
+// and two requests can never spend the same balance; the I/O thread only asks.
 
 import { STATUS_CODES } from 'node:http'
 import type { Readable } from 'node:stream'

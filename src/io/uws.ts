@@ -11,7 +11,7 @@ export class UwsFallbackError extends Error {
   readonly code = 'ILP_NODE_UWS_FALLBACK'
 }
 
-export function isNativeUws(uws: UwsModule): boolean {
+function isNativeUws(uws: UwsModule): boolean {
   return typeof uws.App === 'function' && Function.prototype.toString.call(uws.App).includes('[native code]')
 }
 

@@ -46,7 +46,7 @@ export class Doorbell {
     Atomics.store(this.cells, SLEEPING, 0)
   }
 
-  /** Consumer side, step 2 for the main thread, which must never block. */
+  /** Consumer side, step 2 for a thread with an event loop (an I/O thread), which must never block. */
   sleepAsync(seen: number, timeoutMs: number): Promise<unknown> | null {
     const result = Atomics.waitAsync(this.cells, SEQUENCE, seen, timeoutMs)
     if (!result.async) {

@@ -18,8 +18,8 @@
 // consistent in JS, so no other fence is needed. `used = (written - read) | 0` stays right
 // across the Int32 wrap while capacity < 2^31.
 
-export const RING_HEADER_BYTES = 192
-export const RECORD_HEADER_BYTES = 24
+const RING_HEADER_BYTES = 192
+const RECORD_HEADER_BYTES = 24
 const WRITTEN = 0
 const READ = 16 // Int32 index of byte 64
 const KIND_PAD = 0

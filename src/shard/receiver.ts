@@ -330,7 +330,7 @@ export class PayeeReceiver {
 }
 
 /** The pay token a shop payment names in its data: all 32 bytes (draft 3), else the first 16. */
-export function payToken(data: Uint8Array): string | null {
+function payToken(data: Uint8Array): string | null {
   if (data.length === TOKEN_32) return Buffer.from(data).toString('base64url')
   if (data.length < TOKEN_16) return null
   return Buffer.from(data.buffer, data.byteOffset, TOKEN_16).toString('base64url')

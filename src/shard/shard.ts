@@ -8,7 +8,7 @@
 // Prepares still in flight after limits.journalDelayMs are journalled too (see `commit`).
 //
 // A prepare from account A, in order (each step returns early with a reject):
-//   1. parse                          F01 (a '{' first byte is a JSON route broadcast: to the main thread)
+//   1. parse                          F01 (a '{' first byte is a JSON route broadcast: to the control plane)
 //   2. local peer.* destinations      peer.config (IL-DCP), peer.balance, other peer.* F01
 //   3. expiry                         R02 if expired or less than minMessageWindow left
 //   4. max packet amount              F08 with (received, maximum)
@@ -17,7 +17,7 @@
 //   7. hold on A's balance            T04 if balance + holds + amount > A's maximum
 //   8. record the pending prepare     T03 if the account has maxInFlightPerAccount in flight, or the
 //                                     table is full
-//   9. shorten expiry, patch amount, hand the prepare to main for the next hop
+//   9. shorten expiry, patch amount, hand the prepare to the I/O thread of the next hop's link
 // The reply: a fulfill must hash to the condition (else F05 upstream, never relayed); then A's
 // hold is committed, the next hop is credited, and the fulfill is relayed byte for byte. A reject
 // releases the hold and is relayed unchanged. No reply before expiry: R00, hold released.

@@ -12,7 +12,7 @@ import { OutputRingFull, type Shard } from './shard'
 import type { SendFailure } from '../codec/ilp_errors'
 
 /** Records taken from one ring per turn, so a busy ring cannot starve the others or the commit. */
-export const BATCH_RECORDS_MAX = 256
+const BATCH_RECORDS_MAX = 256
 
 export interface ShardLoopOptions {
   shard: Shard

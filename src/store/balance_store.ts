@@ -2,7 +2,8 @@
 //
 //   balances  key [accountId, writerShard]  value int128 BE, two's complement
 //   inflight  key shard * 2^32 + pendingId   value amount u64 | expiresAtMs f64 | accountId utf8
-//             (a number key: the journal is written twice per packet, and array keys cost more)
+//             (the in-flight journal: a prepare still in flight after limits.journalDelayMs is
+//             written here and removed when it finishes; a number key, as array keys cost more)
 //   payments  key [payee, paymentId hex]     value received u64 | chunks u32 | finished u8 |
 //             lastAtMs f64 (written by the payee's shard; what GET /payees/<name> lists)
 //   meta      key string                     value bytes (payee receive secrets made at start)
@@ -116,7 +117,7 @@ export function encodeInflight(out: Buffer, amount: bigint, expiresAtMs: number,
   return out.subarray(0, 16 + accountId.length)
 }
 
-export function decodeInflight(buf: Uint8Array): { amount: bigint; expiresAtMs: number; accountId: string } {
+function decodeInflight(buf: Uint8Array): { amount: bigint; expiresAtMs: number; accountId: string } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
   return { amount: b.readBigUInt64BE(0), expiresAtMs: b.readDoubleBE(8), accountId: b.subarray(16).toString('utf8') }
 }
