@@ -12,6 +12,25 @@ import {
   testConfigJson,
 } from './helpers'
 
+/** bob fulfills while `hold` is false; while it is true he keeps each prepare unanswered. */
+function holdingReceiver(bob: BtpPlugin, fulfillment: Buffer): { hold: boolean; held: number } {
+  const state = { hold: false, held: 0 }
+  bob.registerDataHandler(async () => {
+    if (!state.hold) return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) })
+    state.held++
+    return new Promise<Buffer>(() => {})
+  })
+  return state
+}
+
+/** Three prepares of 50 from alice that bob holds; resolves once he holds them all. */
+async function threeHeldPrepares(alice: BtpPlugin, bob: { hold: boolean; held: number }, condition: Buffer): Promise<Promise<Buffer>[]> {
+  bob.hold = true
+  const pending = [1, 2, 3].map(() => alice.sendData(prepare({ destination: 'test.node.bob', amount: '50', executionCondition: condition, expiresAt: new Date(Date.now() + 20_000) })))
+  while (bob.held < 3) await sleep(10)
+  return pending
+}
+
 describe('a shard worker dies (SHARDS=2)', () => {
   let node: RunningNode
   let dir: string
@@ -34,21 +53,13 @@ describe('a shard worker dies (SHARDS=2)', () => {
 
   it('rejects the prepares its shards held (T00), keeps the books, and forwards again after the restart', async () => {
     const { fulfillment, condition } = fulfillmentPair()
-    let hold = false
-    let held = 0
-    bob.registerDataHandler(async () => {
-      if (!hold) return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) })
-      held++
-      return new Promise<Buffer>(() => {})
-    })
+    const bobHolds = holdingReceiver(bob, fulfillment)
     asFulfill(await alice.sendData(prepare({ destination: 'test.node.bob', amount: '100', executionCondition: condition })))
     assert.equal(await peerBalance(alice), -100n)
     const committedAlice = await node.balance('alice')
     const committedBob = await node.balance('bob')
 
-    hold = true
-    const pending = [1, 2, 3].map(() => alice.sendData(prepare({ destination: 'test.node.bob', amount: '50', executionCondition: condition, expiresAt: new Date(Date.now() + 20_000) })))
-    while (held < 3) await sleep(10)
+    const pending = await threeHeldPrepares(alice, bobHolds, condition)
     const t0 = Date.now()
     await node.shards.terminate(shardOfAccount('alice', 2))
     for (const reply of await Promise.all(pending)) {
@@ -63,7 +74,7 @@ describe('a shard worker dies (SHARDS=2)', () => {
     assert.equal(await node.balance('alice'), committedAlice, 'alice\'s committed balance unchanged')
     assert.equal(await node.balance('bob'), committedBob, 'bob\'s committed balance unchanged')
     // Traffic again; the three held prepares left no hold behind (alice's maximum is 10^9).
-    hold = false
+    bobHolds.hold = false
     let reply = await alice.sendData(prepare({ destination: 'test.node.bob', amount: '1000000', executionCondition: condition }))
     for (let i = 0; i < 50 && reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && asReject(reply).code === 'T03'; i++) {
       await sleep(50) // still restarting
@@ -108,21 +119,13 @@ describe('an I/O thread dies (IO_THREADS=2, SHARDS=2)', () => {
 
   it('answers what waited on the dead thread\'s shards (T00), keeps the books, and serves on a new thread', async () => {
     const { fulfillment, condition } = fulfillmentPair()
-    let hold = false
-    let held = 0
-    bob.registerDataHandler(async () => {
-      if (!hold) return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) })
-      held++
-      return new Promise<Buffer>(() => {})
-    })
+    const bobHolds = holdingReceiver(bob, fulfillment)
     asFulfill(await alice.sendData(prepare({ destination: 'test.node.bob', amount: '100', executionCondition: condition })))
     const committedAlice = await node.balance('alice')
     const committedBob = await node.balance('bob')
     assert.equal(committedAlice + committedBob, 0n)
 
-    hold = true
-    const pending = [1, 2, 3].map(() => alice.sendData(prepare({ destination: 'test.node.bob', amount: '50', executionCondition: condition, expiresAt: new Date(Date.now() + 20_000) })))
-    while (held < 3) await sleep(10)
+    const pending = await threeHeldPrepares(alice, bobHolds, condition)
     const t0 = Date.now()
     node.ioThreads.crash(node.ioThreads.linkOf('bob'))
     for (const reply of await Promise.all(pending)) {
@@ -138,7 +141,7 @@ describe('an I/O thread dies (IO_THREADS=2, SHARDS=2)', () => {
 
     // bob's plugin redials (to whichever thread the kernel picks); then alice pays him again, up
     // to her full maximum: the three held prepares left no hold behind.
-    hold = false
+    bobHolds.hold = false
     let reply = await alice.sendData(prepare({ destination: 'test.node.bob', amount: '1000000', executionCondition: condition }))
     for (let i = 0; i < 200 && reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && ['T00', 'T01', 'T03'].includes(asReject(reply).code); i++) {
       await sleep(50)

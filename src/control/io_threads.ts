@@ -4,7 +4,8 @@
 
 import { join } from 'node:path'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import Piscina from 'piscina'
+import type Piscina from 'piscina'
+import { threadPerTaskPool } from './thread_pool'
 import type { Config } from '../config/schema'
 import type { ControlPlane } from '../io/io_front'
 import type { IoCommand, IoEvent, IoTask } from '../io/io_worker'
@@ -38,16 +39,7 @@ export class IoThreads implements IoSide {
     private readonly log: Logger,
   ) {
     const n = config.ioThreads
-    this.pool = new Piscina({
-      filename: join(__dirname, '..', 'io', 'io_worker.js'),
-      name: 'runIoThread',
-      minThreads: n,
-      maxThreads: n,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: Infinity,
-      maxQueue: n,
-      atomics: 'disabled',
-    })
+    this.pool = threadPerTaskPool(join(__dirname, '..', 'io', 'io_worker.js'), 'runIoThread', n)
     this.threads = Array.from({ length: n }, () => null)
     this.links = new LinkTable(linksSab, config.accounts.length, n)
   }

@@ -6,7 +6,8 @@
 
 import { join } from 'node:path'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import Piscina from 'piscina'
+import type Piscina from 'piscina'
+import { threadPerTaskPool } from './thread_pool'
 import { shardOfAccount } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { ShardPort } from '../io/shard_port'
@@ -78,16 +79,7 @@ export class ShardSupervisor {
 
   private async startWorkers(routes: [string, number][]): Promise<void> {
     const n = this.config.shards
-    const pool = new Piscina({
-      filename: join(__dirname, '..', 'shard', 'shard_worker.js'),
-      name: 'runShard',
-      minThreads: n,
-      maxThreads: n,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: Infinity,
-      maxQueue: n,
-      atomics: 'disabled',
-    })
+    const pool = threadPerTaskPool(join(__dirname, '..', 'shard', 'shard_worker.js'), 'runShard', n)
     this.pool = pool
     this.tasks = []
     const incarnation = this.incarnation

@@ -90,6 +90,8 @@ export class BtpSession implements ReplyTarget {
   outboxLength = 0
   readonly frameEnds: number[] = []
   readonly frameKeys: number[] = []
+  /** The BTP request id of each queued frame (to drop a refused prepare from `outstanding` at once). */
+  readonly frameRequestIds: number[] = []
 
   constructor(readonly server: BtpServer, readonly remoteAddress: string) {}
 
@@ -363,6 +365,7 @@ export class BtpServer {
     session.outboxLength = needed
     session.frameEnds.push(needed)
     session.frameKeys.push(key)
+    session.frameRequestIds.push(requestId)
     if (session.frameEnds.length === 1) this.sessionsToFlush.push(session)
   }
 
@@ -389,6 +392,7 @@ export class BtpServer {
       session.outboxLength = 0
       session.frameEnds.length = 0
       session.frameKeys.length = 0
+      session.frameRequestIds.length = 0
     }
     this.sessionsToFlush.length = 0
   }
@@ -398,12 +402,7 @@ export class BtpServer {
     for (let i = from; i < session.frameKeys.length; i++) {
       const key = session.frameKeys[i]
       if (key < 0) continue
-      for (const [requestId, k] of session.outstanding) {
-        if (k === key) {
-          session.outstanding.delete(requestId)
-          break
-        }
-      }
+      session.takeOutstanding(session.frameRequestIds[i])
       this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerBusy)
     }
   }
