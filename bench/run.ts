@@ -2,14 +2,17 @@
 // the machine it runs on. Ratios measured in one run are the figures that hold on a shared
 // machine, so every comparison alternates the servers within one run.
 //
-//   1. Side by side: this node, ilp-connector@23 and a bare uWebSockets.js relay (the transport's
-//      ceiling) under the same load generator and the same receiver: BTP alice → server → bob,
-//      W = 1, 10, 100, 1000 outstanding prepares, bob fulfilling each; runs alternate per W.
+//   1. Side by side: this node (in the layout it picks by default on this machine), ilp-connector@23
+//      and a bare uWebSockets.js relay (the transport's ceiling) under the same load generator and
+//      the same receiver: BTP alice → server → bob, W = 1, 10, 100, 1000 outstanding prepares, bob
+//      fulfilling each; runs alternate per W.
 //   2. Layouts: the node with IO_THREADS × SHARDS = 1×0, 1×1, 2×2, 4×4, 8 senders each paying its
 //      own receiver at W=100 in all; CPU per thread (main, io-n, shard-n, other), a projection of
-//      packets/s on 4, 8 and 16 cores, and the project's targets for 2×2 and 4×4 against 1×0.
-//   3. ILP over HTTP: autocannon POSTs prepares (RFC 35) to this node and to ilp-connector with
-//      ilp-plugin-http accounts; both forward them over HTTP to the same bob, who fulfills.
+//      packets/s on 4, 8 and 16 cores, the project's targets for 2×2 and 4×4 against 1×0, and
+//      which layout the node picks by default here and whether it was the fastest measured.
+//   3. ILP over HTTP: autocannon POSTs prepares (RFC 35) to this node (layouts 1×0 and 2×2) and to
+//      ilp-connector with ilp-plugin-http accounts; both forward them over HTTP to the same bob,
+//      who fulfills; runs alternate per connection count. The node's CPU per thread per request.
 //   4. Pay a payee: PSK2 requests (draft 2, as ilp-fetch and koa-ilp send them) to a payee of the
 //      node, alone and while forwarding runs at W=100 beside it.
 //   5. The shop: autocannon on a paid route (a pre-funded Pay-Token) and on the same route free.
@@ -22,7 +25,7 @@
 // latest*. Every load run is bounded by a packet count and a duration.
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, tmpdir, totalmem } from 'node:os'
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { runLoad, type LoadOptions, type LoadResult } from './btp_load'
@@ -35,11 +38,23 @@ import { benchPrepare, runHttpLoad, runGetLoad, startHttpReceiver, type GetRunRe
 import { runCodecBenchmarks, runRingBenchmark, type MicroResult, type RingResult } from './micro'
 import { startNodeProcess, type NodeProcess } from './node_process'
 import { fmt, lineChart, markdownTable } from './report'
-import { busiestThread, project, threadUsage, type Projection, type ThreadSnapshot, type ThreadUsage } from './threads'
-import { defaultShardCount } from '../src/config/load'
+import { defaultLayout } from '../src/config/load'
+import { busiestThread, idleThreads, IDLE_BUSY_PERCENT, namedThreads, project, threadUsage, type Projection, type ThreadSnapshot, type ThreadUsage } from './threads'
+
+interface Layout {
+  ioThreads: number
+  shards: number
+}
+
+/** The env that starts the node in `layout`. */
+function layoutEnv(layout: Layout): Record<string, string> {
+  return { IO_THREADS: String(layout.ioThreads), SHARDS: String(layout.shards) }
+}
 
 interface Run extends LoadResult {
   server: string
+  /** The node's layout; null for the other servers. */
+  ioThreads: number | null
   shards: number | null
   serverCpuUsPerPacket: number
   serverCoresBusy: number
@@ -54,21 +69,38 @@ interface Timing {
 const WINDOWS = [1, 10, 100, 1000]
 const HTTP_CONNECTIONS = [10, 100]
 
-interface HttpRun extends HttpRunResult {
-  server: string
-  shards: number | null
-  serverCpuUsPerRequest: number
+/** A thread's share of the node's work in section 3, as ThreadUsage per packet is in section 2. */
+interface HttpThreadUsage {
+  /** main, io-<n>, shard-<n>, or other (all unnamed threads together). */
+  role: string
+  threads: number
+  busyPercent: number
+  cpuUsPerRequest: number
 }
 
-interface Layout {
-  ioThreads: number
-  shards: number
+interface HttpRun extends HttpRunResult {
+  server: string
+  /** The node's layout; null for ilp-connector. */
+  ioThreads: number | null
+  shards: number | null
+  /** The whole process's CPU (all threads, the exited too) per request. */
+  serverCpuUsPerRequest: number
+  serverCoresBusy: number
+  /** The node's threads over the measured interval; null for ilp-connector. */
+  threads: HttpThreadUsage[] | null
+  /** Threads that exited mid-run: their CPU is in serverCpuUsPerRequest but in no thread row. */
+  vanishedThreads: number | null
+  busiest: HttpThreadUsage | null
 }
+
+/** Section 3's node layouts: the ratios against ilp-connector are the first's (1×0, as before
+ * I/O threads, and the default on 2 cores); 2×2 spreads the HTTP connections over I/O threads. */
+const HTTP_BASELINE: Layout = { ioThreads: 1, shards: 0 }
+const HTTP_LAYOUTS: Layout[] = [HTTP_BASELINE, { ioThreads: 2, shards: 2 }]
 
 /** Section 2's layouts: the inline shard (the targets' baseline), one shard worker, and I/O
  * threads with as many shards. */
 const LAYOUT_GRID: Layout[] = [{ ioThreads: 1, shards: 0 }, { ioThreads: 1, shards: 1 }, { ioThreads: 2, shards: 2 }, { ioThreads: 4, shards: 4 }]
-/** Senders, and as many receivers: 16 connections for the kernel to spread over the I/O threads. */
 /** Over all senders: section 1's W=100, so the layouts and the targets compare with it. */
 const GRID_WINDOW = 100
 const PROJECTION_CORES = [4, 8, 16]
@@ -105,9 +137,23 @@ interface TargetResult {
   limit: number
 }
 
+/** The layout the node picks by default on this machine, against the grid's fastest. */
+interface DefaultLayoutResult {
+  /** os.availableParallelism(), what the node reads. */
+  cores: number
+  layout: Layout
+  /** The grid's layout with the most packets/s, and those packets/s; null for an empty grid. */
+  fastest: (Layout & { packetsPerSecond: number }) | null
+  /** The default's packets/s in this run; null when the grid did not measure it. */
+  packetsPerSecond: number | null
+  /** null when the grid did not measure the default. */
+  isFastest: boolean | null
+}
+
 interface LayoutGrid {
   runs: LayoutRun[]
   targets: TargetResult[]
+  defaultLayout: DefaultLayoutResult
 }
 
 function log(line: string): void {
@@ -127,7 +173,7 @@ async function freePort(): Promise<number> {
 
 type MeasureOptions = Pick<LoadOptions, 'bobPort' | 'senders' | 'receivers' | 'prepare' | 'receiver' | 'onMeasureStart' | 'onMeasureEnd'>
 
-async function measure(server: NodeProcess, label: string, shards: number | null, window: number, t: Timing, extra: MeasureOptions = {}): Promise<Run> {
+async function measure(server: NodeProcess, label: string, layout: Layout | null, window: number, t: Timing, extra: MeasureOptions = {}): Promise<Run> {
   let cpuStart = 0
   let cpuEnd = 0
   const result = await runLoad({
@@ -153,7 +199,8 @@ async function measure(server: NodeProcess, label: string, shards: number | null
   const cpu = cpuEnd - cpuStart
   return {
     server: label,
-    shards,
+    ioThreads: layout?.ioThreads ?? null,
+    shards: layout?.shards ?? null,
     ...result,
     serverCpuUsPerPacket: cpu / result.packets,
     serverCoresBusy: cpu / 1e6 / result.seconds,
@@ -164,26 +211,26 @@ function describe(r: Run): string {
   return `${fmt(r.packetsPerSecond)} packets/s, p50 ${fmt(r.p50Us)} µs, p99 ${fmt(r.p99Us)} µs, server CPU ${r.serverCpuUsPerPacket.toFixed(1)} µs/packet\n`
 }
 
-async function sideBySide(t: Timing, nodeShards: number): Promise<Run[]> {
-  log(`\n1. Side by side: node (SHARDS=${nodeShards}), ilp-connector@23, bare uWS relay; alternating per W\n`)
+async function sideBySide(t: Timing, nodeLayout: Layout): Promise<Run[]> {
+  log(`\n1. Side by side: node (${layoutName(nodeLayout)}, its default here), ilp-connector@23, bare uWS relay; alternating per W\n`)
   const alicePort = await freePort()
   const bobPort = await freePort()
-  const servers: { label: string; shards: number | null; proc: NodeProcess; bobPort?: number }[] = []
+  const servers: { label: string; layout: Layout | null; proc: NodeProcess; bobPort?: number }[] = []
   try {
-    servers.push({ label: 'node', shards: nodeShards, proc: await startNodeProcess({ SHARDS: String(nodeShards) }) })
+    servers.push({ label: 'node', layout: nodeLayout, proc: await startNodeProcess(layoutEnv(nodeLayout)) })
     servers.push({
       label: 'ilp-connector',
-      shards: null,
+      layout: null,
       proc: await startNodeProcess({ ALICE_PORT: String(alicePort), BOB_PORT: String(bobPort) }, join(__dirname, 'reference_connector.js')),
       bobPort,
     })
-    servers.push({ label: 'relay', shards: null, proc: await startNodeProcess({}, join(__dirname, 'uws_relay.js')) })
+    servers.push({ label: 'relay', layout: null, proc: await startNodeProcess({}, join(__dirname, 'uws_relay.js')) })
     const runs: Run[] = []
     let i = 0
     for (const window of WINDOWS) {
       for (const s of servers) {
         log(`  [${++i}/${WINDOWS.length * servers.length}] ${s.label.padEnd(13)} W=${String(window).padEnd(4)} … `)
-        const run = await measure(s.proc, s.label, s.shards, window, t, { bobPort: s.bobPort })
+        const run = await measure(s.proc, s.label, s.layout, window, t, { bobPort: s.bobPort })
         runs.push(run)
         log(describe(run))
       }
@@ -198,15 +245,24 @@ function layoutName(l: Layout): string {
   return `${l.ioThreads}×${l.shards}`
 }
 
+function sameLayout(a: Layout, b: Layout): boolean {
+  return a.ioThreads === b.ioThreads && a.shards === b.shards
+}
+
+/** A run's server as the tables name it: the node with its layout, "node (1×0)". */
+function serverLabel(r: { server: string; ioThreads: number | null; shards: number | null }): string {
+  return r.server === 'node' && r.ioThreads !== null && r.shards !== null ? `node (${layoutName({ ioThreads: r.ioThreads, shards: r.shards })})` : r.server
+}
+
 function findLayout(runs: LayoutRun[], l: Layout): LayoutRun | undefined {
-  return runs.find((r) => r.ioThreads === l.ioThreads && r.shards === l.shards)
+  return runs.find((r) => sameLayout(r, l))
 }
 
 /** One layout's run, with the node's threads sampled over the measured interval. */
 async function measureLayout(node: NodeProcess, layout: Layout, t: Timing, accounts: ReturnType<typeof writeGridConfig>): Promise<LayoutRun> {
   const snapshots: ThreadSnapshot[] = []
   const sample = () => { snapshots.push(node.threads()) }
-  const run = await measure(node, 'node', layout.shards, GRID_WINDOW, t, { ...accounts, onMeasureStart: sample, onMeasureEnd: sample })
+  const run = await measure(node, 'node', layout, GRID_WINDOW, t, { ...accounts, onMeasureStart: sample, onMeasureEnd: sample })
   const { usage, vanished } = threadUsage(snapshots[0], snapshots[1], run.packets)
   return {
     ...run,
@@ -246,7 +302,37 @@ function targetMark(t: TargetResult): string {
   return t.ratio <= t.limit ? '✓ pass' : '✗ fail'
 }
 
-async function layoutGrid(t: Timing, grid: Layout[]): Promise<LayoutGrid> {
+/** Which layout the node picks by default on `cores` cores, and how it did against the grid's fastest. */
+function defaultLayoutResult(runs: LayoutRun[], cores: number): DefaultLayoutResult {
+  const layout = defaultLayout(cores)
+  const fastest = runs.reduce<LayoutRun | null>((a, b) => (a === null || b.packetsPerSecond > a.packetsPerSecond ? b : a), null)
+  const own = findLayout(runs, layout)
+  return {
+    cores,
+    layout,
+    fastest: fastest === null ? null : { ioThreads: fastest.ioThreads, shards: fastest.shards, packetsPerSecond: fastest.packetsPerSecond },
+    packetsPerSecond: own?.packetsPerSecond ?? null,
+    isFastest: own === undefined || fastest === null ? null : sameLayout(own, fastest),
+  }
+}
+
+/** Section 2's paragraph on the default layout (console and Markdown). */
+function describeDefaultLayout(d: DefaultLayoutResult): string {
+  const elsewhere = PROJECTION_CORES.map((c) => `${layoutName(defaultLayout(c))} on ${c}`).join(', ')
+  const rule = `(defaultLayout in src/config/load.ts; it picks ${elsewhere} cores)`
+  const picks = `With IO_THREADS and SHARDS unset, the node picks ${layoutName(d.layout)} on this machine's ${d.cores} cores ${rule}.`
+  if (d.fastest === null) return `${picks} No layout was measured in this run.`
+  if (d.packetsPerSecond === null) {
+    return `${picks} This run did not measure ${layoutName(d.layout)} (add it with --grid); of the layouts measured, ` +
+      `${layoutName(d.fastest)} was the fastest (${fmt(d.fastest.packetsPerSecond)} packets/s).`
+  }
+  if (d.isFastest === true) return `${picks} It was the fastest layout measured in this run by packets/s (${fmt(d.packetsPerSecond)} packets/s).`
+  const behind = (100 * (1 - d.packetsPerSecond / d.fastest.packetsPerSecond)).toFixed(0)
+  return `${picks} It was not the fastest layout measured in this run by packets/s: ${layoutName(d.fastest)} was ` +
+    `(${fmt(d.fastest.packetsPerSecond)} packets/s against the default's ${fmt(d.packetsPerSecond)}, ${behind} % fewer).`
+}
+
+async function layoutGrid(t: Timing, grid: Layout[], cores: number): Promise<LayoutGrid> {
   log(`\n2. Layouts IO_THREADS×SHARDS ${grid.map(layoutName).join(', ')}: ${GRID_ACCOUNTS} senders → ${GRID_ACCOUNTS} receivers, W=${GRID_WINDOW} in all\n`)
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
   const runs: LayoutRun[] = []
@@ -255,7 +341,7 @@ async function layoutGrid(t: Timing, grid: Layout[]): Promise<LayoutGrid> {
     const accounts = writeGridConfig(configPath)
     for (const layout of grid) {
       log(`  ${layoutName(layout)} … `)
-      const node = await startNodeProcess({ IO_THREADS: String(layout.ioThreads), SHARDS: String(layout.shards), CONFIG: configPath })
+      const node = await startNodeProcess({ ...layoutEnv(layout), CONFIG: configPath })
       try {
         const run = await measureLayout(node, layout, t, accounts)
         runs.push(run)
@@ -267,14 +353,87 @@ async function layoutGrid(t: Timing, grid: Layout[]): Promise<LayoutGrid> {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
-  return { runs, targets: targetResults(runs) }
+  const defaults = defaultLayoutResult(runs, cores)
+  log(`  ${describeDefaultLayout(defaults)}\n`)
+  return { runs, targets: targetResults(runs), defaultLayout: defaults }
 }
 
-async function httpForwarding(t: Timing, nodeShards: number): Promise<HttpRun[]> {
-  log(`\n3. ILP over HTTP: autocannon → server → bob (HTTP), node (SHARDS=${nodeShards}) and ilp-connector@23 alternating\n`)
+/** The node's threads between two snapshots, per request (one request carries one prepare). */
+function httpThreads(start: ThreadSnapshot, end: ThreadSnapshot, requests: number): { threads: HttpThreadUsage[]; vanished: number; busiest: HttpThreadUsage } {
+  const { usage, vanished } = threadUsage(start, end, requests)
+  const perRequest = (u: ThreadUsage): HttpThreadUsage => ({ role: u.role, threads: u.threads, busyPercent: u.busyPercent, cpuUsPerRequest: u.cpuUsPerPacket })
+  return { threads: usage.map(perRequest), vanished, busiest: perRequest(busiestThread(usage)) }
+}
+
+function describeHttp(r: HttpRun): string {
+  const line = `${fmt(r.requestsPerSecond)} requests/s, latency mean ${r.latencyMs.mean.toFixed(2)} ms, p99 ${r.latencyMs.p99} ms, server CPU ${r.serverCpuUsPerRequest.toFixed(1)} µs/request\n`
+  if (r.threads === null || r.busiest === null) return line
+  const threads = r.threads.map((u) => `${u.role}${u.role === 'other' ? ` (${u.threads})` : ''} ${u.busyPercent.toFixed(0)} % ${u.cpuUsPerRequest.toFixed(1)}`)
+  const vanished = (r.vanishedThreads ?? 0) > 0 ? `      ${r.vanishedThreads} thread(s) exited mid-run: in the node's total, in no row\n` : ''
+  return line + `      threads (% busy, µs/request): ${threads.join(', ')}; busiest ${r.busiest.role}\n${vanished}`
+}
+
+/** An HTTP thread row as threads.ts's ThreadUsage (one request carries one prepare). */
+function perPacket(u: HttpThreadUsage): ThreadUsage {
+  return { role: u.role, threads: u.threads, busyPercent: u.busyPercent, cpuUsPerPacket: u.cpuUsPerRequest }
+}
+
+/** A run of the node in the layout section 3's ratios against ilp-connector are taken from. */
+function isHttpBaseline(r: HttpRun): boolean {
+  return r.server === 'node' && r.ioThreads === HTTP_BASELINE.ioThreads && r.shards === HTTP_BASELINE.shards
+}
+
+/** Uneven CPU per request between a run's I/O threads, as a ratio of the most to the least. */
+const IO_IMBALANCE = 1.25
+
+/** Section 3's reading notes, from the figures (console and Markdown). */
+function httpNotes(http: HttpRun[], nodeDefault: Layout): string[] {
+  const notes: string[] = []
+  if (http.some(isHttpBaseline)) {
+    notes.push(`The ratios against ilp-connector are the ${layoutName(HTTP_BASELINE)} node's` +
+      `${sameLayout(HTTP_BASELINE, nodeDefault) ? ', the layout the node picks by default on this machine' : ` (the node picks ${layoutName(nodeDefault)} by default on this machine)`}.`)
+  }
+  const multi = http.filter((r) => r.server === 'node' && (r.ioThreads ?? 1) > 1 && r.threads !== null)
+  if (multi.length > 0) {
+    const spread = multi.map((r) => {
+      const io = r.threads!.filter((u) => u.role.startsWith('io-')).sort((a, b) => b.cpuUsPerRequest - a.cpuUsPerRequest)
+      return { r, io, ratio: io.length >= 2 ? io[0].cpuUsPerRequest / io[io.length - 1].cpuUsPerRequest : null }
+    })
+    const figures = spread.map(({ r, io }) => `at ${r.connections} connections (${serverLabel(r)}) ` +
+      (io.length === 0 ? 'no io rows' : io.map((u) => `${u.role} ${u.cpuUsPerRequest.toFixed(1)} µs/request (${u.busyPercent.toFixed(0)} % busy)`).join(', ')))
+    const uneven = spread.filter((x) => x.ratio !== null && x.ratio >= IO_IMBALANCE)
+    const heavy = new Set(uneven.map((x) => x.io[0].role))
+    let reading: string
+    if (spread.some((x) => x.io.length < 2)) {
+      reading = 'A run with fewer than two io rows ran its sockets elsewhere, so the figures cannot show the split.'
+    } else if (uneven.length === spread.length && heavy.size === 1) {
+      reading = `The figures show it: ${[...heavy][0]} used ${uneven.map((x) => `${x.ratio!.toFixed(1)}×`).join(' and ')} the CPU per request ` +
+        'of the least busy I/O thread, the outgoing side of every request on top of its share of the incoming connections.'
+    } else if (uneven.length > 0) {
+      reading = `The I/O threads' CPU per request differs by ${IO_IMBALANCE}× or more in ${uneven.length} of ${spread.length} runs, but not on the same ` +
+        'thread in every run: how unevenly the kernel spread the incoming connections weighs as much as the outgoing side here.'
+    } else {
+      reading = `The figures do not show it: the I/O threads' CPU per request is within ${IO_IMBALANCE}× of each other in every run.`
+    }
+    notes.push('With IO_THREADS > 1 the kernel spreads autocannon\'s connections over the I/O threads (each listens on the shared port; ' +
+      `the kernel picks one per connection by a hash, so ${Math.min(...HTTP_CONNECTIONS)} connections may split unevenly), while the node's ` +
+      'outgoing HTTP requests go from the home I/O thread of the account they are for: in this bench every one is for bob, so all of them ' +
+      `leave from one I/O thread. In this run: ${figures.join('; ')}. ${reading}`)
+    const idle = multi.flatMap((r) => idleThreads(r.threads!.map(perPacket)).map((u) => `${u.role} at ${r.connections} connections`))
+    if (idle.length > 0) {
+      notes.push(`Named threads under ${IDLE_BUSY_PERCENT} % busy in the runs with I/O threads: ${idle.join(', ')}. ` +
+        'With IO_THREADS > 1 the main thread runs only the control plane; a shard thread owns the accounts whose ids hash to it, ' +
+        'and here one account (alice) sends every prepare.')
+    }
+  }
+  return notes
+}
+
+async function httpForwarding(t: Timing, nodeDefault: Layout): Promise<HttpRun[]> {
+  log(`\n3. ILP over HTTP: autocannon → server → bob (HTTP), node (${HTTP_LAYOUTS.map(layoutName).join(', ')}) and ilp-connector@23 alternating\n`)
   const bob = await startHttpReceiver('bob-token')
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
-  const servers: { label: string; shards: number | null; proc: NodeProcess }[] = []
+  const servers: { label: string; layout: Layout | null; proc: NodeProcess }[] = []
   try {
     const configPath = join(dir, 'config.json')
     writeFileSync(configPath, JSON.stringify({
@@ -284,17 +443,24 @@ async function httpForwarding(t: Timing, nodeShards: number): Promise<HttpRun[]>
         bob: { relation: 'child', assetCode: 'USD', assetScale: 9, http: { url: `http://127.0.0.1:${bob.port}/`, outgoingToken: 'bob-token' } },
       },
     }))
-    servers.push({ label: 'node', shards: nodeShards, proc: await startNodeProcess({ SHARDS: String(nodeShards), CONFIG: configPath }) })
+    const [first, ...others] = HTTP_LAYOUTS
+    // ilp-connector runs between the node's layouts, as beside the one layout before.
+    servers.push({ label: 'node', layout: first, proc: await startNodeProcess({ ...layoutEnv(first), CONFIG: configPath }) })
     const refEnv = { TRANSPORT: 'http', ALICE_PORT: String(await freePort()), BOB_PORT: String(await freePort()), BOB_URL: `http://127.0.0.1:${bob.port}/` }
-    servers.push({ label: 'ilp-connector', shards: null, proc: await startNodeProcess(refEnv, join(__dirname, 'reference_connector.js')) })
+    servers.push({ label: 'ilp-connector', layout: null, proc: await startNodeProcess(refEnv, join(__dirname, 'reference_connector.js')) })
+    for (const layout of others) servers.push({ label: 'node', layout, proc: await startNodeProcess({ ...layoutEnv(layout), CONFIG: configPath }) })
     const body = benchPrepare('test.ilpnode.bob')
     const runs: HttpRun[] = []
     let i = 0
     for (const connections of HTTP_CONNECTIONS) {
       for (const s of servers) {
-        log(`  [${++i}/${HTTP_CONNECTIONS.length * servers.length}] ${s.label.padEnd(13)} connections=${String(connections).padEnd(4)} … `)
+        const label = s.layout === null ? s.label : `${s.label} (${layoutName(s.layout)})`
+        log(`  [${++i}/${HTTP_CONNECTIONS.length * servers.length}] ${label.padEnd(13)} connections=${String(connections).padEnd(4)} … `)
         let cpuStart = 0
         let cpuEnd = 0
+        const snapshots: ThreadSnapshot[] = []
+        // The node's threads are sampled right after its process's CPU, over the same interval.
+        const sample = () => { if (s.layout !== null) snapshots.push(s.proc.threads()) }
         const r = await runHttpLoad({
           url: `http://127.0.0.1:${s.proc.port}/ilp`,
           token: 'alice-token',
@@ -303,14 +469,26 @@ async function httpForwarding(t: Timing, nodeShards: number): Promise<HttpRun[]>
           maxRequests: t.maxPackets,
           warmupMs: t.warmupMs,
           body,
-          onMeasureStart: () => { cpuStart = s.proc.cpuMicros() },
-          onMeasureEnd: () => { cpuEnd = s.proc.cpuMicros() },
+          onMeasureStart: () => { cpuStart = s.proc.cpuMicros(); sample() },
+          onMeasureEnd: () => { cpuEnd = s.proc.cpuMicros(); sample() },
         }, bob)
-        const run = { server: s.label, shards: s.shards, ...r, serverCpuUsPerRequest: (cpuEnd - cpuStart) / r.requests }
+        const perThread = s.layout === null ? null : httpThreads(snapshots[0], snapshots[1], r.requests)
+        const run: HttpRun = {
+          server: s.label,
+          ioThreads: s.layout?.ioThreads ?? null,
+          shards: s.layout?.shards ?? null,
+          ...r,
+          serverCpuUsPerRequest: (cpuEnd - cpuStart) / r.requests,
+          serverCoresBusy: (cpuEnd - cpuStart) / 1e6 / r.seconds,
+          threads: perThread?.threads ?? null,
+          vanishedThreads: perThread?.vanished ?? null,
+          busiest: perThread?.busiest ?? null,
+        }
         runs.push(run)
-        log(`${fmt(run.requestsPerSecond)} requests/s, latency mean ${run.latencyMs.mean.toFixed(2)} ms, p99 ${run.latencyMs.p99} ms, server CPU ${run.serverCpuUsPerRequest.toFixed(1)} µs/request\n`)
+        log(describeHttp(run))
       }
     }
+    for (const note of httpNotes(runs, nodeDefault)) log(`  ${note}\n`)
     return runs
   } finally {
     for (const s of servers) await s.proc.stop()
@@ -341,8 +519,8 @@ function psk2Request(destination: string, sharedSecret: string, amount: bigint, 
   return encodePrepare({ amount, expiresAtMs, executionCondition: condition, destination, data: encrypted })
 }
 
-async function payPayee(t: Timing, nodeShards: number): Promise<PayeeRuns> {
-  log(`\n4. Pay a payee: PSK2 requests carol → node (SHARDS=${nodeShards}) → payee shop, alone and beside forwarding\n`)
+async function payPayee(t: Timing, nodeLayout: Layout): Promise<PayeeRuns> {
+  log(`\n4. Pay a payee: PSK2 requests carol → node (${layoutName(nodeLayout)}) → payee shop, alone and beside forwarding\n`)
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
   const child = (token: string) => ({ relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token } })
   const configPath = join(dir, 'config.json')
@@ -351,22 +529,22 @@ async function payPayee(t: Timing, nodeShards: number): Promise<PayeeRuns> {
     accounts: { alice: child('alice-token'), bob: child('bob-token'), carol: child('carol-token') },
     payees: { shop: {} },
   }))
-  const node = await startNodeProcess({ SHARDS: String(nodeShards), CONFIG: configPath })
+  const node = await startNodeProcess({ ...layoutEnv(nodeLayout), CONFIG: configPath })
   try {
     const url = `http://127.0.0.1:${node.port}/shop`
     const carol = [{ user: 'carol', token: 'carol-token' }]
     const alone: Run[] = []
     for (const window of [1, 100]) {
       log(`  payee alone, W=${window} … `)
-      const run = await measure(node, 'node', nodeShards, window, t, { senders: carol, prepare: await payeePrepare(url, t), receiver: false })
+      const run = await measure(node, 'node', nodeLayout, window, t, { senders: carol, prepare: await payeePrepare(url, t), receiver: false })
       alone.push(run)
       log(describe(run))
     }
     log('  forwarding W=100 and the payee W=10 at once … ')
     const prepare = await payeePrepare(url, t)
     const [forwarding, payee] = await Promise.all([
-      measure(node, 'node', nodeShards, 100, t),
-      measure(node, 'node', nodeShards, 10, t, { senders: carol, prepare, receiver: false }),
+      measure(node, 'node', nodeLayout, 100, t),
+      measure(node, 'node', nodeLayout, 10, t, { senders: carol, prepare, receiver: false }),
     ])
     log(`forwarding ${fmt(forwarding.packetsPerSecond)} packets/s (p99 ${fmt(forwarding.p99Us)} µs), payee ${fmt(payee.packetsPerSecond)} payments/s (p99 ${fmt(payee.p99Us)} µs)\n`)
     log('  SPSP queries, autocannon, 10 connections … ')
@@ -384,8 +562,8 @@ interface ShopRun extends GetRunResult {
   serverCpuUsPerRequest: number
 }
 
-async function shopRoutes(t: Timing, nodeShards: number): Promise<ShopRun[]> {
-  log(`\n5. The shop: autocannon on a paid route (token pre-funded) and the same route free, node SHARDS=${nodeShards}\n`)
+async function shopRoutes(t: Timing, nodeLayout: Layout): Promise<ShopRun[]> {
+  log(`\n5. The shop: autocannon on a paid route (token pre-funded) and the same route free, node (${layoutName(nodeLayout)})\n`)
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
   const configPath = join(dir, 'config.json')
   writeFileSync(configPath, JSON.stringify({
@@ -393,7 +571,7 @@ async function shopRoutes(t: Timing, nodeShards: number): Promise<ShopRun[]> {
     accounts: { carol: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'carol-token' } } },
     shop: { routes: [{ method: 'GET', path: '/paid', price: '1', response: 'ok\n' }, { method: 'GET', path: '/free', price: '0', response: 'ok\n' }] },
   }))
-  const node = await startNodeProcess({ SHARDS: String(nodeShards), CONFIG: configPath })
+  const node = await startNodeProcess({ ...layoutEnv(nodeLayout), CONFIG: configPath })
   try {
     const token = randomBytes(16)
     await fundToken(node.port, `http://127.0.0.1:${node.port}/paid`, token, 1_000_000_000_000n)
@@ -441,7 +619,17 @@ function byServer(runs: Run[], server: string, window: number): Run | undefined 
   return runs.find((r) => r.server === server && r.window === window)
 }
 
-type Machine = { cores: number; cpu: string | undefined; memoryBytes: number; node: string; platform: string }
+type Machine = {
+  cores: number
+  cpu: string | undefined
+  memoryBytes: number
+  node: string
+  platform: string
+  /** os.availableParallelism(): the cores the node sizes its default layout by. */
+  availableParallelism: number
+  /** The layout the node picks with IO_THREADS and SHARDS unset (sections 1, 4 and 5 run it). */
+  defaultLayout: Layout
+}
 
 /** Every section's results, under the names the JSON file gives them; a section not run is absent. */
 interface Results {
@@ -458,7 +646,7 @@ function sideBySideMarkdown(side: Run[], stamp: string): string[] {
     '## Side by side: BTP alice → server → bob', '',
     markdownTable(
       ['server', 'W', 'packets/s', 'p50 µs', 'p90 µs', 'p99 µs', 'server CPU µs/packet', 'generator CPU µs/packet'],
-      side.map((r) => [r.server === 'node' ? `node (SHARDS=${r.shards})` : r.server, r.window, fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p90Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(1), r.generatorCpuUsPerPacket.toFixed(1)]),
+      side.map((r) => [serverLabel(r), r.window, fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p90Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(1), r.generatorCpuUsPerPacket.toFixed(1)]),
     ), '',
     ...nodeVsReferenceMarkdown(side),
     `![throughput](${stamp}-throughput.svg)`, '', `![latency](${stamp}-latency.svg)`, '',
@@ -489,6 +677,7 @@ function layoutGridMarkdown(grid: LayoutGrid, machine: Machine): string[] {
     grid.runs.map((r) => [layoutName(r), fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(1), r.serverCoresBusy.toFixed(2),
       r.busiest.role, r.busiest.cpuUsPerPacket.toFixed(1)]),
   ), '')
+  lines.push(describeDefaultLayout(grid.defaultLayout), '')
   lines.push('### CPU per thread', '')
   lines.push(markdownTable(
     ['IO_THREADS×SHARDS', 'thread', '% busy', 'CPU µs/packet'],
@@ -503,17 +692,26 @@ function layoutGridMarkdown(grid: LayoutGrid, machine: Machine): string[] {
   }
   lines.push('### Projection: packets/s on C cores', '')
   lines.push(markdownTable(
-    ['IO_THREADS×SHARDS', 'named threads', ...PROJECTION_CORES.map((c) => `C=${c}`)],
-    grid.runs.map((r) => [layoutName(r), r.threads.filter((u) => u.role !== 'other').length, ...r.projections.map(describeProjection)]),
+    ['IO_THREADS×SHARDS', 'threads needing a core', ...PROJECTION_CORES.map((c) => `C=${c}`)],
+    grid.runs.map((r) => [layoutName(r), coreThreads(r), ...r.projections.map(describeProjection)]),
   ), '')
-  lines.push('Model: each named thread (main, io-n, shard-n) gets a core of its own; a thread\'s ceiling is 1e6 / its µs per packet; ' +
-    'the node\'s projected packets/s is the lowest ceiling of its named threads, capped at C × 1e6 / the whole node\'s µs per packet ' +
-    '(all threads, the unnamed too, share the C cores). In brackets: what caps it (a thread, or the cores). A layout with more named ' +
-    'threads than C needs more cores. **This assumes a thread\'s cost per packet stays the same when it gets its own core** ' +
+  lines.push('Model: each busy named thread (main, io-n, shard-n) gets a core of its own; a thread\'s ceiling is 1e6 / its µs per packet; ' +
+    'the node\'s projected packets/s is the lowest ceiling of its busy named threads, capped at C × 1e6 / the whole node\'s µs per packet ' +
+    '(all threads, the unnamed and the idle too, share the C cores). In brackets: what caps it (a thread, or the cores). ' +
+    `A named thread under ${IDLE_BUSY_PERCENT} % busy is idle and needs no core of its own (e.g. the main thread with IO_THREADS > 1, ` +
+    'which then runs only the control plane): it does not count toward the threads that must fit in C cores, though its CPU is in the ' +
+    'whole node\'s. A layout with more busy named threads than C needs more cores. **This assumes a thread\'s cost per packet stays the same when it gets its own core** ' +
     `(here all threads and the load generator share ${machine.cores} cores, so wake-ups, spinning and cache effects differ), ` +
     '**and that the load generator runs elsewhere**.', '')
   lines.push(...targetsMarkdown(grid.targets))
   return lines
+}
+
+/** The named threads a projection gives a core each, and the idle ones it leaves out: "4 (main idle)". */
+function coreThreads(r: LayoutRun): string {
+  const idle = idleThreads(r.threads)
+  const busy = namedThreads(r.threads).length - idle.length
+  return idle.length === 0 ? String(busy) : `${busy} (${idle.map((u) => u.role).join(', ')} idle)`
 }
 
 function targetsMarkdown(targets: TargetResult[]): string[] {
@@ -526,20 +724,57 @@ function targetsMarkdown(targets: TargetResult[]): string[] {
   ]
 }
 
-function httpMarkdown(http: HttpRun[]): string[] {
+function httpMarkdown(http: HttpRun[], nodeDefault: Layout): string[] {
+  const baseOf = (r: HttpRun) => http.find((x) => isHttpBaseline(x) && x.connections === r.connections)
+  const nodeRuns = http.filter((r) => r.threads !== null)
   return [
     '## ILP over HTTP: autocannon → server → bob (HTTP)', '',
     markdownTable(
-      ['server', 'connections', 'requests/s', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/request', 'ratio node / reference'],
+      ['server', 'connections', 'requests/s', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/request', 'ratio node / reference', `node / node (${layoutName(HTTP_BASELINE)})`],
       http.map((r) => {
         const ref = http.find((x) => x.server === 'ilp-connector' && x.connections === r.connections)
-        const ratio = r.server === 'node' && ref !== undefined ? `${(r.requestsPerSecond / ref.requestsPerSecond).toFixed(1)}× req/s, 1/${(ref.serverCpuUsPerRequest / r.serverCpuUsPerRequest).toFixed(1)} CPU` : ''
-        return [r.server === 'node' ? `node (SHARDS=${r.shards})` : r.server, r.connections, fmt(r.requestsPerSecond), r.latencyMs.mean.toFixed(2), r.latencyMs.p50, r.latencyMs.p90, r.latencyMs.p99,
-          r.serverCpuUsPerRequest.toFixed(1), ratio]
+        // The ratios against the reference are the baseline layout's alone, as before the layouts.
+        const ratio = isHttpBaseline(r) && ref !== undefined ? `${(r.requestsPerSecond / ref.requestsPerSecond).toFixed(1)}× req/s, 1/${(ref.serverCpuUsPerRequest / r.serverCpuUsPerRequest).toFixed(1)} CPU` : ''
+        const base = baseOf(r)
+        const vsBase = r.server === 'node' && !isHttpBaseline(r) && base !== undefined
+          ? `${(r.requestsPerSecond / base.requestsPerSecond).toFixed(2)}× req/s, ${(r.serverCpuUsPerRequest / base.serverCpuUsPerRequest).toFixed(2)}× CPU` : ''
+        return [serverLabel(r), r.connections, fmt(r.requestsPerSecond), r.latencyMs.mean.toFixed(2), r.latencyMs.p50, r.latencyMs.p90, r.latencyMs.p99,
+          r.serverCpuUsPerRequest.toFixed(1), ratio, vsBase]
       }),
     ), '',
     'Each request is one prepare; the server forwards it over its keep-alive HTTP connections to bob. ' +
       'autocannon (in the bench process, with bob) shares the machine and measures latency in whole milliseconds.', '',
+    '### The node\'s CPU per thread', '',
+    markdownTable(
+      ['node', 'connections', 'thread', '% busy', 'CPU µs/request'],
+      nodeRuns.flatMap((r) => [
+        ...r.threads!.map((u) => [serverLabel(r), r.connections,
+          `${u.role === 'other' ? `other (${u.threads} threads)` : u.role}${u.role === r.busiest!.role ? ' (busiest)' : ''}`,
+          u.busyPercent.toFixed(0), u.cpuUsPerRequest.toFixed(1)]),
+        [serverLabel(r), r.connections, '**whole node**', (100 * r.serverCoresBusy).toFixed(0), r.serverCpuUsPerRequest.toFixed(1)],
+      ]),
+    ), '',
+    'Threads as in the layouts\' table: main is the control plane (with IO_THREADS=1 also all socket I/O, with SHARDS=0 also the ' +
+      'inline shard), io-n a socket I/O thread, shard-n a shard worker, other every unnamed thread together. % busy is CPU time over ' +
+      'wall time in % of one core; the whole node\'s row is the process\'s CPU (its exited threads too), so its % can pass 100. ' +
+      'The busiest thread is the named one with the most CPU per request.', '',
+    ...nodeRuns.filter((r) => (r.vanishedThreads ?? 0) > 0)
+      .flatMap((r) => [`${serverLabel(r)} at ${r.connections} connections: ${r.vanishedThreads} thread(s) exited mid-run; their CPU is in the whole node's row but in no thread row.`, '']),
+    ...httpNotes(http, nodeDefault).flatMap((n) => [n, '']),
+  ]
+}
+
+/** The console summary's HTTP ratios: the baseline layout's node against ilp-connector. */
+function httpVsReferenceMarkdown(http: HttpRun[]): string[] {
+  const rows = HTTP_CONNECTIONS.flatMap((c) => {
+    const n = http.find((r) => isHttpBaseline(r) && r.connections === c)
+    const ref = http.find((r) => r.server === 'ilp-connector' && r.connections === c)
+    return n === undefined || ref === undefined ? [] : [[c, `${(n.requestsPerSecond / ref.requestsPerSecond).toFixed(1)}×`,
+      `1/${(ref.serverCpuUsPerRequest / n.serverCpuUsPerRequest).toFixed(1)}`, (n.latencyMs.mean / ref.latencyMs.mean).toFixed(2)]]
+  })
+  return [
+    `### ILP over HTTP: node (${layoutName(HTTP_BASELINE)}) / ilp-connector`, '',
+    markdownTable(['connections', 'requests/s ratio', 'CPU per request ratio', 'mean latency ratio'], rows), '',
   ]
 }
 
@@ -585,10 +820,11 @@ function microMarkdown(m: { codecs: MicroResult[]; ring: RingResult }): string[]
 function markdown(date: string, quick: boolean, machine: Machine, r: Results, stamp: string): string {
   return [
     `# ilp-node bench, ${date}${quick ? ' (quick)' : ''}`, '',
-    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.node}. Load generator on the same machine.`, '',
+    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.node}. Load generator on the same machine. ` +
+      `The node's default layout here (IO_THREADS×SHARDS, by its ${machine.availableParallelism} available cores): ${layoutName(machine.defaultLayout)}.`, '',
     ...(r.sideBySide ? sideBySideMarkdown(r.sideBySide, stamp) : []),
     ...(r.layoutGrid ? layoutGridMarkdown(r.layoutGrid, machine) : []),
-    ...(r.httpForwarding ? httpMarkdown(r.httpForwarding) : []),
+    ...(r.httpForwarding ? httpMarkdown(r.httpForwarding, machine.defaultLayout) : []),
     ...(r.payPayee ? payeeMarkdown(r.payPayee) : []),
     ...(r.shop ? shopMarkdown(r.shop) : []),
     ...(r.micro ? microMarkdown(r.micro) : []),
@@ -599,7 +835,8 @@ const COLORS: Record<string, string> = { node: '#1f77b4', 'ilp-connector': '#d62
 
 function charts(side: Run[]): { throughput: string; latency: string } {
   const servers = ['node', 'ilp-connector', 'relay']
-  const name = (s: string) => (s === 'relay' ? 'bare uWS relay' : s === 'node' ? `ilp-node (SHARDS=${side.find((r) => r.server === 'node')?.shards})` : 'ilp-connector@23')
+  const node = side.find((r) => r.server === 'node')
+  const name = (s: string) => (s === 'relay' ? 'bare uWS relay' : s === 'node' && node !== undefined ? `ilp-${serverLabel(node)}` : s === 'node' ? 'ilp-node' : 'ilp-connector@23')
   const throughput = lineChart({
     title: 'BTP forwarding throughput by window',
     xLabel: 'prepares outstanding (W)',
@@ -656,15 +893,20 @@ async function main(): Promise<void> {
   const grid = parseGrid(argValue('grid'))
   const started = Date.now()
   const timing: Timing = quick ? { warmupMs: 300, durationMs: 1200, maxPackets: 2_000_000 } : { warmupMs: 1000, durationMs: 5000, maxPackets: 5_000_000 }
-  const machine: Machine = { cores: cpus().length, cpu: cpus()[0]?.model, memoryBytes: totalmem(), node: `Node ${process.version}`, platform: process.platform }
-  log(`ilp-node bench (${quick ? 'quick' : 'full'}${only === undefined ? '' : `, only ${only}`}): ${machine.cores} cores, ${machine.node}\n`)
-  const nodeShards = defaultShardCount()
+  const parallelism = availableParallelism()
+  const nodeDefault = defaultLayout(parallelism)
+  const machine: Machine = {
+    cores: cpus().length, cpu: cpus()[0]?.model, memoryBytes: totalmem(), node: `Node ${process.version}`, platform: process.platform,
+    availableParallelism: parallelism, defaultLayout: nodeDefault,
+  }
+  log(`ilp-node bench (${quick ? 'quick' : 'full'}${only === undefined ? '' : `, only ${only}`}): ${machine.cores} cores, ${machine.node}; ` +
+    `the node's default layout here ${layoutName(nodeDefault)}\n`)
   const r: Results = {}
-  if (sections.has('side')) r.sideBySide = await sideBySide(timing, nodeShards)
-  if (sections.has('grid')) r.layoutGrid = await layoutGrid(timing, grid)
-  if (sections.has('http')) r.httpForwarding = await httpForwarding(timing, nodeShards)
-  if (sections.has('payee')) r.payPayee = await payPayee(timing, nodeShards)
-  if (sections.has('shop')) r.shop = await shopRoutes(timing, nodeShards)
+  if (sections.has('side')) r.sideBySide = await sideBySide(timing, nodeDefault)
+  if (sections.has('grid')) r.layoutGrid = await layoutGrid(timing, grid, parallelism)
+  if (sections.has('http')) r.httpForwarding = await httpForwarding(timing, nodeDefault)
+  if (sections.has('payee')) r.payPayee = await payPayee(timing, nodeDefault)
+  if (sections.has('shop')) r.shop = await shopRoutes(timing, nodeDefault)
   if (sections.has('micro')) r.micro = await micro(quick)
 
   const date = new Date().toISOString()
@@ -686,7 +928,11 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, 'latest-latency.svg'), svg.latency)
   }
 
-  const summary = [...(r.sideBySide ? nodeVsReferenceMarkdown(r.sideBySide) : []), ...(r.layoutGrid ? targetsMarkdown(r.layoutGrid.targets) : [])]
+  const summary = [
+    ...(r.sideBySide ? nodeVsReferenceMarkdown(r.sideBySide) : []),
+    ...(r.layoutGrid ? targetsMarkdown(r.layoutGrid.targets) : []),
+    ...(r.httpForwarding ? httpVsReferenceMarkdown(r.httpForwarding) : []),
+  ]
   log(`\n${summary.join('\n')}`)
   log(`\nwrote ${join(dir, stamp)}.{json,md}${svg !== null ? ' and -{throughput,latency}.svg' : ''} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
 }

@@ -31,7 +31,9 @@ export interface ThreadUsage {
 
 export interface Projection {
   cores: number
-  /** null when the layout has more named threads than `cores`. */
+  /** Named threads that need a core of their own: the busy ones (IDLE_BUSY_PERCENT). */
+  threads: number
+  /** null when the layout has more busy named threads than `cores`. */
   packetsPerSecond: number | null
   /** What caps the projection: a thread's role, or "cores" for the whole node's CPU. */
   limitedBy: string | null
@@ -104,6 +106,15 @@ export function namedThreads(usage: ThreadUsage[]): ThreadUsage[] {
   return usage.filter((u) => u.role !== 'other')
 }
 
+/** Below this share of one core a named thread counts as idle: e.g. the main thread with
+ * IO_THREADS > 1, which then runs only the control plane. */
+export const IDLE_BUSY_PERCENT = 5
+
+/** The named threads under IDLE_BUSY_PERCENT busy. */
+export function idleThreads(usage: ThreadUsage[]): ThreadUsage[] {
+  return namedThreads(usage).filter((u) => u.busyPercent < IDLE_BUSY_PERCENT)
+}
+
 /** The named thread with the most CPU per packet (and so the most busy). */
 export function busiestThread(usage: ThreadUsage[]): ThreadUsage {
   const named = namedThreads(usage)
@@ -113,17 +124,19 @@ export function busiestThread(usage: ThreadUsage[]): ThreadUsage {
 }
 
 /**
- * Packets/s on `cores` cores if each named thread had a core of its own and kept its CPU per
- * packet: the lowest of the named threads' ceilings (1e6 / µs per packet), and no more than the
- * cores can give the whole node (all threads, the unnamed too).
+ * Packets/s on `cores` cores if each busy named thread had a core of its own and kept its CPU per
+ * packet: the lowest of their ceilings (1e6 / µs per packet), and no more than the cores can give
+ * the whole node (all threads, the unnamed and the idle too). An idle named thread (under
+ * IDLE_BUSY_PERCENT) needs no core of its own: it shares one, and its CPU is in the whole node's.
  */
 export function project(usage: ThreadUsage[], nodeUsPerPacket: number, cores: number): Projection {
-  const named = namedThreads(usage)
-  if (named.length > cores) return { cores, packetsPerSecond: null, limitedBy: null }
+  const idle = new Set(idleThreads(usage))
+  const busy = namedThreads(usage).filter((u) => !idle.has(u))
+  if (busy.length > cores) return { cores, threads: busy.length, packetsPerSecond: null, limitedBy: null }
   let best = { packetsPerSecond: (cores * 1e6) / nodeUsPerPacket, limitedBy: 'cores' }
-  for (const t of named) {
+  for (const t of busy) {
     const ceiling = 1e6 / t.cpuUsPerPacket
     if (ceiling < best.packetsPerSecond) best = { packetsPerSecond: ceiling, limitedBy: t.role }
   }
-  return { cores, ...best }
+  return { cores, threads: busy.length, ...best }
 }

@@ -4,12 +4,12 @@
 // still be served.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import BtpPlugin115 from 'ilp-plugin-btp-1.1.5'
 import * as Btp from 'btp-packet'
 import * as ILDCP from 'ilp-protocol-ildcp'
-import { BtpPlugin, connectPlugin, NODE_ADDRESS, peerBalance, removeDir, startTestNode, tempDir } from './helpers'
+import { BtpPlugin, NODE_ADDRESS, peerBalance, withNode } from './helpers'
 import type { RunningNode } from '../src/node'
 
 interface RawClient {
@@ -63,20 +63,9 @@ function authMessage(requestId: number, username: string | null, token: string |
 
 describe('BTP authentication and framing', () => {
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
-
-  before(async () => {
-    dir = tempDir()
-    node = await startTestNode(2, dir)
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-  })
-
-  after(async () => {
-    await alice.disconnect()
-    await node.stop()
-    removeDir(dir)
-  })
+  const fixture = withNode(2, undefined, ['alice'])
+  before(() => ({ node, clients: { alice } } = fixture))
 
   async function aliceStillServed(): Promise<void> {
     assert.equal(typeof (await peerBalance(alice)), 'bigint')

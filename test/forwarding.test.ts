@@ -4,40 +4,27 @@
 // (worker threads over SharedArrayBuffer rings).
 
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import * as ILDCP from 'ilp-protocol-ildcp'
-import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, NODE_ADDRESS, peerBalance, prepare, removeDir, sleep,
-  startTestNode, tempDir,
-} from './helpers'
+import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, peerBalance, prepare, sleep, withNode } from './helpers'
 import type { RunningNode } from '../src/node'
 
 for (const shards of [0, 2]) {
-  describe(`forwarding with SHARDS=${shards}`, () => {
+  describe(`forwarding with ${layoutName(shards)}`, () => {
     let node: RunningNode
-    let dir: string
     let alice: BtpPlugin
     let bob: BtpPlugin
     /** What bob does with the next prepare; default: fulfill with the test's fulfillment. */
     let bobHandler: (prepare: Buffer) => Promise<Buffer>
     const received: IlpPacket.IlpPrepare[] = []
+    const fixture = withNode(shards, undefined, ['alice', 'bob'])
 
-    before(async () => {
-      dir = tempDir()
-      node = await startTestNode(shards, dir)
-      alice = await connectPlugin(node.port, 'alice', 'alice-token')
-      bob = await connectPlugin(node.port, 'bob', 'bob-token')
+    before(() => {
+      ({ node, clients: { alice, bob } } = fixture)
       bob.registerDataHandler(async (data) => {
         received.push(IlpPacket.deserializeIlpPrepare(data))
         return bobHandler(data)
       })
-    })
-
-    after(async () => {
-      await alice.disconnect()
-      await bob.disconnect()
-      await node.stop()
-      removeDir(dir)
     })
 
     it('answers IL-DCP (peer.config) to ilp-protocol-ildcp over ilp-plugin-btp', async () => {

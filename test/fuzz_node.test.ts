@@ -4,35 +4,24 @@
 // node still forwards and its books are unchanged.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { connectBtp } from '../bench/btp_load'
 import { BtpFrame, encodeMessage } from '../src/codec/btp_packet'
 import { classifyReply, ReplyKind } from '../src/codec/ilp_packet'
 import type { RunningNode } from '../src/node'
 import { mutate } from './fuzz/targets'
-import { asFulfill, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, prng, removeDir, startTestNode, tempDir, testConfigJson } from './helpers'
+import { asFulfill, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, prng, testConfigJson, withNode } from './helpers'
 
 const INPUTS = 1500
 
 describe('fuzz a running node (SHARDS=2)', () => {
   let node: RunningNode
-  let dir: string
   let bob: BtpPlugin
-
-  before(async () => {
-    dir = tempDir()
-    const json = testConfigJson()
-    json.accounts = { ...(json.accounts as object), dave: { relation: 'child', assetCode: 'USD', assetScale: 9, http: { incomingToken: 'dave-token' } } }
-    node = await startTestNode(2, dir, json)
-    bob = await connectPlugin(node.port, 'bob', 'bob-token')
-  })
-
-  after(async () => {
-    await bob.disconnect()
-    await node.stop()
-    removeDir(dir)
-  })
+  const json = testConfigJson()
+  json.accounts = { ...(json.accounts as object), dave: { relation: 'child', assetCode: 'USD', assetScale: 9, http: { incomingToken: 'dave-token' } } }
+  const fixture = withNode(2, json, ['bob'])
+  before(() => ({ node, clients: { bob } } = fixture))
 
   const alice = () => connectBtp(node.port, 'alice', 'alice-token')
 

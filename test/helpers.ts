@@ -3,6 +3,7 @@
 // implementation, so the tests check the node's bytes against it.
 
 import { createHash, randomBytes } from 'node:crypto'
+import { after, before } from 'node:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -56,12 +57,46 @@ export function testLayout(shards: number): { shards: number; ioThreads: number 
   }
 }
 
+/** How a suite names its layout: `SHARDS=2`, or `IO_THREADS=2 SHARDS=2` when the run sets one. */
+export function layoutName(shards: number): string {
+  const layout = testLayout(shards)
+  return layout.ioThreads === 1 ? `SHARDS=${layout.shards}` : `IO_THREADS=${layout.ioThreads} SHARDS=${layout.shards}`
+}
+
 export function makeConfig(shards: number, dataDir: string, json: Record<string, unknown> = testConfigJson()): Config {
   return parseConfig({ port: 0, ...json, ...testLayout(shards), dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
 }
 
 export async function startTestNode(shards: number, dataDir = tempDir(), json?: Record<string, unknown>): Promise<RunningNode> {
   return startNode(makeConfig(shards, dataDir, json))
+}
+
+export interface NodeFixture {
+  node: RunningNode
+  dir: string
+  /** The connected BTP clients, by account. */
+  clients: Record<string, BtpPlugin>
+}
+
+/**
+ * Registers the before and after hooks of a suite that runs one node: a temporary data directory,
+ * the node (in the suite's layout, see testLayout), and a BTP client for each account in
+ * `clients` (its token is `<account>-token`); all disconnected, stopped and removed after. The
+ * fixture's fields are set once the before hook has run.
+ */
+export function withNode(shards: number, json?: Record<string, unknown>, clients: string[] = []): NodeFixture {
+  const fixture = { clients: {} } as NodeFixture
+  before(async () => {
+    fixture.dir = tempDir()
+    fixture.node = await startTestNode(shards, fixture.dir, json)
+    for (const account of clients) fixture.clients[account] = await connectPlugin(fixture.node.port, account, `${account}-token`)
+  })
+  after(async () => {
+    await Promise.all(Object.values(fixture.clients).map((client) => client.disconnect()))
+    await fixture.node?.stop()
+    if (fixture.dir !== undefined) removeDir(fixture.dir)
+  })
+  return fixture
 }
 
 export async function connectPlugin(port: number, account: string, token: string): Promise<BtpPlugin> {

@@ -10,13 +10,13 @@ import { after, before, describe, it } from 'node:test'
 import PluginHttp from 'ilp-plugin-http'
 import * as ILDCP from 'ilp-protocol-ildcp'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, NODE_ADDRESS, prepare, removeDir, startTestNode, tempDir,
-  testConfigJson,
+  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, layoutName, tempDir, NODE_ADDRESS, removeDir, prepare,
+  startTestNode, testConfigJson,
 } from './helpers'
 import type { RunningNode } from '../src/node'
 
 for (const shards of [0, 2]) {
-  describe(`ILP over HTTP with SHARDS=${shards}`, () => {
+  describe(`ILP over HTTP with ${layoutName(shards)}`, () => {
     let node: RunningNode
     let dir: string
     let bob: BtpPlugin

@@ -3,35 +3,20 @@
 // HTTP token does not work as another's, and a child cannot announce routes (CCP or JSON).
 
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { request } from 'undici'
 import * as Ccp from 'ilp-protocol-ccp'
 import type { RunningNode } from '../src/node'
-import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, removeDir, startTestNode, tempDir, testConfigJson,
-} from './helpers'
+import { asFulfill, asReject, BtpPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, testConfigJson, withNode } from './helpers'
 
 describe('isolation between accounts', () => {
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
   let bob: BtpPlugin
-
-  before(async () => {
-    dir = tempDir()
-    const json = testConfigJson()
-    json.accounts = { ...(json.accounts as object), dave: { relation: 'child', assetCode: 'USD', assetScale: 9, http: { incomingToken: 'dave-token' } } }
-    node = await startTestNode(2, dir, json)
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-    bob = await connectPlugin(node.port, 'bob', 'bob-token')
-  })
-
-  after(async () => {
-    await alice.disconnect()
-    await bob.disconnect()
-    await node.stop()
-    removeDir(dir)
-  })
+  const json = testConfigJson()
+  json.accounts = { ...(json.accounts as object), dave: { relation: 'child', assetCode: 'USD', assetScale: 9, http: { incomingToken: 'dave-token' } } }
+  const fixture = withNode(2, json, ['alice', 'bob'])
+  before(() => ({ node, clients: { alice, bob } } = fixture))
 
   it('debits the sender\'s own account and answers peer.balance with the asker\'s own balance', async () => {
     const { fulfillment, condition } = fulfillmentPair()

@@ -5,12 +5,12 @@
 // a good token is not.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { BenchWebSocket } from '../bench/ws_client'
 import { BTP_RESPONSE, encodeMessage } from '../src/codec/btp_packet'
 import type { RunningNode } from '../src/node'
-import { asReject, BtpPlugin, connectPlugin, peerBalance, prepare, removeDir, startTestNode, tempDir, testConfigJson } from './helpers'
+import { asReject, BtpPlugin, connectPlugin, peerBalance, prepare, testConfigJson, withNode } from './helpers'
 
 async function rawClient(port: number, user: string, token: string): Promise<{ ws: BenchWebSocket; auth: Promise<Buffer> }> {
   const ws = await BenchWebSocket.open(port)
@@ -25,23 +25,10 @@ async function rawClient(port: number, user: string, token: string): Promise<{ w
 
 describe('limits and back-pressure', () => {
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
   let carl: BtpPlugin
-
-  before(async () => {
-    dir = tempDir()
-    node = await startTestNode(0, dir, { ...testConfigJson(), limits: { maxInFlightPerAccount: 3, maxConnections: 6 } })
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-    carl = await connectPlugin(node.port, 'carl', 'carl-token')
-  })
-
-  after(async () => {
-    await alice.disconnect()
-    await carl.disconnect()
-    await node.stop()
-    removeDir(dir)
-  })
+  const fixture = withNode(0, { ...testConfigJson(), limits: { maxInFlightPerAccount: 3, maxConnections: 6 } }, ['alice', 'carl'])
+  before(() => ({ node, clients: { alice, carl } } = fixture))
 
   it('T03 once an account has maxInFlightPerAccount prepares in flight; another account still gets through', async () => {
     const bob = await connectPlugin(node.port, 'bob', 'bob-token')
@@ -99,20 +86,9 @@ describe('limits and back-pressure', () => {
 
 describe('back-pressure from a next hop that stops reading (default limits)', () => {
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
-
-  before(async () => {
-    dir = tempDir()
-    node = await startTestNode(0, dir)
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-  })
-
-  after(async () => {
-    await alice.disconnect()
-    await node.stop()
-    removeDir(dir)
-  })
+  const fixture = withNode(0, undefined, ['alice'])
+  before(() => ({ node, clients: { alice } } = fixture))
 
   it('T02 for prepares to a next hop whose socket is backed up, instead of buffering without bound', async () => {
     const bob = await rawClient(node.port, 'bob', 'bob-token')

@@ -16,7 +16,7 @@ import { createConnection } from 'ilp-protocol-stream'
 import { request } from 'undici'
 import type { RunningNode } from '../src/node'
 import { shardOfAccount } from '../src/config/account_table'
-import { asReject, BtpPlugin, connectPlugin, peerBalance, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
+import { asReject, BtpPlugin, connectPlugin, layoutName, tempDir, peerBalance, removeDir, prepare, sleep, startTestNode } from './helpers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const SPSP = require('ilp-protocol-spsp') as {
@@ -44,7 +44,7 @@ function config(shards: number): Record<string, unknown> {
 }
 
 for (const shards of [0, 2]) {
-  describe(`payee alice paid by PSK2 senders (SHARDS=${shards})`, () => {
+  describe(`payee alice paid by PSK2 senders (${layoutName(shards)})`, () => {
     let node: RunningNode
     let dir: string
     let sender: BtpPlugin
