@@ -5,9 +5,10 @@
 // bottleneck). Every run is bounded by a packet count and a duration.
 
 import { createHash } from 'node:crypto'
-import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, encodeMessage, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
+import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
+import { connectBtp } from '../test/support/btp_connect'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
-import { BenchWebSocket } from './ws_client'
+import { BenchWebSocket } from '../test/support/ws_client'
 
 export interface LoadResult {
   window: number
@@ -61,22 +62,6 @@ interface Lane {
 
 const FULFILLMENT = Buffer.alloc(32, 0x42)
 const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
-
-/** A lean BTP client: opens the WebSocket and authenticates; rejects if the auth is refused. */
-export async function connectBtp(port: number, username: string, token: string): Promise<BenchWebSocket> {
-  const ws = await BenchWebSocket.open(port)
-  return new Promise((resolve, reject) => {
-    ws.onMessage = (data) => {
-      if (data[0] !== BTP_RESPONSE) reject(new Error(`auth refused for ${username}`))
-      else resolve(ws)
-    }
-    ws.send(encodeMessage(1, [
-      { protocolName: 'auth', contentType: 0, data: Buffer.alloc(0) },
-      { protocolName: 'auth_username', contentType: 1, data: Buffer.from(username) },
-      { protocolName: 'auth_token', contentType: 1, data: Buffer.from(token) },
-    ]))
-  })
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runLoad } from './btp_load'
 import { writeGridConfig } from './grid_config'
-import { startNodeProcess } from './node_process'
+import { startNodeProcess } from '../test/support/node_process'
 
 interface ProfileNode {
   id: number

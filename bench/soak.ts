@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
-import { startNodeProcess } from './node_process'
-import { connectBtp } from './btp_load'
+import { startNodeProcess } from '../test/support/node_process'
+import { connectBtp } from '../test/support/btp_connect'
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`)

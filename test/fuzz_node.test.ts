@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { connectBtp } from '../bench/btp_load'
+import { connectBtp } from './support/btp_connect'
 import { BtpFrame, encodeMessage } from '../src/codec/btp_packet'
 import { classifyReply, ReplyKind } from '../src/codec/ilp_packet'
 import type { RunningNode } from '../src/node'

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { request } from 'undici'
-import { BenchWebSocket } from '../bench/ws_client'
+import { BenchWebSocket } from './support/ws_client'
 import { BTP_RESPONSE, encodeMessage } from '../src/codec/btp_packet'
 import type { RunningNode } from '../src/node'
 import { asReject, BtpPlugin, connectPlugin, peerBalance, prepare, testConfigJson, withNode } from './helpers'

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { connectBtp } from '../../bench/btp_load'
+import { connectBtp } from '../support/btp_connect'
 
 /** The thread layouts the rounds cycle through. */
 const LAYOUTS = [
@@ -26,7 +26,7 @@ const LAYOUTS = [
   { IO_THREADS: '1', SHARDS: '2' },
   { IO_THREADS: '2', SHARDS: '1' },
 ]
-import { startNodeProcess, type NodeProcess } from '../../bench/node_process'
+import { startNodeProcess, type NodeProcess } from '../support/node_process'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../../src/codec/ilp_packet'
 import { connectPlugin, peerBalance, prng } from '../helpers'

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseStat, snapshotThreads, type ThreadSnapshot } from './threads'
+import { parseStat, snapshotThreads, type ThreadSnapshot } from '../../bench/threads'
 
 export interface NodeProcess {
   proc: ChildProcess
@@ -21,7 +21,7 @@ export interface NodeProcess {
 
 export async function startNodeProcess(
   env: Record<string, string>,
-  entry = join(__dirname, '..', 'src', 'main.js'),
+  entry = join(__dirname, '..', '..', 'src', 'main.js'),
   nodeArgs: string[] = [],
 ): Promise<NodeProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-'))

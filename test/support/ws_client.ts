@@ -2,7 +2,8 @@
 // tens of microseconds per message in JS, which on a 2-core machine takes CPU from the node and
 // adds to every round trip. This client sends binary frames with the all-zero mask key (valid per
 // RFC 6455, and XOR with zero leaves the payload as is) and parses the server's unmasked frames
-// in place. Bench use only: no TLS, no extensions, no fragmentation.
+// in place. For load generators and audits only (the bench, the crash audit, a few tests): no TLS,
+// no extensions, no fragmentation.
 
 import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
