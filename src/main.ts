@@ -20,6 +20,9 @@ function startupExitCode(err: Error): number | null {
   return null
 }
 
+/** How long a node that failed may take to stop before the process exits regardless. */
+const FATAL_STOP_MS = 5000
+
 async function main(): Promise<void> {
   nameThisThread('ilp-main')
   const log = logger('main')
@@ -57,7 +60,12 @@ async function main(): Promise<void> {
   }
   process.once('SIGINT', () => shutdown('SIGINT'))
   process.once('SIGTERM', () => shutdown('SIGTERM'))
-  void node.failed.then(() => process.exit(70))
+  // A node that stops itself still closes its I/O threads first (a thread that holds sockets when
+  // the process exits takes it down with an abort); if that hangs, exit anyway.
+  void node.failed.then(() => {
+    setTimeout(() => process.exit(70), FATAL_STOP_MS).unref()
+    node.stop().finally(() => process.exit(70))
+  })
 }
 
 void main()
