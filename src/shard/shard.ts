@@ -5,7 +5,7 @@
 // state durable, so no fulfill leaves the shard before its balance change is committed. A reply
 // goes to the I/O thread that holds the request's connection (the top byte of its connId), a
 // forwarded prepare to the one that holds the next hop's link (ring/link_table.ts).
-// Prepares still in flight after limits.journalDelayMs are journalled too (see `commit`).
+// Prepares still in flight after limits.journalDelayMs are journalled too (inflight_journal.ts).
 //
 // A prepare from account A, in order (each step returns early with a reject):
 //   1. parse                          F01 (a '{' first byte is a JSON route broadcast: to the control plane)
@@ -43,7 +43,8 @@ import { OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import type { LinkTable } from '../ring/link_table'
 import { ioThreadOf } from '../ring/records'
-import { decodeInt128, encodeInflight, encodeInt128, inflightKey, type Store } from '../store/balance_store'
+import { decodeInt128, encodeInt128, type Store } from '../store/balance_store'
+import { InflightJournal } from './inflight_journal'
 import type { Logger } from '../log'
 
 const PEER_PREFIX = Buffer.from('peer.', 'latin1')
@@ -105,18 +106,7 @@ export class Shard {
   private readonly unsentCredit: bigint[]
   private readonly unsentCreditAccounts: number[] = []
 
-  // The in-flight journal. A prepare is journalled once it has been in flight for
-  // journalDelayMs: its hold lives in memory and never touches a balance, so the journal is the
-  // operator's record of what was held when the node stopped, not part of the money path, and
-  // most prepares finish long before the delay and cost no write at all.
-  private readonly journalQueueIds: Uint32Array
-  private readonly journalQueueAtMs: Float64Array
-  private journalHead = 0
-  private journalTail = 0
-  private readonly journalled: Uint8Array
-  private readonly finishedIds: number[] = []
-  private readonly accountIdBytes: Buffer[]
-  private readonly inflightScratch = Buffer.allocUnsafe(16 + 256)
+  private readonly journal: InflightJournal
   private readonly receiver: PayeeReceiver
 
   constructor(o: ShardOptions) {
@@ -131,9 +121,6 @@ export class Shard {
     this.routes = Shard.routingTable(o.routes)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
-    this.journalQueueIds = new Uint32Array(o.config.pendingPerShard)
-    this.journalQueueAtMs = new Float64Array(o.config.pendingPerShard)
-    this.journalled = new Uint8Array(o.config.pendingPerShard)
     const n = this.accounts.size
     this.owned = new Uint8Array(n)
     this.balance = new Array<bigint>(n).fill(0n)
@@ -142,7 +129,8 @@ export class Shard {
     this.record = new Array<bigint>(n).fill(0n)
     this.recordDirty = new Uint8Array(n)
     this.unsentCredit = new Array<bigint>(n).fill(0n)
-    this.accountIdBytes = this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8'))
+    this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending,
+      this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8')))
     this.ildcpData = this.accounts.accounts.map((account) => {
       if (account.relation !== 'child') return null
       const address = Buffer.from(AccountTable.childAddress(o.config, account), 'latin1')
@@ -325,39 +313,20 @@ export class Shard {
    * commit; the caller then flushes the rings.
    */
   commit(nowMs: number): void {
-    const journalDue = this.journalHead !== this.journalTail &&
-      this.journalQueueAtMs[this.journalHead] <= nowMs - this.config.journalDelayMs
-    if (this.dirtyAccounts.length > 0 || this.finishedIds.length > 0 || journalDue || this.receiver.hasDirty) {
-      const { balances, inflight, root } = this.store
+    const journalWork = this.journal.hasWork(nowMs)
+    if (this.dirtyAccounts.length > 0 || journalWork || this.receiver.hasDirty) {
+      const { balances, root } = this.store
       root.transactionSync(() => {
         this.receiver.writeDirty()
         for (const i of this.dirtyAccounts) {
           balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
           this.recordDirty[i] = 0
         }
-        if (journalDue) this.journalDuePrepares(nowMs)
-        for (const id of this.finishedIds) inflight.remove(inflightKey(this.shardIndex, id))
+        if (journalWork) this.journal.write(this.store, nowMs)
       })
       this.dirtyAccounts.length = 0
-      this.finishedIds.length = 0
     }
     this.sendCredits()
-  }
-
-  /** Inside the commit's transaction: journals the prepares in flight for journalDelayMs. */
-  private journalDuePrepares(nowMs: number): void {
-    const p = this.pending
-    const capacity = this.journalQueueIds.length
-    const dueBefore = nowMs - this.config.journalDelayMs
-    while (this.journalHead !== this.journalTail && this.journalQueueAtMs[this.journalHead] <= dueBefore) {
-      const id = this.journalQueueIds[this.journalHead]
-      this.journalHead = (this.journalHead + 1) % capacity
-      const slot = p.find(id)
-      if (slot < 0) continue // finished before it was due: never journalled
-      const source = this.accountIdBytes[p.sourceAccount[slot]]
-      this.store.inflight.put(inflightKey(this.shardIndex, id), encodeInflight(this.inflightScratch, p.sourceAmount[slot], p.expiresAtMs[slot], source))
-      this.journalled[slot] = 1
-    }
   }
 
   /** True while there are credits waiting for ring space. */
@@ -448,14 +417,7 @@ export class Shard {
     p.sourceAmount[slot] = amount
     p.destinationAmount[slot] = destinationAmount
     p.condition.set(this.view.buf.subarray(this.view.conditionOffset, this.view.conditionOffset + 32), slot * 32)
-    // Entries wait here until due, finished or not. If the queue is full (more prepares started
-    // within journalDelayMs than the table holds), this one goes unjournalled: an audit gap only.
-    const next = (this.journalTail + 1) % this.journalQueueIds.length
-    if (next !== this.journalHead) {
-      this.journalQueueIds[this.journalTail] = p.idOf(slot)
-      this.journalQueueAtMs[this.journalTail] = nowMs
-      this.journalTail = next
-    }
+    this.journal.started(slot, nowMs)
   }
 
   private fulfillmentMatches(fulfillment: Uint8Array, slot: number): boolean {
@@ -482,10 +444,7 @@ export class Shard {
       if (this.owned[target] === 1) this.balance[target] -= credit
       else this.queueCredit(target, credit)
     }
-    if (this.journalled[slot] === 1) {
-      this.journalled[slot] = 0
-      this.finishedIds.push(p.idOf(slot))
-    }
+    this.journal.ended(slot)
     p.release(slot)
   }
 
