@@ -71,7 +71,7 @@ describe('BTP authentication and framing', () => {
     assert.equal(typeof (await peerBalance(alice)), 'bigint')
   }
 
-  it('accepts the exact auth message of SPEC.md with a Response', async () => {
+  it('accepts the exact auth message ilp-plugin-btp sends with a Response', async () => {
     const c = await rawClient(node.port)
     c.ws.send(authMessage(0x01020304, 'alice', 'alice-token'))
     assert.equal((await c.next()).toString('hex'), '0101020304020100')

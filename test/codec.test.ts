@@ -1,5 +1,5 @@
 // Goal: our lean ILP, BTP and OER codecs agree byte for byte with the reference libraries
-// (ilp-packet, btp-packet, oer-utils) on the SPEC.md vectors and on seeded random packets, and
+// (ilp-packet, btp-packet, oer-utils) on ilp-packet's and btp-packet's own test vectors and on seeded random packets, and
 // refuse malformed input with a reason instead of throwing or reading out of bounds.
 
 import assert from 'node:assert/strict'
@@ -43,7 +43,7 @@ describe('ILP packet codec', () => {
     0d 6578616d706c652e616c696365
     20 5db343fdc41898f6df4202329139dc242dd0f558a811b46b28918fdab37c6cb0`)
 
-  it('parses the SPEC.md prepare vector', () => {
+  it('parses the prepare test vector of ilp-packet', () => {
     const view = new PrepareView()
     assert.ok(view.parse(prepareVector, 0, prepareVector.length), view.error)
     assert.equal(view.amount, 107n)
@@ -53,7 +53,7 @@ describe('ILP packet codec', () => {
     assert.equal(view.packetLength, prepareVector.length)
   })
 
-  it('serializes the SPEC.md prepare, fulfill and reject vectors exactly', () => {
+  it('serializes the prepare, fulfill and reject test vectors of ilp-packet exactly', () => {
     const p = IlpPacket.deserializeIlpPrepare(prepareVector)
     assert.deepEqual(encodePrepare({ amount: 107n, expiresAtMs: p.expiresAt.getTime(), executionCondition: p.executionCondition, destination: p.destination, data: p.data }), prepareVector)
     const fulfillVector = hex(`0d 41 c3866b48749ccf113b2e15c25d2407fbfc14476fe7296bb1bf1bcd9e6e416650
@@ -205,7 +205,7 @@ describe('BTP codec', () => {
     { protocolName: 'json', contentType: 2, data: Buffer.from('{}') },
   ]
 
-  it('encodes the SPEC.md vectors exactly', () => {
+  it('encodes the test vectors of btp-packet exactly', () => {
     assert.equal(encodeResponse(1, entries).toString('hex'), '010000000125010403696c70000003666f6f000362617204626565700104626f6f70046a736f6e02027b7d')
     assert.equal(encodeMessage(1, entries).toString('hex'), '060000000125010403696c70000003666f6f000362617204626565700104626f6f70046a736f6e02027b7d')
     assert.equal(encodeTransfer(1, 100n, entries).toString('hex'), '07000000012d0000000000000064010403696c70000003666f6f000362617204626565700104626f6f70046a736f6e02027b7d')

@@ -1,6 +1,6 @@
 // Goal: ILP over HTTP in every form the node speaks, with real peers where they exist.
 //   in:  ilp-plugin-http@1.6.1 as carol's client (RFC 35 sync, static bearer token); raw http-oer
-//        and http-head requests (their 2018 plugins are not on npm or are broken, SPEC.md §7)
+//        and http-head requests (their 2018 plugins are not on npm or are broken)
 //   out: dave is an ilp-plugin-http@1.6.1 server; the node POSTs his prepares to it
 // Each forwards a fulfilled packet and a rejected one; bad tokens, content types and sizes get
 // clear HTTP errors. Runs with SHARDS=0 and SHARDS=2.

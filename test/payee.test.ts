@@ -2,7 +2,7 @@
 // alice with ilp-protocol-spsp@2.0.0 (SPSP query + PSK2 draft-1 single chunk) and with
 // ilp-protocol-psk2@0.5.0 (sendSingleChunk, sendRequest, a chunked sendSourceAmount of 100+
 // chunks, quotes of both drafts); alice's balance equals exactly what arrived, a replayed chunk
-// is refused, and bad PSK2 data gets the rejects of SPEC.md §9 with no credit. With SHARDS=0 and
+// is refused, and bad PSK2 data gets the rejects ilp-protocol-psk2's receiver gives, with no credit. With SHARDS=0 and
 // SHARDS=2 (alice's shard is not the sender's there, so payments cross shards).
 
 import assert from 'node:assert/strict'

@@ -1,4 +1,4 @@
-// BTP/2.0 frames (RFC 23, SPEC.md §6.1). One frame per binary WebSocket message:
+// BTP/2.0 frames (RFC 23). One frame per binary WebSocket message:
 //
 //   type u8 | requestId u32 | var-oct contents
 //   Response 1 / Message 6:  protocolData

@@ -1,4 +1,4 @@
-// CCP, the connector-to-connector routing protocol (ilp-protocol-ccp, SPEC.md §5.2). Both
+// CCP, the connector-to-connector routing protocol (as ilp-protocol-ccp and ilp-connector ≥ v21 speak it). Both
 // messages ride in the data of a peer-protocol prepare (amount 0, the peer condition); the
 // answer is a fulfill with 32 zero bytes and empty data.
 //

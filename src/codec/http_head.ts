@@ -1,4 +1,4 @@
-// http-head (rfcs de237e8, Dec 2017; SPEC.md §7): ILP fields in HTTP headers, the data in the body.
+// http-head (interledger/rfcs de237e8, Dec 2017, the draft before RFC 35): ILP fields in HTTP headers, the data in the body.
 //
 //   request   ILP-Destination, ILP-Condition (base64, padded), ILP-Expiry (ISO 8601), ILP-Amount
 //   fulfill   200, ILP-Fulfillment (base64, padded), body = data

@@ -1,4 +1,4 @@
-// ILP reject codes (RFC 27, SPEC.md §2.2), spelled as the RFC names them. Every reject this node
+// ILP reject codes (RFC 27, Error Codes), spelled as the RFC names them. Every reject this node
 // creates takes its code from this table; nothing else in the tree writes a code literal.
 
 export type IlpErrorCode =

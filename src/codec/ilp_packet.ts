@@ -1,11 +1,11 @@
-// ILPv4 packets (RFC 27, SPEC.md §2). The prepare is parsed once into a view of offsets over the
+// ILPv4 packets (RFC 27). The prepare is parsed once into a view of offsets over the
 // wire bytes; a connector changes only amount and expiry, so those are patched in place and the
 // same bytes go to the next hop.
 //
 //   Prepare 0x0C: len | amount u64 | expiresAt 17 ASCII | condition 32 | destination var-oct | data var-oct
 //   Fulfill 0x0D: len | fulfillment 32 | data var-oct
 //   Reject  0x0E: len | code 3 ASCII | triggeredBy var-oct | message var-oct | data var-oct
-// Trailing bytes after the last field are ignored (SPEC.md §1, extensibility).
+// Trailing bytes after the last field are ignored (RFC 30, extensibility).
 
 import { hash } from 'node:crypto'
 import { OerReader, lengthPrefixSize, readUInt64, writeLength, writeUInt64 } from './oer'
@@ -25,7 +25,7 @@ for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_
 const DOT = 0x2e
 const SCHEMES = ['g', 'private', 'example', 'peer', 'self', 'test', 'test1', 'test2', 'test3', 'local']
 
-/** The regex of SPEC.md §2, as a byte loop: a scheme, then one or more non-empty segments. */
+/** RFC 15's address pattern, as a byte loop: a scheme, then one or more non-empty segments. */
 function isValidAddressBytes(buf: Uint8Array, pos: number, length: number): boolean {
   if (length < 3 || length > MAX_ADDRESS_LENGTH) return false
   let firstDot = -1

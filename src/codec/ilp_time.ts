@@ -1,4 +1,4 @@
-// The Interledger timestamp (SPEC.md §2): 17 ASCII digits `YYYYMMDDHHmmSSfff`, UTC, fixed width,
+// The Interledger timestamp (RFC 27): 17 ASCII digits `YYYYMMDDHHmmSSfff`, UTC, fixed width,
 // no length prefix. Not GeneralizedTime. Both directions are digit loops over the wire bytes:
 // the prepare path reads one and writes one per packet, so neither goes through Date or a string.
 
@@ -84,7 +84,7 @@ export function writeIlpTimestamp(buf: Uint8Array, pos: number, epochMs: number)
   writeDigits(buf, pos + 14, msOfDay - second * 1000, 3)
 }
 
-/** GeneralizedTime `YYYYMMDDHHmmSS.fffZ` as BTP Error packets carry it (SPEC.md §6.1). */
+/** GeneralizedTime `YYYYMMDDHHmmSS.fffZ` as BTP Error packets carry it (RFC 23). */
 export function generalizedTime(epochMs: number): string {
   return new Date(epochMs).toISOString().replace(/[-:T]/g, '')
 }

@@ -1,4 +1,4 @@
-// OER primitives shared by ILP, BTP and the peer protocols (SPEC.md §1).
+// OER primitives shared by ILP, BTP and the peer protocols (RFC 30).
 //
 // Length determinant:  0x00..0x7f            short form, the length itself
 //                      0x80|n, n bytes BE     long form; canonical only (no n = 0, no leading
@@ -120,7 +120,7 @@ export function writeUInt64(buf: Uint8Array, pos: number, value: bigint): number
   return pos + 8
 }
 
-/** Signed 64-bit two's complement, big-endian (il-balance, SPEC.md §4.2). */
+/** Signed 64-bit two's complement, big-endian (il-balance). */
 export function writeInt64(buf: Uint8Array, pos: number, value: bigint): number {
   return writeUInt64(buf, pos, BigInt.asUintN(64, value))
 }

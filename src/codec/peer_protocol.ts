@@ -1,4 +1,4 @@
-// Peer protocols over ILP (`peer.*`, SPEC.md §4): IL-DCP, il-balance and CCP requests are
+// Peer protocols over ILP (`peer.*`: RFC 31's IL-DCP, il-balance, CCP): IL-DCP, il-balance and CCP requests are
 // prepares of amount 0 whose condition is SHA-256 of 32 zero bytes, fulfilled with those zeros.
 
 import { encodePrepare } from './ilp_packet'

@@ -1,4 +1,4 @@
-// PSK2 (SPEC.md §9): keys, the AES-256-GCM envelope, and the two plaintext formats real senders
+// PSK2 (RFC 25, drafts 1 and 2): keys, the AES-256-GCM envelope, and the two plaintext formats real senders
 // mix. Key strings are the library's (ilp_psk2_encryption), not the drafts' (ilp_psk_encryption).
 //
 //   envelope    IV(12) ‖ tag(16) ‖ ciphertext                      (the ILP data)

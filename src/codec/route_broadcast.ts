@@ -1,6 +1,6 @@
 // The seed's route broadcast: UTF-8 JSON `{"method":"broadcast_routes","data":{…}}` carried where
 // an ILP packet would be (the BTP `ilp` entry or the HTTP body), recognised by its first byte '{'.
-// Three generations of the `data` object were sent in 2017–18 (SPEC.md §5.1); this reads all of
+// Three generations of the `data` object were sent in 2017–18 (ilp-connector v17 to v20); this reads all of
 // them into one shape, tolerating missing optional fields, and writes the union of their fields
 // so that a reader of any generation finds what it looks for.
 //

@@ -1,4 +1,4 @@
-// STREAM (RFC 29, SPEC.md §12) for the node's payees: keys, and the packet codec a receive-only
+// STREAM (RFC 29) for the node's payees: keys, and the packet codec a receive-only
 // server needs. The envelope is PSK2's (AES-256-GCM, IV ‖ tag ‖ ciphertext) under other keys.
 //
 //   packet   version u8 = 1 · ilpPacketType u8 (12/13/14) · sequence VarUInt · prepareAmount

@@ -1,4 +1,4 @@
-// IL-DCP as a client (RFC 31, SPEC.md §4.1): with no ILP_ADDRESS, the node asks its parent for its
+// IL-DCP as a client (RFC 31): with no ILP_ADDRESS, the node asks its parent for its
 // address before it starts (children then get `<that>.<accountId>`). One short-lived connection
 // over the parent's transport (BTP or ILP-over-HTTP), a peer.config prepare, the fulfill's data
 // read as clientAddress / assetScale / assetCode. Retried with backoff until the parent answers.

@@ -202,7 +202,7 @@ export class RouteManager {
   }
 
   /**
-   * Handles a JSON `broadcast_routes` from `account` (any generation, SPEC.md §5.1): the routes
+   * Handles a JSON `broadcast_routes` from `account` (any generation, ilp-connector v17 to v20): the routes
    * it lists replace what we had learned from it for those prefixes, the ones it withdraws are
    * dropped, and all of its routes live for its hold-down time. Returns the JSON reply, or the
    * reason to reject with F00; throws RouteBroadcastError (→ F01) for a malformed broadcast.

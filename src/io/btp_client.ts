@@ -3,7 +3,7 @@
 // like any other: prepares flow both ways through BtpServer's logic. A dropped connection is
 // redialled with exponential backoff (1 s doubling to 30 s, with jitter), until the node stops.
 //
-// URL form (SPEC.md §6.4): btp+ws://[username]:token@host:port/path, or btp+wss://. Credentials go
+// URL form (as ilp-plugin-btp takes it): btp+ws://[username]:token@host:port/path, or btp+wss://. Credentials go
 // only into the auth message; the WebSocket URL carries none.
 
 import WebSocket from 'ws'
@@ -11,7 +11,9 @@ import { BTP_ERROR, BTP_RESPONSE, CONTENT_OCTET_STREAM, CONTENT_TEXT_PLAIN, enco
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
-import { BtpSession, type BtpServer, type BtpSocket } from './btp_server'
+import type { BtpLinks } from './btp_links'
+import type { BtpServer } from './btp_server'
+import { BtpSession, type BtpSocket } from './btp_session'
 
 const BACKOFF_FIRST_MS = 1000
 const BACKOFF_MAX_MS = 30_000
@@ -67,6 +69,7 @@ export class BtpDialer {
     private readonly config: Config,
     private readonly accounts: AccountTable,
     private readonly server: BtpServer,
+    private readonly links: BtpLinks,
     private readonly log: Logger,
     /** Which dialled accounts are this thread's to dial (each is dialled by one I/O thread). */
     dials: (account: number) => boolean = () => true,
@@ -129,7 +132,7 @@ export class BtpDialer {
     }
     session.onAuthAnswer = null
     dial.backoffMs = BACKOFF_FIRST_MS
-    this.server.authenticated(session, dial.account)
+    this.links.add(session, dial.account)
     this.log.info('BTP connection to peer up', { account: id, url: dial.target.url })
     this.firstConnect.get(dial.account)?.resolve()
   }

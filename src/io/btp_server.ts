@@ -1,4 +1,4 @@
-// BTP/2.0 over uWebSockets.js (RFC 23, SPEC.md §6): authentication, framing, and the hand-off of
+// BTP/2.0 over uWebSockets.js (RFC 23): authentication, framing, and the hand-off of
 // `ilp` packets to the shards. No ILP logic here: a Message's `ilp` entry goes to the shard of
 // the authenticated account as it is, and whatever the shard answers goes back as a Response.
 //
@@ -9,7 +9,6 @@
 //   Response / Error      → the answer to a prepare we sent: matched by requestId → shard
 // Prepares the shards forward to an account go out as Messages on its newest socket.
 
-import { randomBytes } from 'node:crypto'
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
 import {
   BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, BtpFrame, encodeError, encodeResponse, ilpFrameLength, writeIlpFrame,
@@ -22,7 +21,9 @@ import type { AccountTable } from '../config/account_table'
 import type { ShardPort } from './shard_port'
 import { AuthFailure, TokenIndex } from './auth'
 import type { AuthThrottle } from './shared_limits'
-import type { Connections, ReplyTarget } from './connections'
+import type { Connections } from './connections'
+import type { BtpLinks } from './btp_links'
+import { BtpSession, type BtpSocket } from './btp_session'
 
 const AUTH = Buffer.from('auth', 'latin1')
 const AUTH_USERNAME = Buffer.from('auth_username', 'latin1')
@@ -44,18 +45,6 @@ interface SocketData {
   session: BtpSession
 }
 
-/**
- * The one thing a session needs from its WebSocket, whichever side opened it: uWebSockets.js
- * for clients that connect to us, the `ws` client for peers we dial (btp_client.ts).
- */
-export interface BtpSocket {
-  /** Sends one binary message; false if the socket refused it (over its back-pressure limit). */
-  send(bytes: Uint8Array): boolean
-  /** Runs `fn`, coalescing its sends into as few writes as the socket allows. */
-  cork(fn: () => void): void
-  end(code: number, reason: string): void
-}
-
 function uwsSocket(ws: WebSocket<SocketData>): BtpSocket {
   return {
     send: (bytes) => ws.send(bytes, true) !== 2,
@@ -64,87 +53,24 @@ function uwsSocket(ws: WebSocket<SocketData>): BtpSocket {
   }
 }
 
-export class BtpSession implements ReplyTarget {
-  socket: BtpSocket | null = null
-  connId = 0
-  account = -1
-  authTimer: NodeJS.Timeout | null = null
-  /** Set on sessions we dialled: receives the answer to our auth message. */
-  onAuthAnswer: ((frame: BtpFrame) => void) | null = null
-  /** Authentication failed and the refusal is being held back (AuthThrottle). */
-  refused = false
-  /** Request ids of this peer's prepares a shard holds (answered by sendReply, or abandon). */
-  readonly incoming = new Set<number>()
-  /** Control-plane requests we sent (CCP): requestId → their resolver. */
-  readonly controlRequests = new Map<number, (reply: Uint8Array | Error) => void>()
-  /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
-  outstanding = new Map<number, number>()
-  previous = new Map<number, number>()
-  private nextRequestId = randomBytes(4).readUInt32BE(0)
-  /**
-   * Frames queued during one drain of the shard rings, sent together under one cork (one write
-   * syscall) by BtpServer.flush(). frameKeys holds the pending key of a forwarded prepare (so a
-   * frame the socket refuses can be failed back to its shard), or -1 for a reply.
-   */
-  outbox: Buffer = Buffer.allocUnsafe(0)
-  outboxLength = 0
-  readonly frameEnds: number[] = []
-  readonly frameKeys: number[] = []
-  /** The BTP request id of each queued frame (to drop a refused prepare from `outstanding` at once). */
-  readonly frameRequestIds: number[] = []
-
-  constructor(readonly server: BtpServer, readonly remoteAddress: string) {}
-
-  takeRequestId(): number {
-    this.nextRequestId = (this.nextRequestId + 1) >>> 0
-    return this.nextRequestId
-  }
-
-  sendReply(requestId: number, ilp: Uint8Array): void {
-    this.incoming.delete(requestId)
-    this.server.queueIlpFrame(this, BTP_RESPONSE, requestId, ilp, -1)
-  }
-
-  abandon(reject: Uint8Array): void {
-    for (const requestId of this.incoming) this.server.queueIlpFrame(this, BTP_RESPONSE, requestId, reject, -1)
-    this.incoming.clear()
-    this.outstanding.clear()
-    this.previous.clear()
-  }
-
-  takeOutstanding(requestId: number): number {
-    let key = this.outstanding.get(requestId)
-    if (key !== undefined) this.outstanding.delete(requestId)
-    else {
-      key = this.previous.get(requestId)
-      if (key !== undefined) this.previous.delete(requestId)
-    }
-    return key ?? -1
-  }
-}
-
 export class BtpServer {
   private readonly frame = new BtpFrame()
   private readonly scratch: Buffer
-  private readonly sessionsByAccount: BtpSession[][]
   private readonly tokens: TokenIndex
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
-  /** Called when an account's first link comes up and when its last one goes down. */
-  onLinkUp: (account: number) => void = () => {}
-  onLinkDown: (account: number) => void = () => {}
 
   constructor(
     private readonly config: Config,
     private readonly accounts: AccountTable,
     private readonly shards: ShardPort,
     private readonly connections: Connections,
+    private readonly links: BtpLinks,
     /** Shared by BTP and HTTP on every I/O thread: a guesser gets no more tries by switching. */
     private readonly throttle: AuthThrottle,
     private readonly log: Logger,
   ) {
     this.scratch = Buffer.allocUnsafe(config.maxFrameBytes + 64)
-    this.sessionsByAccount = accounts.accounts.map(() => [])
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].btpToken)
     // Outstanding requests the peer never answered are dropped after two rotations; by then the
     // shard has long expired them (R00), so this only bounds memory.
@@ -199,12 +125,10 @@ export class BtpServer {
     session.connId = this.connections.add(session)
   }
 
-  /** The session speaks for `account` from now on (after its auth handshake, either way). */
-  authenticated(session: BtpSession, account: number): void {
-    session.account = account
+  /** A client that connected to us has authenticated as `account`. */
+  private authenticated(session: BtpSession, account: number): void {
     if (session.authTimer !== null) clearTimeout(session.authTimer)
-    this.sessionsByAccount[account].push(session)
-    if (this.sessionsByAccount[account].length === 1) this.onLinkUp(account)
+    this.links.add(session, account)
   }
 
   onMessage(session: BtpSession, message: Uint8Array, isBinary: boolean): void {
@@ -287,7 +211,7 @@ export class BtpServer {
     if (tokenEntry < 0) return refuse('missing auth_token')
     const usernameEntry = frame.findEntry(AUTH_USERNAME)
     const username = usernameEntry < 0 ? '' : frame.entryText(usernameEntry)
-    // Lenient (SPEC.md §6.3): without a username, the token alone names the account.
+    // Lenient (as ilp-plugin-btp 1.1.x authenticates): without a username, the token alone names the account.
     const account = this.tokens.authenticate(frame.entryText(tokenEntry), username)
     if (account < 0) return refuse(BTP_REFUSALS[account])
     this.authenticated(session, account)
@@ -306,13 +230,10 @@ export class BtpServer {
     if (session.authTimer !== null) clearTimeout(session.authTimer)
     this.connections.remove(session.connId)
     if (session.account < 0) return
-    const list = this.sessionsByAccount[session.account]
-    const at = list.indexOf(session)
-    if (at >= 0) list.splice(at, 1)
     this.log.info('BTP client disconnected', { account: this.accounts.accounts[session.account].id })
     for (const resolve of session.controlRequests.values()) resolve(new Error('peer disconnected'))
     session.controlRequests.clear()
-    if (list.length === 0) this.onLinkDown(session.account)
+    this.links.remove(session)
     // Prepares this peer was holding will never be answered on this socket.
     for (const map of [session.outstanding, session.previous]) {
       for (const key of map.values()) this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerDisconnected)
@@ -322,9 +243,8 @@ export class BtpServer {
 
   /** Queues a prepare forwarded by a shard for `account`'s newest socket (sent at flush). */
   forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
-    const list = this.sessionsByAccount[account]
-    const session = list.length > 0 ? list[list.length - 1] : null
-    if (session === null || session.socket === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
+    const session = this.links.newest(account)
+    if (session === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
     const requestId = session.takeRequestId()
     const key = shard * 2 ** 32 + pendingId
     session.outstanding.set(requestId, key)
@@ -333,9 +253,8 @@ export class BtpServer {
 
   /** Sends a control-plane prepare (CCP) to `account` and resolves with its ILP answer. */
   sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
-    const list = this.sessionsByAccount[account]
-    const session = list.length > 0 ? list[list.length - 1] : null
-    if (session === null || session.socket === null) return Promise.reject(new Error('not connected'))
+    const session = this.links.newest(account)
+    if (session === null) return Promise.reject(new Error('not connected'))
     const requestId = session.takeRequestId()
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -416,25 +335,19 @@ export class BtpServer {
     session.socket.send(out.subarray(0, length))
   }
 
-  hasClient(account: number): boolean {
-    return this.sessionsByAccount[account].length > 0
-  }
-
   send(session: BtpSession, bytes: Uint8Array): void {
     session.socket?.send(bytes)
   }
 
   private rotateOutstanding(): void {
-    for (const list of this.sessionsByAccount) {
-      for (const session of list) {
-        session.previous = session.outstanding
-        session.outstanding = new Map()
-      }
+    for (const session of this.links.sessions()) {
+      session.previous = session.outstanding
+      session.outstanding = new Map()
     }
   }
 
   close(): void {
     clearInterval(this.rotateTimer)
-    for (const list of this.sessionsByAccount) for (const session of [...list]) session.socket?.end(1001, 'node shutting down')
+    for (const session of [...this.links.sessions()]) session.socket?.end(1001, 'node shutting down')
   }
 }

@@ -1,4 +1,4 @@
-// ILP over HTTP, incoming (SPEC.md §7), on the node's one port. One endpoint serves three forms:
+// ILP over HTTP, incoming (RFC 35, and the 2018 http-oer and http-head drafts), on the node's one port. One endpoint serves three forms:
 //   RFC 35 (sync)  POST, body = OER prepare, Authorization: Bearer <token>; reply 200, body = OER
 //                  fulfill or reject (every ILP answer is a 200)
 //   http-oer       the same exchange (the 2018 form), accepted on `/` and `/ilp[/…]`

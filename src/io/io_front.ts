@@ -18,6 +18,7 @@ import { LinkTable } from '../ring/link_table'
 import { ShopServer } from './shop_server'
 import type { Store } from '../store/balance_store'
 import { BtpDialer } from './btp_client'
+import { BtpLinks } from './btp_links'
 import { BtpServer } from './btp_server'
 import { Connections } from './connections'
 import { IlpHttpClient } from './http_ilp_client'
@@ -76,17 +77,16 @@ export class IoFront {
       flush: () => this.btp.flush(),
     }, scope('shards'))
 
-    this.btp = new BtpServer(config, this.accounts, this.port, this.connections, throttle, scope('btp'))
-    this.btp.onLinkUp = (account) => {
+    const btpLinks = new BtpLinks(config.accounts.length, (account) => {
       this.links.linkUp(account, io)
       controlPlane.linkUp(account)
-    }
-    this.btp.onLinkDown = (account) => {
+    }, (account) => {
       this.links.linkDown(account, io)
       controlPlane.linkDown(account)
-    }
+    })
+    this.btp = new BtpServer(config, this.accounts, this.port, this.connections, btpLinks, throttle, scope('btp'))
     this.httpOut = new IlpHttpClient(config, this.accounts, this.port, scope('http-out'))
-    this.dialer = new BtpDialer(config, this.accounts, this.btp, scope('btp-out'), (account) => this.links.home(account) === io)
+    this.dialer = new BtpDialer(config, this.accounts, this.btp, btpLinks, scope('btp-out'), (account) => this.links.home(account) === io)
     const payees = new LocalDelivery(this.port, this.connections)
     this.sendTo = this.accounts.accounts.map((account, i): Send => {
       if (account.payee !== null) return (shard, payee, pendingId, ilp) => payees.forward(shard, payee, pendingId, ilp)

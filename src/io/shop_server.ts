@@ -1,4 +1,4 @@
-// The shop: paid HTTP routes with HTTP-ILP draft 3 (SPEC.md §10), as koa-ilp serves them and
+// The shop: paid HTTP routes with HTTP-ILP draft 3 (RFC 14), as koa-ilp serves them and
 // ilp-fetch pays them.
 //
 //   OPTIONS <path>                 204, Pay: interledger-psk2 <address> <secret> <price>, Pay-Balance

@@ -1,4 +1,4 @@
-// SPSP for the node's payees (SPEC.md §11), on the node's one port:
+// SPSP for the node's payees (RFC 9; payment pointers, RFC 26), on the node's one port:
 //   GET /<payee>, GET /.well-known/pay (the default payee)     a payment pointer's endpoint
 //     Accept: application/spsp+json   → SPSP for PSK2 (destination_account, shared_secret in
 //                                       padded base64, asset_info, and ledger_info / receiver_info

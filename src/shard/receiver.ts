@@ -1,6 +1,6 @@
 // The payee's receiver, run by the shard that owns the payee: answers a prepare addressed to
 // `<node>.<payee>.psk2.<token>` (PSK2) or `<node>.<payee>.stream.<token>` (STREAM) with a
-// Fulfill or a Reject; PSK2 in the order SPEC.md §9 gives (the order is what makes senders'
+// Fulfill or a Reject; PSK2 in the order ilp-protocol-psk2@0.5's receiver checks (the order is what makes senders'
 // quotes work). The shared secret is derived from the payee's
 // secret and the token in the address (the SPSP answer made the token), so no state is needed
 // to decrypt; what is kept is each payment's total, so chunks, retries and replays count once.

@@ -1,5 +1,5 @@
 // Fuzz targets: every parser of outside input, fed random and mutated inputs grown from valid
-// seeds (SPEC.md vectors and real packets). Each target states what a parser may do with garbage:
+// seeds (the libraries' test vectors and real packets). Each target states what a parser may do with garbage:
 // return its "no" (false, null, -1) or throw the one error type its caller turns into a clear
 // reply (F01, a 400, a config message). Anything else, a hang or a throw of another kind, is a
 // finding. The runner is deterministic for a seed, so a finding reproduces.
@@ -26,7 +26,7 @@ export interface FuzzTarget {
 
 const hex = (s: string) => Buffer.from(s.replace(/\s/g, ''), 'hex')
 
-// SPEC.md §2.1 and §6.5 vectors, and packets of our own encoders.
+// ilp-packet's and btp-packet's test vectors, and packets of our own encoders.
 const PREPARE_VECTOR = hex(`0c 68 000000000000006b 3230313731323233303132313430353439
   74e1136dc71c9e5f283bec83461cbf1261c4014f72d48f8dd65453a0b84e7de1 0d 6578616d706c652e616c696365
   20 5db343fdc41898f6df4202329139dc242dd0f558a811b46b28918fdab37c6cb0`)
