@@ -10,13 +10,13 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import * as PSK2 from 'ilp-protocol-psk2'
 import { createConnection } from 'ilp-protocol-stream'
 import { request } from 'undici'
 import type { RunningNode } from '../src/node'
 import { shardOfAccount } from '../src/config/account_table'
-import { asReject, BtpPlugin, connectPlugin, layoutName, tempDir, peerBalance, removeDir, prepare, sleep, startTestNode } from './helpers'
+import { asReject, BtpPlugin, connectPlugin, layoutName, peerBalance, prepare, sleep, withNode } from './helpers'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const SPSP = require('ilp-protocol-spsp') as {
@@ -46,22 +46,14 @@ function config(shards: number): Record<string, unknown> {
 for (const shards of [0, 2]) {
   describe(`payee alice paid by PSK2 senders (${layoutName(shards)})`, () => {
     let node: RunningNode
-    let dir: string
     let sender: BtpPlugin
     let base: string
+    const fixture = withNode(shards, config(shards), ['sender'])
 
-    before(async () => {
+    before(() => {
       if (shards === 2) assert.notEqual(shardOfAccount('alice', 2), shardOfAccount('sender', 2), 'alice and sender on different shards')
-      dir = tempDir()
-      node = await startTestNode(shards, dir, config(shards))
-      sender = await connectPlugin(node.port, 'sender', 'sender-token')
+      ;({ node, clients: { sender } } = fixture)
       base = `http://127.0.0.1:${node.port}`
-    })
-
-    after(async () => {
-      await sender.disconnect()
-      await node.stop()
-      removeDir(dir)
     })
 
     async function view(name = 'alice', token = ADMIN): Promise<{ status: number; body: { balance: string; payments: { id: string; received: string; chunks: number; finished: boolean }[] } }> {

@@ -9,8 +9,8 @@ import { request } from 'undici'
 import { decodeRouteBroadcast, encodeRouteBroadcast, RouteBroadcastError } from '../src/codec/route_broadcast'
 import type { RunningNode } from '../src/node'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, prepare, removeDir, sendUntilUnreachable, sendWhenRouted, sleep,
-  startTestNode, tempDir,
+  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, tempDir, removeDir, prepare, sendUntilUnreachable, sendWhenRouted,
+  sleep, startTestNode, withNode,
 } from './helpers'
 
 const USD = { assetCode: 'USD', assetScale: 9 }
@@ -102,36 +102,26 @@ describe('route broadcast codec', () => {
 
 describe('JSON route broadcasts from a peer change routing (SHARDS=2: through a worker shard)', () => {
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
   let pat: BtpPlugin
   let bob: BtpPlugin
   const { fulfillment, condition } = fulfillmentPair()
+  const fixture = withNode(2, {
+    ilpAddress: 'test.node',
+    accounts: {
+      alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
+      bob: { relation: 'child', ...USD, btp: { token: 'bob-token' } },
+      pat: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { token: 'pat-token' } },
+      hal: { relation: 'peer', ...USD, http: { incomingToken: 'hal-token' } },
+    },
+  }, ['alice', 'bob', 'pat'])
 
-  before(async () => {
-    dir = tempDir()
-    node = await startTestNode(2, dir, {
-      ilpAddress: 'test.node',
-      accounts: {
-        alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
-        bob: { relation: 'child', ...USD, btp: { token: 'bob-token' } },
-        pat: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { token: 'pat-token' } },
-        hal: { relation: 'peer', ...USD, http: { incomingToken: 'hal-token' } },
-      },
-    })
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-    bob = await connectPlugin(node.port, 'bob', 'bob-token')
-    pat = await connectPlugin(node.port, 'pat', 'pat-token')
+  before(() => {
+    ({ node, clients: { alice, bob, pat } } = fixture)
     pat.registerDataHandler(async (data) => {
       if (data[0] === 0x7b) return Buffer.from('{}')
       return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.from('pat') })
     })
-  })
-
-  after(async () => {
-    await Promise.all([alice.disconnect(), bob.disconnect(), pat.disconnect()])
-    await node.stop()
-    removeDir(dir)
   })
 
   const toPat = () => prepare({ destination: 'test.pat.shop', amount: '7', executionCondition: condition })
