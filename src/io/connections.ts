@@ -1,5 +1,5 @@
-// Where replies go. Every request holder of an I/O thread (a BTP socket, an HTTP exchange, a
-// local delivery) gets a connId; shards carry (connId, requestId) with each prepare and hand them
+// Where replies go. Every request holder of an I/O thread (a BTP socket, an HTTP exchange, a paid
+// shop request) gets a connId; shards carry (connId, requestId) with each prepare and hand them
 // back with the reply, so an I/O thread needs no per-packet table of its own. The connId's top
 // byte is the I/O thread's index (ring/records.ts), so a shard knows where the reply goes.
 
@@ -16,7 +16,6 @@ const LOCAL_ID_MASK = (1 << CONN_ID_BITS) - 1
 
 export class Connections {
   private readonly targets = new Map<number, ReplyTarget>()
-  private readonly internal = new Set<number>()
   private next = 0
   private readonly base: number
 
@@ -25,16 +24,15 @@ export class Connections {
     this.base = (io << CONN_ID_BITS) >>> 0
   }
 
-  /** Registers a reply target; `internal` ones (the payees' delivery) do not count as connections. */
-  add(target: ReplyTarget, internal = false): number {
+  /** Registers a reply target (it counts toward limits.maxConnections until removed). */
+  add(target: ReplyTarget): number {
     let id: number
     do {
       this.next = (this.next + 1) & LOCAL_ID_MASK || 1
       id = (this.base | this.next) >>> 0
     } while (this.targets.has(id))
     this.targets.set(id, target)
-    if (internal) this.internal.add(id)
-    else this.count.opened()
+    this.count.opened()
     return id
   }
 
@@ -44,7 +42,7 @@ export class Connections {
   }
 
   remove(connId: number): void {
-    if (this.targets.delete(connId) && !this.internal.delete(connId)) this.count.closed()
+    if (this.targets.delete(connId)) this.count.closed()
   }
 
   /** Answers everything waiting on the shards (they restarted) with `reject`. */

@@ -1,5 +1,5 @@
 // One I/O thread's front: its uWebSockets.js app on the node's port (BTP, ILP over HTTP, SPSP, the
-// shop, health), its outgoing links (dialled BTP, ILP over HTTP, local payees) and its port to the
+// shop, health), its outgoing links (dialled BTP, ILP over HTTP) and its port to the
 // shards. With IO_THREADS=1 the main thread runs the one front; with more, each I/O worker thread
 // runs its own (io/io_worker.ts) and the kernel spreads the connections over them (SO_REUSEPORT).
 //
@@ -12,7 +12,6 @@ import { encodeReject } from '../codec/ilp_packet'
 import { AccountTable } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { logger } from '../log'
-import { LocalDelivery } from './local_delivery'
 import { SpspServer } from './spsp_server'
 import { LinkTable } from '../ring/link_table'
 import { ShopServer } from './shop_server'
@@ -87,9 +86,8 @@ export class IoFront {
     this.btp = new BtpServer(config, this.accounts, this.port, this.connections, btpLinks, throttle, scope('btp'))
     this.httpOut = new IlpHttpClient(config, this.accounts, this.port, scope('http-out'))
     this.dialer = new BtpDialer(config, this.accounts, this.btp, btpLinks, scope('btp-out'), (account) => this.links.home(account) === io)
-    const payees = new LocalDelivery(this.port, this.connections)
-    this.sendTo = this.accounts.accounts.map((account, i): Send => {
-      if (account.payee !== null) return (shard, payee, pendingId, ilp) => payees.forward(shard, payee, pendingId, ilp)
+    // Payees have no link: their shards answer payments to them directly (shard/shard.ts, step 9).
+    this.sendTo = this.accounts.accounts.map((_, i): Send => {
       if (this.httpOut.serves(i)) return (shard, peer, pendingId, ilp) => this.httpOut.forward(shard, peer, pendingId, ilp)
       return (shard, peer, pendingId, ilp) => this.btp.forward(shard, peer, pendingId, ilp)
     })

@@ -93,11 +93,6 @@ export class ShardPort {
     return this.submitToOwner(RecordKind.PrepareIn, account, connId, requestId, ilp)
   }
 
-  /** Hands a prepare for a payee to the payee's shard; false if its ring is full. */
-  submitDeliver(payee: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
-    return this.submitToOwner(RecordKind.DeliverIn, payee, connId, requestId, ilp)
-  }
-
   /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */
   submitSpend(shop: number, connId: number, requestId: number, request: Uint8Array): boolean {
     return this.submitToOwner(RecordKind.SpendIn, shop, connId, requestId, request)

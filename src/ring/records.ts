@@ -9,8 +9,9 @@
 //   PREPARE_OUT   shard → io     account       pendingId    expiresAt (s)     ILP prepare
 //   CREDIT        shard → shard  account       amount hi    amount lo         -
 //   CONTROL_OUT   shard → io     connId        requestId    account           CCP prepare (control plane)
-//   DELIVER_IN    io → shard     payee         connId       requestId         ILP prepare for a payee of
-//                                                                             this shard (answered by REPLY_OUT)
+//   DELIVER_IN    shard → shard  payee         pendingId    sender's shard    ILP prepare for a payee of the
+//                                                                             receiving shard (answered by DELIVERY_REPLY)
+//   DELIVERY_REPLY shard → shard pendingId     -            -                 the payee's fulfill/reject
 //   SPEND_IN      io → shard     shop account  connId       requestId         price u64 ‖ pay token (answered by
 //                                                                             REPLY_OUT: ok u8 ‖ balance u64)
 //
@@ -29,6 +30,7 @@ export const enum RecordKind {
   ControlOut = 7,
   DeliverIn = 8,
   SpendIn = 9,
+  DeliveryReply = 10,
 }
 
 /** Bits of a connId below the I/O thread's index. */

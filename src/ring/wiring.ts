@@ -3,7 +3,7 @@
 //
 //   ioToShard[t][s]   prepares and next-hop replies from I/O thread t to shard s
 //   shardToIo[s][t]   replies and forwarded prepares from shard s to I/O thread t
-//   shardToShard[i][j] credits from shard i to shard j (i ≠ j)
+//   shardToShard[i][j] credits, and payments to payees, from shard i to shard j (i ≠ j)
 //   shardDoorbells[s], ioDoorbells[t]   one per consumer thread (ring/doorbell.ts)
 //
 // Every ring has one writer thread and one reader thread (ring/ring.ts is single-producer,
@@ -24,9 +24,6 @@ export interface Wiring {
   ioDoorbells: SharedArrayBuffer[]
 }
 
-/** Credits are small fixed records; their rings need far less room than the packet rings. */
-const CREDIT_RING_BYTES = 256 * 1024
-
 export function createWiring(config: Config): Wiring {
   const shards = Math.max(1, config.shards) // the inline shard (SHARDS=0) is shard 0
   const io = config.ioThreads
@@ -37,7 +34,7 @@ export function createWiring(config: Config): Wiring {
     shardCount: shards,
     ioToShard: Array.from({ length: io }, () => Array.from({ length: shards }, () => createRing(ringBytes))),
     shardToIo: Array.from({ length: shards }, () => Array.from({ length: io }, () => createRing(ringBytes))),
-    shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(CREDIT_RING_BYTES)))),
+    shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(ringBytes)))),
     shardDoorbells: Array.from({ length: shards }, createDoorbell),
     ioDoorbells: Array.from({ length: io }, createDoorbell),
   }

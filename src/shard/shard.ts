@@ -18,6 +18,7 @@
 //   8. record the pending prepare     T03 if the account has maxInFlightPerAccount in flight, or the
 //                                     table is full
 //   9. shorten expiry, patch amount, hand the prepare to the I/O thread of the next hop's link
+//      (to a payee of the node: to the payee's shard, or its receiver if this shard owns it)
 // The reply: a fulfill must hash to the condition (else F05 upstream, never relayed); then A's
 // hold is committed, the next hop is credited, and the fulfill is relayed byte for byte. A reject
 // releases the hold and is relayed unchanged. No reply before expiry: R00, hold released.
@@ -72,8 +73,8 @@ export interface ShardOptions {
 
 /** A shard could not write an answer it owes: the shard must stop (see Shard.emit). */
 export class OutputRingFull extends Error {
-  constructor(io: number, bytes: number) {
-    super(`shard output ring to I/O thread ${io} full despite the reserved room (${bytes} bytes)`)
+  constructor(to: string, bytes: number) {
+    super(`shard output ring to ${to} full despite the reserved room (${bytes} bytes)`)
   }
 }
 
@@ -220,20 +221,22 @@ export class Shard {
     this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
     view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
-    this.emit(this.links.threadOf(target), RecordKind.PrepareOut, target, this.pending.idOf(slot), Math.floor(nextExpiresAtMs / 1000),
-      view.buf.subarray(pos, pos + view.packetLength))
+    const packet = view.buf.subarray(pos, pos + view.packetLength)
+    if (this.accounts.accounts[target].payee !== null) return this.deliver(target, this.pending.idOf(slot), packet, nowMs)
+    this.emit(this.links.threadOf(target), RecordKind.PrepareOut, target, this.pending.idOf(slot), Math.floor(nextExpiresAtMs / 1000), packet)
   }
 
   /**
    * A prepare for a payee this shard owns, forwarded by the sender's shard (which holds the
-   * sender's funds and credits the payee when our fulfill reaches it). The receiver answers.
+   * sender's funds and credits the payee when our fulfill reaches it). The receiver answers, to
+   * that shard, after this shard's batch has committed the payment's totals.
    */
-  handleDeliver(payee: number, connId: number, requestId: number, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
+  handleDeliver(payee: number, pendingId: number, senderShard: number, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
     const view = this.view
     const reply = view.parse(buf, pos, end)
       ? this.receiver.receive(payee, view, nowMs)
       : encodeReject(F01_INVALID_PACKET, this.config.ilpAddress, `invalid prepare: ${view.error}`)
-    this.emit(ioThreadOf(connId), RecordKind.ReplyOut, connId, requestId, payee, reply)
+    this.emitToShard(senderShard, RecordKind.DeliveryReply, pendingId, 0, 0, reply)
   }
 
   /** A paid request: spends from a pay token's balance at the shop this shard owns, or says why not. */
@@ -273,7 +276,18 @@ export class Shard {
     this.finish(slot, false)
   }
 
-  /** Main could not deliver a forwarded prepare (peer not connected, socket full, gone). */
+  /**
+   * Step 9 for a payee of this node: the payment goes to the payee's shard, not through an I/O
+   * thread; a payee of this shard answers at once, its reply handled as any next hop's.
+   */
+  private deliver(payee: number, pendingId: number, packet: Uint8Array, nowMs: number): void {
+    const owner = this.accounts.ownerShard[payee]
+    if (owner !== this.shardIndex) return this.emitToShard(owner, RecordKind.DeliverIn, payee, pendingId, this.shardIndex, packet)
+    const reply = this.receiver.receive(payee, this.view, nowMs)
+    this.handleReply(pendingId, reply, 0, reply.length)
+  }
+
+  /** An I/O thread could not deliver a forwarded prepare (peer not connected, socket full, gone). */
   handleSendFailed(pendingId: number, reason: SendFailure): void {
     const slot = this.pending.find(pendingId)
     if (slot < 0) return
@@ -474,12 +488,16 @@ export class Shard {
   // shards from LMDB) rather than drop an answer whose balance change may already be committed.
 
   private emit(io: number, kind: RecordKind, a: number, b: number, c: number, payload: Uint8Array): void {
-    if (!this.toIo[io].tryWrite(kind, a, b, c, 0, payload)) throw new OutputRingFull(io, payload.length)
+    if (!this.toIo[io].tryWrite(kind, a, b, c, 0, payload)) throw new OutputRingFull(`I/O thread ${io}`, payload.length)
+  }
+
+  private emitToShard(shard: number, kind: RecordKind, a: number, b: number, c: number, payload: Uint8Array): void {
+    if (!this.toShards[shard]!.tryWrite(kind, a, b, c, 0, payload)) throw new OutputRingFull(`shard ${shard}`, payload.length)
   }
 
   private reserve(ring: RingWriter, kind: RecordKind, length: number, a: number, b: number, c: number): number {
     const at = ring.reserve(kind, length, a, b, c, 0)
-    if (at < 0) throw new OutputRingFull(this.toIo.indexOf(ring), length)
+    if (at < 0) throw new OutputRingFull(`I/O thread ${this.toIo.indexOf(ring)}`, length)
     return at
   }
 

@@ -80,6 +80,9 @@ export class ShardLoop {
           case RecordKind.DeliverIn:
             shard.handleDeliver(ring.a, ring.b, ring.c, ring.data, start, end, nowMs)
             break
+          case RecordKind.DeliveryReply:
+            shard.handleReply(ring.a, ring.data, start, end)
+            break
           case RecordKind.SpendIn:
             shard.handleSpend(ring.a, ring.b, ring.c, ring.data, start, end)
             break
@@ -98,19 +101,23 @@ export class ShardLoop {
       } catch (err) {
         if (err instanceof OutputRingFull) throw err
         this.o.log.error('shard failed to handle a record', { kind: ring.kind, error: (err as Error).stack })
-        if (ring.kind === RecordKind.PrepareIn || ring.kind === RecordKind.DeliverIn) {
-          this.o.toIo[ioThreadOf(ring.b)].tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error'))
-        }
+        const reject = encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error')
+        if (ring.kind === RecordKind.PrepareIn) this.o.toIo[ioThreadOf(ring.b)].tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, reject)
+        else if (ring.kind === RecordKind.DeliverIn) this.o.toShards[ring.c]?.tryWrite(RecordKind.DeliveryReply, ring.b, 0, 0, 0, reject)
       }
     }
     ring.endBatch()
     return n > 0
   }
 
-  /** Room for the largest answer in every ring to the I/O threads (an input's output may go to any). */
+  /**
+   * Room for the largest answer in every output ring: an input's output may go to any I/O
+   * thread, or (a payment to a payee, or the payee's answer) to any other shard.
+   */
   private outputsHaveRoom(): boolean {
-    const { toIo, outputReserveBytes } = this.o
+    const { toIo, toShards, outputReserveBytes } = this.o
     for (let i = 0; i < toIo.length; i++) if (!toIo[i].hasRoomFor(outputReserveBytes)) return false
+    for (let i = 0; i < toShards.length; i++) if (toShards[i]?.hasRoomFor(outputReserveBytes) === false) return false
     return true
   }
 
