@@ -19,7 +19,7 @@ import { claimFreePort } from './io/listen'
 import { loadUws, type UwsModule } from './io/uws'
 import { RouteManager } from './control/route_manager'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
-import { F00_BAD_REQUEST, F01_INVALID_PACKET } from './codec/ilp_errors'
+import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
 
 export interface RunningNode {
@@ -63,6 +63,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
 
   const accounts = new AccountTable(config)
   const links = LinkTable.create(accounts.size, config.ioThreads)
+  const linkTable = new LinkTable(links, accounts.size, config.ioThreads)
   const limits = createSharedLimits()
   let reportFatal: (reason: string) => void = () => {}
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
@@ -77,7 +78,15 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const plane: ControlPlane = {
     linkUp: (account) => { if (++linkCount[account] === 1) routes.peerConnected(account) },
     linkDown: (account) => { if (--linkCount[account] === 0) routes.peerDisconnected(account) },
-    control: async (account, prepare) => answerControl(config, routes, account, prepare),
+    // Never rejects: a failure is answered T00 here, for the main thread's front and the workers' alike.
+    control: async (account, prepare) => {
+      try {
+        return answerControl(config, routes, account, prepare)
+      } catch (err) {
+        logger('routing').warn('routing message could not be answered', { account: accounts.accounts[account].id, error: (err as Error).message })
+        return encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'control plane unavailable')
+      }
+    },
   }
   let io: { sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> } | null = null
   const routes = new RouteManager(config, accounts,
@@ -131,7 +140,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     balance: (accountId) => readBalance(store, accountId),
     shards: { restarts: () => supervisor.restarts, terminate: (index) => supervisor.terminateShard(index) },
     ioThreads: {
-      linkOf: (accountId) => new LinkTable(links, accounts.size, config.ioThreads).linkedThread(accounts.indexOf(accountId)),
+      linkOf: (accountId) => linkTable.linkedThread(accounts.indexOf(accountId)),
       crash: (index) => {
         if (ioThreads === null) throw new Error('IO_THREADS=1: the sockets run on the main thread')
         ioThreads.crash(index)

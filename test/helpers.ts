@@ -63,8 +63,9 @@ export function layoutName(shards: number): string {
   return layout.ioThreads === 1 ? `SHARDS=${layout.shards}` : `IO_THREADS=${layout.ioThreads} SHARDS=${layout.shards}`
 }
 
+/** A test node's config; a suite that needs one layout whatever the run names it in `json` (ioThreads, shards). */
 export function makeConfig(shards: number, dataDir: string, json: Record<string, unknown> = testConfigJson()): Config {
-  return parseConfig({ port: 0, ...json, ...testLayout(shards), dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
+  return parseConfig({ port: 0, ...testLayout(shards), ...json, dataDir, logLevel: process.env.TEST_LOG_LEVEL ?? 'error' }, {}, MACHINE)
 }
 
 export async function startTestNode(shards: number, dataDir = tempDir(), json?: Record<string, unknown>): Promise<RunningNode> {

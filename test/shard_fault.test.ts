@@ -4,13 +4,10 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { startNode, type RunningNode } from '../src/node'
-import { parseConfig } from '../src/config/schema'
+import type { RunningNode } from '../src/node'
+
 import { shardOfAccount } from '../src/config/account_table'
-import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, MACHINE, peerBalance, prepare, removeDir, sleep, startTestNode, tempDir,
-  testConfigJson,
-} from './helpers'
+import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, sleep, testConfigJson, withNode } from './helpers'
 
 /** bob fulfills while `hold` is false; while it is true he keeps each prepare unanswered. */
 function holdingReceiver(bob: BtpPlugin, fulfillment: Buffer): { hold: boolean; held: number } {
@@ -33,23 +30,10 @@ async function threeHeldPrepares(alice: BtpPlugin, bob: { hold: boolean; held: n
 
 describe('a shard worker dies (SHARDS=2)', () => {
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
   let bob: BtpPlugin
-
-  before(async () => {
-    dir = tempDir()
-    node = await startTestNode(2, dir)
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-    bob = await connectPlugin(node.port, 'bob', 'bob-token')
-  })
-
-  after(async () => {
-    await alice.disconnect()
-    await bob.disconnect()
-    await node.stop()
-    removeDir(dir)
-  })
+  const fixture = withNode(2, undefined, ['alice', 'bob'])
+  before(() => ({ node, clients: { alice, bob } } = fixture))
 
   it('rejects the prepares its shards held (T00), keeps the books, and forwards again after the restart', async () => {
     const { fulfillment, condition } = fulfillmentPair()
@@ -92,14 +76,12 @@ describe('a shard worker dies (SHARDS=2)', () => {
 // flows again once the peer whose socket died has redialled.
 describe('an I/O thread dies (IO_THREADS=2, SHARDS=2)', () => {
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
   let bob: BtpPlugin
+  const fixture = withNode(2, { ...testConfigJson(), shards: 2, ioThreads: 2 }, ['bob'])
 
   before(async () => {
-    dir = tempDir()
-    node = await startNode(parseConfig({ port: 0, ...testConfigJson(), shards: 2, ioThreads: 2, dataDir: dir, logLevel: 'error' }, {}, MACHINE))
-    bob = await connectPlugin(node.port, 'bob', 'bob-token')
+    ({ node, clients: { bob } } = fixture)
     // alice on the other I/O thread than bob (the kernel spreads connections by their address).
     for (let attempt = 0; ; attempt++) {
       alice = await connectPlugin(node.port, 'alice', 'alice-token')
@@ -112,9 +94,6 @@ describe('an I/O thread dies (IO_THREADS=2, SHARDS=2)', () => {
 
   after(async () => {
     await alice.disconnect()
-    await bob.disconnect()
-    await node.stop()
-    removeDir(dir)
   })
 
   it('answers what waited on the dead thread\'s shards (T00), keeps the books, and serves on a new thread', async () => {

@@ -25,7 +25,7 @@ export class IoThreads implements IoSide {
   private readonly pool: Piscina
   private readonly threads: (IoThread | null)[]
   private readonly links: LinkTable
-  private readonly controlReplies = new Map<number, { resolve: (a: Uint8Array) => void; reject: (e: Error) => void }>()
+  private readonly controlReplies = new Map<number, { thread: IoThread; resolve: (a: Uint8Array) => void; reject: (e: Error) => void }>()
   private nextControlId = 0
   private stopping = false
 
@@ -100,6 +100,11 @@ export class IoThreads implements IoSide {
     // are down until the peers reconnect.
     this.links.clearThread(index)
     for (const account of thread.linked) this.plane.linkDown(account)
+    for (const [id, waiting] of this.controlReplies) {
+      if (waiting.thread !== thread) continue
+      this.controlReplies.delete(id)
+      waiting.reject(new Error('peer disconnected'))
+    }
     this.died(index, reason)
   }
 
@@ -121,7 +126,7 @@ export class IoThreads implements IoSide {
     if (thread === null) return Promise.reject(new Error('not connected'))
     const id = ++this.nextControlId
     return new Promise((resolve, reject) => {
-      this.controlReplies.set(id, { resolve, reject })
+      this.controlReplies.set(id, { thread, resolve, reject })
       thread.control.postMessage({ type: 'sendControl', id, account, prepare, timeoutMs } satisfies IoCommand)
     })
   }

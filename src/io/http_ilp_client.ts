@@ -100,11 +100,6 @@ export class IlpHttpClient {
     return new Uint8Array(await body.arrayBuffer())
   }
 
-  /** Accounts reached over HTTP: there is no link to come up, so they count as up from the start. */
-  accountsServed(): number[] {
-    return this.endpoints.flatMap((e, i) => (e === null ? [] : [i]))
-  }
-
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.close()))
   }

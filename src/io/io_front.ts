@@ -31,7 +31,7 @@ export interface ControlPlane {
   /** `account`'s first link on this thread came up / its last one went down. */
   linkUp(account: number): void
   linkDown(account: number): void
-  /** A CCP prepare or JSON route broadcast from `account`: the control plane's answer. */
+  /** A CCP prepare or JSON route broadcast from `account`: the control plane's answer (a reject if it fails; never rejects). */
   control(account: number, prepare: Uint8Array): Promise<Uint8Array>
 }
 
@@ -122,11 +122,6 @@ export class IoFront {
     this.dialer.start()
   }
 
-  /** Accounts reached over ILP-over-HTTP, which count as linked from the start (no link to come up). */
-  httpAccounts(): number[] {
-    return this.httpOut.accountsServed()
-  }
-
   /** The shards are restarting: everything waiting on them is answered T00 now. */
   shardsRestarting(): void {
     this.port.detach()
@@ -140,13 +135,10 @@ export class IoFront {
   }
 
   private control(connId: number, requestId: number, account: number, prepare: Uint8Array): void {
-    this.controlPlane.control(account, Buffer.from(prepare)).then((answer) => {
+    // The ring's bytes are reused after this call: the control plane gets its own copy.
+    void this.controlPlane.control(account, Buffer.from(prepare)).then((answer) => {
       this.connections.reply(connId, requestId, answer)
       this.btp.flush()
-    }, (err: Error) => {
-      this.connections.reply(connId, requestId, encodeReject(T00_INTERNAL_ERROR, this.config.ilpAddress, 'control plane unavailable'))
-      this.btp.flush()
-      logger('routing').warn('routing message could not be answered', { account: this.accounts.accounts[account].id, error: err.message })
     })
   }
 
