@@ -12,6 +12,7 @@ import * as Btp from 'btp-packet'
 import { BtpFrame, BTP_MESSAGE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
 import { encodePrepare, PrepareView } from '../src/codec/ilp_packet'
 import { createDoorbell, Doorbell } from '../src/ring/doorbell'
+import { nativeWake } from '../src/ring/native_wake'
 import { createRing, RingReader, RingWriter } from '../src/ring/ring'
 import { RoutingTable } from '../src/shard/routing_table'
 import { decrypt, encrypt, parseDraft1, psk2Fulfillment, psk2Keys, serializeDraft1 } from '../src/codec/psk2'
@@ -104,8 +105,10 @@ export function runCodecBenchmarks(maxTimeSeconds: number): MicroResult[] {
 export async function runRingBenchmark(records: number): Promise<RingResult> {
   const there = createRing(1 << 20)
   const back = createRing(1 << 20)
-  const bellThere = createDoorbell()
-  const bellBack = createDoorbell()
+  // The shards' doorbells: native futex wake-ups when the addon is built.
+  const native = nativeWake !== null
+  const bellThere = { sab: createDoorbell(), native, pipe: null }
+  const bellBack = { sab: createDoorbell(), native, pipe: null }
   const ringModule = join(__dirname, '..', 'src', 'ring', 'ring.js')
   const bellModule = join(__dirname, '..', 'src', 'ring', 'doorbell.js')
   const worker = new Worker(`

@@ -10,6 +10,7 @@ import { IoFront, type ControlPlane } from './io/io_front'
 import { IoThreads } from './control/io_threads'
 import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
 import { LinkTable } from './ring/link_table'
+import { nativeWake, nativeWakeUnavailable } from './ring/native_wake'
 import { createSharedLimits } from './io/shared_limits'
 import { lockDataDir, type DataDirLock } from './store/data_dir_lock'
 import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
@@ -101,7 +102,13 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     ? { detach: () => front.shardsRestarting(), attach: (wiring) => front.port.attach(wiring, null) }
     // (No threads yet at the first start: they start on the supervisor's first wiring.)
     : { detach: () => ioThreads?.detach(), attach: (wiring) => ioThreads?.attach(wiring) }
-  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'))
+  if (nativeWake === null && config.shards > 0) {
+    log.warn('native wake-ups unavailable: threads wake each other through Atomics, which costs more per wake-up (run npm run build with a C compiler)', {
+      reason: nativeWakeUnavailable,
+    })
+  }
+  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'),
+    nativeWake !== null ? 'native' : 'atomics')
   await supervisor.start(routes.table())
 
   let port: number

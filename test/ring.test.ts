@@ -1,14 +1,17 @@
 // Goal: the SAB ring never loses, reorders, splits or corrupts a record, and pushes back when
 // full. Method (after ringbuf.js): seeded random record sizes that force many wrap-arounds,
 // checked against a plain array queue in one thread; then a producer and a consumer on two
-// threads with the doorbell, the consumer verifying sequence numbers and contents.
+// threads with the doorbell, the consumer verifying sequence numbers and contents, once with each
+// way of waking (native futex, Atomics); and an event-loop consumer woken through its doorbell's
+// pipe (or Atomics.waitAsync) many times by a worker, which must never wait for a wake-up it missed.
 
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { Worker } from 'node:worker_threads'
 import { createRing, RingReader, RingWriter } from '../src/ring/ring'
-import { createDoorbell, Doorbell } from '../src/ring/doorbell'
+import { createDoorbell, Doorbell, DoorbellWatch, WakeUps } from '../src/ring/doorbell'
+import { nativeWake } from '../src/ring/native_wake'
 import { prng } from './helpers'
 
 
@@ -75,9 +78,13 @@ describe('SAB ring', () => {
     assert.throws(() => createRing(1000), RangeError)
   })
 
-  it('carries 200,000 records between two threads intact, waking the consumer with the doorbell', async () => {
+  it('has the native wake-up addon built and loaded (npm run build compiles src/native/wake.c)', () => {
+    assert.notEqual(nativeWake, null, 'dist/native/wake.node did not load: the node would fall back to Atomics wake-ups')
+  })
+
+  for (const native of [true, false]) it(`carries 200,000 records between two threads intact, waking the consumer with the doorbell (${native ? 'native futex' : 'Atomics'})`, async () => {
     const sab = createRing(64 * 1024)
-    const bell = createDoorbell()
+    const bell = { sab: createDoorbell(), native, pipe: null }
     const ringModule = join(__dirname, '..', 'src', 'ring', 'ring.js')
     const bellModule = join(__dirname, '..', 'src', 'ring', 'doorbell.js')
     const count = 200_000
@@ -137,5 +144,69 @@ describe('SAB ring', () => {
     assert.equal(seq, count)
     assert.equal(expected, count)
     assert.equal(errors, 0)
+  })
+
+  for (const native of [true, false]) it(`wakes an event-loop consumer every time a worker rings, never missing one (${native ? 'pipe' : 'Atomics.waitAsync'})`, async () => {
+    const wakeUps = new WakeUps(1, native)
+    const wiring = wakeUps.ioDoorbell(0)
+    const sab = createRing(64 * 1024)
+    const taken = new Int32Array(new SharedArrayBuffer(4))
+    const ringModule = join(__dirname, '..', 'src', 'ring', 'ring.js')
+    const bellModule = join(__dirname, '..', 'src', 'ring', 'doorbell.js')
+    const count = 5_000
+    // The worker publishes one record, rings, and waits until the consumer has taken it before it
+    // writes the next: every record needs a wake-up of its own, so a lost one stalls the run.
+    const worker = new Worker(`
+      const { workerData, parentPort } = require('node:worker_threads')
+      const { RingWriter } = require(${JSON.stringify(ringModule)})
+      const { Doorbell } = require(${JSON.stringify(bellModule)})
+      const writer = new RingWriter(workerData.sab)
+      const bell = new Doorbell(workerData.wiring)
+      const taken = new Int32Array(workerData.taken)
+      let stalls = 0
+      for (let seq = 0; seq < workerData.count; seq++) {
+        writer.tryWrite(1, seq, 0, 0, 0, null)
+        writer.flush()
+        bell.ring()
+        while (Atomics.load(taken, 0) <= seq) if (Atomics.wait(taken, 0, seq, 2000) === 'timed-out') { stalls++; break }
+        if (stalls > 0) break
+      }
+      parentPort.postMessage(stalls)
+    `, { eval: true, workerData: { sab, wiring, count, taken: taken.buffer } })
+    const reader = new RingReader(sab)
+    const consumer = new Doorbell(wiring)
+    let expected = 0
+    let errors = 0
+    let wakes = 0
+    // The consumer's turn, as an I/O thread runs it: drain, announce the sleep, re-check last.
+    const turn = () => {
+      wakes++
+      for (;;) {
+        reader.beginBatch()
+        while (reader.next()) {
+          if (reader.a !== expected) errors++
+          expected++
+        }
+        reader.endBatch()
+        Atomics.store(taken, 0, expected)
+        Atomics.notify(taken, 0)
+        consumer.prepareToSleep()
+        if (!reader.hasData()) return
+        consumer.cancelSleep()
+      }
+    }
+    const watch = new DoorbellWatch(consumer, () => setImmediate(turn), (err) => { throw err })
+    consumer.prepareToSleep()
+    const stalls = await new Promise<number>((resolve, reject) => {
+      worker.once('error', reject)
+      worker.once('message', resolve)
+    })
+    watch.close()
+    await worker.terminate()
+    wakeUps.close()
+    assert.equal(stalls, 0, 'the worker waited 2 s for a record to be taken: a wake-up was lost')
+    assert.equal(expected, count)
+    assert.equal(errors, 0)
+    assert.ok(wakes > 0)
   })
 })

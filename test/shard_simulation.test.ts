@@ -22,6 +22,7 @@ import { LinkTable } from '../src/ring/link_table'
 import { RecordKind } from '../src/ring/records'
 import { RingReader, RingWriter } from '../src/ring/ring'
 import { createWiring, type Wiring } from '../src/ring/wiring'
+import { WakeUps } from '../src/ring/doorbell'
 import type { ShardLoop } from '../src/shard/shard_loop'
 import { createShardLoop } from '../src/shard/shard_runtime'
 import { openStore, readBalance, recoverOnStart, type Store } from '../src/store/balance_store'
@@ -76,7 +77,7 @@ class World {
   /** Starts (or restarts, after a crash) both shards from what LMDB holds. */
   boot(): void {
     recoverOnStart(this.store, (id) => shardOfAccount(id, SHARDS))
-    this.wiring = createWiring(this.config)
+    this.wiring = createWiring(this.config, new WakeUps(1, false))
     const routes = ACCOUNTS.map((id, i): [string, number] => [`test.sim.${id}`, i])
     const log = logger('simulation')
     this.loops = Array.from({ length: SHARDS }, (_, s) => createShardLoop(this.config, this.wiring, this.links, s, this.store, routes, log, true))

@@ -12,7 +12,7 @@ import { shardOfAccount } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { ShardPort } from '../io/shard_port'
 import type { Logger } from '../log'
-import { Doorbell } from '../ring/doorbell'
+import { Doorbell, WakeUps } from '../ring/doorbell'
 import { createWiring, type Wiring } from '../ring/wiring'
 import { recoverOnStart, type Store } from '../store/balance_store'
 import { PendingTable } from '../shard/pending_table'
@@ -30,6 +30,7 @@ export interface IoSide {
 
 export class ShardSupervisor {
   private wiring: Wiring
+  private readonly wakeUps: WakeUps
   private pool: Piscina | null = null
   private tasks: { done: Promise<unknown>; control: MessagePort }[] = []
   private inline: ShardLoop | null = null
@@ -53,8 +54,12 @@ export class ShardSupervisor {
     private readonly inlinePort: ShardPort | null,
     private readonly fatal: (reason: string) => void,
     private readonly log: Logger,
+    /** How threads wake each other this run (ring/doorbell.ts). */
+    wakeUps: 'native' | 'atomics',
   ) {
-    this.wiring = createWiring(config)
+    // The inline shard (SHARDS=0) is never woken: it runs in the main thread's turns.
+    this.wakeUps = new WakeUps(config.shards === 0 ? 0 : config.ioThreads, wakeUps === 'native')
+    this.wiring = createWiring(config, this.wakeUps)
   }
 
   /** The rings of the current shards (the I/O threads start on them). */
@@ -131,7 +136,7 @@ export class ShardSupervisor {
     for (const { control } of this.tasks) control.close()
     const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
     this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
-    this.wiring = createWiring(this.config)
+    this.wiring = createWiring(this.config, this.wakeUps)
     try {
       await this.startWorkers(this.routes)
       this.io.attach(this.wiring)
@@ -178,7 +183,7 @@ export class ShardSupervisor {
   }
 
   private wakeShards(): void {
-    for (const sab of this.wiring.shardDoorbells) new Doorbell(sab).wake()
+    for (const d of this.wiring.shardDoorbells) new Doorbell(d).wake()
   }
 
   async stop(): Promise<void> {
@@ -195,5 +200,7 @@ export class ShardSupervisor {
     await Promise.allSettled(this.tasks.map(({ done }) => done))
     for (const { control } of this.tasks) control.close()
     await this.pool?.destroy()
+    // Every writer of the I/O threads' pipes (the shards) has ended, and the I/O threads stopped first.
+    this.wakeUps.close()
   }
 }

@@ -1,7 +1,12 @@
 // An I/O thread's side of the shards: the data-plane port its transports talk to. It writes
 // records into this thread's ring to each shard and drains the shards' rings to this thread. It
-// never blocks: it waits for the shards with Atomics.waitAsync on this thread's doorbell (worker
-// shards), or is drained by the inline shard's turn (SHARDS=0, on the main thread).
+// never blocks. With worker shards, its work comes in turns: a turn runs after the socket
+// callbacks of one pass of the event loop (setImmediate), or when a shard rings this thread's
+// doorbell, and does three things in order: publish what the callbacks wrote (one atomic store
+// per ring, one wake-up per sleeping shard for the whole burst), drain what the shards wrote
+// back, and announce the sleep, re-checking the rings last (ring/doorbell.ts). While a turn is
+// pending the thread counts as awake, so shards that publish meanwhile do not wake it again: the
+// turn will see their records. With the inline shard (SHARDS=0) the shard's own turn drains it.
 //
 // Back-pressure: a prepare that finds its shard's ring full is refused (the caller rejects it
 // T03). A reply from a next hop is never dropped: if the ring is full it waits in a small
@@ -11,7 +16,7 @@
 import type { SendFailure } from '../codec/ilp_errors'
 import type { AccountTable } from '../config/account_table'
 import type { Logger } from '../log'
-import { Doorbell } from '../ring/doorbell'
+import { Doorbell, DoorbellWatch } from '../ring/doorbell'
 import { RecordKind } from '../ring/records'
 import { RingReader, RingWriter } from '../ring/ring'
 import type { Wiring } from '../ring/wiring'
@@ -34,26 +39,27 @@ interface QueuedReply {
   payload: Uint8Array | null
 }
 
-/** Longest wait on the doorbell with nothing to do (a stop or rewire also wakes it). */
-const IDLE_WAIT_MS = 1000
 /** Retry interval while replies wait in the overflow queue for ring room. */
 const OVERFLOW_RETRY_MS = 10
+/** Drains in one turn while the shards keep publishing, before the loop polls the sockets again. */
+const DRAINS_PER_TURN = 4
 
 export class ShardPort {
   private toShard: RingWriter[] = []
   private fromShard: RingReader[] = []
   private shardDoorbells: Doorbell[] = []
   private doorbell: Doorbell | null = null
+  private watch: DoorbellWatch | null = null
   private overflow: QueuedReply[][] = []
   /** Set for the inline shard: a record for it schedules its turn instead of ringing a doorbell. */
   private inlineKick: (() => void) | null = null
   /** Shards with records written since the last publish (see kick). */
   private unpublished: Uint8Array = new Uint8Array(0)
   private readonly unpublishedShards: number[] = []
-  private publishScheduled = false
+  private turnScheduled = false
+  private overflowTimer: NodeJS.Timeout | null = null
   /** No rings while the shards restart: prepares are refused and replies dropped meanwhile. */
   private attached = false
-  private running = true
   /** Bumped at each shard restart; work started before it (a pending HTTP request) must not reach the new shards. */
   incarnation = 0
 
@@ -68,14 +74,19 @@ export class ShardPort {
   attach(wiring: Wiring, inlineKick: (() => void) | null): void {
     this.toShard = wiring.ioToShard[this.io].map((sab) => new RingWriter(sab))
     this.fromShard = wiring.shardToIo.map((rings) => new RingReader(rings[this.io]))
-    this.shardDoorbells = wiring.shardDoorbells.map((sab) => new Doorbell(sab))
-    this.doorbell = new Doorbell(wiring.ioDoorbells[this.io])
+    this.shardDoorbells = wiring.shardDoorbells.map((d) => new Doorbell(d))
     this.overflow = this.toShard.map(() => [])
     this.unpublished = new Uint8Array(this.toShard.length)
     this.unpublishedShards.length = 0
     this.inlineKick = inlineKick
     this.attached = true
-    if (inlineKick === null) void this.drainLoop(this.incarnation, this.doorbell)
+    this.watch?.close()
+    this.watch = null
+    if (inlineKick === null) {
+      this.doorbell = new Doorbell(wiring.ioDoorbells[this.io])
+      this.watch = new DoorbellWatch(this.doorbell, this.scheduleTurn, (err) => this.log.error('doorbell pipe failed', { error: err.message }))
+      this.scheduleTurn()
+    }
   }
 
   /**
@@ -85,7 +96,8 @@ export class ShardPort {
   detach(): void {
     this.attached = false
     this.incarnation++
-    this.doorbell?.wake()
+    this.watch?.close()
+    this.watch = null
   }
 
   /** Hands a prepare from `account` to its shard; false if the shard's ring is full (T03). */
@@ -126,11 +138,8 @@ export class ShardPort {
     queue.push({ kind: RecordKind.SendFailed, pendingId, reason, payload: null })
   }
 
-  // A record reaches its shard at the next flush of the ring. The records of one turn of the event
-  // loop (every socket callback of its poll phase) are published together in a setImmediate after
-  // them: one atomic store per ring and at most one futex wake per sleeping shard for the whole
-  // burst, where a flush per record would wake a shard many times for the same batch. The inline
-  // shard runs in such a setImmediate itself.
+  // A record reaches its shard at the next flush of the ring, in this thread's turn; the inline
+  // shard's records go at once, and its turn is scheduled instead.
   private kick(shard: number): void {
     if (this.inlineKick !== null) {
       this.toShard[shard].flush()
@@ -140,19 +149,47 @@ export class ShardPort {
       this.unpublished[shard] = 1
       this.unpublishedShards.push(shard)
     }
-    if (!this.publishScheduled) {
-      this.publishScheduled = true
-      setImmediate(this.publish)
+    this.scheduleTurn()
+  }
+
+  private readonly scheduleTurn = (): void => {
+    if (this.turnScheduled || !this.attached || this.inlineKick !== null) return
+    this.turnScheduled = true
+    this.doorbell!.cancelSleep()
+    setImmediate(this.turn)
+  }
+
+  private readonly turn = (): void => {
+    this.turnScheduled = false
+    if (!this.attached) return
+    this.publish()
+    for (let i = 0; i < DRAINS_PER_TURN && this.drain(); i++) {
+      this.flushOverflow()
+      this.publish()
+    }
+    this.flushOverflow()
+    this.publish()
+    this.doorbell!.prepareToSleep()
+    if (this.hasInput()) return this.scheduleTurn()
+    if (this.overflowTimer === null && this.overflow.some((q) => q.length > 0)) {
+      this.overflowTimer = setTimeout(() => {
+        this.overflowTimer = null
+        this.scheduleTurn()
+      }, OVERFLOW_RETRY_MS)
     }
   }
 
-  private readonly publish = (): void => {
-    this.publishScheduled = false
+  private publish(): void {
     for (const shard of this.unpublishedShards) {
       this.unpublished[shard] = 0
-      if (this.attached && this.toShard[shard].flush()) this.shardDoorbells[shard].ring()
+      if (this.toShard[shard].flush()) this.shardDoorbells[shard].ring()
     }
     this.unpublishedShards.length = 0
+  }
+
+  private hasInput(): boolean {
+    for (const ring of this.fromShard) if (ring.hasData()) return true
+    return false
   }
 
   flushOverflow(): void {
@@ -193,29 +230,11 @@ export class ShardPort {
     return any
   }
 
-  // Worker shards: wait on this thread's doorbell without blocking the event loop. A drain that
-  // found records yields to the event loop (setImmediate) so that socket reads interleave with it.
-  private async drainLoop(incarnation: number, doorbell: Doorbell): Promise<void> {
-    while (this.running && this.incarnation === incarnation) {
-      const drained = this.drain()
-      this.flushOverflow()
-      if (drained) {
-        await new Promise<void>((resolve) => setImmediate(resolve))
-        continue
-      }
-      const seen = doorbell.prepareToSleep()
-      if (this.fromShard.some((r) => r.hasData())) {
-        doorbell.cancelSleep()
-        continue
-      }
-      const wait = doorbell.sleepAsync(seen, this.overflow.some((q) => q.length > 0) ? OVERFLOW_RETRY_MS : IDLE_WAIT_MS)
-      if (wait !== null) await wait
-    }
-  }
-
   stop(): void {
-    this.running = false
     this.attached = false
-    this.doorbell?.wake()
+    this.watch?.close()
+    this.watch = null
+    if (this.overflowTimer !== null) clearTimeout(this.overflowTimer)
+    this.overflowTimer = null
   }
 }

@@ -4,14 +4,15 @@
 //   ioToShard[t][s]   prepares and next-hop replies from I/O thread t to shard s
 //   shardToIo[s][t]   replies and forwarded prepares from shard s to I/O thread t
 //   shardToShard[i][j] credits, and payments to payees, from shard i to shard j (i ≠ j)
-//   shardDoorbells[s], ioDoorbells[t]   one per consumer thread (ring/doorbell.ts)
+//   shardDoorbells[s], ioDoorbells[t]   one per consumer thread (ring/doorbell.ts); an I/O
+//                     thread's keeps its pipe across restarts (WakeUps)
 //
 // Every ring has one writer thread and one reader thread (ring/ring.ts is single-producer,
 // single-consumer), so no packet waits on a lock. A shard restart replaces all of it (fresh
 // rings cannot hold half-read batches); the link table (io/link_table.ts) is not part of it.
 
 import type { Config } from '../config/schema'
-import { createDoorbell } from './doorbell'
+import type { DoorbellWiring, WakeUps } from './doorbell'
 import { createRing } from './ring'
 
 export interface Wiring {
@@ -20,11 +21,11 @@ export interface Wiring {
   ioToShard: SharedArrayBuffer[][]
   shardToIo: SharedArrayBuffer[][]
   shardToShard: (SharedArrayBuffer | null)[][]
-  shardDoorbells: SharedArrayBuffer[]
-  ioDoorbells: SharedArrayBuffer[]
+  shardDoorbells: DoorbellWiring[]
+  ioDoorbells: DoorbellWiring[]
 }
 
-export function createWiring(config: Config): Wiring {
+export function createWiring(config: Config, wakeUps: WakeUps): Wiring {
   const shards = Math.max(1, config.shards) // the inline shard (SHARDS=0) is shard 0
   const io = config.ioThreads
   // limits.ringBytes per ring: the memory is touched only as far as the ring has been filled.
@@ -35,7 +36,7 @@ export function createWiring(config: Config): Wiring {
     ioToShard: Array.from({ length: io }, () => Array.from({ length: shards }, () => createRing(ringBytes))),
     shardToIo: Array.from({ length: shards }, () => Array.from({ length: io }, () => createRing(ringBytes))),
     shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(ringBytes)))),
-    shardDoorbells: Array.from({ length: shards }, createDoorbell),
-    ioDoorbells: Array.from({ length: io }, createDoorbell),
+    shardDoorbells: Array.from({ length: shards }, () => wakeUps.shardDoorbell()),
+    ioDoorbells: Array.from({ length: io }, (_, t) => wakeUps.ioDoorbell(t)),
   }
 }

@@ -44,8 +44,10 @@ export class ShardLoop {
   turn(nowMs: number): boolean {
     const { shard, fromIo, fromShards } = this.o
     let worked = false
-    for (const ring of fromIo) if (this.drain(ring, nowMs)) worked = true
+    // Other shards first: a credit for a fulfill is published before that fulfill can reach its
+    // sender, so a peer.balance asked after it (arriving from an I/O thread) must see it.
     for (const ring of fromShards) if (ring !== null && this.drain(ring, nowMs)) worked = true
+    for (const ring of fromIo) if (this.drain(ring, nowMs)) worked = true
     shard.expire(nowMs)
     shard.commit(nowMs)
     this.publish()
@@ -123,11 +125,12 @@ export class ShardLoop {
 
   private publish(): void {
     const { toIo, toShards, ioDoorbells, shardDoorbells } = this.o
-    for (let i = 0; i < toIo.length; i++) if (toIo[i].flush() && ioDoorbells !== null) ioDoorbells[i].ring()
+    // Credits before the fulfills that caused them (see turn).
     for (let i = 0; i < toShards.length; i++) {
       const ring = toShards[i]
       if (ring !== null && ring.flush()) shardDoorbells[i]?.ring()
     }
+    for (let i = 0; i < toIo.length; i++) if (toIo[i].flush() && ioDoorbells !== null) ioDoorbells[i].ring()
   }
 }
 

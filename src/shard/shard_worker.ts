@@ -1,6 +1,6 @@
 // A shard as a piscina task: piscina starts one worker thread per shard and runs `runShard` on
 // it once; the task lasts as long as the shard. Its loop is synchronous: it drains, commits and
-// publishes, and when there is nothing to do it blocks in Atomics.wait on its doorbell (a worker
+// publishes, and when there is nothing to do it blocks on its doorbell (ring/doorbell.ts; a worker
 // may block; the main thread never does). Control messages (stop) arrive on a MessagePort and
 // are polled with receiveMessageOnPort between turns, after a doorbell wake.
 //

@@ -16,6 +16,8 @@ export interface NodeProcess {
   cpuMicros(): number
   /** Every thread's name and CPU time now (threads.ts). */
   threads(): ThreadSnapshot
+  /** What the node has printed so far (stdout and stderr; the last 100 KB at most). */
+  output(): string
   stop(): Promise<void>
 }
 
@@ -63,6 +65,9 @@ export async function startNodeProcess(
     },
     threads() {
       return snapshotThreads(proc.pid!)
+    },
+    output() {
+      return output
     },
     async stop() {
       proc.kill('SIGTERM')
