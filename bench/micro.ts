@@ -1,10 +1,12 @@
 // Micro-benchmarks: our codecs against the libraries' (benchmark.js), the routing lookup, the
-// fulfillment hash, PSK2 receiving (ours against ilp-protocol-psk2's decoder), and the SAB ring between two threads (records/s one way, and round-trip
-// latency for batches of 1, 16 and 256 records). Bounded by benchmark.js's maxTime per case and
-// by fixed record counts for the ring.
+// fulfillment hash, PSK2 receiving (ours against ilp-protocol-psk2's decoder), the SAB ring
+// between two threads (records/s one way, and round-trip latency for batches of 1, 16 and 256
+// records), and what a wake-up between two sleeping threads costs (native futex and Atomics).
+// Bounded by benchmark.js's maxTime per case and by fixed counts for the ring and the wake-ups.
 
 import Benchmark from 'benchmark'
 import { createHash, hash } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import * as IlpPacket from 'ilp-packet'
@@ -174,4 +176,79 @@ export async function runRingBenchmark(records: number): Promise<RingResult> {
   bell.wake()
   await new Promise((resolve) => worker.once('exit', resolve))
   return { oneWayRecordsPerSecond, roundTrip }
+}
+
+export interface WakeResult {
+  /** 'native futex' or 'Atomics'. */
+  how: string
+  /** 'any CPU' (where the kernel puts the two threads), or 'one CPU' (both pinned to CPU 0). */
+  placement: string
+  roundTrips: number
+  /** Per round trip: two wake-ups (there and back), both threads asleep in between. */
+  wallUs: number
+  cpuUs: number
+}
+
+/**
+ * What a wake-up costs here: two threads ping-pong through two doorbells, each asleep until the
+ * other rings (no ring data at all), with the shards' futex wake-ups (native) and with V8's
+ * Atomics. CPU is the whole process's (both threads) per round trip, so it is the price of two
+ * sleeps and two wake-ups, system calls and scheduling included: the figure that multiplies the
+ * layout grid's sleeps per packet.
+ */
+export async function runWakeBenchmark(roundTrips: number, alsoPinned = true): Promise<WakeResult[]> {
+  const bellModule = join(__dirname, '..', 'src', 'ring', 'doorbell.js')
+  const results: WakeResult[] = []
+  for (const native of nativeWake === null ? [false] : [true, false]) {
+    const there = { sab: createDoorbell(), native, pipe: null }
+    const back = { sab: createDoorbell(), native, pipe: null }
+    const turn = new Int32Array(new SharedArrayBuffer(8))
+    // turn[0]: the last round the main thread started; turn[1]: the last the worker answered.
+    const worker = new Worker(`
+      const { workerData } = require('node:worker_threads')
+      const { Doorbell } = require(${JSON.stringify(bellModule)})
+      const there = new Doorbell(workerData.there), back = new Doorbell(workerData.back)
+      const turn = new Int32Array(workerData.turn)
+      for (let round = 1; round <= workerData.roundTrips; round++) {
+        for (;;) {
+          const seen = there.prepareToSleep()
+          if (Atomics.load(turn, 0) >= round) { there.cancelSleep(); break }
+          there.sleep(seen, 1000)
+        }
+        Atomics.store(turn, 1, round)
+        back.ring()
+      }
+    `, { eval: true, workerData: { there, back, turn: turn.buffer, roundTrips } })
+    await new Promise((resolve) => worker.once('online', resolve))
+    const thereBell = new Doorbell(there)
+    const backBell = new Doorbell(back)
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    for (let round = 1; round <= roundTrips; round++) {
+      Atomics.store(turn, 0, round)
+      thereBell.ring()
+      for (;;) {
+        const seen = backBell.prepareToSleep()
+        if (Atomics.load(turn, 1) >= round) { backBell.cancelSleep(); break }
+        backBell.sleep(seen, 1000)
+      }
+    }
+    const wallUs = ((performance.now() - t0) * 1000) / roundTrips
+    const cpu = process.cpuUsage(cpu0)
+    await new Promise((resolve) => worker.once('exit', resolve))
+    results.push({ how: native ? 'native futex' : 'Atomics', placement: 'any CPU', roundTrips, wallUs, cpuUs: (cpu.user + cpu.system) / roundTrips })
+  }
+  return alsoPinned ? [...results, ...pinnedWakeResults(roundTrips)] : results
+}
+
+/**
+ * The same ping-pong with both threads on one CPU (a child process under `taskset -c 0`): a
+ * wake-up that needs no other CPU, against one that must wake an idle one. Empty where taskset
+ * is missing.
+ */
+function pinnedWakeResults(roundTrips: number): WakeResult[] {
+  const script = `require(${JSON.stringify(__filename)}).runWakeBenchmark(${roundTrips}, false).then((r) => process.stdout.write(JSON.stringify(r)))`
+  const child = spawnSync('taskset', ['-c', '0', process.execPath, '-e', script], { encoding: 'utf8', timeout: 120_000 })
+  if (child.status !== 0) return []
+  return (JSON.parse(child.stdout) as WakeResult[]).map((r) => ({ ...r, placement: 'one CPU' }))
 }

@@ -35,7 +35,7 @@ import { request } from 'undici'
 import { encodePrepare } from '../src/codec/ilp_packet'
 import { encrypt, psk2Fulfillment, psk2Keys, serializeDraft2, TYPE_REQUEST } from '../src/codec/psk2'
 import { benchPrepare, runHttpLoad, runGetLoad, startHttpReceiver, type GetRunResult, type HttpRunResult } from './http_load'
-import { runCodecBenchmarks, runRingBenchmark, type MicroResult, type RingResult } from './micro'
+import { runCodecBenchmarks, runRingBenchmark, runWakeBenchmark, type MicroResult, type RingResult, type WakeResult } from './micro'
 import { startNodeProcess, type NodeProcess } from '../test/support/node_process'
 import { fmt, lineChart, markdownTable } from './report'
 import { defaultLayout } from '../src/config/load'
@@ -76,6 +76,7 @@ interface HttpThreadUsage {
   threads: number
   busyPercent: number
   cpuUsPerRequest: number
+  sleepsPerRequest: number
 }
 
 interface HttpRun extends HttpRunResult {
@@ -104,6 +105,12 @@ const LAYOUT_GRID: Layout[] = [{ ioThreads: 1, shards: 0 }, { ioThreads: 1, shar
 /** Over all senders: section 1's W=100, so the layouts and the targets compare with it. */
 const GRID_WINDOW = 100
 const PROJECTION_CORES = [4, 8, 16]
+/**
+ * Section 2's warm-up before measuring: every thread of a layout is a V8 isolate that compiles
+ * its own hot code on V8's background threads, so a 4×4 node compiles nine times what 1×0 does;
+ * with section 1's warm-up that compilation fell in the measured interval ("other").
+ */
+const GRID_WARMUP_MS = { full: 3000, quick: 1000 }
 
 interface LayoutRun extends Run {
   ioThreads: number
@@ -279,10 +286,11 @@ function describeProjection(p: Projection): string {
 }
 
 function describeLayout(r: LayoutRun): string {
-  const threads = r.threads.map((u) => `${u.role}${u.role === 'other' ? ` (${u.threads})` : ''} ${u.busyPercent.toFixed(0)} % ${u.cpuUsPerPacket.toFixed(1)}`)
+  const threads = r.threads.map((u) => `${u.role}${u.role === 'other' ? ` (${u.threads})` : ''} ${u.busyPercent.toFixed(0)} % ${u.cpuUsPerPacket.toFixed(1)} ` +
+    `${(1000 * u.sleepsPerPacket).toFixed(0)}`)
   const vanished = r.vanishedThreads > 0 ? `      ${r.vanishedThreads} thread(s) exited mid-run: in the node's total, in no row\n` : ''
   return describe(r) +
-    `      threads (% busy, µs/packet): ${threads.join(', ')}; busiest ${r.busiest.role}\n${vanished}` +
+    `      threads (% busy, µs/packet, sleeps per 1000 packets): ${threads.join(', ')}; busiest ${r.busiest.role}\n${vanished}` +
     `      projected packets/s: ${r.projections.map((p) => `C=${p.cores}: ${describeProjection(p)}`).join(', ')}\n`
 }
 
@@ -332,7 +340,8 @@ function describeDefaultLayout(d: DefaultLayoutResult): string {
     `(${fmt(d.fastest.packetsPerSecond)} packets/s against the default's ${fmt(d.packetsPerSecond)}, ${behind} % fewer).`
 }
 
-async function layoutGrid(t: Timing, grid: Layout[], cores: number): Promise<LayoutGrid> {
+async function layoutGrid(timing: Timing, grid: Layout[], cores: number, quick: boolean): Promise<LayoutGrid> {
+  const t = { ...timing, warmupMs: Math.max(timing.warmupMs, quick ? GRID_WARMUP_MS.quick : GRID_WARMUP_MS.full) }
   log(`\n2. Layouts IO_THREADS×SHARDS ${grid.map(layoutName).join(', ')}: ${GRID_ACCOUNTS} senders → ${GRID_ACCOUNTS} receivers, W=${GRID_WINDOW} in all\n`)
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
   const runs: LayoutRun[] = []
@@ -361,7 +370,9 @@ async function layoutGrid(t: Timing, grid: Layout[], cores: number): Promise<Lay
 /** The node's threads between two snapshots, per request (one request carries one prepare). */
 function httpThreads(start: ThreadSnapshot, end: ThreadSnapshot, requests: number): { threads: HttpThreadUsage[]; vanished: number; busiest: HttpThreadUsage } {
   const { usage, vanished } = threadUsage(start, end, requests)
-  const perRequest = (u: ThreadUsage): HttpThreadUsage => ({ role: u.role, threads: u.threads, busyPercent: u.busyPercent, cpuUsPerRequest: u.cpuUsPerPacket })
+  const perRequest = (u: ThreadUsage): HttpThreadUsage => ({
+    role: u.role, threads: u.threads, busyPercent: u.busyPercent, cpuUsPerRequest: u.cpuUsPerPacket, sleepsPerRequest: u.sleepsPerPacket,
+  })
   return { threads: usage.map(perRequest), vanished, busiest: perRequest(busiestThread(usage)) }
 }
 
@@ -375,7 +386,7 @@ function describeHttp(r: HttpRun): string {
 
 /** An HTTP thread row as threads.ts's ThreadUsage (one request carries one prepare). */
 function perPacket(u: HttpThreadUsage): ThreadUsage {
-  return { role: u.role, threads: u.threads, busyPercent: u.busyPercent, cpuUsPerPacket: u.cpuUsPerRequest }
+  return { role: u.role, threads: u.threads, busyPercent: u.busyPercent, cpuUsPerPacket: u.cpuUsPerRequest, sleepsPerPacket: u.sleepsPerRequest }
 }
 
 /** A run of the node in the layout section 3's ratios against ilp-connector are taken from. */
@@ -606,13 +617,20 @@ async function fundToken(port: number, url: string, token: Buffer, amount: bigin
   if (reply[0] !== 13) throw new Error('funding the bench\'s pay token was rejected')
 }
 
-async function micro(quick: boolean): Promise<{ codecs: MicroResult[]; ring: RingResult }> {
+async function micro(quick: boolean): Promise<{ codecs: MicroResult[]; ring: RingResult; wake: WakeResult[] }> {
   log('\n6. Micro-benchmarks (benchmark.js)\n')
   const codecs = runCodecBenchmarks(quick ? 0.25 : 1)
   log('  ring between two threads (100-byte records) … ')
   const ring = await runRingBenchmark(quick ? 200_000 : 1_000_000)
   log(`${fmt(ring.oneWayRecordsPerSecond)} records/s; round trip p50 ${ring.roundTrip.map((r) => `${r.batch}: ${r.p50Us.toFixed(1)} µs`).join(', ')}\n`)
-  return { codecs, ring }
+  log('  wake-ups between two sleeping threads … ')
+  const wake = await runWakeBenchmark(quick ? 5_000 : 20_000)
+  log(`${wake.map(describeWake).join('; ')}\n`)
+  return { codecs, ring, wake }
+}
+
+function describeWake(w: WakeResult): string {
+  return `${w.how}, ${w.placement}: ${w.wallUs.toFixed(1)} µs and ${w.cpuUs.toFixed(1)} µs of CPU per round trip (two wake-ups)`
 }
 
 function byServer(runs: Run[], server: string, window: number): Run | undefined {
@@ -638,7 +656,7 @@ interface Results {
   httpForwarding?: HttpRun[]
   payPayee?: PayeeRuns
   shop?: ShopRun[]
-  micro?: { codecs: MicroResult[]; ring: RingResult }
+  micro?: { codecs: MicroResult[]; ring: RingResult; wake: WakeResult[] }
 }
 
 function sideBySideMarkdown(side: Run[], stamp: string): string[] {
@@ -680,12 +698,15 @@ function layoutGridMarkdown(grid: LayoutGrid, machine: Machine): string[] {
   lines.push(describeDefaultLayout(grid.defaultLayout), '')
   lines.push('### CPU per thread', '')
   lines.push(markdownTable(
-    ['IO_THREADS×SHARDS', 'thread', '% busy', 'CPU µs/packet'],
-    grid.runs.flatMap((r) => r.threads.map((u) => [layoutName(r), u.role === 'other' ? `other (${u.threads} threads)` : u.role, u.busyPercent.toFixed(0), u.cpuUsPerPacket.toFixed(1)])),
+    ['IO_THREADS×SHARDS', 'thread', '% busy', 'CPU µs/packet', 'sleeps per 1000 packets'],
+    grid.runs.flatMap((r) => r.threads.map((u) => [layoutName(r), u.role === 'other' ? `other (${u.threads} threads)` : u.role, u.busyPercent.toFixed(0),
+      u.cpuUsPerPacket.toFixed(1), (1000 * u.sleepsPerPacket).toFixed(0)])),
   ), '')
   lines.push('Threads by the names the node gives them in /proc: main is the control plane (with IO_THREADS=1 also all socket I/O, ' +
     'with SHARDS=0 also the inline shard), io-n a socket I/O thread, shard-n a shard worker; other is every unnamed thread together ' +
     '(V8 platform workers, the libuv pool, GC helpers). % busy is CPU time (utime + stime) over wall time, in % of one core. ' +
+    'Sleeps are the threads\' voluntary context switches (/proc/<pid>/task/<tid>/status): each is a time a thread ran out of work, ' +
+    'blocked, and had to be woken again; the micro-benchmarks below give what a wake-up costs on this machine. ' +
     'A layout with IO_THREADS > 1 but no io rows ran its sockets on the main thread (a node without I/O threads).', '')
   for (const r of grid.runs.filter((x) => x.vanishedThreads > 0)) {
     lines.push(`${layoutName(r)}: ${r.vanishedThreads} thread(s) exited mid-run; their CPU is in the node's figures but in no thread row.`, '')
@@ -808,12 +829,15 @@ function shopMarkdown(shop: ShopRun[]): string[] {
   ]
 }
 
-function microMarkdown(m: { codecs: MicroResult[]; ring: RingResult }): string[] {
+function microMarkdown(m: { codecs: MicroResult[]; ring: RingResult; wake: WakeResult[] }): string[] {
   return [
     '## Micro-benchmarks', '',
     markdownTable(['case', 'ops/s', '±%'], m.codecs.map((c) => [c.name, fmt(c.opsPerSecond), c.rme.toFixed(1)])), '',
     `Ring between two threads, 100-byte records: ${fmt(m.ring.oneWayRecordsPerSecond)} records/s one way (with echo); ` +
       `round trip p50/p99: ${m.ring.roundTrip.map((r) => `batch ${r.batch}: ${r.p50Us.toFixed(1)}/${r.p99Us.toFixed(1)} µs`).join('; ')}.`, '',
+    'Wake-ups between two threads that sleep on their doorbells between turns (no records; the CPU of both threads per round trip, ' +
+      'so the price of two sleeps and two wake-ups): ' + m.wake.map(describeWake).join('; ') + '. ' +
+      'A layout\'s sleeps per packet (section 2) times half this CPU is roughly what its wake-ups cost per packet.', '',
   ]
 }
 
@@ -903,7 +927,7 @@ async function main(): Promise<void> {
     `the node's default layout here ${layoutName(nodeDefault)}\n`)
   const r: Results = {}
   if (sections.has('side')) r.sideBySide = await sideBySide(timing, nodeDefault)
-  if (sections.has('grid')) r.layoutGrid = await layoutGrid(timing, grid, parallelism)
+  if (sections.has('grid')) r.layoutGrid = await layoutGrid(timing, grid, parallelism, quick)
   if (sections.has('http')) r.httpForwarding = await httpForwarding(timing, nodeDefault)
   if (sections.has('payee')) r.payPayee = await payPayee(timing, nodeDefault)
   if (sections.has('shop')) r.shop = await shopRoutes(timing, nodeDefault)

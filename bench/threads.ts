@@ -1,8 +1,9 @@
 // Per-thread CPU of the node, from /proc/<pid>/task/<tid>/stat, by the names the node gives its
 // threads (src/thread_name.ts): ilp-main, ilp-io-<n>, ilp-shard-<n>. Every other thread (V8's
 // platform workers, the libuv pool, GC helpers) is "other". From two snapshots around a load run
-// come each thread's share of a core and its CPU per packet, and from those a projection of the
-// packets/s the same layout would reach on a machine with more cores.
+// come each thread's share of a core, its CPU per packet and how often it slept (its voluntary
+// context switches in /proc/<pid>/task/<tid>/status: each one a wake-up it then needed), and
+// from those a projection of the packets/s the same layout would reach with more cores.
 
 import { readdirSync, readFileSync } from 'node:fs'
 
@@ -12,6 +13,8 @@ export interface ThreadSample {
   tid: number
   name: string
   cpuMicros: number
+  /** Voluntary context switches so far: the times the thread blocked and had to be woken. */
+  sleeps: number
 }
 
 export interface ThreadSnapshot {
@@ -27,6 +30,8 @@ export interface ThreadUsage {
   /** CPU time over wall time, in % of one core (above 100 for "other" when several are busy). */
   busyPercent: number
   cpuUsPerPacket: number
+  /** Times the threads of this role blocked (and were woken again), per packet. */
+  sleepsPerPacket: number
 }
 
 export interface Projection {
@@ -49,17 +54,25 @@ export function parseStat(stat: string): { name: string; cpuMicros: number } {
   return { name: stat.slice(stat.indexOf('(') + 1, close), cpuMicros: (ticks / CLOCK_TICKS_PER_SECOND) * 1e6 }
 }
 
+/** voluntary_ctxt_switches of a status file (0 if the kernel does not report it). */
+export function parseSleeps(status: string): number {
+  const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)
+  return m === null ? 0 : Number(m[1])
+}
+
 /** Every thread of process `pid` now; a thread that exits while they are read is left out. */
 export function snapshotThreads(pid: number): ThreadSnapshot {
   const threads: ThreadSample[] = []
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     let stat: string
+    let status: string
     try {
       stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
     } catch {
       continue
     }
-    threads.push({ tid: Number(tid), ...parseStat(stat) })
+    threads.push({ tid: Number(tid), ...parseStat(stat), sleeps: parseSleeps(status) })
   }
   return { atMs: performance.now(), threads }
 }
@@ -82,22 +95,24 @@ function roleOrder(role: string): number {
  * thread born after `start` counts from zero; one gone by `end` is in no row, only in `vanished`.
  */
 export function threadUsage(start: ThreadSnapshot, end: ThreadSnapshot, packets: number): { usage: ThreadUsage[]; vanished: number } {
-  const before = new Map(start.threads.map((t) => [t.tid, t.cpuMicros]))
+  const before = new Map(start.threads.map((t) => [t.tid, t]))
   const wallMicros = (end.atMs - start.atMs) * 1000
-  const rows = new Map<string, { threads: number; cpuMicros: number }>()
-  const add = (role: string, cpuMicros: number) => {
-    const row = rows.get(role) ?? { threads: 0, cpuMicros: 0 }
+  const rows = new Map<string, { threads: number; cpuMicros: number; sleeps: number }>()
+  const add = (role: string, cpuMicros: number, sleeps: number) => {
+    const row = rows.get(role) ?? { threads: 0, cpuMicros: 0, sleeps: 0 }
     row.threads++
     row.cpuMicros += cpuMicros
+    row.sleeps += sleeps
     rows.set(role, row)
   }
-  for (const t of end.threads) add(roleOf(t.name), t.cpuMicros - (before.get(t.tid) ?? 0))
+  for (const t of end.threads) add(roleOf(t.name), t.cpuMicros - (before.get(t.tid)?.cpuMicros ?? 0), t.sleeps - (before.get(t.tid)?.sleeps ?? 0))
   const alive = new Set(end.threads.map((t) => t.tid))
   const usage = [...rows].sort(([a], [b]) => roleOrder(a) - roleOrder(b)).map(([role, r]) => ({
     role,
     threads: r.threads,
     busyPercent: (100 * r.cpuMicros) / wallMicros,
     cpuUsPerPacket: r.cpuMicros / packets,
+    sleepsPerPacket: r.sleeps / packets,
   }))
   return { usage, vanished: start.threads.filter((t) => !alive.has(t.tid)).length }
 }

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -155,6 +156,14 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// yield(): gives the CPU to another runnable thread, if this CPU has one (sched_yield).
+static napi_value yield_cpu(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  sched_yield();
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor functions[] = {
     { "futexWait", NULL, futex_wait, NULL, NULL, NULL, napi_default, NULL },
@@ -163,6 +172,7 @@ NAPI_MODULE_INIT() {
     { "signal", NULL, signal_fd, NULL, NULL, NULL, napi_default, NULL },
     { "dup", NULL, dup_fd, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL },
+    { "yield", NULL, yield_cpu, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

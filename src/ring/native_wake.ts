@@ -16,6 +16,8 @@ export interface NativeWake {
   signal(fd: number): boolean
   dup(fd: number): number
   close(fd: number): void
+  /** sched_yield(): lets another runnable thread on this CPU run first. */
+  yield(): void
 }
 
 function load(): { wake: NativeWake | null; reason: string | null } {
