@@ -1,6 +1,6 @@
 // Outgoing BTP: the node dials the accounts that have `btp.url` (its parent, its peers), with the
 // `ws` client (uWebSockets.js only serves). After the auth handshake the session is a BTP session
-// like any other: prepares flow both ways through BtpServer's logic. A dropped connection is
+// like any other: prepares flow both ways through BtpEndpoint (btp_endpoint.ts). A dropped connection is
 // redialled with exponential backoff (1 s doubling to 30 s, with jitter), until the node stops.
 //
 // URL form (as ilp-plugin-btp takes it): btp+ws://[username]:token@host:port/path, or btp+wss://. Credentials go
@@ -12,7 +12,7 @@ import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import type { BtpLinks } from './btp_links'
-import type { BtpServer } from './btp_server'
+import type { BtpEndpoint } from './btp_endpoint'
 import { BtpSession, type BtpSocket } from './btp_session'
 
 const BACKOFF_FIRST_MS = 1000
@@ -68,7 +68,7 @@ export class BtpDialer {
   constructor(
     private readonly config: Config,
     private readonly accounts: AccountTable,
-    private readonly server: BtpServer,
+    private readonly endpoint: BtpEndpoint,
     private readonly links: BtpLinks,
     private readonly log: Logger,
     /** Which dialled accounts are this thread's to dial (each is dialled by one I/O thread). */
@@ -97,24 +97,24 @@ export class BtpDialer {
     const id = this.accounts.accounts[dial.account].id
     const ws = new WebSocket(dial.target.url, { perMessageDeflate: false, maxPayload: this.config.maxFrameBytes })
     dial.ws = ws
-    const session = new BtpSession(this.server, dial.target.url)
+    const session = new BtpSession(this.endpoint, dial.target.url)
     let open = false
     ws.binaryType = 'nodebuffer'
     ws.on('open', () => {
       open = true
-      this.server.attach(session, wsSocket(ws))
-      session.onAuthAnswer = (frame: BtpFrame) => this.onAuthAnswer(dial, session, frame)
-      this.server.send(session, encodeMessage(AUTH_REQUEST_ID, [
+      this.endpoint.attach(session, wsSocket(ws))
+      session.onUnauthenticated = (frame: BtpFrame) => this.onAuthAnswer(dial, session, frame)
+      this.endpoint.send(session, encodeMessage(AUTH_REQUEST_ID, [
         { protocolName: 'auth', contentType: CONTENT_OCTET_STREAM, data: Buffer.alloc(0) },
         { protocolName: 'auth_username', contentType: CONTENT_TEXT_PLAIN, data: Buffer.from(dial.target.username, 'utf8') },
         { protocolName: 'auth_token', contentType: CONTENT_TEXT_PLAIN, data: Buffer.from(dial.target.token, 'utf8') },
       ]))
     })
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.server.onMessage(session, data, isBinary))
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.endpoint.onMessage(session, data, isBinary))
     ws.on('error', (err) => this.log.debug('BTP dial error', { account: id, error: err.message }))
     ws.on('close', () => {
       dial.ws = null
-      if (open) this.server.onClose(session)
+      if (open) this.endpoint.onClose(session)
       if (this.stopped) return
       const delay = Math.round(dial.backoffMs * (0.8 + Math.random() * 0.4))
       this.log.info('BTP connection to peer down; redialling', { account: id, url: dial.target.url, inMs: delay })
@@ -130,7 +130,7 @@ export class BtpDialer {
       session.socket?.end(1008, 'authentication refused')
       return
     }
-    session.onAuthAnswer = null
+    session.onUnauthenticated = null
     dial.backoffMs = BACKOFF_FIRST_MS
     this.links.add(session, dial.account)
     this.log.info('BTP connection to peer up', { account: id, url: dial.target.url })

@@ -2,11 +2,11 @@
 // connected to us, or a peer we dialled), with what is in flight on it: the peer's prepares a
 // shard holds, the prepares we sent it and our control requests, and the frames queued for the
 // next flush. Its link to the account is in BtpLinks (btp_links.ts); its frames are read and
-// written by BtpServer (btp_server.ts), whichever side opened it.
+// written by BtpEndpoint (btp_endpoint.ts), whichever side opened it.
 
 import { randomBytes } from 'node:crypto'
 import { BTP_RESPONSE, type BtpFrame } from '../codec/btp_packet'
-import type { BtpServer } from './btp_server'
+import type { BtpEndpoint } from './btp_endpoint'
 import type { ReplyTarget } from './connections'
 
 /**
@@ -26,8 +26,11 @@ export class BtpSession implements ReplyTarget {
   connId = 0
   account = -1
   authTimer: NodeJS.Timeout | null = null
-  /** Set on sessions we dialled: receives the answer to our auth message. */
-  onAuthAnswer: ((frame: BtpFrame) => void) | null = null
+  /**
+   * Reads frames until the session is authenticated: a client's auth message (BtpServer), or the
+   * answer to ours on a session we dialled (BtpDialer).
+   */
+  onUnauthenticated: ((frame: BtpFrame) => void) | null = null
   /** Authentication failed and the refusal is being held back (AuthThrottle). */
   refused = false
   /** Request ids of this peer's prepares a shard holds (answered by sendReply, or abandon). */
@@ -40,7 +43,7 @@ export class BtpSession implements ReplyTarget {
   private nextRequestId = randomBytes(4).readUInt32BE(0)
   /**
    * Frames queued during one drain of the shard rings, sent together under one cork (one write
-   * syscall) by BtpServer.flush(). frameKeys holds the pending key of a forwarded prepare (so a
+   * syscall) by BtpEndpoint.flush(). frameKeys holds the pending key of a forwarded prepare (so a
    * frame the socket refuses can be failed back to its shard), or -1 for a reply.
    */
   outbox: Buffer = Buffer.allocUnsafe(0)
@@ -50,7 +53,7 @@ export class BtpSession implements ReplyTarget {
   /** The BTP request id of each queued frame (to drop a refused prepare from `outstanding` at once). */
   readonly frameRequestIds: number[] = []
 
-  constructor(readonly server: BtpServer, readonly remoteAddress: string) {}
+  constructor(readonly endpoint: BtpEndpoint, readonly remoteAddress: string) {}
 
   takeRequestId(): number {
     this.nextRequestId = (this.nextRequestId + 1) >>> 0
@@ -59,11 +62,11 @@ export class BtpSession implements ReplyTarget {
 
   sendReply(requestId: number, ilp: Uint8Array): void {
     this.incoming.delete(requestId)
-    this.server.queueIlpFrame(this, BTP_RESPONSE, requestId, ilp, -1)
+    this.endpoint.queueIlpFrame(this, BTP_RESPONSE, requestId, ilp, -1)
   }
 
   abandon(reject: Uint8Array): void {
-    for (const requestId of this.incoming) this.server.queueIlpFrame(this, BTP_RESPONSE, requestId, reject, -1)
+    for (const requestId of this.incoming) this.endpoint.queueIlpFrame(this, BTP_RESPONSE, requestId, reject, -1)
     this.incoming.clear()
     this.outstanding.clear()
     this.previous.clear()

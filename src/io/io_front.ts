@@ -18,6 +18,7 @@ import { ShopServer } from './shop_server'
 import type { Store } from '../store/balance_store'
 import { BtpDialer } from './btp_client'
 import { BtpLinks } from './btp_links'
+import { BtpEndpoint } from './btp_endpoint'
 import { BtpServer } from './btp_server'
 import { Connections } from './connections'
 import { IlpHttpClient } from './http_ilp_client'
@@ -42,7 +43,7 @@ export class IoFront {
   readonly connections: Connections
   private readonly accounts: AccountTable
   private readonly links: LinkTable
-  private readonly btp: BtpServer
+  private readonly btp: BtpEndpoint
   private readonly httpOut: IlpHttpClient
   private readonly dialer: BtpDialer
   private readonly shop: ShopServer | null
@@ -83,7 +84,8 @@ export class IoFront {
       this.links.linkDown(account, io)
       controlPlane.linkDown(account)
     })
-    this.btp = new BtpServer(config, this.accounts, this.port, this.connections, btpLinks, throttle, scope('btp'))
+    this.btp = new BtpEndpoint(config, this.accounts, this.port, this.connections, btpLinks, scope('btp'))
+    const btpServer = new BtpServer(config, this.accounts, this.btp, this.connections, btpLinks, throttle, scope('btp'))
     this.httpOut = new IlpHttpClient(config, this.accounts, this.port, scope('http-out'))
     this.dialer = new BtpDialer(config, this.accounts, this.btp, btpLinks, scope('btp-out'), (account) => this.links.home(account) === io)
     // Payees have no link: their shards answer payments to them directly (shard/shard.ts, step 9).
@@ -96,7 +98,7 @@ export class IoFront {
     this.shop = config.shop === null ? null : new ShopServer(config, this.accounts, this.port, this.connections, store, scope('shop'))
     const httpIn = new IlpHttpServer(config, this.accounts, this.port, this.connections, throttle, scope('http-in'))
     const app = uws.App()
-    app.ws('/*', this.btp.behavior())
+    app.ws('/*', btpServer.behavior())
     httpIn.register(app)
     app.get('/health', (res) => {
       res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')

@@ -1,0 +1,247 @@
+// BTP/2.0 (RFC 23) on one I/O thread, for every session whichever side opened it (a client that
+// connected to BtpServer, a peer BtpDialer dialled): the framing, and the hand-off of `ilp`
+// packets to the shards. No ILP logic here: a Message's `ilp` entry goes to the shard of the
+// session's account as it is, and whatever the shard answers goes back as a Response.
+//
+// Per session, after auth:
+//   Message  ilp ...      → shard (PREPARE_IN); the shard's reply → Response (same requestId)
+//   Message  other name   → empty Response (unknown side protocol)
+//   Transfer              → Error F00 (no settlement engine yet)
+//   Response / Error      → the answer to a prepare we sent: matched by requestId → shard
+// Prepares the shards forward to an account go out as Messages on its newest session. Before
+// auth, frames go to the session's own handler (BtpSession.onUnauthenticated).
+
+import {
+  BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, BtpFrame, encodeError, encodeResponse, ilpFrameLength, writeIlpFrame,
+} from '../codec/btp_packet'
+import { SendFailure, T03_CONNECTOR_BUSY } from '../codec/ilp_errors'
+import { encodeReject } from '../codec/ilp_packet'
+import type { Config } from '../config/schema'
+import type { Logger } from '../log'
+import type { AccountTable } from '../config/account_table'
+import type { ShardPort } from './shard_port'
+import type { Connections } from './connections'
+import type { BtpLinks } from './btp_links'
+import type { BtpSession, BtpSocket } from './btp_session'
+
+const ILP = Buffer.from('ilp', 'latin1')
+
+export class BtpEndpoint {
+  private readonly frame = new BtpFrame()
+  private readonly scratch: Buffer
+  private readonly rotateTimer: NodeJS.Timeout
+  private readonly sessionsToFlush: BtpSession[] = []
+
+  constructor(
+    private readonly config: Config,
+    private readonly accounts: AccountTable,
+    private readonly shards: ShardPort,
+    private readonly connections: Connections,
+    private readonly links: BtpLinks,
+    private readonly log: Logger,
+  ) {
+    this.scratch = Buffer.allocUnsafe(config.maxFrameBytes + 64)
+    // Outstanding requests the peer never answered are dropped after two rotations; by then the
+    // shard has long expired them (R00), so this only bounds memory.
+    this.rotateTimer = setInterval(() => this.rotateOutstanding(), 2 * config.maxHoldTimeMs)
+    this.rotateTimer.unref()
+  }
+
+  /** A new socket, not yet authenticated: it can receive replies from now on. */
+  attach(session: BtpSession, socket: BtpSocket): void {
+    session.socket = socket
+    session.connId = this.connections.add(session)
+  }
+
+  /** A WebSocket message on a session, whichever side opened it. */
+  onMessage(session: BtpSession, message: Uint8Array, isBinary: boolean): void {
+    const frame = this.frame
+    if (!isBinary) return this.protocolError(session, 0, 'BTP frames must be binary WebSocket messages')
+    if (!frame.parse(message)) {
+      const requestId = message.byteLength >= 5 ? ((message[1] << 24) >>> 0) + (message[2] << 16) + (message[3] << 8) + message[4] : 0
+      return this.protocolError(session, requestId, `malformed BTP frame: ${frame.error}`)
+    }
+    // Before auth, the side that opened the session reads the frame: the server checks a client's
+    // credentials, the dialer waits for the answer to its own.
+    if (session.account < 0) return session.onUnauthenticated?.(frame)
+
+    switch (frame.type) {
+      case BTP_MESSAGE:
+        if (frame.entryCount > 0 && frame.nameIs(0, ILP)) return this.onIlpMessage(session, frame)
+        // Unknown or unsupported side protocol (including a repeated auth): an empty Response,
+        // as ilp-plugin-btp answers.
+        return this.send(session, encodeResponse(frame.requestId))
+      case BTP_RESPONSE:
+      case BTP_ERROR:
+        return this.onAnswer(session, frame)
+      case BTP_TRANSFER:
+        return this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', 'settlement transfers are not supported by this node'))
+    }
+  }
+
+  private onIlpMessage(session: BtpSession, frame: BtpFrame): void {
+    const ilp = frame.entryData(0)
+    session.incoming.add(frame.requestId)
+    if (!this.shards.submitPrepare(session.account, session.connId, frame.requestId, ilp)) {
+      session.incoming.delete(frame.requestId)
+      this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[session.account].id })
+      this.sendIlpFrame(session, BTP_RESPONSE, frame.requestId, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
+    }
+  }
+
+  private onAnswer(session: BtpSession, frame: BtpFrame): void {
+    const control = session.controlRequests.get(frame.requestId)
+    if (control !== undefined) {
+      session.controlRequests.delete(frame.requestId)
+      const i = frame.findEntry(ILP)
+      return control(frame.type === BTP_ERROR || i < 0 ? new Error('peer answered with a BTP error') : Buffer.from(frame.entryData(i)))
+    }
+    const key = session.takeOutstanding(frame.requestId)
+    if (key < 0) {
+      this.log.debug('ignored BTP answer to an unknown request', { account: this.accounts.accounts[session.account].id, requestId: frame.requestId })
+      return
+    }
+    const shard = Math.floor(key / 2 ** 32)
+    const pendingId = key % 2 ** 32
+    if (frame.type === BTP_ERROR) {
+      this.log.info('next hop answered a prepare with a BTP error', { account: this.accounts.accounts[session.account].id, code: frame.errorCode, name: frame.errorName })
+      return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerError)
+    }
+    const i = frame.findEntry(ILP)
+    // A Response without an ilp entry is not an ILP answer; the shard turns it into a reject.
+    this.shards.submitReply(shard, pendingId, i < 0 ? new Uint8Array(0) : frame.entryData(i))
+  }
+
+  protocolError(session: BtpSession, requestId: number, reason: string): void {
+    this.log.info('bad BTP frame', { account: session.account < 0 ? '(unauthenticated)' : this.accounts.accounts[session.account].id, reason })
+    this.send(session, encodeError(requestId, 'F01', 'InvalidFieldsError', reason))
+    if (session.account < 0) session.socket?.end(1002, 'protocol error')
+  }
+
+  onClose(session: BtpSession): void {
+    session.socket = null
+    if (session.authTimer !== null) clearTimeout(session.authTimer)
+    this.connections.remove(session.connId)
+    if (session.account < 0) return
+    this.log.info('BTP client disconnected', { account: this.accounts.accounts[session.account].id })
+    for (const resolve of session.controlRequests.values()) resolve(new Error('peer disconnected'))
+    session.controlRequests.clear()
+    this.links.remove(session)
+    // Prepares this peer was holding will never be answered on this socket.
+    for (const map of [session.outstanding, session.previous]) {
+      for (const key of map.values()) this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerDisconnected)
+      map.clear()
+    }
+  }
+
+  /** Queues a prepare forwarded by a shard for `account`'s newest socket (sent at flush). */
+  forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
+    const session = this.links.newest(account)
+    if (session === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
+    const requestId = session.takeRequestId()
+    const key = shard * 2 ** 32 + pendingId
+    session.outstanding.set(requestId, key)
+    this.queueIlpFrame(session, BTP_MESSAGE, requestId, ilp, key)
+  }
+
+  /** Sends a control-plane prepare (CCP) to `account` and resolves with its ILP answer. */
+  sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const session = this.links.newest(account)
+    if (session === null) return Promise.reject(new Error('not connected'))
+    const requestId = session.takeRequestId()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        session.controlRequests.delete(requestId)
+        reject(new Error('timed out'))
+      }, timeoutMs)
+      session.controlRequests.set(requestId, (reply) => {
+        clearTimeout(timer)
+        if (reply instanceof Error) reject(reply)
+        else resolve(reply)
+      })
+      this.queueIlpFrame(session, BTP_MESSAGE, requestId, prepare, -1)
+      this.flush()
+    })
+  }
+
+  /** Appends a one-entry `ilp` frame to the session's outbox. */
+  queueIlpFrame(session: BtpSession, type: number, requestId: number, ilp: Uint8Array, key: number): void {
+    const length = ilpFrameLength(ilp.length)
+    const needed = session.outboxLength + length
+    if (needed > session.outbox.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, session.outbox.length * 2, 64 * 1024))
+      session.outbox.copy(grown, 0, 0, session.outboxLength)
+      session.outbox = grown
+    }
+    writeIlpFrame(session.outbox.subarray(session.outboxLength), type, requestId, ilp)
+    session.outboxLength = needed
+    session.frameEnds.push(needed)
+    session.frameKeys.push(key)
+    session.frameRequestIds.push(requestId)
+    if (session.frameEnds.length === 1) this.sessionsToFlush.push(session)
+  }
+
+  /** Sends every queued frame, one cork (one syscall) per socket. */
+  flush(): void {
+    for (const session of this.sessionsToFlush) {
+      const socket = session.socket
+      if (socket === null) {
+        this.failQueued(session, 0)
+      } else {
+        socket.cork(() => {
+          let start = 0
+          for (let i = 0; i < session.frameEnds.length; i++) {
+            const end = session.frameEnds[i]
+            if (!socket.send(session.outbox.subarray(start, end))) {
+              // Over the socket's back-pressure limit: this and the remaining frames are dropped.
+              this.failQueued(session, i)
+              break
+            }
+            start = end
+          }
+        })
+      }
+      session.outboxLength = 0
+      session.frameEnds.length = 0
+      session.frameKeys.length = 0
+      session.frameRequestIds.length = 0
+    }
+    this.sessionsToFlush.length = 0
+  }
+
+  /** Fails forwarded prepares queued from frame `from` on (their shard rejects them T02). */
+  private failQueued(session: BtpSession, from: number): void {
+    for (let i = from; i < session.frameKeys.length; i++) {
+      const key = session.frameKeys[i]
+      if (key < 0) continue
+      session.takeOutstanding(session.frameRequestIds[i])
+      this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerBusy)
+    }
+  }
+
+  /** Writes a one-entry `ilp` frame now (inside a uWS callback, which corks on its own). */
+  private sendIlpFrame(session: BtpSession, type: number, requestId: number, ilp: Uint8Array): void {
+    if (session.socket === null) return
+    const length = ilpFrameLength(ilp.length)
+    const out = length <= this.scratch.length ? this.scratch : Buffer.allocUnsafe(length)
+    writeIlpFrame(out, type, requestId, ilp)
+    session.socket.send(out.subarray(0, length))
+  }
+
+  /** Sends a frame now (inside a socket callback, which corks on its own, or on its own). */
+  send(session: BtpSession, bytes: Uint8Array): void {
+    session.socket?.send(bytes)
+  }
+
+  private rotateOutstanding(): void {
+    for (const session of this.links.sessions()) {
+      session.previous = session.outstanding
+      session.outstanding = new Map()
+    }
+  }
+
+  close(): void {
+    clearInterval(this.rotateTimer)
+    for (const session of [...this.links.sessions()]) session.socket?.end(1001, 'node shutting down')
+  }
+}
