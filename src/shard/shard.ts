@@ -1,5 +1,5 @@
-// A shard: the actor that owns a set of accounts (their balances and holds) and the prepares
-// they send. The same class runs inside a worker thread or inline on the main thread (SHARDS=0).
+// A shard: the actor that owns a set of accounts (their balances and holds, in books.ts) and the
+// prepares they send. The same class runs inside a worker thread or inline on the main thread (SHARDS=0).
 // Its inputs are ring records (ring/records.ts); its outputs are ring records, written into
 // `toIo` / `toShards` and published by the loop only after `commit()` has made the batch's
 // state durable, so no fulfill leaves the shard before its balance change is committed. A reply
@@ -44,8 +44,9 @@ import { OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import type { LinkTable } from '../ring/link_table'
 import { ioThreadOf } from '../ring/records'
-import { decodeInt128, encodeInt128, type Store } from '../store/balance_store'
+import type { Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
+import { Books } from './books'
 import type { Logger } from '../log'
 
 const PEER_PREFIX = Buffer.from('peer.', 'latin1')
@@ -92,20 +93,8 @@ export class Shard {
   private readonly view = new PrepareView()
   readonly pending: PendingTable
 
-  // Per account (by index). `balance` and `held` are kept for owned accounts only.
-  private readonly owned: Uint8Array
-  private readonly balance: bigint[]
-  private readonly held: bigint[]
-  /** Prepares in flight per source account (limits.maxInFlightPerAccount). */
-  private readonly inFlight: Int32Array
-  /** This shard's own LMDB record per account (see store/balance_store.ts). */
-  private readonly record: bigint[]
-  private readonly recordDirty: Uint8Array
-  private readonly dirtyAccounts: number[] = []
+  private readonly books: Books
   private readonly ildcpData: (Buffer | null)[]
-  /** Credits owed to other shards' live views, coalesced per account until there is ring space. */
-  private readonly unsentCredit: bigint[]
-  private readonly unsentCreditAccounts: number[] = []
 
   private readonly journal: InflightJournal
   private readonly receiver: PayeeReceiver
@@ -122,14 +111,7 @@ export class Shard {
     this.routes = Shard.routingTable(o.routes)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
-    const n = this.accounts.size
-    this.owned = new Uint8Array(n)
-    this.balance = new Array<bigint>(n).fill(0n)
-    this.held = new Array<bigint>(n).fill(0n)
-    this.inFlight = new Int32Array(n)
-    this.record = new Array<bigint>(n).fill(0n)
-    this.recordDirty = new Uint8Array(n)
-    this.unsentCredit = new Array<bigint>(n).fill(0n)
+    this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards)
     this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending,
       this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8')))
     this.ildcpData = this.accounts.accounts.map((account) => {
@@ -146,22 +128,6 @@ export class Shard {
       return data.subarray(0, pos + code.length)
     })
     this.receiver = new PayeeReceiver(o.config, this.accounts, o.store, o.log)
-    this.loadBalances()
-  }
-
-  private loadBalances(): void {
-    for (let i = 0; i < this.accounts.size; i++) {
-      const id = this.accounts.accounts[i].id
-      const isOwner = this.accounts.ownerShard[i] === this.shardIndex
-      this.owned[i] = isOwner ? 1 : 0
-      let sum = 0n
-      for (const { key, value } of this.store.balances.getRange({ start: [id], end: [id, 1 << 30] })) {
-        const v = decodeInt128(value)
-        if (key[1] === this.shardIndex) this.record[i] = v
-        sum += v
-      }
-      if (isOwner) this.balance[i] = sum
-    }
   }
 
   private static routingTable(entries: [string, number][]): RoutingTable {
@@ -206,18 +172,17 @@ export class Shard {
     if (destinationAmount < 0n) return this.reject(connId, requestId, account, F02_UNREACHABLE, 'no exchange rate between the two assets')
     if (destinationAmount === 0n && view.amount > 0n) return this.reject(connId, requestId, account, R01_INSUFFICIENT_SOURCE_AMOUNT, 'amount rounds to zero for the next hop')
 
-    if (this.balance[account] + this.held[account] + view.amount > source.balanceMaximum) {
+    if (!this.books.canHold(account, view.amount)) {
       return this.reject(connId, requestId, account, T04_INSUFFICIENT_LIQUIDITY, 'exceeded maximum balance')
     }
-    if (this.inFlight[account] >= this.config.maxInFlightPerAccount) {
+    if (this.books.prepares(account) >= this.config.maxInFlightPerAccount) {
       return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight for this account')
     }
     const nextExpiresAtMs = Math.min(view.expiresAtMs - this.config.minMessageWindowMs, nowMs + this.config.maxHoldTimeMs)
     const slot = this.pending.allocate(nextExpiresAtMs, nowMs)
     if (slot < 0) return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight')
 
-    this.held[account] += view.amount
-    this.inFlight[account]++
+    this.books.hold(account, view.amount)
     this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
     view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
@@ -299,7 +264,7 @@ export class Shard {
 
   /** Another shard committed a fulfill to an account of ours: keep the live balance current. */
   handleCredit(account: number, amount: bigint): void {
-    if (this.owned[account] === 1) this.balance[account] -= amount
+    this.books.credited(account, amount)
   }
 
   /** Rejects (R00) every forwarded prepare whose expiry has passed. */
@@ -328,42 +293,20 @@ export class Shard {
    */
   commit(nowMs: number): void {
     const journalWork = this.journal.hasWork(nowMs)
-    if (this.dirtyAccounts.length > 0 || journalWork || this.receiver.hasDirty) {
-      const { balances, root } = this.store
-      root.transactionSync(() => {
+    if (this.books.dirty || journalWork || this.receiver.hasDirty) {
+      this.store.root.transactionSync(() => {
         this.receiver.writeDirty()
-        for (const i of this.dirtyAccounts) {
-          balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
-          this.recordDirty[i] = 0
-        }
+        this.books.writeRecords()
         if (journalWork) this.journal.write(this.store, nowMs)
       })
-      this.dirtyAccounts.length = 0
+      this.books.recordsWritten()
     }
-    this.sendCredits()
+    this.books.sendCredits()
   }
 
   /** True while there are credits waiting for ring space. */
   hasUnsentCredits(): boolean {
-    return this.unsentCreditAccounts.length > 0
-  }
-
-  private sendCredits(): void {
-    const accounts = this.unsentCreditAccounts
-    let kept = 0
-    for (let k = 0; k < accounts.length; k++) {
-      const i = accounts[k]
-      const ring = this.toShards[this.accounts.ownerShard[i]]!
-      let amount = this.unsentCredit[i]
-      while (amount > 0n) {
-        const chunk = amount > UINT64_MAX ? UINT64_MAX : amount
-        if (!ring.tryWrite(RecordKind.Credit, i, Number(chunk >> 32n), Number(chunk & 0xffffffffn), 0, null)) break
-        amount -= chunk
-      }
-      this.unsentCredit[i] = amount
-      if (amount > 0n) accounts[kept++] = i
-    }
-    accounts.length = kept
+    return this.books.hasUnsentCredits
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -388,20 +331,10 @@ export class Shard {
     if (view.destinationEquals(PEER_BALANCE)) {
       if (!conditionOk) return this.reject(connId, requestId, account, F01_INVALID_PACKET, 'peer.balance request with the wrong condition')
       const data = Buffer.alloc(8)
-      writeInt64(data, 0, this.peerBalance(account))
+      writeInt64(data, 0, this.books.peerBalance(account))
       return this.fulfillPeerRequest(connId, requestId, account, data)
     }
     this.reject(connId, requestId, account, F01_INVALID_PACKET, `unknown peer protocol ${view.destination()}`)
-  }
-
-  /**
-   * The balance as peer.balance reports it: positive when this node owes the requester (the
-   * later draft of the server-roles document), i.e. the negated internal balance. Holds of
-   * prepares still in flight are not included. Clamped to the signed 64-bit range.
-   */
-  private peerBalance(account: number): bigint {
-    const v = -this.balance[account]
-    return v > 0x7fffffffffffffffn ? 0x7fffffffffffffffn : v < -0x8000000000000000n ? -0x8000000000000000n : v
   }
 
   private fulfillPeerRequest(connId: number, requestId: number, account: number, data: Uint8Array): void {
@@ -445,34 +378,10 @@ export class Shard {
   /** Ends a pending prepare: commits (fulfilled) or releases (otherwise) the source's hold. */
   private finish(slot: number, fulfilled: boolean): void {
     const p = this.pending
-    const source = p.sourceAccount[slot]
-    const amount = p.sourceAmount[slot]
-    this.held[source] -= amount
-    this.inFlight[source]--
-    if (fulfilled) {
-      this.balance[source] += amount
-      this.addToRecord(source, amount)
-      const target = p.destinationAccount[slot]
-      const credit = p.destinationAmount[slot]
-      this.addToRecord(target, -credit)
-      if (this.owned[target] === 1) this.balance[target] -= credit
-      else this.queueCredit(target, credit)
-    }
+    if (fulfilled) this.books.commit(p.sourceAccount[slot], p.sourceAmount[slot], p.destinationAccount[slot], p.destinationAmount[slot])
+    else this.books.release(p.sourceAccount[slot], p.sourceAmount[slot])
     this.journal.ended(slot)
     p.release(slot)
-  }
-
-  private addToRecord(account: number, delta: bigint): void {
-    this.record[account] += delta
-    if (this.recordDirty[account] === 0) {
-      this.recordDirty[account] = 1
-      this.dirtyAccounts.push(account)
-    }
-  }
-
-  private queueCredit(account: number, amount: bigint): void {
-    if (this.unsentCredit[account] === 0n) this.unsentCreditAccounts.push(account)
-    this.unsentCredit[account] += amount
   }
 
   private reject(connId: number, requestId: number, account: number, code: IlpErrorCode, message: string, data: Uint8Array = EMPTY): void {
@@ -511,6 +420,6 @@ export class Shard {
 
   /** Balance of an owned account (committed; positive = the peer owes this node). For tests and stats. */
   balanceOf(account: number): bigint {
-    return this.balance[account]
+    return this.books.balanceOf(account)
   }
 }

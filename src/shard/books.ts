@@ -1,0 +1,177 @@
+// A shard's books: the live balance and holds of the accounts it owns, and the LMDB records it
+// writes (store/balance_store.ts: one record per account per writing shard, their sum being the
+// balance). Only the shard's own thread touches them.
+//
+//   hold     a prepare from A is accepted: held[A] += amount (checked against A's maximum)
+//   release  it is rejected or expires: held[A] -= amount
+//   commit   it is fulfilled: held[A] -= amount, balance[A] += amount, record[A] += amount, and
+//            the next hop B is credited: record[B] -= credit here, and balance[B] -= credit at
+//            B's owner (at once if that is this shard, else by a CREDIT record after the commit)
+//
+// Changed records are written in the shard's next transaction (writeRecords), before anything
+// that depends on them leaves the shard; the credits for other shards' live views go out after
+// it (sendCredits), coalesced per account while their ring is full.
+
+import type { AccountTable } from '../config/account_table'
+import { UINT64_MAX } from '../codec/oer'
+import { RecordKind } from '../ring/records'
+import type { RingWriter } from '../ring/ring'
+import { decodeInt128, encodeInt128, type Store } from '../store/balance_store'
+
+const INT64_MAX = 0x7fffffffffffffffn
+const INT64_MIN = -0x8000000000000000n
+
+export class Books {
+  // Per account (by index). `balance` and `held` are kept for owned accounts only.
+  private readonly owned: Uint8Array
+  private readonly balance: bigint[]
+  private readonly held: bigint[]
+  /** Prepares in flight per source account (limits.maxInFlightPerAccount). */
+  private readonly inFlight: Int32Array
+  /** This shard's own LMDB record per account. */
+  private readonly record: bigint[]
+  private readonly recordDirty: Uint8Array
+  private readonly dirtyAccounts: number[] = []
+  /** Credits owed to other shards' live views, coalesced per account until there is ring space. */
+  private readonly unsentCredit: bigint[]
+  private readonly unsentCreditAccounts: number[] = []
+
+  constructor(
+    private readonly accounts: AccountTable,
+    private readonly shardIndex: number,
+    private readonly store: Store,
+    /** Rings to the other shards by index (null at this shard's own index). */
+    private readonly toShards: (RingWriter | null)[],
+  ) {
+    const n = accounts.size
+    this.owned = new Uint8Array(n)
+    this.balance = new Array<bigint>(n).fill(0n)
+    this.held = new Array<bigint>(n).fill(0n)
+    this.inFlight = new Int32Array(n)
+    this.record = new Array<bigint>(n).fill(0n)
+    this.recordDirty = new Uint8Array(n)
+    this.unsentCredit = new Array<bigint>(n).fill(0n)
+    this.load()
+  }
+
+  /** Every account's records as committed: this shard's own, and the sum for the accounts it owns. */
+  private load(): void {
+    for (let i = 0; i < this.accounts.size; i++) {
+      const id = this.accounts.accounts[i].id
+      const isOwner = this.accounts.ownerShard[i] === this.shardIndex
+      this.owned[i] = isOwner ? 1 : 0
+      let sum = 0n
+      for (const { key, value } of this.store.balances.getRange({ start: [id], end: [id, 1 << 30] })) {
+        const v = decodeInt128(value)
+        if (key[1] === this.shardIndex) this.record[i] = v
+        sum += v
+      }
+      if (isOwner) this.balance[i] = sum
+    }
+  }
+
+  /** True if holding `amount` more would keep `account` within its maximum balance. */
+  canHold(account: number, amount: bigint): boolean {
+    return this.balance[account] + this.held[account] + amount <= this.accounts.accounts[account].balanceMaximum
+  }
+
+  prepares(account: number): number {
+    return this.inFlight[account]
+  }
+
+  hold(account: number, amount: bigint): void {
+    this.held[account] += amount
+    this.inFlight[account]++
+  }
+
+  release(account: number, amount: bigint): void {
+    this.held[account] -= amount
+    this.inFlight[account]--
+  }
+
+  /** A fulfill: `source`'s hold becomes balance, `target` is credited `credit` (its own units). */
+  commit(source: number, amount: bigint, target: number, credit: bigint): void {
+    this.release(source, amount)
+    this.balance[source] += amount
+    this.addToRecord(source, amount)
+    this.addToRecord(target, -credit)
+    if (this.owned[target] === 1) this.balance[target] -= credit
+    else this.queueCredit(target, credit)
+  }
+
+  /** Another shard committed a fulfill to an account of ours: keep the live balance current. */
+  credited(account: number, amount: bigint): void {
+    if (this.owned[account] === 1) this.balance[account] -= amount
+  }
+
+  /** Committed balance of an owned account (positive = the peer owes this node). */
+  balanceOf(account: number): bigint {
+    return this.balance[account]
+  }
+
+  /**
+   * The balance as peer.balance reports it: positive when this node owes the requester (the
+   * later draft of the server-roles document), i.e. the negated balance. Holds of prepares still
+   * in flight are not included. Clamped to the signed 64-bit range.
+   */
+  peerBalance(account: number): bigint {
+    const v = -this.balance[account]
+    return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : v
+  }
+
+  /** True if records changed since the last transaction. */
+  get dirty(): boolean {
+    return this.dirtyAccounts.length > 0
+  }
+
+  /** Inside the shard's transaction: puts every changed record. */
+  writeRecords(): void {
+    const balances = this.store.balances
+    for (const i of this.dirtyAccounts) {
+      balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
+      this.recordDirty[i] = 0
+    }
+  }
+
+  /** After the transaction committed. */
+  recordsWritten(): void {
+    this.dirtyAccounts.length = 0
+  }
+
+  /** True while there are credits waiting for ring space. */
+  get hasUnsentCredits(): boolean {
+    return this.unsentCreditAccounts.length > 0
+  }
+
+  /** Hands the committed credits to their owners' shards, as far as their rings have room. */
+  sendCredits(): void {
+    const accounts = this.unsentCreditAccounts
+    let kept = 0
+    for (let k = 0; k < accounts.length; k++) {
+      const i = accounts[k]
+      const ring = this.toShards[this.accounts.ownerShard[i]]!
+      let amount = this.unsentCredit[i]
+      while (amount > 0n) {
+        const chunk = amount > UINT64_MAX ? UINT64_MAX : amount
+        if (!ring.tryWrite(RecordKind.Credit, i, Number(chunk >> 32n), Number(chunk & 0xffffffffn), 0, null)) break
+        amount -= chunk
+      }
+      this.unsentCredit[i] = amount
+      if (amount > 0n) accounts[kept++] = i
+    }
+    accounts.length = kept
+  }
+
+  private addToRecord(account: number, delta: bigint): void {
+    this.record[account] += delta
+    if (this.recordDirty[account] === 0) {
+      this.recordDirty[account] = 1
+      this.dirtyAccounts.push(account)
+    }
+  }
+
+  private queueCredit(account: number, amount: bigint): void {
+    if (this.unsentCredit[account] === 0n) this.unsentCreditAccounts.push(account)
+    this.unsentCredit[account] += amount
+  }
+}
