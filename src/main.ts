@@ -2,20 +2,22 @@
 
 import { loadConfig } from './config/load'
 import { ConfigError } from './config/schema'
-import { logger, setLogLevel } from './log'
+import { configureLog, logger } from './log'
 import { startNode } from './node'
 import { nameThisThread } from './thread_name'
 import { UwsFallbackError } from './io/uws'
 import { PortInUseError } from './io/listen'
-import { DataDirInUseError } from './store/data_dir_lock'
+import { DataDirInUseError, DataDirUnusableError } from './store/data_dir_lock'
 
 /**
  * Exit codes (sysexits.h): 78 bad configuration, 69 a required part is missing (uWebSockets.js
- * without its native binary), 75 the data directory or the port is in use by another process
- * (try again once it is free), 70 the node stopped itself on a fatal error, 1 anything else.
+ * without its native binary), 73 the data directory cannot be created or written, 75 the data
+ * directory or the port is in use by another process (try again once it is free), 70 the node
+ * stopped itself on a fatal error, 1 anything else.
  */
 function startupExitCode(err: Error): number | null {
   if (err instanceof UwsFallbackError) return 69
+  if (err instanceof DataDirUnusableError) return 73
   if (err instanceof DataDirInUseError || err instanceof PortInUseError) return 75
   return null
 }
@@ -25,6 +27,8 @@ const FATAL_STOP_MS = 5000
 
 async function main(): Promise<void> {
   nameThisThread('ilp-main')
+  // Before the config is read, so that its own errors come out in the format asked for.
+  if (process.env.LOG_FORMAT === 'json') configureLog('info', 'json')
   const log = logger('main')
   let loaded
   try {
@@ -37,10 +41,10 @@ async function main(): Promise<void> {
     throw err
   }
   const { config, source } = loaded
-  setLogLevel(config.logLevel)
+  configureLog(config.logLevel, config.logFormat)
   log.info('configuration loaded', { source })
   if (source === 'embedded default') {
-    log.warn('running on the embedded default config: development tokens alice-token/bob-token; set CONFIG for real use')
+    log.warn('running on the embedded default config, whose development tokens are in the README; set CONFIG for real use')
     if (config.host !== '127.0.0.1' && config.host !== 'localhost' && config.host !== '::1') {
       log.warn('the embedded default config is listening beyond loopback; anyone who can reach it can use the development tokens', { host: config.host })
     }
@@ -51,15 +55,29 @@ async function main(): Promise<void> {
     log.error(code === null ? `start-up failed: ${err.stack}` : err.message)
     process.exit(code ?? 1)
   })
+  // SIGTERM or SIGINT: drain (no new connections or prepares, the ones in flight answered), then
+  // stop. A second signal stops at once.
+  let stopping = false
+  const stop = () => node.stop().then(() => process.exit(0), (err: Error) => {
+    log.error('shutdown failed', { error: err.stack })
+    process.exit(1)
+  })
   const shutdown = (signal: string) => {
-    log.info('shutting down', { signal })
-    node.stop().then(() => process.exit(0), (err: Error) => {
-      log.error('shutdown failed', { error: err.stack })
-      process.exit(1)
+    if (stopping) {
+      log.warn('second signal: stopping without waiting for the prepares in flight', { signal })
+      return void stop()
+    }
+    stopping = true
+    log.info('shutting down: draining', { signal, drainMs: config.drainMs })
+    const started = Date.now()
+    void node.drain(config.drainMs).then((left) => {
+      if (left === 0) log.info('drained', { ms: Date.now() - started })
+      else log.warn('drain timed out; stopping with prepares still in flight (their holds are released at the next start)', { drainMs: config.drainMs })
+      return stop()
     })
   }
-  process.once('SIGINT', () => shutdown('SIGINT'))
-  process.once('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
   // A node that stops itself still closes its I/O threads first (a thread that holds sockets when
   // the process exits takes it down with an abort); if that hangs, exit anyway.
   void node.failed.then(() => {

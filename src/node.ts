@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
 import { AccountTable, shardOfAccount } from './config/account_table'
-import { logger, setLogLevel } from './log'
+import { configureLog, logger } from './log'
 import { IoFront, type ControlPlane } from './io/io_front'
 import { IoThreads } from './control/io_threads'
 import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
@@ -30,6 +30,12 @@ export interface RunningNode {
   /** Committed balance of an account as stored (positive = the peer owes this node). */
   balance(accountId: string): bigint
   stop(): Promise<void>
+  /**
+   * Graceful shutdown, part one: stops taking connections and prepares (new prepares get T00)
+   * and waits, at most `timeoutMs`, until every prepare already taken has been answered and
+   * every ring is empty. Resolves with what was still in flight (0 when drained); stop() follows.
+   */
+  drain(timeoutMs: number): Promise<number>
   /** Resolves if the node stops itself on a fatal error (its shards could not start). */
   readonly failed: Promise<string>
   /** Restarts of the shards after a thread died; and fault injection for tests. */
@@ -42,7 +48,7 @@ export interface RunningNode {
 }
 
 export async function startNode(configured: Config): Promise<RunningNode> {
-  setLogLevel(configured.logLevel)
+  configureLog(configured.logLevel, configured.logFormat)
   const uws = loadUws()
   // One node per data directory and port: both are checked before anything else is touched.
   const lock = lockDataDir(configured.dataDir)
@@ -102,13 +108,13 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     ? { detach: () => front.shardsRestarting(), attach: (wiring) => front.port.attach(wiring, null) }
     // (No threads yet at the first start: they start on the supervisor's first wiring.)
     : { detach: () => ioThreads?.detach(), attach: (wiring) => ioThreads?.attach(wiring) }
-  if (nativeWake === null && config.shards > 0) {
+  const native = config.nativeWake && nativeWake !== null
+  if (!native && config.shards > 0) {
     log.warn('native wake-ups unavailable: threads wake each other through Atomics, which costs more per wake-up (run npm run build with a C compiler)', {
-      reason: nativeWakeUnavailable,
+      reason: config.nativeWake ? nativeWakeUnavailable : 'turned off by ILP_NODE_NATIVE_WAKE=0',
     })
   }
-  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'),
-    nativeWake !== null ? 'native' : 'atomics')
+  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics')
   await supervisor.start(routes.table())
 
   let port: number
@@ -144,6 +150,19 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     config,
     port,
     failed,
+    async drain(timeoutMs) {
+      if (front !== null) front.drain()
+      else ioThreads!.drain()
+      const deadline = Date.now() + timeoutMs
+      // Idle twice in a row, a tick apart: a reply read from a ring is on its socket by then.
+      let idleTicks = 0
+      for (;;) {
+        const inFlight = supervisor.inFlight()
+        idleTicks = inFlight === 0 ? idleTicks + 1 : 0
+        if (idleTicks >= 2 || Date.now() >= deadline) return inFlight
+        await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+      }
+    },
     balance: (accountId) => readBalance(store, accountId),
     shards: { restarts: () => supervisor.restarts, terminate: (index) => supervisor.terminateShard(index) },
     ioThreads: {
@@ -166,6 +185,9 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     },
   }
 }
+
+/** How often a drain checks whether the data plane is idle. */
+const DRAIN_POLL_MS = 10
 
 /** How long a CCP request to a peer may take. */
 const CONTROL_TIMEOUT_MS = 10_000

@@ -118,6 +118,21 @@ describe('configuration', () => {
     ['a shop upstream with a path', { ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1', upstream: 'http://127.0.0.1:9000/x' }] } }, /upstream: must be an origin/],
     ['a shop route with a bad method', { ...testConfigJson(), shop: { routes: [{ method: 'TRACE', path: '/a', price: '1' }] } }, /method: must be one of GET/],
     ['an unknown route protocol', withAccount({ routeProtocol: 'rip' }), /accounts\.alice\.routeProtocol: must be one of ccp, json/],
+    // Unknown fields (typos would otherwise be ignored, their defaults used in silence).
+    ['a misspelt account field', withAccount({ maxPacketAmmount: '5' }), /accounts\.alice\.maxPacketAmmount: is not a field the node knows; did you mean "maxPacketAmount"\?/],
+    ['a misspelt relation field', withAccount({ relaton: 'peer' }), /accounts\.alice\.relaton: is not a field the node knows; did you mean "relation"\?/],
+    ['an unknown top-level field', { ...testConfigJson(), ilpAdress: 'test.x' }, /^invalid configuration: ilpAdress: is not a field the node knows; did you mean "ilpAddress"\?/],
+    ['a field unlike any known one', { ...testConfigJson(), colour: 'blue' }, /colour: is not a field the node knows \(known here: ilpAddress,/],
+    ['a misspelt limit', { ...testConfigJson(), limits: { maxConections: 5 } }, /limits\.maxConections: .*did you mean "maxConnections"\?/],
+    ['limits that are not an object', { ...testConfigJson(), limits: 5 }, /limits: must be an object/],
+    ['an unknown btp field', withAccount({ btp: { token: 't', urll: 'x' } }), /accounts\.alice\.btp\.urll: .*did you mean "url"\?/],
+    ['an unknown http field', withAccount({ http: { incomingToken: 't', outgoingTokn: 'x' } }), /accounts\.alice\.http\.outgoingTokn: .*"outgoingToken"/],
+    ['an unknown balance field', withAccount({ balance: { maximum: '5', maxium: '6' } }), /accounts\.alice\.balance\.maxium: .*did you mean "maximum"\?/],
+    ['a settlement threshold (not implemented)', withAccount({ balance: { settleThreshold: '5' } }), /accounts\.alice\.balance\.settleThreshold: settlement is not supported yet/],
+    ['an unknown route field', { ...testConfigJson(), routes: [{ targetPrefix: 'test.a', peerId: 'bob', peer: 'x' }] }, /routes\[0\]\.peer: .*did you mean "peerId"\?/],
+    ['an unknown payee field', { ...testConfigJson(), payees: { shop: { nmae: 'x' } } }, /payees\.shop\.nmae: .*did you mean "name"\?/],
+    ['an unknown shop field', { ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1' }], timeout: 5 } }, /shop\.timeout: is not a field/],
+    ['an unknown shop route field', { ...testConfigJson(), shop: { routes: [{ path: '/a', prize: '1', price: '1' }] } }, /shop\.routes\[0\]\.prize: .*did you mean "price"\?/],
   ]
   for (const [name, json, message] of bad) {
     it(`refuses ${name}, naming the field`, () => {

@@ -2,7 +2,8 @@
 // child process) on a DATA_DIR in use exits 75 naming the directory and the process holding it;
 // one on a PORT held by any other process exits 75 naming the port, instead of sharing it
 // (uWebSockets.js would otherwise listen beside the first with SO_REUSEPORT). A lock left by a
-// killed node does not stop the next one; a stopped node gives its lock and port back.
+// killed node does not stop the next one; a stopped node gives its lock and port back. A
+// DATA_DIR that cannot be created exits 73 with one line naming it and the cause.
 
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -92,5 +93,16 @@ describe('one node per data directory and port', () => {
     // A live pid whose start time does not match (its pid was reused): stale as well.
     writeFileSync(join(dataDir, 'node.lock'), `${process.pid} 1\n`)
     lockDataDir(dataDir).release()
+  })
+
+  it('a DATA_DIR that cannot be created exits 73 with one line naming it and the cause', async () => {
+    const blocker = join(dir(), 'a-file')
+    writeFileSync(blocker, 'not a directory')
+    const dataDir = join(blocker, 'data')
+    const run = await runUntilExit({ DATA_DIR: dataDir, PORT: '0' })
+    assert.equal(run.code, 73, run.output)
+    assert.match(run.output, new RegExp(`ERROR main: DATA_DIR ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not usable: ENOTDIR`))
+    assert.doesNotMatch(run.output, /\n\s+at /, 'one line, no stack trace')
+    assert.doesNotMatch(run.output, /listening/)
   })
 })

@@ -48,7 +48,10 @@ export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
     ioThreads: env.IO_THREADS,
     dataDir: env.DATA_DIR,
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
     durability: env.DURABILITY,
+    drainMs: env.DRAIN_MS,
+    nativeWake: env.ILP_NODE_NATIVE_WAKE,
   }
 }
 

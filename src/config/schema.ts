@@ -8,6 +8,7 @@ import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
 export type Relation = 'child' | 'peer' | 'parent'
 export type Durability = 'process' | 'fsync'
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug'
+export type LogFormat = 'text' | 'json'
 
 export interface AccountConfig {
   readonly id: string
@@ -85,6 +86,10 @@ export interface Config {
   readonly ioThreads: number
   readonly dataDir: string
   readonly logLevel: LogLevel
+  /** text (one `key=value` line per event) or json (one JSON object per line). */
+  readonly logFormat: LogFormat
+  /** Wake the threads with the native futex/pipe wake-ups where built (ILP_NODE_NATIVE_WAKE=0: Atomics). */
+  readonly nativeWake: boolean
   /** process: survives a crash of the process (kill -9); fsync: also an OS crash or power loss. */
   readonly durability: Durability
   readonly accounts: readonly AccountConfig[]
@@ -107,6 +112,11 @@ export interface Config {
   readonly maxFrameBytes: number
   /** CCP: how often route updates (at least heartbeats) go to peers that asked for them. */
   readonly routeBroadcastIntervalMs: number
+  /**
+   * How long SIGTERM waits for the prepares in flight to be answered before the node stops
+   * (DRAIN_MS; default limits.maxHoldTimeMs + 1 s, by which every one has expired).
+   */
+  readonly drainMs: number
   /** A prepare still in flight after this long is written to the in-flight journal. */
   readonly journalDelayMs: number
   /** How long an idle shard worker polls its rings before it sleeps (latency vs idle CPU). */
@@ -142,6 +152,52 @@ type Json = Record<string, unknown>
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
+
+/** Edit distance (insertions, deletions, substitutions) between two field names. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1))
+    }
+    previous = row
+  }
+  return previous[b.length]
+}
+
+/**
+ * Refuses a field the node does not read (a typo such as `maxPacketAmmount` would otherwise be
+ * ignored and its default used in silence), naming the nearest known one.
+ */
+function knownFields(obj: Json, at: string, known: readonly string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (known.includes(key)) continue
+    const field = at === '' ? key : `${at}.${key}`
+    const unsupported = UNSUPPORTED_FIELDS[key]
+    if (unsupported !== undefined) throw new ConfigError(field, unsupported)
+    let nearest = known[0]
+    for (const k of known) if (editDistance(key, k) < editDistance(key, nearest)) nearest = k
+    const hint = nearest !== undefined && editDistance(key, nearest) <= Math.max(2, Math.floor(nearest.length / 3)) ? `; did you mean "${nearest}"?` : ''
+    throw new ConfigError(field, `is not a field the node knows${hint} (known here: ${known.join(', ')})`)
+  }
+}
+
+/** ilp-connector fields this node does not implement yet: refused with why, not ignored. */
+const UNSUPPORTED_FIELDS: Record<string, string> = {
+  settleThreshold: 'settlement is not supported yet: the node would never settle, so it refuses the field',
+  settleTo: 'settlement is not supported yet: the node would never settle, so it refuses the field',
+}
+
+const TOP_FIELDS = [
+  'ilpAddress', 'host', 'port', 'shards', 'ioThreads', 'dataDir', 'logLevel', 'logFormat', 'durability', 'accounts', 'payees', 'defaultPayee', 'shop',
+  'adminToken', 'routes', 'routeBroadcastInterval', 'limits', 'drainMs',
+] as const
+const ACCOUNT_FIELDS = ['relation', 'assetCode', 'assetScale', 'btp', 'http', 'balance', 'maxPacketAmount', 'sendRoutes', 'receiveRoutes', 'routeProtocol'] as const
+const LIMIT_FIELDS = [
+  'ringBytes', 'pendingPerShard', 'maxInFlightPerAccount', 'maxConnections', 'maxHoldTimeMs', 'minMessageWindowMs', 'maxFrameBytes',
+  'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros',
+] as const
 
 function str(obj: Json, key: string, field: string, fallback?: string): string {
   const v = obj[key]
@@ -180,6 +236,7 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   const at = `accounts.${id}`
   if (!ACCOUNT_ID.test(id)) throw new ConfigError(at, 'account ids are 1-64 characters of a-z A-Z 0-9 _ ~ -')
   if (!isObject(raw)) throw new ConfigError(at, 'must be an object')
+  knownFields(raw, at, ACCOUNT_FIELDS)
   const relation = oneOf<Relation>(raw, 'relation', `${at}.relation`, ['child', 'peer', 'parent'], 'child')
   const assetCode = str(raw, 'assetCode', `${at}.assetCode`)
   const assetScale = int(raw, 'assetScale', `${at}.assetScale`, -1, 0, 255)
@@ -191,6 +248,7 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
     if (!isObject(b) || (b.token === undefined && b.url === undefined)) {
       throw new ConfigError(`${at}.btp`, 'must be an object like { "token": "..." } (they dial us) or { "url": "btp+ws://..." } (we dial them)')
     }
+    knownFields(b, `${at}.btp`, ['token', 'url'])
     if (b.token !== undefined) btpToken = str(b, 'token', `${at}.btp.token`)
     if (b.url !== undefined) {
       btpUrl = str(b, 'url', `${at}.btp.url`)
@@ -211,6 +269,7 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   if (raw.http !== undefined) {
     const h = raw.http
     if (!isObject(h)) throw new ConfigError(`${at}.http`, 'must be an object like { "incomingToken": "...", "url": "...", "outgoingToken": "..." }')
+    knownFields(h, `${at}.http`, ['incomingToken', 'url', 'outgoingToken'])
     if (h.incomingToken !== undefined) httpIncomingToken = str(h, 'incomingToken', `${at}.http.incomingToken`)
     if (h.url !== undefined) {
       httpUrl = str(h, 'url', `${at}.http.url`)
@@ -232,6 +291,7 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   let balanceMaximum = INT64_MAX
   if (raw.balance !== undefined) {
     if (!isObject(raw.balance)) throw new ConfigError(`${at}.balance`, 'must be an object')
+    knownFields(raw.balance, `${at}.balance`, ['minimum', 'maximum'])
     balanceMinimum = amount(raw.balance, 'minimum', `${at}.balance.minimum`, INT64_MIN, INT64_MIN, INT64_MAX)
     balanceMaximum = amount(raw.balance, 'maximum', `${at}.balance.maximum`, INT64_MAX, INT64_MIN, INT64_MAX)
     if (balanceMinimum > balanceMaximum) throw new ConfigError(`${at}.balance`, 'minimum is greater than maximum')
@@ -262,6 +322,7 @@ function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: strin
   if (!ACCOUNT_ID.test(name)) throw new ConfigError(at, 'payee names are 1-64 characters of a-z A-Z 0-9 _ ~ -')
   if (RESERVED_PATHS.includes(name)) throw new ConfigError(at, `"${name}" is a path the node serves itself (${RESERVED_PATHS.join(', ')})`)
   if (!isObject(raw)) throw new ConfigError(at, 'must be an object (it may be empty: {})')
+  knownFields(raw, at, ['assetCode', 'assetScale', 'secret', 'name', 'imageUrl', 'maxPacketAmount'])
   let assetCode: string
   let assetScale: number
   if (raw.assetCode === undefined && raw.assetScale === undefined && defaultAsset !== null) {
@@ -294,11 +355,13 @@ const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
 
 function parseShop(raw: unknown, defaultAsset: { assetCode: string; assetScale: number } | null): { shop: ShopConfig; account: AccountConfig } {
   if (!isObject(raw)) throw new ConfigError('shop', 'must be an object like { "routes": [ { "method": "GET", "path": "/weather", "price": "10" } ] }')
+  knownFields(raw, 'shop', ['routes', 'upstreamTimeoutMs', 'payee'])
   if (!Array.isArray(raw.routes) || raw.routes.length === 0) throw new ConfigError('shop.routes', 'must be a non-empty array of paid routes')
   const seen = new Set<string>()
   const routes = raw.routes.map((r: unknown, i: number): ShopRoute => {
     const at = `shop.routes[${i}]`
     if (!isObject(r)) throw new ConfigError(at, 'must be an object')
+    knownFields(r, at, ['method', 'path', 'price', 'upstream', 'response'])
     const method = oneOf(r, 'method', `${at}.method`, HTTP_METHODS, 'GET')
     const path = str(r, 'path', `${at}.path`)
     if (!/^\/[A-Za-z0-9._~\/-]*$/.test(path) || path.includes('//')) throw new ConfigError(`${at}.path`, 'must be a plain path like /weather')
@@ -339,6 +402,7 @@ function parseRoutes(raw: unknown, accounts: Map<string, AccountConfig>): RouteC
   return raw.map((r, i) => {
     const at = `routes[${i}]`
     if (!isObject(r)) throw new ConfigError(at, 'must be an object')
+    knownFields(r, at, ['targetPrefix', 'peerId'])
     const targetPrefix = typeof r.targetPrefix === 'string' ? r.targetPrefix : ''
     if (r.targetPrefix === undefined || (targetPrefix !== '' && !isValidAddress(targetPrefix))) {
       throw new ConfigError(`${at}.targetPrefix`, 'must be an ILP address prefix such as "test.elsewhere" ("" for a default route)')
@@ -358,7 +422,11 @@ export interface EnvOverrides {
   ioThreads?: string
   dataDir?: string
   logLevel?: string
+  logFormat?: string
   durability?: string
+  drainMs?: string
+  /** ILP_NODE_NATIVE_WAKE: environment only. */
+  nativeWake?: string
 }
 
 /** What the machine contributes to defaults (load.ts reads it; tests pass their own). */
@@ -370,8 +438,9 @@ export interface MachineDefaults {
 
 export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults): Config {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
+  knownFields(raw, '', TOP_FIELDS)
   const merged: Json = { ...raw }
-  for (const [key, value] of Object.entries(env)) if (value !== undefined && value !== '') merged[key] = value
+  for (const [key, value] of Object.entries(env)) if (key !== 'nativeWake' && value !== undefined && value !== '') merged[key] = value
 
   // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
   // placeholder, which start-up replaces (transport/ildcp_client.ts).
@@ -391,6 +460,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const dataDir = str(merged, 'dataDir', 'dataDir (DATA_DIR)', './data')
   const logLevel = oneOf<LogLevel>(merged, 'logLevel', 'logLevel (LOG_LEVEL)', ['error', 'warn', 'info', 'debug'], 'info')
   const durability = oneOf<Durability>(merged, 'durability', 'durability (DURABILITY)', ['process', 'fsync'], 'process')
+  const logFormat = oneOf<LogFormat>(merged, 'logFormat', 'logFormat (LOG_FORMAT)', ['text', 'json'], 'text')
+  const nativeWake = oneOf(env.nativeWake === undefined || env.nativeWake === '' ? {} : { v: env.nativeWake }, 'v', 'ILP_NODE_NATIVE_WAKE', ['0', '1'], '1') === '1'
 
   if (!isObject(merged.accounts)) throw new ConfigError('accounts', 'must be an object of accounts by id')
   const accounts = new Map<string, AccountConfig>()
@@ -446,9 +517,12 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const adminToken = merged.adminToken === undefined ? null : str(merged, 'adminToken', 'adminToken')
   if (adminToken !== null && adminToken.length < 16) throw new ConfigError('adminToken', 'must be at least 16 characters')
   const routes = parseRoutes(merged.routes, accounts)
+  if (merged.limits !== undefined && !isObject(merged.limits)) throw new ConfigError('limits', 'must be an object')
   const limits = isObject(merged.limits) ? merged.limits : {}
+  knownFields(limits, 'limits', LIMIT_FIELDS)
   const ringBytes = int(limits, 'ringBytes', 'limits.ringBytes', 4 * 1024 * 1024, 65536, 2 ** 30)
   if ((ringBytes & (ringBytes - 1)) !== 0) throw new ConfigError('limits.ringBytes', 'must be a power of two')
+  const maxHoldTimeMs = int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000)
   return Object.freeze({
     ilpAddress,
     host,
@@ -457,6 +531,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     ioThreads,
     dataDir,
     logLevel,
+    logFormat,
+    nativeWake,
     durability,
     accounts: Object.freeze([...accounts.values()]),
     routes: Object.freeze(routes),
@@ -464,7 +540,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     pendingPerShard: int(limits, 'pendingPerShard', 'limits.pendingPerShard', 65536, 16, 1 << 20),
     maxInFlightPerAccount: int(limits, 'maxInFlightPerAccount', 'limits.maxInFlightPerAccount', 16384, 1, 1 << 20),
     maxConnections: int(limits, 'maxConnections', 'limits.maxConnections', 10000, 1, 1 << 20),
-    maxHoldTimeMs: int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000),
+    maxHoldTimeMs,
+    drainMs: int(merged, 'drainMs', 'drainMs (DRAIN_MS)', maxHoldTimeMs + 1000, 0, 600000),
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),
     maxFrameBytes: int(limits, 'maxFrameBytes', 'limits.maxFrameBytes', 65536, 1024, 1 << 20),
     maxHttpBodyBytes: int(limits, 'maxHttpBodyBytes', 'limits.maxHttpBodyBytes', 40960, 1024, 1 << 20),

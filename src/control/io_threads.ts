@@ -136,6 +136,11 @@ export class IoThreads implements IoSide {
     this.threads[index]?.control.postMessage({ type: 'crash', reason: `fault injected into I/O thread ${index}` } satisfies IoCommand)
   }
 
+  /** Every thread stops taking connections and prepares (IoFront.drain). */
+  drain(): void {
+    this.post({ type: 'drain' })
+  }
+
   /** Closes every thread's sockets and ends the threads. */
   async stop(): Promise<void> {
     this.stopping = true

@@ -14,6 +14,7 @@ import type { ShardPort } from '../io/shard_port'
 import type { Logger } from '../log'
 import { Doorbell, WakeUps } from '../ring/doorbell'
 import { createWiring, type Wiring } from '../ring/wiring'
+import { ringUsedBytes } from '../ring/ring'
 import { recoverOnStart, type Store } from '../store/balance_store'
 import { PendingTable } from '../shard/pending_table'
 import type { ShardLoop } from '../shard/shard_loop'
@@ -170,6 +171,19 @@ export class ShardSupervisor {
     this.inlinePort!.drain()
     this.inlinePort!.flushOverflow()
     if (this.inline.hasInput()) this.scheduleInline()
+  }
+
+  /**
+   * Prepares the shards have taken and not yet answered, plus every record still in a ring
+   * (bytes): zero once the data plane is idle. Read while the node drains for shutdown.
+   */
+  inFlight(): number {
+    const w = this.wiring
+    let n = 0
+    const counts = new Int32Array(w.inFlight)
+    for (let s = 0; s < w.shardCount; s++) n += Atomics.load(counts, s)
+    for (const rings of [...w.ioToShard, ...w.shardToIo, ...w.shardToShard]) for (const sab of rings) if (sab !== null) n += ringUsedBytes(sab)
+    return n
   }
 
   /** Hands every shard a new routing table (a snapshot; each swaps it in between batches). */

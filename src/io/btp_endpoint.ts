@@ -14,8 +14,7 @@
 import {
   BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, BtpFrame, encodeError, encodeResponse, ilpFrameLength, writeIlpFrame,
 } from '../codec/btp_packet'
-import { SendFailure, T03_CONNECTOR_BUSY } from '../codec/ilp_errors'
-import { encodeReject } from '../codec/ilp_packet'
+import { SendFailure } from '../codec/ilp_errors'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
@@ -33,7 +32,7 @@ export class BtpEndpoint {
   private readonly sessionsToFlush: BtpSession[] = []
 
   constructor(
-    private readonly config: Config,
+    config: Config,
     private readonly accounts: AccountTable,
     private readonly shards: ShardPort,
     private readonly connections: Connections,
@@ -82,10 +81,10 @@ export class BtpEndpoint {
   private onIlpMessage(session: BtpSession, frame: BtpFrame): void {
     const ilp = frame.entryData(0)
     session.incoming.add(frame.requestId)
-    if (!this.shards.submitPrepare(session.account, session.connId, frame.requestId, ilp)) {
+    const refusal = this.shards.submitPrepare(session.account, session.connId, frame.requestId, ilp)
+    if (refusal !== null) {
       session.incoming.delete(frame.requestId)
-      this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[session.account].id })
-      this.sendIlpFrame(session, BTP_RESPONSE, frame.requestId, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
+      this.sendIlpFrame(session, BTP_RESPONSE, frame.requestId, refusal)
     }
   }
 

@@ -6,11 +6,9 @@
 //                  the answer in headers (codec/http_head.ts)
 // HTTP errors: 401 bad or missing token (held back after repeated bad tokens from one address), 503 over limits.maxConnections, 415 a content type that is not an octet stream, 413 a
 // body over limits.maxHttpBodyBytes, 400 malformed http-head headers. Everything at the ILP level
-// (including T03 when the node is busy) is an ILP reject. `GET /ilp` answers OK, like ilp-plugin-http.
+// (including T03 when the node is busy, T00 while it shuts down) is an ILP reject. `GET /ilp` answers OK, like ilp-plugin-http.
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
-import { T03_CONNECTOR_BUSY } from '../codec/ilp_errors'
-import { encodeReject } from '../codec/ilp_packet'
 import { headReplyFromPacket, prepareFromHead, type HttpHeadFields } from '../codec/http_head'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
@@ -43,7 +41,7 @@ export class IlpHttpServer {
 
   constructor(
     private readonly config: Config,
-    private readonly accounts: AccountTable,
+    accounts: AccountTable,
     private readonly shards: ShardPort,
     private readonly connections: Connections,
     /** Shared by BTP and HTTP on every I/O thread: a guesser gets no more tries by switching. */
@@ -127,10 +125,8 @@ export class IlpHttpServer {
       }
     }
     exchange.connId = this.connections.add(exchange)
-    if (!this.shards.submitPrepare(account, exchange.connId, 0, prepare)) {
-      this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[account].id })
-      this.answer(exchange, encodeReject(T03_CONNECTOR_BUSY, this.config.ilpAddress, 'connector is busy'))
-    }
+    const refusal = this.shards.submitPrepare(account, exchange.connId, 0, prepare)
+    if (refusal !== null) this.answer(exchange, refusal)
   }
 
   /** Writes the ILP answer (called from the shards' drain, outside uWS handlers: hence cork). */

@@ -75,7 +75,7 @@ export class IoFront {
       forward: (shard, account, pendingId, ilp) => this.sendTo[account](shard, account, pendingId, ilp),
       control: (connId, requestId, account, prepare) => this.control(connId, requestId, account, prepare),
       flush: () => this.btp.flush(),
-    }, scope('shards'))
+    }, scope('shards'), config.ilpAddress)
 
     const btpLinks = new BtpLinks(config.accounts.length, (account) => {
       this.links.linkUp(account, io)
@@ -142,6 +142,16 @@ export class IoFront {
       this.connections.reply(connId, requestId, answer)
       this.btp.flush()
     })
+  }
+
+  /**
+   * The node is shutting down: no new connections (the listen socket closes), no new prepares
+   * (T00); the links stay up so that the prepares already taken are answered.
+   */
+  drain(): void {
+    if (this.listenSocket !== null) this.uws.us_listen_socket_close(this.listenSocket)
+    this.listenSocket = null
+    this.port.refuseNewPrepares()
   }
 
   /** Stops taking connections and closes every link; the app closes last (see io_worker.ts). */

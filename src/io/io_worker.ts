@@ -12,7 +12,7 @@
 
 import type { MessagePort } from 'node:worker_threads'
 import type { Config } from '../config/schema'
-import { logger, setLogLevel } from '../log'
+import { configureLog, logger } from '../log'
 import type { Wiring } from '../ring/wiring'
 import { openStore } from '../store/balance_store'
 import { nameThisThread } from '../thread_name'
@@ -37,6 +37,7 @@ export type IoCommand =
   | { type: 'attach'; wiring: Wiring }
   | { type: 'sendControl'; id: number; account: number; prepare: Uint8Array; timeoutMs: number }
   | { type: 'controlAnswer'; id: number; answer: Uint8Array }
+  | { type: 'drain' }
   | { type: 'stop' }
   | { type: 'crash'; reason: string }
 
@@ -49,7 +50,7 @@ export type IoEvent =
   | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
 
 export function runIoThread({ config, index, links, limits, wiring, port, control }: IoTask): Promise<string> {
-  setLogLevel(config.logLevel)
+  configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-io-${index}`)
   const log = logger(`io${index}`)
   const store = openStore(config.dataDir, config.durability)
@@ -88,6 +89,8 @@ export function runIoThread({ config, index, links, limits, wiring, port, contro
             (answer) => post({ type: 'sendControlDone', id: command.id, answer, error: null }),
             (err: Error) => post({ type: 'sendControlDone', id: command.id, answer: null, error: err.message }),
           )
+        case 'drain':
+          return front.drain()
         case 'crash':
           // Fault injection: fails as a bug in this thread would, outside any handler.
           return void setImmediate(() => { throw new Error(command.reason) })

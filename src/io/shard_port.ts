@@ -13,7 +13,8 @@
 // per-shard overflow queue (bounded by the shard's pending table, one reply per pending prepare)
 // and goes in at the next drain.
 
-import type { SendFailure } from '../codec/ilp_errors'
+import { T00_INTERNAL_ERROR, T03_CONNECTOR_BUSY, type SendFailure } from '../codec/ilp_errors'
+import { encodeReject } from '../codec/ilp_packet'
 import type { AccountTable } from '../config/account_table'
 import type { Logger } from '../log'
 import { Doorbell, DoorbellWatch } from '../ring/doorbell'
@@ -62,13 +63,22 @@ export class ShardPort {
   private attached = false
   /** Bumped at each shard restart; work started before it (a pending HTTP request) must not reach the new shards. */
   incarnation = 0
+  private draining = false
+  private readonly refusals: { shuttingDown: Buffer; restarting: Buffer; busy: Buffer }
 
   constructor(
     readonly io: number,
     private readonly accounts: AccountTable,
     private readonly outputs: PortOutputs,
     private readonly log: Logger,
-  ) {}
+    ilpAddress: string,
+  ) {
+    this.refusals = {
+      shuttingDown: encodeReject(T00_INTERNAL_ERROR, ilpAddress, 'the node is shutting down; try again elsewhere or later'),
+      restarting: encodeReject(T03_CONNECTOR_BUSY, ilpAddress, 'the node is restarting its shards; try again'),
+      busy: encodeReject(T03_CONNECTOR_BUSY, ilpAddress, 'connector is busy'),
+    }
+  }
 
   /** Takes this thread's rings of a (new) wiring; `inlineKick` when the one shard runs on this thread. */
   attach(wiring: Wiring, inlineKick: (() => void) | null): void {
@@ -100,9 +110,25 @@ export class ShardPort {
     this.watch = null
   }
 
-  /** Hands a prepare from `account` to its shard; false if the shard's ring is full (T03). */
-  submitPrepare(account: number, connId: number, requestId: number, ilp: Uint8Array): boolean {
-    return this.submitToOwner(RecordKind.PrepareIn, account, connId, requestId, ilp)
+  /**
+   * Hands a prepare from `account` to its shard. Null when it was taken; otherwise the reject to
+   * answer it with at once: T00 while the node drains for shutdown, T03 while the shards restart
+   * or the shard's ring is full.
+   */
+  submitPrepare(account: number, connId: number, requestId: number, ilp: Uint8Array): Uint8Array | null {
+    if (this.draining) return this.refusals.shuttingDown
+    if (!this.attached) return this.refusals.restarting
+    if (this.submitToOwner(RecordKind.PrepareIn, account, connId, requestId, ilp)) return null
+    this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[account].id })
+    return this.refusals.busy
+  }
+
+  /**
+   * The node is shutting down: prepares from now on are refused (T00) while those already taken
+   * finish; their replies still come in and go out.
+   */
+  refuseNewPrepares(): void {
+    this.draining = true
   }
 
   /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */

@@ -1,8 +1,9 @@
 // The native wake-ups (src/native/wake.c, built into dist/native/wake.node by `npm run build`):
 // futex waits and wakes on doorbell cells, and pipes that wake an event loop. Loaded once per
-// thread; null where the addon was not built or ILP_NODE_NATIVE_WAKE=0 turns it off (tests use
-// that to run the Atomics fallback). The main thread decides for the whole run (Wiring.nativeWake),
-// so a producer and its consumer always agree on how a wake-up travels.
+// thread; null where the addon was not built. The main thread decides for the whole run (from
+// this and the config's nativeWake, which ILP_NODE_NATIVE_WAKE=0 turns off to run the Atomics
+// fallback) and hands the choice to every thread in the wiring, so a producer and its consumer
+// always agree on how a wake-up travels.
 
 import { join } from 'node:path'
 
@@ -21,7 +22,6 @@ export interface NativeWake {
 }
 
 function load(): { wake: NativeWake | null; reason: string | null } {
-  if (process.env.ILP_NODE_NATIVE_WAKE === '0') return { wake: null, reason: 'turned off by ILP_NODE_NATIVE_WAKE=0' }
   try {
     // dist/src/ring → dist/native
     return { wake: require(join(__dirname, '..', '..', 'native', 'wake.node')) as NativeWake, reason: null }

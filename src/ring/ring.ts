@@ -31,6 +31,12 @@ export function ringBytes(capacity: number): number {
   return RING_HEADER_BYTES + capacity
 }
 
+/** Bytes published and not yet released in a ring, read from outside (a drain's check that it is empty). */
+export function ringUsedBytes(sab: SharedArrayBuffer): number {
+  const counters = new Int32Array(sab, 0, RING_HEADER_BYTES / 4)
+  return (Atomics.load(counters, WRITTEN) - Atomics.load(counters, READ)) | 0
+}
+
 export function createRing(capacity: number): SharedArrayBuffer {
   return new SharedArrayBuffer(ringBytes(capacity))
 }

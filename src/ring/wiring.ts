@@ -4,6 +4,8 @@
 //   ioToShard[t][s]   prepares and next-hop replies from I/O thread t to shard s
 //   shardToIo[s][t]   replies and forwarded prepares from shard s to I/O thread t
 //   shardToShard[i][j] credits, and payments to payees, from shard i to shard j (i ≠ j)
+//   inFlight[s]       Int32: the prepares shard s has forwarded and not yet seen answered,
+//                     stored after each of its turns (the drain at shutdown waits for zero)
 //   shardDoorbells[s], ioDoorbells[t]   one per consumer thread (ring/doorbell.ts); an I/O
 //                     thread's keeps its pipe across restarts (WakeUps)
 //
@@ -21,6 +23,7 @@ export interface Wiring {
   ioToShard: SharedArrayBuffer[][]
   shardToIo: SharedArrayBuffer[][]
   shardToShard: (SharedArrayBuffer | null)[][]
+  inFlight: SharedArrayBuffer
   shardDoorbells: DoorbellWiring[]
   ioDoorbells: DoorbellWiring[]
 }
@@ -36,6 +39,7 @@ export function createWiring(config: Config, wakeUps: WakeUps): Wiring {
     ioToShard: Array.from({ length: io }, () => Array.from({ length: shards }, () => createRing(ringBytes))),
     shardToIo: Array.from({ length: shards }, () => Array.from({ length: io }, () => createRing(ringBytes))),
     shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(ringBytes)))),
+    inFlight: new SharedArrayBuffer(4 * shards),
     shardDoorbells: Array.from({ length: shards }, () => wakeUps.shardDoorbell()),
     ioDoorbells: Array.from({ length: io }, (_, t) => wakeUps.ioDoorbell(t)),
   }

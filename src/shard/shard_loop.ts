@@ -23,6 +23,9 @@ export interface ShardLoopOptions {
   /** Null inline: the main thread runs the loop itself and needs no wake-ups. */
   ioDoorbells: Doorbell[] | null
   shardDoorbells: (Doorbell | null)[]
+  /** Wiring.inFlight, and this shard's cell in it. */
+  inFlight: Int32Array
+  shardIndex: number
   /** Output room needed before taking an input: the largest frame plus a reject. */
   outputReserveBytes: number
   ilpAddress: string
@@ -51,6 +54,7 @@ export class ShardLoop {
     shard.expire(nowMs)
     shard.commit(nowMs)
     this.publish()
+    Atomics.store(this.o.inFlight, this.o.shardIndex, shard.pending.count)
     return worked
   }
 

@@ -28,6 +28,8 @@ export function createShardLoop(
     toShards,
     ioDoorbells: inline ? null : wiring.ioDoorbells.map((d) => new Doorbell(d)),
     shardDoorbells: wiring.shardDoorbells.map((d, j) => (j === index ? null : new Doorbell(d))),
+    inFlight: new Int32Array(wiring.inFlight),
+    shardIndex: index,
     outputReserveBytes: outputReserveBytes(config.maxFrameBytes),
     ilpAddress: config.ilpAddress,
     log,

@@ -10,7 +10,7 @@
 
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import type { Config } from '../config/schema'
-import { logger, setLogLevel } from '../log'
+import { configureLog, logger } from '../log'
 import { Doorbell } from '../ring/doorbell'
 import { openStore } from '../store/balance_store'
 import { PendingTable } from './pending_table'
@@ -48,7 +48,7 @@ function spinUntilInput(loop: { hasInput(): boolean }, microseconds: number): bo
 }
 
 export function runShard({ config, wiring, links, routes, index, control }: ShardTask): string {
-  setLogLevel(config.logLevel)
+  configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-shard-${index}`)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)

@@ -17,6 +17,15 @@ export class DataDirInUseError extends Error {
   readonly code = 'ILP_NODE_DATA_DIR_IN_USE'
 }
 
+/** DATA_DIR cannot be created or written (a file in the way, no permission, a full disk). */
+export class DataDirUnusableError extends Error {
+  readonly code = 'ILP_NODE_DATA_DIR_UNUSABLE'
+  constructor(dataDir: string, err: Error) {
+    const e = err as NodeJS.ErrnoException
+    super(`DATA_DIR ${resolve(dataDir)} is not usable: ${e.code ?? 'error'}${e.path !== undefined ? ` on ${e.path}` : ''} (${e.message.split(',')[0].replace(/^[A-Z]+: /, '')})`)
+  }
+}
+
 export interface DataDirLock {
   readonly path: string
   release(): void
@@ -59,7 +68,11 @@ function liveHolder(path: string): { pid: number; command: string } | null {
 
 /** Takes the data directory's lock, or throws DataDirInUseError naming the directory and its holder. */
 export function lockDataDir(dataDir: string): DataDirLock {
-  mkdirSync(dataDir, { recursive: true })
+  try {
+    mkdirSync(dataDir, { recursive: true })
+  } catch (err) {
+    throw new DataDirUnusableError(dataDir, err as Error)
+  }
   const path = join(dataDir, 'node.lock')
   const content = `${process.pid} ${processStartTime(process.pid) ?? ''}\n`
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -67,7 +80,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     try {
       fd = openSync(path, 'wx', 0o644)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new DataDirUnusableError(dataDir, err as Error)
       const holder = liveHolder(path)
       if (holder !== null) {
         const who = holder.pid === process.pid ? 'this process' : `process ${holder.pid}${holder.command === '' ? '' : ` (${holder.command})`}`
@@ -80,7 +93,12 @@ export function lockDataDir(dataDir: string): DataDirLock {
       }
       continue
     }
-    writeSync(fd, content)
+    try {
+      writeSync(fd, content)
+    } catch (err) {
+      closeSync(fd)
+      throw new DataDirUnusableError(dataDir, err as Error)
+    }
     closeSync(fd)
     let released = false
     return {

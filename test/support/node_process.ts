@@ -40,10 +40,11 @@ export async function startNodeProcess(
     }, 15_000)
     proc.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString()
-      const m = / listening .* port=(\d+)/.exec(output)
+      // The text format (`… listening … port=N`) or LOG_FORMAT=json (`…"msg":"ilp-node listening",…"port":N`).
+      const m = / listening .* port=(\d+)|"msg":"ilp-node listening".*?"port":(\d+)/.exec(output)
       if (m) {
         clearTimeout(timer)
-        resolve(Number(m[1]))
+        resolve(Number(m[1] ?? m[2]))
       }
       if (output.length > 100_000) output = output.slice(-10_000)
     })
