@@ -16,11 +16,13 @@
 //   4. Pay a payee: PSK2 requests (draft 2, as ilp-fetch and koa-ilp send them) to a payee of the
 //      node, alone and while forwarding runs at W=100 beside it.
 //   5. The shop: autocannon on a paid route (a pre-funded Pay-Token) and on the same route free.
-//   6. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring, PSK2.
+//   6. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring, PSK2,
+//      wake-ups between threads.
+//   7. Metrics: forwarding with the /metrics counters on and off, alternating, and the ratio.
 //
 // Writes bench/results/<date>.json and .md, and SVG charts beside them (also copied to
 // bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
-// `--only grid` (or side, http, payee, shop, micro; several with commas) runs only those sections;
+// `--only grid` (or side, http, payee, shop, micro, metrics; several with commas) runs only those sections;
 // `--grid 1x0,2x2` measures other layouts in section 2. Only a full run of every section updates
 // latest*. Every load run is bounded by a packet count and a duration.
 
@@ -38,7 +40,7 @@ import { benchPrepare, runHttpLoad, runGetLoad, startHttpReceiver, type GetRunRe
 import { runCodecBenchmarks, runRingBenchmark, runWakeBenchmark, type MicroResult, type RingResult, type WakeResult } from './micro'
 import { startNodeProcess, type NodeProcess } from '../test/support/node_process'
 import { fmt, lineChart, markdownTable } from './report'
-import { defaultLayout } from '../src/config/load'
+import { defaultLayout, EMBEDDED_DEFAULT_CONFIG } from '../src/config/load'
 import { busiestThread, idleThreads, IDLE_BUSY_PERCENT, namedThreads, project, threadUsage, type Projection, type ThreadSnapshot, type ThreadUsage } from './threads'
 
 interface Layout {
@@ -657,6 +659,76 @@ interface Results {
   payPayee?: PayeeRuns
   shop?: ShopRun[]
   micro?: { codecs: MicroResult[]; ring: RingResult; wake: WakeResult[] }
+  metricsCost?: MetricsCost
+}
+
+/** Section 7: forwarding with the /metrics counters on and off, in alternating runs. */
+interface MetricsCost {
+  layout: Layout
+  runs: (Run & { metrics: boolean })[]
+  /** Mean packets/s with metrics on over off; and the same for CPU per packet. */
+  packetsPerSecondRatio: number
+  cpuPerPacketRatio: number
+}
+
+const METRICS_PAIRS = 3
+/** The project's bound on what the counters may cost forwarding (packets/s, on against off). */
+const METRICS_MAX_LOSS = 0.03
+
+async function metricsCost(t: Timing, layout: Layout): Promise<MetricsCost> {
+  log(`\n7. Metrics: node (${layoutName(layout)}) alice → bob at W=100 with the counters on and off, ${METRICS_PAIRS} alternating pairs\n`)
+  const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-metrics-'))
+  const runs: MetricsCost['runs'] = []
+  try {
+    const nodes: { metrics: boolean; proc: NodeProcess }[] = []
+    for (const metrics of [true, false]) {
+      const path = join(dir, `metrics-${metrics}.json`)
+      writeFileSync(path, JSON.stringify({ ...EMBEDDED_DEFAULT_CONFIG, metrics: { enabled: metrics } }))
+      nodes.push({ metrics, proc: await startNodeProcess({ ...layoutEnv(layout), CONFIG: path }) })
+    }
+    try {
+      for (let pair = 0; pair < METRICS_PAIRS; pair++) {
+        // Alternate which goes first, so that a drift of the host's speed falls on both.
+        for (const n of pair % 2 === 0 ? nodes : [...nodes].reverse()) {
+          log(`  [${runs.length + 1}/${2 * METRICS_PAIRS}] metrics ${n.metrics ? 'on ' : 'off'} … `)
+          const run = { ...(await measure(n.proc, 'node', layout, 100, t)), metrics: n.metrics }
+          runs.push(run)
+          log(describe(run))
+        }
+      }
+    } finally {
+      for (const n of nodes) await n.proc.stop()
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const mean = (on: boolean, f: (r: Run) => number) => {
+    const xs = runs.filter((r) => r.metrics === on).map(f)
+    return xs.reduce((a, b) => a + b, 0) / xs.length
+  }
+  const result = {
+    layout,
+    runs,
+    packetsPerSecondRatio: mean(true, (r) => r.packetsPerSecond) / mean(false, (r) => r.packetsPerSecond),
+    cpuPerPacketRatio: mean(true, (r) => r.serverCpuUsPerPacket) / mean(false, (r) => r.serverCpuUsPerPacket),
+  }
+  log(`  ${describeMetricsCost(result)}\n`)
+  return result
+}
+
+function describeMetricsCost(m: MetricsCost): string {
+  const loss = 1 - m.packetsPerSecondRatio
+  return `With metrics on: ${(100 * m.packetsPerSecondRatio).toFixed(1)} % of the packets/s with them off, ${(100 * m.cpuPerPacketRatio).toFixed(1)} % of the CPU per packet ` +
+    `(means of ${METRICS_PAIRS} runs each): ${loss <= METRICS_MAX_LOSS ? '✓ within' : '✗ beyond'} the ${100 * METRICS_MAX_LOSS} % the project allows.`
+}
+
+function metricsCostMarkdown(m: MetricsCost): string[] {
+  return [
+    `## Metrics on and off: node (${layoutName(m.layout)}) alice → bob, W=100`, '',
+    markdownTable(['run', 'metrics', 'packets/s', 'p50 µs', 'p99 µs', 'node CPU µs/packet'],
+      m.runs.map((r, i) => [i + 1, r.metrics ? 'on' : 'off', fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(2)])), '',
+    describeMetricsCost(m) + ' Metrics on: every shard and I/O thread counts into shared memory; nothing is gathered unless /metrics is scraped (it is not, here).', '',
+  ]
 }
 
 function sideBySideMarkdown(side: Run[], stamp: string): string[] {
@@ -852,6 +924,7 @@ function markdown(date: string, quick: boolean, machine: Machine, r: Results, st
     ...(r.payPayee ? payeeMarkdown(r.payPayee) : []),
     ...(r.shop ? shopMarkdown(r.shop) : []),
     ...(r.micro ? microMarkdown(r.micro) : []),
+    ...(r.metricsCost ? metricsCostMarkdown(r.metricsCost) : []),
   ].join('\n')
 }
 
@@ -881,7 +954,7 @@ function charts(side: Run[]): { throughput: string; latency: string } {
   return { throughput, latency }
 }
 
-const SECTIONS = ['side', 'grid', 'http', 'payee', 'shop', 'micro'] as const
+const SECTIONS = ['side', 'grid', 'http', 'payee', 'shop', 'micro', 'metrics'] as const
 type Section = (typeof SECTIONS)[number]
 
 /** The value after `--name` on the command line, if the flag is there. */
@@ -932,6 +1005,7 @@ async function main(): Promise<void> {
   if (sections.has('payee')) r.payPayee = await payPayee(timing, nodeDefault)
   if (sections.has('shop')) r.shop = await shopRoutes(timing, nodeDefault)
   if (sections.has('micro')) r.micro = await micro(quick)
+  if (sections.has('metrics')) r.metricsCost = await metricsCost(timing, nodeDefault)
 
   const date = new Date().toISOString()
   // A partial run names its sections in the file names, and never stands in for latest*.

@@ -6,8 +6,9 @@
 // from those a projection of the packets/s the same layout would reach with more cores.
 
 import { readdirSync, readFileSync } from 'node:fs'
+import { parseStat } from '../src/control/thread_stats'
 
-const CLOCK_TICKS_PER_SECOND = 100
+export { parseStat }
 
 export interface ThreadSample {
   tid: number
@@ -42,16 +43,6 @@ export interface Projection {
   packetsPerSecond: number | null
   /** What caps the projection: a thread's role, or "cores" for the whole node's CPU. */
   limitedBy: string | null
-}
-
-/** A stat line's name and its utime + stime in µs. The name sits in parentheses and may itself
- * contain spaces and parentheses, so the fields are counted from the last ')'. */
-export function parseStat(stat: string): { name: string; cpuMicros: number } {
-  const close = stat.lastIndexOf(')')
-  const fields = stat.slice(close + 2).split(' ')
-  // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the name.
-  const ticks = Number(fields[11]) + Number(fields[12])
-  return { name: stat.slice(stat.indexOf('(') + 1, close), cpuMicros: (ticks / CLOCK_TICKS_PER_SECOND) * 1e6 }
 }
 
 /** voluntary_ctxt_switches of a status file (0 if the kernel does not report it). */

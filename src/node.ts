@@ -12,6 +12,7 @@ import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
 import { LinkTable } from './ring/link_table'
 import { nativeWake, nativeWakeUnavailable } from './ring/native_wake'
 import { createSharedLimits } from './io/shared_limits'
+import { ioCountersBytes } from './ring/packet_counters'
 import { lockDataDir, type DataDirLock } from './store/data_dir_lock'
 import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
 import { withAddressFromParent } from './control/ildcp_client'
@@ -19,6 +20,7 @@ import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
 import { claimFreePort } from './io/listen'
 import { loadUws, type UwsModule } from './io/uws'
 import { RouteManager } from './control/route_manager'
+import { Metrics } from './control/metrics'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
 import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
@@ -72,6 +74,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const links = LinkTable.create(accounts.size, config.ioThreads)
   const linkTable = new LinkTable(links, accounts.size, config.ioThreads)
   const limits = createSharedLimits()
+  const ioCounters = config.metrics.enabled ? new SharedArrayBuffer(ioCountersBytes(config.ioThreads)) : null
   let reportFatal: (reason: string) => void = () => {}
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
   const fatal = (reason: string) => {
@@ -94,7 +97,9 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
         return encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'control plane unavailable')
       }
     },
+    metrics: () => metrics === null ? Promise.reject(new Error('metrics are off')) : metrics.text(),
   }
+  let metrics: Metrics | null = null
   let io: { sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> } | null = null
   const routes = new RouteManager(config, accounts,
     (account, prepare) => io!.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
@@ -102,7 +107,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     logger('routing'))
 
   // The data plane: the main thread's own front (IO_THREADS=1), or I/O worker threads.
-  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, limits, store, uws, plane) : null
+  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, limits, ioCounters, store, uws, plane) : null
   let ioThreads: IoThreads | null = null
   const ioSide: IoSide = front !== null
     ? { detach: () => front.shardsRestarting(), attach: (wiring) => front.port.attach(wiring, null) }
@@ -116,6 +121,9 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   }
   const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics')
   await supervisor.start(routes.table())
+  if (config.metrics.enabled) {
+    metrics = new Metrics({ config, accounts, store, wiring: () => supervisor.currentWiring(), limits, ioCounters })
+  }
 
   let port: number
   if (front !== null) {
@@ -125,7 +133,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   } else {
     // Every I/O thread binds the same port: with PORT=0 it is chosen first.
     port = config.port !== 0 ? config.port : await claimFreePort(config.host, 0)
-    const threads = new IoThreads(config, links, limits, plane, (index, reason) => {
+    const threads = new IoThreads(config, links, limits, ioCounters, plane, (index, reason) => {
       // The thread's requests and holds died with it: restart the data plane from LMDB, then put
       // a new thread in its place on the new rings.
       void supervisor.restart(reason).then(() => threads.startThread(index, supervisor.currentWiring(), port)).then(

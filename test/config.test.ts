@@ -2,6 +2,8 @@
 // starts a usable node; environment variables override the file.
 
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { defaultLayout, EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
 import { ConfigError, parseConfig } from '../src/config/schema'
@@ -67,6 +69,18 @@ describe('configuration', () => {
     assert.equal(config.defaultPayee, 'kiosk')
     assert.equal(parseConfig({ ...testConfigJson(), payees: { shop: {} } }, {}, MACHINE).defaultPayee, 'shop', 'the only payee is the default')
     assert.equal(config.adminToken, null)
+  })
+
+  it("parses the README's config with every field the node reads (the unknown-field check keeps the two in step)", () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8')
+    const at = readme.indexOf('with every field the node reads')
+    assert.ok(at > 0)
+    const block = /```json\n([\s\S]*?)\n```/.exec(readme.slice(at))
+    assert.ok(block !== null)
+    const config = parseConfig(JSON.parse(block[1]), {}, MACHINE)
+    assert.equal(config.metrics.token, 'a-long-random-metrics-token')
+    assert.equal(config.drainMs, 31000)
+    assert.equal(config.accounts.find((a) => a.id === 'zed')?.routeProtocol, 'ccp')
   })
 
   it('lets environment variables override the file', () => {

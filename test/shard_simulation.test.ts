@@ -77,7 +77,7 @@ class World {
   /** Starts (or restarts, after a crash) both shards from what LMDB holds. */
   boot(): void {
     recoverOnStart(this.store, (id) => shardOfAccount(id, SHARDS))
-    this.wiring = createWiring(this.config, new WakeUps(1, false))
+    this.wiring = createWiring(this.config, new WakeUps(1, false), null)
     const routes = ACCOUNTS.map((id, i): [string, number] => [`test.sim.${id}`, i])
     const log = logger('simulation')
     this.loops = Array.from({ length: SHARDS }, (_, s) => createShardLoop(this.config, this.wiring, this.links, s, this.store, routes, log, true))

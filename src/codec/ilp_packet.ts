@@ -162,8 +162,10 @@ export const enum ReplyKind {
 
 const replyReader = new OerReader()
 export let lastFulfillmentOffset = 0
+/** Where the 3-byte code of the last reject classifyReply saw starts. */
+export let lastRejectCodeOffset = 0
 
-/** Classifies a reply packet; for a fulfill, sets `lastFulfillmentOffset`. Validates the structure. */
+/** Classifies a reply packet; sets `lastFulfillmentOffset` or `lastRejectCodeOffset`. Validates the structure. */
 export function classifyReply(buf: Uint8Array, pos: number, end: number): ReplyKind {
   const r = replyReader.reset(buf, pos, end)
   const type = r.readUInt8()
@@ -180,6 +182,7 @@ export function classifyReply(buf: Uint8Array, pos: number, end: number): ReplyK
   }
   if (type === TYPE_REJECT) {
     if (r.pos + 3 > r.end) return ReplyKind.Malformed
+    lastRejectCodeOffset = r.pos
     r.pos += 3
     if (r.readVarOctetString() < 0 || r.readVarOctetString() < 0 || r.readVarOctetString() < 0) return ReplyKind.Malformed
     return ReplyKind.Reject

@@ -123,6 +123,8 @@ export interface Config {
   readonly shardSpinMicros: number
   /** The payee `$host` resolves to (/.well-known/pay); null: that path answers 404. */
   readonly defaultPayee: string | null
+  /** GET /metrics (Prometheus): counted in shared memory by every thread, gathered when scraped. */
+  readonly metrics: { readonly enabled: boolean; readonly token: string | null }
   /** Bearer token of the admin API (GET /payees/<name>); null: the admin API is off. */
   readonly adminToken: string | null
   /** Paid HTTP routes (HTTP-ILP draft 3); null: no shop. */
@@ -191,7 +193,7 @@ const UNSUPPORTED_FIELDS: Record<string, string> = {
 
 const TOP_FIELDS = [
   'ilpAddress', 'host', 'port', 'shards', 'ioThreads', 'dataDir', 'logLevel', 'logFormat', 'durability', 'accounts', 'payees', 'defaultPayee', 'shop',
-  'adminToken', 'routes', 'routeBroadcastInterval', 'limits', 'drainMs',
+  'adminToken', 'routes', 'routeBroadcastInterval', 'limits', 'drainMs', 'metrics',
 ] as const
 const ACCOUNT_FIELDS = ['relation', 'assetCode', 'assetScale', 'btp', 'http', 'balance', 'maxPacketAmount', 'sendRoutes', 'receiveRoutes', 'routeProtocol'] as const
 const LIMIT_FIELDS = [
@@ -396,6 +398,16 @@ function parseShop(raw: unknown, defaultAsset: { assetCode: string; assetScale: 
   }
 }
 
+function parseMetrics(raw: unknown): Config['metrics'] {
+  if (raw === undefined) return Object.freeze({ enabled: true, token: null })
+  if (!isObject(raw)) throw new ConfigError('metrics', 'must be an object like { "enabled": true, "token": "..." }')
+  knownFields(raw, 'metrics', ['enabled', 'token'])
+  if (raw.enabled !== undefined && typeof raw.enabled !== 'boolean') throw new ConfigError('metrics.enabled', 'must be true or false')
+  const token = raw.token === undefined ? null : str(raw, 'token', 'metrics.token')
+  if (token !== null && token.length < 16) throw new ConfigError('metrics.token', 'must be at least 16 characters')
+  return Object.freeze({ enabled: raw.enabled !== false, token })
+}
+
 function parseRoutes(raw: unknown, accounts: Map<string, AccountConfig>): RouteConfig[] {
   if (raw === undefined) return []
   if (!Array.isArray(raw)) throw new ConfigError('routes', 'must be an array')
@@ -517,6 +529,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const adminToken = merged.adminToken === undefined ? null : str(merged, 'adminToken', 'adminToken')
   if (adminToken !== null && adminToken.length < 16) throw new ConfigError('adminToken', 'must be at least 16 characters')
   const routes = parseRoutes(merged.routes, accounts)
+  const metrics = parseMetrics(merged.metrics)
   if (merged.limits !== undefined && !isObject(merged.limits)) throw new ConfigError('limits', 'must be an object')
   const limits = isObject(merged.limits) ? merged.limits : {}
   knownFields(limits, 'limits', LIMIT_FIELDS)
@@ -551,6 +564,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0, 0, 10000),
     defaultPayee,
     adminToken,
+    metrics,
     shop,
   })
 }

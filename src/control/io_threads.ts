@@ -33,6 +33,7 @@ export class IoThreads implements IoSide {
     private readonly config: Config,
     private readonly linksSab: SharedArrayBuffer,
     private readonly limitsSab: SharedArrayBuffer,
+    private readonly countersSab: SharedArrayBuffer | null,
     private readonly plane: ControlPlane,
     /** An I/O thread died (after it closed its sockets). */
     private readonly died: (index: number, reason: string) => void,
@@ -52,7 +53,7 @@ export class IoThreads implements IoSide {
   /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
   startThread(index: number, wiring: Wiring, port: number): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const task: IoTask = { config: this.config, index, links: this.linksSab, limits: this.limitsSab, wiring, port, control: port2 }
+    const task: IoTask = { config: this.config, index, links: this.linksSab, limits: this.limitsSab, counters: this.countersSab, wiring, port, control: port2 }
     const done = this.pool.run(task, { transferList: [port2] })
     const thread: IoThread = { control: port1, done, linked: new Set() }
     this.threads[index] = thread
@@ -81,6 +82,13 @@ export class IoThreads implements IoSide {
       case 'control':
         return void this.plane.control(event.account, event.prepare).then((answer) => {
           thread.control.postMessage({ type: 'controlAnswer', id: event.id, answer } satisfies IoCommand)
+        })
+      case 'metrics':
+        return void this.plane.metrics().then((text) => {
+          thread.control.postMessage({ type: 'metricsAnswer', id: event.id, text } satisfies IoCommand)
+        }, (err: Error) => {
+          this.log.error('metrics exposition failed', { error: err.message })
+          thread.control.postMessage({ type: 'metricsAnswer', id: event.id, text: null } satisfies IoCommand)
         })
       case 'sendControlDone': {
         const waiting = this.controlReplies.get(event.id)

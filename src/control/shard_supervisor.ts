@@ -15,6 +15,7 @@ import type { Logger } from '../log'
 import { Doorbell, WakeUps } from '../ring/doorbell'
 import { createWiring, type Wiring } from '../ring/wiring'
 import { ringUsedBytes } from '../ring/ring'
+import { shardCountersBytes } from '../ring/packet_counters'
 import { recoverOnStart, type Store } from '../store/balance_store'
 import { PendingTable } from '../shard/pending_table'
 import type { ShardLoop } from '../shard/shard_loop'
@@ -32,6 +33,8 @@ export interface IoSide {
 export class ShardSupervisor {
   private wiring: Wiring
   private readonly wakeUps: WakeUps
+  /** Each shard's packet counters (ring/packet_counters.ts); null with metrics off. */
+  readonly counters: SharedArrayBuffer[] | null
   private pool: Piscina | null = null
   private tasks: { done: Promise<unknown>; control: MessagePort }[] = []
   private inline: ShardLoop | null = null
@@ -60,7 +63,11 @@ export class ShardSupervisor {
   ) {
     // The inline shard (SHARDS=0) is never woken: it runs in the main thread's turns.
     this.wakeUps = new WakeUps(config.shards === 0 ? 0 : config.ioThreads, wakeUps === 'native')
-    this.wiring = createWiring(config, this.wakeUps)
+    // Counters outlive the shards: a restart goes on counting where the dead shard stopped.
+    this.counters = config.metrics.enabled
+      ? Array.from({ length: Math.max(1, config.shards) }, () => new SharedArrayBuffer(shardCountersBytes(config.accounts.length)))
+      : null
+    this.wiring = createWiring(config, this.wakeUps, this.counters)
   }
 
   /** The rings of the current shards (the I/O threads start on them). */
@@ -137,7 +144,7 @@ export class ShardSupervisor {
     for (const { control } of this.tasks) control.close()
     const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
     this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
-    this.wiring = createWiring(this.config, this.wakeUps)
+    this.wiring = createWiring(this.config, this.wakeUps, this.counters)
     try {
       await this.startWorkers(this.routes)
       this.io.attach(this.wiring)

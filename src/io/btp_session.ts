@@ -22,6 +22,7 @@ export interface BtpSocket {
 }
 
 export class BtpSession implements ReplyTarget {
+  readonly transport = 'btp'
   socket: BtpSocket | null = null
   connId = 0
   account = -1

@@ -4,13 +4,15 @@
 // byte is the I/O thread's index (ring/records.ts), so a shard knows where the reply goes.
 
 export interface ReplyTarget {
+  /** What it is, for the node-wide counts by transport. */
+  readonly transport: Transport
   sendReply(requestId: number, ilp: Uint8Array): void
   /** The shards restarted: answer every request still waiting on them with `reject`. */
   abandon?(reject: Uint8Array): void
 }
 
 import { CONN_ID_BITS } from '../ring/records'
-import type { ConnectionCount } from './shared_limits'
+import type { ConnectionCount, Transport } from './shared_limits'
 
 const LOCAL_ID_MASK = (1 << CONN_ID_BITS) - 1
 
@@ -32,7 +34,7 @@ export class Connections {
       id = (this.base | this.next) >>> 0
     } while (this.targets.has(id))
     this.targets.set(id, target)
-    this.count.opened()
+    this.count.opened(target.transport)
     return id
   }
 
@@ -42,7 +44,8 @@ export class Connections {
   }
 
   remove(connId: number): void {
-    if (this.targets.delete(connId)) this.count.closed()
+    const target = this.targets.get(connId)
+    if (target !== undefined && this.targets.delete(connId)) this.count.closed(target.transport)
   }
 
   /** Answers everything waiting on the shards (they restarted) with `reject`. */

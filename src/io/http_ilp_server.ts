@@ -21,6 +21,7 @@ import type { Connections, ReplyTarget } from './connections'
 const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
 
 class HttpExchange implements ReplyTarget {
+  readonly transport = 'http'
   aborted = false
   answered = false
   connId = 0

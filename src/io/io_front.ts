@@ -26,6 +26,8 @@ import { IlpHttpServer } from './http_ilp_server'
 import { listenUws } from './listen'
 import type { UwsModule } from './uws'
 import { ShardPort } from './shard_port'
+import { registerMetrics } from './metrics_endpoint'
+import { IoCounters } from '../ring/packet_counters'
 import { AuthThrottle, ConnectionCount } from './shared_limits'
 
 export interface ControlPlane {
@@ -34,6 +36,8 @@ export interface ControlPlane {
   linkDown(account: number): void
   /** A CCP prepare or JSON route broadcast from `account`: the control plane's answer (a reject if it fails; never rejects). */
   control(account: number, prepare: Uint8Array): Promise<Uint8Array>
+  /** The Prometheus exposition of the whole node (made on the main thread). */
+  metrics(): Promise<string>
 }
 
 type Send = (shard: number, account: number, pendingId: number, ilp: Uint8Array) => void
@@ -58,6 +62,8 @@ export class IoFront {
     readonly io: number,
     linksSab: SharedArrayBuffer,
     limitsSab: SharedArrayBuffer,
+    /** Every I/O thread's counts for /metrics (ring/packet_counters.ts); null with metrics off. */
+    countersSab: SharedArrayBuffer | null,
     store: Store,
     private readonly uws: UwsModule,
     private readonly controlPlane: ControlPlane,
@@ -75,7 +81,7 @@ export class IoFront {
       forward: (shard, account, pendingId, ilp) => this.sendTo[account](shard, account, pendingId, ilp),
       control: (connId, requestId, account, prepare) => this.control(connId, requestId, account, prepare),
       flush: () => this.btp.flush(),
-    }, scope('shards'), config.ilpAddress)
+    }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io))
 
     const btpLinks = new BtpLinks(config.accounts.length, (account) => {
       this.links.linkUp(account, io)
@@ -104,6 +110,7 @@ export class IoFront {
       res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
     })
     spsp.register(app)
+    registerMetrics(app, config, () => controlPlane.metrics(), scope('metrics'))
     this.shop?.register(app)
     app.any('/*', (res, req) => {
       if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)

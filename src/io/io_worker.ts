@@ -25,6 +25,8 @@ export interface IoTask {
   links: SharedArrayBuffer
   /** The node-wide connection count and auth throttle (io/shared_limits.ts). */
   limits: SharedArrayBuffer
+  /** The I/O threads' counts for /metrics; null with metrics off. */
+  counters: SharedArrayBuffer | null
   wiring: Wiring
   /** The port every I/O thread listens on (already chosen by the main thread). */
   port: number
@@ -37,6 +39,7 @@ export type IoCommand =
   | { type: 'attach'; wiring: Wiring }
   | { type: 'sendControl'; id: number; account: number; prepare: Uint8Array; timeoutMs: number }
   | { type: 'controlAnswer'; id: number; answer: Uint8Array }
+  | { type: 'metricsAnswer'; id: number; text: string | null }
   | { type: 'drain' }
   | { type: 'stop' }
   | { type: 'crash'; reason: string }
@@ -47,23 +50,30 @@ export type IoEvent =
   | { type: 'linkUp'; account: number }
   | { type: 'linkDown'; account: number }
   | { type: 'control'; id: number; account: number; prepare: Uint8Array }
+  | { type: 'metrics'; id: number }
   | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
 
-export function runIoThread({ config, index, links, limits, wiring, port, control }: IoTask): Promise<string> {
+export function runIoThread({ config, index, links, limits, counters, wiring, port, control }: IoTask): Promise<string> {
   configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-io-${index}`)
   const log = logger(`io${index}`)
   const store = openStore(config.dataDir, config.durability)
   const post = (event: IoEvent) => control.postMessage(event)
   const answers = new Map<number, (answer: Uint8Array) => void>()
+  const expositions = new Map<number, (text: string | null) => void>()
   let nextId = 0
-  const front = new IoFront(config, index, links, limits, store, loadUws(), {
+  const front = new IoFront(config, index, links, limits, counters, store, loadUws(), {
     linkUp: (account) => post({ type: 'linkUp', account }),
     linkDown: (account) => post({ type: 'linkDown', account }),
     control: (account, prepare) => new Promise((resolve) => {
       const id = ++nextId
       answers.set(id, resolve)
       post({ type: 'control', id, account, prepare })
+    }),
+    metrics: () => new Promise((resolve, reject) => {
+      const id = ++nextId
+      expositions.set(id, (text) => (text === null ? reject(new Error('the main thread could not make the exposition')) : resolve(text)))
+      post({ type: 'metrics', id })
     }),
   })
 
@@ -80,6 +90,10 @@ export function runIoThread({ config, index, links, limits, wiring, port, contro
           return front.shardsRestarting()
         case 'attach':
           return front.port.attach(command.wiring, null)
+        case 'metricsAnswer':
+          expositions.get(command.id)?.(command.text)
+          expositions.delete(command.id)
+          return
         case 'controlAnswer':
           answers.get(command.id)?.(command.answer)
           answers.delete(command.id)

@@ -20,6 +20,7 @@ import type { Logger } from '../log'
 import { Doorbell, DoorbellWatch } from '../ring/doorbell'
 import { RecordKind } from '../ring/records'
 import { RingReader, RingWriter } from '../ring/ring'
+import type { IoCounters } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
 
 export interface PortOutputs {
@@ -72,6 +73,7 @@ export class ShardPort {
     private readonly outputs: PortOutputs,
     private readonly log: Logger,
     ilpAddress: string,
+    private readonly counters: IoCounters | null = null,
   ) {
     this.refusals = {
       shuttingDown: encodeReject(T00_INTERNAL_ERROR, ilpAddress, 'the node is shutting down; try again elsewhere or later'),
@@ -145,6 +147,7 @@ export class ShardPort {
     const shard = this.accounts.ownerShard[account]
     if (this.overflow[shard].length > 0) return false
     if (!this.toShard[shard].tryWrite(kind, account, connId, requestId, 0, payload)) return false
+    this.counters?.toShards()
     this.kick(shard)
     return true
   }
@@ -153,6 +156,7 @@ export class ShardPort {
   submitReply(shard: number, pendingId: number, ilp: Uint8Array): void {
     if (!this.attached) return // the prepare it answers died with its shard
     const queue = this.overflow[shard]
+    this.counters?.toShards()
     if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.ReplyIn, pendingId, 0, 0, 0, ilp)) return this.kick(shard)
     queue.push({ kind: RecordKind.ReplyIn, pendingId, reason: 0, payload: Uint8Array.prototype.slice.call(ilp) })
   }
@@ -243,7 +247,9 @@ export class ShardPort {
       if (!ring.hasData()) continue
       any = true
       ring.beginBatch()
+      let records = 0
       while (ring.next()) {
+        records++
         const ilp = ring.data.subarray(ring.payloadOffset, ring.payloadOffset + ring.payloadLength)
         if (ring.kind === RecordKind.ReplyOut) this.outputs.reply(ring.a, ring.b, ring.c, ilp)
         else if (ring.kind === RecordKind.PrepareOut) this.outputs.forward(shard, ring.a, ring.b, ilp)
@@ -251,6 +257,7 @@ export class ShardPort {
         else this.log.error('unexpected record from shard', { shard, kind: ring.kind })
       }
       ring.endBatch()
+      this.counters?.fromShards(records)
     }
     if (any) this.outputs.flush()
     return any

@@ -4,6 +4,7 @@
 // thread and updated with Atomics by every I/O thread; no thread ever waits on another.
 //
 //   SAB: Int32 open                      connections and exchanges open on all I/O threads
+//        Int32 byTransport[TRANSPORTS]   the same by transport (for /metrics)
 //        Int32 failures[THROTTLE_SLOTS]  failed authentications in the current window, per slot
 //        Int32 windowStart[THROTTLE_SLOTS]  start of that window (seconds)
 //
@@ -12,27 +13,39 @@
 
 const THROTTLE_SLOTS = 4096
 
+/** What holds a connection id: a BTP session, an ILP-over-HTTP exchange, a paid shop request. */
+export const TRANSPORTS = ['btp', 'http', 'shop'] as const
+export type Transport = (typeof TRANSPORTS)[number]
+const HEADER_CELLS = 1 + TRANSPORTS.length
+
 export function createSharedLimits(): SharedArrayBuffer {
-  return new SharedArrayBuffer(4 * (1 + 2 * THROTTLE_SLOTS))
+  return new SharedArrayBuffer(4 * (HEADER_CELLS + 2 * THROTTLE_SLOTS))
 }
 
 export class ConnectionCount {
   private readonly cells: Int32Array
 
   constructor(sab: SharedArrayBuffer) {
-    this.cells = new Int32Array(sab, 0, 1)
+    this.cells = new Int32Array(sab, 0, HEADER_CELLS)
   }
 
   get open(): number {
     return Atomics.load(this.cells, 0)
   }
 
-  opened(): void {
-    Atomics.add(this.cells, 0, 1)
+  /** Open connections and exchanges by transport, in TRANSPORTS order. */
+  byTransport(): number[] {
+    return TRANSPORTS.map((_, i) => Atomics.load(this.cells, 1 + i))
   }
 
-  closed(): void {
+  opened(transport: Transport): void {
+    Atomics.add(this.cells, 0, 1)
+    Atomics.add(this.cells, 1 + TRANSPORTS.indexOf(transport), 1)
+  }
+
+  closed(transport: Transport): void {
     Atomics.sub(this.cells, 0, 1)
+    Atomics.sub(this.cells, 1 + TRANSPORTS.indexOf(transport), 1)
   }
 }
 
@@ -51,8 +64,8 @@ export class AuthThrottle {
   private readonly windowStart: Int32Array
 
   constructor(sab: SharedArrayBuffer = createSharedLimits()) {
-    this.failures = new Int32Array(sab, 4, THROTTLE_SLOTS)
-    this.windowStart = new Int32Array(sab, 4 * (1 + THROTTLE_SLOTS), THROTTLE_SLOTS)
+    this.failures = new Int32Array(sab, 4 * HEADER_CELLS, THROTTLE_SLOTS)
+    this.windowStart = new Int32Array(sab, 4 * (HEADER_CELLS + THROTTLE_SLOTS), THROTTLE_SLOTS)
   }
 
   /** Records a failure from `address`; returns how long to hold back the refusal (ms). */

@@ -35,6 +35,7 @@ const NOT_FORWARDED = new Set(['connection', 'keep-alive', 'transfer-encoding', 
 
 /** A paid request waiting for the shop's shard to say whether its token could pay. */
 class PaidRequest implements ReplyTarget {
+  readonly transport = 'shop'
   aborted = false
   connId = 0
   /** The upstream's answer while it is being relayed (destroyed if the client goes away). */

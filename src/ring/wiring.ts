@@ -24,11 +24,13 @@ export interface Wiring {
   shardToIo: SharedArrayBuffer[][]
   shardToShard: (SharedArrayBuffer | null)[][]
   inFlight: SharedArrayBuffer
+  /** Each shard's packet counters (packet_counters.ts), the same blocks across restarts; null with metrics off. */
+  counters: SharedArrayBuffer[] | null
   shardDoorbells: DoorbellWiring[]
   ioDoorbells: DoorbellWiring[]
 }
 
-export function createWiring(config: Config, wakeUps: WakeUps): Wiring {
+export function createWiring(config: Config, wakeUps: WakeUps, counters: SharedArrayBuffer[] | null): Wiring {
   const shards = Math.max(1, config.shards) // the inline shard (SHARDS=0) is shard 0
   const io = config.ioThreads
   // limits.ringBytes per ring: the memory is touched only as far as the ring has been filled.
@@ -40,6 +42,7 @@ export function createWiring(config: Config, wakeUps: WakeUps): Wiring {
     shardToIo: Array.from({ length: shards }, () => Array.from({ length: io }, () => createRing(ringBytes))),
     shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(ringBytes)))),
     inFlight: new SharedArrayBuffer(4 * shards),
+    counters,
     shardDoorbells: Array.from({ length: shards }, () => wakeUps.shardDoorbell()),
     ioDoorbells: Array.from({ length: io }, (_, t) => wakeUps.ioDoorbell(t)),
   }

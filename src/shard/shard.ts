@@ -27,7 +27,7 @@ import { hash } from 'node:crypto'
 import type { Config } from '../config/schema'
 import { PayeeReceiver } from './receiver'
 import {
-  classifyReply, encodeReject, fulfillLength, lastFulfillmentOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
+  classifyReply, encodeReject, fulfillLength, lastFulfillmentOffset, lastRejectCodeOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
   type RejectFields,
 } from '../codec/ilp_packet'
 import {
@@ -47,6 +47,7 @@ import { ioThreadOf } from '../ring/records'
 import type { Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
 import { Books } from './books'
+import { FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
 import type { Logger } from '../log'
 
 const PEER_PREFIX = Buffer.from('peer.', 'latin1')
@@ -69,6 +70,8 @@ export interface ShardOptions {
   toShards: (RingWriter | null)[]
   /** The routing table (prefix → account index) from the main thread's route manager. */
   routes: [string, number][]
+  /** This shard's block of packet counters (ring/packet_counters.ts); null with metrics off. */
+  counters: SharedArrayBuffer | null
   log: Logger
 }
 
@@ -94,6 +97,7 @@ export class Shard {
   readonly pending: PendingTable
 
   private readonly books: Books
+  private readonly counters: PacketCounters | null
   private readonly ildcpData: (Buffer | null)[]
 
   private readonly journal: InflightJournal
@@ -112,6 +116,7 @@ export class Shard {
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
     this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards)
+    this.counters = o.counters === null ? null : new PacketCounters(o.counters, this.accounts.size)
     this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending,
       this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8')))
     this.ildcpData = this.accounts.accounts.map((account) => {
@@ -154,33 +159,33 @@ export class Shard {
     if (!view.parse(buf, pos, end)) {
       const reason = `invalid prepare: ${view.error}`
       this.log.debug('rejected malformed packet', { account: this.accounts.accounts[account].id, reason })
-      return this.reject(connId, requestId, account, F01_INVALID_PACKET, reason)
+      return this.refuse(connId, requestId, account, 0n, F01_INVALID_PACKET, reason)
     }
     if (view.destinationStartsWith(PEER_PREFIX)) return this.handlePeerProtocol(account, connId, requestId, view, nowMs)
 
     const source = this.accounts.accounts[account]
     if (view.expiresAtMs - nowMs < this.config.minMessageWindowMs) {
-      return this.reject(connId, requestId, account, R02_INSUFFICIENT_TIMEOUT, view.expiresAtMs <= nowMs ? 'prepare already expired' : 'too little time left to forward the prepare')
+      return this.refuse(connId, requestId, account, view.amount, R02_INSUFFICIENT_TIMEOUT, view.expiresAtMs <= nowMs ? 'prepare already expired' : 'too little time left to forward the prepare')
     }
     if (view.amount > source.maxPacketAmount) return this.rejectAmountTooLarge(connId, requestId, account, view.amount, source.maxPacketAmount)
 
     const target = this.routes.lookup(view.buf, view.destinationOffset, view.destinationLength)
     if (target < 0 || target === account) {
-      return this.reject(connId, requestId, account, F02_UNREACHABLE, target < 0 ? 'no route to destination' : 'route leads back to the sender')
+      return this.refuse(connId, requestId, account, view.amount, F02_UNREACHABLE, target < 0 ? 'no route to destination' : 'route leads back to the sender')
     }
     const destinationAmount = this.convertAmount(view.amount, account, target)
-    if (destinationAmount < 0n) return this.reject(connId, requestId, account, F02_UNREACHABLE, 'no exchange rate between the two assets')
-    if (destinationAmount === 0n && view.amount > 0n) return this.reject(connId, requestId, account, R01_INSUFFICIENT_SOURCE_AMOUNT, 'amount rounds to zero for the next hop')
+    if (destinationAmount < 0n) return this.refuse(connId, requestId, account, view.amount, F02_UNREACHABLE, 'no exchange rate between the two assets')
+    if (destinationAmount === 0n && view.amount > 0n) return this.refuse(connId, requestId, account, view.amount, R01_INSUFFICIENT_SOURCE_AMOUNT, 'amount rounds to zero for the next hop')
 
     if (!this.books.canHold(account, view.amount)) {
-      return this.reject(connId, requestId, account, T04_INSUFFICIENT_LIQUIDITY, 'exceeded maximum balance')
+      return this.refuse(connId, requestId, account, view.amount, T04_INSUFFICIENT_LIQUIDITY, 'exceeded maximum balance')
     }
     if (this.books.prepares(account) >= this.config.maxInFlightPerAccount) {
-      return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight for this account')
+      return this.refuse(connId, requestId, account, view.amount, T03_CONNECTOR_BUSY, 'too many prepares in flight for this account')
     }
     const nextExpiresAtMs = Math.min(view.expiresAtMs - this.config.minMessageWindowMs, nowMs + this.config.maxHoldTimeMs)
     const slot = this.pending.allocate(nextExpiresAtMs, nowMs)
-    if (slot < 0) return this.reject(connId, requestId, account, T03_CONNECTOR_BUSY, 'too many prepares in flight')
+    if (slot < 0) return this.refuse(connId, requestId, account, view.amount, T03_CONNECTOR_BUSY, 'too many prepares in flight')
 
     this.books.hold(account, view.amount)
     this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
@@ -227,16 +232,20 @@ export class Shard {
           from: this.accounts.accounts[p.destinationAccount[slot]].id, amount: p.sourceAmount[slot],
         })
         this.reject(p.connId[slot], p.requestId[slot], account, F05_WRONG_CONDITION, 'fulfillment did not match the condition')
+        this.countSettled(slot, resultOfCode(F05_WRONG_CONDITION))
         return this.finish(slot, false)
       }
+      this.countSettled(slot, FULFILL)
       this.finish(slot, true)
       return this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, end))
     }
     if (kind === ReplyKind.Reject) {
       this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, end))
+      this.countSettled(slot, resultOfCodeBytes(buf, lastRejectCodeOffset))
     } else {
       this.log.warn('next hop answered with a malformed packet', { from: this.accounts.accounts[p.destinationAccount[slot]].id })
       this.reject(p.connId[slot], p.requestId[slot], account, T00_INTERNAL_ERROR, 'invalid response from the next hop')
+      this.countSettled(slot, resultOfCode(T00_INTERNAL_ERROR))
     }
     this.finish(slot, false)
   }
@@ -259,6 +268,7 @@ export class Shard {
     const p = this.pending
     const { code, message } = sendFailureReject(reason)
     this.reject(p.connId[slot], p.requestId[slot], p.sourceAccount[slot], code, message)
+    this.countSettled(slot, resultOfCode(code))
     this.finish(slot, false)
   }
 
@@ -279,6 +289,7 @@ export class Shard {
       from: this.accounts.accounts[p.sourceAccount[slot]].id, to: this.accounts.accounts[p.destinationAccount[slot]].id, amount: p.sourceAmount[slot],
     })
     this.reject(p.connId[slot], p.requestId[slot], p.sourceAccount[slot], R00_TRANSFER_TIMED_OUT, 'the next hop did not answer before the prepare expired')
+    this.countSettled(slot, resultOfCode(R00_TRANSFER_TIMED_OUT))
     this.finish(slot, false)
     return true
   }
@@ -294,12 +305,14 @@ export class Shard {
   commit(nowMs: number): void {
     const journalWork = this.journal.hasWork(nowMs)
     if (this.books.dirty || journalWork || this.receiver.hasDirty) {
+      const started = this.counters === null ? 0 : performance.now()
       this.store.root.transactionSync(() => {
         this.receiver.writeDirty()
         this.books.writeRecords()
         if (journalWork) this.journal.write(this.store, nowMs)
       })
       this.books.recordsWritten()
+      this.counters?.commitTook((performance.now() - started) / 1000)
     }
     this.books.sendCredits()
   }
@@ -318,10 +331,10 @@ export class Shard {
     if (view.destinationEquals(PEER_CONFIG)) {
       // ilp-protocol-ildcp's serve() answers F00 to every bad request; so do we.
       const data = this.ildcpData[account]
-      if (data === null) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP is only offered to child accounts')
-      if (!conditionOk) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP request with the wrong condition')
-      if (view.expiresAtMs <= nowMs) return this.reject(connId, requestId, account, F00_BAD_REQUEST, 'IL-DCP request expired')
-      return this.fulfillPeerRequest(connId, requestId, account, data)
+      if (data === null) return this.refuse(connId, requestId, account, view.amount, F00_BAD_REQUEST, 'IL-DCP is only offered to child accounts')
+      if (!conditionOk) return this.refuse(connId, requestId, account, view.amount, F00_BAD_REQUEST, 'IL-DCP request with the wrong condition')
+      if (view.expiresAtMs <= nowMs) return this.refuse(connId, requestId, account, view.amount, F00_BAD_REQUEST, 'IL-DCP request expired')
+      return this.fulfillPeerRequest(connId, requestId, account, view.amount, data)
     }
     if (view.destinationStartsWith(PEER_ROUTE)) {
       // CCP is the main thread's control plane: the whole prepare goes there, and it answers.
@@ -329,15 +342,16 @@ export class Shard {
         view.buf.subarray(view.packetOffset, view.packetOffset + view.packetLength))
     }
     if (view.destinationEquals(PEER_BALANCE)) {
-      if (!conditionOk) return this.reject(connId, requestId, account, F01_INVALID_PACKET, 'peer.balance request with the wrong condition')
+      if (!conditionOk) return this.refuse(connId, requestId, account, view.amount, F01_INVALID_PACKET, 'peer.balance request with the wrong condition')
       const data = Buffer.alloc(8)
       writeInt64(data, 0, this.books.peerBalance(account))
-      return this.fulfillPeerRequest(connId, requestId, account, data)
+      return this.fulfillPeerRequest(connId, requestId, account, view.amount, data)
     }
-    this.reject(connId, requestId, account, F01_INVALID_PACKET, `unknown peer protocol ${view.destination()}`)
+    this.refuse(connId, requestId, account, view.amount, F01_INVALID_PACKET, `unknown peer protocol ${view.destination()}`)
   }
 
-  private fulfillPeerRequest(connId: number, requestId: number, account: number, data: Uint8Array): void {
+  private fulfillPeerRequest(connId: number, requestId: number, account: number, amount: bigint, data: Uint8Array): void {
+    this.counters?.count(account, Incoming, FULFILL, amount)
     const ring = this.toIo[ioThreadOf(connId)]
     writeFulfill(ring.data, this.reserve(ring, RecordKind.ReplyOut, fulfillLength(data.length), connId, requestId, account), PEER_PROTOCOL_FULFILLMENT, data)
     ring.commit()
@@ -384,6 +398,21 @@ export class Shard {
     p.release(slot)
   }
 
+  /** Answers a prepare from `account` with a reject of ours at once (it was never forwarded). */
+  private refuse(connId: number, requestId: number, account: number, amount: bigint, code: IlpErrorCode, message: string, data: Uint8Array = EMPTY): void {
+    this.counters?.count(account, Incoming, resultOfCode(code), amount)
+    this.reject(connId, requestId, account, code, message, data)
+  }
+
+  /** A forwarded prepare ended with `result`: for its sender (incoming) and its next hop (outgoing). */
+  private countSettled(slot: number, result: number): void {
+    const c = this.counters
+    if (c === null) return
+    const p = this.pending
+    c.count(p.sourceAccount[slot], Incoming, result, p.sourceAmount[slot])
+    c.count(p.destinationAccount[slot], Outgoing, result, p.destinationAmount[slot])
+  }
+
   private reject(connId: number, requestId: number, account: number, code: IlpErrorCode, message: string, data: Uint8Array = EMPTY): void {
     const fields: RejectFields = { code, triggeredBy: this.ilpAddress, message: Buffer.from(message, 'utf8'), data }
     const ring = this.toIo[ioThreadOf(connId)]
@@ -415,7 +444,7 @@ export class Shard {
     writeUInt64(data, 0, received)
     writeUInt64(data, 8, maximum)
     this.log.debug('rejected packet above max packet amount', { account: this.accounts.accounts[account].id, amount: received, maximum })
-    this.reject(connId, requestId, account, F08_AMOUNT_TOO_LARGE, 'packet amount exceeds the maximum', data)
+    this.refuse(connId, requestId, account, received, F08_AMOUNT_TOO_LARGE, 'packet amount exceeds the maximum', data)
   }
 
   /** Balance of an owned account (committed; positive = the peer owes this node). For tests and stats. */

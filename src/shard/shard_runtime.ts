@@ -19,7 +19,9 @@ export function createShardLoop(
   const toShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingWriter(wiring.shardToShard[index][j]!)))
   const fromShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingReader(wiring.shardToShard[j][index]!)))
   const linkTable = new LinkTable(links, config.accounts.length, wiring.ioCount)
-  const shard = new Shard({ config, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, log })
+  const shard = new Shard({
+    config, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, log, counters: wiring.counters?.[index] ?? null,
+  })
   return new ShardLoop({
     shard,
     fromIo: wiring.ioToShard.map((rings) => new RingReader(rings[index])),

@@ -1,0 +1,142 @@
+// GET /metrics in the Prometheus text format (prom-client's registry and its default process and
+// Node.js metrics). The data plane's figures are never pushed anywhere: each shard and each I/O
+// thread counts in its own block of shared memory (ring/packet_counters.ts), and this reads the
+// blocks, the rings, the shared connection counts, LMDB and /proc when a scrape comes in.
+//
+//   ilp_node_packets_total{account,direction,result}         counter
+//   ilp_node_packet_amount_total{account,direction,result}   counter, base units of the account
+//   ilp_node_account_balance{account,asset_code,asset_scale} gauge, committed, base units
+//                                                            (positive: the peer owes this node)
+//   ilp_node_prepares_in_flight{shard}                       gauge
+//   ilp_node_connections{transport}                          gauge (btp, http, shop)
+//   ilp_node_thread_cpu_seconds_total{thread}                counter (its rate is the busy fraction)
+//   ilp_node_shard_packets_total{shard}                      counter (prepares it answered)
+//   ilp_node_io_records_total{thread,direction}              counter (to_shards, from_shards)
+//   ilp_node_ring_used_bytes{ring} / ilp_node_ring_size_bytes{ring}  gauges (ring: ioN_to_shardM, …)
+//   ilp_node_lmdb_commit_seconds{shard}                      histogram
+//   process_*, nodejs_*                                      prom-client's defaults (main thread)
+
+import { collectDefaultMetrics, Registry } from 'prom-client'
+import type { AccountTable } from '../config/account_table'
+import type { Config } from '../config/schema'
+import { ConnectionCount, TRANSPORTS } from '../io/shared_limits'
+import { COMMIT_BUCKETS_S, CounterReader, DIRECTIONS, IO_COUNTS, IoCounters, RESULTS } from '../ring/packet_counters'
+import { ringUsedBytes } from '../ring/ring'
+import type { Wiring } from '../ring/wiring'
+import { readBalance, type Store } from '../store/balance_store'
+import { namedThreadCpuSeconds } from './thread_stats'
+
+type Labels = Record<string, string | number>
+interface Sample {
+  value: number
+  labels: Labels
+  metricName?: string
+}
+
+/** What the collectors read, at each scrape (the wiring changes when the shards restart). */
+export interface MetricsSources {
+  config: Config
+  accounts: AccountTable
+  store: Store
+  wiring: () => Wiring
+  limits: SharedArrayBuffer
+  ioCounters: SharedArrayBuffer | null
+}
+
+export class Metrics {
+  private readonly registry = new Registry()
+
+  constructor(private readonly s: MetricsSources) {
+    collectDefaultMetrics({ register: this.registry })
+    const id = (account: number) => s.accounts.accounts[account].id
+    this.add('ilp_node_packets_total', 'ILP prepares by account, direction (incoming: sent by the account; outgoing: sent to it) and result (fulfill or the reject code)', 'counter', () =>
+      this.counterRows().map((r) => ({ value: r.packets, labels: { account: id(r.account), direction: DIRECTIONS[r.direction], result: RESULTS[r.result] } })))
+    this.add('ilp_node_packet_amount_total', 'Amounts of those prepares, in base units of the account', 'counter', () =>
+      this.counterRows().map((r) => ({ value: Number(r.amount), labels: { account: id(r.account), direction: DIRECTIONS[r.direction], result: RESULTS[r.result] } })))
+    this.add('ilp_node_account_balance', 'Committed balance of each account in its base units (positive: the peer owes this node)', 'gauge', () =>
+      s.accounts.accounts.map((a) => ({ value: Number(readBalance(s.store, a.id)), labels: { account: a.id, asset_code: a.assetCode, asset_scale: a.assetScale } })))
+    this.add('ilp_node_prepares_in_flight', 'Prepares a shard has forwarded and not yet seen answered', 'gauge', () => {
+      const counts = new Int32Array(s.wiring().inFlight)
+      return Array.from(counts, (_, shard) => ({ value: Atomics.load(counts, shard), labels: { shard } }))
+    })
+    this.add('ilp_node_connections', 'Open BTP connections, ILP-over-HTTP exchanges and paid shop requests, over all I/O threads', 'gauge', () => {
+      const open = new ConnectionCount(s.limits).byTransport()
+      return TRANSPORTS.map((transport, i) => ({ value: open[i], labels: { transport } }))
+    })
+    this.add('ilp_node_thread_cpu_seconds_total', 'CPU time of each of the node\'s threads (its rate is the thread\'s busy fraction)', 'counter', () =>
+      namedThreadCpuSeconds().map(({ thread, seconds }) => ({ value: seconds, labels: { thread } })))
+    this.add('ilp_node_shard_packets_total', 'Prepares each shard answered (for the accounts it owns)', 'counter', () => {
+      const counters = s.wiring().counters ?? []
+      return counters.map((sab, shard) => ({
+        value: new CounterReader(sab, s.accounts.size).rows().filter((r) => r.direction === 0).reduce((sum, r) => sum + r.packets, 0),
+        labels: { shard },
+      }))
+    })
+    this.add('ilp_node_io_records_total', 'Records each I/O thread handed to the shards and took from them', 'counter', () => {
+      if (s.ioCounters === null) return []
+      const samples: Sample[] = []
+      for (let t = 0; t < s.config.ioThreads; t++) {
+        const counts = IoCounters.read(s.ioCounters, t)
+        IO_COUNTS.forEach((direction, k) => samples.push({ value: counts[k], labels: { thread: s.config.ioThreads > 1 ? `ilp-io-${t}` : 'ilp-main', direction } }))
+      }
+      return samples
+    })
+    this.add('ilp_node_ring_used_bytes', 'Bytes waiting in each ring between the threads', 'gauge', () => this.rings().map(([ring, sab]) => ({ value: ringUsedBytes(sab), labels: { ring } })))
+    this.add('ilp_node_ring_size_bytes', 'Capacity of each ring between the threads', 'gauge', () => this.rings().map(([ring]) => ({ value: s.config.ringBytes, labels: { ring } })))
+    this.add('ilp_node_lmdb_commit_seconds', 'Time of each shard\'s LMDB write transactions', 'histogram', () => {
+      const samples: Sample[] = []
+      ;(s.wiring().counters ?? []).forEach((sab, shard) => {
+        const { buckets, seconds, count } = new CounterReader(sab, s.accounts.size).commits()
+        let cumulative = 0
+        COMMIT_BUCKETS_S.forEach((le, b) => {
+          cumulative += buckets[b]
+          samples.push({ metricName: 'ilp_node_lmdb_commit_seconds_bucket', value: cumulative, labels: { shard, le } })
+        })
+        samples.push({ metricName: 'ilp_node_lmdb_commit_seconds_bucket', value: count, labels: { shard, le: '+Inf' } })
+        samples.push({ metricName: 'ilp_node_lmdb_commit_seconds_sum', value: seconds, labels: { shard } })
+        samples.push({ metricName: 'ilp_node_lmdb_commit_seconds_count', value: count, labels: { shard } })
+      })
+      return samples
+    })
+  }
+
+  /** The whole exposition, as text/plain; version=0.0.4. */
+  text(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
+  }
+
+  private add(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Sample[]): void {
+    // A metric of our own for prom-client's registry: read at each scrape, nothing kept between.
+    this.registry.registerMetric({ name, help, type, get: () => ({ name, help, type, values: values(), aggregator: 'sum' }) } as never)
+  }
+
+  private counterRows(): ReturnType<CounterReader['rows']> {
+    // Shards count into their own blocks; an account's figures are the sum over the shards.
+    const sum = new Map<number, { account: number; direction: number; result: number; packets: number; amount: bigint }>()
+    for (const sab of this.s.wiring().counters ?? []) {
+      for (const r of new CounterReader(sab, this.s.accounts.size).rows()) {
+        const key = (r.account * DIRECTIONS.length + r.direction) * RESULTS.length + r.result
+        const row = sum.get(key)
+        if (row === undefined) sum.set(key, { ...r })
+        else {
+          row.packets += r.packets
+          row.amount += r.amount
+        }
+      }
+    }
+    return [...sum.values()]
+  }
+
+  private rings(): [string, SharedArrayBuffer][] {
+    const w = this.s.wiring()
+    const out: [string, SharedArrayBuffer][] = []
+    w.ioToShard.forEach((rings, t) => rings.forEach((sab, sh) => out.push([`io${t}_to_shard${sh}`, sab])))
+    w.shardToIo.forEach((rings, sh) => rings.forEach((sab, t) => out.push([`shard${sh}_to_io${t}`, sab])))
+    w.shardToShard.forEach((rings, i) => rings.forEach((sab, j) => { if (sab !== null) out.push([`shard${i}_to_shard${j}`, sab]) }))
+    return out
+  }
+}
