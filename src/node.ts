@@ -21,6 +21,7 @@ import { claimFreePort } from './io/listen'
 import { loadUws, type UwsModule } from './io/uws'
 import { RouteManager } from './control/route_manager'
 import { Metrics } from './control/metrics'
+import { AdminApi } from './control/admin_api'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
 import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
@@ -98,8 +99,10 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       }
     },
     metrics: () => metrics === null ? Promise.reject(new Error('metrics are off')) : metrics.text(),
+    admin: async (request) => admin!.handle(request),
   }
   let metrics: Metrics | null = null
+  let admin: AdminApi | null = null
   let io: { sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> } | null = null
   const routes = new RouteManager(config, accounts,
     (account, prepare) => io!.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
@@ -121,6 +124,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   }
   const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics')
   await supervisor.start(routes.table())
+  admin = new AdminApi({ config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes })
   if (config.metrics.enabled) {
     metrics = new Metrics({ config, accounts, store, wiring: () => supervisor.currentWiring(), limits, ioCounters })
   }

@@ -83,6 +83,13 @@ export class IoThreads implements IoSide {
         return void this.plane.control(event.account, event.prepare).then((answer) => {
           thread.control.postMessage({ type: 'controlAnswer', id: event.id, answer } satisfies IoCommand)
         })
+      case 'admin':
+        return void this.plane.admin(event.request).then((response) => {
+          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response } satisfies IoCommand)
+        }, (err: Error) => {
+          this.log.error('admin request failed', { error: err.message })
+          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response: { status: 500, body: '{"error":"internal error"}' } } satisfies IoCommand)
+        })
       case 'metrics':
         return void this.plane.metrics().then((text) => {
           thread.control.postMessage({ type: 'metricsAnswer', id: event.id, text } satisfies IoCommand)

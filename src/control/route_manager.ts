@@ -32,6 +32,16 @@ const CONTROL_RETRY_MAX_MS = 30_000
 interface LearnedRoute {
   path: string[]
   auth: Buffer
+  /** How it was learned: a CCP route update or a JSON route broadcast. */
+  via: 'ccp' | 'json'
+}
+
+/** A route as the admin API shows it: where a prefix goes, and where that came from. */
+export interface RouteView {
+  prefix: string
+  nextHop: string
+  source: 'config' | 'node' | 'child' | 'parent' | 'ccp' | 'json'
+  path: string[]
 }
 
 interface Receiver {
@@ -131,6 +141,30 @@ export class RouteManager {
     return entries
   }
 
+  /** The whole table with each route's origin (for GET /admin/routes), by prefix. */
+  describe(): RouteView[] {
+    // A next hop of -1 is the node itself (its own address, answered by its shards).
+    const id = (account: number) => (account < 0 ? '(this node)' : this.accounts.accounts[account].id)
+    const views: RouteView[] = []
+    for (const prefix of [...this.allPrefixes()].sort()) {
+      const configured = this.configured.get(prefix)
+      if (configured !== undefined) {
+        views.push({ prefix, nextHop: id(configured), source: 'config', path: [] })
+        continue
+      }
+      const local = this.local.get(prefix)
+      if (local !== undefined) {
+        views.push({ prefix, nextHop: id(local.nextHop), source: local.nextHop < 0 ? 'node' : prefix === '' ? 'parent' : 'child', path: [] })
+        continue
+      }
+      const best = this.best(prefix)
+      if (best === null) continue
+      const via = this.receivers.get(best.nextHop)?.routes.get(prefix)?.via ?? 'ccp'
+      views.push({ prefix, nextHop: id(best.nextHop), source: via, path: best.path })
+    }
+    return views
+  }
+
   /**
    * A link to `account` came up. A CCP peer is asked for its routes (if we take routes from it)
    * and will ask for ours; a peer that takes JSON broadcasts gets ours from now on, unasked.
@@ -218,7 +252,7 @@ export class RouteManager {
       const learned = { prefix: route.prefix, path: route.path, auth: route.auth ?? ZERO_AUTH, props: [] }
       if (!this.acceptable(learned)) continue
       const known = receiver.routes.get(route.prefix)
-      receiver.routes.set(route.prefix, { path: learned.path, auth: learned.auth })
+      receiver.routes.set(route.prefix, { path: learned.path, auth: learned.auth, via: 'json' })
       if (known === undefined || known.path.join(' ') !== learned.path.join(' ')) changed.push(route.prefix)
     }
     this.learned(account, changed, broadcast.withdrawnRoutes.length)
@@ -242,7 +276,7 @@ export class RouteManager {
     const changed: string[] = []
     for (const prefix of update.withdrawnRoutes) if (receiver.routes.delete(prefix)) changed.push(prefix)
     for (const route of update.newRoutes.filter((r) => this.acceptable(r))) {
-      receiver.routes.set(route.prefix, { path: route.path, auth: route.auth })
+      receiver.routes.set(route.prefix, { path: route.path, auth: route.auth, via: 'ccp' })
       changed.push(route.prefix)
     }
     receiver.epoch = update.toEpochIndex

@@ -27,6 +27,8 @@ import { listenUws } from './listen'
 import type { UwsModule } from './uws'
 import { ShardPort } from './shard_port'
 import { registerMetrics } from './metrics_endpoint'
+import { registerAdmin } from './admin_endpoint'
+import type { AdminRequest, AdminResponse } from './admin_endpoint'
 import { IoCounters } from '../ring/packet_counters'
 import { AuthThrottle, ConnectionCount } from './shared_limits'
 
@@ -38,6 +40,8 @@ export interface ControlPlane {
   control(account: number, prepare: Uint8Array): Promise<Uint8Array>
   /** The Prometheus exposition of the whole node (made on the main thread). */
   metrics(): Promise<string>
+  /** An /admin request's answer (made on the main thread). */
+  admin(request: AdminRequest): Promise<AdminResponse>
 }
 
 type Send = (shard: number, account: number, pendingId: number, ilp: Uint8Array) => void
@@ -111,6 +115,7 @@ export class IoFront {
     })
     spsp.register(app)
     registerMetrics(app, config, () => controlPlane.metrics(), scope('metrics'))
+    registerAdmin(app, (request) => controlPlane.admin(request), scope('admin'))
     this.shop?.register(app)
     app.any('/*', (res, req) => {
       if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)

@@ -18,6 +18,7 @@ import { openStore } from '../store/balance_store'
 import { nameThisThread } from '../thread_name'
 import { loadUws } from './uws'
 import { IoFront } from './io_front'
+import type { AdminRequest, AdminResponse } from './admin_endpoint'
 
 export interface IoTask {
   config: Config
@@ -40,6 +41,7 @@ export type IoCommand =
   | { type: 'sendControl'; id: number; account: number; prepare: Uint8Array; timeoutMs: number }
   | { type: 'controlAnswer'; id: number; answer: Uint8Array }
   | { type: 'metricsAnswer'; id: number; text: string | null }
+  | { type: 'adminAnswer'; id: number; response: AdminResponse }
   | { type: 'drain' }
   | { type: 'stop' }
   | { type: 'crash'; reason: string }
@@ -51,6 +53,7 @@ export type IoEvent =
   | { type: 'linkDown'; account: number }
   | { type: 'control'; id: number; account: number; prepare: Uint8Array }
   | { type: 'metrics'; id: number }
+  | { type: 'admin'; id: number; request: AdminRequest }
   | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
 
 export function runIoThread({ config, index, links, limits, counters, wiring, port, control }: IoTask): Promise<string> {
@@ -61,6 +64,7 @@ export function runIoThread({ config, index, links, limits, counters, wiring, po
   const post = (event: IoEvent) => control.postMessage(event)
   const answers = new Map<number, (answer: Uint8Array) => void>()
   const expositions = new Map<number, (text: string | null) => void>()
+  const adminAnswers = new Map<number, (response: AdminResponse) => void>()
   let nextId = 0
   const front = new IoFront(config, index, links, limits, counters, store, loadUws(), {
     linkUp: (account) => post({ type: 'linkUp', account }),
@@ -74,6 +78,11 @@ export function runIoThread({ config, index, links, limits, counters, wiring, po
       const id = ++nextId
       expositions.set(id, (text) => (text === null ? reject(new Error('the main thread could not make the exposition')) : resolve(text)))
       post({ type: 'metrics', id })
+    }),
+    admin: (request) => new Promise((resolve) => {
+      const id = ++nextId
+      adminAnswers.set(id, resolve)
+      post({ type: 'admin', id, request })
     }),
   })
 
@@ -90,6 +99,10 @@ export function runIoThread({ config, index, links, limits, counters, wiring, po
           return front.shardsRestarting()
         case 'attach':
           return front.port.attach(command.wiring, null)
+        case 'adminAnswer':
+          adminAnswers.get(command.id)?.(command.response)
+          adminAnswers.delete(command.id)
+          return
         case 'metricsAnswer':
           expositions.get(command.id)?.(command.text)
           expositions.delete(command.id)

@@ -15,6 +15,7 @@
 
 import type { Config } from '../config/schema'
 import type { DoorbellWiring, WakeUps } from './doorbell'
+import { holdsBytes } from './holds'
 import { createRing } from './ring'
 
 export interface Wiring {
@@ -26,6 +27,8 @@ export interface Wiring {
   inFlight: SharedArrayBuffer
   /** Each shard's packet counters (packet_counters.ts), the same blocks across restarts; null with metrics off. */
   counters: SharedArrayBuffer[] | null
+  /** Each shard's holds per account (shard/books.ts), for the admin API; fresh at each restart. */
+  holds: SharedArrayBuffer[]
   shardDoorbells: DoorbellWiring[]
   ioDoorbells: DoorbellWiring[]
 }
@@ -43,6 +46,7 @@ export function createWiring(config: Config, wakeUps: WakeUps, counters: SharedA
     shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(ringBytes)))),
     inFlight: new SharedArrayBuffer(4 * shards),
     counters,
+    holds: Array.from({ length: shards }, () => new SharedArrayBuffer(holdsBytes(config.accounts.length))),
     shardDoorbells: Array.from({ length: shards }, () => wakeUps.shardDoorbell()),
     ioDoorbells: Array.from({ length: io }, (_, t) => wakeUps.ioDoorbell(t)),
   }

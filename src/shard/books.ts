@@ -10,13 +10,16 @@
 //
 // Changed records are written in the shard's next transaction (writeRecords), before anything
 // that depends on them leaves the shard; the credits for other shards' live views go out after
-// it (sendCredits), coalesced per account while their ring is full.
+// it (sendCredits), coalesced per account while their ring is full. After each turn the holds of
+// the accounts they changed are copied to shared memory (publishHolds, ring/holds.ts) for the
+// admin API.
 
 import type { AccountTable } from '../config/account_table'
 import { UINT64_MAX } from '../codec/oer'
 import { RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import { decodeInt128, encodeInt128, type Store } from '../store/balance_store'
+import { heldCells, prepareCells } from '../ring/holds'
 
 const INT64_MAX = 0x7fffffffffffffffn
 const INT64_MIN = -0x8000000000000000n
@@ -35,6 +38,10 @@ export class Books {
   /** Credits owed to other shards' live views, coalesced per account until there is ring space. */
   private readonly unsentCredit: bigint[]
   private readonly unsentCreditAccounts: number[] = []
+  private readonly heldShared: BigInt64Array | null
+  private readonly preparesShared: Int32Array | null
+  private readonly holdChanged: Uint8Array
+  private readonly holdChangedAccounts: number[] = []
 
   constructor(
     private readonly accounts: AccountTable,
@@ -42,6 +49,8 @@ export class Books {
     private readonly store: Store,
     /** Rings to the other shards by index (null at this shard's own index). */
     private readonly toShards: (RingWriter | null)[],
+    /** This shard's block of holds (holdsBytes), read by the main thread; null in tests without it. */
+    holds: SharedArrayBuffer | null = null,
   ) {
     const n = accounts.size
     this.owned = new Uint8Array(n)
@@ -51,6 +60,9 @@ export class Books {
     this.record = new Array<bigint>(n).fill(0n)
     this.recordDirty = new Uint8Array(n)
     this.unsentCredit = new Array<bigint>(n).fill(0n)
+    this.holdChanged = new Uint8Array(n)
+    this.heldShared = holds === null ? null : heldCells(holds, n)
+    this.preparesShared = holds === null ? null : prepareCells(holds, n)
     this.load()
   }
 
@@ -82,11 +94,32 @@ export class Books {
   hold(account: number, amount: bigint): void {
     this.held[account] += amount
     this.inFlight[account]++
+    this.holdMoved(account)
   }
 
   release(account: number, amount: bigint): void {
     this.held[account] -= amount
     this.inFlight[account]--
+    this.holdMoved(account)
+  }
+
+  private holdMoved(account: number): void {
+    if (this.holdChanged[account] === 0) {
+      this.holdChanged[account] = 1
+      this.holdChangedAccounts.push(account)
+    }
+  }
+
+  /** Copies the holds that changed this turn to shared memory. */
+  publishHolds(): void {
+    const accounts = this.holdChangedAccounts
+    if (accounts.length === 0) return
+    for (const i of accounts) {
+      this.holdChanged[i] = 0
+      if (this.heldShared !== null) Atomics.store(this.heldShared, i, BigInt.asIntN(64, this.held[i]))
+      if (this.preparesShared !== null) Atomics.store(this.preparesShared, i, this.inFlight[i])
+    }
+    accounts.length = 0
   }
 
   /** A fulfill: `source`'s hold becomes balance, `target` is credited `credit` (its own units). */

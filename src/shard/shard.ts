@@ -72,6 +72,8 @@ export interface ShardOptions {
   routes: [string, number][]
   /** This shard's block of packet counters (ring/packet_counters.ts); null with metrics off. */
   counters: SharedArrayBuffer | null
+  /** This shard's block of holds (books.ts), for the admin API. */
+  holds: SharedArrayBuffer | null
   log: Logger
 }
 
@@ -115,7 +117,7 @@ export class Shard {
     this.routes = Shard.routingTable(o.routes)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
-    this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards)
+    this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards, o.holds)
     this.counters = o.counters === null ? null : new PacketCounters(o.counters, this.accounts.size)
     this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending,
       this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8')))
@@ -315,6 +317,11 @@ export class Shard {
       this.counters?.commitTook((performance.now() - started) / 1000)
     }
     this.books.sendCredits()
+  }
+
+  /** Copies the holds this turn changed to shared memory (after the turn's publish). */
+  publishHolds(): void {
+    this.books.publishHolds()
   }
 
   /** True while there are credits waiting for ring space. */

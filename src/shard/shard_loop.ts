@@ -55,6 +55,7 @@ export class ShardLoop {
     shard.commit(nowMs)
     this.publish()
     Atomics.store(this.o.inFlight, this.o.shardIndex, shard.pending.count)
+    shard.publishHolds()
     return worked
   }
 

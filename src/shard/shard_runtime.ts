@@ -21,6 +21,7 @@ export function createShardLoop(
   const linkTable = new LinkTable(links, config.accounts.length, wiring.ioCount)
   const shard = new Shard({
     config, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, log, counters: wiring.counters?.[index] ?? null,
+    holds: wiring.holds[index],
   })
   return new ShardLoop({
     shard,

@@ -1,0 +1,123 @@
+// Goal: the admin API shows what the node holds (settings, committed balances, holds in flight,
+// links, traffic, the routing table with each route's origin), answers only with the admin
+// token, and never shows a token. Method: a node with alice, bob and carl (ilp-plugin-btp
+// clients for alice and bob), real traffic, and a prepare that bob holds while the API is asked.
+
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { asFulfill, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, sleep, testConfigJson, withNode } from './helpers'
+
+const ADMIN_TOKEN = 'an-admin-token-for-the-tests'
+
+async function admin(port: number, method: string, path: string, token: string | null = ADMIN_TOKEN): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: token === null ? {} : { authorization: `Bearer ${token}` } })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
+}
+
+type AccountView = { id: string; balance: string; held: string; preparesInFlight: number; connected: boolean; links: number; transport: Record<string, unknown>;
+  limits: Record<string, string>; traffic: Record<string, { fulfilled: number; rejected: number; amountFulfilled: string }> | null }
+
+describe(`admin API (${layoutName(0)})`, () => {
+  const fixture = withNode(0, { ...testConfigJson(), adminToken: ADMIN_TOKEN }, ['alice', 'bob'])
+
+  it('answers 401 on every endpoint without the admin token, or with a wrong one', async () => {
+    const endpoints: [string, string][] = [
+      ['GET', '/admin/accounts'], ['GET', '/admin/accounts/alice'], ['GET', '/admin/routes'], ['PUT', '/admin/accounts/dave'],
+      ['DELETE', '/admin/accounts/alice'], ['POST', '/admin/accounts/alice/adjust'], ['GET', '/admin/nothing'], ['GET', '/admin'],
+    ]
+    for (const [method, path] of endpoints) {
+      for (const token of [null, 'not-the-admin-token', 'alice-token']) {
+        const res = await admin(fixture.node.port, method, path, token)
+        assert.equal(res.status, 401, `${method} ${path} with ${token ?? 'no token'}`)
+      }
+    }
+  })
+
+  it('shows each account: settings without tokens, committed balance, links and traffic', async () => {
+    const { alice, bob } = fixture.clients
+    const { fulfillment, condition } = fulfillmentPair()
+    bob.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
+    for (let i = 0; i < 5; i++) asFulfill(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '40', executionCondition: condition })))
+    const res = await admin(fixture.node.port, 'GET', '/admin/accounts')
+    assert.equal(res.status, 200)
+    const text = JSON.stringify(res.body)
+    assert.doesNotMatch(text, /alice-token|bob-token|carl-token/, 'no token in the answer')
+    const accounts = res.body.accounts as AccountView[]
+    assert.deepEqual(accounts.map((a) => a.id), ['alice', 'bob', 'carl'])
+    const [a, b, c] = accounts
+    assert.equal(a.balance, '200')
+    assert.equal(b.balance, '-200')
+    assert.equal(a.held, '0')
+    assert.deepEqual(a.limits, { balanceMinimum: '-1000000000', balanceMaximum: '1000000000', maxPacketAmount: '1000000' })
+    assert.deepEqual(a.transport, { btp: { listens: true }, http: null })
+    assert.equal(a.connected, true)
+    assert.equal(a.links, 1)
+    assert.equal(c.connected, false)
+    assert.equal(a.traffic?.incoming.fulfilled, 5)
+    assert.equal(a.traffic?.incoming.amountFulfilled, '200')
+    assert.equal(b.traffic?.outgoing.fulfilled, 5)
+    const one = await admin(fixture.node.port, 'GET', '/admin/accounts/bob')
+    assert.equal(one.status, 200)
+    assert.equal((one.body as unknown as AccountView).balance, '-200')
+    assert.equal((await admin(fixture.node.port, 'GET', '/admin/accounts/nobody')).status, 404)
+  })
+
+  it('shows the hold of a prepare while the next hop holds it, and releases it after', async () => {
+    const { alice, bob } = fixture.clients
+    const { fulfillment, condition } = fulfillmentPair()
+    let answer: () => void = () => {}
+    bob.deregisterDataHandler()
+    bob.registerDataHandler(() => new Promise((resolve) => {
+      answer = () => resolve(IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
+    }))
+    const before = (await admin(fixture.node.port, 'GET', '/admin/accounts/alice')).body as unknown as AccountView
+    const sent = alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '777', executionCondition: condition }))
+    let during: AccountView | null = null
+    for (let i = 0; i < 100 && (during === null || during.held === '0'); i++) {
+      await sleep(10)
+      during = (await admin(fixture.node.port, 'GET', '/admin/accounts/alice')).body as unknown as AccountView
+    }
+    assert.equal(during?.held, '777')
+    assert.equal(during?.preparesInFlight, 1)
+    answer()
+    asFulfill(await sent)
+    let after = during!
+    for (let i = 0; i < 100 && after.held !== '0'; i++) {
+      await sleep(10)
+      after = (await admin(fixture.node.port, 'GET', '/admin/accounts/alice')).body as unknown as AccountView
+    }
+    assert.equal(after.held, '0')
+    assert.equal(after.preparesInFlight, 0)
+    assert.equal(BigInt(after.balance), BigInt(before.balance) + 777n)
+  })
+
+  it('shows the routing table with where each route came from', async () => {
+    const res = await admin(fixture.node.port, 'GET', '/admin/routes')
+    assert.equal(res.status, 200)
+    const routes = res.body.routes as { prefix: string; nextHop: string; source: string }[]
+    const find = (prefix: string) => routes.find((r) => r.prefix === prefix)
+    assert.deepEqual(find('test.elsewhere'), { prefix: 'test.elsewhere', nextHop: 'bob', source: 'config', path: [] })
+    assert.deepEqual(find(`${NODE_ADDRESS}.alice`), { prefix: `${NODE_ADDRESS}.alice`, nextHop: 'alice', source: 'child', path: [] })
+    assert.equal(find('test.carl')?.source, 'config')
+  })
+
+  it('refuses changes (405, accounts and routes come from the config file) and answers 404 for unknown endpoints', async () => {
+    const put = await admin(fixture.node.port, 'PUT', '/admin/accounts/dave')
+    assert.equal(put.status, 405)
+    assert.match(String(put.body.error), /come from the config file/)
+    assert.equal((await admin(fixture.node.port, 'DELETE', '/admin/routes')).status, 405)
+    assert.equal((await admin(fixture.node.port, 'GET', '/admin/nothing')).status, 404)
+  })
+})
+
+describe('admin API without an adminToken', () => {
+  const fixture = withNode(0)
+
+  it('answers nothing under /admin (404), with or without a token', async () => {
+    for (const token of [null, ADMIN_TOKEN]) {
+      assert.equal((await admin(fixture.node.port, 'GET', '/admin/accounts', token)).status, 404)
+      assert.equal((await admin(fixture.node.port, 'GET', '/admin/routes', token)).status, 404)
+    }
+  })
+})
