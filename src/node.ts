@@ -17,7 +17,9 @@ import { lockDataDir, type DataDirLock } from './store/data_dir_lock'
 import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
 import { withAddressFromParent } from './control/ildcp_client'
 import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
-import { claimFreePort } from './io/listen'
+import { claimFreePort, listenUws, PortInUseError } from './io/listen'
+import { registerMetrics } from './io/metrics_endpoint'
+import { registerAdmin } from './io/admin_endpoint'
 import { loadUws, type UwsModule } from './io/uws'
 import { RouteManager } from './control/route_manager'
 import { Metrics } from './control/metrics'
@@ -30,6 +32,8 @@ export interface RunningNode {
   readonly config: Config
   /** The port actually listened on (useful with PORT=0). */
   readonly port: number
+  /** The admin API's own port (ADMIN_PORT), or null when it answers on `port`. */
+  readonly adminPort: number | null
   /** Committed balance of an account as stored (positive = the peer owes this node). */
   balance(accountId: string): bigint
   stop(): Promise<void>
@@ -127,7 +131,9 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   admin = new AdminApi({ config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes })
   if (config.metrics.enabled) {
     metrics = new Metrics({ config, accounts, store, wiring: () => supervisor.currentWiring(), limits, ioCounters })
-  }
+  }  // Before the I/O threads: a port that cannot be had stops start-up while nothing listens yet.
+  const adminListener = config.adminListen === null ? null : await listenAdmin(config, uws, plane)
+
 
   let port: number
   if (front !== null) {
@@ -161,6 +167,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   return {
     config,
     port,
+    adminPort: adminListener?.port ?? null,
     failed,
     async drain(timeoutMs) {
       if (front !== null) front.drain()
@@ -188,12 +195,36 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       if (stopped) return
       stopped = true
       routes.stop()
+      adminListener?.close()
       if (front !== null) await front.close()
       else await ioThreads!.stop()
       await supervisor.stop()
       await store.root.close()
       lock.release()
       log.info('ilp-node stopped')
+    },
+  }
+}
+
+/**
+ * The admin API and /metrics on a listener of their own (ADMIN_HOST:ADMIN_PORT), on the main
+ * thread, which makes their answers anyway.
+ */
+async function listenAdmin(config: Config, uws: UwsModule, plane: ControlPlane): Promise<{ port: number; close(): void }> {
+  const app = uws.App()
+  registerMetrics(app, config, () => plane.metrics(), logger('metrics'))
+  registerAdmin(app, (request) => plane.admin(request), logger('admin'))
+  app.any('/*', (res) => { res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n') })
+  const { host, port } = config.adminListen!
+  const listening = await listenUws(uws, app, host, port, false).catch((err: Error) => {
+    throw err instanceof PortInUseError ? new PortInUseError(`ADMIN_PORT ${port} on ${host} is in use by another process; stop it or choose another ADMIN_PORT`) : err
+  })
+  logger('admin').info('admin API listening', { host, port: listening.port })
+  return {
+    port: listening.port,
+    close: () => {
+      uws.us_listen_socket_close(listening.socket)
+      ;(app as unknown as { close(): void }).close()
     },
   }
 }

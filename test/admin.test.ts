@@ -12,7 +12,8 @@ const ADMIN_TOKEN = 'an-admin-token-for-the-tests'
 async function admin(port: number, method: string, path: string, token: string | null = ADMIN_TOKEN): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: token === null ? {} : { authorization: `Bearer ${token}` } })
   const text = await res.text()
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
+  const json = (res.headers.get('content-type') ?? '').startsWith('application/json')
+  return { status: res.status, body: json ? JSON.parse(text) as Record<string, unknown> : { text } }
 }
 
 type AccountView = { id: string; balance: string; held: string; preparesInFlight: number; connected: boolean; links: number; transport: Record<string, unknown>;
@@ -119,5 +120,23 @@ describe('admin API without an adminToken', () => {
       assert.equal((await admin(fixture.node.port, 'GET', '/admin/accounts', token)).status, 404)
       assert.equal((await admin(fixture.node.port, 'GET', '/admin/routes', token)).status, 404)
     }
+  })
+})
+
+describe(`admin API and metrics on their own port (adminPort, ${layoutName(0)})`, () => {
+  const fixture = withNode(0, { ...testConfigJson(), adminToken: ADMIN_TOKEN, adminHost: '127.0.0.1', adminPort: 0 })
+
+  it('answer on ADMIN_PORT only, not on the node\'s port', async () => {
+    const adminPort = fixture.node.adminPort
+    assert.ok(adminPort !== null && adminPort !== fixture.node.port)
+    const there = await admin(adminPort, 'GET', '/admin/accounts')
+    assert.equal(there.status, 200)
+    assert.deepEqual((there.body.accounts as AccountView[]).map((a) => a.id), ['alice', 'bob', 'carl'])
+    assert.equal((await admin(adminPort, 'GET', '/admin/accounts', null)).status, 401)
+    assert.equal((await fetch(`http://127.0.0.1:${adminPort}/metrics`)).status, 200)
+    // The public port no longer serves them, nor does the admin port serve ILP.
+    assert.equal((await admin(fixture.node.port, 'GET', '/admin/accounts')).status, 404)
+    assert.equal((await fetch(`http://127.0.0.1:${fixture.node.port}/metrics`)).status, 404)
+    assert.equal((await fetch(`http://127.0.0.1:${adminPort}/health`)).status, 404)
   })
 })

@@ -51,6 +51,8 @@ export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
     logFormat: env.LOG_FORMAT,
     durability: env.DURABILITY,
     drainMs: env.DRAIN_MS,
+    adminHost: env.ADMIN_HOST,
+    adminPort: env.ADMIN_PORT,
     nativeWake: env.ILP_NODE_NATIVE_WAKE,
   }
 }

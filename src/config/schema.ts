@@ -125,6 +125,12 @@ export interface Config {
   readonly defaultPayee: string | null
   /** GET /metrics (Prometheus): counted in shared memory by every thread, gathered when scraped. */
   readonly metrics: { readonly enabled: boolean; readonly token: string | null }
+  /**
+   * Where /admin and /metrics answer: null, on the node's own HOST:PORT; else only on this
+   * address (ADMIN_HOST, default HOST) and port (ADMIN_PORT; 0 picks a free one), e.g. to keep
+   * them off a public interface.
+   */
+  readonly adminListen: { readonly host: string; readonly port: number } | null
   /** Bearer token of the admin API (GET /payees/<name>); null: the admin API is off. */
   readonly adminToken: string | null
   /** Paid HTTP routes (HTTP-ILP draft 3); null: no shop. */
@@ -193,7 +199,7 @@ const UNSUPPORTED_FIELDS: Record<string, string> = {
 
 const TOP_FIELDS = [
   'ilpAddress', 'host', 'port', 'shards', 'ioThreads', 'dataDir', 'logLevel', 'logFormat', 'durability', 'accounts', 'payees', 'defaultPayee', 'shop',
-  'adminToken', 'routes', 'routeBroadcastInterval', 'limits', 'drainMs', 'metrics',
+  'adminToken', 'adminHost', 'adminPort', 'routes', 'routeBroadcastInterval', 'limits', 'drainMs', 'metrics',
 ] as const
 const ACCOUNT_FIELDS = ['relation', 'assetCode', 'assetScale', 'btp', 'http', 'balance', 'maxPacketAmount', 'sendRoutes', 'receiveRoutes', 'routeProtocol'] as const
 const LIMIT_FIELDS = [
@@ -437,6 +443,8 @@ export interface EnvOverrides {
   logFormat?: string
   durability?: string
   drainMs?: string
+  adminHost?: string
+  adminPort?: string
   /** ILP_NODE_NATIVE_WAKE: environment only. */
   nativeWake?: string
 }
@@ -530,6 +538,12 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   if (adminToken !== null && adminToken.length < 16) throw new ConfigError('adminToken', 'must be at least 16 characters')
   const routes = parseRoutes(merged.routes, accounts)
   const metrics = parseMetrics(merged.metrics)
+  const adminPort = merged.adminPort === undefined ? null : int(merged, 'adminPort', 'adminPort (ADMIN_PORT)', 0, 0, 65535)
+  if (merged.adminHost !== undefined && adminPort === null) throw new ConfigError('adminHost (ADMIN_HOST)', 'needs adminPort (ADMIN_PORT) too')
+  const adminListen = adminPort === null ? null : Object.freeze({ host: str(merged, 'adminHost', 'adminHost (ADMIN_HOST)', host), port: adminPort })
+  if (adminListen !== null && adminListen.port !== 0 && adminListen.port === port && adminListen.host === host) {
+    throw new ConfigError('adminPort (ADMIN_PORT)', 'is the node\'s own HOST:PORT; leave it out to serve the admin API there')
+  }
   if (merged.limits !== undefined && !isObject(merged.limits)) throw new ConfigError('limits', 'must be an object')
   const limits = isObject(merged.limits) ? merged.limits : {}
   knownFields(limits, 'limits', LIMIT_FIELDS)
@@ -564,6 +578,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0, 0, 10000),
     defaultPayee,
     adminToken,
+    adminListen,
     metrics,
     shop,
   })

@@ -114,8 +114,11 @@ export class IoFront {
       res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
     })
     spsp.register(app)
-    registerMetrics(app, config, () => controlPlane.metrics(), scope('metrics'))
-    registerAdmin(app, (request) => controlPlane.admin(request), scope('admin'))
+    // On the node's port unless they have a listener of their own (config.adminListen, node.ts).
+    if (config.adminListen === null) {
+      registerMetrics(app, config, () => controlPlane.metrics(), scope('metrics'))
+      registerAdmin(app, (request) => controlPlane.admin(request), scope('admin'))
+    }
     this.shop?.register(app)
     app.any('/*', (res, req) => {
       if (req.getMethod() === 'get' && spsp.wantsSpsp(req)) return spsp.notFound(res)

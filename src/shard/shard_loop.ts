@@ -53,9 +53,11 @@ export class ShardLoop {
     for (const ring of fromIo) if (this.drain(ring, nowMs)) worked = true
     shard.expire(nowMs)
     shard.commit(nowMs)
-    this.publish()
+    // Holds and the in-flight count before the records they go with: whoever has seen a fulfill
+    // (the admin API, a drain) then sees its hold released.
     Atomics.store(this.o.inFlight, this.o.shardIndex, shard.pending.count)
     shard.publishHolds()
+    this.publish()
     return worked
   }
 
