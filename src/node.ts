@@ -131,9 +131,9 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   admin = new AdminApi({ config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes })
   if (config.metrics.enabled) {
     metrics = new Metrics({ config, accounts, store, wiring: () => supervisor.currentWiring(), limits, ioCounters })
-  }  // Before the I/O threads: a port that cannot be had stops start-up while nothing listens yet.
+  }
+  // Before the I/O threads: a port that cannot be had stops start-up while nothing listens yet.
   const adminListener = config.adminListen === null ? null : await listenAdmin(config, uws, plane)
-
 
   let port: number
   if (front !== null) {

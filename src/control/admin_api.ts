@@ -13,14 +13,13 @@
 // Accounts and routes come from the config file; changing them while the node runs is not
 // offered yet, and the methods that would do it answer 405 saying so.
 
-import { timingSafeEqual } from 'node:crypto'
 import type { AccountTable } from '../config/account_table'
 import type { AccountConfig, Config } from '../config/schema'
-import { tokenDigest } from '../io/auth'
+import { bearerMatches, tokenDigest } from '../io/auth'
 import { parseBtpUrl } from '../io/btp_client'
 import { readHolds } from '../ring/holds'
 import type { LinkTable } from '../ring/link_table'
-import { CounterReader, DIRECTIONS, FULFILL } from '../ring/packet_counters'
+import { DIRECTIONS, FULFILL, sumCounterRows } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
 import { readBalance, type Store } from '../store/balance_store'
 import type { RouteManager } from './route_manager'
@@ -46,8 +45,7 @@ export class AdminApi {
 
   handle(request: AdminRequest): AdminResponse {
     if (this.digest === null) return reply(404, { error: 'the admin API is off (set adminToken in the config)' })
-    const token = request.authorization.startsWith('Bearer ') ? request.authorization.slice(7).trim() : ''
-    if (!timingSafeEqual(tokenDigest(token), this.digest)) return reply(401, { error: 'missing or invalid admin bearer token' })
+    if (!bearerMatches(request.authorization, this.digest)) return reply(401, { error: 'missing or invalid admin bearer token' })
     const parts = request.path.split('/').filter((p) => p !== '').map(decodeURIComponent)
     // parts[0] is "admin"
     if (parts[1] === 'accounts' && parts.length <= 3) {
@@ -91,16 +89,14 @@ export class AdminApi {
     const n = this.s.accounts.size
     const zero = () => ({ fulfilled: 0, rejected: 0, amountFulfilled: 0n, amountRejected: 0n })
     const sums = Array.from({ length: n }, () => DIRECTIONS.map(zero))
-    for (const sab of wiring.counters) {
-      for (const r of new CounterReader(sab, n).rows()) {
-        const cell = sums[r.account][r.direction]
-        if (r.result === FULFILL) {
-          cell.fulfilled += r.packets
-          cell.amountFulfilled += r.amount
-        } else {
-          cell.rejected += r.packets
-          cell.amountRejected += r.amount
-        }
+    for (const r of sumCounterRows(wiring.counters, n)) {
+      const cell = sums[r.account][r.direction]
+      if (r.result === FULFILL) {
+        cell.fulfilled += r.packets
+        cell.amountFulfilled += r.amount
+      } else {
+        cell.rejected += r.packets
+        cell.amountRejected += r.amount
       }
     }
     return sums.map((byDirection) => Object.fromEntries(byDirection.map((c, d) => [DIRECTIONS[d], {

@@ -20,7 +20,9 @@ import { collectDefaultMetrics, Registry } from 'prom-client'
 import type { AccountTable } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { ConnectionCount, TRANSPORTS } from '../io/shared_limits'
-import { COMMIT_BUCKETS_S, CounterReader, DIRECTIONS, IO_COUNTS, IoCounters, RESULTS } from '../ring/packet_counters'
+import {
+  COMMIT_BUCKETS_S, CounterReader, DIRECTIONS, Incoming, IO_COUNTS, IoCounters, RESULTS, sumCounterRows, type CounterRow,
+} from '../ring/packet_counters'
 import { ringUsedBytes } from '../ring/ring'
 import type { Wiring } from '../ring/wiring'
 import { readBalance, type Store } from '../store/balance_store'
@@ -68,7 +70,7 @@ export class Metrics {
     this.add('ilp_node_shard_packets_total', 'Prepares each shard answered (for the accounts it owns)', 'counter', () => {
       const counters = s.wiring().counters ?? []
       return counters.map((sab, shard) => ({
-        value: new CounterReader(sab, s.accounts.size).rows().filter((r) => r.direction === 0).reduce((sum, r) => sum + r.packets, 0),
+        value: new CounterReader(sab, s.accounts.size).rows().filter((r) => r.direction === Incoming).reduce((sum, r) => sum + r.packets, 0),
         labels: { shard },
       }))
     })
@@ -114,21 +116,8 @@ export class Metrics {
     this.registry.registerMetric({ name, help, type, get: () => ({ name, help, type, values: values(), aggregator: 'sum' }) } as never)
   }
 
-  private counterRows(): ReturnType<CounterReader['rows']> {
-    // Shards count into their own blocks; an account's figures are the sum over the shards.
-    const sum = new Map<number, { account: number; direction: number; result: number; packets: number; amount: bigint }>()
-    for (const sab of this.s.wiring().counters ?? []) {
-      for (const r of new CounterReader(sab, this.s.accounts.size).rows()) {
-        const key = (r.account * DIRECTIONS.length + r.direction) * RESULTS.length + r.result
-        const row = sum.get(key)
-        if (row === undefined) sum.set(key, { ...r })
-        else {
-          row.packets += r.packets
-          row.amount += r.amount
-        }
-      }
-    }
-    return [...sum.values()]
+  private counterRows(): CounterRow[] {
+    return sumCounterRows(this.s.wiring().counters ?? [], this.s.accounts.size)
   }
 
   private rings(): [string, SharedArrayBuffer][] {

@@ -34,7 +34,7 @@ export class ShardSupervisor {
   private wiring: Wiring
   private readonly wakeUps: WakeUps
   /** Each shard's packet counters (ring/packet_counters.ts); null with metrics off. */
-  readonly counters: SharedArrayBuffer[] | null
+  private readonly counters: SharedArrayBuffer[] | null
   private pool: Piscina | null = null
   private tasks: { done: Promise<unknown>; control: MessagePort }[] = []
   private inline: ShardLoop | null = null

@@ -15,6 +15,16 @@ export function tokenDigest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest()
 }
 
+/** The token of an `Authorization: Bearer <token>` header; '' for any other header. */
+export function bearerToken(authorization: string): string {
+  return authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : ''
+}
+
+/** True if the header carries the one token whose digest is `digest` (compared in constant time). */
+export function bearerMatches(authorization: string, digest: Buffer): boolean {
+  return timingSafeEqual(tokenDigest(bearerToken(authorization)), digest)
+}
+
 export class TokenIndex {
   private readonly digests: (Buffer | null)[]
 

@@ -14,7 +14,7 @@ import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import type { ShardPort } from './shard_port'
-import { TokenIndex } from './auth'
+import { bearerToken, TokenIndex } from './auth'
 import type { AuthThrottle } from './shared_limits'
 import type { Connections, ReplyTarget } from './connections'
 
@@ -81,7 +81,7 @@ export class IlpHttpServer {
       this.log.warn('connection limit reached; ILP-over-HTTP request refused', { limit: this.config.maxConnections })
       return this.fail(exchange, '503 Service Unavailable', 'too many requests in progress', [['Retry-After', '1']])
     }
-    const token = authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : ''
+    const token = bearerToken(authorization)
     const account = token === '' ? -1 : this.tokens.authenticate(token)
     if (account < 0) {
       const remote = Buffer.from(res.getRemoteAddressAsText()).toString()

@@ -4,11 +4,10 @@
 // `Authorization: Bearer <token>` (compared as SHA-256 digests in constant time); with metrics off
 // the path answers 404.
 
-import { timingSafeEqual } from 'node:crypto'
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
-import { tokenDigest } from './auth'
+import { bearerMatches, tokenDigest } from './auth'
 
 export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 
@@ -20,9 +19,7 @@ export function registerMetrics(app: TemplatedApp, config: Config, exposition: (
       return
     }
     if (digest !== null) {
-      const authorization = req.getHeader('authorization')
-      const token = authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : ''
-      if (!timingSafeEqual(tokenDigest(token), digest)) {
+      if (!bearerMatches(req.getHeader('authorization'), digest)) {
         log.info('metrics scrape refused: bad or missing bearer token')
         res.writeStatus('401 Unauthorized').writeHeader('WWW-Authenticate', 'Bearer').end('missing or invalid bearer token\n')
         return

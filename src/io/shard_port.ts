@@ -164,6 +164,7 @@ export class ShardPort {
   submitSendFailure(shard: number, pendingId: number, reason: SendFailure): void {
     if (!this.attached) return
     const queue = this.overflow[shard]
+    this.counters?.toShards()
     if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.SendFailed, pendingId, reason, 0, 0, null)) return this.kick(shard)
     queue.push({ kind: RecordKind.SendFailed, pendingId, reason, payload: null })
   }

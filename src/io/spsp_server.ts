@@ -9,12 +9,11 @@
 // Each query makes a fresh token, so each sender gets its own address and shared secret; the
 // receiver derives the same secret from the token in the address (payee/receiver.ts).
 
-import { timingSafeEqual } from 'node:crypto'
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { AccountConfig, Config } from '../config/schema'
 import type { Logger } from '../log'
 import { decodePayment, readBalance, type Store } from '../store/balance_store'
-import { tokenDigest } from './auth'
+import { bearerMatches, tokenDigest } from './auth'
 import { newReceiverAddress } from '../codec/receiver_address'
 
 const SPSP4 = 'application/spsp4+json'
@@ -110,8 +109,7 @@ export class SpspServer {
       res.writeStatus(status).writeHeader('Content-Type', 'application/json').end(JSON.stringify(value))
     }
     if (this.adminDigest === null) return json('404 Not Found', { error: 'the admin API is off (set adminToken in the config)' })
-    const token = authorization.startsWith('Bearer ') ? authorization.slice(7).trim() : ''
-    if (!timingSafeEqual(tokenDigest(token), this.adminDigest)) {
+    if (!bearerMatches(authorization, this.adminDigest)) {
       this.log.info('payee view refused: bad or missing admin token')
       res.writeStatus('401 Unauthorized').writeHeader('WWW-Authenticate', 'Bearer').writeHeader('Content-Type', 'application/json')
         .end(JSON.stringify({ error: 'missing or invalid admin bearer token' }))

@@ -97,7 +97,8 @@ export class PacketCounters extends CounterView {
   count(account: number, direction: number, result: number, amount: bigint): void {
     const i = this.cell(account, direction, result)
     this.packets[i]++
-    this.amounts[i] = BigInt.asUintN(64, this.amounts[i] + amount)
+    // A BigUint64Array stores its value modulo 2^64: the wrap needs no code of its own.
+    this.amounts[i] += amount
   }
 
   commitTook(seconds: number): void {
@@ -115,6 +116,23 @@ export interface CounterRow {
   result: number
   packets: number
   amount: bigint
+}
+
+/** Every shard's rows summed per (account, direction, result): an account's figures over the node. */
+export function sumCounterRows(blocks: SharedArrayBuffer[], accounts: number): CounterRow[] {
+  const sums = new Map<number, CounterRow>()
+  for (const sab of blocks) {
+    for (const r of new CounterReader(sab, accounts).rows()) {
+      const key = (r.account * DIRECTIONS.length + r.direction) * RESULTS.length + r.result
+      const sum = sums.get(key)
+      if (sum === undefined) sums.set(key, { ...r })
+      else {
+        sum.packets += r.packets
+        sum.amount += r.amount
+      }
+    }
+  }
+  return [...sums.values()]
 }
 
 /** The main thread's side: reads a shard's block when scraped. */

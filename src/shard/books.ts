@@ -38,8 +38,8 @@ export class Books {
   /** Credits owed to other shards' live views, coalesced per account until there is ring space. */
   private readonly unsentCredit: bigint[]
   private readonly unsentCreditAccounts: number[] = []
-  private readonly heldShared: BigInt64Array | null
-  private readonly preparesShared: Int32Array | null
+  private readonly heldShared: BigInt64Array
+  private readonly preparesShared: Int32Array
   private readonly holdChanged: Uint8Array
   private readonly holdChangedAccounts: number[] = []
 
@@ -49,8 +49,8 @@ export class Books {
     private readonly store: Store,
     /** Rings to the other shards by index (null at this shard's own index). */
     private readonly toShards: (RingWriter | null)[],
-    /** This shard's block of holds (holdsBytes), read by the main thread; null in tests without it. */
-    holds: SharedArrayBuffer | null = null,
+    /** This shard's block of holds (ring/holds.ts), read by the main thread. */
+    holds: SharedArrayBuffer,
   ) {
     const n = accounts.size
     this.owned = new Uint8Array(n)
@@ -61,8 +61,8 @@ export class Books {
     this.recordDirty = new Uint8Array(n)
     this.unsentCredit = new Array<bigint>(n).fill(0n)
     this.holdChanged = new Uint8Array(n)
-    this.heldShared = holds === null ? null : heldCells(holds, n)
-    this.preparesShared = holds === null ? null : prepareCells(holds, n)
+    this.heldShared = heldCells(holds, n)
+    this.preparesShared = prepareCells(holds, n)
     this.load()
   }
 
@@ -116,8 +116,8 @@ export class Books {
     if (accounts.length === 0) return
     for (const i of accounts) {
       this.holdChanged[i] = 0
-      if (this.heldShared !== null) Atomics.store(this.heldShared, i, BigInt.asIntN(64, this.held[i]))
-      if (this.preparesShared !== null) Atomics.store(this.preparesShared, i, this.inFlight[i])
+      Atomics.store(this.heldShared, i, this.held[i])
+      Atomics.store(this.preparesShared, i, this.inFlight[i])
     }
     accounts.length = 0
   }

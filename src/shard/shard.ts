@@ -72,8 +72,8 @@ export interface ShardOptions {
   routes: [string, number][]
   /** This shard's block of packet counters (ring/packet_counters.ts); null with metrics off. */
   counters: SharedArrayBuffer | null
-  /** This shard's block of holds (books.ts), for the admin API. */
-  holds: SharedArrayBuffer | null
+  /** This shard's block of holds (ring/holds.ts), for the admin API. */
+  holds: SharedArrayBuffer
   log: Logger
 }
 
@@ -319,7 +319,7 @@ export class Shard {
     this.books.sendCredits()
   }
 
-  /** Copies the holds this turn changed to shared memory (after the turn's publish). */
+  /** Copies the holds this turn changed to shared memory (before the turn's publish; see ShardLoop.turn). */
   publishHolds(): void {
     this.books.publishHolds()
   }
