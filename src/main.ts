@@ -1,4 +1,4 @@
-// Entry point: read the configuration, start the node, stop cleanly on SIGINT/SIGTERM.
+// Entry point: read the configuration, start the node, reload it on SIGHUP, stop cleanly on SIGINT/SIGTERM.
 
 import { loadConfig } from './config/load'
 import { ConfigError } from './config/schema'
@@ -78,6 +78,12 @@ async function main(): Promise<void> {
   }
   process.on('SIGINT', () => shutdown('SIGINT'))
   process.on('SIGTERM', () => shutdown('SIGTERM'))
+  // SIGHUP: read CONFIG again; the reload logs what it applied, or why it refused the file.
+  process.on('SIGHUP', () => {
+    if (stopping) return
+    log.info('SIGHUP: reloading the config', { file: process.env.CONFIG ?? '(embedded default: nothing to reload)' })
+    node.reload().catch((err: Error) => log.error('reload failed', { error: err.stack }))
+  })
   // A node that stops itself still closes its I/O threads first (a thread that holds sockets when
   // the process exits takes it down with an abort); if that hangs, exit anyway.
   void node.failed.then(() => {

@@ -24,11 +24,15 @@ import { loadUws, type UwsModule } from './io/uws'
 import { RouteManager } from './control/route_manager'
 import { Metrics } from './control/metrics'
 import { AdminApi } from './control/admin_api'
+import { Reconfigurer, startingConfig, type Outcome } from './control/reconfigure'
+import { adminRoutePrefixes } from './control/config_overlay'
+import { readHolds } from './ring/holds'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
 import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
 
 export interface RunningNode {
+  /** The config running now (accounts and routes change with the admin API and reloads). */
   readonly config: Config
   /** The port actually listened on (useful with PORT=0). */
   readonly port: number
@@ -43,6 +47,11 @@ export interface RunningNode {
    * every ring is empty. Resolves with what was still in flight (0 when drained); stop() follows.
    */
   drain(timeoutMs: number): Promise<number>
+  /**
+   * SIGHUP, POST /admin/reload: reads CONFIG again and applies its accounts and routes; a file
+   * that does not parse changes nothing. Resolves with the admin API's answer.
+   */
+  reload(): Promise<Outcome>
   /** Resolves if the node stops itself on a fatal error (its shards could not start). */
   readonly failed: Promise<string>
   /** Restarts of the shards after a thread died; and fault injection for tests. */
@@ -72,12 +81,14 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const log = logger('node')
   let config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
   const store = openStore(config.dataDir, config.durability)
+  const starting = startingConfig(config, store, logger('admin'))
+  config = starting.config
   recover(config, store)
   config = withPayeeSecrets(config, store)
 
   const accounts = new AccountTable(config)
-  const links = LinkTable.create(accounts.size, config.ioThreads)
-  const linkTable = new LinkTable(links, accounts.size, config.ioThreads)
+  const links = LinkTable.create(accounts.capacity, config.ioThreads)
+  const linkTable = new LinkTable(links, accounts.capacity, config.ioThreads)
   const limits = createSharedLimits()
   const ioCounters = config.metrics.enabled ? new SharedArrayBuffer(ioCountersBytes(config.ioThreads)) : null
   let reportFatal: (reason: string) => void = () => {}
@@ -89,7 +100,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
 
   // The control plane: routes, and what the I/O threads ask of it. A peer's link counts as up
   // from its first link on any I/O thread to its last.
-  const linkCount = new Int32Array(accounts.size)
+  const linkCount = new Int32Array(accounts.capacity)
   const plane: ControlPlane = {
     linkUp: (account) => { if (++linkCount[account] === 1) routes.peerConnected(account) },
     linkDown: (account) => { if (--linkCount[account] === 0) routes.peerDisconnected(account) },
@@ -111,7 +122,8 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const routes = new RouteManager(config, accounts,
     (account, prepare) => io!.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
     (entries) => supervisor.setRoutes(entries),
-    logger('routing'))
+    logger('routing'),
+    adminRoutePrefixes(starting.overlay))
 
   // The data plane: the main thread's own front (IO_THREADS=1), or I/O worker threads.
   const front = config.ioThreads === 1 ? new IoFront(config, 0, links, limits, ioCounters, store, uws, plane) : null
@@ -128,7 +140,21 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   }
   const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics')
   await supervisor.start(routes.table())
-  admin = new AdminApi({ config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes })
+  const changes = new Reconfigurer(config, starting.overlay, {
+    store,
+    accounts,
+    shards: supervisor,
+    io: { applyAccounts: async (slots, relink) => (front !== null ? front.applyAccounts(slots, relink) : ioThreads?.applyAccounts(slots, relink)) },
+    routes,
+    holds: () => readHolds(supervisor.currentWiring().holds, accounts.capacity),
+    linkUp: (account) => plane.linkUp(account),
+    linkDown: (account) => plane.linkDown(account),
+    log: logger('admin'),
+  })
+  admin = new AdminApi({
+    config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes, changes,
+    adjust: (account, amount, key, reason) => supervisor.adjust(accounts.ownerShard[account], account, amount, key, reason),
+  })
   if (config.metrics.enabled) {
     metrics = new Metrics({ config, accounts, store, wiring: () => supervisor.currentWiring(), limits, ioCounters })
   }
@@ -157,7 +183,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   }
   routes.start()
   // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
-  accounts.accounts.forEach((account, i) => { if (account.httpUrl !== null) plane.linkUp(i) })
+  changes.start()
   log.info('ilp-node listening', {
     address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,
     accounts: config.accounts.length, durability: config.durability,
@@ -165,7 +191,10 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
 
   let stopped = false
   return {
-    config,
+    get config() {
+      return changes.current
+    },
+    reload: () => changes.reload(),
     port,
     adminPort: adminListener?.port ?? null,
     failed,

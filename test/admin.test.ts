@@ -26,6 +26,7 @@ describe(`admin API (${layoutName(0)})`, () => {
     const endpoints: [string, string][] = [
       ['GET', '/admin/accounts'], ['GET', '/admin/accounts/alice'], ['GET', '/admin/routes'], ['PUT', '/admin/accounts/dave'],
       ['DELETE', '/admin/accounts/alice'], ['POST', '/admin/accounts/alice/adjust'], ['GET', '/admin/nothing'], ['GET', '/admin'],
+      ['GET', '/admin/routes/test.carl'], ['PUT', '/admin/routes/test.new'], ['DELETE', '/admin/routes/test.carl'], ['POST', '/admin/reload'],
     ]
     for (const [method, path] of endpoints) {
       for (const token of [null, 'not-the-admin-token', 'alice-token']) {
@@ -103,11 +104,12 @@ describe(`admin API (${layoutName(0)})`, () => {
     assert.equal(find('test.carl')?.source, 'config')
   })
 
-  it('refuses changes (405, accounts and routes come from the config file) and answers 404 for unknown endpoints', async () => {
-    const put = await admin(fixture.node.port, 'PUT', '/admin/accounts/dave')
-    assert.equal(put.status, 405)
-    assert.match(String(put.body.error), /come from the config file/)
+  it('answers 405 for methods an endpoint does not take, and 404 for unknown endpoints', async () => {
+    const wrong = await admin(fixture.node.port, 'POST', '/admin/accounts/dave')
+    assert.equal(wrong.status, 405)
+    assert.match(String(wrong.body.error), /allowed: GET, PUT, DELETE/)
     assert.equal((await admin(fixture.node.port, 'DELETE', '/admin/routes')).status, 405)
+    assert.equal((await admin(fixture.node.port, 'GET', '/admin/reload')).status, 405)
     assert.equal((await admin(fixture.node.port, 'GET', '/admin/nothing')).status, 404)
   })
 })

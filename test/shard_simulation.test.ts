@@ -15,7 +15,7 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { after, describe, it } from 'node:test'
 import { encodeFulfill, encodePrepare, encodeReject, PrepareView } from '../src/codec/ilp_packet'
-import { shardOfAccount } from '../src/config/account_table'
+import { AccountTable, shardOfAccount } from '../src/config/account_table'
 import { parseConfig, type Config } from '../src/config/schema'
 import { logger } from '../src/log'
 import { LinkTable } from '../src/ring/link_table'
@@ -68,7 +68,7 @@ class World {
   readonly links: SharedArrayBuffer
 
   constructor(readonly config: Config, readonly store: Store) {
-    this.links = LinkTable.create(config.accounts.length, 1)
+    this.links = LinkTable.create(config.maxAccounts, 1)
     const table = new LinkTable(this.links, config.accounts.length, 1)
     config.accounts.forEach((_, i) => table.linkUp(i, 0))
     this.boot()
@@ -80,7 +80,7 @@ class World {
     this.wiring = createWiring(this.config, new WakeUps(1, false), null)
     const routes = ACCOUNTS.map((id, i): [string, number] => [`test.sim.${id}`, i])
     const log = logger('simulation')
-    this.loops = Array.from({ length: SHARDS }, (_, s) => createShardLoop(this.config, this.wiring, this.links, s, this.store, routes, log, true))
+    this.loops = Array.from({ length: SHARDS }, (_, s) => createShardLoop(this.config, new AccountTable(this.config).slots(), this.wiring, this.links, s, this.store, routes, log, true))
     this.toShard = this.wiring.ioToShard[0].map((sab) => new RingWriter(sab))
     this.fromShard = this.wiring.shardToIo.map((rings) => new RingReader(rings[0]))
   }

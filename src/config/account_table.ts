@@ -1,6 +1,9 @@
-// The accounts of the node, numbered in configuration order, and the shard that owns each one.
-// Main and every shard build the same table from the same config, so an account index means the
-// same account on both sides of a ring.
+// The accounts of the node by index, and the shard that owns each one. Every thread holds the
+// same table: an account index means the same account on both sides of a ring. At start the
+// indices follow the configuration's order; an account added while the node runs (admin API,
+// reload) takes the next free index, and a deleted one keeps its index, marked not live, until
+// the node restarts, so that a reply still on its way finds the account it was for. The main
+// thread decides every change (control/reconfigure.ts) and hands each thread the same slots.
 
 import type { AccountConfig, Config } from './schema'
 
@@ -19,30 +22,87 @@ export function shardOfAccount(id: string, shardCount: number): number {
   return shardCount <= 1 ? 0 : accountHash(id) % shardCount
 }
 
-export class AccountTable {
+/** The table as it crosses threads (structured clone): every slot's account, and whether it is live. */
+export interface AccountSlots {
   readonly accounts: readonly AccountConfig[]
+  readonly live: readonly boolean[]
+}
+
+export class AccountTable {
+  /** By index, up to `size`; a deleted account keeps its last config (see `live`). */
+  accounts: readonly AccountConfig[]
+  /** 1 for an account of the current config, 0 for one deleted while the node runs. */
+  readonly live: Uint8Array
   readonly ownerShard: Int32Array
+  /** Indices there is room for in this run: shared tables are sized for it (limits.maxAccounts). */
+  readonly capacity: number
   private readonly indexById = new Map<string, number>()
 
-  constructor(config: Config) {
-    this.accounts = config.accounts
-    this.ownerShard = new Int32Array(config.accounts.length)
-    config.accounts.forEach((account, i) => {
-      this.indexById.set(account.id, i)
-      this.ownerShard[i] = shardOfAccount(account.id, config.shards)
-    })
+  constructor(private readonly config: Config, slots: AccountSlots = { accounts: config.accounts, live: config.accounts.map(() => true) }) {
+    this.capacity = config.maxAccounts
+    this.accounts = []
+    this.live = new Uint8Array(this.capacity)
+    this.ownerShard = new Int32Array(this.capacity)
+    this.apply(slots)
   }
 
+  /** Used indices, live or not. */
   get size(): number {
     return this.accounts.length
   }
 
+  /** Takes the main thread's new slots; returns the indices whose account or liveness changed. */
+  apply(slots: AccountSlots): number[] {
+    if (slots.accounts.length > this.capacity) throw new Error(`${slots.accounts.length} accounts exceed limits.maxAccounts (${this.capacity})`)
+    const changed: number[] = []
+    slots.accounts.forEach((account, i) => {
+      const before = this.accounts[i]
+      const live = slots.live[i] ? 1 : 0
+      if (before !== undefined && before.id !== account.id) throw new Error(`account index ${i} changed from ${before.id} to ${account.id}`)
+      if (before !== undefined && this.live[i] === live && sameAccount(before, account)) return
+      this.live[i] = live
+      this.indexById.set(account.id, i)
+      this.ownerShard[i] = shardOfAccount(account.id, this.config.shards)
+      changed.push(i)
+    })
+    this.accounts = slots.accounts
+    return changed
+  }
+
+  /** The table as it is now, to hand to another thread. */
+  slots(): AccountSlots {
+    return { accounts: this.accounts, live: Array.from(this.live.subarray(0, this.size), (l) => l === 1) }
+  }
+
+  /** Index of a live account, or -1. */
   indexOf(id: string): number {
+    const i = this.indexById.get(id)
+    return i === undefined || this.live[i] === 0 ? -1 : i
+  }
+
+  /** Index of an account ever held in this run (live or deleted), or -1. */
+  slotOf(id: string): number {
     return this.indexById.get(id) ?? -1
+  }
+
+  isLive(index: number): boolean {
+    return this.live[index] === 1
   }
 
   /** The address a child account is given by IL-DCP and routed at. */
   static childAddress(config: Config, account: AccountConfig): string {
     return `${config.ilpAddress}.${account.id}`
   }
+}
+
+/** Field by field (amounts are bigints, a payee's secret bytes). */
+export function sameAccount(a: AccountConfig, b: AccountConfig): boolean {
+  if (a === b) return true
+  for (const key of Object.keys(a) as (keyof AccountConfig)[]) {
+    if (key === 'payee') continue
+    if (a[key] !== b[key]) return false
+  }
+  if (a.payee === null || b.payee === null) return a.payee === b.payee
+  return a.payee.name === b.payee.name && a.payee.imageUrl === b.payee.imageUrl && a.payee.shop === b.payee.shop &&
+    Buffer.from(a.payee.secret ?? []).equals(Buffer.from(b.payee.secret ?? []))
 }

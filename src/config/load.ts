@@ -1,4 +1,4 @@
-// Reads the configuration once, at start-up: the JSON file named by CONFIG (or the embedded
+// Reads the configuration at start-up (and again on a reload): the JSON file named by CONFIG (or the embedded
 // default), with environment variables on top. Only this module and main.ts read process.env.
 
 import { readFileSync } from 'node:fs'
@@ -63,22 +63,23 @@ export interface LoadedConfig {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
-  let raw: unknown = EMBEDDED_DEFAULT_CONFIG
-  let source = 'embedded default'
-  if (env.CONFIG) {
-    source = env.CONFIG
-    let text: string
-    try {
-      text = readFileSync(env.CONFIG, 'utf8')
-    } catch (err) {
-      throw new ConfigError('CONFIG', `cannot read ${env.CONFIG}: ${(err as Error).message}`)
-    }
-    try {
-      raw = JSON.parse(text)
-    } catch (err) {
-      throw new ConfigError('CONFIG', `${env.CONFIG} is not valid JSON: ${(err as Error).message}`)
-    }
-  }
+  const path = env.CONFIG ? env.CONFIG : null
+  const raw = path === null ? EMBEDDED_DEFAULT_CONFIG : readConfigFile(path)
   const cores = availableParallelism()
-  return { config: parseConfig(raw, envOverrides(env), { cores, ...defaultLayout(cores) }), source }
+  return { config: parseConfig(raw, envOverrides(env), { cores, ...defaultLayout(cores) }, path), source: path ?? 'embedded default' }
+}
+
+/** The JSON of a config file; a ConfigError (field CONFIG) if it cannot be read or parsed. */
+export function readConfigFile(path: string): unknown {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError('CONFIG', `cannot read ${path}: ${(err as Error).message}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError('CONFIG', `${path} is not valid JSON: ${(err as Error).message}`)
+  }
 }

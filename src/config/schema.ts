@@ -135,6 +135,22 @@ export interface Config {
   readonly adminToken: string | null
   /** Paid HTTP routes (HTTP-ILP draft 3); null: no shop. */
   readonly shop: ShopConfig | null
+  /**
+   * Accounts one run of the node has room for: configured ones, ones added by the admin API or
+   * a reload, and ones deleted since start (each thread's tables are sized for them at start).
+   */
+  readonly maxAccounts: number
+  /** What this config was made from, so that a reload or an admin change can make it again. */
+  readonly source: ConfigSource
+}
+
+/** The inputs of parseConfig: the file's JSON (or the embedded default), the environment, the machine. */
+export interface ConfigSource {
+  readonly raw: unknown
+  readonly env: EnvOverrides
+  readonly machine: MachineDefaults
+  /** The CONFIG file a reload re-reads; null for the embedded default or a config made in code. */
+  readonly path: string | null
 }
 
 /** Stands for "ask the parent" until start-up learns the address (valid, so children validate). */
@@ -145,7 +161,7 @@ export const ADDRESS_FROM_PARENT = 'private.address-from-parent'
 
 export class ConfigError extends Error {
   readonly code = 'ILP_NODE_CONFIG'
-  constructor(readonly field: string, problem: string) {
+  constructor(readonly field: string, readonly problem: string) {
     super(`invalid configuration: ${field}: ${problem}`)
   }
 }
@@ -204,7 +220,7 @@ const TOP_FIELDS = [
 const ACCOUNT_FIELDS = ['relation', 'assetCode', 'assetScale', 'btp', 'http', 'balance', 'maxPacketAmount', 'sendRoutes', 'receiveRoutes', 'routeProtocol'] as const
 const LIMIT_FIELDS = [
   'ringBytes', 'pendingPerShard', 'maxInFlightPerAccount', 'maxConnections', 'maxHoldTimeMs', 'minMessageWindowMs', 'maxFrameBytes',
-  'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros',
+  'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros', 'maxAccounts',
 ] as const
 
 function str(obj: Json, key: string, field: string, fallback?: string): string {
@@ -456,7 +472,7 @@ export interface MachineDefaults {
   ioThreads?: number
 }
 
-export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults): Config {
+export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults, path: string | null = null): Config {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
   knownFields(raw, '', TOP_FIELDS)
   const merged: Json = { ...raw }
@@ -550,6 +566,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const ringBytes = int(limits, 'ringBytes', 'limits.ringBytes', 4 * 1024 * 1024, 65536, 2 ** 30)
   if ((ringBytes & (ringBytes - 1)) !== 0) throw new ConfigError('limits.ringBytes', 'must be a power of two')
   const maxHoldTimeMs = int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000)
+  const maxAccounts = int(limits, 'maxAccounts', 'limits.maxAccounts', Math.max(DEFAULT_MAX_ACCOUNTS, 2 * accounts.size), 1, 1 << 20)
+  if (maxAccounts < accounts.size) throw new ConfigError('limits.maxAccounts', `is less than the ${accounts.size} accounts configured (payees and the shop count too)`)
   return Object.freeze({
     ilpAddress,
     host,
@@ -581,5 +599,10 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     adminListen,
     metrics,
     shop,
+    maxAccounts,
+    source: Object.freeze({ raw, env, machine, path }),
   })
 }
+
+/** limits.maxAccounts unless the config has more than half of it already. */
+const DEFAULT_MAX_ACCOUNTS = 1024

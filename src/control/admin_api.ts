@@ -1,17 +1,25 @@
 // The admin API, on the main thread (an I/O thread that takes the request asks for the answer
-// over its control port): what an operator needs to see of a running node. JSON out, amounts as
-// decimal strings of base units, never a token.
+// over its control port): what an operator needs to see of a running node, and to change in
+// it. JSON in and out, amounts as decimal strings of base units, never a token.
 //
-//   GET /admin/accounts        every account: settings, committed balance, holds in flight,
-//                              link state, packets and amounts in and out (with metrics on)
-//   GET /admin/accounts/:id    one account (404 if unknown)
-//   GET /admin/routes          the routing table: each prefix, its next hop, and where the route
-//                              came from (config, child, parent, ccp, json)
+//   GET    /admin/accounts              every account: settings, committed balance, holds in
+//                                       flight, link state, packets and amounts in and out
+//   GET    /admin/accounts/:id          one account (404 if unknown)
+//   PUT    /admin/accounts/:id          creates or replaces it: the body is the account's entry
+//                                       as in the config file's "accounts" (same validation)
+//   DELETE /admin/accounts/:id[?force=true]   409 while it has a balance or holds, unless forced
+//   POST   /admin/accounts/:id/adjust   { amount, reason } with an Idempotency-Key header: the
+//                                       operator's balance adjustment, journalled, once per key
+//   GET    /admin/routes                the routing table, each route with where it came from
+//                                       (config, admin, node, child, parent, ccp, json)
+//   PUT    /admin/routes/:prefix        a static route, { "peerId": "<account>" }
+//   DELETE /admin/routes/:prefix        removes a static route (of the file or the API)
+//   POST   /admin/reload                reads CONFIG again (as SIGHUP does)
 //
 // Every request carries `Authorization: Bearer <adminToken>` (compared as SHA-256 digests in
 // constant time): 401 otherwise. With no adminToken configured nothing under /admin answers (404).
-// Accounts and routes come from the config file; changing them while the node runs is not
-// offered yet, and the methods that would do it answer 405 saying so.
+// Errors are { "error": message, "field": the body field (or path part) it is about }.
+// Changes go through control/reconfigure.ts and are kept in LMDB (control/config_overlay.ts).
 
 import type { AccountTable } from '../config/account_table'
 import type { AccountConfig, Config } from '../config/schema'
@@ -21,9 +29,10 @@ import { readHolds } from '../ring/holds'
 import type { LinkTable } from '../ring/link_table'
 import { DIRECTIONS, FULFILL, sumCounterRows } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
-import { readBalance, type Store } from '../store/balance_store'
+import { readBalance, type AdjustmentEntry, type Store } from '../store/balance_store'
 import type { RouteManager } from './route_manager'
 import type { AdminRequest, AdminResponse } from '../io/admin_endpoint'
+import type { Outcome, Reconfigurer } from './reconfigure'
 
 export interface AdminSources {
   config: Config
@@ -34,7 +43,21 @@ export interface AdminSources {
   /** Links up per account, over all I/O threads (the control plane's count). */
   linkCount: Int32Array
   routes: RouteManager
+  changes: Reconfigurer
+  /** Adjusts an account's balance in the shard that owns it (ShardSupervisor.adjust). */
+  adjust(account: number, amount: bigint, key: string, reason: string): Promise<{ entry: AdjustmentEntry; replayed: boolean }>
 }
+
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
+const DECIMAL = /^-?[0-9]{1,20}$/
+const MAX_KEY_LENGTH = 200
+const MAX_REASON_LENGTH = 1000
+
+const ENDPOINTS = [
+  'GET /admin/accounts', 'GET /admin/accounts/:id', 'PUT /admin/accounts/:id', 'DELETE /admin/accounts/:id', 'POST /admin/accounts/:id/adjust',
+  'GET /admin/routes', 'PUT /admin/routes/:prefix', 'DELETE /admin/routes/:prefix', 'POST /admin/reload',
+]
 
 export class AdminApi {
   private readonly digest: Buffer | null
@@ -43,31 +66,113 @@ export class AdminApi {
     this.digest = s.config.adminToken === null ? null : tokenDigest(s.config.adminToken)
   }
 
-  handle(request: AdminRequest): AdminResponse {
+  async handle(request: AdminRequest): Promise<AdminResponse> {
     if (this.digest === null) return reply(404, { error: 'the admin API is off (set adminToken in the config)' })
     if (!bearerMatches(request.authorization, this.digest)) return reply(401, { error: 'missing or invalid admin bearer token' })
-    const parts = request.path.split('/').filter((p) => p !== '').map(decodeURIComponent)
+    const { method, path } = request
+    if (path.startsWith('/admin/routes/')) return this.route(request, decodeURIComponent(path.slice('/admin/routes/'.length)))
+    const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent)
     // parts[0] is "admin"
-    if (parts[1] === 'accounts' && parts.length <= 3) {
-      if (request.method !== 'GET') return readOnly(request.method, 'accounts')
-      if (parts.length === 2) return reply(200, { accounts: this.accountViews() })
-      const index = this.s.accounts.accounts.findIndex((a) => a.id === parts[2])
-      if (index < 0) return reply(404, { error: `no account ${parts[2]}` })
-      return reply(200, this.accountViews()[index])
+    if (parts[1] === 'accounts' && parts.length === 2) {
+      return method === 'GET' ? reply(200, { accounts: this.accountViews() }) : notAllowed(method, 'GET')
+    }
+    if (parts[1] === 'accounts' && parts.length === 3) return this.account(request, parts[2])
+    if (parts[1] === 'accounts' && parts.length === 4 && parts[3] === 'adjust') {
+      return method === 'POST' ? this.adjust(request, parts[2]) : notAllowed(method, 'POST')
     }
     if (parts[1] === 'routes' && parts.length === 2) {
-      if (request.method !== 'GET') return readOnly(request.method, 'routes')
-      return reply(200, { routes: this.s.routes.describe() })
+      return method === 'GET' ? reply(200, { routes: this.s.routes.describe() }) : notAllowed(method, 'GET (PUT and DELETE take a prefix: /admin/routes/<prefix>)')
     }
-    return reply(404, { error: `no admin endpoint ${request.method} ${request.path}`, endpoints: ['GET /admin/accounts', 'GET /admin/accounts/:id', 'GET /admin/routes'] })
+    if (parts[1] === 'reload' && parts.length === 2) {
+      return method === 'POST' ? answer(await this.s.changes.reload()) : notAllowed(method, 'POST')
+    }
+    return reply(404, { error: `no admin endpoint ${method} ${path}`, endpoints: ENDPOINTS })
+  }
+
+  private async account(request: AdminRequest, id: string): Promise<AdminResponse> {
+    switch (request.method) {
+      case 'GET': {
+        const view = this.accountViews().find((a) => a.id === id)
+        return view === undefined ? reply(404, { error: `no account ${id}`, field: 'id' }) : reply(200, view)
+      }
+      case 'PUT': {
+        const body = parseBody(request.body)
+        if ('error' in body) return reply(400, body.error)
+        const outcome = await this.s.changes.putAccount(id, body.value)
+        if (outcome.status >= 300) return answer(outcome)
+        return reply(outcome.status, this.accountViews().find((a) => a.id === id) ?? outcome.body)
+      }
+      case 'DELETE':
+        return answer(await this.s.changes.deleteAccount(id, new URLSearchParams(request.query).get('force') === 'true'))
+      default:
+        return notAllowed(request.method, 'GET, PUT, DELETE')
+    }
+  }
+
+  private async route(request: AdminRequest, prefix: string): Promise<AdminResponse> {
+    switch (request.method) {
+      case 'GET': {
+        const view = this.s.routes.describe().find((r) => r.prefix === prefix)
+        return view === undefined ? reply(404, { error: `no route for "${prefix}"`, field: 'prefix' }) : reply(200, view)
+      }
+      case 'PUT': {
+        const body = parseBody(request.body)
+        if ('error' in body) return reply(400, body.error)
+        return answer(await this.s.changes.putRoute(prefix, body.value))
+      }
+      case 'DELETE':
+        return answer(await this.s.changes.deleteRoute(prefix))
+      default:
+        return notAllowed(request.method, 'GET, PUT, DELETE')
+    }
+  }
+
+  /**
+   * An operator's balance adjustment (a settlement made elsewhere, a correction): `amount` is
+   * added to the balance (positive: the peer owes the node more; a payment received from the
+   * peer is negative). Exactly once per idempotency key: a repeat answers the first one.
+   */
+  private async adjust(request: AdminRequest, id: string): Promise<AdminResponse> {
+    const index = this.s.accounts.indexOf(id)
+    if (index < 0) return reply(404, { error: `no account ${id}`, field: 'id' })
+    const parsed = parseBody(request.body)
+    if ('error' in parsed) return reply(400, parsed.error)
+    const body = parsed.value
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { error: 'must be a JSON object like { "amount": "-1000", "reason": "..." }', field: '(body)' })
+    const fields = body as Record<string, unknown>
+    for (const key of Object.keys(fields)) {
+      if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return reply(400, { error: `unknown field (known: amount, reason, idempotencyKey)`, field: key })
+    }
+    if (typeof fields.amount !== 'string' || !DECIMAL.test(fields.amount) || BigInt(fields.amount) < INT64_MIN || BigInt(fields.amount) > INT64_MAX || BigInt(fields.amount) === 0n) {
+      return reply(400, { error: 'must be a non-zero signed 64-bit integer as a decimal string (base units; positive: the peer owes more)', field: 'amount' })
+    }
+    if (typeof fields.reason !== 'string' || fields.reason.trim() === '' || fields.reason.length > MAX_REASON_LENGTH) {
+      return reply(400, { error: `must be a non-empty string of at most ${MAX_REASON_LENGTH} characters (it is journalled)`, field: 'reason' })
+    }
+    const key = request.idempotencyKey !== '' ? request.idempotencyKey : fields.idempotencyKey
+    if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH) {
+      return reply(400, { error: `an Idempotency-Key header (or "idempotencyKey" field) of 1 to ${MAX_KEY_LENGTH} characters is required`, field: 'idempotencyKey' })
+    }
+    const amount = BigInt(fields.amount)
+    let result: { entry: AdjustmentEntry; replayed: boolean }
+    try {
+      result = await this.s.adjust(index, amount, key, fields.reason)
+    } catch (err) {
+      return reply(503, { error: `the adjustment was not made: ${(err as Error).message}` })
+    }
+    const { entry, replayed } = result
+    if (replayed && (entry.account !== id || entry.amount !== amount || entry.reason !== fields.reason)) {
+      return reply(409, { error: 'this idempotency key was used for another adjustment', field: 'idempotencyKey', adjustment: adjustmentView(entry) })
+    }
+    return reply(replayed ? 200 : 201, { adjustment: adjustmentView(entry), replayed, balance: readBalance(this.s.store, id).toString() })
   }
 
   private accountViews(): Record<string, unknown>[] {
     const { accounts, store, links, linkCount } = this.s
     const wiring = this.s.wiring()
-    const holds = readHolds(wiring.holds, accounts.size)
+    const holds = readHolds(wiring.holds, accounts.capacity)
     const traffic = this.traffic(wiring)
-    return accounts.accounts.map((a, i) => ({
+    return accounts.accounts.flatMap((a, i) => !accounts.isLive(i) ? [] : [{
       id: a.id,
       relation: a.relation,
       asset: { code: a.assetCode, scale: a.assetScale },
@@ -80,13 +185,13 @@ export class AdminApi {
       links: linkCount[i],
       ioThread: links.linkedThread(i),
       traffic: traffic === null ? null : traffic[i],
-    }))
+    }])
   }
 
   /** Per account and direction: packets fulfilled and rejected, and the amounts; null with metrics off. */
   private traffic(wiring: Wiring): Record<string, { fulfilled: number; rejected: number; amountFulfilled: string; amountRejected: string }>[] | null {
     if (wiring.counters === null) return null
-    const n = this.s.accounts.size
+    const n = this.s.accounts.capacity
     const zero = () => ({ fulfilled: 0, rejected: 0, amountFulfilled: 0n, amountRejected: 0n })
     const sums = Array.from({ length: n }, () => DIRECTIONS.map(zero))
     for (const r of sumCounterRows(wiring.counters, n)) {
@@ -114,8 +219,25 @@ function transportView(a: AccountConfig): Record<string, unknown> {
   }
 }
 
-function readOnly(method: string, what: string): AdminResponse {
-  return reply(405, { error: `${method} is not offered: ${what} come from the config file (CONFIG) and change with a restart` })
+function notAllowed(method: string, allowed: string): AdminResponse {
+  return reply(405, { error: `${method} is not offered here (allowed: ${allowed})` })
+}
+
+function answer(outcome: Outcome): AdminResponse {
+  return reply(outcome.status, outcome.body)
+}
+
+function parseBody(text: string): { value: unknown } | { error: { error: string; field: string } } {
+  if (text.trim() === '') return { error: { error: 'a JSON body is required', field: '(body)' } }
+  try {
+    return { value: JSON.parse(text) }
+  } catch (err) {
+    return { error: { error: `not valid JSON: ${(err as Error).message}`, field: '(body)' } }
+  }
+}
+
+function adjustmentView(e: AdjustmentEntry): Record<string, unknown> {
+  return { key: e.key, account: e.account, amount: e.amount.toString(), reason: e.reason, at: new Date(e.atMs).toISOString() }
 }
 
 function reply(status: number, value: unknown): AdminResponse {

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
+import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { ControlPlane } from '../io/io_front'
 import type { IoCommand, IoEvent, IoTask } from '../io/io_worker'
@@ -28,6 +29,9 @@ export class IoThreads implements IoSide {
   private readonly controlReplies = new Map<number, { thread: IoThread; resolve: (a: Uint8Array) => void; reject: (e: Error) => void }>()
   private nextControlId = 0
   private stopping = false
+  /** The accounts the threads run with; a replaced thread starts with them. */
+  private slots: AccountSlots
+  private readonly applied = new Map<number, { thread: IoThread; resolve: () => void }>()
 
   constructor(
     private readonly config: Config,
@@ -42,7 +46,24 @@ export class IoThreads implements IoSide {
     const n = config.ioThreads
     this.pool = threadPerTaskPool(join(__dirname, '..', 'io', 'io_worker.js'), 'runIoThread', n)
     this.threads = Array.from({ length: n }, () => null)
-    this.links = new LinkTable(linksSab, config.accounts.length, n)
+    this.links = new LinkTable(linksSab, config.maxAccounts, n)
+    this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
+  }
+
+  /**
+   * Every I/O thread takes the new accounts and closes the links of those in `relink`; resolves
+   * when all have (a thread that dies first counts: its replacement starts with them).
+   */
+  async applyAccounts(slots: AccountSlots, relink: number[]): Promise<void> {
+    this.slots = slots
+    await Promise.all(this.threads.map((thread) => {
+      if (thread === null) return Promise.resolve()
+      const id = ++this.nextControlId
+      return new Promise<void>((resolve) => {
+        this.applied.set(id, { thread, resolve })
+        thread.control.postMessage({ type: 'accounts', id, slots, relink } satisfies IoCommand)
+      })
+    }))
   }
 
   /** Starts every I/O thread on `wiring`; resolves when all listen on `port`. */
@@ -53,7 +74,7 @@ export class IoThreads implements IoSide {
   /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
   startThread(index: number, wiring: Wiring, port: number): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const task: IoTask = { config: this.config, index, links: this.linksSab, limits: this.limitsSab, counters: this.countersSab, wiring, port, control: port2 }
+    const task: IoTask = { config: this.config, slots: this.slots, index, links: this.linksSab, limits: this.limitsSab, counters: this.countersSab, wiring, port, control: port2 }
     const done = this.pool.run(task, { transferList: [port2] })
     const thread: IoThread = { control: port1, done, linked: new Set() }
     this.threads[index] = thread
@@ -97,6 +118,10 @@ export class IoThreads implements IoSide {
           this.log.error('metrics exposition failed', { error: err.message })
           thread.control.postMessage({ type: 'metricsAnswer', id: event.id, text: null } satisfies IoCommand)
         })
+      case 'accountsApplied':
+        this.applied.get(event.id)?.resolve()
+        this.applied.delete(event.id)
+        return
       case 'sendControlDone': {
         const waiting = this.controlReplies.get(event.id)
         this.controlReplies.delete(event.id)
@@ -115,6 +140,11 @@ export class IoThreads implements IoSide {
     // are down until the peers reconnect.
     this.links.clearThread(index)
     for (const account of thread.linked) this.plane.linkDown(account)
+    for (const [id, waiting] of this.applied) {
+      if (waiting.thread !== thread) continue
+      this.applied.delete(id)
+      waiting.resolve()
+    }
     for (const [id, waiting] of this.controlReplies) {
       if (waiting.thread !== thread) continue
       this.controlReplies.delete(id)

@@ -56,7 +56,7 @@ export class Metrics {
     this.add('ilp_node_packet_amount_total', 'Amounts of those prepares, in base units of the account', 'counter', () =>
       this.counterRows().map((r) => ({ value: Number(r.amount), labels: { account: id(r.account), direction: DIRECTIONS[r.direction], result: RESULTS[r.result] } })))
     this.add('ilp_node_account_balance', 'Committed balance of each account in its base units (positive: the peer owes this node)', 'gauge', () =>
-      s.accounts.accounts.map((a) => ({ value: Number(readBalance(s.store, a.id)), labels: { account: a.id, asset_code: a.assetCode, asset_scale: a.assetScale } })))
+      s.accounts.accounts.filter((_, i) => s.accounts.isLive(i)).map((a) => ({ value: Number(readBalance(s.store, a.id)), labels: { account: a.id, asset_code: a.assetCode, asset_scale: a.assetScale } })))
     this.add('ilp_node_prepares_in_flight', 'Prepares a shard has forwarded and not yet seen answered', 'gauge', () => {
       const counts = new Int32Array(s.wiring().inFlight)
       return Array.from(counts, (_, shard) => ({ value: Atomics.load(counts, shard), labels: { shard } }))
@@ -70,7 +70,7 @@ export class Metrics {
     this.add('ilp_node_shard_packets_total', 'Prepares each shard answered (for the accounts it owns)', 'counter', () => {
       const counters = s.wiring().counters ?? []
       return counters.map((sab, shard) => ({
-        value: new CounterReader(sab, s.accounts.size).rows().filter((r) => r.direction === Incoming).reduce((sum, r) => sum + r.packets, 0),
+        value: new CounterReader(sab, s.accounts.capacity).rows().filter((r) => r.direction === Incoming).reduce((sum, r) => sum + r.packets, 0),
         labels: { shard },
       }))
     })
@@ -88,7 +88,7 @@ export class Metrics {
     this.add('ilp_node_lmdb_commit_seconds', 'Time of each shard\'s LMDB write transactions', 'histogram', () => {
       const samples: Sample[] = []
       ;(s.wiring().counters ?? []).forEach((sab, shard) => {
-        const { buckets, seconds, count } = new CounterReader(sab, s.accounts.size).commits()
+        const { buckets, seconds, count } = new CounterReader(sab, s.accounts.capacity).commits()
         let cumulative = 0
         COMMIT_BUCKETS_S.forEach((le, b) => {
           cumulative += buckets[b]
@@ -117,7 +117,7 @@ export class Metrics {
   }
 
   private counterRows(): CounterRow[] {
-    return sumCounterRows(this.s.wiring().counters ?? [], this.s.accounts.size)
+    return sumCounterRows(this.s.wiring().counters ?? [], this.s.accounts.capacity)
   }
 
   private rings(): [string, SharedArrayBuffer][] {

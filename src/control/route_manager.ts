@@ -40,7 +40,7 @@ interface LearnedRoute {
 export interface RouteView {
   prefix: string
   nextHop: string
-  source: 'config' | 'node' | 'child' | 'parent' | 'ccp' | 'json'
+  source: 'config' | 'admin' | 'node' | 'child' | 'parent' | 'ccp' | 'json'
   path: string[]
 }
 
@@ -75,15 +75,17 @@ export type ControlSender = (account: number, prepare: Uint8Array) => Promise<Ui
 export class RouteManager {
   private readonly receivers = new Map<number, Receiver>()
   private readonly senders = new Map<number, Sender>()
-  private readonly local = new Map<string, Best>()
-  private readonly configured = new Map<string, number>()
+  private local = new Map<string, Best>()
+  private configured = new Map<string, number>()
+  /** Configured prefixes that were set through the admin API (shown as source "admin"). */
+  private fromAdmin = new Set<string>()
   private readonly forwarding = new Map<string, { epoch: number; route: Best | null }>()
   private readonly epochLog: (LogEntry | null)[] = []
   private readonly routingTableId = randomBytes(16)
   private readonly routingSecret = randomBytes(32)
   private readonly globalPrefix: string
-  private readonly sendRoutes: boolean[]
-  private readonly receiveRoutes: boolean[]
+  private sendRoutes: boolean[] = []
+  private receiveRoutes: boolean[] = []
   private readonly connected = new Set<number>()
   private readonly controlRetries = new Map<number, NodeJS.Timeout>()
   private cleanupTimer: NodeJS.Timeout | null = null
@@ -92,30 +94,65 @@ export class RouteManager {
   private publishedVersion = -1
 
   constructor(
-    private readonly config: Config,
+    private config: Config,
     private readonly accounts: AccountTable,
     private readonly sendControl: ControlSender,
     private readonly onTable: (entries: [string, number][]) => void,
     private readonly log: Logger,
+    /** Configured prefixes set through the admin API. */
+    fromAdmin: ReadonlySet<string> = new Set(),
   ) {
     this.globalPrefix = config.ilpAddress.split('.')[0]
-    this.sendRoutes = accounts.accounts.map((a) => a.sendRoutes ?? a.relation !== 'child')
-    this.receiveRoutes = accounts.accounts.map((a) => a.receiveRoutes ?? a.relation !== 'child')
-    accounts.accounts.forEach((_, i) => {
-      if (this.receiveRoutes[i]) this.receivers.set(i, { routingTableId: ZERO_TABLE_ID, epoch: 0, expiresAtMs: 0, routes: new Map() })
-      if (this.sendRoutes[i]) this.senders.set(i, { protocol: accounts.accounts[i].routeProtocol, syncing: false, lastKnownEpoch: 0, timer: null })
-    })
-    for (const route of config.routes) this.configured.set(route.targetPrefix, accounts.indexOf(route.peerId))
+    this.reconfigure(config, accounts.accounts.map((_, i) => i), fromAdmin)
+  }
+
+  /**
+   * The accounts or configured routes changed (admin API, reload; at start, all of them):
+   * the routes of the accounts in `changed` are made again from their config. A deleted
+   * account's learned routes go with it; an account that still takes routes keeps what it
+   * taught us. The shards get the new table at once.
+   */
+  reconfigure(config: Config, changed: readonly number[], fromAdmin: ReadonlySet<string>): void {
+    const before = new Set([...this.local.keys(), ...this.configured.keys()])
+    this.config = config
+    this.fromAdmin = new Set(fromAdmin)
+    const touched = new Set<string>(before)
+    for (const i of changed) {
+      const a = this.accounts.accounts[i]
+      const live = this.accounts.isLive(i)
+      this.sendRoutes[i] = live && (a.sendRoutes ?? a.relation !== 'child')
+      this.receiveRoutes[i] = live && (a.receiveRoutes ?? a.relation !== 'child')
+      const receiver = this.receivers.get(i)
+      if (!this.receiveRoutes[i] && receiver !== undefined) {
+        for (const prefix of receiver.routes.keys()) touched.add(prefix)
+        this.receivers.delete(i)
+      } else if (this.receiveRoutes[i] && receiver === undefined) {
+        this.receivers.set(i, { routingTableId: ZERO_TABLE_ID, epoch: 0, expiresAtMs: 0, routes: new Map() })
+      }
+      const sender = this.senders.get(i)
+      if (sender !== undefined && (!this.sendRoutes[i] || sender.protocol !== a.routeProtocol)) {
+        if (sender.timer !== null) clearTimeout(sender.timer)
+        this.senders.delete(i)
+      }
+      if (this.sendRoutes[i] && !this.senders.has(i)) this.senders.set(i, { protocol: a.routeProtocol, syncing: false, lastKnownEpoch: 0, timer: null })
+    }
+    this.configured = new Map()
+    for (const route of config.routes) this.configured.set(route.targetPrefix, this.accounts.indexOf(route.peerId))
+    this.local = new Map()
     this.local.set(config.ilpAddress, { nextHop: -1, path: [], auth: this.hmac(config.ilpAddress) })
-    const parent = accounts.accounts.findIndex((a) => a.relation === 'parent')
+    const parent = this.accounts.accounts.findIndex((a, i) => a.relation === 'parent' && this.accounts.isLive(i))
     if (parent >= 0 && !this.configured.has('')) this.local.set('', { nextHop: parent, path: [], auth: this.hmac('') })
-    accounts.accounts.forEach((a, i) => {
-      if (a.relation === 'child') {
+    this.accounts.accounts.forEach((a, i) => {
+      if (a.relation === 'child' && this.accounts.isLive(i)) {
         const address = `${config.ilpAddress}.${a.id}`
         this.local.set(address, { nextHop: i, path: [], auth: this.hmac(address) })
       }
     })
-    for (const prefix of [...this.local.keys(), ...this.configured.keys()]) this.updatePrefix(prefix)
+    for (const prefix of [...this.local.keys(), ...this.configured.keys()]) touched.add(prefix)
+    for (const prefix of touched) this.updatePrefix(prefix)
+    // A sender that is new for a connected peer (it now takes our routes) starts as on link up.
+    for (const i of changed) if (this.connected.has(i) && this.accounts.isLive(i)) this.peerConnected(i)
+    if (this.cleanupTimer !== null) this.publish()
   }
 
   start(): void {
@@ -149,7 +186,7 @@ export class RouteManager {
     for (const prefix of [...this.allPrefixes()].sort()) {
       const configured = this.configured.get(prefix)
       if (configured !== undefined) {
-        views.push({ prefix, nextHop: id(configured), source: 'config', path: [] })
+        views.push({ prefix, nextHop: id(configured), source: this.fromAdmin.has(prefix) ? 'admin' : 'config', path: [] })
         continue
       }
       const local = this.local.get(prefix)

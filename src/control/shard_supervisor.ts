@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
-import { shardOfAccount } from '../config/account_table'
+import { shardOfAccount, type AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { ShardPort } from '../io/shard_port'
 import type { Logger } from '../log'
@@ -16,11 +16,11 @@ import { Doorbell, WakeUps } from '../ring/doorbell'
 import { createWiring, type Wiring } from '../ring/wiring'
 import { ringUsedBytes } from '../ring/ring'
 import { shardCountersBytes } from '../ring/packet_counters'
-import { recoverOnStart, type Store } from '../store/balance_store'
+import { recoverOnStart, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { PendingTable } from '../shard/pending_table'
 import type { ShardLoop } from '../shard/shard_loop'
 import { createShardLoop } from '../shard/shard_runtime'
-import type { ShardControl, ShardTask } from '../shard/shard_worker'
+import type { ShardAnswer, ShardControl, ShardTask } from '../shard/shard_worker'
 
 /** The I/O side as the supervisor sees it: every I/O thread, wherever it runs. */
 export interface IoSide {
@@ -43,6 +43,11 @@ export class ShardSupervisor {
   private stopping = false
   private restartingNow = false
   private routes: [string, number][] = []
+  /** The accounts the shards run with (control/reconfigure.ts changes them while they run). */
+  private slots: AccountSlots
+  private nextRequestId = 0
+  /** Numbered requests to the shard workers, until each answers (ShardAnswer 'done'). */
+  private readonly requests = new Map<number, { resolve: (a: Extract<ShardAnswer, { type: 'done' }>) => void; reject: (e: Error) => void }>()
   private incarnation = 0
   /** The first start completed (later deaths restart the shards; earlier ones stop the node). */
   private started = false
@@ -65,9 +70,10 @@ export class ShardSupervisor {
     this.wakeUps = new WakeUps(config.shards === 0 ? 0 : config.ioThreads, wakeUps === 'native')
     // Counters outlive the shards: a restart goes on counting where the dead shard stopped.
     this.counters = config.metrics.enabled
-      ? Array.from({ length: Math.max(1, config.shards) }, () => new SharedArrayBuffer(shardCountersBytes(config.accounts.length)))
+      ? Array.from({ length: Math.max(1, config.shards) }, () => new SharedArrayBuffer(shardCountersBytes(config.maxAccounts)))
       : null
     this.wiring = createWiring(config, this.wakeUps, this.counters)
+    this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
   }
 
   /** The rings of the current shards (the I/O threads start on them). */
@@ -79,7 +85,7 @@ export class ShardSupervisor {
     this.routes = routes
     if (this.config.shards === 0) {
       if (this.inlinePort === null) throw new Error('the inline shard needs the I/O port of the main thread')
-      this.inline = createShardLoop(this.config, this.wiring, this.links, 0, this.store, routes, this.log, true)
+      this.inline = createShardLoop(this.config, this.slots, this.wiring, this.links, 0, this.store, routes, this.log, true)
       this.inlinePort.attach(this.wiring, () => this.scheduleInline())
       this.inlineTicker = setInterval(() => this.scheduleInline(), PendingTable.TICK_MS)
       this.inlineTicker.unref()
@@ -99,11 +105,16 @@ export class ShardSupervisor {
     const ready: Promise<void>[] = []
     for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
-      const task: ShardTask = { config: this.config, wiring: this.wiring, links: this.links, routes, index, control: port2 }
+      const task: ShardTask = { config: this.config, slots: this.slots, wiring: this.wiring, links: this.links, routes, index, control: port2 }
       const done = pool.run(task, { transferList: [port2] })
       this.tasks.push({ done, control: port1 })
       ready.push(new Promise((resolve, reject) => {
-        port1.once('message', () => resolve())
+        port1.on('message', (answer: ShardAnswer) => {
+          if (answer.type === 'ready') return resolve()
+          const request = this.requests.get(answer.id)
+          this.requests.delete(answer.id)
+          request?.resolve(answer)
+        })
         done.then(() => reject(new Error(`shard ${index} ended during start-up`)), reject)
       }))
       const died = (reason: string) => {
@@ -140,6 +151,10 @@ export class ShardSupervisor {
     this.restarts++
     this.log.error('a thread of the data plane died; restarting every shard from LMDB', { reason, restart: this.restarts })
     this.io.detach()
+    // What was asked of the dead shards is answered now: an adjustment committed or did not (its
+    // key tells on a retry); the new shards start with the newest accounts anyway.
+    for (const request of this.requests.values()) request.reject(new Error('the shards restarted; try again'))
+    this.requests.clear()
     await this.pool?.destroy()
     for (const { control } of this.tasks) control.close()
     const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
@@ -201,6 +216,35 @@ export class ShardSupervisor {
     const message: ShardControl = { type: 'routes', entries }
     this.tasks.forEach(({ control }) => control.postMessage(message))
     this.wakeShards()
+  }
+
+  /**
+   * Every shard takes the new accounts between two of its turns; resolves when all have (a
+   * prepare after that sees them). Shards started later start with them.
+   */
+  async applyAccounts(slots: AccountSlots): Promise<void> {
+    this.slots = slots
+    if (this.inline !== null) return this.inline.shard.applyAccounts(slots)
+    if (this.restartingNow) return
+    await Promise.all(this.tasks.map((_, shard) => this.request(shard, (id) => ({ type: 'accounts', id, slots }))))
+  }
+
+  /** An operator's balance adjustment, made by the shard that owns the account (Shard.adjust). */
+  async adjust(owner: number, account: number, amount: bigint, key: string, reason: string): Promise<{ entry: AdjustmentEntry; replayed: boolean }> {
+    if (this.inline !== null) return this.inline.shard.adjust(account, amount, key, reason, Date.now())
+    if (this.restartingNow) throw new Error('the shards are restarting; try again')
+    const answer = await this.request(owner, (id) => ({ type: 'adjust', id, account, amount, key, reason }))
+    if (answer.adjustment === undefined) throw new Error(answer.error ?? 'the shard did not adjust the balance')
+    return answer.adjustment
+  }
+
+  private request(shard: number, message: (id: number) => ShardControl): Promise<Extract<ShardAnswer, { type: 'done' }>> {
+    const id = this.nextRequestId++
+    return new Promise((resolve, reject) => {
+      this.requests.set(id, { resolve, reject })
+      this.tasks[shard].control.postMessage(message(id))
+      new Doorbell(this.wiring.shardDoorbells[shard]).wake()
+    })
   }
 
   private wakeShards(): void {

@@ -1,25 +1,36 @@
 // /admin/* on the node's port, on whichever I/O thread the request lands: the answer is made on
 // the main thread (control/admin_api.ts), which holds the config, the route manager and every
 // thread's shared counters; an I/O worker asks for it over its control port. Only the method,
-// the path and the Authorization header cross over.
+// the path and query, the Authorization and Idempotency-Key headers and the body cross over.
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Logger } from '../log'
 
-/** What crosses to the main thread: the method, the path and the Authorization header. */
+/** What crosses to the main thread. */
 export interface AdminRequest {
   method: string
   /** The URL path, without the query. */
   path: string
+  /** The query string, without the '?'. */
+  query: string
   authorization: string
+  idempotencyKey: string
+  /** The body as text (UTF-8); '' when there is none. */
+  body: string
 }
+
+/** Largest admin request body accepted (an account's settings are well under 1 KiB). */
+export const MAX_ADMIN_BODY_BYTES = 65536
 
 export interface AdminResponse {
   status: number
   body: string
 }
 
-const STATUS_TEXT: Record<number, string> = { 200: 'OK', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 500: 'Internal Server Error' }
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 201: 'Created', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
+  413: 'Payload Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
+}
 
 function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? ''}`.trim()
@@ -27,10 +38,28 @@ function statusLine(status: number): string {
 
 export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest) => Promise<AdminResponse>, log: Logger): void {
   const handler = (res: HttpResponse, req: HttpRequest): void => {
-    const request: AdminRequest = { method: req.getMethod().toUpperCase(), path: req.getUrl(), authorization: req.getHeader('authorization') }
+    const head = {
+      method: req.getMethod().toUpperCase(), path: req.getUrl(), query: req.getQuery() ?? '',
+      authorization: req.getHeader('authorization'), idempotencyKey: req.getHeader('idempotency-key'),
+    }
     let aborted = false
     res.onAborted(() => { aborted = true })
-    answer(request).then((response) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    res.onData((chunk, isLast) => {
+      if (size < 0) return
+      size += chunk.byteLength
+      if (size > MAX_ADMIN_BODY_BYTES) {
+        size = -1
+        log.info('admin request body too large', { method: head.method, path: head.path, limit: MAX_ADMIN_BODY_BYTES })
+        if (!aborted) res.cork(() => res.writeStatus('413 Payload Too Large').writeHeader('Content-Type', 'application/json').end('{"error":"body too large"}', true))
+        return
+      }
+      // uWebSockets.js reuses the chunk's memory after this callback.
+      chunks.push(Buffer.from(new Uint8Array(chunk)))
+      if (isLast) respond({ ...head, body: Buffer.concat(chunks).toString('utf8') })
+    })
+    const respond = (request: AdminRequest) => answer(request).then((response) => {
       if (response.status === 401) log.info('admin request refused: bad or missing admin token', { method: request.method, path: request.path })
       if (!aborted) res.cork(() => res.writeStatus(statusLine(response.status)).writeHeader('Content-Type', 'application/json').end(response.body))
     }, (err: Error) => {

@@ -26,11 +26,16 @@ export function bearerMatches(authorization: string, digest: Buffer): boolean {
 }
 
 export class TokenIndex {
-  private readonly digests: (Buffer | null)[]
+  private digests: (Buffer | null)[] = []
 
-  constructor(private readonly accounts: AccountTable, tokenOf: (index: number) => string | null) {
-    this.digests = accounts.accounts.map((_, i) => {
-      const token = tokenOf(i)
+  constructor(private readonly accounts: AccountTable, private readonly tokenOf: (index: number) => string | null) {
+    this.rebuild()
+  }
+
+  /** The accounts changed (admin API, reload): a deleted account's token names no one from now on. */
+  rebuild(): void {
+    this.digests = this.accounts.accounts.map((_, i) => {
+      const token = this.accounts.isLive(i) ? this.tokenOf(i) : null
       return token === null ? null : tokenDigest(token)
     })
   }

@@ -55,12 +55,15 @@ class Dial {
   backoffMs = BACKOFF_FIRST_MS
   timer: NodeJS.Timeout | null = null
   everConnected = false
+  /** The account's URL changed or it was deleted: this dial ends and is not redialled. */
+  ended = false
 
   constructor(readonly account: number, readonly target: BtpTarget) {}
 }
 
 export class BtpDialer {
   private readonly dials: Dial[] = []
+  private started = false
   private stopped = false
   /** Resolves the first time each dialled account has authenticated (the parent, for IL-DCP). */
   private readonly firstConnect = new Map<number, { promise: Promise<void>; resolve: () => void }>()
@@ -72,19 +75,51 @@ export class BtpDialer {
     private readonly links: BtpLinks,
     private readonly log: Logger,
     /** Which dialled accounts are this thread's to dial (each is dialled by one I/O thread). */
-    dials: (account: number) => boolean = () => true,
+    private readonly dialsHere: (account: number) => boolean = () => true,
   ) {
-    accounts.accounts.forEach((a, i) => {
-      if (a.btpUrl === null || !dials(i)) return
-      this.dials.push(new Dial(i, parseBtpUrl(a.btpUrl)))
+    accounts.accounts.forEach((_, i) => this.addDial(i))
+  }
+
+  private addDial(account: number): Dial | null {
+    const a = this.accounts.accounts[account]
+    if (a.btpUrl === null || !this.accounts.isLive(account) || !this.dialsHere(account)) return null
+    const dial = new Dial(account, parseBtpUrl(a.btpUrl))
+    this.dials.push(dial)
+    if (!this.firstConnect.has(account)) {
       let resolve: () => void = () => {}
       const promise = new Promise<void>((r) => { resolve = r })
-      this.firstConnect.set(i, { promise, resolve })
-    })
+      this.firstConnect.set(account, { promise, resolve })
+    }
+    return dial
   }
 
   start(): void {
+    this.started = true
     for (const dial of this.dials) this.connect(dial)
+  }
+
+  /**
+   * `account` changed (admin API, reload): if its URL or credentials changed, or it was
+   * deleted, its dial ends (the link closes) and, while it has a URL, a new one starts.
+   */
+  accountChanged(account: number): void {
+    const a = this.accounts.accounts[account]
+    const current = this.dials.find((d) => d.account === account)
+    const wanted = a.btpUrl === null || !this.accounts.isLive(account) ? null : parseBtpUrl(a.btpUrl)
+    if (current !== undefined) {
+      const same = wanted !== null && wanted.url === current.target.url && wanted.username === current.target.username && wanted.token === current.target.token
+      if (same) return
+      this.endDial(current)
+    }
+    const dial = this.addDial(account)
+    if (dial !== null && this.started) this.connect(dial)
+  }
+
+  private endDial(dial: Dial): void {
+    dial.ended = true
+    this.dials.splice(this.dials.indexOf(dial), 1)
+    if (dial.timer !== null) clearTimeout(dial.timer)
+    dial.ws?.close(1000, 'account changed')
   }
 
   /** Resolves once `account` has connected and authenticated for the first time. */
@@ -93,7 +128,7 @@ export class BtpDialer {
   }
 
   private connect(dial: Dial): void {
-    if (this.stopped) return
+    if (this.stopped || dial.ended) return
     const id = this.accounts.accounts[dial.account].id
     const ws = new WebSocket(dial.target.url, { perMessageDeflate: false, maxPayload: this.config.maxFrameBytes })
     dial.ws = ws
@@ -115,7 +150,7 @@ export class BtpDialer {
     ws.on('close', () => {
       dial.ws = null
       if (open) this.endpoint.onClose(session)
-      if (this.stopped) return
+      if (this.stopped || dial.ended) return
       const delay = Math.round(dial.backoffMs * (0.8 + Math.random() * 0.4))
       this.log.info('BTP connection to peer down; redialling', { account: id, url: dial.target.url, inMs: delay })
       dial.backoffMs = Math.min(dial.backoffMs * 2, BACKOFF_MAX_MS)

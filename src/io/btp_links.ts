@@ -35,6 +35,11 @@ export class BtpLinks {
     if (list.length === 0) this.linkDown(session.account)
   }
 
+  /** `account` changed or was deleted: its links here close (their clients may connect again). */
+  closeAll(account: number, reason: string): void {
+    for (const session of [...this.byAccount[account]]) session.socket?.end(1000, reason)
+  }
+
   /** The session prepares for `account` go out on, or null if it has no open link here. */
   newest(account: number): BtpSession | null {
     const list = this.byAccount[account]

@@ -58,6 +58,11 @@ export class BtpServer {
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].btpToken)
   }
 
+  /** The accounts changed: tokens are looked up in the new ones from the next auth message. */
+  accountsChanged(): void {
+    this.tokens.rebuild()
+  }
+
   behavior(): WebSocketBehavior<SocketData> {
     return {
       compression: 0,

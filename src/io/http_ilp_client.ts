@@ -29,23 +29,31 @@ export class IlpHttpClient {
     private readonly shards: ShardPort,
     private readonly log: Logger,
   ) {
-    this.endpoints = accounts.accounts.map((a) => {
-      if (a.httpUrl === null) return null
-      const url = new URL(a.httpUrl)
-      let pool = this.pools.get(url.origin)
-      if (pool === undefined) {
-        pool = new Pool(url.origin, {
-          connections: CONNECTIONS_PER_ORIGIN,
-          pipelining: 1,
-          keepAliveTimeout: 30_000,
-          headersTimeout: config.maxHoldTimeMs,
-          bodyTimeout: config.maxHoldTimeMs,
-          maxResponseSize: config.maxHttpBodyBytes,
-        })
-        this.pools.set(url.origin, pool)
-      }
-      return { pool, path: `${url.pathname}${url.search}`, authorization: `Bearer ${a.httpOutgoingToken ?? ''}` }
-    })
+    this.endpoints = accounts.accounts.map((_, i) => this.endpoint(i))
+  }
+
+  private endpoint(account: number): Endpoint | null {
+    const a = this.accounts.accounts[account]
+    if (a.httpUrl === null || !this.accounts.isLive(account)) return null
+    const url = new URL(a.httpUrl)
+    let pool = this.pools.get(url.origin)
+    if (pool === undefined) {
+      pool = new Pool(url.origin, {
+        connections: CONNECTIONS_PER_ORIGIN,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        headersTimeout: this.config.maxHoldTimeMs,
+        bodyTimeout: this.config.maxHoldTimeMs,
+        maxResponseSize: this.config.maxHttpBodyBytes,
+      })
+      this.pools.set(url.origin, pool)
+    }
+    return { pool, path: `${url.pathname}${url.search}`, authorization: `Bearer ${a.httpOutgoingToken ?? ''}` }
+  }
+
+  /** `account` changed (admin API, reload): its next prepare goes where its new config says. */
+  accountChanged(account: number): void {
+    this.endpoints[account] = this.endpoint(account)
   }
 
   /** True if `account` sends its prepares over HTTP. */
@@ -54,7 +62,9 @@ export class IlpHttpClient {
   }
 
   forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
-    const endpoint = this.endpoints[account]!
+    const endpoint = this.endpoints[account]
+    // Deleted, or moved to BTP, since the shard routed the prepare here.
+    if (endpoint === null || endpoint === undefined) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
     // The ring's bytes are reused after this call; the request body needs its own copy.
     const body = Buffer.from(ilp)
     // An answer that comes after the shards restarted belongs to a prepare that died with them.
@@ -86,7 +96,8 @@ export class IlpHttpClient {
 
   /** Sends a control-plane prepare (CCP) to `account` and resolves with its ILP answer. */
   async sendControl(account: number, prepare: Uint8Array): Promise<Uint8Array> {
-    const endpoint = this.endpoints[account]!
+    const endpoint = this.endpoints[account]
+    if (endpoint === null || endpoint === undefined) throw new Error('not connected')
     const { statusCode, body } = await endpoint.pool.request({
       path: endpoint.path,
       method: 'POST',

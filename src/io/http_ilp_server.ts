@@ -52,6 +52,11 @@ export class IlpHttpServer {
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].httpIncomingToken)
   }
 
+  /** The accounts changed: each request's token is looked up in the new ones. */
+  accountsChanged(): void {
+    this.tokens.rebuild()
+  }
+
   register(app: TemplatedApp): void {
     const handler = (res: HttpResponse, req: HttpRequest) => this.onPost(res, req)
     app.post('/', handler)

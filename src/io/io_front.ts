@@ -9,7 +9,7 @@
 import type { us_listen_socket } from 'uWebSockets.js'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
 import { encodeReject } from '../codec/ilp_packet'
-import { AccountTable } from '../config/account_table'
+import { AccountTable, type AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { logger } from '../log'
 import { SpspServer } from './spsp_server'
@@ -54,6 +54,9 @@ export class IoFront {
   private readonly btp: BtpEndpoint
   private readonly httpOut: IlpHttpClient
   private readonly dialer: BtpDialer
+  private readonly btpLinks: BtpLinks
+  private readonly btpServer: BtpServer
+  private readonly httpIn: IlpHttpServer
   private readonly shop: ShopServer | null
   private readonly app: ReturnType<UwsModule['App']>
   /** How each account's prepares leave this thread, chosen once from its config. */
@@ -71,10 +74,12 @@ export class IoFront {
     store: Store,
     private readonly uws: UwsModule,
     private readonly controlPlane: ControlPlane,
+    /** The accounts now (the config's, or as changed since start). */
+    slots?: AccountSlots,
   ) {
     const scope = (name: string) => logger(config.ioThreads > 1 ? `${name} io${io}` : name)
-    this.accounts = new AccountTable(config)
-    this.links = new LinkTable(linksSab, config.accounts.length, config.ioThreads)
+    this.accounts = new AccountTable(config, slots)
+    this.links = new LinkTable(linksSab, config.maxAccounts, config.ioThreads)
     this.connections = new Connections(io, new ConnectionCount(limitsSab))
     const throttle = new AuthThrottle(limitsSab)
     this.restartReject = encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'the node restarted its shards; try again')
@@ -87,7 +92,7 @@ export class IoFront {
       flush: () => this.btp.flush(),
     }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io))
 
-    const btpLinks = new BtpLinks(config.accounts.length, (account) => {
+    const btpLinks = new BtpLinks(config.maxAccounts, (account) => {
       this.links.linkUp(account, io)
       controlPlane.linkUp(account)
     }, (account) => {
@@ -99,14 +104,14 @@ export class IoFront {
     this.httpOut = new IlpHttpClient(config, this.accounts, this.port, scope('http-out'))
     this.dialer = new BtpDialer(config, this.accounts, this.btp, btpLinks, scope('btp-out'), (account) => this.links.home(account) === io)
     // Payees have no link: their shards answer payments to them directly (shard/shard.ts, step 9).
-    this.sendTo = this.accounts.accounts.map((_, i): Send => {
-      if (this.httpOut.serves(i)) return (shard, peer, pendingId, ilp) => this.httpOut.forward(shard, peer, pendingId, ilp)
-      return (shard, peer, pendingId, ilp) => this.btp.forward(shard, peer, pendingId, ilp)
-    })
+    this.sendTo = this.accounts.accounts.map((_, i) => this.sendOf(i))
+    this.btpLinks = btpLinks
+    this.btpServer = btpServer
 
     const spsp = new SpspServer(config, store, scope('spsp'))
     this.shop = config.shop === null ? null : new ShopServer(config, this.accounts, this.port, this.connections, store, scope('shop'))
     const httpIn = new IlpHttpServer(config, this.accounts, this.port, this.connections, throttle, scope('http-in'))
+    this.httpIn = httpIn
     const app = uws.App()
     app.ws('/*', btpServer.behavior())
     httpIn.register(app)
@@ -125,6 +130,29 @@ export class IoFront {
       res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n')
     })
     this.app = app
+  }
+
+  private sendOf(account: number): Send {
+    if (this.httpOut.serves(account)) return (shard, peer, pendingId, ilp) => this.httpOut.forward(shard, peer, pendingId, ilp)
+    return (shard, peer, pendingId, ilp) => this.btp.forward(shard, peer, pendingId, ilp)
+  }
+
+  /**
+   * The main thread changed the accounts (control/reconfigure.ts). Tokens are looked up in the
+   * new table from the next auth message or request; the links of the accounts in `relink`
+   * (deleted, or changed in how they connect) close, and only those; dialled links follow their
+   * account's URL.
+   */
+  applyAccounts(slots: AccountSlots, relink: readonly number[]): void {
+    const changed = this.accounts.apply(slots)
+    this.btpServer.accountsChanged()
+    this.httpIn.accountsChanged()
+    for (const i of changed) {
+      this.httpOut.accountChanged(i)
+      this.sendTo[i] = this.sendOf(i)
+      this.dialer.accountChanged(i)
+    }
+    for (const i of relink) this.btpLinks.closeAll(i, this.accounts.isLive(i) ? 'account changed' : 'account deleted')
   }
 
   /** Listens on the node's port (shared with the other I/O threads, or exclusively when alone). */

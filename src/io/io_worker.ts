@@ -11,6 +11,7 @@
 // as the thread's death; and the thread is never terminated from outside.
 
 import type { MessagePort } from 'node:worker_threads'
+import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { configureLog, logger } from '../log'
 import type { Wiring } from '../ring/wiring'
@@ -22,6 +23,8 @@ import type { AdminRequest, AdminResponse } from './admin_endpoint'
 
 export interface IoTask {
   config: Config
+  /** The accounts now (the config's, or as changed since start). */
+  slots: AccountSlots
   index: number
   links: SharedArrayBuffer
   /** The node-wide connection count and auth throttle (io/shared_limits.ts). */
@@ -42,6 +45,7 @@ export type IoCommand =
   | { type: 'controlAnswer'; id: number; answer: Uint8Array }
   | { type: 'metricsAnswer'; id: number; text: string | null }
   | { type: 'adminAnswer'; id: number; response: AdminResponse }
+  | { type: 'accounts'; id: number; slots: AccountSlots; relink: number[] }
   | { type: 'drain' }
   | { type: 'stop' }
   | { type: 'crash'; reason: string }
@@ -55,8 +59,9 @@ export type IoEvent =
   | { type: 'metrics'; id: number }
   | { type: 'admin'; id: number; request: AdminRequest }
   | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
+  | { type: 'accountsApplied'; id: number }
 
-export function runIoThread({ config, index, links, limits, counters, wiring, port, control }: IoTask): Promise<string> {
+export function runIoThread({ config, slots, index, links, limits, counters, wiring, port, control }: IoTask): Promise<string> {
   configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-io-${index}`)
   const log = logger(`io${index}`)
@@ -84,7 +89,7 @@ export function runIoThread({ config, index, links, limits, counters, wiring, po
       adminAnswers.set(id, resolve)
       post({ type: 'admin', id, request })
     }),
-  })
+  }, slots)
 
   return new Promise((resolve) => {
     const fail = (err: Error) => {
@@ -116,6 +121,9 @@ export function runIoThread({ config, index, links, limits, counters, wiring, po
             (answer) => post({ type: 'sendControlDone', id: command.id, answer, error: null }),
             (err: Error) => post({ type: 'sendControlDone', id: command.id, answer: null, error: err.message }),
           )
+        case 'accounts':
+          front.applyAccounts(command.slots, command.relink)
+          return post({ type: 'accountsApplied', id: command.id })
         case 'drain':
           return front.drain()
         case 'crash':

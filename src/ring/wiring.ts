@@ -46,7 +46,7 @@ export function createWiring(config: Config, wakeUps: WakeUps, counters: SharedA
     shardToShard: Array.from({ length: shards }, (_, i) => Array.from({ length: shards }, (_, j) => (i === j ? null : createRing(ringBytes)))),
     inFlight: new SharedArrayBuffer(4 * shards),
     counters,
-    holds: Array.from({ length: shards }, () => new SharedArrayBuffer(holdsBytes(config.accounts.length))),
+    holds: Array.from({ length: shards }, () => new SharedArrayBuffer(holdsBytes(config.maxAccounts))),
     shardDoorbells: Array.from({ length: shards }, () => wakeUps.shardDoorbell()),
     ioDoorbells: Array.from({ length: io }, (_, t) => wakeUps.ioDoorbell(t)),
   }

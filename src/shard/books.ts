@@ -52,7 +52,8 @@ export class Books {
     /** This shard's block of holds (ring/holds.ts), read by the main thread. */
     holds: SharedArrayBuffer,
   ) {
-    const n = accounts.size
+    // Sized for every account this run may hold (accounts added while it runs, limits.maxAccounts).
+    const n = accounts.capacity
     this.owned = new Uint8Array(n)
     this.balance = new Array<bigint>(n).fill(0n)
     this.held = new Array<bigint>(n).fill(0n)
@@ -68,18 +69,49 @@ export class Books {
 
   /** Every account's records as committed: this shard's own, and the sum for the accounts it owns. */
   private load(): void {
-    for (let i = 0; i < this.accounts.size; i++) {
-      const id = this.accounts.accounts[i].id
-      const isOwner = this.accounts.ownerShard[i] === this.shardIndex
-      this.owned[i] = isOwner ? 1 : 0
-      let sum = 0n
-      for (const { key, value } of this.store.balances.getRange({ start: [id], end: [id, 1 << 30] })) {
-        const v = decodeInt128(value)
-        if (key[1] === this.shardIndex) this.record[i] = v
-        sum += v
-      }
-      if (isOwner) this.balance[i] = sum
+    for (let i = 0; i < this.accounts.size; i++) this.loadAccount(i)
+  }
+
+  private loadAccount(i: number): void {
+    const id = this.accounts.accounts[i].id
+    const isOwner = this.accounts.ownerShard[i] === this.shardIndex
+    this.owned[i] = isOwner ? 1 : 0
+    let sum = 0n
+    let own = 0n
+    for (const { key, value } of this.store.balances.getRange({ start: [id], end: [id, 1 << 30] })) {
+      const v = decodeInt128(value)
+      if (key[1] === this.shardIndex) own = v
+      sum += v
     }
+    this.record[i] = own
+    if (isOwner) this.balance[i] = sum
+  }
+
+  /**
+   * An account added while the node runs (or added again after a deletion): its records as
+   * committed, like an account of the config at start. Nothing of it is in flight here: it had
+   * no index before, or (added again) the deletion found it without holds or was forced. An
+   * index with records of this shard not yet written keeps them (they are the truth).
+   */
+  accountAdded(i: number): void {
+    if (this.recordDirty[i] === 1 || this.unsentCredit[i] !== 0n) return
+    const held = this.held[i]
+    this.loadAccount(i)
+    this.held[i] = held
+  }
+
+  /**
+   * An operator's adjustment of an owned account's balance (POST /admin/accounts/:id/adjust),
+   * made durable by the caller in the same transaction as its journal entry: the record to put.
+   */
+  adjustedRecord(account: number, amount: bigint): bigint {
+    return this.record[account] + amount
+  }
+
+  /** After the adjustment's transaction committed. */
+  adjusted(account: number, amount: bigint): void {
+    this.record[account] += amount
+    if (this.owned[account] === 1) this.balance[account] += amount
   }
 
   /** True if holding `amount` more would keep `account` within its maximum balance. */

@@ -24,7 +24,7 @@
 // releases the hold and is relayed unchanged. No reply before expiry: R00, hold released.
 
 import { hash } from 'node:crypto'
-import type { Config } from '../config/schema'
+import type { AccountConfig, Config } from '../config/schema'
 import { PayeeReceiver } from './receiver'
 import {
   classifyReply, encodeReject, fulfillLength, lastFulfillmentOffset, lastRejectCodeOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
@@ -37,14 +37,14 @@ import {
 } from '../codec/ilp_errors'
 import { writeInt64, writeLength, writeUInt64, UINT64_MAX } from '../codec/oer'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
-import { AccountTable } from '../config/account_table'
+import { AccountTable, type AccountSlots } from '../config/account_table'
 import { RoutingTable } from './routing_table'
 import { PendingTable } from './pending_table'
 import { OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import type { LinkTable } from '../ring/link_table'
 import { ioThreadOf } from '../ring/records'
-import type { Store } from '../store/balance_store'
+import { encodeInt128, readAdjustment, writeAdjustment, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
 import { Books } from './books'
 import { FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
@@ -68,6 +68,8 @@ export interface ShardOptions {
   links: LinkTable
   /** Rings to the other shards by index (null at this shard's own index). */
   toShards: (RingWriter | null)[]
+  /** The accounts as the main thread has them now (they may have changed since start). */
+  slots: AccountSlots
   /** The routing table (prefix → account index) from the main thread's route manager. */
   routes: [string, number][]
   /** This shard's block of packet counters (ring/packet_counters.ts); null with metrics off. */
@@ -103,6 +105,8 @@ export class Shard {
   private readonly ildcpData: (Buffer | null)[]
 
   private readonly journal: InflightJournal
+  /** Account ids as bytes by index (what the in-flight journal writes); grows with the accounts. */
+  private readonly accountIds: Buffer[]
   private readonly receiver: PayeeReceiver
 
   constructor(o: ShardOptions) {
@@ -113,28 +117,68 @@ export class Shard {
     this.links = o.links
     this.toShards = o.toShards
     this.log = o.log
-    this.accounts = new AccountTable(o.config)
+    this.accounts = new AccountTable(o.config, o.slots)
     this.routes = Shard.routingTable(o.routes)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
     this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards, o.holds)
-    this.counters = o.counters === null ? null : new PacketCounters(o.counters, this.accounts.size)
-    this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending,
-      this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8')))
-    this.ildcpData = this.accounts.accounts.map((account) => {
-      if (account.relation !== 'child') return null
-      const address = Buffer.from(AccountTable.childAddress(o.config, account), 'latin1')
-      const code = Buffer.from(account.assetCode, 'utf8')
-      const data = Buffer.alloc(address.length + code.length + 8)
-      let pos = writeLength(data, 0, address.length)
-      address.copy(data, pos)
-      pos += address.length
-      data[pos++] = account.assetScale
-      pos = writeLength(data, pos, code.length)
-      code.copy(data, pos)
-      return data.subarray(0, pos + code.length)
-    })
+    this.counters = o.counters === null ? null : new PacketCounters(o.counters, this.accounts.capacity)
+    this.accountIds = this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8'))
+    this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending, this.accountIds)
+    this.ildcpData = this.accounts.accounts.map((account) => this.ildcpAnswer(account))
     this.receiver = new PayeeReceiver(o.config, this.accounts, o.store, o.log)
+  }
+
+  /** What peer.config (IL-DCP, RFC 31) answers a child: its address, asset scale and code. */
+  private ildcpAnswer(account: AccountConfig): Buffer | null {
+    if (account.relation !== 'child') return null
+    const address = Buffer.from(AccountTable.childAddress(this.config, account), 'latin1')
+    const code = Buffer.from(account.assetCode, 'utf8')
+    const data = Buffer.alloc(address.length + code.length + 8)
+    let pos = writeLength(data, 0, address.length)
+    address.copy(data, pos)
+    pos += address.length
+    data[pos++] = account.assetScale
+    pos = writeLength(data, pos, code.length)
+    code.copy(data, pos)
+    return data.subarray(0, pos + code.length)
+  }
+
+  /**
+   * The main thread changed the accounts (admin API, reload); called between turns. A limit
+   * applies from the next prepare. A new account starts from its committed records. A deleted
+   * one keeps its index, books and prepares in flight: their replies settle as before.
+   */
+  applyAccounts(slots: AccountSlots): void {
+    for (const i of this.accounts.apply(slots)) {
+      const account = this.accounts.accounts[i]
+      this.accountIds[i] = Buffer.from(account.id, 'utf8')
+      this.ildcpData[i] = this.accounts.isLive(i) ? this.ildcpAnswer(account) : null
+      if (this.accounts.isLive(i)) this.books.accountAdded(i)
+    }
+  }
+
+  /**
+   * An operator's balance adjustment of an account this shard owns, exactly once per key: the
+   * journal entry and the new record in one transaction, after the turn's own commit. Returns
+   * the entry as stored (an earlier one with the same key: that one, unchanged).
+   */
+  adjust(account: number, amount: bigint, key: string, reason: string, nowMs: number): { entry: AdjustmentEntry; replayed: boolean } {
+    if (this.books.dirty) throw new Error('an adjustment must run between turns, with the books committed')
+    const id = this.accounts.accounts[account].id
+    const result = this.store.root.transactionSync(() => {
+      const known = readAdjustment(this.store, key)
+      if (known !== null) return { entry: known, replayed: true }
+      this.store.balances.put([id, this.shardIndex], encodeInt128(this.books.adjustedRecord(account, amount)))
+      const entry: AdjustmentEntry = { key, account: id, amount, reason, atMs: nowMs }
+      writeAdjustment(this.store, entry)
+      return { entry, replayed: false }
+    })
+    if (!result.replayed) {
+      this.books.adjusted(account, amount)
+      this.log.warn('balance adjusted by the operator', { account: id, amount, reason, key })
+    }
+    return result
   }
 
   private static routingTable(entries: [string, number][]): RoutingTable {

@@ -1,6 +1,7 @@
 // Builds a shard and its loop from the shared wiring: the same code for a worker thread and for
 // the inline shard (SHARDS=0) on the main thread.
 
+import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import { Doorbell } from '../ring/doorbell'
@@ -12,15 +13,15 @@ import { Shard } from './shard'
 import { outputReserveBytes, ShardLoop } from './shard_loop'
 
 export function createShardLoop(
-  config: Config, wiring: Wiring, links: SharedArrayBuffer, index: number, store: Store, routes: [string, number][], log: Logger, inline: boolean,
+  config: Config, slots: AccountSlots, wiring: Wiring, links: SharedArrayBuffer, index: number, store: Store, routes: [string, number][], log: Logger, inline: boolean,
 ): ShardLoop {
   const n = wiring.shardCount
   const toIo = wiring.shardToIo[index].map((sab) => new RingWriter(sab))
   const toShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingWriter(wiring.shardToShard[index][j]!)))
   const fromShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingReader(wiring.shardToShard[j][index]!)))
-  const linkTable = new LinkTable(links, config.accounts.length, wiring.ioCount)
+  const linkTable = new LinkTable(links, config.maxAccounts, wiring.ioCount)
   const shard = new Shard({
-    config, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, log, counters: wiring.counters?.[index] ?? null,
+    config, slots, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, log, counters: wiring.counters?.[index] ?? null,
     holds: wiring.holds[index],
   })
   return new ShardLoop({

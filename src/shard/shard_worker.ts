@@ -9,7 +9,10 @@
 // restart of the process would), or stops the node if the shards had not started yet.
 
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
+import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
+import type { AdjustmentEntry } from '../store/balance_store'
+import type { Shard } from './shard'
 import { configureLog, logger } from '../log'
 import { Doorbell } from '../ring/doorbell'
 import { openStore } from '../store/balance_store'
@@ -20,6 +23,8 @@ import type { Wiring } from '../ring/wiring'
 
 export interface ShardTask {
   config: Config
+  /** The accounts now (the config's, or as changed since start by the admin API or a reload). */
+  slots: AccountSlots
   wiring: Wiring
   links: SharedArrayBuffer
   routes: [string, number][]
@@ -28,7 +33,16 @@ export interface ShardTask {
 }
 
 /** Messages on a shard's control port (the main thread wakes the shard after posting one). */
-export type ShardControl = { type: 'stop' } | { type: 'routes'; entries: [string, number][] }
+export type ShardControl =
+  | { type: 'stop' }
+  | { type: 'routes'; entries: [string, number][] }
+  | { type: 'accounts'; id: number; slots: AccountSlots }
+  | { type: 'adjust'; id: number; account: number; amount: bigint; key: string; reason: string }
+
+/** What a shard posts back: ready once, then the answer to each numbered request. */
+export type ShardAnswer =
+  | { type: 'ready' }
+  | { type: 'done'; id: number; adjustment?: { entry: AdjustmentEntry; replayed: boolean }; error?: string }
 
 /** Longest sleep with nothing in flight; bounds how long a stop request can wait. */
 const IDLE_SLEEP_MS = 1000
@@ -47,15 +61,32 @@ function spinUntilInput(loop: { hasInput(): boolean }, microseconds: number): bo
   return false
 }
 
-export function runShard({ config, wiring, links, routes, index, control }: ShardTask): string {
+/**
+ * A numbered request of the main thread, between turns. A failed adjustment is answered with
+ * its error (nothing of it was written); the shard goes on.
+ */
+export function handleRequest(shard: Shard, m: Extract<ShardControl, { id: number }>): ShardAnswer {
+  if (m.type === 'accounts') {
+    shard.applyAccounts(m.slots)
+    return { type: 'done', id: m.id }
+  }
+  try {
+    return { type: 'done', id: m.id, adjustment: shard.adjust(m.account, m.amount, m.key, m.reason, Date.now()) }
+  } catch (err) {
+    return { type: 'done', id: m.id, error: (err as Error).message }
+  }
+}
+
+export function runShard({ config, slots, wiring, links, routes, index, control }: ShardTask): string {
   configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-shard-${index}`)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)
   try {
-    const loop = createShardLoop(config, wiring, links, index, store, routes, log, false)
+    const loop = createShardLoop(config, slots, wiring, links, index, store, routes, log, false)
     const doorbell = new Doorbell(wiring.shardDoorbells[index])
-    control.postMessage({ type: 'ready' })
+    const answer = (a: ShardAnswer) => control.postMessage(a)
+    answer({ type: 'ready' })
     for (;;) {
       const worked = loop.turn(Date.now())
       let stop = false
@@ -63,6 +94,7 @@ export function runShard({ config, wiring, links, routes, index, control }: Shar
         const message = m.message as ShardControl
         if (message.type === 'stop') stop = true
         else if (message.type === 'routes') loop.shard.setRoutes(message.entries)
+        else answer(handleRequest(loop.shard, message))
       }
       if (stop) break
       if (worked) continue

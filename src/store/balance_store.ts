@@ -9,6 +9,11 @@
 //   meta      key string                     value bytes (payee receive secrets made at start)
 //   tokens    key pay token (base64url)      value u64: the shop's prepaid balance of that token
 //             (written by the shop payee's shard: credited by payments, debited by paid requests)
+//   adjustments key idempotency key           value JSON { account, amount, reason, atMs }: the
+//             operator's balance adjustments (POST /admin/accounts/:id/adjust), each written in the
+//             same transaction as the balance record it changed, by the account's owner shard
+//   admin     key "account/<id>", "route/<prefix>"   value JSON: accounts and routes set through
+//             the admin API (control/config_overlay.ts), kept over the config file's
 //
 // An account's balance is the sum of its records. Each shard writes only records keyed with its
 // own index: the owner of A records A's committed incoming amounts under [A, owner], and the
@@ -33,6 +38,8 @@ export interface Store {
   payments: Database<Buffer, [string, string]>
   meta: Database<Buffer, string>
   tokens: Database<Buffer, string>
+  adjustments: Database<Buffer, string>
+  admin: Database<Buffer, string>
 }
 
 export function openStore(dataDir: string, durability: Durability): Store {
@@ -42,7 +49,7 @@ export function openStore(dataDir: string, durability: Durability): Store {
     noSync: durability === 'process',
     encoding: 'binary',
     keyEncoding: 'ordered-binary',
-    maxDbs: 8,
+    maxDbs: 12,
     cache: false,
   })
   const balances = root.openDB<Buffer, [string, number]>('balances', { encoding: 'binary', keyEncoding: 'ordered-binary' })
@@ -50,7 +57,31 @@ export function openStore(dataDir: string, durability: Durability): Store {
   const payments = root.openDB<Buffer, [string, string]>('payments', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const meta = root.openDB<Buffer, string>('meta', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const tokens = root.openDB<Buffer, string>('tokens', { encoding: 'binary', keyEncoding: 'ordered-binary' })
-  return { root, balances, inflight, payments, meta, tokens }
+  const adjustments = root.openDB<Buffer, string>('adjustments', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const admin = root.openDB<Buffer, string>('admin', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  return { root, balances, inflight, payments, meta, tokens, adjustments, admin }
+}
+
+/** An operator's balance adjustment as journalled (amounts in the account's base units). */
+export interface AdjustmentEntry {
+  key: string
+  account: string
+  /** Added to the balance (positive: the peer owes the node more). */
+  amount: bigint
+  reason: string
+  atMs: number
+}
+
+export function readAdjustment(store: Store, key: string): AdjustmentEntry | null {
+  const v = store.adjustments.get(key)
+  if (v === undefined) return null
+  const j = JSON.parse(Buffer.from(v).toString('utf8')) as { account: string; amount: string; reason: string; atMs: number }
+  return { key, account: j.account, amount: BigInt(j.amount), reason: j.reason, atMs: j.atMs }
+}
+
+/** Inside the caller's transaction. */
+export function writeAdjustment(store: Store, e: AdjustmentEntry): void {
+  store.adjustments.put(e.key, Buffer.from(JSON.stringify({ account: e.account, amount: e.amount.toString(), reason: e.reason, atMs: e.atMs }), 'utf8'))
 }
 
 export interface PaymentRecord {

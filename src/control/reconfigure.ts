@@ -1,0 +1,392 @@
+// Changes the accounts and routes of the running node: an admin API request (PUT/DELETE of an
+// account or a route) or a reload of CONFIG (SIGHUP, POST /admin/reload). Each change is made
+// as a whole new config, parsed by the same parseConfig as at start (the file with the API's
+// overlay on top, config_overlay.ts), and then handed to every thread in this order:
+//
+//   1. the main thread's account table (indices: an account keeps its own; a new one takes the
+//      next free index; a deleted one stays, not live, until the node restarts)
+//   2. every shard, between two of its turns: limits apply from the next prepare, a new account
+//      starts from its committed records, IL-DCP answers from the new settings
+//   3. every I/O thread: tokens are looked up in the new table; the links of deleted accounts,
+//      and of accounts whose token, URL, relation or asset changed, close (only those)
+//   4. the route manager: local and configured routes, and what goes to the shards next
+//
+// Accounts not changed keep their links and prepares in flight. One change runs at a time.
+// What cannot change while the node runs (its address, port, layout, limits, payees, shop, ...)
+// is left as it is by a reload, with a warning naming it: it takes effect at the next restart.
+
+import { AccountTable, sameAccount, type AccountSlots } from '../config/account_table'
+import { readConfigFile } from '../config/load'
+import { ADDRESS_FROM_PARENT, ConfigError, parseConfig, type AccountConfig, type Config } from '../config/schema'
+import type { Logger } from '../log'
+import { readBalance, type Store } from '../store/balance_store'
+import { adminRoutePrefixes, combine, fileAccount, fileRoute, readOverlay, writeOverlay, type Overlay, type OverlayEntry } from './config_overlay'
+import type { RouteManager } from './route_manager'
+
+export interface ReconfigureSources {
+  store: Store
+  /** The main thread's table (node.ts, the admin API, metrics and routes read it). */
+  accounts: AccountTable
+  shards: { applyAccounts(slots: AccountSlots): Promise<void> }
+  io: { applyAccounts(slots: AccountSlots, relink: number[]): Promise<void> }
+  routes: RouteManager
+  /** Holds in flight per account index, over every shard. */
+  holds(): { held: bigint[]; prepares: number[] }
+  /** An account reached over ILP-over-HTTP counts as linked while it is configured. */
+  linkUp(account: number): void
+  linkDown(account: number): void
+  log: Logger
+}
+
+/** An answer for the admin API: an HTTP status and a JSON value. */
+export interface Outcome {
+  status: number
+  body: Record<string, unknown>
+}
+
+export class Reconfigurer {
+  private config: Config
+  /** The file's JSON as last read (at start, or by the last good reload). */
+  private fileRaw: unknown
+  private overlay: Overlay
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly httpLinked = new Set<number>()
+
+  constructor(initial: Config, overlay: Overlay, private readonly s: ReconfigureSources) {
+    this.config = initial
+    this.fileRaw = initial.source.raw
+    this.overlay = overlay
+  }
+
+  get current(): Config {
+    return this.config
+  }
+
+  /** At start, after the I/O threads listen: accounts with http.url are up from the start. */
+  start(): void {
+    this.syncHttpLinks(this.s.accounts.accounts.map((_, i) => i))
+  }
+
+  /** PUT /admin/accounts/:id: creates or replaces an account, with the settings of a config file entry. */
+  putAccount(id: string, body: unknown): Promise<Outcome> {
+    return this.serial(async () => {
+      if (!isObject(body)) return fail(400, '(body)', 'must be a JSON object of the account\'s settings, as in the config file\'s "accounts"')
+      const payee = this.payee(id)
+      if (payee !== null) return payee
+      const existed = this.s.accounts.indexOf(id) >= 0
+      const entry: OverlayEntry = { value: body, file: fileAccount(this.fileRaw, id) }
+      const next = this.withEntry('account', id, entry)
+      if ('status' in next) return next
+      const refused = await this.change(next.config, 'account', id, entry)
+      if (refused !== null) return refused
+      return { status: existed ? 200 : 201, body: { account: id, created: !existed } }
+    })
+  }
+
+  /** DELETE /admin/accounts/:id: refused while the account has a balance or holds, unless forced. */
+  deleteAccount(id: string, force: boolean): Promise<Outcome> {
+    return this.serial(async () => {
+      const index = this.s.accounts.indexOf(id)
+      if (index < 0) return fail(404, 'id', `no account ${id}`)
+      const payee = this.payee(id)
+      if (payee !== null) return payee
+      const routes = this.config.routes.filter((r) => r.peerId === id).map((r) => r.targetPrefix)
+      if (routes.length > 0) {
+        return { status: 409, body: { error: `${id} is the next hop of configured routes; delete or change them first`, field: 'id', routes } }
+      }
+      const balance = readBalance(this.s.store, id)
+      const holds = this.s.holds()
+      const held = holds.held[index]
+      const prepares = holds.prepares[index]
+      if (!force && (balance !== 0n || held !== 0n || prepares !== 0)) {
+        return {
+          status: 409,
+          body: { error: `${id} has a balance or prepares in flight; settle it first, or delete with ?force=true (its balance stays in LMDB)`, field: 'id', balance: balance.toString(), held: held.toString(), preparesInFlight: prepares },
+        }
+      }
+      const entry: OverlayEntry = { value: null, file: fileAccount(this.fileRaw, id) }
+      const next = this.withEntry('account', id, entry)
+      if ('status' in next) return next
+      const refused = await this.change(next.config, 'account', id, entry)
+      if (refused !== null) return refused
+      if (balance !== 0n || held !== 0n) this.s.log.warn('account deleted with a balance or holds (forced); its records stay in LMDB', { account: id, balance, held })
+      return { status: 200, body: { account: id, deleted: true, balance: balance.toString(), held: held.toString() } }
+    })
+  }
+
+  /** PUT /admin/routes/:prefix: a static route, { "peerId": "<account>" } as in the config's routes. */
+  putRoute(prefix: string, body: unknown): Promise<Outcome> {
+    return this.serial(async () => {
+      if (!isObject(body)) return fail(400, '(body)', 'must be a JSON object like { "peerId": "<account id>" }')
+      if (body.targetPrefix !== undefined) return fail(400, 'targetPrefix', 'is the path of the request (/admin/routes/<prefix>); leave it out of the body')
+      const existed = this.config.routes.some((r) => r.targetPrefix === prefix)
+      const entry: OverlayEntry = { value: body, file: fileRoute(this.fileRaw, prefix) }
+      const next = this.withEntry('route', prefix, entry)
+      if ('status' in next) return next
+      const refused = await this.change(next.config, 'route', prefix, entry)
+      if (refused !== null) return refused
+      return { status: existed ? 200 : 201, body: { prefix, peerId: body.peerId, created: !existed } }
+    })
+  }
+
+  /** DELETE /admin/routes/:prefix: removes a configured route (file or API); learned ones are not the operator's to delete. */
+  deleteRoute(prefix: string): Promise<Outcome> {
+    return this.serial(async () => {
+      if (!this.config.routes.some((r) => r.targetPrefix === prefix)) {
+        return fail(404, 'prefix', `no configured route for "${prefix}" (routes learned from peers or made for children are not deleted through the API)`)
+      }
+      const entry: OverlayEntry = { value: null, file: fileRoute(this.fileRaw, prefix) }
+      const next = this.withEntry('route', prefix, entry)
+      if ('status' in next) return next
+      const refused = await this.change(next.config, 'route', prefix, entry)
+      if (refused !== null) return refused
+      return { status: 200, body: { prefix, deleted: true } }
+    })
+  }
+
+  /**
+   * SIGHUP, POST /admin/reload: reads CONFIG again and applies what changed in its accounts and
+   * routes. A file that does not parse changes nothing: the node goes on with the config it has.
+   */
+  reload(): Promise<Outcome> {
+    return this.serial(async () => {
+      const path = this.config.source.path
+      if (path === null) return fail(409, 'CONFIG', 'the node runs on a config given in code or the embedded default: there is no CONFIG file to read again')
+      let next: { config: Config; overtaken: { kind: 'account' | 'route'; name: string }[] }
+      let slots: AccountSlots
+      try {
+        const raw = readConfigFile(path)
+        next = build(this.config, raw, this.overlay)
+        slots = this.slotsFor(next.config)
+      } catch (thrown) {
+        const err = withOverlayNote(thrown)
+        if (!(err instanceof ConfigError)) throw err
+        this.s.log.error('reload refused; the node keeps running on its current config', { file: path, error: err.message })
+        return { status: 400, body: { error: err.message, field: err.field, reloaded: false } }
+      }
+      for (const { kind, name } of next.overtaken) {
+        writeOverlay(this.s.store, kind, name, null)
+        this.s.log.warn('the config file changed an entry also set through the admin API; the file\'s wins from now on', { [kind]: name })
+      }
+      this.overlay = readOverlay(this.s.store)
+      const restartOnly = restartOnlyChanges(this.config, next.config)
+      if (restartOnly.length > 0) this.s.log.warn('reload: these settings take effect at the next restart', { fields: restartOnly.join(',') })
+      const changes = await this.apply(next.config, slots)
+      this.fileRaw = next.config.source.raw
+      this.s.log.info('config reloaded', { file: path, ...changes })
+      return { status: 200, body: { reloaded: true, ...changes, restartOnly } }
+    })
+  }
+
+  /** The config with one more overlay entry, or the 400/409 saying why it cannot be. */
+  private withEntry(kind: 'account' | 'route', name: string, entry: OverlayEntry): { config: Config } | Outcome {
+    const accounts = new Map(this.overlay.accounts)
+    const routes = new Map(this.overlay.routes)
+    ;(kind === 'account' ? accounts : routes).set(name, entry)
+    try {
+      return { config: build(this.config, this.fileRaw, { accounts, routes }).config }
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      const field = bodyField(err.field, kind, name)
+      return { status: 400, body: { error: `${field}: ${err.problem}`, field } }
+    }
+  }
+
+  /** Applies an admin API change and keeps it in LMDB; null, or the 409 saying why it cannot be. */
+  private async change(next: Config, kind: 'account' | 'route', name: string, entry: OverlayEntry): Promise<Outcome | null> {
+    let slots: AccountSlots
+    try {
+      slots = this.slotsFor(next)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      return { status: 409, body: { error: err.message, field: err.field } }
+    }
+    writeOverlay(this.s.store, kind, name, entry)
+    this.overlay = readOverlay(this.s.store)
+    const changes = await this.apply(next, slots)
+    this.s.log.info(`${kind} changed through the admin API`, { [kind]: name, ...changes })
+    return null
+  }
+
+  /**
+   * Steps 1-4 of the file's header. Of `next`, only the accounts and routes (and the file it
+   * was read from) are taken: the rest waits for a restart.
+   */
+  private async apply(next: Config, slots = this.slotsFor(next)): Promise<Record<string, string>> {
+    const table = this.s.accounts
+    const before = table.accounts.slice()
+    const wasLive = Array.from(table.live.subarray(0, table.size))
+    const changed = table.apply(slots)
+    const relink = changed.filter((i) => before[i] !== undefined && (!table.isLive(i) || connectsDifferently(before[i], table.accounts[i])))
+    const routesBefore = this.config.routes
+    this.config = Object.freeze({
+      ...this.config,
+      accounts: Object.freeze(slots.accounts.filter((_, i) => slots.live[i])),
+      routes: next.routes,
+      source: next.source,
+    })
+    await this.s.shards.applyAccounts(slots)
+    await this.s.io.applyAccounts(slots, relink)
+    this.s.routes.reconfigure(this.config, changed, adminRoutePrefixes(this.overlay))
+    this.syncHttpLinks(changed)
+    for (const i of changed) {
+      if (table.isLive(i) || before[i] === undefined) continue
+      const balance = readBalance(this.s.store, table.accounts[i].id)
+      if (balance !== 0n) this.s.log.warn('account deleted with a balance; its records stay in LMDB and count again if it is added back', { account: table.accounts[i].id, balance })
+    }
+    const ids = (f: (i: number) => boolean) => changed.filter(f).map((i) => table.accounts[i].id).join(',')
+    return {
+      added: ids((i) => table.isLive(i) && (before[i] === undefined || wasLive[i] === 0)),
+      updated: ids((i) => table.isLive(i) && before[i] !== undefined && wasLive[i] === 1),
+      deleted: ids((i) => !table.isLive(i)),
+      relinked: relink.map((i) => table.accounts[i].id).join(','),
+      routes: routeChanges(routesBefore, this.config.routes),
+    }
+  }
+
+  /**
+   * The new table: every account keeps its index, new ones take the next free ones, deleted
+   * ones stay (not live). Payees and the shop are not changed while the node runs.
+   */
+  private slotsFor(next: Config): AccountSlots {
+    const table = this.s.accounts
+    const accounts: AccountConfig[] = table.accounts.slice()
+    const live = accounts.map(() => false)
+    const wanted = [...next.accounts.filter((a) => a.payee === null), ...this.config.accounts.filter((a) => a.payee !== null)]
+    for (const account of wanted) {
+      let i = table.slotOf(account.id)
+      if (i < 0) {
+        i = accounts.length
+        accounts.push(account)
+        live.push(true)
+      }
+      accounts[i] = account
+      live[i] = true
+    }
+    if (accounts.length > table.capacity) {
+      throw new ConfigError('limits.maxAccounts', `room for ${table.capacity} accounts in this run (deleted ones count until a restart) is used up; restart the node, or raise limits.maxAccounts and restart`)
+    }
+    return { accounts, live }
+  }
+
+  private syncHttpLinks(changed: readonly number[]): void {
+    const table = this.s.accounts
+    for (const i of changed) {
+      const want = table.isLive(i) && table.accounts[i].httpUrl !== null
+      if (want && !this.httpLinked.has(i)) {
+        this.httpLinked.add(i)
+        this.s.linkUp(i)
+      } else if (!want && this.httpLinked.has(i)) {
+        this.httpLinked.delete(i)
+        this.s.linkDown(i)
+      }
+    }
+  }
+
+  /** A payee or the shop is set by the config file's payees/shop and changes with a restart. */
+  private payee(id: string): Outcome | null {
+    if (!this.config.accounts.some((a) => a.id === id && a.payee !== null)) return null
+    return fail(409, 'id', `${id} is a payee (or the shop's own account): payees are set in the config file's "payees" and change with a restart`)
+  }
+
+  private serial<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job, job)
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+}
+
+/**
+ * The config of the file's JSON `raw` with the overlay on top, parsed as at start (same
+ * environment and machine), and keeping what start-up learned: the address from the parent
+ * and the payees' secrets (payees do not change while the node runs).
+ */
+export function build(running: Config, raw: unknown, overlay: Overlay): { config: Config; overtaken: { kind: 'account' | 'route'; name: string }[] } {
+  const combined = combine(raw, overlay)
+  const { env, machine, path } = running.source
+  const parsed = parseConfig(combined.raw, env, machine, path)
+  const ilpAddress = parsed.ilpAddress === ADDRESS_FROM_PARENT ? running.ilpAddress : parsed.ilpAddress
+  return { config: Object.freeze({ ...parsed, ilpAddress, source: Object.freeze({ ...parsed.source, raw }) }), overtaken: combined.overtaken }
+}
+
+/** The config at start: the parsed file with the admin API's overlay from LMDB (and what it overtook). */
+export function startingConfig(configured: Config, store: Store, log: Logger): { config: Config; overlay: Overlay } {
+  let overlay = readOverlay(store)
+  if (overlay.accounts.size + overlay.routes.size === 0) return { config: configured, overlay }
+  let built: ReturnType<typeof build>
+  try {
+    built = build(configured, configured.source.raw, overlay)
+  } catch (err) {
+    throw withOverlayNote(err)
+  }
+  const { config, overtaken } = built
+  for (const { kind, name } of overtaken) {
+    writeOverlay(store, kind, name, null)
+    log.warn('the config file changed an entry also set through the admin API; the file\'s wins from now on', { [kind]: name })
+  }
+  if (overtaken.length > 0) overlay = readOverlay(store)
+  log.info('accounts and routes set through the admin API applied over the config file', { accounts: [...overlay.accounts.keys()].join(','), routes: [...overlay.routes.keys()].join(',') })
+  return { config, overlay }
+}
+
+/** A file that is fine alone may clash with what the admin API set: the message says so. */
+function withOverlayNote(err: unknown): unknown {
+  if (!(err instanceof ConfigError)) return err
+  return new ConfigError(err.field, `${err.problem} (the config file, with the accounts and routes set through the admin API kept in DATA_DIR on top)`)
+}
+
+/** A change that the account's links were made under: they close, and the peer connects again. */
+function connectsDifferently(a: AccountConfig, b: AccountConfig): boolean {
+  return a.btpToken !== b.btpToken || a.btpUrl !== b.btpUrl || a.relation !== b.relation || a.assetCode !== b.assetCode || a.assetScale !== b.assetScale
+}
+
+/** Top-level settings a reload found changed that only a restart applies. */
+export function restartOnlyChanges(running: Config, next: Config): string[] {
+  const fields: string[] = []
+  const skip = new Set<string>(['accounts', 'routes', 'source', 'ilpAddress'])
+  for (const key of Object.keys(next) as (keyof Config)[]) {
+    if (skip.has(key)) continue
+    if (stable(running[key]) !== stable(next[key])) fields.push(key)
+  }
+  if (next.ilpAddress !== running.ilpAddress) fields.push('ilpAddress')
+  const payees = (c: Config) => c.accounts.filter((a) => a.payee !== null)
+  const before = new Map(payees(running).map((a) => [a.id, a]))
+  for (const a of payees(next)) {
+    const was = before.get(a.id)
+    before.delete(a.id)
+    if (was === undefined || !sameAccount({ ...was, payee: null }, { ...a, payee: null }) || was.payee!.name !== a.payee!.name || was.payee!.imageUrl !== a.payee!.imageUrl) fields.push(`payees.${a.id}`)
+  }
+  for (const id of before.keys()) fields.push(`payees.${id}`)
+  return fields
+}
+
+function routeChanges(before: readonly { targetPrefix: string; peerId: string }[], after: readonly { targetPrefix: string; peerId: string }[]): string {
+  const key = (r: { targetPrefix: string; peerId: string }) => `${r.targetPrefix}→${r.peerId}`
+  const a = new Set(before.map(key))
+  const b = new Set(after.map(key))
+  return [...[...b].filter((r) => !a.has(r)).map((r) => `+${r}`), ...[...a].filter((r) => !b.has(r)).map((r) => `-${r}`)].join(',')
+}
+
+function stable(v: unknown): string {
+  return JSON.stringify(v, (_, x: unknown) => (typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x))
+}
+
+/** A ConfigError's field as the request's body names it: "accounts.carol.balance.maximum" → "balance.maximum". */
+function bodyField(field: string, kind: 'account' | 'route', name: string): string {
+  if (kind === 'account') {
+    const at = `accounts.${name}`
+    if (field === at) return '(body)'
+    if (field.startsWith(`${at}.`)) return field.slice(at.length + 1)
+    return field
+  }
+  const route = /^routes\[\d+\]\.(.+)$/.exec(field)
+  return route !== null ? (route[1] === 'targetPrefix' ? 'prefix' : route[1]) : field
+}
+
+function fail(status: number, field: string, message: string): Outcome {
+  return { status, body: { error: message, field } }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
