@@ -8,10 +8,11 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import type BtpPlugin from 'ilp-plugin-btp'
 import * as ILDCP from 'ilp-protocol-ildcp'
 import type { RunningNode } from '../src/node'
 import {
-  asFulfill, asReject, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, sleep, startTestNode, tempDir, testConfigJson,
+  asFulfill, asReject, assertAuthRefused, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, sleep, startTestNode, tempDir, testConfigJson,
 } from './helpers'
 
 const ADMIN_TOKEN = 'an-admin-token-for-the-tests'
@@ -30,6 +31,11 @@ async function admin(port: number, method: string, path: string, body?: unknown,
 
 function child(token: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token }, ...extra }
+}
+
+async function connectDave(port: number, token: string): Promise<BtpPlugin> {
+  // Refused after a token change: see connectPlugin's responseTimeoutMs.
+  return connectPlugin(port, 'dave', token, 2000)
 }
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
@@ -75,7 +81,7 @@ describe(`admin API changes (${layoutName(0)})`, () => {
     assert.equal(created.status, 201, JSON.stringify(created.body))
     assert.equal(created.body.id, 'dave')
     assert.equal(JSON.stringify(created.body).includes('dave-token'), false, 'no token in the answer')
-    const dave = await connectPlugin(port, 'dave', 'dave-token')
+    const dave = await connectDave(port, 'dave-token')
     plugins.push(dave)
     dave.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
     const info = await ILDCP.fetch((data: Buffer) => dave.sendData(data))
@@ -89,7 +95,7 @@ describe(`admin API changes (${layoutName(0)})`, () => {
   })
 
   it('raises a limit, and the next packet passes', async () => {
-    const dave = await connectPlugin(port, 'dave', 'dave-token')
+    const dave = await connectDave(port, 'dave-token')
     plugins.push(dave)
     const big = () => dave.sendData(prepare({ destination: `${NODE_ADDRESS}.alice.x`, amount: '500', executionCondition: condition }))
     assert.equal(asReject(await big()).code, 'F08')
@@ -111,8 +117,8 @@ describe(`admin API changes (${layoutName(0)})`, () => {
     assert.equal((await admin(port, 'GET', '/admin/accounts/bob')).body.links, 1)
     // alice's and bob's links carry on, without a reconnect.
     asFulfill(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob.z`, amount: '5', executionCondition: condition })))
-    await assert.rejects(connectPlugin(port, 'dave', 'dave-token'))
-    const dave = await connectPlugin(port, 'dave', 'dave-new-token')
+    await assertAuthRefused(port, 'dave', 'dave-token')
+    const dave = await connectDave(port, 'dave-new-token')
     plugins.push(dave)
     dave.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
     asFulfill(await dave.sendData(prepare({ destination: `${NODE_ADDRESS}.alice.x`, amount: '5', executionCondition: condition })))
@@ -132,7 +138,7 @@ describe(`admin API changes (${layoutName(0)})`, () => {
     assert.equal(forced.status, 200, JSON.stringify(forced.body))
     assert.equal((await admin(port, 'GET', '/admin/accounts/dave')).status, 404)
     assert.equal(asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.dave.y`, amount: '1', executionCondition: condition }))).code, 'F02')
-    await assert.rejects(connectPlugin(port, 'dave', 'dave-new-token'))
+    await assertAuthRefused(port, 'dave', 'dave-new-token')
     // Its balance is kept in LMDB (money is not lost by deleting the account that owes it).
     assert.equal(node.balance('dave'), balance - 1n)
     // An account with nothing owed is deleted without force.

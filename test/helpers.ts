@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import assert from 'node:assert/strict'
 import BtpPlugin from 'ilp-plugin-btp'
 import * as IlpPacket from 'ilp-packet'
 import { parseConfig, type Config } from '../src/config/schema'
@@ -100,10 +101,26 @@ export function withNode(shards: number, json?: Record<string, unknown>, clients
   return fixture
 }
 
-export async function connectPlugin(port: number, account: string, token: string): Promise<BtpPlugin> {
-  const plugin = new BtpPlugin({ server: `btp+ws://${account}:${token}@127.0.0.1:${port}` })
+/**
+ * An ilp-plugin-btp client, connected. `responseTimeoutMs`: for a client the node will refuse
+ * (its account deleted, its token changed): ilp-plugin-btp redials on its own, the node's auth
+ * throttle holds its answers back, and a pending call keeps its timer (default 35 s) even after
+ * disconnect, holding the test process that long.
+ */
+export async function connectPlugin(port: number, account: string, token: string, responseTimeoutMs?: number): Promise<BtpPlugin> {
+  const plugin = new BtpPlugin({ server: `btp+ws://${account}:${token}@127.0.0.1:${port}`, responseTimeout: responseTimeoutMs } as ConstructorParameters<typeof BtpPlugin>[0])
   await plugin.connect()
   return plugin
+}
+
+/** A client whose auth the node refuses: connect() fails; the client is closed after. */
+export async function assertAuthRefused(port: number, account: string, token: string): Promise<void> {
+  const plugin = new BtpPlugin({ server: `btp+ws://${account}:${token}@127.0.0.1:${port}`, responseTimeout: 2000 } as ConstructorParameters<typeof BtpPlugin>[0])
+  try {
+    await assert.rejects(plugin.connect())
+  } finally {
+    await plugin.disconnect().catch(() => undefined)
+  }
 }
 
 export function fulfillmentPair(): { fulfillment: Buffer; condition: Buffer } {

@@ -159,7 +159,7 @@ export class Reconfigurer {
         next = build(this.config, raw, this.overlay)
         slots = this.slotsFor(next.config)
       } catch (thrown) {
-        const err = withOverlayNote(thrown)
+        const err = withOverlayNote(thrown, this.overlay)
         if (!(err instanceof ConfigError)) throw err
         this.s.log.error('reload refused; the node keeps running on its current config', { file: path, error: err.message })
         return { status: 400, body: { error: err.message, field: err.field, reloaded: false } }
@@ -317,7 +317,7 @@ export function startingConfig(configured: Config, store: Store, log: Logger): {
   try {
     built = build(configured, configured.source.raw, overlay)
   } catch (err) {
-    throw withOverlayNote(err)
+    throw withOverlayNote(err, overlay)
   }
   const { config, overtaken } = built
   for (const { kind, name } of overtaken) {
@@ -330,8 +330,8 @@ export function startingConfig(configured: Config, store: Store, log: Logger): {
 }
 
 /** A file that is fine alone may clash with what the admin API set: the message says so. */
-function withOverlayNote(err: unknown): unknown {
-  if (!(err instanceof ConfigError)) return err
+function withOverlayNote(err: unknown, overlay: Overlay): unknown {
+  if (!(err instanceof ConfigError) || err.field === 'CONFIG' || overlay.accounts.size + overlay.routes.size === 0) return err
   return new ConfigError(err.field, `${err.problem} (the config file, with the accounts and routes set through the admin API kept in DATA_DIR on top)`)
 }
 
