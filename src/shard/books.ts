@@ -88,16 +88,11 @@ export class Books {
   }
 
   /**
-   * An account added while the node runs (or added again after a deletion): its records as
-   * committed, like an account of the config at start. Nothing of it is in flight here: it had
-   * no index before, or (added again) the deletion found it without holds or was forced. An
-   * index with records of this shard not yet written keeps them (they are the truth).
+   * An account added while the node runs, at an index new to this run: its records as
+   * committed, like an account of the config at start (nothing of it can be in flight yet).
    */
   accountAdded(i: number): void {
-    if (this.recordDirty[i] === 1 || this.unsentCredit[i] !== 0n) return
-    const held = this.held[i]
     this.loadAccount(i)
-    this.held[i] = held
   }
 
   /**

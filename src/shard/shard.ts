@@ -150,11 +150,14 @@ export class Shard {
    * one keeps its index, books and prepares in flight: their replies settle as before.
    */
   applyAccounts(slots: AccountSlots): void {
+    const known = this.accounts.size
     for (const i of this.accounts.apply(slots)) {
       const account = this.accounts.accounts[i]
       this.accountIds[i] = Buffer.from(account.id, 'utf8')
       this.ildcpData[i] = this.accounts.isLive(i) ? this.ildcpAnswer(account) : null
-      if (this.accounts.isLive(i)) this.books.accountAdded(i)
+      // Only a new index is read from LMDB: a known one (changed, or deleted and added again)
+      // has live books here already, which may be ahead of LMDB's sum (credits on their way).
+      if (i >= known) this.books.accountAdded(i)
     }
   }
 
