@@ -129,6 +129,7 @@ describe(`admin API changes (${layoutName(0)})`, () => {
     assert.notEqual(balance, 0n)
     const refused = await admin(port, 'DELETE', '/admin/accounts/dave')
     assert.equal(refused.status, 409)
+    assert.equal(refused.body.code, 'balance_not_zero')
     assert.equal(refused.body.balance, balance.toString())
     assert.equal((await admin(port, 'GET', '/admin/accounts/dave')).status, 200)
     const routed = await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.dave.y`, amount: '1', executionCondition: condition }))
@@ -177,7 +178,7 @@ describe(`admin API changes (${layoutName(0)})`, () => {
       ['PUT', '/admin/accounts/fay', child('alice-token'), 'btp.token', /used by another account/],
       ['PUT', '/admin/accounts/fay', '{"relation":', '(body)', /not valid JSON/],
       ['PUT', '/admin/accounts/fay', [1, 2], '(body)', /JSON object/],
-      ['PUT', '/admin/accounts/no%20spaces', child('x-token'), '(body)', /account ids are/],
+      ['PUT', '/admin/accounts/no%20spaces', child('x-token'), 'id', /account ids are/],
       ['PUT', '/admin/routes/test.x', { peerId: 'nobody' }, 'peerId', /names no account/],
       ['PUT', '/admin/routes/test.x', { peerId: 'bob', via: 'x' }, 'via', /not a field the node knows/],
       ['PUT', '/admin/routes/not%20an%20address', { peerId: 'bob' }, 'prefix', /ILP address prefix/],
@@ -191,11 +192,13 @@ describe(`admin API changes (${layoutName(0)})`, () => {
       const res = await admin(port, method, path, body)
       assert.equal(res.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`)
       assert.equal(res.body.field, field, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(res.body)}`)
+      assert.equal(res.body.code, field === '(body)' ? 'invalid_body' : 'invalid_field')
       assert.match(String(res.body.error), message)
     }
     assert.equal((await admin(port, 'GET', '/admin/accounts/fay')).status, 404, 'nothing of a refused change is applied')
     const tooBig = await admin(port, 'PUT', '/admin/accounts/fay', JSON.stringify({ pad: 'x'.repeat(70_000) }))
     assert.equal(tooBig.status, 413)
+    assert.equal(tooBig.body.code, 'body_too_large')
   })
 
   it('adjusts a balance exactly once per idempotency key, journalled with its reason', async () => {
@@ -211,6 +214,7 @@ describe(`admin API changes (${layoutName(0)})`, () => {
     assert.equal(node.balance('alice'), before - 250n, 'the repeat changed nothing')
     const other = await admin(port, 'POST', '/admin/accounts/alice/adjust', { ...body, amount: '-300' }, { 'idempotency-key': 'settlement-42' })
     assert.equal(other.status, 409)
+    assert.equal(other.body.code, 'idempotency_conflict')
     // The shard's live balance moved too: alice's next packet is checked against it.
     const view = (await admin(port, 'GET', '/admin/accounts/alice')).body
     assert.equal(view.balance, (before - 250n).toString())

@@ -167,6 +167,13 @@ export class ConfigError extends Error {
 }
 
 const ACCOUNT_ID = /^[a-zA-Z0-9_~-]{1,64}$/
+
+/** The rule of account ids and payee names (the admin API checks a path's id by it first). */
+export const ACCOUNT_ID_RULE = 'account ids are 1-64 characters of a-z A-Z 0-9 _ ~ -'
+
+export function isAccountId(id: string): boolean {
+  return ACCOUNT_ID.test(id)
+}
 /** First path segments the node answers itself; a payee's SPSP endpoint is /<name>. */
 const RESERVED_PATHS = ['health', 'ilp', 'payees']
 const DECIMAL = /^-?[0-9]{1,20}$/
@@ -258,7 +265,7 @@ function oneOf<T extends string>(obj: Json, key: string, field: string, values: 
 
 function parseAccount(id: string, raw: unknown): AccountConfig {
   const at = `accounts.${id}`
-  if (!ACCOUNT_ID.test(id)) throw new ConfigError(at, 'account ids are 1-64 characters of a-z A-Z 0-9 _ ~ -')
+  if (!ACCOUNT_ID.test(id)) throw new ConfigError(at, ACCOUNT_ID_RULE)
   if (!isObject(raw)) throw new ConfigError(at, 'must be an object')
   knownFields(raw, at, ACCOUNT_FIELDS)
   const relation = oneOf<Relation>(raw, 'relation', `${at}.relation`, ['child', 'peer', 'parent'], 'child')

@@ -18,7 +18,8 @@
 //
 // Every request carries `Authorization: Bearer <adminToken>` (compared as SHA-256 digests in
 // constant time): 401 otherwise. With no adminToken configured nothing under /admin answers (404).
-// Errors are { "error": message, "field": the body field (or path part) it is about }.
+// Errors are { "code": a stable name, "error": the message, "field": the body field (or path
+// part) it is about }; the codes are listed in the README.
 // Changes go through control/reconfigure.ts and are kept in LMDB (control/config_overlay.ts).
 
 import type { AccountTable } from '../config/account_table'
@@ -67,8 +68,8 @@ export class AdminApi {
   }
 
   async handle(request: AdminRequest): Promise<AdminResponse> {
-    if (this.digest === null) return reply(404, { error: 'the admin API is off (set adminToken in the config)' })
-    if (!bearerMatches(request.authorization, this.digest)) return reply(401, { error: 'missing or invalid admin bearer token' })
+    if (this.digest === null) return reply(404, { code: 'admin_off', error: 'the admin API is off (set adminToken in the config)' })
+    if (!bearerMatches(request.authorization, this.digest)) return reply(401, { code: 'unauthorized', error: 'missing or invalid admin bearer token' })
     const { method, path } = request
     if (path.startsWith('/admin/routes/')) return this.route(request, decodeURIComponent(path.slice('/admin/routes/'.length)))
     const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent)
@@ -86,14 +87,14 @@ export class AdminApi {
     if (parts[1] === 'reload' && parts.length === 2) {
       return method === 'POST' ? answer(await this.s.changes.reload()) : notAllowed(method, 'POST')
     }
-    return reply(404, { error: `no admin endpoint ${method} ${path}`, endpoints: ENDPOINTS })
+    return reply(404, { code: 'unknown_endpoint', error: `no admin endpoint ${method} ${path}`, endpoints: ENDPOINTS })
   }
 
   private async account(request: AdminRequest, id: string): Promise<AdminResponse> {
     switch (request.method) {
       case 'GET': {
         const view = this.accountViews().find((a) => a.id === id)
-        return view === undefined ? reply(404, { error: `no account ${id}`, field: 'id' }) : reply(200, view)
+        return view === undefined ? reply(404, { code: 'not_found', error: `no account ${id}`, field: 'id' }) : reply(200, view)
       }
       case 'PUT': {
         const body = parseBody(request.body)
@@ -113,7 +114,7 @@ export class AdminApi {
     switch (request.method) {
       case 'GET': {
         const view = this.s.routes.describe().find((r) => r.prefix === prefix)
-        return view === undefined ? reply(404, { error: `no route for "${prefix}"`, field: 'prefix' }) : reply(200, view)
+        return view === undefined ? reply(404, { code: 'not_found', error: `no route for "${prefix}"`, field: 'prefix' }) : reply(200, view)
       }
       case 'PUT': {
         const body = parseBody(request.body)
@@ -134,35 +135,35 @@ export class AdminApi {
    */
   private async adjust(request: AdminRequest, id: string): Promise<AdminResponse> {
     const index = this.s.accounts.indexOf(id)
-    if (index < 0) return reply(404, { error: `no account ${id}`, field: 'id' })
+    if (index < 0) return reply(404, { code: 'not_found', error: `no account ${id}`, field: 'id' })
     const parsed = parseBody(request.body)
     if ('error' in parsed) return reply(400, parsed.error)
     const body = parsed.value
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { error: 'must be a JSON object like { "amount": "-1000", "reason": "..." }', field: '(body)' })
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { code: 'invalid_body', error: 'must be a JSON object like { "amount": "-1000", "reason": "..." }', field: '(body)' })
     const fields = body as Record<string, unknown>
     for (const key of Object.keys(fields)) {
-      if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return reply(400, { error: `unknown field (known: amount, reason, idempotencyKey)`, field: key })
+      if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return reply(400, { code: 'invalid_field', error: `unknown field (known: amount, reason, idempotencyKey)`, field: key })
     }
     if (typeof fields.amount !== 'string' || !DECIMAL.test(fields.amount) || BigInt(fields.amount) < INT64_MIN || BigInt(fields.amount) > INT64_MAX || BigInt(fields.amount) === 0n) {
-      return reply(400, { error: 'must be a non-zero signed 64-bit integer as a decimal string (base units; positive: the peer owes more)', field: 'amount' })
+      return reply(400, { code: 'invalid_field', error: 'must be a non-zero signed 64-bit integer as a decimal string (base units; positive: the peer owes more)', field: 'amount' })
     }
     if (typeof fields.reason !== 'string' || fields.reason.trim() === '' || fields.reason.length > MAX_REASON_LENGTH) {
-      return reply(400, { error: `must be a non-empty string of at most ${MAX_REASON_LENGTH} characters (it is journalled)`, field: 'reason' })
+      return reply(400, { code: 'invalid_field', error: `must be a non-empty string of at most ${MAX_REASON_LENGTH} characters (it is journalled)`, field: 'reason' })
     }
     const key = request.idempotencyKey !== '' ? request.idempotencyKey : fields.idempotencyKey
     if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH) {
-      return reply(400, { error: `an Idempotency-Key header (or "idempotencyKey" field) of 1 to ${MAX_KEY_LENGTH} characters is required`, field: 'idempotencyKey' })
+      return reply(400, { code: 'invalid_field', error: `an Idempotency-Key header (or "idempotencyKey" field) of 1 to ${MAX_KEY_LENGTH} characters is required`, field: 'idempotencyKey' })
     }
     const amount = BigInt(fields.amount)
     let result: { entry: AdjustmentEntry; replayed: boolean }
     try {
       result = await this.s.adjust(index, amount, key, fields.reason)
     } catch (err) {
-      return reply(503, { error: `the adjustment was not made: ${(err as Error).message}` })
+      return reply(503, { code: 'shards_restarting', error: `the adjustment was not made: ${(err as Error).message}` })
     }
     const { entry, replayed } = result
     if (replayed && (entry.account !== id || entry.amount !== amount || entry.reason !== fields.reason)) {
-      return reply(409, { error: 'this idempotency key was used for another adjustment', field: 'idempotencyKey', adjustment: adjustmentView(entry) })
+      return reply(409, { code: 'idempotency_conflict', error: 'this idempotency key was used for another adjustment', field: 'idempotencyKey', adjustment: adjustmentView(entry) })
     }
     return reply(replayed ? 200 : 201, { adjustment: adjustmentView(entry), replayed, balance: readBalance(this.s.store, id).toString() })
   }
@@ -220,19 +221,19 @@ function transportView(a: AccountConfig): Record<string, unknown> {
 }
 
 function notAllowed(method: string, allowed: string): AdminResponse {
-  return reply(405, { error: `${method} is not offered here (allowed: ${allowed})` })
+  return reply(405, { code: 'method_not_allowed', error: `${method} is not offered here (allowed: ${allowed})` })
 }
 
 function answer(outcome: Outcome): AdminResponse {
   return reply(outcome.status, outcome.body)
 }
 
-function parseBody(text: string): { value: unknown } | { error: { error: string; field: string } } {
-  if (text.trim() === '') return { error: { error: 'a JSON body is required', field: '(body)' } }
+function parseBody(text: string): { value: unknown } | { error: { code: string; error: string; field: string } } {
+  if (text.trim() === '') return { error: { code: 'invalid_body', error: 'a JSON body is required', field: '(body)' } }
   try {
     return { value: JSON.parse(text) }
   } catch (err) {
-    return { error: { error: `not valid JSON: ${(err as Error).message}`, field: '(body)' } }
+    return { error: { code: 'invalid_body', error: `not valid JSON: ${(err as Error).message}`, field: '(body)' } }
   }
 }
 

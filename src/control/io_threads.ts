@@ -109,7 +109,7 @@ export class IoThreads implements IoSide {
           thread.control.postMessage({ type: 'adminAnswer', id: event.id, response } satisfies IoCommand)
         }, (err: Error) => {
           this.log.error('admin request failed', { error: err.message })
-          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response: { status: 500, body: '{"error":"internal error"}' } } satisfies IoCommand)
+          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response: { status: 500, body: '{"code":"internal","error":"internal error"}' } } satisfies IoCommand)
         })
       case 'metrics':
         return void this.plane.metrics().then((text) => {

@@ -17,7 +17,7 @@
 
 import { AccountTable, sameAccount, type AccountSlots } from '../config/account_table'
 import { readConfigFile } from '../config/load'
-import { ADDRESS_FROM_PARENT, ConfigError, parseConfig, type AccountConfig, type Config } from '../config/schema'
+import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, parseConfig, type AccountConfig, type Config } from '../config/schema'
 import type { Logger } from '../log'
 import { readBalance, type Store } from '../store/balance_store'
 import { adminRoutePrefixes, combine, fileAccount, fileRoute, readOverlay, writeOverlay, type Overlay, type OverlayEntry } from './config_overlay'
@@ -70,7 +70,8 @@ export class Reconfigurer {
   /** PUT /admin/accounts/:id: creates or replaces an account, with the settings of a config file entry. */
   putAccount(id: string, body: unknown): Promise<Outcome> {
     return this.serial(async () => {
-      if (!isObject(body)) return fail(400, '(body)', 'must be a JSON object of the account\'s settings, as in the config file\'s "accounts"')
+      if (!isAccountId(id)) return fail(400, 'invalid_field', 'id', ACCOUNT_ID_RULE)
+      if (!isObject(body)) return fail(400, 'invalid_body', '(body)', 'must be a JSON object of the account\'s settings, as in the config file\'s "accounts"')
       const payee = this.payee(id)
       if (payee !== null) return payee
       const existed = this.s.accounts.indexOf(id) >= 0
@@ -87,12 +88,12 @@ export class Reconfigurer {
   deleteAccount(id: string, force: boolean): Promise<Outcome> {
     return this.serial(async () => {
       const index = this.s.accounts.indexOf(id)
-      if (index < 0) return fail(404, 'id', `no account ${id}`)
+      if (index < 0) return fail(404, 'not_found', 'id', `no account ${id}`)
       const payee = this.payee(id)
       if (payee !== null) return payee
       const routes = this.config.routes.filter((r) => r.peerId === id).map((r) => r.targetPrefix)
       if (routes.length > 0) {
-        return { status: 409, body: { error: `${id} is the next hop of configured routes; delete or change them first`, field: 'id', routes } }
+        return { status: 409, body: { code: 'account_in_use', error: `${id} is the next hop of configured routes; delete or change them first`, field: 'id', routes } }
       }
       const balance = readBalance(this.s.store, id)
       const holds = this.s.holds()
@@ -101,7 +102,7 @@ export class Reconfigurer {
       if (!force && (balance !== 0n || held !== 0n || prepares !== 0)) {
         return {
           status: 409,
-          body: { error: `${id} has a balance or prepares in flight; settle it first, or delete with ?force=true (its balance stays in LMDB)`, field: 'id', balance: balance.toString(), held: held.toString(), preparesInFlight: prepares },
+          body: { code: 'balance_not_zero', error: `${id} has a balance or prepares in flight; settle it first, or delete with ?force=true (its balance stays in LMDB)`, field: 'id', balance: balance.toString(), held: held.toString(), preparesInFlight: prepares },
         }
       }
       const entry: OverlayEntry = { value: null, file: fileAccount(this.fileRaw, id) }
@@ -117,8 +118,8 @@ export class Reconfigurer {
   /** PUT /admin/routes/:prefix: a static route, { "peerId": "<account>" } as in the config's routes. */
   putRoute(prefix: string, body: unknown): Promise<Outcome> {
     return this.serial(async () => {
-      if (!isObject(body)) return fail(400, '(body)', 'must be a JSON object like { "peerId": "<account id>" }')
-      if (body.targetPrefix !== undefined) return fail(400, 'targetPrefix', 'is the path of the request (/admin/routes/<prefix>); leave it out of the body')
+      if (!isObject(body)) return fail(400, 'invalid_body', '(body)', 'must be a JSON object like { "peerId": "<account id>" }')
+      if (body.targetPrefix !== undefined) return fail(400, 'invalid_field', 'targetPrefix', 'is the path of the request (/admin/routes/<prefix>); leave it out of the body')
       const existed = this.config.routes.some((r) => r.targetPrefix === prefix)
       const entry: OverlayEntry = { value: body, file: fileRoute(this.fileRaw, prefix) }
       const next = this.withEntry('route', prefix, entry)
@@ -133,7 +134,7 @@ export class Reconfigurer {
   deleteRoute(prefix: string): Promise<Outcome> {
     return this.serial(async () => {
       if (!this.config.routes.some((r) => r.targetPrefix === prefix)) {
-        return fail(404, 'prefix', `no configured route for "${prefix}" (routes learned from peers or made for children are not deleted through the API)`)
+        return fail(404, 'not_found', 'prefix', `no configured route for "${prefix}" (routes learned from peers or made for children are not deleted through the API)`)
       }
       const entry: OverlayEntry = { value: null, file: fileRoute(this.fileRaw, prefix) }
       const next = this.withEntry('route', prefix, entry)
@@ -151,7 +152,7 @@ export class Reconfigurer {
   reload(): Promise<Outcome> {
     return this.serial(async () => {
       const path = this.config.source.path
-      if (path === null) return fail(409, 'CONFIG', 'the node runs on a config given in code or the embedded default: there is no CONFIG file to read again')
+      if (path === null) return fail(409, 'no_config_file', 'CONFIG', 'the node runs on a config given in code or the embedded default: there is no CONFIG file to read again')
       let next: { config: Config; overtaken: { kind: 'account' | 'route'; name: string }[] }
       let slots: AccountSlots
       try {
@@ -162,7 +163,7 @@ export class Reconfigurer {
         const err = withOverlayNote(thrown, this.overlay)
         if (!(err instanceof ConfigError)) throw err
         this.s.log.error('reload refused; the node keeps running on its current config', { file: path, error: err.message })
-        return { status: 400, body: { error: err.message, field: err.field, reloaded: false } }
+        return { status: 400, body: { code: 'reload_refused', error: err.message, field: err.field, reloaded: false } }
       }
       for (const { kind, name } of next.overtaken) {
         writeOverlay(this.s.store, kind, name, null)
@@ -188,7 +189,7 @@ export class Reconfigurer {
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       const field = bodyField(err.field, kind, name)
-      return { status: 400, body: { error: `${field}: ${err.problem}`, field } }
+      return { status: 400, body: { code: 'invalid_field', error: `${field}: ${err.problem}`, field } }
     }
   }
 
@@ -199,7 +200,7 @@ export class Reconfigurer {
       slots = this.slotsFor(next)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
-      return { status: 409, body: { error: err.message, field: err.field } }
+      return { status: 409, body: { code: 'no_room', error: err.message, field: err.field } }
     }
     writeOverlay(this.s.store, kind, name, entry)
     this.overlay = readOverlay(this.s.store)
@@ -286,7 +287,7 @@ export class Reconfigurer {
   /** A payee or the shop is set by the config file's payees/shop and changes with a restart. */
   private payee(id: string): Outcome | null {
     if (!this.config.accounts.some((a) => a.id === id && a.payee !== null)) return null
-    return fail(409, 'id', `${id} is a payee (or the shop's own account): payees are set in the config file's "payees" and change with a restart`)
+    return fail(409, 'payee_from_config', 'id', `${id} is a payee (or the shop's own account): payees are set in the config file's "payees" and change with a restart`)
   }
 
   private serial<T>(job: () => Promise<T>): Promise<T> {
@@ -383,8 +384,8 @@ function bodyField(field: string, kind: 'account' | 'route', name: string): stri
   return route !== null ? (route[1] === 'targetPrefix' ? 'prefix' : route[1]) : field
 }
 
-function fail(status: number, field: string, message: string): Outcome {
-  return { status, body: { error: message, field } }
+function fail(status: number, code: string, field: string, message: string): Outcome {
+  return { status, body: { code, error: message, field } }
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -52,7 +52,7 @@ export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest)
       if (size > MAX_ADMIN_BODY_BYTES) {
         size = -1
         log.info('admin request body too large', { method: head.method, path: head.path, limit: MAX_ADMIN_BODY_BYTES })
-        if (!aborted) res.cork(() => res.writeStatus('413 Payload Too Large').writeHeader('Content-Type', 'application/json').end('{"error":"body too large"}', true))
+        if (!aborted) res.cork(() => res.writeStatus('413 Payload Too Large').writeHeader('Content-Type', 'application/json').end(`{"code":"body_too_large","error":"the body is over ${MAX_ADMIN_BODY_BYTES} bytes","field":"(body)"}`, true))
         return
       }
       // uWebSockets.js reuses the chunk's memory after this callback.
@@ -64,7 +64,7 @@ export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest)
       if (!aborted) res.cork(() => res.writeStatus(statusLine(response.status)).writeHeader('Content-Type', 'application/json').end(response.body))
     }, (err: Error) => {
       log.error('admin request failed', { method: request.method, path: request.path, error: err.message })
-      if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('Content-Type', 'application/json').end('{"error":"internal error"}'))
+      if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('Content-Type', 'application/json').end('{"code":"internal","error":"internal error"}'))
     })
   }
   app.any('/admin', handler)
