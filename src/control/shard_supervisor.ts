@@ -42,6 +42,8 @@ export class ShardSupervisor {
   private inlineTicker: NodeJS.Timeout | null = null
   private stopping = false
   private restartingNow = false
+  /** Resolves when the restart under way has ended (its shards run, or the node is stopping). */
+  private restartDone: Promise<void> = Promise.resolve()
   private routes: [string, number][] = []
   /** The accounts the shards run with (control/reconfigure.ts changes them while they run). */
   private slots: AccountSlots
@@ -147,6 +149,8 @@ export class ShardSupervisor {
     if (this.restartingNow || this.stopping) return
     if (this.inline !== null) return this.fatal(reason) // SHARDS=0: the main thread itself failed
     this.restartingNow = true
+    let done: () => void = () => {}
+    this.restartDone = new Promise((resolve) => { done = resolve })
     this.incarnation++
     this.restarts++
     this.log.error('a thread of the data plane died; restarting every shard from LMDB', { reason, restart: this.restarts })
@@ -168,6 +172,7 @@ export class ShardSupervisor {
       this.fatal(`shards could not be restarted: ${(err as Error).message}`)
     } finally {
       this.restartingNow = false
+      done()
     }
   }
 
@@ -211,7 +216,8 @@ export class ShardSupervisor {
   /** Hands every shard a new routing table (a snapshot; each swaps it in between batches). */
   setRoutes(entries: [string, number][]): void {
     this.routes = entries
-    if (this.restartingNow) return // the restarted shards start with this table
+    // The restarted shards may have been given the table before this one: they get it after.
+    if (this.restartingNow) return void this.restartDone.then(() => this.setRoutes(this.routes))
     if (this.inline !== null) return this.inline.shard.setRoutes(entries)
     const message: ShardControl = { type: 'routes', entries }
     this.tasks.forEach(({ control }) => control.postMessage(message))
@@ -225,7 +231,8 @@ export class ShardSupervisor {
   async applyAccounts(slots: AccountSlots): Promise<void> {
     this.slots = slots
     if (this.inline !== null) return this.inline.shard.applyAccounts(slots)
-    if (this.restartingNow) return
+    // As for routes: shards that started during this call get the newest accounts once they run.
+    if (this.restartingNow) return this.restartDone.then(() => this.applyAccounts(this.slots))
     await Promise.all(this.tasks.map((_, shard) => this.request(shard, (id) => ({ type: 'accounts', id, slots }))))
   }
 

@@ -9,6 +9,11 @@
 //   bob is never credited more than he fulfilled          credit ≤ what bob fulfilled
 //   nothing is created or lost                            Σ balances = 0
 //   no hold survives a restart                            a sender can again use its full maximum
+// Meanwhile an operator adjusts s0's balance through the admin API (POST .../adjust, each with its
+// own idempotency key); an adjustment whose answer the kill cut off is sent again, same key, after
+// the restart, as an operator would: each must then count exactly once, so s0's balance is what it
+// saw fulfilled plus the adjustments, and the balances sum to the adjustments (they are the only
+// money that enters from outside).
 // The node's promise about a Fulfill in flight at the crash: if the node had committed it, the
 // sender is charged and bob credited even though the sender never saw it (it may query
 // peer.balance); if not, neither happened. Either way both sides of the books agree.
@@ -51,17 +56,40 @@ export interface CrashReport {
   /** Fulfills committed by the node that their senders never saw (found by the audits). */
   unitsCommittedUnseen: bigint
   audits: number
+  /** Operator adjustments made, and how many of those a retry after a kill found already made. */
+  adjustments: number
+  adjustmentsRetried: number
   failures: string[]
 }
 
 const FULFILLMENT = Buffer.alloc(32, 0x42)
 const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
 const MAXIMUM = 1_000_000_000n
+const ADMIN_TOKEN = 'crash-test-admin-token'
+/** How often the operator adjusts s0's balance while the load runs. */
+const ADJUST_EVERY_MS = 1
 
 interface Sender {
   user: string
   seen: bigint
   outstanding: Map<number, bigint>
+  /** Operator adjustments known to have been made (their answer seen, or found by a retry). */
+  adjusted: bigint
+}
+
+/** POST /admin/accounts/<user>/adjust: the adjustment's answer, or null if the node was gone. */
+async function adjust(port: number, user: string, key: string, amount: bigint): Promise<{ status: number; replayed: boolean } | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/admin/accounts/${user}/adjust`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'idempotency-key': key },
+      body: JSON.stringify({ amount: amount.toString(), reason: `crash test ${key}` }),
+    })
+    const body = await res.json() as { replayed?: boolean }
+    return { status: res.status, replayed: body.replayed === true }
+  } catch {
+    return null
+  }
 }
 
 /** The committed balance of an account, as the node reports it (peer.balance, negated back). */
@@ -84,9 +112,13 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
   for (const user of [...users, 'bob']) {
     accounts[user] = { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: `${user}-token` }, balance: { minimum: '-1000000000000', maximum: MAXIMUM.toString() } }
   }
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ilpAddress: 'test.crash', accounts }))
-  const senders: Sender[] = users.map((user) => ({ user, seen: 0n, outstanding: new Map() }))
-  const report: CrashReport = { kills: 0, packetsFulfilled: 0, unitsFulfilled: 0n, unitsInFlightAtKills: 0n, unitsCommittedUnseen: 0n, audits: 0, failures: [] }
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ilpAddress: 'test.crash', adminToken: ADMIN_TOKEN, accounts }))
+  const senders: Sender[] = users.map((user) => ({ user, seen: 0n, outstanding: new Map(), adjusted: 0n }))
+  /** Adjustments of s0 sent whose answer the kill cut off: sent again after the restart. */
+  const unanswered = new Map<string, bigint>()
+  let adjustments = 0
+  let adjustmentsRetried = 0
+  const report: CrashReport = { kills: 0, packetsFulfilled: 0, unitsFulfilled: 0n, unitsInFlightAtKills: 0n, unitsCommittedUnseen: 0n, audits: 0, adjustments: 0, adjustmentsRetried: 0, failures: [] }
   let bobFulfilled = 0n
   let node: NodeProcess | null = null
   const start = (round: number) => startNodeProcess({ CONFIG: join(dir, 'config.json'), DATA_DIR: dataDir, ...LAYOUTS[round % LAYOUTS.length] })
@@ -139,11 +171,27 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
         }
         for (let k = 0; k < o.window; k++) send()
       })
+      const operator = (async () => {
+        const port = node!.port
+        for (let k = 0; !stopped; k++) {
+          const key = `r${round}-${k}`
+          const amount = BigInt((k % 2 === 0 ? 1 : -1) * (1 + (k % 7)))
+          unanswered.set(key, amount)
+          const answer = await adjust(port, senders[0].user, key, amount)
+          if (answer === null) return // the node is gone: the key stays unanswered
+          unanswered.delete(key)
+          if (answer.status !== 201) report.failures.push(`adjustment ${key}: status ${answer.status}, replayed ${answer.replayed}`)
+          senders[0].adjusted += amount
+          adjustments++
+          await new Promise((resolve) => setTimeout(resolve, ADJUST_EVERY_MS))
+        }
+      })()
       const runMs = o.minRunMs + random() * (o.maxRunMs - o.minRunMs)
       await new Promise((resolve) => setTimeout(resolve, runMs))
       node.proc.kill('SIGKILL')
       await new Promise((resolve) => node!.proc.once('exit', resolve))
       stopped = true
+      await operator
       report.kills++
       // What was in flight is now of unknown outcome to the senders: the audit finds out.
       let inFlight = 0n
@@ -162,23 +210,40 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
 
   async function audit(port: number): Promise<void> {
     report.audits++
+    // The operator sends again what the kill cut off: made before the kill (replayed) or not (made now), once either way.
+    for (const [key, amount] of unanswered) {
+      const answer = await adjust(port, senders[0].user, key, amount)
+      if (answer === null || (answer.status !== 200 && answer.status !== 201)) {
+        report.failures.push(`audit ${report.audits}: adjustment ${key} sent again: ${answer === null ? 'no answer' : `status ${answer.status}`}`)
+        continue
+      }
+      if (answer.replayed) adjustmentsRetried++
+      senders[0].adjusted += amount
+      adjustments++
+    }
+    unanswered.clear()
     let sum = 0n
+    let adjustedTotal = 0n
     for (const s of senders) {
       const balance = await balanceOf(port, s.user)
       sum += balance
+      adjustedTotal += s.adjusted
+      const expected = s.seen + s.adjusted
       const maxInFlight = [...s.outstanding.values()].reduce((a, b) => a + b, 0n)
-      if (balance < s.seen) report.failures.push(`audit ${report.audits}: ${s.user} balance ${balance} < fulfills it saw ${s.seen}`)
-      if (balance > s.seen + maxInFlight) report.failures.push(`audit ${report.audits}: ${s.user} balance ${balance} > seen ${s.seen} + in flight ${maxInFlight}`)
+      if (balance < expected) report.failures.push(`audit ${report.audits}: ${s.user} balance ${balance} < fulfills it saw ${s.seen} + adjustments ${s.adjusted}`)
+      if (balance > expected + maxInFlight) report.failures.push(`audit ${report.audits}: ${s.user} balance ${balance} > seen ${s.seen} + adjustments ${s.adjusted} + in flight ${maxInFlight}`)
       // Prepares in flight at the kill were committed (the balance says so) or not; settle them.
-      const unseen = balance - s.seen
+      const unseen = balance - expected
       report.unitsCommittedUnseen += unseen > 0n ? unseen : 0n
-      s.seen = balance
+      s.seen = balance - s.adjusted
       s.outstanding.clear()
     }
     const bob = await balanceOf(port, 'bob')
     sum += bob
     if (-bob > bobFulfilled) report.failures.push(`audit ${report.audits}: bob credited ${-bob} > fulfilled ${bobFulfilled}`)
-    if (sum !== 0n) report.failures.push(`audit ${report.audits}: balances sum to ${sum}, not 0`)
+    if (sum !== adjustedTotal) report.failures.push(`audit ${report.audits}: balances sum to ${sum}, not the adjustments' ${adjustedTotal}`)
+    report.adjustments = adjustments
+    report.adjustmentsRetried = adjustmentsRetried
     // No hold survived: each sender can be held up to its full maximum again.
     const probe = senders[Math.floor(random() * senders.length)]
     const room = MAXIMUM - (await balanceOf(port, probe.user))
