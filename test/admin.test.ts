@@ -5,15 +5,10 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { asFulfill, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, sleep, testConfigJson, withNode } from './helpers'
+import { ADMIN_TOKEN, adminRequest, asFulfill, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, sleep, testConfigJson, withNode } from './helpers'
 
-const ADMIN_TOKEN = 'an-admin-token-for-the-tests'
-
-async function admin(port: number, method: string, path: string, token: string | null = ADMIN_TOKEN): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: token === null ? {} : { authorization: `Bearer ${token}` } })
-  const text = await res.text()
-  const json = (res.headers.get('content-type') ?? '').startsWith('application/json')
-  return { status: res.status, body: json ? JSON.parse(text) as Record<string, unknown> : { text } }
+function admin(port: number, method: string, path: string, token: string | null = ADMIN_TOKEN): ReturnType<typeof adminRequest> {
+  return adminRequest(port, method, path, { token })
 }
 
 type AccountView = { id: string; balance: string; held: string; preparesInFlight: number; connected: boolean; links: number; transport: Record<string, unknown>;

@@ -12,21 +12,13 @@ import type BtpPlugin from 'ilp-plugin-btp'
 import * as ILDCP from 'ilp-protocol-ildcp'
 import type { RunningNode } from '../src/node'
 import {
-  asFulfill, asReject, assertAuthRefused, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, sleep, startTestNode, tempDir, testConfigJson,
+  ADMIN_TOKEN, adminRequest, asFulfill, asReject, assertAuthRefused, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, sleep, startTestNode, tempDir, testConfigJson,
 } from './helpers'
 
-const ADMIN_TOKEN = 'an-admin-token-for-the-tests'
 const CONFIG = { ...testConfigJson(), adminToken: ADMIN_TOKEN }
 
-interface Answer { status: number; body: Record<string, unknown> }
-
-async function admin(port: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  return { status: res.status, body: await res.json() as Record<string, unknown> }
+function admin(port: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): ReturnType<typeof adminRequest> {
+  return adminRequest(port, method, path, { body, headers })
 }
 
 function child(token: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -123,6 +123,27 @@ export async function assertAuthRefused(port: number, account: string, token: st
   }
 }
 
+/** The admin token of the test configs that turn the admin API on. */
+export const ADMIN_TOKEN = 'an-admin-token-for-the-tests'
+
+/**
+ * One admin API request: the status and the JSON answer ({ text } for a non-JSON one). `token`
+ * null sends no Authorization header; a string `body` goes as is, anything else as JSON.
+ */
+export async function adminRequest(
+  port: number, method: string, path: string, o: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const token = o.token === undefined ? ADMIN_TOKEN : o.token
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(o.body === undefined ? {} : { 'content-type': 'application/json' }), ...o.headers },
+    body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
+  })
+  const text = await res.text()
+  const json = (res.headers.get('content-type') ?? '').startsWith('application/json')
+  return { status: res.status, body: json ? JSON.parse(text) as Record<string, unknown> : { text } }
+}
+
 export function fulfillmentPair(): { fulfillment: Buffer; condition: Buffer } {
   const fulfillment = randomBytes(32)
   return { fulfillment, condition: createHash('sha256').update(fulfillment).digest() }

@@ -13,9 +13,8 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import * as ILDCP from 'ilp-protocol-ildcp'
 import { startNodeProcess } from './support/node_process'
-import { asReject, assertAuthRefused, connectPlugin, fulfillmentPair, IlpPacket, prepare, sleep } from './helpers'
+import { ADMIN_TOKEN, adminRequest, asReject, assertAuthRefused, connectPlugin, fulfillmentPair, IlpPacket, prepare, sleep } from './helpers'
 
-const ADMIN_TOKEN = 'an-admin-token-for-the-tests'
 const LANES = 8
 
 function child(token: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -98,9 +97,9 @@ for (const layout of [{ IO_THREADS: '1', SHARDS: '0' }, { IO_THREADS: '2', SHARD
         node.proc.kill('SIGHUP')
         await waitForOutput(node.output, /reload refused; the node keeps running on its current config .*is not valid JSON/)
         writeFileSync(file, JSON.stringify(configJson({ ...changed, erin: child('erin-token', { maxPacketAmmount: '5' }) })))
-        const refused = await fetch(`http://127.0.0.1:${node.port}/admin/reload`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+        const refused = await adminRequest(node.port, 'POST', '/admin/reload')
         assert.equal(refused.status, 400)
-        const body = await refused.json() as { field: string; error: string }
+        const body = refused.body as { field: string; error: string }
         assert.equal(body.field, 'accounts.erin.maxPacketAmmount')
         assert.match(body.error, /did you mean "maxPacketAmount"/)
         await waitForOutput(node.output, /reload refused.*accounts\.erin\.maxPacketAmmount/)

@@ -180,7 +180,8 @@ const DECIMAL = /^-?[0-9]{1,20}$/
 
 type Json = Record<string, unknown>
 
-function isObject(v: unknown): v is Json {
+/** A JSON object (not null, not an array): what every section of a config is. */
+export function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 

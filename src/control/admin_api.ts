@@ -23,7 +23,8 @@
 // Changes go through control/reconfigure.ts and are kept in LMDB (control/config_overlay.ts).
 
 import type { AccountTable } from '../config/account_table'
-import type { AccountConfig, Config } from '../config/schema'
+import { isObject, type AccountConfig, type Config } from '../config/schema'
+import { INT64_MAX, INT64_MIN } from '../codec/oer'
 import { bearerMatches, tokenDigest } from '../io/auth'
 import { parseBtpUrl } from '../io/btp_client'
 import { readHolds } from '../ring/holds'
@@ -49,8 +50,6 @@ export interface AdminSources {
   adjust(account: number, amount: bigint, key: string, reason: string): Promise<{ entry: AdjustmentEntry; replayed: boolean }>
 }
 
-const INT64_MIN = -(2n ** 63n)
-const INT64_MAX = 2n ** 63n - 1n
 const DECIMAL = /^-?[0-9]{1,20}$/
 const MAX_KEY_LENGTH = 200
 const MAX_REASON_LENGTH = 1000
@@ -139,8 +138,8 @@ export class AdminApi {
     const parsed = parseBody(request.body)
     if ('error' in parsed) return reply(400, parsed.error)
     const body = parsed.value
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) return reply(400, { code: 'invalid_body', error: 'must be a JSON object like { "amount": "-1000", "reason": "..." }', field: '(body)' })
-    const fields = body as Record<string, unknown>
+    if (!isObject(body)) return reply(400, { code: 'invalid_body', error: 'must be a JSON object like { "amount": "-1000", "reason": "..." }', field: '(body)' })
+    const fields = body
     for (const key of Object.keys(fields)) {
       if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return reply(400, { code: 'invalid_field', error: `unknown field (known: amount, reason, idempotencyKey)`, field: key })
     }

@@ -10,6 +10,7 @@
 // API's change stands (across restarts and reloads); once the file's entry for that id or prefix
 // has been edited, the file's wins and the API's change is dropped (and logged).
 
+import { isObject } from '../config/schema'
 import type { Store } from '../store/balance_store'
 
 export interface OverlayEntry {
@@ -95,8 +96,4 @@ export function combine(raw: unknown, overlay: Overlay): { raw: unknown; overtak
   const combined: Json = { ...raw, accounts }
   if (routes.length > 0 || raw.routes !== undefined) combined.routes = routes
   return { raw: combined, overtaken }
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }

@@ -17,7 +17,7 @@
 
 import { AccountTable, sameAccount, type AccountSlots } from '../config/account_table'
 import { readConfigFile } from '../config/load'
-import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, parseConfig, type AccountConfig, type Config } from '../config/schema'
+import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, isObject, parseConfig, type AccountConfig, type Config } from '../config/schema'
 import type { Logger } from '../log'
 import { readBalance, type Store } from '../store/balance_store'
 import { adminRoutePrefixes, combine, fileAccount, fileRoute, readOverlay, writeOverlay, type Overlay, type OverlayEntry } from './config_overlay'
@@ -386,8 +386,4 @@ function bodyField(field: string, kind: 'account' | 'route', name: string): stri
 
 function fail(status: number, code: string, field: string, message: string): Outcome {
   return { status, body: { code, error: message, field } }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
