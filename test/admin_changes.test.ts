@@ -162,6 +162,28 @@ describe(`admin API changes (${layoutName(0)})`, () => {
     assert.deepEqual(refused.body.routes, ['test.kept'])
   })
 
+  it('keeps an account\'s asset while it has a balance, and stops asking a peer for routes once it no longer takes them', async () => {
+    assert.notEqual(node.balance('alice'), 0n)
+    const eur = await admin(port, 'PUT', '/admin/accounts/alice', child('alice-token', { assetCode: 'EUR', assetScale: 2 }))
+    assert.equal(eur.status, 409, JSON.stringify(eur.body))
+    assert.equal(eur.body.code, 'balance_not_zero')
+    assert.equal(((await admin(port, 'GET', '/admin/accounts/alice')).body.asset as Record<string, unknown>).code, 'USD')
+    // carl (a peer) fails the node's route control, so the node asks again in 1 s; taking no
+    // more routes from carl must end that, not crash on it.
+    const carl = await connectPlugin(port, 'carl', 'carl-token', 2000)
+    plugins.push(carl)
+    carl.registerDataHandler(async () => { throw new Error('carl does not talk CCP today') })
+    await sleep(300)
+    const off = await admin(port, 'PUT', '/admin/accounts/carl', { relation: 'peer', assetCode: 'USD', assetScale: 9, btp: { token: 'carl-token' }, receiveRoutes: false })
+    assert.equal(off.status, 200, JSON.stringify(off.body))
+    await sleep(1500)
+    assert.equal((await admin(port, 'GET', '/admin/accounts/carl')).status, 200, 'the node is still up')
+    // A malformed percent-escape in the path is the caller's error.
+    const bad = await admin(port, 'GET', '/admin/routes/%')
+    assert.equal(bad.status, 400)
+    assert.equal(bad.body.field, 'path')
+  })
+
   it('answers 400 naming the field for bad bodies', async () => {
     const cases: [string, string, unknown, string, RegExp][] = [
       ['PUT', '/admin/accounts/fay', child('fay-token', { maxPacketAmmount: '10' }), 'maxPacketAmmount', /did you mean "maxPacketAmount"/],

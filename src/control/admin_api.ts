@@ -70,8 +70,14 @@ export class AdminApi {
     if (this.digest === null) return reply(404, { code: 'admin_off', error: 'the admin API is off (set adminToken in the config)' })
     if (!bearerMatches(request.authorization, this.digest)) return reply(401, { code: 'unauthorized', error: 'missing or invalid admin bearer token' })
     const { method, path } = request
-    if (path.startsWith('/admin/routes/')) return this.route(request, decodeURIComponent(path.slice('/admin/routes/'.length)))
-    const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent)
+    let parts: string[]
+    try {
+      if (path.startsWith('/admin/routes/')) return await this.route(request, decodeURIComponent(path.slice('/admin/routes/'.length)))
+      parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent)
+    } catch (err) {
+      if (!(err instanceof URIError)) throw err
+      return reply(400, { code: 'invalid_field', error: `the path ${path} has a malformed percent-escape`, field: 'path' })
+    }
     // parts[0] is "admin"
     if (parts[1] === 'accounts' && parts.length === 2) {
       return method === 'GET' ? reply(200, { accounts: this.accountViews() }) : notAllowed(method, 'GET')
@@ -158,7 +164,8 @@ export class AdminApi {
     try {
       result = await this.s.adjust(index, amount, key, fields.reason)
     } catch (err) {
-      return reply(503, { code: 'shards_restarting', error: `the adjustment was not made: ${(err as Error).message}` })
+      // The owner shard may have committed it before its answer was lost: only the key can tell.
+      return reply(503, { code: 'outcome_unknown', error: `the adjustment's outcome is unknown (${(err as Error).message}); send it again with the same Idempotency-Key`, field: 'idempotencyKey' })
     }
     const { entry, replayed } = result
     if (replayed && (entry.account !== id || entry.amount !== amount || entry.reason !== fields.reason)) {

@@ -193,6 +193,8 @@ export class IoThreads implements IoSide {
     this.post({ type: 'stop' })
     await Promise.allSettled(running.map((t) => t.done))
     for (const [, waiting] of this.controlReplies) waiting.reject(new Error('node stopping'))
+    for (const waiting of this.applied.values()) waiting.resolve()
+    this.applied.clear()
     await this.pool.destroy()
   }
 }

@@ -200,7 +200,7 @@ export class Reconfigurer {
       slots = this.slotsFor(next)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
-      return { status: 409, body: { code: 'no_room', error: err.message, field: err.field } }
+      return { status: 409, body: { code: err.field === 'limits.maxAccounts' ? 'no_room' : 'balance_not_zero', error: err.message, field: err.field } }
     }
     writeOverlay(this.s.store, kind, name, entry)
     this.overlay = readOverlay(this.s.store)
@@ -264,10 +264,30 @@ export class Reconfigurer {
       accounts[i] = account
       live[i] = true
     }
+    this.refuseRevaluation(wanted)
     if (accounts.length > table.capacity) {
       throw new ConfigError('limits.maxAccounts', `room for ${table.capacity} accounts in this run (deleted ones count until a restart) is used up; restart the node, or raise limits.maxAccounts and restart`)
     }
     return { accounts, live }
+  }
+
+  /**
+   * A balance is a number of base units of the account's asset: with a new asset code or scale
+   * it would stand for another amount, and holds in flight would commit in the wrong units. So
+   * an account's asset changes only while it owes nothing and has nothing in flight.
+   */
+  private refuseRevaluation(wanted: readonly AccountConfig[]): void {
+    const table = this.s.accounts
+    const holds = this.s.holds()
+    for (const account of wanted) {
+      const i = table.indexOf(account.id)
+      if (i < 0) continue
+      const was = table.accounts[i]
+      if (was.assetCode === account.assetCode && was.assetScale === account.assetScale) continue
+      const balance = readBalance(this.s.store, account.id)
+      if (balance === 0n && holds.held[i] === 0n && holds.prepares[i] === 0) continue
+      throw new ConfigError(`accounts.${account.id}.assetCode`, `the asset of ${account.id} changes only while its balance and holds are zero (balance ${balance}, held ${holds.held[i]}): settle it first`)
+    }
   }
 
   private syncHttpLinks(changed: readonly number[]): void {

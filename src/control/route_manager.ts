@@ -117,6 +117,8 @@ export class RouteManager {
     this.config = config
     this.fromAdmin = new Set(fromAdmin)
     const touched = new Set<string>(before)
+    /** Connected accounts we now exchange routes with and did not before: they start as on link up. */
+    const starting: number[] = []
     for (const i of changed) {
       const a = this.accounts.accounts[i]
       const live = this.accounts.isLive(i)
@@ -126,15 +128,22 @@ export class RouteManager {
       if (!this.receiveRoutes[i] && receiver !== undefined) {
         for (const prefix of receiver.routes.keys()) touched.add(prefix)
         this.receivers.delete(i)
+        // A route control retry would ask for routes we no longer take.
+        clearTimeout(this.controlRetries.get(i))
+        this.controlRetries.delete(i)
       } else if (this.receiveRoutes[i] && receiver === undefined) {
         this.receivers.set(i, { routingTableId: ZERO_TABLE_ID, epoch: 0, expiresAtMs: 0, routes: new Map() })
+        starting.push(i)
       }
       const sender = this.senders.get(i)
       if (sender !== undefined && (!this.sendRoutes[i] || sender.protocol !== a.routeProtocol)) {
         if (sender.timer !== null) clearTimeout(sender.timer)
         this.senders.delete(i)
       }
-      if (this.sendRoutes[i] && !this.senders.has(i)) this.senders.set(i, { protocol: a.routeProtocol, syncing: false, lastKnownEpoch: 0, timer: null })
+      if (this.sendRoutes[i] && !this.senders.has(i)) {
+        this.senders.set(i, { protocol: a.routeProtocol, syncing: false, lastKnownEpoch: 0, timer: null })
+        starting.push(i)
+      }
     }
     this.configured = new Map()
     for (const route of config.routes) this.configured.set(route.targetPrefix, this.accounts.indexOf(route.peerId))
@@ -150,8 +159,7 @@ export class RouteManager {
     })
     for (const prefix of [...this.local.keys(), ...this.configured.keys()]) touched.add(prefix)
     for (const prefix of touched) this.updatePrefix(prefix)
-    // A sender that is new for a connected peer (it now takes our routes) starts as on link up.
-    for (const i of changed) if (this.connected.has(i) && this.accounts.isLive(i)) this.peerConnected(i)
+    for (const i of new Set(starting)) if (this.connected.has(i)) this.peerConnected(i)
     if (this.cleanupTimer !== null) this.publish()
   }
 
@@ -236,7 +244,8 @@ export class RouteManager {
    * peer does not send us routes, and asking again would not change that.
    */
   private requestRoutes(account: number, retryMs: number): void {
-    const receiver = this.receivers.get(account)!
+    const receiver = this.receivers.get(account)
+    if (receiver === undefined) return // no longer taking routes from it (reconfigure)
     const control = encodeRouteControl({ mode: MODE_SYNC, lastKnownRoutingTableId: receiver.routingTableId, lastKnownEpoch: receiver.epoch, features: [] })
     this.sendControl(account, peerProtocolPrepare('peer.route.control', control)).then((reply) => {
       if (reply[0] !== 13) this.log.info('peer rejected our route control request', { account: this.accounts.accounts[account].id })

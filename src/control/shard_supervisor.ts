@@ -44,12 +44,14 @@ export class ShardSupervisor {
   private restartingNow = false
   /** Resolves when the restart under way has ended (its shards run, or the node is stopping). */
   private restartDone: Promise<void> = Promise.resolve()
+  /** A restart failed: the node is stopping itself, and nothing more is asked of the shards. */
+  private restartFailed = false
   private routes: [string, number][] = []
   /** The accounts the shards run with (control/reconfigure.ts changes them while they run). */
   private slots: AccountSlots
   private nextRequestId = 0
   /** Numbered requests to the shard workers, until each answers (ShardAnswer 'done'). */
-  private readonly requests = new Map<number, { resolve: (a: Extract<ShardAnswer, { type: 'done' }>) => void; reject: (e: Error) => void }>()
+  private readonly requests = new Map<number, { resolve: (a: Extract<ShardAnswer, { type: 'done' }>) => void; reject: (e: Error) => void; accounts: boolean }>()
   private incarnation = 0
   /** The first start completed (later deaths restart the shards; earlier ones stop the node). */
   private started = false
@@ -157,8 +159,7 @@ export class ShardSupervisor {
     this.io.detach()
     // What was asked of the dead shards is answered now: an adjustment committed or did not (its
     // key tells on a retry); the new shards start with the newest accounts anyway.
-    for (const request of this.requests.values()) request.reject(new Error('the shards restarted; try again'))
-    this.requests.clear()
+    this.settleRequests('the shards restarted')
     await this.pool?.destroy()
     for (const { control } of this.tasks) control.close()
     const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
@@ -169,6 +170,8 @@ export class ShardSupervisor {
       this.io.attach(this.wiring)
       this.log.info('shards restarted', { restart: this.restarts })
     } catch (err) {
+      this.restartFailed = true
+      this.settleRequests('the shards could not be restarted')
       this.fatal(`shards could not be restarted: ${(err as Error).message}`)
     } finally {
       this.restartingNow = false
@@ -233,13 +236,14 @@ export class ShardSupervisor {
     if (this.inline !== null) return this.inline.shard.applyAccounts(slots)
     // As for routes: shards that started during this call get the newest accounts once they run.
     if (this.restartingNow) return this.restartDone.then(() => this.applyAccounts(this.slots))
+    if (this.restartFailed || this.stopping) return
     await Promise.all(this.tasks.map((_, shard) => this.request(shard, (id) => ({ type: 'accounts', id, slots }))))
   }
 
   /** An operator's balance adjustment, made by the shard that owns the account (Shard.adjust). */
   async adjust(owner: number, account: number, amount: bigint, key: string, reason: string): Promise<{ entry: AdjustmentEntry; replayed: boolean }> {
     if (this.inline !== null) return this.inline.shard.adjust(account, amount, key, reason, Date.now())
-    if (this.restartingNow) throw new Error('the shards are restarting; try again')
+    if (this.restartingNow || this.restartFailed || this.stopping) throw new Error('the shards are restarting or stopped')
     const answer = await this.request(owner, (id) => ({ type: 'adjust', id, account, amount, key, reason }))
     if (answer.adjustment === undefined) throw new Error(answer.error ?? 'the shard did not adjust the balance')
     return answer.adjustment
@@ -247,11 +251,24 @@ export class ShardSupervisor {
 
   private request(shard: number, message: (id: number) => ShardControl): Promise<Extract<ShardAnswer, { type: 'done' }>> {
     const id = this.nextRequestId++
+    const m = message(id)
     return new Promise((resolve, reject) => {
-      this.requests.set(id, { resolve, reject })
-      this.tasks[shard].control.postMessage(message(id))
+      this.requests.set(id, { resolve, reject, accounts: m.type === 'accounts' })
+      this.tasks[shard].control.postMessage(m)
       new Doorbell(this.wiring.shardDoorbells[shard]).wake()
     })
+  }
+
+  /**
+   * The shards asked went away (a restart, a stop): new accounts count as taken (shards that
+   * start again start with them); an adjustment's outcome is unknown to the caller.
+   */
+  private settleRequests(why: string): void {
+    for (const [id, request] of this.requests) {
+      if (request.accounts) request.resolve({ type: 'done', id })
+      else request.reject(new Error(why))
+    }
+    this.requests.clear()
   }
 
   private wakeShards(): void {
@@ -270,6 +287,7 @@ export class ShardSupervisor {
     this.tasks.forEach(({ control }) => control.postMessage({ type: 'stop' } satisfies ShardControl))
     this.wakeShards()
     await Promise.allSettled(this.tasks.map(({ done }) => done))
+    this.settleRequests('the node stopped')
     for (const { control } of this.tasks) control.close()
     await this.pool?.destroy()
     // Every writer of the I/O threads' pipes (the shards) has ended, and the I/O threads stopped first.

@@ -10,6 +10,7 @@
 // A prepare from account A, in order (each step returns early with a reject):
 //   1. parse                          F01 (a '{' first byte is a JSON route broadcast: to the control plane)
 //   2. local peer.* destinations      peer.config (IL-DCP), peer.balance, other peer.* F01
+//      an account deleted while the node runs: F00
 //   3. expiry                         R02 if expired or less than minMessageWindow left
 //   4. max packet amount              F08 with (received, maximum)
 //   5. route by longest prefix        F02 (also when the route leads back to A)
@@ -212,6 +213,8 @@ export class Shard {
     }
     if (view.destinationStartsWith(PEER_PREFIX)) return this.handlePeerProtocol(account, connId, requestId, view, nowMs)
 
+    // Deleted while its link was still closing (or before a restarted I/O thread heard of it).
+    if (this.accounts.live[account] === 0) return this.refuse(connId, requestId, account, view.amount, F00_BAD_REQUEST, 'account deleted')
     const source = this.accounts.accounts[account]
     if (view.expiresAtMs - nowMs < this.config.minMessageWindowMs) {
       return this.refuse(connId, requestId, account, view.amount, R02_INSUFFICIENT_TIMEOUT, view.expiresAtMs <= nowMs ? 'prepare already expired' : 'too little time left to forward the prepare')
