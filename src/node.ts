@@ -22,6 +22,7 @@ import { registerMetrics } from './io/metrics_endpoint'
 import { registerAdmin } from './io/admin_endpoint'
 import { loadUws, type UwsModule } from './io/uws'
 import { RouteManager } from './control/route_manager'
+import { RateFeed } from './control/rate_feed'
 import { Metrics } from './control/metrics'
 import { AdminApi } from './control/admin_api'
 import { Reconfigurer, startingConfig, type Outcome } from './control/reconfigure'
@@ -139,20 +140,24 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     })
   }
   const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics')
-  await supervisor.start(routes.table())
+  const rates = new RateFeed(config, (snapshot) => supervisor.setRates(snapshot), logger('rates'))
+  await supervisor.start(routes.table(), rates.current)
+  // The first fetch of fetched rates before traffic starts (bounded; a failure is logged).
+  await rates.start()
   const changes = new Reconfigurer(config, starting.overlay, {
     store,
     accounts,
     shards: supervisor,
     io: { applyAccounts: async (slots, relink) => (front !== null ? front.applyAccounts(slots, relink) : ioThreads?.applyAccounts(slots, relink)) },
     routes,
+    rates,
     holds: () => readHolds(supervisor.currentWiring().holds, accounts.capacity),
     linkUp: (account) => plane.linkUp(account),
     linkDown: (account) => plane.linkDown(account),
     log: logger('admin'),
   })
   admin = new AdminApi({
-    config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes, changes,
+    config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes, changes, rates,
     adjust: (account, amount, key, reason) => supervisor.adjust(accounts.ownerShard[account], account, amount, key, reason),
   })
   if (config.metrics.enabled) {
@@ -224,6 +229,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       if (stopped) return
       stopped = true
       routes.stop()
+      rates.stop()
       adminListener?.close()
       if (front !== null) await front.close()
       else await ioThreads!.stop()

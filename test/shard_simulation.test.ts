@@ -25,6 +25,7 @@ import { createWiring, type Wiring } from '../src/ring/wiring'
 import { WakeUps } from '../src/ring/doorbell'
 import type { ShardLoop } from '../src/shard/shard_loop'
 import { createShardLoop } from '../src/shard/shard_runtime'
+import { configuredRates } from '../src/shard/exchange'
 import { openStore, readBalance, recoverOnStart, type Store } from '../src/store/balance_store'
 import { MACHINE, prng, removeDir, tempDir } from './helpers'
 
@@ -80,7 +81,7 @@ class World {
     this.wiring = createWiring(this.config, new WakeUps(1, false), null)
     const routes = ACCOUNTS.map((id, i): [string, number] => [`test.sim.${id}`, i])
     const log = logger('simulation')
-    this.loops = Array.from({ length: SHARDS }, (_, s) => createShardLoop(this.config, new AccountTable(this.config).slots(), this.wiring, this.links, s, this.store, routes, log, true))
+    this.loops = Array.from({ length: SHARDS }, (_, s) => createShardLoop(this.config, new AccountTable(this.config).slots(), this.wiring, this.links, s, this.store, routes, configuredRates(this.config, Date.now()), log, true))
     this.toShard = this.wiring.ioToShard[0].map((sab) => new RingWriter(sab))
     this.fromShard = this.wiring.shardToIo.map((rings) => new RingReader(rings[0]))
   }

@@ -2,6 +2,7 @@
 // value into a frozen Config or throws a ConfigError naming the field. Account fields follow
 // ilp-connector's where they mean the same thing, so operators can move their configs over.
 
+import { decimalText, parseDecimal } from '../codec/decimal'
 import { isValidAddress } from '../codec/ilp_packet'
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
 
@@ -27,6 +28,17 @@ export interface AccountConfig {
   /** Limits of the balance; positive = the peer owes this node (ilp-connector's sign). */
   readonly balanceMinimum: bigint
   readonly balanceMaximum: bigint
+  /**
+   * Settlement (ilp-connector's meaning): when the balance falls below settleThreshold (the node
+   * owes the peer more than it allows), the node pays the peer settleTo − balance outside ILP.
+   * Null: the node never settles this account on its own.
+   */
+  readonly settleThreshold: bigint | null
+  readonly settleTo: bigint
+  /** How this account settles, both ways; null: it does not (a transfer from it is refused). */
+  readonly settlement: SettlementConfig | null
+  /** The fee on packets this account sends (decimal text, e.g. "0.002"); null: the node's spread. */
+  readonly spread: string | null
   readonly maxPacketAmount: bigint
   /** CCP: advertise our routes to / accept routes from this account (default: unless a child). */
   readonly sendRoutes: boolean | null
@@ -39,6 +51,33 @@ export interface AccountConfig {
   /** Set for a payee: an account with no transport, paid by PSK2/STREAM at its address. */
   readonly payee: PayeeConfig | null
 }
+
+/** The settlement engines the node has (README: "Settlement"). */
+export type SettlementEngineName = 'btp-transfer'
+
+export interface SettlementConfig {
+  readonly engine: SettlementEngineName
+  /** How often a settlement the peer has not acknowledged is sent again (same id). */
+  readonly retryMs: number
+}
+
+export type RateBackend = 'one-to-one' | 'static' | 'ecb'
+
+/** Where exchange rates come from (README: "Exchange rates and the fee"). */
+export interface RatesConfig {
+  readonly backend: RateBackend
+  /** static: the asset the table's rates are against; ecb: EUR; one-to-one: null. */
+  readonly base: string | null
+  /** static: units of each asset per unit of the base, as decimal text (the base's own is "1"). */
+  readonly table: Readonly<Record<string, string>>
+  /** ecb: where the daily XML is fetched from. */
+  readonly url: string | null
+  readonly refreshMs: number
+  /** ecb: rates not refreshed for this long are stale, and packets that need them are rejected. */
+  readonly maxAgeMs: number | null
+}
+
+export const ECB_DAILY_URL = 'https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml'
 
 export interface PayeeConfig {
   /** 32 bytes from which every shared secret is derived; null until start-up loads or makes it. */
@@ -140,6 +179,9 @@ export interface Config {
    * a reload, and ones deleted since start (each thread's tables are sized for them at start).
    */
   readonly maxAccounts: number
+  readonly rates: RatesConfig
+  /** The fee on every forwarded packet, as decimal text ("0.002" keeps 0.2 %); "0": none. */
+  readonly spread: string
   /** What this config was made from, so that a reload or an admin change can make it again. */
   readonly source: ConfigSource
 }
@@ -215,17 +257,18 @@ function knownFields(obj: Json, at: string, known: readonly string[]): void {
   }
 }
 
-/** ilp-connector fields this node does not implement yet: refused with why, not ignored. */
+/** ilp-connector fields this node does not implement: refused with why, not ignored. */
 const UNSUPPORTED_FIELDS: Record<string, string> = {
-  settleThreshold: 'settlement is not supported yet: the node would never settle, so it refuses the field',
-  settleTo: 'settlement is not supported yet: the node would never settle, so it refuses the field',
+  throughput: 'throughput limits are not supported; use maxPacketAmount and balance.maximum',
 }
 
 const TOP_FIELDS = [
   'ilpAddress', 'host', 'port', 'shards', 'ioThreads', 'dataDir', 'logLevel', 'logFormat', 'durability', 'accounts', 'payees', 'defaultPayee', 'shop',
-  'adminToken', 'adminHost', 'adminPort', 'routes', 'routeBroadcastInterval', 'limits', 'drainMs', 'metrics',
+  'adminToken', 'adminHost', 'adminPort', 'routes', 'routeBroadcastInterval', 'limits', 'drainMs', 'metrics', 'rates', 'spread',
 ] as const
-const ACCOUNT_FIELDS = ['relation', 'assetCode', 'assetScale', 'btp', 'http', 'balance', 'maxPacketAmount', 'sendRoutes', 'receiveRoutes', 'routeProtocol'] as const
+const ACCOUNT_FIELDS = [
+  'relation', 'assetCode', 'assetScale', 'btp', 'http', 'balance', 'maxPacketAmount', 'sendRoutes', 'receiveRoutes', 'routeProtocol', 'spread', 'settlement',
+] as const
 const LIMIT_FIELDS = [
   'ringBytes', 'pendingPerShard', 'maxInFlightPerAccount', 'maxConnections', 'maxHoldTimeMs', 'minMessageWindowMs', 'maxFrameBytes',
   'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros', 'maxAccounts',
@@ -321,13 +364,28 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   }
   let balanceMinimum = INT64_MIN
   let balanceMaximum = INT64_MAX
+  let settleThreshold: bigint | null = null
+  let settleTo = 0n
   if (raw.balance !== undefined) {
     if (!isObject(raw.balance)) throw new ConfigError(`${at}.balance`, 'must be an object')
-    knownFields(raw.balance, `${at}.balance`, ['minimum', 'maximum'])
+    knownFields(raw.balance, `${at}.balance`, ['minimum', 'maximum', 'settleThreshold', 'settleTo'])
     balanceMinimum = amount(raw.balance, 'minimum', `${at}.balance.minimum`, INT64_MIN, INT64_MIN, INT64_MAX)
     balanceMaximum = amount(raw.balance, 'maximum', `${at}.balance.maximum`, INT64_MAX, INT64_MIN, INT64_MAX)
     if (balanceMinimum > balanceMaximum) throw new ConfigError(`${at}.balance`, 'minimum is greater than maximum')
+    if (raw.balance.settleThreshold !== undefined) settleThreshold = amount(raw.balance, 'settleThreshold', `${at}.balance.settleThreshold`, 0n, INT64_MIN, INT64_MAX)
+    settleTo = amount(raw.balance, 'settleTo', `${at}.balance.settleTo`, 0n, INT64_MIN, INT64_MAX)
+    if (raw.balance.settleTo !== undefined && settleThreshold === null) throw new ConfigError(`${at}.balance.settleTo`, 'needs balance.settleThreshold')
+    if (settleThreshold !== null && settleThreshold > settleTo) throw new ConfigError(`${at}.balance.settleThreshold`, `is above settleTo (${settleTo}); the node settles up to settleTo once the balance falls below the threshold`)
+    if (settleThreshold !== null && settleTo > balanceMaximum) throw new ConfigError(`${at}.balance.settleTo`, `is above balance.maximum (${balanceMaximum})`)
   }
+  const settlement = parseSettlement(raw.settlement, at)
+  if (settlement !== null && btpToken === null && btpUrl === null) {
+    throw new ConfigError(`${at}.settlement`, 'the btp-transfer engine settles over the account\'s BTP link: it needs btp.token or btp.url')
+  }
+  if (settleThreshold !== null && settlement === null) {
+    throw new ConfigError(`${at}.balance.settleThreshold`, 'needs a settlement engine: "settlement": { "engine": "btp-transfer" }')
+  }
+  const spread = raw.spread === undefined ? null : spreadText(raw.spread, `${at}.spread`)
   const maxPacketAmount = amount(raw, 'maxPacketAmount', `${at}.maxPacketAmount`, UINT64_MAX, 0n, UINT64_MAX)
   const flag = (key: string): boolean | null => {
     const v = raw[key]
@@ -339,9 +397,65 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
   const receiveRoutes = flag('receiveRoutes')
   const routeProtocol = oneOf<RouteProtocol>(raw, 'routeProtocol', `${at}.routeProtocol`, ['ccp', 'json'], 'ccp')
   return Object.freeze({
-    id, relation, assetCode, assetScale, btpToken, btpUrl, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, maxPacketAmount, sendRoutes, receiveRoutes,
-    routeProtocol, payee: null,
+    id, relation, assetCode, assetScale, btpToken, btpUrl, httpIncomingToken, httpUrl, httpOutgoingToken, balanceMinimum, balanceMaximum, settleThreshold, settleTo,
+    settlement, spread, maxPacketAmount, sendRoutes, receiveRoutes, routeProtocol, payee: null,
   })
+}
+
+function parseSettlement(raw: unknown, at: string): SettlementConfig | null {
+  if (raw === undefined) return null
+  const field = `${at}.settlement`
+  if (!isObject(raw)) throw new ConfigError(field, 'must be an object like { "engine": "btp-transfer" }')
+  knownFields(raw, field, ['engine', 'retryMs'])
+  if (raw.engine === undefined) throw new ConfigError(`${field}.engine`, 'is required (the engine the node has: btp-transfer)')
+  const engine = oneOf<SettlementEngineName>(raw, 'engine', `${field}.engine`, ['btp-transfer'], 'btp-transfer')
+  return Object.freeze({ engine, retryMs: int(raw, 'retryMs', `${field}.retryMs`, 1000, 10, 600000) })
+}
+
+/** A spread: a decimal from 0 up to (not including) 1, kept as its text. */
+function spreadText(raw: unknown, field: string): string {
+  const f = parseDecimal(raw)
+  if (f === null || f.num >= f.den) throw new ConfigError(field, 'must be a decimal from 0 to below 1, e.g. 0.002 (a 0.2 % fee)')
+  return decimalText(raw)!
+}
+
+const RATE_BACKENDS: readonly RateBackend[] = ['one-to-one', 'static', 'ecb']
+
+function parseRates(raw: unknown): RatesConfig {
+  if (raw === undefined) return Object.freeze({ backend: 'one-to-one', base: null, table: Object.freeze({}), url: null, refreshMs: 0, maxAgeMs: null })
+  if (!isObject(raw)) throw new ConfigError('rates', 'must be an object like { "backend": "static", "base": "USD", "table": { "EUR": "0.92" } }')
+  if (raw.backend === undefined) throw new ConfigError('rates.backend', `is required (${RATE_BACKENDS.join(', ')})`)
+  const backend = oneOf<RateBackend>(raw, 'backend', 'rates.backend', RATE_BACKENDS, 'one-to-one')
+  if (backend === 'one-to-one') {
+    knownFields(raw, 'rates', ['backend'])
+    return parseRates(undefined)
+  }
+  if (backend === 'static') {
+    knownFields(raw, 'rates', ['backend', 'base', 'table'])
+    const base = str(raw, 'base', 'rates.base')
+    if (!isObject(raw.table)) throw new ConfigError('rates.table', 'must be an object of rates by asset code, each the units of that asset per unit of the base, e.g. { "EUR": "0.92" }')
+    const table: Record<string, string> = { [base]: '1' }
+    for (const [code, value] of Object.entries(raw.table)) {
+      const f = parseDecimal(value)
+      if (f === null || f.num === 0n) throw new ConfigError(`rates.table.${code}`, 'must be a positive decimal (units of this asset per unit of the base), e.g. "0.92"')
+      if (code === base && f.num !== f.den) throw new ConfigError(`rates.table.${code}`, 'is the base: its rate is 1')
+      table[code] = decimalText(value)!
+    }
+    return Object.freeze({ backend, base, table: Object.freeze(table), url: null, refreshMs: 0, maxAgeMs: null })
+  }
+  knownFields(raw, 'rates', ['backend', 'url', 'refreshMs', 'maxAgeMs'])
+  const url = str(raw, 'url', 'rates.url', ECB_DAILY_URL)
+  let parsed: URL | null = null
+  try {
+    parsed = new URL(url)
+  } catch {
+    // reported below
+  }
+  if (parsed === null || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) throw new ConfigError('rates.url', 'must be an http:// or https:// URL of the ECB daily XML')
+  const refreshMs = int(raw, 'refreshMs', 'rates.refreshMs', 3600000, 100, 86400000)
+  const maxAgeMs = int(raw, 'maxAgeMs', 'rates.maxAgeMs', 86400000, 100, 30 * 86400000)
+  if (maxAgeMs < refreshMs) throw new ConfigError('rates.maxAgeMs', `is less than rates.refreshMs (${refreshMs}): the rates would go stale between two fetches`)
+  return Object.freeze({ backend, base: 'EUR', table: Object.freeze({}), url, refreshMs, maxAgeMs })
 }
 
 /**
@@ -378,7 +492,8 @@ function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: strin
   const maxPacketAmount = amount(raw, 'maxPacketAmount', `${at}.maxPacketAmount`, UINT64_MAX, 0n, UINT64_MAX)
   return Object.freeze({
     id: name, relation: 'child' as Relation, assetCode, assetScale, btpToken: null, btpUrl: null, httpIncomingToken: null, httpUrl: null,
-    httpOutgoingToken: null, balanceMinimum: INT64_MIN, balanceMaximum: INT64_MAX, maxPacketAmount, sendRoutes: false, receiveRoutes: false,
+    httpOutgoingToken: null, balanceMinimum: INT64_MIN, balanceMaximum: INT64_MAX, settleThreshold: null, settleTo: 0n, settlement: null, spread: null,
+    maxPacketAmount, sendRoutes: false, receiveRoutes: false,
     routeProtocol: 'ccp' as RouteProtocol, payee: Object.freeze({ secret, name: name_, imageUrl, shop: false }),
   })
 }
@@ -608,6 +723,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     metrics,
     shop,
     maxAccounts,
+    rates: parseRates(merged.rates),
+    spread: merged.spread === undefined ? '0' : spreadText(merged.spread, 'spread'),
     source: Object.freeze({ raw, env, machine, path }),
   })
 }

@@ -15,6 +15,13 @@
 //   PUT    /admin/routes/:prefix        a static route, { "peerId": "<account>" }
 //   DELETE /admin/routes/:prefix        removes a static route (of the file or the API)
 //   POST   /admin/reload                reads CONFIG again (as SIGHUP does)
+//   GET    /admin/rates                 the exchange rates: each with its source and age, the
+//                                       spread, and whether the rates are stale
+//   GET    /admin/books                 per asset: the node's position (the sum of its
+//                                       accounts' balances), what moved it outside ILP
+//                                       (adjustments, settlements), and the rest, which the node
+//                                       earned forwarding packets; its value in the base asset
+//   GET    /admin/settlements           settlements made and received, newest first
 //
 // Every request carries `Authorization: Bearer <adminToken>` (compared as SHA-256 digests in
 // constant time): 401 otherwise. With no adminToken configured nothing under /admin answers (404).
@@ -31,7 +38,9 @@ import { readHolds } from '../ring/holds'
 import type { LinkTable } from '../ring/link_table'
 import { DIRECTIONS, FULFILL, sumCounterRows } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
-import { readBalance, type AdjustmentEntry, type Store } from '../store/balance_store'
+import { outsideIlpTotals, readBalance, readSettlements, readTransfers, type AdjustmentEntry, type Store } from '../store/balance_store'
+import type { RateSnapshot } from '../shard/exchange'
+import { parseDecimal } from '../codec/decimal'
 import type { RouteManager } from './route_manager'
 import type { AdminRequest, AdminResponse } from '../io/admin_endpoint'
 import type { Outcome, Reconfigurer } from './reconfigure'
@@ -46,6 +55,7 @@ export interface AdminSources {
   linkCount: Int32Array
   routes: RouteManager
   changes: Reconfigurer
+  rates: { readonly current: RateSnapshot }
   /** Adjusts an account's balance in the shard that owns it (ShardSupervisor.adjust). */
   adjust(account: number, amount: bigint, key: string, reason: string): Promise<{ entry: AdjustmentEntry; replayed: boolean }>
 }
@@ -56,8 +66,12 @@ const MAX_REASON_LENGTH = 1000
 
 const ENDPOINTS = [
   'GET /admin/accounts', 'GET /admin/accounts/:id', 'PUT /admin/accounts/:id', 'DELETE /admin/accounts/:id', 'POST /admin/accounts/:id/adjust',
-  'GET /admin/routes', 'PUT /admin/routes/:prefix', 'DELETE /admin/routes/:prefix', 'POST /admin/reload',
+  'GET /admin/routes', 'PUT /admin/routes/:prefix', 'DELETE /admin/routes/:prefix', 'POST /admin/reload', 'GET /admin/rates', 'GET /admin/books',
+  'GET /admin/settlements',
 ]
+
+/** Settlements listed by GET /admin/settlements, each way. */
+const SETTLEMENTS_LISTED = 1000
 
 export class AdminApi {
   private readonly digest: Buffer | null
@@ -88,6 +102,10 @@ export class AdminApi {
     }
     if (parts[1] === 'routes' && parts.length === 2) {
       return method === 'GET' ? reply(200, { routes: this.s.routes.describe() }) : notAllowed(method, 'GET (PUT and DELETE take a prefix: /admin/routes/<prefix>)')
+    }
+    if (parts.length === 2 && (parts[1] === 'rates' || parts[1] === 'books' || parts[1] === 'settlements')) {
+      if (method !== 'GET') return notAllowed(method, 'GET')
+      return reply(200, parts[1] === 'rates' ? this.ratesView() : parts[1] === 'books' ? this.booksView() : this.settlementsView())
     }
     if (parts[1] === 'reload' && parts.length === 2) {
       return method === 'POST' ? answer(await this.s.changes.reload()) : notAllowed(method, 'POST')
@@ -174,6 +192,66 @@ export class AdminApi {
     return reply(replayed ? 200 : 201, { adjustment: adjustmentView(entry), replayed, balance: readBalance(this.s.store, id).toString() })
   }
 
+  private ratesView(): Record<string, unknown> {
+    const r = this.s.rates.current
+    const now = Date.now()
+    const ageMs = r.fetchedAtMs === 0 ? null : now - r.fetchedAtMs
+    const stale = r.maxAgeMs !== null && (ageMs === null || ageMs > r.maxAgeMs)
+    const source = r.backend === 'ecb' ? `ecb ${r.source}` : r.backend === 'static' ? 'config (static)' : 'none (one-to-one)'
+    return {
+      backend: r.backend, source: r.source, base: r.base, day: r.day, fetchedAt: r.fetchedAtMs === 0 ? null : new Date(r.fetchedAtMs).toISOString(),
+      ageMs, maxAgeMs: r.maxAgeMs, stale, lastError: r.lastError, spread: r.spread,
+      rates: Object.entries(r.rates).map(([assetCode, rate]) => ({ assetCode, rate, per: r.base, source, ageMs })),
+      accounts: this.s.accounts.accounts.flatMap((a, i) => !this.s.accounts.isLive(i) ? [] : [{
+        id: a.id, assetCode: a.assetCode, assetScale: a.assetScale, spread: a.spread ?? r.spread, spreadFrom: a.spread === null ? 'node' : 'account',
+        rate: a.assetCode in r.rates ? r.rates[a.assetCode] : r.backend === 'one-to-one' ? null : 'none: not traded',
+      }]),
+    }
+  }
+
+  private booksView(): Record<string, unknown> {
+    const { accounts, store } = this.s
+    const outside = outsideIlpTotals(store)
+    const rates = this.s.rates.current
+    const assets = new Map<string, { assetCode: string; assetScale: number; accounts: string[]; position: bigint; outsideIlp: bigint }>()
+    accounts.accounts.forEach((a, i) => {
+      const key = `${a.assetCode} ${a.assetScale}`
+      let asset = assets.get(key)
+      if (asset === undefined) assets.set(key, asset = { assetCode: a.assetCode, assetScale: a.assetScale, accounts: [], position: 0n, outsideIlp: 0n })
+      if (accounts.isLive(i)) asset.accounts.push(a.id)
+      asset.position += readBalance(store, a.id)
+      asset.outsideIlp += outside.get(a.id) ?? 0n
+    })
+    // The earnings' value in the base asset, to 9 decimals (rounded down), where a rate is known.
+    let value = 0n
+    let valued = true
+    const SCALE = 10n ** 9n
+    const rows = [...assets.values()].map((a) => {
+      const earned = a.position - a.outsideIlp
+      const rate = parseDecimal(rates.rates[a.assetCode])
+      if (earned === 0n) {
+        // nothing to value
+      } else if (rate === null || rates.base === null) valued = false
+      else value += (earned * rate.den * SCALE) / (rate.num * 10n ** BigInt(a.assetScale))
+      return { assetCode: a.assetCode, assetScale: a.assetScale, accounts: a.accounts, position: a.position.toString(), outsideIlp: a.outsideIlp.toString(), earned: earned.toString() }
+    })
+    return {
+      assets: rows,
+      earnedInBase: valued && rates.base !== null ? { assetCode: rates.base, amount: decimalString(value, 9) } : null,
+      note: 'position: the sum of the balances (what the peers owe the node, less what it owes them); outsideIlp: adjustments and settlements; earned: the rest, what forwarding took in more than it paid out',
+    }
+  }
+
+  private settlementsView(): Record<string, unknown> {
+    const sent = [...readSettlements(this.s.store)].sort((a, b) => b.atMs - a.atMs).slice(0, SETTLEMENTS_LISTED)
+    const received = [...readTransfers(this.s.store)].sort((a, b) => b.atMs - a.atMs).slice(0, SETTLEMENTS_LISTED)
+    return {
+      sent: sent.map((e) => ({ id: e.id, account: e.account, amount: e.amount.toString(), state: e.state, at: new Date(e.atMs).toISOString(),
+        endedAt: e.endedAtMs === null ? null : new Date(e.endedAtMs).toISOString(), reason: e.reason })),
+      received: received.map((t) => ({ id: t.id, account: t.account, amount: t.amount.toString(), at: new Date(t.atMs).toISOString() })),
+    }
+  }
+
   private accountViews(): Record<string, unknown>[] {
     const { accounts, store, links, linkCount } = this.s
     const wiring = this.s.wiring()
@@ -184,6 +262,8 @@ export class AdminApi {
       relation: a.relation,
       asset: { code: a.assetCode, scale: a.assetScale },
       limits: { balanceMinimum: a.balanceMinimum.toString(), balanceMaximum: a.balanceMaximum.toString(), maxPacketAmount: a.maxPacketAmount.toString() },
+      settlement: a.settlement === null ? null : { engine: a.settlement.engine, settleThreshold: a.settleThreshold?.toString() ?? null, settleTo: a.settleTo.toString() },
+      spread: a.spread,
       transport: transportView(a),
       balance: readBalance(store, a.id).toString(),
       held: holds.held[i].toString(),
@@ -245,6 +325,13 @@ function parseBody(text: string): { value: unknown } | { error: { code: string; 
 
 function adjustmentView(e: AdjustmentEntry): Record<string, unknown> {
   return { key: e.key, account: e.account, amount: e.amount.toString(), reason: e.reason, at: new Date(e.atMs).toISOString() }
+}
+
+/** A scaled integer as decimal text: (12345, 2) → "123.45". */
+function decimalString(value: bigint, scale: number): string {
+  const negative = value < 0n
+  const digits = (negative ? -value : value).toString().padStart(scale + 1, '0')
+  return `${negative ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`
 }
 
 function reply(status: number, value: unknown): AdminResponse {

@@ -30,6 +30,8 @@ export interface ReconfigureSources {
   shards: { applyAccounts(slots: AccountSlots): Promise<void> }
   io: { applyAccounts(slots: AccountSlots, relink: number[]): Promise<void> }
   routes: RouteManager
+  /** The exchange rates and the spread, applied live on a reload. */
+  rates: { reconfigure(config: Config): void }
   /** Holds in flight per account index, over every shard. */
   holds(): { held: bigint[]; prepares: number[] }
   /** An account reached over ILP-over-HTTP counts as linked while it is configured. */
@@ -220,12 +222,17 @@ export class Reconfigurer {
     const changed = table.apply(slots)
     const relink = changed.filter((i) => before[i] !== undefined && (!table.isLive(i) || connectsDifferently(before[i], table.accounts[i])))
     const routesBefore = this.config.routes
+    const ratesChanged = stable([this.config.rates, this.config.spread]) !== stable([next.rates, next.spread])
     this.config = Object.freeze({
       ...this.config,
       accounts: Object.freeze(slots.accounts.filter((_, i) => slots.live[i])),
       routes: next.routes,
+      rates: next.rates,
+      spread: next.spread,
       source: next.source,
     })
+    // Rates first: an account added with a new asset finds its rate when its first packet comes.
+    if (ratesChanged) this.s.rates.reconfigure(this.config)
     await this.s.shards.applyAccounts(slots)
     await this.s.io.applyAccounts(slots, relink)
     this.s.routes.reconfigure(this.config, changed, adminRoutePrefixes(this.overlay))
@@ -242,6 +249,7 @@ export class Reconfigurer {
       deleted: ids((i) => !table.isLive(i)),
       relinked: relink.map((i) => table.accounts[i].id).join(','),
       routes: routeChanges(routesBefore, this.config.routes),
+      ...(ratesChanged ? { rates: `${this.config.rates.backend}, spread ${this.config.spread}` } : {}),
     }
   }
 
@@ -364,7 +372,7 @@ function connectsDifferently(a: AccountConfig, b: AccountConfig): boolean {
 /** Top-level settings a reload found changed that only a restart applies. */
 export function restartOnlyChanges(running: Config, next: Config): string[] {
   const fields: string[] = []
-  const skip = new Set<string>(['accounts', 'routes', 'source', 'ilpAddress'])
+  const skip = new Set<string>(['accounts', 'routes', 'rates', 'spread', 'source', 'ilpAddress'])
   for (const key of Object.keys(next) as (keyof Config)[]) {
     if (skip.has(key)) continue
     if (stable(running[key]) !== stable(next[key])) fields.push(key)

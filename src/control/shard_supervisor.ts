@@ -18,6 +18,7 @@ import { ringUsedBytes } from '../ring/ring'
 import { shardCountersBytes } from '../ring/packet_counters'
 import { recoverOnStart, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { PendingTable } from '../shard/pending_table'
+import type { RateSnapshot } from '../shard/exchange'
 import type { ShardLoop } from '../shard/shard_loop'
 import { createShardLoop } from '../shard/shard_runtime'
 import type { ShardAnswer, ShardControl, ShardTask } from '../shard/shard_worker'
@@ -47,6 +48,7 @@ export class ShardSupervisor {
   /** A restart failed: the node is stopping itself, and nothing more is asked of the shards. */
   private restartFailed = false
   private routes: [string, number][] = []
+  private rates!: RateSnapshot
   /** The accounts the shards run with (control/reconfigure.ts changes them while they run). */
   private slots: AccountSlots
   private nextRequestId = 0
@@ -85,11 +87,12 @@ export class ShardSupervisor {
     return this.wiring
   }
 
-  async start(routes: [string, number][]): Promise<void> {
+  async start(routes: [string, number][], rates: RateSnapshot): Promise<void> {
     this.routes = routes
+    this.rates = rates
     if (this.config.shards === 0) {
       if (this.inlinePort === null) throw new Error('the inline shard needs the I/O port of the main thread')
-      this.inline = createShardLoop(this.config, this.slots, this.wiring, this.links, 0, this.store, routes, this.log, true)
+      this.inline = createShardLoop(this.config, this.slots, this.wiring, this.links, 0, this.store, routes, rates, this.log, true)
       this.inlinePort.attach(this.wiring, () => this.scheduleInline())
       this.inlineTicker = setInterval(() => this.scheduleInline(), PendingTable.TICK_MS)
       this.inlineTicker.unref()
@@ -109,7 +112,7 @@ export class ShardSupervisor {
     const ready: Promise<void>[] = []
     for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
-      const task: ShardTask = { config: this.config, slots: this.slots, wiring: this.wiring, links: this.links, routes, index, control: port2 }
+      const task: ShardTask = { config: this.config, slots: this.slots, wiring: this.wiring, links: this.links, routes, rates: this.rates, index, control: port2 }
       const done = pool.run(task, { transferList: [port2] })
       this.tasks.push({ done, control: port1 })
       ready.push(new Promise((resolve, reject) => {
@@ -223,6 +226,16 @@ export class ShardSupervisor {
     if (this.restartingNow) return void this.restartDone.then(() => this.setRoutes(this.routes))
     if (this.inline !== null) return this.inline.shard.setRoutes(entries)
     const message: ShardControl = { type: 'routes', entries }
+    this.tasks.forEach(({ control }) => control.postMessage(message))
+    this.wakeShards()
+  }
+
+  /** Hands every shard new exchange rates (control/rate_feed.ts), as setRoutes does routes. */
+  setRates(snapshot: RateSnapshot): void {
+    this.rates = snapshot
+    if (this.restartingNow) return void this.restartDone.then(() => this.setRates(this.rates))
+    if (this.inline !== null) return this.inline.shard.setRates(snapshot)
+    const message: ShardControl = { type: 'rates', snapshot }
     this.tasks.forEach(({ control }) => control.postMessage(message))
     this.wakeShards()
   }

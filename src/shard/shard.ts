@@ -14,7 +14,8 @@
 //   3. expiry                         R02 if expired or less than minMessageWindow left
 //   4. max packet amount              F08 with (received, maximum)
 //   5. route by longest prefix        F02 (also when the route leads back to A)
-//   6. amount in the next hop's scale R01 if it rounds to zero
+//   6. amount for the next hop       exchange.ts: F02 for an asset the node does not trade, T00
+//      (rate, scale, spread)          while the rates are stale, R01 if it rounds to zero
 //   7. hold on A's balance            T04 if balance + holds + amount > A's maximum
 //   8. record the pending prepare     T03 if the account has maxInFlightPerAccount in flight, or the
 //                                     table is full
@@ -36,10 +37,11 @@ import {
   R01_INSUFFICIENT_SOURCE_AMOUNT, R02_INSUFFICIENT_TIMEOUT, T00_INTERNAL_ERROR, T03_CONNECTOR_BUSY, T04_INSUFFICIENT_LIQUIDITY,
   sendFailureReject, type IlpErrorCode, type SendFailure,
 } from '../codec/ilp_errors'
-import { writeInt64, writeLength, writeUInt64, UINT64_MAX } from '../codec/oer'
+import { writeInt64, writeLength, writeUInt64 } from '../codec/oer'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
 import { AccountTable, type AccountSlots } from '../config/account_table'
 import { RoutingTable } from './routing_table'
+import { Exchange, NO_RATE, STALE_RATE, type RateSnapshot } from './exchange'
 import { PendingTable } from './pending_table'
 import { OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
@@ -73,6 +75,8 @@ export interface ShardOptions {
   slots: AccountSlots
   /** The routing table (prefix → account index) from the main thread's route manager. */
   routes: [string, number][]
+  /** The exchange rates from the main thread's rate feed. */
+  rates: RateSnapshot
   /** This shard's block of packet counters (ring/packet_counters.ts); null with metrics off. */
   counters: SharedArrayBuffer | null
   /** This shard's block of holds (ring/holds.ts), for the admin API. */
@@ -92,6 +96,7 @@ export class Shard {
   private readonly shardIndex: number
   private readonly accounts: AccountTable
   private routes: RoutingTable
+  private readonly exchange: Exchange
   private readonly store: Store
   private readonly toIo: RingWriter[]
   private readonly links: LinkTable
@@ -120,6 +125,7 @@ export class Shard {
     this.log = o.log
     this.accounts = new AccountTable(o.config, o.slots)
     this.routes = Shard.routingTable(o.routes)
+    this.exchange = new Exchange(this.accounts, o.rates)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
     this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards, o.holds)
@@ -160,6 +166,12 @@ export class Shard {
       // has live books here already, which may be ahead of LMDB's sum (credits on their way).
       if (i >= known) this.books.accountAdded(i)
     }
+    this.exchange.accountsChanged()
+  }
+
+  /** New exchange rates from the rate feed; packets never wait for them. */
+  setRates(snapshot: RateSnapshot): void {
+    this.exchange.setRates(snapshot)
   }
 
   /**
@@ -225,8 +237,8 @@ export class Shard {
     if (target < 0 || target === account) {
       return this.refuse(connId, requestId, account, view.amount, F02_UNREACHABLE, target < 0 ? 'no route to destination' : 'route leads back to the sender')
     }
-    const destinationAmount = this.convertAmount(view.amount, account, target)
-    if (destinationAmount < 0n) return this.refuse(connId, requestId, account, view.amount, F02_UNREACHABLE, 'no exchange rate between the two assets')
+    const destinationAmount = this.exchange.convert(view.amount, account, target, nowMs)
+    if (destinationAmount < 0n) return this.refuseExchange(connId, requestId, account, target, view.amount, destinationAmount, nowMs)
     if (destinationAmount === 0n && view.amount > 0n) return this.refuse(connId, requestId, account, view.amount, R01_INSUFFICIENT_SOURCE_AMOUNT, 'amount rounds to zero for the next hop')
 
     if (!this.books.canHold(account, view.amount)) {
@@ -414,14 +426,13 @@ export class Shard {
     ring.commit()
   }
 
-  /** Amount for the next hop: same asset code, rescaled (floor); -1 if the codes differ. */
-  private convertAmount(amount: bigint, from: number, to: number): bigint {
-    const a = this.accounts.accounts[from]
-    const b = this.accounts.accounts[to]
-    if (a.assetCode !== b.assetCode) return -1n
-    if (a.assetScale === b.assetScale) return amount
-    const converted = b.assetScale > a.assetScale ? amount * 10n ** BigInt(b.assetScale - a.assetScale) : amount / 10n ** BigInt(a.assetScale - b.assetScale)
-    return converted > UINT64_MAX ? -1n : converted
+  /** Step 6 failed: F02 for an asset not traded, T00 while the rates are stale, F08 past 64 bits. */
+  private refuseExchange(connId: number, requestId: number, account: number, target: number, amount: bigint, result: bigint, nowMs: number): void {
+    const reason = this.exchange.explain(result, account, target, nowMs)
+    this.log.debug('rejected packet for its exchange', { account: this.accounts.accounts[account].id, amount, reason })
+    if (result === NO_RATE) return this.refuse(connId, requestId, account, amount, F02_UNREACHABLE, reason)
+    if (result === STALE_RATE) return this.refuse(connId, requestId, account, amount, T00_INTERNAL_ERROR, reason)
+    this.rejectAmountTooLarge(connId, requestId, account, amount, this.exchange.largestAmount(account, target), reason)
   }
 
   private trackPending(
@@ -496,12 +507,12 @@ export class Shard {
     return at
   }
 
-  private rejectAmountTooLarge(connId: number, requestId: number, account: number, received: bigint, maximum: bigint): void {
+  private rejectAmountTooLarge(connId: number, requestId: number, account: number, received: bigint, maximum: bigint, message = 'packet amount exceeds the maximum'): void {
     const data = Buffer.alloc(16)
     writeUInt64(data, 0, received)
     writeUInt64(data, 8, maximum)
     this.log.debug('rejected packet above max packet amount', { account: this.accounts.accounts[account].id, amount: received, maximum })
-    this.refuse(connId, requestId, account, received, F08_AMOUNT_TOO_LARGE, 'packet amount exceeds the maximum', data)
+    this.refuse(connId, requestId, account, received, F08_AMOUNT_TOO_LARGE, message, data)
   }
 
   /** Balance of an owned account (committed; positive = the peer owes this node). For tests and stats. */

@@ -10,10 +10,12 @@ import { RingReader, RingWriter } from '../ring/ring'
 import type { Wiring } from '../ring/wiring'
 import type { Store } from '../store/balance_store'
 import { Shard } from './shard'
+import type { RateSnapshot } from './exchange'
 import { outputReserveBytes, ShardLoop } from './shard_loop'
 
 export function createShardLoop(
-  config: Config, slots: AccountSlots, wiring: Wiring, links: SharedArrayBuffer, index: number, store: Store, routes: [string, number][], log: Logger, inline: boolean,
+  config: Config, slots: AccountSlots, wiring: Wiring, links: SharedArrayBuffer, index: number, store: Store, routes: [string, number][], rates: RateSnapshot,
+  log: Logger, inline: boolean,
 ): ShardLoop {
   const n = wiring.shardCount
   const toIo = wiring.shardToIo[index].map((sab) => new RingWriter(sab))
@@ -21,7 +23,7 @@ export function createShardLoop(
   const fromShards = Array.from({ length: n }, (_, j) => (j === index ? null : new RingReader(wiring.shardToShard[j][index]!)))
   const linkTable = new LinkTable(links, config.maxAccounts, wiring.ioCount)
   const shard = new Shard({
-    config, slots, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, log, counters: wiring.counters?.[index] ?? null,
+    config, slots, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, rates, log, counters: wiring.counters?.[index] ?? null,
     holds: wiring.holds[index],
   })
   return new ShardLoop({

@@ -13,6 +13,7 @@ import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { AdjustmentEntry } from '../store/balance_store'
 import type { Shard } from './shard'
+import type { RateSnapshot } from './exchange'
 import { configureLog, logger } from '../log'
 import { Doorbell } from '../ring/doorbell'
 import { openStore } from '../store/balance_store'
@@ -28,6 +29,7 @@ export interface ShardTask {
   wiring: Wiring
   links: SharedArrayBuffer
   routes: [string, number][]
+  rates: RateSnapshot
   index: number
   control: MessagePort
 }
@@ -36,6 +38,7 @@ export interface ShardTask {
 export type ShardControl =
   | { type: 'stop' }
   | { type: 'routes'; entries: [string, number][] }
+  | { type: 'rates'; snapshot: RateSnapshot }
   | { type: 'accounts'; id: number; slots: AccountSlots }
   | { type: 'adjust'; id: number; account: number; amount: bigint; key: string; reason: string }
 
@@ -77,13 +80,13 @@ export function handleRequest(shard: Shard, m: Extract<ShardControl, { id: numbe
   }
 }
 
-export function runShard({ config, slots, wiring, links, routes, index, control }: ShardTask): string {
+export function runShard({ config, slots, wiring, links, routes, rates, index, control }: ShardTask): string {
   configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-shard-${index}`)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)
   try {
-    const loop = createShardLoop(config, slots, wiring, links, index, store, routes, log, false)
+    const loop = createShardLoop(config, slots, wiring, links, index, store, routes, rates, log, false)
     const doorbell = new Doorbell(wiring.shardDoorbells[index])
     const answer = (a: ShardAnswer) => control.postMessage(a)
     answer({ type: 'ready' })
@@ -94,6 +97,7 @@ export function runShard({ config, slots, wiring, links, routes, index, control 
         const message = m.message as ShardControl
         if (message.type === 'stop') stop = true
         else if (message.type === 'routes') loop.shard.setRoutes(message.entries)
+        else if (message.type === 'rates') loop.shard.setRates(message.snapshot)
         else answer(handleRequest(loop.shard, message))
       }
       if (stop) break

@@ -40,6 +40,10 @@ export interface Store {
   tokens: Database<Buffer, string>
   adjustments: Database<Buffer, string>
   admin: Database<Buffer, string>
+  /** Settlements the node made (sent), by id: the outgoing log (shard/settler.ts). */
+  settlements: Database<Buffer, string>
+  /** Settlements peers made to the node, by [account, id]: booked once per id. */
+  transfers: Database<Buffer, [string, string]>
 }
 
 export function openStore(dataDir: string, durability: Durability): Store {
@@ -49,7 +53,7 @@ export function openStore(dataDir: string, durability: Durability): Store {
     noSync: durability === 'process',
     encoding: 'binary',
     keyEncoding: 'ordered-binary',
-    maxDbs: 12,
+    maxDbs: 16,
     cache: false,
   })
   const balances = root.openDB<Buffer, [string, number]>('balances', { encoding: 'binary', keyEncoding: 'ordered-binary' })
@@ -59,7 +63,85 @@ export function openStore(dataDir: string, durability: Durability): Store {
   const tokens = root.openDB<Buffer, string>('tokens', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const adjustments = root.openDB<Buffer, string>('adjustments', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const admin = root.openDB<Buffer, string>('admin', { encoding: 'binary', keyEncoding: 'ordered-binary' })
-  return { root, balances, inflight, payments, meta, tokens, adjustments, admin }
+  const settlements = root.openDB<Buffer, string>('settlements', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const transfers = root.openDB<Buffer, [string, string]>('transfers', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  return { root, balances, inflight, payments, meta, tokens, adjustments, admin, settlements, transfers }
+}
+
+/**
+ * A settlement the node made to a peer: booked (the balance raised by `amount`) in the same
+ * transaction that wrote it as `sending`; `acknowledged` once the peer answered that it booked
+ * it; `refused` if the peer answered that it will not, and the booking was reversed with it.
+ */
+export interface SettlementEntry {
+  /** 16 random bytes as hex: what the peer recognises a retry by. */
+  id: string
+  account: string
+  amount: bigint
+  atMs: number
+  state: 'sending' | 'acknowledged' | 'refused'
+  /** When it was acknowledged or refused, and the peer's reason for a refusal. */
+  endedAtMs: number | null
+  reason: string | null
+}
+
+/** Inside the caller's transaction. */
+export function writeSettlement(store: Store, e: SettlementEntry): void {
+  store.settlements.put(e.id, Buffer.from(JSON.stringify({ ...e, amount: e.amount.toString() }), 'utf8'))
+}
+
+function decodeSettlement(v: Uint8Array): SettlementEntry {
+  const j = JSON.parse(Buffer.from(v).toString('utf8')) as SettlementEntry & { amount: string }
+  return { ...j, amount: BigInt(j.amount) }
+}
+
+export function readSettlement(store: Store, id: string): SettlementEntry | null {
+  const v = store.settlements.get(id)
+  return v === undefined ? null : decodeSettlement(v)
+}
+
+export function* readSettlements(store: Store): Generator<SettlementEntry> {
+  for (const { value } of store.settlements.getRange()) yield decodeSettlement(value)
+}
+
+/** A settlement a peer made to the node, as booked (the balance lowered by `amount`). */
+export interface TransferEntry {
+  account: string
+  id: string
+  amount: bigint
+  atMs: number
+}
+
+export function readTransfer(store: Store, account: string, id: string): TransferEntry | null {
+  const v = store.transfers.get([account, id])
+  if (v === undefined) return null
+  const j = JSON.parse(Buffer.from(v).toString('utf8')) as { amount: string; atMs: number }
+  return { account, id, amount: BigInt(j.amount), atMs: j.atMs }
+}
+
+/** Inside the caller's transaction. */
+export function writeTransfer(store: Store, e: TransferEntry): void {
+  store.transfers.put([e.account, e.id], Buffer.from(JSON.stringify({ amount: e.amount.toString(), atMs: e.atMs }), 'utf8'))
+}
+
+export function* readTransfers(store: Store): Generator<TransferEntry> {
+  for (const { key, value } of store.transfers.getRange()) {
+    const j = JSON.parse(Buffer.from(value).toString('utf8')) as { amount: string; atMs: number }
+    yield { account: key[0], id: key[1], amount: BigInt(j.amount), atMs: j.atMs }
+  }
+}
+
+/** Per account: what moved its balance outside ILP packets (adjustments, settlements both ways). */
+export function outsideIlpTotals(store: Store): Map<string, bigint> {
+  const totals = new Map<string, bigint>()
+  const add = (account: string, amount: bigint) => totals.set(account, (totals.get(account) ?? 0n) + amount)
+  for (const { value } of store.adjustments.getRange()) {
+    const j = JSON.parse(Buffer.from(value).toString('utf8')) as { account: string; amount: string }
+    add(j.account, BigInt(j.amount))
+  }
+  for (const s of readSettlements(store)) if (s.state !== 'refused') add(s.account, s.amount)
+  for (const t of readTransfers(store)) add(t.account, -t.amount)
+  return totals
 }
 
 /** An operator's balance adjustment as journalled (amounts in the account's base units). */
