@@ -142,7 +142,26 @@ describe('configuration', () => {
     ['an unknown btp field', withAccount({ btp: { token: 't', urll: 'x' } }), /accounts\.alice\.btp\.urll: .*did you mean "url"\?/],
     ['an unknown http field', withAccount({ http: { incomingToken: 't', outgoingTokn: 'x' } }), /accounts\.alice\.http\.outgoingTokn: .*"outgoingToken"/],
     ['an unknown balance field', withAccount({ balance: { maximum: '5', maxium: '6' } }), /accounts\.alice\.balance\.maxium: .*did you mean "maximum"\?/],
-    ['a settlement threshold (not implemented)', withAccount({ balance: { settleThreshold: '5' } }), /accounts\.alice\.balance\.settleThreshold: settlement is not supported yet/],
+    ['a settlement threshold without an engine', withAccount({ balance: { settleThreshold: '-5' } }), /accounts\.alice\.balance\.settleThreshold: needs a settlement engine/],
+    ['settleTo without a threshold', withAccount({ balance: { settleTo: '0' } }), /accounts\.alice\.balance\.settleTo: needs balance\.settleThreshold/],
+    ['a threshold above settleTo', withAccount({ settlement: { engine: 'btp-transfer' }, balance: { settleThreshold: '5', settleTo: '0' } }), /settleThreshold: is above settleTo/],
+    ['settleTo above the maximum', withAccount({ settlement: { engine: 'btp-transfer' }, balance: { maximum: '10', settleThreshold: '-5', settleTo: '20' } }), /settleTo: is above balance\.maximum/],
+    ['an unknown settlement engine', withAccount({ settlement: { engine: 'xrp-paychan' } }), /accounts\.alice\.settlement\.engine: must be one of btp-transfer/],
+    ['a settlement without an engine', withAccount({ settlement: {} }), /accounts\.alice\.settlement\.engine: is required/],
+    ['btp-transfer settlement without BTP', withAccount({ btp: undefined, http: { incomingToken: 'h' }, settlement: { engine: 'btp-transfer' } }), /settlement: the btp-transfer engine .* needs btp\.token or btp\.url/],
+    ['a spread of 1', { ...testConfigJson(), spread: 1 }, /^invalid configuration: spread: must be a decimal from 0 to below 1/],
+    ['a negative spread', { ...testConfigJson(), spread: '-0.1' }, /spread: must be a decimal/],
+    ['a spread in exponent form', withAccount({ spread: '2e-3' }), /accounts\.alice\.spread: must be a decimal/],
+    ['rates without a backend', { ...testConfigJson(), rates: {} }, /rates\.backend: is required/],
+    ['an unknown rate backend', { ...testConfigJson(), rates: { backend: 'coinmarketcap' } }, /rates\.backend: must be one of one-to-one, static, ecb/],
+    ['a static table without a base', { ...testConfigJson(), rates: { backend: 'static', table: {} } }, /rates\.base: must be a non-empty string/],
+    ['a zero static rate', { ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { EUR: '0' } } }, /rates\.table\.EUR: must be a positive decimal/],
+    ['a float-looking static rate', { ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { EUR: '0.9e1' } } }, /rates\.table\.EUR: must be a positive decimal/],
+    ['a base rate other than 1', { ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { USD: '2' } } }, /rates\.table\.USD: is the base/],
+    ['maxAgeMs with static rates', { ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: {}, maxAgeMs: 5 } }, /rates\.maxAgeMs: is not a field/],
+    ['an ecb URL that is not http', { ...testConfigJson(), rates: { backend: 'ecb', url: 'ftp://x/y.xml' } }, /rates\.url: must be an http/],
+    ['maxAgeMs below refreshMs', { ...testConfigJson(), rates: { backend: 'ecb', refreshMs: 5000, maxAgeMs: 1000 } }, /rates\.maxAgeMs: is less than rates\.refreshMs/],
+    ['ilp-connector\'s throughput field', withAccount({ throughput: { incomingAmount: '5' } }), /accounts\.alice\.throughput: throughput limits are not supported/],
     ['an unknown route field', { ...testConfigJson(), routes: [{ targetPrefix: 'test.a', peerId: 'bob', peer: 'x' }] }, /routes\[0\]\.peer: .*did you mean "peerId"\?/],
     ['an unknown payee field', { ...testConfigJson(), payees: { shop: { nmae: 'x' } } }, /payees\.shop\.nmae: .*did you mean "name"\?/],
     ['an unknown shop field', { ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1' }], timeout: 5 } }, /shop\.timeout: is not a field/],
@@ -170,5 +189,23 @@ describe('routing table', () => {
     assert.equal(t.lookupAddress('g.other'), -1)
     t.set('', 9)
     assert.equal(t.lookupAddress('g.other'), 9)
+  })
+})
+
+describe('rates, spread and settlement in the config', () => {
+  it('reads a spread as exact decimal text, rates by backend, and an account\'s settlement', () => {
+    const json = withAccount({ spread: 0.01, settlement: { engine: 'btp-transfer', retryMs: 250 }, balance: { minimum: '-100', maximum: '100', settleThreshold: '-50', settleTo: '-10' } })
+    const config = parseConfig({ ...json, spread: 0.002, rates: { backend: 'static', base: 'USD', table: { EUR: 0.9173, JPY: '138.050' } } }, {}, MACHINE)
+    assert.equal(config.spread, '0.002')
+    assert.deepEqual(config.rates.table, { USD: '1', EUR: '0.9173', JPY: '138.05' })
+    const alice = config.accounts[0]
+    assert.equal(alice.spread, '0.01')
+    assert.deepEqual([alice.settleThreshold, alice.settleTo, alice.settlement], [-50n, -10n, { engine: 'btp-transfer', retryMs: 250 }])
+    assert.equal(config.accounts[1].settlement, null)
+    const plain = parseConfig(testConfigJson(), {}, MACHINE)
+    assert.equal(plain.spread, '0')
+    assert.equal(plain.rates.backend, 'one-to-one')
+    const ecb = parseConfig({ ...testConfigJson(), rates: { backend: 'ecb' } }, {}, MACHINE).rates
+    assert.deepEqual([ecb.url, ecb.refreshMs, ecb.maxAgeMs, ecb.base], ['https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml', 3600000, 86400000, 'EUR'])
   })
 })
