@@ -6,8 +6,11 @@
 // Per session, after auth:
 //   Message  ilp ...      → shard (PREPARE_IN); the shard's reply → Response (same requestId)
 //   Message  other name   → empty Response (unknown side protocol)
-//   Transfer              → Error F00 (no settlement engine yet)
-//   Response / Error      → the answer to a prepare we sent: matched by requestId → shard
+//   Transfer              → a peer's settlement (io/settlement_engine.ts): to the account's shard
+//                           (TRANSFER_IN), whose answer → Response or Error; an account that
+//                           does not settle, or a malformed transfer, gets Error F00 at once
+//   Response / Error      → the answer to a prepare we sent: matched by requestId → shard; or
+//                           to a settlement we sent → its shard (SETTLE_ANSWER)
 // Prepares the shards forward to an account go out as Messages on its newest session. Before
 // auth, frames go to the session's own handler (BtpSession.onUnauthenticated).
 
@@ -15,6 +18,8 @@ import {
   BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, BtpFrame, encodeError, encodeResponse, ilpFrameLength, writeIlpFrame,
 } from '../codec/btp_packet'
 import { SendFailure } from '../codec/ilp_errors'
+import { SETTLEMENT_ID_BYTES, SettleAnswer, TransferAnswer } from '../ring/records'
+import { btpTransferEngine } from './settlement_engine'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
@@ -74,8 +79,60 @@ export class BtpEndpoint {
       case BTP_ERROR:
         return this.onAnswer(session, frame)
       case BTP_TRANSFER:
-        return this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', 'settlement transfers are not supported by this node'))
+        return this.onTransfer(session, frame)
     }
+  }
+
+  /** A peer's settlement: checked here, booked by the account's shard, answered after its commit. */
+  private onTransfer(session: BtpSession, frame: BtpFrame): void {
+    const account = this.accounts.accounts[session.account]
+    if (account.settlement === null) {
+      this.log.warn('refused a transfer from an account that does not settle', { account: account.id, amount: frame.amount })
+      return this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', `account ${account.id} does not settle with this node (no settlement engine configured)`))
+    }
+    const settlement = btpTransferEngine.decode(frame)
+    if ('code' in settlement) {
+      this.log.warn('refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message })
+      return this.send(session, encodeError(frame.requestId, settlement.code, settlement.name, settlement.message))
+    }
+    const payload = Buffer.allocUnsafe(8 + SETTLEMENT_ID_BYTES)
+    payload.writeBigUInt64BE(settlement.amount, 0)
+    payload.set(settlement.id, 8)
+    if (!this.shards.submitTransfer(session.account, session.connId, frame.requestId, payload)) {
+      this.send(session, encodeError(frame.requestId, 'T03', 'ConnectorBusyError', 'the node cannot take the settlement now; send it again'))
+    }
+  }
+
+  /** The shard's answer to a peer's settlement (TRANSFER_REPLY). */
+  answerTransfer(session: BtpSession, requestId: number, answer: Uint8Array): void {
+    if (answer[0] === TransferAnswer.Booked) return this.send(session, encodeResponse(requestId))
+    const code = Buffer.from(answer.buffer, answer.byteOffset + 1, 3).toString('latin1')
+    const message = Buffer.from(answer.buffer, answer.byteOffset + 4, answer.length - 4).toString('utf8')
+    this.send(session, encodeError(requestId, code, 'NotAcceptedError', message))
+  }
+
+  /** A settlement (id ‖ amount) a shard sends to `account`'s peer, on its newest session. */
+  sendSettlement(shard: number, account: number, settlement: Uint8Array): void {
+    const session = this.links.newest(account)
+    // Not connected: the shard sends it again after settlement.retryMs.
+    if (session === null || session.socket === null) return
+    const id = Uint8Array.prototype.slice.call(settlement, 0, SETTLEMENT_ID_BYTES)
+    const amount = Buffer.from(settlement.buffer, settlement.byteOffset, settlement.length).readBigUInt64BE(SETTLEMENT_ID_BYTES)
+    const requestId = session.takeRequestId()
+    session.settlements.set(requestId, { shard, id })
+    this.send(session, btpTransferEngine.encode(requestId, id, amount))
+  }
+
+  /** The peer answered a settlement we sent: acknowledged, refused for good (F), or to be sent again (T). */
+  private onSettlementAnswer(session: BtpSession, frame: BtpFrame, sent: { shard: number; id: Uint8Array }): void {
+    const account = this.accounts.accounts[session.account]
+    if (frame.type === BTP_ERROR && frame.errorCode.startsWith('T')) {
+      this.log.info('the peer could not take a settlement now; it is sent again', { account: account.id, code: frame.errorCode, reason: frame.errorData })
+      return
+    }
+    const reason = frame.type === BTP_ERROR ? Buffer.from(`${frame.errorCode} ${frame.errorName}: ${frame.errorData}`.slice(0, 500), 'utf8') : Buffer.alloc(0)
+    const payload = Buffer.concat([sent.id, reason])
+    this.shards.submitSettleAnswer(sent.shard, session.account, frame.type === BTP_ERROR ? SettleAnswer.Refused : SettleAnswer.Acknowledged, payload)
   }
 
   private onIlpMessage(session: BtpSession, frame: BtpFrame): void {
@@ -89,6 +146,11 @@ export class BtpEndpoint {
   }
 
   private onAnswer(session: BtpSession, frame: BtpFrame): void {
+    const settlement = session.settlements.get(frame.requestId)
+    if (settlement !== undefined) {
+      session.settlements.delete(frame.requestId)
+      return this.onSettlementAnswer(session, frame, settlement)
+    }
     const control = session.controlRequests.get(frame.requestId)
     if (control !== undefined) {
       session.controlRequests.delete(frame.requestId)
@@ -125,6 +187,7 @@ export class BtpEndpoint {
     this.log.info('BTP client disconnected', { account: this.accounts.accounts[session.account].id })
     for (const resolve of session.controlRequests.values()) resolve(new Error('peer disconnected'))
     session.controlRequests.clear()
+    session.settlements.clear()
     this.links.remove(session)
     // Prepares this peer was holding will never be answered on this socket.
     for (const map of [session.outstanding, session.previous]) {
@@ -236,6 +299,8 @@ export class BtpEndpoint {
     for (const session of this.links.sessions()) {
       session.previous = session.outstanding
       session.outstanding = new Map()
+      // Settlements unanswered this long have been sent again by their shard under new requests.
+      session.settlements.clear()
     }
   }
 

@@ -136,9 +136,11 @@ export class BtpServer {
     // Lenient (as ilp-plugin-btp 1.1.x authenticates): without a username, the token alone names the account.
     const account = this.tokens.authenticate(frame.entryText(tokenEntry), username)
     if (account < 0) return refuse(BTP_REFUSALS[account])
+    // The answer first: the link coming up may send at once (a route-control request, a
+    // settlement), and a peer that dialled us reads the first frame after its auth as the answer.
+    this.endpoint.send(session, encodeResponse(frame.requestId))
     this.authenticated(session, account)
     this.log.info('BTP client authenticated', { account: this.accounts.accounts[account].id, remote: session.remoteAddress })
-    this.endpoint.send(session, encodeResponse(frame.requestId))
   }
 
 }

@@ -38,6 +38,8 @@ export class BtpSession implements ReplyTarget {
   readonly incoming = new Set<number>()
   /** Control-plane requests we sent (CCP): requestId → their resolver. */
   readonly controlRequests = new Map<number, (reply: Uint8Array | Error) => void>()
+  /** Settlements we sent (TRANSFER), by requestId: the shard to tell the answer, and the id. */
+  readonly settlements = new Map<number, { shard: number; id: Uint8Array }>()
   /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
   outstanding = new Map<number, number>()
   previous = new Map<number, number>()

@@ -53,6 +53,11 @@ export class Connections {
     for (const target of [...this.targets.values()]) target.abandon?.(reject)
   }
 
+  /** The reply target of `connId`, if it is still open. */
+  target(connId: number): ReplyTarget | undefined {
+    return this.targets.get(connId)
+  }
+
   /** Delivers a reply; false if the connection has gone (the reply is dropped, the client left). */
   reply(connId: number, requestId: number, ilp: Uint8Array): boolean {
     const target = this.targets.get(connId)

@@ -19,6 +19,7 @@ import type { Store } from '../store/balance_store'
 import { BtpDialer } from './btp_client'
 import { BtpLinks } from './btp_links'
 import { BtpEndpoint } from './btp_endpoint'
+import { BtpSession } from './btp_session'
 import { BtpServer } from './btp_server'
 import { Connections } from './connections'
 import { IlpHttpClient } from './http_ilp_client'
@@ -89,6 +90,12 @@ export class IoFront {
       },
       forward: (shard, account, pendingId, ilp) => this.sendTo[account](shard, account, pendingId, ilp),
       control: (connId, requestId, account, prepare) => this.control(connId, requestId, account, prepare),
+      settle: (shard, account, settlement) => this.btp.sendSettlement(shard, account, settlement),
+      transferAnswer: (connId, requestId, account, answer) => {
+        const target = this.connections.target(connId)
+        if (target instanceof BtpSession) this.btp.answerTransfer(target, requestId, answer)
+        else scope('btp').debug('answer to a settlement for a connection that has closed', { account: this.accounts.accounts[account].id })
+      },
       flush: () => this.btp.flush(),
     }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io))
 

@@ -18,7 +18,7 @@ import { encodeReject } from '../codec/ilp_packet'
 import type { AccountTable } from '../config/account_table'
 import type { Logger } from '../log'
 import { Doorbell, DoorbellWatch } from '../ring/doorbell'
-import { RecordKind } from '../ring/records'
+import { RecordKind, type SettleAnswer } from '../ring/records'
 import { RingReader, RingWriter } from '../ring/ring'
 import type { IoCounters } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
@@ -30,6 +30,10 @@ export interface PortOutputs {
   forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void
   /** A CCP prepare or JSON route broadcast for the control plane; answered on (connId, requestId). */
   control(connId: number, requestId: number, account: number, prepare: Uint8Array): void
+  /** A settlement (id ‖ amount) for `account`'s peer, from the shard that owns it. */
+  settle(shard: number, account: number, settlement: Uint8Array): void
+  /** The shard's answer to a peer's settlement (TransferAnswer ‖ code ‖ message). */
+  transferAnswer(connId: number, requestId: number, account: number, answer: Uint8Array): void
   /** End of a drain: send what reply() and forward() queued. */
   flush(): void
 }
@@ -136,6 +140,21 @@ export class ShardPort {
   /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */
   submitSpend(shop: number, connId: number, requestId: number, request: Uint8Array): boolean {
     return this.submitToOwner(RecordKind.SpendIn, shop, connId, requestId, request)
+  }
+
+  /** A peer's settlement (amount ‖ id) to the shard that owns `account`; false if it cannot take it now. */
+  submitTransfer(account: number, connId: number, requestId: number, transfer: Uint8Array): boolean {
+    return this.submitToOwner(RecordKind.TransferIn, account, connId, requestId, transfer)
+  }
+
+  /**
+   * The peer's answer (id ‖ reason) to a settlement `shard` sent. Dropped while the ring is full
+   * or the shards restart: the shard sends the settlement again, and the peer answers again.
+   */
+  submitSettleAnswer(shard: number, account: number, answer: SettleAnswer, payload: Uint8Array): void {
+    if (!this.attached || shard >= this.toShard.length) return
+    if (this.overflow[shard].length === 0 && this.toShard[shard].tryWrite(RecordKind.SettleAnswer, account, answer, 0, 0, payload)) return this.kick(shard)
+    this.log.debug('dropped the answer to a settlement (ring full); the shard sends it again', { account: this.accounts.accounts[account].id })
   }
 
   /**
@@ -255,6 +274,8 @@ export class ShardPort {
         if (ring.kind === RecordKind.ReplyOut) this.outputs.reply(ring.a, ring.b, ring.c, ilp)
         else if (ring.kind === RecordKind.PrepareOut) this.outputs.forward(shard, ring.a, ring.b, ilp)
         else if (ring.kind === RecordKind.ControlOut) this.outputs.control(ring.a, ring.b, ring.c, ilp)
+        else if (ring.kind === RecordKind.SettleOut) this.outputs.settle(shard, ring.a, ilp)
+        else if (ring.kind === RecordKind.TransferReply) this.outputs.transferAnswer(ring.a, ring.b, ring.c, ilp)
         else this.log.error('unexpected record from shard', { shard, kind: ring.kind })
       }
       ring.endBatch()

@@ -14,6 +14,12 @@
 //   DELIVERY_REPLY shard → shard pendingId     -            -                 the payee's fulfill/reject
 //   SPEND_IN      io → shard     shop account  connId       requestId         price u64 ‖ pay token (answered by
 //                                                                             REPLY_OUT: ok u8 ‖ balance u64)
+//   SETTLE_OUT    shard → io     account       -            -                 settlement id (16) ‖ amount u64: send it
+//                                                                             to the peer (shard/settler.ts)
+//   SETTLE_ANSWER io → shard     account       SettleAnswer -                 settlement id (16) ‖ the peer's reason
+//   TRANSFER_IN   io → shard     account       connId       requestId         amount u64 ‖ transfer id (16): a peer
+//                                                                             settled with us (answered by TRANSFER_REPLY)
+//   TRANSFER_REPLY shard → io    connId        requestId    account           TransferAnswer u8 ‖ ILP code (3) ‖ message
 //
 // connId/requestId are an I/O thread's handle on where a reply goes (a BTP request on a socket, an
 // HTTP exchange); the shard only carries them. The top byte of a connId is the I/O thread that
@@ -31,7 +37,28 @@ export const enum RecordKind {
   DeliverIn = 8,
   SpendIn = 9,
   DeliveryReply = 10,
+  SettleOut = 11,
+  SettleAnswer = 12,
+  TransferIn = 13,
+  TransferReply = 14,
 }
+
+/** What a peer answered to a settlement we sent (field b of SETTLE_ANSWER). */
+export const enum SettleAnswer {
+  /** It booked it (now, or when an earlier copy came). */
+  Acknowledged = 0,
+  /** It refused it for good (a BTP error with an F code): nothing was booked there. */
+  Refused = 1,
+}
+
+/** The shard's answer to a peer's settlement (first payload byte of TRANSFER_REPLY). */
+export const enum TransferAnswer {
+  Booked = 0,
+  Refused = 1,
+}
+
+/** Bytes of a settlement's id on the wire (BTP protocol data `transfer_id`) and in records. */
+export const SETTLEMENT_ID_BYTES = 16
 
 /** Bits of a connId below the I/O thread's index. */
 export const CONN_ID_BITS = 24

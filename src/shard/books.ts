@@ -42,6 +42,9 @@ export class Books {
   private readonly preparesShared: Int32Array
   private readonly holdChanged: Uint8Array
   private readonly holdChangedAccounts: number[] = []
+  /** Owned accounts with a settlement threshold whose balance fell this turn (shard/settler.ts). */
+  private readonly lowered: number[] = []
+  private readonly loweredFlag: Uint8Array
 
   constructor(
     private readonly accounts: AccountTable,
@@ -62,6 +65,7 @@ export class Books {
     this.recordDirty = new Uint8Array(n)
     this.unsentCredit = new Array<bigint>(n).fill(0n)
     this.holdChanged = new Uint8Array(n)
+    this.loweredFlag = new Uint8Array(n)
     this.heldShared = heldCells(holds, n)
     this.preparesShared = prepareCells(holds, n)
     this.load()
@@ -107,6 +111,33 @@ export class Books {
   adjusted(account: number, amount: bigint): void {
     this.record[account] += amount
     if (this.owned[account] === 1) this.balance[account] += amount
+    if (amount < 0n) this.lower(account)
+  }
+
+  /**
+   * A settlement of an owned account (shard/settler.ts): `delta` added to its balance (positive:
+   * the node paid the peer; negative: the peer paid the node, or a refused one reversed),
+   * written in the next transaction with the settlement's own entry.
+   */
+  settled(account: number, delta: bigint): void {
+    this.addToRecord(account, delta)
+    this.balance[account] += delta
+    if (delta < 0n) this.lower(account)
+  }
+
+  /** The accounts whose balance fell since the last call, for the settler to look at. */
+  takeLowered(): number[] {
+    const accounts = this.lowered.slice()
+    for (const i of this.lowered) this.loweredFlag[i] = 0
+    this.lowered.length = 0
+    return accounts
+  }
+
+  private lower(account: number): void {
+    if (this.owned[account] === 1 && this.loweredFlag[account] === 0 && this.accounts.accounts[account].settleThreshold !== null) {
+      this.loweredFlag[account] = 1
+      this.lowered.push(account)
+    }
   }
 
   /** True if holding `amount` more would keep `account` within its maximum balance. */
@@ -155,13 +186,18 @@ export class Books {
     this.balance[source] += amount
     this.addToRecord(source, amount)
     this.addToRecord(target, -credit)
-    if (this.owned[target] === 1) this.balance[target] -= credit
-    else this.queueCredit(target, credit)
+    if (this.owned[target] === 1) {
+      this.balance[target] -= credit
+      if (this.loweredFlag[target] === 0) this.lower(target)
+    } else this.queueCredit(target, credit)
   }
 
   /** Another shard committed a fulfill to an account of ours: keep the live balance current. */
   credited(account: number, amount: bigint): void {
-    if (this.owned[account] === 1) this.balance[account] -= amount
+    if (this.owned[account] === 1) {
+      this.balance[account] -= amount
+      if (this.loweredFlag[account] === 0) this.lower(account)
+    }
   }
 
   /** Committed balance of an owned account (positive = the peer owes this node). */

@@ -37,18 +37,19 @@ import {
   R01_INSUFFICIENT_SOURCE_AMOUNT, R02_INSUFFICIENT_TIMEOUT, T00_INTERNAL_ERROR, T03_CONNECTOR_BUSY, T04_INSUFFICIENT_LIQUIDITY,
   sendFailureReject, type IlpErrorCode, type SendFailure,
 } from '../codec/ilp_errors'
-import { writeInt64, writeLength, writeUInt64 } from '../codec/oer'
+import { readUInt64, writeInt64, writeLength, writeUInt64 } from '../codec/oer'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
 import { AccountTable, type AccountSlots } from '../config/account_table'
 import { RoutingTable } from './routing_table'
 import { Exchange, NO_RATE, STALE_RATE, type RateSnapshot } from './exchange'
 import { PendingTable } from './pending_table'
-import { OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
+import { OUTPUT_SLACK_BYTES, RecordKind, SETTLEMENT_ID_BYTES, TransferAnswer, type SettleAnswer } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import type { LinkTable } from '../ring/link_table'
 import { ioThreadOf } from '../ring/records'
 import { encodeInt128, readAdjustment, writeAdjustment, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
+import { Settler } from './settler'
 import { Books } from './books'
 import { FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
 import type { Logger } from '../log'
@@ -114,6 +115,7 @@ export class Shard {
   /** Account ids as bytes by index (what the in-flight journal writes); grows with the accounts. */
   private readonly accountIds: Buffer[]
   private readonly receiver: PayeeReceiver
+  private readonly settler: Settler
 
   constructor(o: ShardOptions) {
     this.config = o.config
@@ -134,6 +136,10 @@ export class Shard {
     this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending, this.accountIds)
     this.ildcpData = this.accounts.accounts.map((account) => this.ildcpAnswer(account))
     this.receiver = new PayeeReceiver(o.config, this.accounts, o.store, o.log)
+    this.settler = new Settler(this.accounts, o.shardIndex, o.store, this.books, (account, payload) => {
+      const io = this.links.linkedThread(account)
+      return io >= 0 && this.toIo[io].tryWrite(RecordKind.SettleOut, account, 0, 0, 0, payload)
+    }, o.log)
   }
 
   /** What peer.config (IL-DCP, RFC 31) answers a child: its address, asset scale and code. */
@@ -167,6 +173,7 @@ export class Shard {
       if (i >= known) this.books.accountAdded(i)
     }
     this.exchange.accountsChanged()
+    this.settler.checkAll()
   }
 
   /** New exchange rates from the rate feed; packets never wait for them. */
@@ -336,6 +343,30 @@ export class Shard {
     this.finish(slot, false)
   }
 
+  /** The peer's answer to a settlement this shard sent (shard/settler.ts). */
+  handleSettleAnswer(account: number, answer: SettleAnswer, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
+    const reason = Buffer.from(buf.buffer, buf.byteOffset + pos + SETTLEMENT_ID_BYTES, end - pos - SETTLEMENT_ID_BYTES).toString('utf8')
+    this.settler.answered(account, buf.subarray(pos, pos + SETTLEMENT_ID_BYTES), answer, reason, nowMs)
+  }
+
+  /** A peer settled with the node (a BTP TRANSFER): booked once per id, answered after the commit. */
+  handleTransferIn(account: number, connId: number, requestId: number, buf: Uint8Array, pos: number, nowMs: number): void {
+    const amount = readUInt64(buf, pos)
+    const outcome = this.settler.transferIn(account, amount, buf.subarray(pos + 8, pos + 8 + SETTLEMENT_ID_BYTES), nowMs)
+    const message = outcome.booked ? EMPTY : Buffer.from(outcome.message, 'utf8')
+    const answer = Buffer.allocUnsafe(4 + message.length)
+    answer[0] = outcome.booked ? TransferAnswer.Booked : TransferAnswer.Refused
+    answer.write(outcome.booked ? '   ' : outcome.code, 1, 3, 'latin1')
+    message.copy(answer, 4)
+    if (!outcome.booked) this.log.warn('refused a settlement from a peer', { account: this.accounts.accounts[account].id, amount, reason: outcome.message })
+    this.emit(ioThreadOf(connId), RecordKind.TransferReply, connId, requestId, account, answer)
+  }
+
+  /** True while settlements wait for an answer or a retry (the loop keeps ticking). */
+  hasSettlementWork(): boolean {
+    return this.settler.hasWork
+  }
+
   /** Another shard committed a fulfill to an account of ours: keep the live balance current. */
   handleCredit(account: number, amount: bigint): void {
     this.books.credited(account, amount)
@@ -367,18 +398,22 @@ export class Shard {
    * commit; the caller then flushes the rings.
    */
   commit(nowMs: number): void {
+    this.settler.settle(nowMs)
     const journalWork = this.journal.hasWork(nowMs)
-    if (this.books.dirty || journalWork || this.receiver.hasDirty) {
+    if (this.books.dirty || journalWork || this.receiver.hasDirty || this.settler.dirty) {
       const started = this.counters === null ? 0 : performance.now()
       this.store.root.transactionSync(() => {
         this.receiver.writeDirty()
         this.books.writeRecords()
+        this.settler.write()
         if (journalWork) this.journal.write(this.store, nowMs)
       })
       this.books.recordsWritten()
+      this.settler.written()
       this.counters?.commitTook((performance.now() - started) / 1000)
     }
     this.books.sendCredits()
+    this.settler.send(nowMs)
   }
 
   /** Copies the holds this turn changed to shared memory (before the turn's publish; see ShardLoop.turn). */

@@ -7,7 +7,7 @@ import type { Doorbell } from '../ring/doorbell'
 import type { RingReader, RingWriter } from '../ring/ring'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
 import { encodeReject } from '../codec/ilp_packet'
-import { ioThreadOf, OUTPUT_SLACK_BYTES, RecordKind } from '../ring/records'
+import { ioThreadOf, OUTPUT_SLACK_BYTES, RecordKind, type SettleAnswer } from '../ring/records'
 import { OutputRingFull, type Shard } from './shard'
 import type { SendFailure } from '../codec/ilp_errors'
 
@@ -69,7 +69,7 @@ export class ShardLoop {
 
   /** True while the shard has timers or queued credits that need a turn without input. */
   needsTicks(): boolean {
-    return this.o.shard.pending.count > 0 || this.o.shard.hasUnsentCredits()
+    return this.o.shard.pending.count > 0 || this.o.shard.hasUnsentCredits() || this.o.shard.hasSettlementWork()
   }
 
   private drain(ring: RingReader, nowMs: number): boolean {
@@ -100,6 +100,12 @@ export class ShardLoop {
             break
           case RecordKind.SendFailed:
             shard.handleSendFailed(ring.a, ring.b as SendFailure)
+            break
+          case RecordKind.SettleAnswer:
+            shard.handleSettleAnswer(ring.a, ring.b as SettleAnswer, ring.data, start, end, nowMs)
+            break
+          case RecordKind.TransferIn:
+            shard.handleTransferIn(ring.a, ring.b, ring.c, ring.data, start, nowMs)
             break
           case RecordKind.Credit:
             shard.handleCredit(ring.a, (BigInt(ring.b) << 32n) | BigInt(ring.c))

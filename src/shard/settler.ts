@@ -1,0 +1,200 @@
+// Settlement of the accounts a shard owns, both ways, with ilp-connector's meaning of
+// balance.settleThreshold and balance.settleTo: when an account's balance falls below the
+// threshold (the node owes the peer more than it lets itself owe), the node pays the peer
+// settleTo − balance outside ILP and books it (the balance rises by that much). A peer's
+// settlement to the node lowers that account's balance by its amount.
+//
+// Outgoing, per account at most one settlement is in flight at a time:
+//   1. settle()   the balance is below the threshold: a new id (16 random bytes), the balance
+//                 raised, and the settlement logged as `sending`, in the turn's one transaction
+//                 (store/balance_store.ts: the balance record and the log entry commit together)
+//   2. send()     after that commit, and again every settlement.retryMs until answered: a
+//                 SETTLE_OUT record to the I/O thread of the account's link, which sends it as a
+//                 BTP TRANSFER carrying the id (io/btp_endpoint.ts, the btp-transfer engine)
+//   3. answered() the peer's BTP Response: logged `acknowledged`; then the next one may start.
+//                 A BTP error with an F code: the peer refused it and booked nothing, so the
+//                 booking is reversed and the entry logged `refused`, in one transaction, and the
+//                 account waits REFUSAL_PAUSE_MS before it tries again. A T code is temporary: the
+//                 settlement is sent again, as if unanswered.
+// A crash before step 1's commit leaves nothing: the balance is still below the threshold, and
+// the restarted shard settles it anew. After it, the entry is `sending` in LMDB and the restarted
+// shard sends it again with the same id (load), so a peer that booked it before the crash
+// answers without booking it twice.
+//
+// Incoming (transferIn): booked once per (account, id): the balance lowered and the id recorded
+// in the same transaction, and the answer published only after it; an id already booked is
+// acknowledged again without booking.
+
+import { randomBytes } from 'node:crypto'
+import type { IlpErrorCode } from '../codec/ilp_errors'
+import { UINT64_MAX } from '../codec/oer'
+import type { AccountTable } from '../config/account_table'
+import type { Logger } from '../log'
+import { SETTLEMENT_ID_BYTES, SettleAnswer } from '../ring/records'
+import {
+  readSettlements, readTransfer, writeSettlement, writeTransfer, type SettlementEntry, type Store, type TransferEntry,
+} from '../store/balance_store'
+import type { Books } from './books'
+
+/** After a peer refuses a settlement, the account's next one waits this long (or retryMs × 10, if longer). */
+const REFUSAL_PAUSE_MS = 10000
+
+interface InFlight {
+  entry: SettlementEntry
+  idBytes: Buffer
+  nextSendAtMs: number
+}
+
+export type TransferOutcome = { booked: true; replayed: boolean } | { booked: false; code: IlpErrorCode; message: string }
+
+export class Settler {
+  private readonly inFlight: (InFlight | null)[]
+  private readonly inFlightAccounts = new Set<number>()
+  private readonly pausedUntil: Float64Array
+  private readonly toCheck = new Set<number>()
+  private readonly logEntries: SettlementEntry[] = []
+  private readonly transfers: TransferEntry[] = []
+  /** Transfers booked this turn, not yet committed (LMDB does not have them yet): id → amount. */
+  private readonly transfersThisTurn = new Map<string, bigint>()
+
+  constructor(
+    private readonly accounts: AccountTable,
+    private readonly shardIndex: number,
+    private readonly store: Store,
+    private readonly books: Books,
+    /** Hands a settlement to the account's I/O thread; false if it has no link or no ring room. */
+    private readonly emit: (account: number, payload: Buffer) => boolean,
+    private readonly log: Logger,
+  ) {
+    this.inFlight = new Array<InFlight | null>(accounts.capacity).fill(null)
+    this.pausedUntil = new Float64Array(accounts.capacity)
+    this.load()
+    this.checkAll()
+  }
+
+  /** The settlements of this shard's accounts still `sending` in LMDB: sent again, same ids. */
+  private load(): void {
+    for (const entry of readSettlements(this.store)) {
+      if (entry.state !== 'sending') continue
+      const i = this.accounts.slotOf(entry.account)
+      if (i < 0 || this.accounts.ownerShard[i] !== this.shardIndex) continue
+      this.track(i, entry, 0)
+      this.log.info('settlement in flight at start; sending it again', { account: entry.account, amount: entry.amount, id: entry.id })
+    }
+  }
+
+  /** Every owned account is looked at in the next settle() (at start, after an account change). */
+  checkAll(): void {
+    for (let i = 0; i < this.accounts.size; i++) if (this.accounts.ownerShard[i] === this.shardIndex) this.toCheck.add(i)
+  }
+
+  get hasWork(): boolean {
+    return this.inFlightAccounts.size > 0 || this.toCheck.size > 0
+  }
+
+  /** True if the next transaction has settlement entries to write. */
+  get dirty(): boolean {
+    return this.logEntries.length > 0 || this.transfers.length > 0
+  }
+
+  /** Step 1, before the turn's commit: settles the accounts that are below their threshold. */
+  settle(nowMs: number): void {
+    for (const i of this.books.takeLowered()) this.toCheck.add(i)
+    if (this.toCheck.size === 0) return
+    for (const i of this.toCheck) {
+      const a = this.accounts.accounts[i]
+      if (a.settleThreshold === null || a.settlement === null || this.accounts.live[i] === 0) continue
+      if (this.inFlight[i] !== null || this.pausedUntil[i] > nowMs) continue
+      const balance = this.books.balanceOf(i)
+      if (balance >= a.settleThreshold) continue
+      let amount = a.settleTo - balance
+      if (amount > UINT64_MAX) amount = UINT64_MAX
+      const entry: SettlementEntry = {
+        id: randomBytes(SETTLEMENT_ID_BYTES).toString('hex'), account: a.id, amount, atMs: nowMs, state: 'sending', endedAtMs: null, reason: null,
+      }
+      this.books.settled(i, amount)
+      this.logEntries.push(entry)
+      this.track(i, entry, 0)
+      this.log.info('settling', { account: a.id, balance, amount, settleTo: a.settleTo, id: entry.id })
+    }
+    // Paused accounts stay to be checked once their pause ends.
+    for (const i of this.toCheck) if (!(this.pausedUntil[i] > nowMs)) this.toCheck.delete(i)
+  }
+
+  /** Inside the turn's transaction. */
+  write(): void {
+    for (const e of this.logEntries) writeSettlement(this.store, e)
+    for (const t of this.transfers) writeTransfer(this.store, t)
+  }
+
+  /** After the transaction committed. */
+  written(): void {
+    this.logEntries.length = 0
+    this.transfers.length = 0
+    this.transfersThisTurn.clear()
+  }
+
+  /** Step 2, after the commit: every settlement in flight that is due goes (again) to its link. */
+  send(nowMs: number): void {
+    for (const i of this.inFlightAccounts) {
+      const s = this.inFlight[i]!
+      if (s.nextSendAtMs > nowMs) continue
+      const payload = Buffer.allocUnsafe(SETTLEMENT_ID_BYTES + 8)
+      s.idBytes.copy(payload, 0)
+      payload.writeBigUInt64BE(s.entry.amount, SETTLEMENT_ID_BYTES)
+      // No link or no room: the next attempt is a retry interval away either way.
+      this.emit(i, payload)
+      s.nextSendAtMs = nowMs + this.accounts.accounts[i].settlement!.retryMs
+    }
+  }
+
+  /** Step 3: the peer's answer to settlement `id` of `account`. */
+  answered(account: number, id: Uint8Array, answer: SettleAnswer, reason: string, nowMs: number): void {
+    const s = this.inFlight[account]
+    const hex = Buffer.from(id).toString('hex')
+    if (s === null || s.entry.id !== hex) {
+      this.log.debug('answer to a settlement no longer in flight', { account: this.accounts.accounts[account].id, id: hex })
+      return
+    }
+    this.inFlight[account] = null
+    this.inFlightAccounts.delete(account)
+    const a = this.accounts.accounts[account]
+    if (answer === SettleAnswer.Acknowledged) {
+      this.logEntries.push({ ...s.entry, state: 'acknowledged', endedAtMs: nowMs })
+      this.log.info('settlement acknowledged', { account: a.id, amount: s.entry.amount, id: hex })
+    } else {
+      this.books.settled(account, -s.entry.amount)
+      this.logEntries.push({ ...s.entry, state: 'refused', endedAtMs: nowMs, reason })
+      this.pausedUntil[account] = nowMs + Math.max(REFUSAL_PAUSE_MS, 10 * a.settlement!.retryMs)
+      this.log.error('the peer refused a settlement; its booking is reversed, and the account pauses before it settles again', {
+        account: a.id, amount: s.entry.amount, id: hex, reason,
+      })
+    }
+    this.toCheck.add(account)
+  }
+
+  /** A peer's settlement to the node (a BTP TRANSFER on `account`'s link). */
+  transferIn(account: number, amount: bigint, id: Uint8Array, nowMs: number): TransferOutcome {
+    const a = this.accounts.accounts[account]
+    if (this.accounts.live[account] === 0) return { booked: false, code: 'F00', message: 'account deleted' }
+    if (a.settlement === null) return { booked: false, code: 'F00', message: `account ${a.id} does not settle with this node (no settlement engine configured)` }
+    if (amount === 0n) return { booked: false, code: 'F00', message: 'a settlement amount must be positive' }
+    const hex = Buffer.from(id).toString('hex')
+    const known = this.transfersThisTurn.get(hex) ?? readTransfer(this.store, a.id, hex)?.amount
+    if (known !== undefined) {
+      if (known !== amount) return { booked: false, code: 'F00', message: `transfer id ${hex} was booked already with another amount (${known})` }
+      this.log.info('settlement received again; booked once already', { account: a.id, amount, id: hex })
+      return { booked: true, replayed: true }
+    }
+    this.books.settled(account, -amount)
+    this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs })
+    this.transfersThisTurn.set(hex, amount)
+    this.log.info('settlement received', { account: a.id, amount, id: hex })
+    return { booked: true, replayed: false }
+  }
+
+  private track(i: number, entry: SettlementEntry, nextSendAtMs: number): void {
+    this.inFlight[i] = { entry, idBytes: Buffer.from(entry.id, 'hex'), nextSendAtMs }
+    this.inFlightAccounts.add(i)
+  }
+}
