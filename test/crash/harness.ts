@@ -14,6 +14,13 @@
 // the restart, as an operator would: each must then count exactly once, so s0's balance is what it
 // saw fulfilled plus the adjustments, and the balances sum to the adjustments (they are the only
 // money that enters from outside).
+// And the node settles with bob (balance.settleThreshold, BTP transfers): bob records every
+// TRANSFER it gets by id and books each id once, as a peer must. After each restart the audit
+// checks the node's settlement log (GET /admin/settlements) against what bob got: everything bob
+// got is in the log with the same amount (nothing sent before it was committed), every settlement
+// the log has as acknowledged bob got, and at the end, with bob connected until no settlement is
+// in flight, bob got exactly the log's settlements, each once; the balances then sum to the
+// adjustments plus the settlements.
 // The node's promise about a Fulfill in flight at the crash: if the node had committed it, the
 // sender is charged and bob credited even though the sender never saw it (it may query
 // peer.balance); if not, neither happened. Either way both sides of the books agree.
@@ -32,7 +39,7 @@ const LAYOUTS = [
   { IO_THREADS: '2', SHARDS: '1' },
 ]
 import { startNodeProcess, type NodeProcess } from '../support/node_process'
-import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
+import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, encodeResponse, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../../src/codec/ilp_packet'
 import { connectPlugin, peerBalance, prng } from '../helpers'
 
@@ -59,6 +66,11 @@ export interface CrashReport {
   /** Operator adjustments made, and how many of those a retry after a kill found already made. */
   adjustments: number
   adjustmentsRetried: number
+  /** Settlements the node made to bob (its log at the end), and TRANSFER frames bob got for them. */
+  settlements: number
+  settlementFrames: number
+  /** Settlements logged `sending` when an audit looked (in flight at the kill before it). */
+  settlementsInFlightAtKills: number
   failures: string[]
 }
 
@@ -66,6 +78,8 @@ const FULFILLMENT = Buffer.alloc(32, 0x42)
 const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
 const MAXIMUM = 1_000_000_000n
 const ADMIN_TOKEN = 'crash-test-admin-token'
+/** bob's settlement: the node pays bob when it owes him more than this (units). */
+const BOB_SETTLE_THRESHOLD = '-20000'
 /** How often the operator adjusts s0's balance while the load runs. */
 const ADJUST_EVERY_MS = 1
 
@@ -92,6 +106,18 @@ async function adjust(port: number, user: string, key: string, amount: bigint): 
   }
 }
 
+interface SettlementView { id: string; account: string; amount: string; state: string }
+
+async function settlementLog(port: number): Promise<SettlementView[]> {
+  const res = await fetch(`http://127.0.0.1:${port}/admin/settlements`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  return ((await res.json()) as { sent: SettlementView[] }).sent
+}
+
+async function adminBalance(port: number, account: string): Promise<bigint> {
+  const res = await fetch(`http://127.0.0.1:${port}/admin/accounts/${account}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  return BigInt(((await res.json()) as { balance: string }).balance)
+}
+
 /** The committed balance of an account, as the node reports it (peer.balance, negated back). */
 async function balanceOf(port: number, user: string): Promise<bigint> {
   const plugin = await connectPlugin(port, user, `${user}-token`)
@@ -112,14 +138,48 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
   for (const user of [...users, 'bob']) {
     accounts[user] = { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: `${user}-token` }, balance: { minimum: '-1000000000000', maximum: MAXIMUM.toString() } }
   }
+  accounts.bob = {
+    ...(accounts.bob as object), settlement: { engine: 'btp-transfer', retryMs: 100 },
+    balance: { minimum: '-1000000000000', maximum: MAXIMUM.toString(), settleThreshold: BOB_SETTLE_THRESHOLD, settleTo: '0' },
+  }
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ilpAddress: 'test.crash', adminToken: ADMIN_TOKEN, accounts }))
   const senders: Sender[] = users.map((user) => ({ user, seen: 0n, outstanding: new Map(), adjusted: 0n }))
   /** Adjustments of s0 sent whose answer the kill cut off: sent again after the restart. */
   const unanswered = new Map<string, bigint>()
   let adjustments = 0
   let adjustmentsRetried = 0
-  const report: CrashReport = { kills: 0, packetsFulfilled: 0, unitsFulfilled: 0n, unitsInFlightAtKills: 0n, unitsCommittedUnseen: 0n, audits: 0, adjustments: 0, adjustmentsRetried: 0, failures: [] }
+  const report: CrashReport = {
+    kills: 0, packetsFulfilled: 0, unitsFulfilled: 0n, unitsInFlightAtKills: 0n, unitsCommittedUnseen: 0n, audits: 0, adjustments: 0, adjustmentsRetried: 0,
+    settlements: 0, settlementFrames: 0, settlementsInFlightAtKills: 0, failures: [],
+  }
   let bobFulfilled = 0n
+  /** What bob booked: each settlement id once, with its amount. */
+  const bobSettled = new Map<string, bigint>()
+  const bobFrame = new BtpFrame()
+  /** bob's side of the link: fulfils every prepare, books every settlement once per id. */
+  const bobHandler = (bob: { send(data: Uint8Array): void }, fulfillPrepares: boolean) => {
+    const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
+    const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
+    return (data: Uint8Array) => {
+      const frame = bobFrame
+      if (!frame.parse(data)) return
+      if (frame.type === BTP_TRANSFER) {
+        report.settlementFrames++
+        const i = frame.findEntry(Buffer.from('transfer_id'))
+        if (i < 0) return void report.failures.push('bob got a transfer without a transfer_id')
+        const id = Buffer.from(frame.entryData(i)).toString('hex')
+        const known = bobSettled.get(id)
+        if (known !== undefined && known !== frame.amount) report.failures.push(`settlement ${id} came with ${frame.amount} after ${known}`)
+        bobSettled.set(id, frame.amount)
+        return bob.send(encodeResponse(frame.requestId))
+      }
+      if (!fulfillPrepares || frame.type !== BTP_MESSAGE) return
+      const ilp = Buffer.from(frame.buf.buffer, frame.buf.byteOffset + frame.dataOffset[0], frame.dataLength[0])
+      bobFulfilled += ilp.readBigUInt64BE(2) // amount: after type and a one-byte length
+      writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
+      bob.send(response)
+    }
+  }
   let node: NodeProcess | null = null
   const start = (round: number) => startNodeProcess({ CONFIG: join(dir, 'config.json'), DATA_DIR: dataDir, ...LAYOUTS[round % LAYOUTS.length] })
   try {
@@ -127,19 +187,13 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       node = await start(round)
       // Audit what the previous rounds left, before any new traffic.
       await audit(node.port)
-      if (round === o.kills) break
+      if (round === o.kills) {
+        await finalSettlementAudit(node.port)
+        break
+      }
 
       const bob = await connectBtp(node.port, 'bob', 'bob-token')
-      const frame = new BtpFrame()
-      const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
-      const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
-      bob.onMessage = (data) => {
-        if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
-        const ilp = Buffer.from(frame.buf.buffer, frame.buf.byteOffset + frame.dataOffset[0], frame.dataLength[0])
-        bobFulfilled += ilp.readBigUInt64BE(2) // amount: after type and a one-byte length
-        writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
-        bob.send(response)
-      }
+      bob.onMessage = bobHandler(bob, true)
       const sockets = await Promise.all(senders.map((s) => connectBtp(node!.port, s.user, `${s.user}-token`)))
       let stopped = false
       let nextId = 2
@@ -208,6 +262,29 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
   }
   return report
 
+  /** bob connected until the node has no settlement in flight: then bob got exactly the log's, each once. */
+  async function finalSettlementAudit(port: number): Promise<void> {
+    const bob = await connectBtp(port, 'bob', 'bob-token')
+    bob.onMessage = bobHandler(bob, false)
+    try {
+      const deadline = Date.now() + 15000
+      let logged = await settlementLog(port)
+      while (logged.some((e) => e.state === 'sending') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        logged = await settlementLog(port)
+      }
+      const pending = logged.filter((e) => e.state !== 'acknowledged')
+      if (pending.length > 0) report.failures.push(`final audit: ${pending.length} settlements not acknowledged (${pending.map((e) => `${e.id} ${e.state} ${(e as { reason?: string }).reason}`).join(", ")})`)
+      const key = (id: string, amount: bigint | string) => `${id} ${amount}`
+      const theirs = [...bobSettled].map(([id, amount]) => key(id, amount)).sort()
+      const ours = logged.map((e) => key(e.id, e.amount)).sort()
+      if (JSON.stringify(theirs) !== JSON.stringify(ours)) report.failures.push(`final audit: bob got ${theirs.length} settlements, the node logged ${ours.length}; they differ`)
+      report.settlements = logged.length
+    } finally {
+      bob.close()
+    }
+  }
+
   async function audit(port: number): Promise<void> {
     report.audits++
     // The operator sends again what the kill cut off: made before the kill (replayed) or not (made now), once either way.
@@ -238,10 +315,24 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       s.seen = balance - s.adjusted
       s.outstanding.clear()
     }
-    const bob = await balanceOf(port, 'bob')
+    // The settlement log against what bob got: nothing bob got is missing from the log (or has
+    // another amount), and everything the log has as acknowledged, bob got.
+    const logged = await settlementLog(port)
+    if (report.audits > 1) report.settlementsInFlightAtKills += logged.filter((e) => e.state === 'sending').length
+    const byId = new Map(logged.map((e) => [e.id, e]))
+    for (const [id, amount] of bobSettled) {
+      const e = byId.get(id)
+      if (e === undefined) report.failures.push(`audit ${report.audits}: bob got settlement ${id} (${amount}) that the node has not logged`)
+      else if (BigInt(e.amount) !== amount || e.state === 'refused') report.failures.push(`audit ${report.audits}: settlement ${id}: bob got ${amount}, the log has ${e.amount} ${e.state}`)
+    }
+    for (const e of logged) if (e.state === 'acknowledged' && !bobSettled.has(e.id)) report.failures.push(`audit ${report.audits}: settlement ${e.id} logged acknowledged, bob never got it`)
+    const settled = logged.reduce((total, e) => total + (e.state === 'refused' ? 0n : BigInt(e.amount)), 0n)
+    // bob's balance from the admin API: a client connected as bob would be his newest link, and
+    // the node would send it the settlements in flight (ilp-plugin-btp refuses them, F00).
+    const bob = await adminBalance(port, 'bob')
     sum += bob
-    if (-bob > bobFulfilled) report.failures.push(`audit ${report.audits}: bob credited ${-bob} > fulfilled ${bobFulfilled}`)
-    if (sum !== adjustedTotal) report.failures.push(`audit ${report.audits}: balances sum to ${sum}, not the adjustments' ${adjustedTotal}`)
+    if (-(bob - settled) > bobFulfilled) report.failures.push(`audit ${report.audits}: bob credited ${-(bob - settled)} > fulfilled ${bobFulfilled}`)
+    if (sum !== adjustedTotal + settled) report.failures.push(`audit ${report.audits}: balances sum to ${sum}, not the adjustments' ${adjustedTotal} plus the settlements' ${settled}`)
     report.adjustments = adjustments
     report.adjustmentsRetried = adjustmentsRetried
     // No hold survived: each sender can be held up to its full maximum again.

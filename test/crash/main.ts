@@ -16,12 +16,14 @@ async function main(): Promise<void> {
   console.log(`\n${report.kills} kills, ${report.audits} audits, ${report.packetsFulfilled} packets fulfilled (${report.unitsFulfilled} units seen by senders), ` +
     `${report.unitsInFlightAtKills} units in flight at the kills, of which ${report.unitsCommittedUnseen} committed without the sender seeing the fulfill; ` +
     `${report.adjustments} operator adjustments, ${report.adjustmentsRetried} of them found made when sent again after a kill; ` +
+    `${report.settlements} settlements to bob, in ${report.settlementFrames} TRANSFER frames (the rest were retries of the same ids), ` +
+    `${report.settlementsInFlightAtKills} of them unacknowledged at a kill; ` +
     `${((Date.now() - started) / 1000).toFixed(0)} s`)
   if (report.failures.length > 0) {
     console.log(`DRIFT: ${report.failures.length} failures\n${report.failures.join('\n')}`)
     process.exit(1)
   }
-  console.log('zero drift: every fulfill seen is in the balances, each adjustment counted once, the balances sum to the adjustments, no hold survived')
+  console.log('zero drift: every fulfill seen is in the balances, each adjustment counted once, every settlement delivered and booked once, the balances sum to the adjustments and settlements, no hold survived')
 }
 
 main().catch((err: Error) => {
