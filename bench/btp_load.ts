@@ -45,8 +45,10 @@ export interface LoadOptions {
   senders?: (BtpAccount & { destination?: string })[]
   /** The receiving accounts (default bob), each a connection that fulfills what reaches it. */
   receivers?: BtpAccount[]
-  /** The prepare every sender sends (default: 1 unit to its destination, for a receiver to fulfill). */
+  /** The prepare every sender sends (default: `amount` units to its destination, for a receiver to fulfill). */
   prepare?: Buffer
+  /** The default prepare's amount (1 unit unless set). */
+  amount?: bigint
   /** Connect the receivers and fulfill what reaches them (default true; false when a payee answers). */
   receiver?: boolean
   /** Called when measurement starts and ends (to sample the node's CPU over the same span). */
@@ -93,7 +95,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const templateFor = (destination: string): Buffer => {
     let template = templates.get(destination)
     if (template === undefined) {
-      const prepare = o.prepare ?? encodePrepare({ amount: 1n, expiresAtMs, executionCondition: CONDITION, destination, data: Buffer.alloc(0) })
+      const prepare = o.prepare ?? encodePrepare({ amount: o.amount ?? 1n, expiresAtMs, executionCondition: CONDITION, destination, data: Buffer.alloc(0) })
       template = Buffer.allocUnsafe(ilpFrameLength(prepare.length))
       writeIlpFrame(template, BTP_MESSAGE, 0, prepare)
       templates.set(destination, template)

@@ -19,10 +19,12 @@
 //   6. Micro-benchmarks: codecs (ours and the libraries'), routing, hashing, the ring, PSK2,
 //      wake-ups between threads.
 //   7. Metrics: forwarding with the /metrics counters on and off, alternating, and the ratio.
+//   8. Exchange: forwarding USD → USD and USD → EUR with a static rate and a 0.2 % spread,
+//      alternating, and the difference in node CPU per packet.
 //
 // Writes bench/results/<date>.json and .md, and SVG charts beside them (also copied to
 // bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
-// `--only grid` (or side, http, payee, shop, micro, metrics; several with commas) runs only those sections;
+// `--only grid` (or side, http, payee, shop, micro, metrics, exchange; several with commas) runs only those sections;
 // `--grid 1x0,2x2` measures other layouts in section 2. Only a full run of every section updates
 // latest*. Every load run is bounded by a packet count and a duration.
 
@@ -180,7 +182,7 @@ async function freePort(): Promise<number> {
   })
 }
 
-type MeasureOptions = Pick<LoadOptions, 'bobPort' | 'senders' | 'receivers' | 'prepare' | 'receiver' | 'onMeasureStart' | 'onMeasureEnd'>
+type MeasureOptions = Pick<LoadOptions, 'bobPort' | 'senders' | 'receivers' | 'prepare' | 'amount' | 'receiver' | 'onMeasureStart' | 'onMeasureEnd'>
 
 async function measure(server: NodeProcess, label: string, layout: Layout | null, window: number, t: Timing, extra: MeasureOptions = {}): Promise<Run> {
   let cpuStart = 0
@@ -660,6 +662,7 @@ interface Results {
   shop?: ShopRun[]
   micro?: { codecs: MicroResult[]; ring: RingResult; wake: WakeResult[] }
   metricsCost?: MetricsCost
+  exchangeCost?: ExchangeCost
 }
 
 /** Section 7: forwarding with the /metrics counters on and off, in alternating runs. */
@@ -675,23 +678,27 @@ const METRICS_PAIRS = 3
 /** The project's bound on what the counters may cost forwarding (packets/s, on against off). */
 const METRICS_MAX_LOSS = 0.03
 
-async function metricsCost(t: Timing, layout: Layout): Promise<MetricsCost> {
-  log(`\n7. Metrics: node (${layoutName(layout)}) alice → bob at W=100 with the counters on and off, ${METRICS_PAIRS} alternating pairs\n`)
-  const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-metrics-'))
-  const runs: MetricsCost['runs'] = []
+/**
+ * Runs the node with each config in turn, `pairs` times over at W=100, alternating which goes
+ * first so that a drift of the host's speed falls on both; each run tagged with its config's name.
+ */
+async function alternatingRuns<V>(
+  name: string, variants: { tag: V; label: string; config: Record<string, unknown> }[], layout: Layout, pairs: number, t: Timing, extra: MeasureOptions = {},
+): Promise<(Run & { tag: V })[]> {
+  const dir = mkdtempSync(join(tmpdir(), `ilp-node-bench-${name}-`))
+  const runs: (Run & { tag: V })[] = []
   try {
-    const nodes: { metrics: boolean; proc: NodeProcess }[] = []
-    for (const metrics of [true, false]) {
-      const path = join(dir, `metrics-${metrics}.json`)
-      writeFileSync(path, JSON.stringify({ ...EMBEDDED_DEFAULT_CONFIG, metrics: { enabled: metrics } }))
-      nodes.push({ metrics, proc: await startNodeProcess({ ...layoutEnv(layout), CONFIG: path }) })
+    const nodes: { tag: V; label: string; proc: NodeProcess }[] = []
+    for (const [i, v] of variants.entries()) {
+      const path = join(dir, `${name}-${i}.json`)
+      writeFileSync(path, JSON.stringify(v.config))
+      nodes.push({ tag: v.tag, label: v.label, proc: await startNodeProcess({ ...layoutEnv(layout), CONFIG: path }) })
     }
     try {
-      for (let pair = 0; pair < METRICS_PAIRS; pair++) {
-        // Alternate which goes first, so that a drift of the host's speed falls on both.
+      for (let pair = 0; pair < pairs; pair++) {
         for (const n of pair % 2 === 0 ? nodes : [...nodes].reverse()) {
-          log(`  [${runs.length + 1}/${2 * METRICS_PAIRS}] metrics ${n.metrics ? 'on ' : 'off'} … `)
-          const run = { ...(await measure(n.proc, 'node', layout, 100, t)), metrics: n.metrics }
+          log(`  [${runs.length + 1}/${variants.length * pairs}] ${n.label} … `)
+          const run = { ...(await measure(n.proc, 'node', layout, 100, t, extra)), tag: n.tag }
           runs.push(run)
           log(describe(run))
         }
@@ -702,10 +709,19 @@ async function metricsCost(t: Timing, layout: Layout): Promise<MetricsCost> {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
-  const mean = (on: boolean, f: (r: Run) => number) => {
-    const xs = runs.filter((r) => r.metrics === on).map(f)
-    return xs.reduce((a, b) => a + b, 0) / xs.length
-  }
+  return runs
+}
+
+function meanOf<T>(runs: T[], keep: (r: T) => boolean, f: (r: T) => number): number {
+  const xs = runs.filter(keep).map(f)
+  return xs.reduce((a, b) => a + b, 0) / xs.length
+}
+
+async function metricsCost(t: Timing, layout: Layout): Promise<MetricsCost> {
+  log(`\n7. Metrics: node (${layoutName(layout)}) alice → bob at W=100 with the counters on and off, ${METRICS_PAIRS} alternating pairs\n`)
+  const variants = [true, false].map((metrics) => ({ tag: metrics, label: `metrics ${metrics ? 'on ' : 'off'}`, config: { ...EMBEDDED_DEFAULT_CONFIG, metrics: { enabled: metrics } } }))
+  const runs = (await alternatingRuns('metrics', variants, layout, METRICS_PAIRS, t)).map(({ tag, ...run }) => ({ ...run, metrics: tag }))
+  const mean = (on: boolean, f: (r: Run) => number) => meanOf(runs, (r) => r.metrics === on, f)
   const result = {
     layout,
     runs,
@@ -714,6 +730,55 @@ async function metricsCost(t: Timing, layout: Layout): Promise<MetricsCost> {
   }
   log(`  ${describeMetricsCost(result)}\n`)
   return result
+}
+
+/** Section 8: forwarding within one asset, and across assets with a rate and a spread, in alternating runs. */
+interface ExchangeCost {
+  layout: Layout
+  runs: (Run & { exchange: boolean })[]
+  /** Mean node CPU per packet across assets less within one asset (µs). */
+  cpuPerPacketDeltaUs: number
+  packetsPerSecondRatio: number
+}
+
+const EXCHANGE_PAIRS = 3
+/** The project's bound on what the rate and the fee may cost a packet (node CPU, µs). */
+const EXCHANGE_MAX_DELTA_US = 1
+/** 1000 units: USD → EUR at 0.9173 with a 0.2 % spread gives bob 915, not a unit lost to R01. */
+const EXCHANGE_PREPARE_AMOUNT = 1000n
+
+async function exchangeCost(t: Timing, layout: Layout): Promise<ExchangeCost> {
+  log(`\n8. Exchange: node (${layoutName(layout)}) alice → bob at W=100, USD → USD and USD → EUR (static rate, 0.2 % spread), ${EXCHANGE_PAIRS} alternating pairs\n`)
+  const eur = { ...EMBEDDED_DEFAULT_CONFIG.accounts.bob, assetCode: 'EUR' }
+  const crossAsset = { ...EMBEDDED_DEFAULT_CONFIG, accounts: { ...EMBEDDED_DEFAULT_CONFIG.accounts, bob: eur }, rates: { backend: 'static', base: 'USD', table: { EUR: '0.9173' } }, spread: '0.002' }
+  const variants = [
+    { tag: false, label: 'USD → USD          ', config: { ...EMBEDDED_DEFAULT_CONFIG } },
+    { tag: true, label: 'USD → EUR, spread  ', config: crossAsset },
+  ]
+  const runs = (await alternatingRuns('exchange', variants, layout, EXCHANGE_PAIRS, t, { amount: EXCHANGE_PREPARE_AMOUNT })).map(({ tag, ...run }) => ({ ...run, exchange: tag }))
+  const mean = (on: boolean, f: (r: Run) => number) => meanOf(runs, (r) => r.exchange === on, f)
+  const result = {
+    layout,
+    runs,
+    cpuPerPacketDeltaUs: mean(true, (r) => r.serverCpuUsPerPacket) - mean(false, (r) => r.serverCpuUsPerPacket),
+    packetsPerSecondRatio: mean(true, (r) => r.packetsPerSecond) / mean(false, (r) => r.packetsPerSecond),
+  }
+  log(`  ${describeExchangeCost(result)}\n`)
+  return result
+}
+
+function describeExchangeCost(m: ExchangeCost): string {
+  return `Across assets with a spread: ${m.cpuPerPacketDeltaUs >= 0 ? '+' : ''}${m.cpuPerPacketDeltaUs.toFixed(2)} µs of node CPU per packet, ${(100 * m.packetsPerSecondRatio).toFixed(1)} % of the packets/s ` +
+    `(means of ${EXCHANGE_PAIRS} runs each): ${m.cpuPerPacketDeltaUs <= EXCHANGE_MAX_DELTA_US ? '✓ within' : '✗ beyond'} the ${EXCHANGE_MAX_DELTA_US} µs the project allows.`
+}
+
+function exchangeCostMarkdown(m: ExchangeCost): string[] {
+  return [
+    `## Exchange and fee: node (${layoutName(m.layout)}) alice → bob, W=100`, '',
+    markdownTable(['run', 'bob\'s asset', 'packets/s', 'p50 µs', 'p99 µs', 'node CPU µs/packet'],
+      m.runs.map((r, i) => [i + 1, r.exchange ? 'EUR (rate, spread)' : 'USD', fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(2)])), '',
+    describeExchangeCost(m) + ` Each prepare is ${EXCHANGE_PREPARE_AMOUNT} units; across assets bob gets floor(${EXCHANGE_PREPARE_AMOUNT} × 0.9173 × 0.998).`, '',
+  ]
 }
 
 function describeMetricsCost(m: MetricsCost): string {
@@ -925,6 +990,7 @@ function markdown(date: string, quick: boolean, machine: Machine, r: Results, st
     ...(r.shop ? shopMarkdown(r.shop) : []),
     ...(r.micro ? microMarkdown(r.micro) : []),
     ...(r.metricsCost ? metricsCostMarkdown(r.metricsCost) : []),
+    ...(r.exchangeCost ? exchangeCostMarkdown(r.exchangeCost) : []),
   ].join('\n')
 }
 
@@ -954,7 +1020,7 @@ function charts(side: Run[]): { throughput: string; latency: string } {
   return { throughput, latency }
 }
 
-const SECTIONS = ['side', 'grid', 'http', 'payee', 'shop', 'micro', 'metrics'] as const
+const SECTIONS = ['side', 'grid', 'http', 'payee', 'shop', 'micro', 'metrics', 'exchange'] as const
 type Section = (typeof SECTIONS)[number]
 
 /** The value after `--name` on the command line, if the flag is there. */
@@ -1006,6 +1072,7 @@ async function main(): Promise<void> {
   if (sections.has('shop')) r.shop = await shopRoutes(timing, nodeDefault)
   if (sections.has('micro')) r.micro = await micro(quick)
   if (sections.has('metrics')) r.metricsCost = await metricsCost(timing, nodeDefault)
+  if (sections.has('exchange')) r.exchangeCost = await exchangeCost(timing, nodeDefault)
 
   const date = new Date().toISOString()
   // A partial run names its sections in the file names, and never stands in for latest*.

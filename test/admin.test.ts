@@ -22,6 +22,7 @@ describe(`admin API (${layoutName(0)})`, () => {
       ['GET', '/admin/accounts'], ['GET', '/admin/accounts/alice'], ['GET', '/admin/routes'], ['PUT', '/admin/accounts/dave'],
       ['DELETE', '/admin/accounts/alice'], ['POST', '/admin/accounts/alice/adjust'], ['GET', '/admin/nothing'], ['GET', '/admin'],
       ['GET', '/admin/routes/test.carl'], ['PUT', '/admin/routes/test.new'], ['DELETE', '/admin/routes/test.carl'], ['POST', '/admin/reload'],
+      ['GET', '/admin/rates'], ['GET', '/admin/books'], ['GET', '/admin/settlements'],
     ]
     for (const [method, path] of endpoints) {
       for (const token of [null, 'not-the-admin-token', 'alice-token']) {
@@ -106,6 +107,30 @@ describe(`admin API (${layoutName(0)})`, () => {
     assert.equal((await admin(fixture.node.port, 'DELETE', '/admin/routes')).status, 405)
     assert.equal((await admin(fixture.node.port, 'GET', '/admin/reload')).status, 405)
     assert.equal((await admin(fixture.node.port, 'GET', '/admin/nothing')).status, 404)
+    assert.equal((await admin(fixture.node.port, 'POST', '/admin/rates')).status, 405)
+    assert.equal((await admin(fixture.node.port, 'DELETE', '/admin/settlements')).status, 405)
+  })
+
+  it('lists settlements with their totals, and answers 400 to a bad limit', async () => {
+    const res = await admin(fixture.node.port, 'GET', '/admin/settlements?limit=10')
+    assert.equal(res.status, 200)
+    assert.deepEqual(res.body.totals, { sent: 0, received: 0, sending: 0 })
+    for (const limit of ['0', '-1', 'x', '99999999']) {
+      const bad = await admin(fixture.node.port, 'GET', `/admin/settlements?limit=${limit}`)
+      assert.equal(bad.status, 400, limit)
+      assert.equal(bad.body.field, 'limit')
+    }
+  })
+
+  it('shows one-to-one rates and books that balance when nothing was earned', async () => {
+    const rates = await admin(fixture.node.port, 'GET', '/admin/rates')
+    assert.equal(rates.status, 200)
+    assert.deepEqual([rates.body.backend, rates.body.stale, rates.body.spread], ['one-to-one', false, '0'])
+    const books = await admin(fixture.node.port, 'GET', '/admin/books')
+    assert.equal(books.status, 200)
+    // alice paid bob 5 × 40 with no spread: the node's USD position is zero.
+    const usd = (books.body.assets as { assetCode: string; position: string; earned: string }[]).find((a) => a.assetCode === 'USD')!
+    assert.deepEqual([usd.position, usd.earned], ['0', '0'])
   })
 })
 

@@ -21,7 +21,8 @@
 //                                       accounts' balances), what moved it outside ILP
 //                                       (adjustments, settlements), and the rest, which the node
 //                                       earned forwarding packets; its value in the base asset
-//   GET    /admin/settlements           settlements made and received, newest first
+//   GET    /admin/settlements[?limit=N]  settlements made and received, newest first (1000 unless
+//                                       limit says), with the totals of each
 //
 // Every request carries `Authorization: Bearer <adminToken>` (compared as SHA-256 digests in
 // constant time): 401 otherwise. With no adminToken configured nothing under /admin answers (404).
@@ -70,8 +71,9 @@ const ENDPOINTS = [
   'GET /admin/settlements',
 ]
 
-/** Settlements listed by GET /admin/settlements, each way. */
+/** Settlements listed by GET /admin/settlements, each way, unless ?limit= says otherwise (up to the maximum). */
 const SETTLEMENTS_LISTED = 1000
+const SETTLEMENTS_LISTED_MAX = 1_000_000
 
 export class AdminApi {
   private readonly digest: Buffer | null
@@ -105,7 +107,11 @@ export class AdminApi {
     }
     if (parts.length === 2 && (parts[1] === 'rates' || parts[1] === 'books' || parts[1] === 'settlements')) {
       if (method !== 'GET') return notAllowed(method, 'GET')
-      return reply(200, parts[1] === 'rates' ? this.ratesView() : parts[1] === 'books' ? this.booksView() : this.settlementsView())
+      if (parts[1] !== 'settlements') return reply(200, parts[1] === 'rates' ? this.ratesView() : this.booksView())
+      const limitText = new URLSearchParams(request.query).get('limit')
+      const limit = limitText === null ? SETTLEMENTS_LISTED : /^[1-9][0-9]{0,6}$/.test(limitText) ? Math.min(Number(limitText), SETTLEMENTS_LISTED_MAX) : -1
+      if (limit < 0) return reply(400, { code: 'invalid_field', error: `limit must be an integer from 1 to ${SETTLEMENTS_LISTED_MAX}`, field: 'limit' })
+      return reply(200, this.settlementsView(limit))
     }
     if (parts[1] === 'reload' && parts.length === 2) {
       return method === 'POST' ? answer(await this.s.changes.reload()) : notAllowed(method, 'POST')
@@ -242,10 +248,13 @@ export class AdminApi {
     }
   }
 
-  private settlementsView(): Record<string, unknown> {
-    const sent = [...readSettlements(this.s.store)].sort((a, b) => b.atMs - a.atMs).slice(0, SETTLEMENTS_LISTED)
-    const received = [...readTransfers(this.s.store)].sort((a, b) => b.atMs - a.atMs).slice(0, SETTLEMENTS_LISTED)
+  private settlementsView(limit: number): Record<string, unknown> {
+    const sentAll = [...readSettlements(this.s.store)].sort((a, b) => b.atMs - a.atMs)
+    const receivedAll = [...readTransfers(this.s.store)].sort((a, b) => b.atMs - a.atMs)
+    const sent = sentAll.slice(0, limit)
+    const received = receivedAll.slice(0, limit)
     return {
+      totals: { sent: sentAll.length, received: receivedAll.length, sending: sentAll.filter((e) => e.state === 'sending').length },
       sent: sent.map((e) => ({ id: e.id, account: e.account, amount: e.amount.toString(), state: e.state, at: new Date(e.atMs).toISOString(),
         endedAt: e.endedAtMs === null ? null : new Date(e.endedAtMs).toISOString(), reason: e.reason })),
       received: received.map((t) => ({ id: t.id, account: t.account, amount: t.amount.toString(), at: new Date(t.atMs).toISOString() })),

@@ -109,7 +109,7 @@ async function adjust(port: number, user: string, key: string, amount: bigint): 
 interface SettlementView { id: string; account: string; amount: string; state: string }
 
 async function settlementLog(port: number): Promise<SettlementView[]> {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/settlements`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  const res = await fetch(`http://127.0.0.1:${port}/admin/settlements?limit=1000000`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
   return ((await res.json()) as { sent: SettlementView[] }).sent
 }
 
