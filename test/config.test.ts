@@ -81,6 +81,10 @@ describe('configuration', () => {
     assert.equal(config.metrics.token, 'a-long-random-metrics-token')
     assert.equal(config.drainMs, 31000)
     assert.equal(config.accounts.find((a) => a.id === 'zed')?.routeProtocol, 'ccp')
+    assert.equal(config.spread, '0.002')
+    assert.equal(config.rates.table.EUR, '0.9173')
+    assert.equal(config.accounts.find((a) => a.id === 'up')?.settleThreshold, -500000000n)
+    assert.equal(config.accounts.find((a) => a.id === 'eve')?.spread, '0.001')
   })
 
   it('lets environment variables override the file', () => {
