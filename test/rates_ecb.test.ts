@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseEcbDaily } from '../src/codec/ecb_xml'
+import { parseDecimal } from '../src/codec/decimal'
 import type { RunningNode } from '../src/node'
 import {
   ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, sleep,
@@ -167,5 +168,19 @@ describe('the ECB XML parser', () => {
       ['a huge document', RECORDED + ' '.repeat(300 * 1024), /larger than/],
     ]
     for (const [name, text, error] of cases) assert.throws(() => parseEcbDaily(text), error, name)
+  })
+})
+
+describe('decimal text as exact fractions', () => {
+  it('reads decimals and JSON numbers exactly, and refuses what is not a plain non-negative decimal', () => {
+    assert.deepEqual(parseDecimal('0.002'), { num: 1n, den: 500n })
+    assert.deepEqual(parseDecimal(0.002), { num: 1n, den: 500n })
+    assert.deepEqual(parseDecimal('1.0163'), { num: 10163n, den: 10000n })
+    assert.deepEqual(parseDecimal('15210.73'), { num: 1521073n, den: 100n })
+    assert.deepEqual(parseDecimal(1e-7), { num: 1n, den: 10000000n })
+    assert.deepEqual(parseDecimal('0'), { num: 0n, den: 1n })
+    for (const bad of ['', '.5', '5.', '-1', '+1', '1e3', '0x10', '01', ' 1', '1,5', 'NaN', 'Infinity', '1.0000000000000000000000000000001', -0.5, NaN, Infinity, null, {}, true]) {
+      assert.equal(parseDecimal(bad), null, String(bad))
+    }
   })
 })

@@ -10,6 +10,27 @@ import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import { configuredRates, type RateSnapshot } from '../shard/exchange'
 
+/** The body as text, refused past ECB_MAX_BYTES without reading the rest (a wrong or hostile URL). */
+async function readBounded(response: Response): Promise<string> {
+  const length = Number(response.headers.get('content-length') ?? 0)
+  if (length > ECB_MAX_BYTES) throw new Error(`the document is ${length} bytes, more than ${ECB_MAX_BYTES}`)
+  if (response.body === null) return ''
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.length
+    if (total > ECB_MAX_BYTES) {
+      await reader.cancel()
+      throw new Error(`the document is more than ${ECB_MAX_BYTES} bytes`)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
 /** Longest wait for one fetch of the ECB document. */
 const FETCH_TIMEOUT_MS = 10000
 
@@ -81,9 +102,7 @@ export class RateFeed {
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(Math.min(FETCH_TIMEOUT_MS, this.config.rates.refreshMs)) })
       if (!response.ok) throw new Error(`HTTP ${response.status} from the rate source`)
-      const length = Number(response.headers.get('content-length') ?? 0)
-      if (length > ECB_MAX_BYTES) throw new Error(`the document is ${length} bytes, more than ${ECB_MAX_BYTES}`)
-      const { day, rates } = parseEcbDaily(await response.text())
+      const { day, rates } = parseEcbDaily(await readBounded(response))
       if (this.stopped || this.config.rates.url !== url) return
       const changed = day !== this.snapshot.day || JSON.stringify(rates) !== JSON.stringify(this.snapshot.rates)
       if (changed) this.log.info('exchange rates loaded', { source: 'ecb', day, currencies: Object.keys(rates).length })

@@ -32,7 +32,7 @@ import type { AccountTable } from '../config/account_table'
 import type { Logger } from '../log'
 import { SETTLEMENT_ID_BYTES, SettleAnswer } from '../ring/records'
 import {
-  readSettlements, readTransfer, writeSettlement, writeTransfer, type SettlementEntry, type Store, type TransferEntry,
+  readSendingSettlements, readTransfer, writeSettlement, writeTransfer, type SettlementEntry, type Store, type TransferEntry,
 } from '../store/balance_store'
 import type { Books } from './books'
 
@@ -74,8 +74,7 @@ export class Settler {
 
   /** The settlements of this shard's accounts still `sending` in LMDB: sent again, same ids. */
   private load(): void {
-    for (const entry of readSettlements(this.store)) {
-      if (entry.state !== 'sending') continue
+    for (const entry of readSendingSettlements(this.store)) {
       const i = this.accounts.slotOf(entry.account)
       if (i < 0 || this.accounts.ownerShard[i] !== this.shardIndex) continue
       this.track(i, entry, 0)

@@ -42,6 +42,8 @@ export interface Store {
   admin: Database<Buffer, string>
   /** Settlements the node made (sent), by id: the outgoing log (shard/settler.ts). */
   settlements: Database<Buffer, string>
+  /** The ids of the settlements still `sending` (what a restarted shard sends again), so a start reads only those. */
+  settlementsSending: Database<Buffer, string>
   /** Settlements peers made to the node, by [account, id]: booked once per id. */
   transfers: Database<Buffer, [string, string]>
 }
@@ -64,8 +66,9 @@ export function openStore(dataDir: string, durability: Durability): Store {
   const adjustments = root.openDB<Buffer, string>('adjustments', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const admin = root.openDB<Buffer, string>('admin', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const settlements = root.openDB<Buffer, string>('settlements', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const settlementsSending = root.openDB<Buffer, string>('settlementsSending', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const transfers = root.openDB<Buffer, [string, string]>('transfers', { encoding: 'binary', keyEncoding: 'ordered-binary' })
-  return { root, balances, inflight, payments, meta, tokens, adjustments, admin, settlements, transfers }
+  return { root, balances, inflight, payments, meta, tokens, adjustments, admin, settlements, settlementsSending, transfers }
 }
 
 /**
@@ -88,6 +91,18 @@ export interface SettlementEntry {
 /** Inside the caller's transaction. */
 export function writeSettlement(store: Store, e: SettlementEntry): void {
   store.settlements.put(e.id, Buffer.from(JSON.stringify({ ...e, amount: e.amount.toString() }), 'utf8'))
+  if (e.state === 'sending') store.settlementsSending.put(e.id, EMPTY_VALUE)
+  else store.settlementsSending.remove(e.id)
+}
+
+const EMPTY_VALUE = Buffer.from([1])
+
+/** The settlements still `sending`: read at a shard's start, without the rest of the log. */
+export function* readSendingSettlements(store: Store): Generator<SettlementEntry> {
+  for (const { key } of store.settlementsSending.getRange()) {
+    const entry = readSettlement(store, key)
+    if (entry !== null) yield entry
+  }
 }
 
 function decodeSettlement(v: Uint8Array): SettlementEntry {
