@@ -23,19 +23,22 @@ export function parseDecimal(value: unknown): Fraction | null {
   return reduce(BigInt(text.slice(0, dot) + text.slice(dot + 1)), 10n ** BigInt(decimals))
 }
 
-/** A number's decimal text without an exponent (1e-7 → "0.0000001"), or null past 30 digits. */
-function numberText(n: number): string | null {
+/** A number's shortest decimal text, without an exponent (1e-7 → "0.0000001"). */
+function numberText(n: number): string {
   const text = String(n)
-  if (!text.includes('e')) return text
-  const fixed = n.toFixed(30).replace(/0+$/, '').replace(/\.$/, '')
-  return Number(fixed) === n ? fixed : null
+  const m = /^([0-9])(?:\.([0-9]+))?e([+-][0-9]+)$/.exec(text)
+  if (m === null) return text
+  const digits = m[1] + (m[2] ?? '')
+  const point = 1 + Number(m[3]) // where the decimal point goes in `digits`
+  if (point <= 0) return `0.${'0'.repeat(-point)}${digits}`
+  return point >= digits.length ? digits + '0'.repeat(point - digits.length) : `${digits.slice(0, point)}.${digits.slice(point)}`
 }
 
 /** The decimal's canonical text ("0.0020" → "0.002"), for logs and the admin API. */
 export function decimalText(value: unknown): string | null {
   const f = parseDecimal(value)
   if (f === null) return null
-  const text = typeof value === 'number' ? numberText(value)! : (value as string)
+  const text = typeof value === 'number' ? numberText(value) : (value as string)
   return text.includes('.') ? text.replace(/0+$/, '').replace(/\.$/, '') : text
 }
 
