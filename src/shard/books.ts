@@ -43,8 +43,10 @@ export class Books {
   private readonly holdChanged: Uint8Array
   private readonly holdChangedAccounts: number[] = []
   /** Owned accounts with a settlement threshold whose balance fell this turn (shard/settler.ts). */
-  private readonly lowered: number[] = []
+  readonly lowered: number[] = []
   private readonly loweredFlag: Uint8Array
+  /** 1 for an owned account with a settlement threshold: only those are watched as they fall. */
+  private readonly settles: Uint8Array
 
   constructor(
     private readonly accounts: AccountTable,
@@ -66,6 +68,7 @@ export class Books {
     this.unsentCredit = new Array<bigint>(n).fill(0n)
     this.holdChanged = new Uint8Array(n)
     this.loweredFlag = new Uint8Array(n)
+    this.settles = new Uint8Array(n)
     this.heldShared = heldCells(holds, n)
     this.preparesShared = prepareCells(holds, n)
     this.load()
@@ -89,6 +92,12 @@ export class Books {
     }
     this.record[i] = own
     if (isOwner) this.balance[i] = sum
+    this.accountChanged(i)
+  }
+
+  /** An account's settings may have changed (its settlement threshold among them). */
+  accountChanged(i: number): void {
+    this.settles[i] = this.owned[i] === 1 && this.accounts.accounts[i].settleThreshold !== null ? 1 : 0
   }
 
   /**
@@ -125,16 +134,14 @@ export class Books {
     if (delta < 0n) this.lower(account)
   }
 
-  /** The accounts whose balance fell since the last call, for the settler to look at. */
-  takeLowered(): number[] {
-    const accounts = this.lowered.slice()
+  /** After the settler has looked at `lowered`. */
+  clearLowered(): void {
     for (const i of this.lowered) this.loweredFlag[i] = 0
     this.lowered.length = 0
-    return accounts
   }
 
   private lower(account: number): void {
-    if (this.owned[account] === 1 && this.loweredFlag[account] === 0 && this.accounts.accounts[account].settleThreshold !== null) {
+    if (this.settles[account] === 1 && this.loweredFlag[account] === 0) {
       this.loweredFlag[account] = 1
       this.lowered.push(account)
     }
@@ -188,7 +195,7 @@ export class Books {
     this.addToRecord(target, -credit)
     if (this.owned[target] === 1) {
       this.balance[target] -= credit
-      if (this.loweredFlag[target] === 0) this.lower(target)
+      if (this.settles[target] === 1) this.lower(target)
     } else this.queueCredit(target, credit)
   }
 
@@ -196,7 +203,7 @@ export class Books {
   credited(account: number, amount: bigint): void {
     if (this.owned[account] === 1) {
       this.balance[account] -= amount
-      if (this.loweredFlag[account] === 0) this.lower(account)
+      if (this.settles[account] === 1) this.lower(account)
     }
   }
 

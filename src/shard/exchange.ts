@@ -79,6 +79,9 @@ const ONE: Fraction = { num: 1n, den: 1n }
 
 export class Exchange {
   private readonly pairs = new Map<number, Pair>()
+  /** The last pair converted (traffic comes in runs of one sender to one next hop): no lookup. */
+  private lastKey = -1
+  private lastPair: Pair | null = null
   private snapshot!: RateSnapshot
   private rates = new Map<string, Fraction>()
   private spread: Fraction = ONE
@@ -95,22 +98,26 @@ export class Exchange {
       if (f !== null && f.num > 0n) this.rates.set(code, f)
     }
     this.spread = keptShare(snapshot.spread)
-    this.pairs.clear()
+    this.accountsChanged()
   }
 
   /** An account's asset or spread may have changed (admin API, reload). */
   accountsChanged(): void {
     this.pairs.clear()
+    this.lastKey = -1
+    this.lastPair = null
   }
 
   /** What `to` gets for `amount` from `from`: an amount, or NO_RATE, STALE_RATE or TOO_LARGE. */
   convert(amount: bigint, from: number, to: number, nowMs: number): bigint {
     const key = from * this.accounts.capacity + to
-    let pair = this.pairs.get(key)
+    let pair = key === this.lastKey ? this.lastPair! : this.pairs.get(key)
     if (pair === undefined) {
       pair = this.pairOf(from, to)
       this.pairs.set(key, pair)
     }
+    this.lastKey = key
+    this.lastPair = pair
     if (pair.kind === PairKind.Same) return amount
     if (pair.kind === PairKind.NoRate) return NO_RATE
     if (pair.kind === PairKind.Fetched && this.isStale(nowMs)) return STALE_RATE

@@ -98,7 +98,10 @@ export class Settler {
 
   /** Step 1, before the turn's commit: settles the accounts that are below their threshold. */
   settle(nowMs: number): void {
-    for (const i of this.books.takeLowered()) this.toCheck.add(i)
+    if (this.books.lowered.length > 0) {
+      for (const i of this.books.lowered) this.toCheck.add(i)
+      this.books.clearLowered()
+    }
     if (this.toCheck.size === 0) return
     for (const i of this.toCheck) {
       const a = this.accounts.accounts[i]
@@ -135,6 +138,7 @@ export class Settler {
 
   /** Step 2, after the commit: every settlement in flight that is due goes (again) to its link. */
   send(nowMs: number): void {
+    if (this.inFlightAccounts.size === 0) return
     for (const i of this.inFlightAccounts) {
       const s = this.inFlight[i]!
       if (s.nextSendAtMs > nowMs) continue

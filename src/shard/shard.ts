@@ -171,6 +171,7 @@ export class Shard {
       // Only a new index is read from LMDB: a known one (changed, or deleted and added again)
       // has live books here already, which may be ahead of LMDB's sum (credits on their way).
       if (i >= known) this.books.accountAdded(i)
+      else this.books.accountChanged(i)
     }
     this.exchange.accountsChanged()
     this.settler.checkAll()
