@@ -19,6 +19,9 @@ import { createRing, RingReader, RingWriter } from '../src/ring/ring'
 import { RoutingTable } from '../src/shard/routing_table'
 import { decrypt, encrypt, parseDraft1, psk2Fulfillment, psk2Keys, serializeDraft1 } from '../src/codec/psk2'
 import * as Psk2 from 'ilp-protocol-psk2'
+import { AccountTable } from '../src/config/account_table'
+import { parseConfig } from '../src/config/schema'
+import { configuredRates, Exchange } from '../src/shard/exchange'
 
 export interface MicroResult {
   name: string
@@ -74,6 +77,18 @@ export function runCodecBenchmarks(maxTimeSeconds: number): MicroResult[] {
   const keys = psk2Keys(sharedSecret)
   const chunk = encrypt(keys.encryption, serializeDraft1(1, Buffer.alloc(16, 9), 0, 0xffffffffffffffffn, 0n))
   const library = Psk2 as unknown as { deserializeLegacyPskPacket(secret: Buffer, data: Buffer): { sequence: number } }
+  // Step 6 of a prepare: alice (USD) to bob (USD) with no fee, to erin (EUR) at a rate with a spread.
+  const child = (assetCode: string) => ({ relation: 'child', assetCode, assetScale: 9, btp: { token: `${assetCode}-${Math.random()}` } })
+  const exchangeConfig = (spread: string) => parseConfig({
+    ilpAddress: 'test.micro', spread, rates: { backend: 'static', base: 'USD', table: { EUR: '0.9173' } },
+    accounts: { alice: child('USD'), bob: child('USD'), erin: child('EUR') },
+  }, {}, { cores: 1, shards: 0 })
+  const plain = exchangeConfig('0')
+  const plainExchange = new Exchange(new AccountTable(plain), configuredRates(plain, Date.now()))
+  const spread = exchangeConfig('0.002')
+  const spreadExchange = new Exchange(new AccountTable(spread), configuredRates(spread, Date.now()))
+  const amounts = Array.from({ length: 1024 }, (_, i) => 1000n + BigInt(i * 7919))
+  let k = 0
 
   return suite([
     ['ILP prepare decode: ilp-node PrepareView', () => { sink += view.parse(prepare, 0, prepare.length) ? 1 : 0 }],
@@ -96,6 +111,9 @@ export function runCodecBenchmarks(maxTimeSeconds: number): MicroResult[] {
       sink += parseDraft1(decrypt(keys.encryption, chunk)!)!.sequence + psk2Fulfillment(keys, chunk)[0]
     }],
     ['PSK2 chunk receive: ilp-protocol-psk2@0.5 decrypt+parse', () => { sink += library.deserializeLegacyPskPacket(sharedSecret, chunk).sequence }],
+    ['exchange: same asset, no spread', () => { sink += Number(plainExchange.convert(amounts[k++ & 1023], 0, 1, 0) & 1n) }],
+    ['exchange: USD → EUR, rate and spread', () => { sink += Number(spreadExchange.convert(amounts[k++ & 1023], 0, 2, 0) & 1n) }],
+    ['exchange: two pairs in turn, rate and spread', () => { sink += Number(spreadExchange.convert(amounts[k & 1023], 0, 1 + (k++ & 1), 0) & 1n) }],
   ], maxTimeSeconds)
 }
 

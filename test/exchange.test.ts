@@ -3,11 +3,19 @@
 // 4 and 0, in USD at scale 2, and in XRP (which the static table does not list). The amount each
 // receiver gets is checked against figures worked out by hand from the rate (1 USD = 0.9173 EUR)
 // and the spread (0.2 %), including the rounding edges and R01; the admin API's books then
-// show what the node kept. Runs in the suite's layout (SHARDS=0 here; 2×2 in the second pass).
+// show what the node kept. Then a reload changes the rate and the spread under a running node.
+// Runs in the suite's layout (SHARDS=0 here; 2×2 in the second pass).
 
 import assert from 'node:assert/strict'
-import { before, describe, it } from 'node:test'
-import { ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, withNode } from './helpers'
+import { after, before, describe, it } from 'node:test'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseConfig } from '../src/config/schema'
+import { startNode, type RunningNode } from '../src/node'
+import {
+  ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, prepare, removeDir,
+  tempDir, testLayout, withNode,
+} from './helpers'
 
 const child = (assetCode: string, assetScale: number, extra: Record<string, unknown> = {}) => ({ relation: 'child', assetCode, assetScale, ...extra })
 
@@ -127,5 +135,59 @@ describe(`exchange and spread with ${layoutName(0)}`, () => {
     const earnedNano = BigInt(earned.amount.replace('.', ''))
     assert.ok(earnedNano >= (valueSent * 2n) / 1000n, `earned ${earned.amount} USD on ${valueSent} nano-dollars sent`)
     assert.ok(earnedNano <= (valueSent * 10n) / 1000n + 10n ** 9n, `earned ${earned.amount} USD on ${valueSent} nano-dollars sent`)
+  })
+})
+
+describe(`rates and spread changed by a reload with ${layoutName(0)}`, () => {
+  const dir = tempDir()
+  const path = join(dir, 'config.json')
+  let node: RunningNode
+  let alice: BtpPlugin
+  let bob: BtpPlugin
+  const fulfillments = new Map<string, Buffer>()
+  const got: bigint[] = []
+  const file = (eur: string, spread: string) => writeFileSync(path, JSON.stringify({
+    ilpAddress: NODE_ADDRESS, adminToken: ADMIN_TOKEN, port: 0, dataDir: join(dir, 'data'), logLevel: 'error', ...testLayout(0),
+    rates: { backend: 'static', base: 'USD', table: { EUR: eur } }, spread,
+    accounts: { alice: child('USD', 2, { btp: { token: 'alice-token' } }), bob: child('EUR', 4, { btp: { token: 'bob-token' } }) },
+  }))
+
+  before(async () => {
+    file('0.9173', '0.002')
+    node = await startNode(parseConfig(JSON.parse(readFileSync(path, 'utf8')), {}, MACHINE, path))
+    alice = await connectPlugin(node.port, 'alice', 'alice-token')
+    bob = await connectPlugin(node.port, 'bob', 'bob-token')
+    bob.registerDataHandler(async (data: Buffer) => {
+      const p = IlpPacket.deserializeIlpPrepare(data)
+      got.push(BigInt(p.amount))
+      return IlpPacket.serializeIlpFulfill({ fulfillment: fulfillments.get(p.executionCondition.toString('hex'))!, data: Buffer.alloc(0) })
+    })
+  })
+
+  after(async () => {
+    await alice?.disconnect()
+    await bob?.disconnect()
+    await node?.stop()
+    removeDir(dir)
+  })
+
+  async function pay(cents: bigint): Promise<bigint> {
+    const { fulfillment, condition } = fulfillmentPair()
+    fulfillments.set(condition.toString('hex'), fulfillment)
+    asFulfill(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: cents.toString(), executionCondition: condition, expiresAt: new Date(Date.now() + 10000) })))
+    return got[got.length - 1]
+  }
+
+  it('applies a new rate and spread from the file at once, while the links stay up', async () => {
+    assert.equal(await pay(100n), 9154n) // 100 × 91.54654
+    file('0.95', '0.01')
+    const reload = await adminRequest(node.port, 'POST', '/admin/reload')
+    assert.equal(reload.status, 200)
+    assert.equal(reload.body.rates, 'static, spread 0.01')
+    assert.deepEqual(reload.body.restartOnly, [])
+    assert.equal(await pay(100n), 9405n) // 100 × 0.95 × 100 × 0.99 = 9405 exactly
+    const rates = await adminRequest(node.port, 'GET', '/admin/rates')
+    assert.equal(rates.body.spread, '0.01')
+    assert.ok((rates.body.rates as { assetCode: string; rate: string }[]).some((r) => r.assetCode === 'EUR' && r.rate === '0.95'))
   })
 })

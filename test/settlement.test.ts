@@ -43,6 +43,7 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
         a: { relation: 'peer', assetCode: 'USD', assetScale: 6, btp: { token: 'a-to-b' }, balance: LIMITS, settlement: SETTLES },
         carol: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'carol-token' } },
         dan: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'dan-token' }, settlement: SETTLES },
+        erin: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'erin-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
       },
       routes: [{ targetPrefix: 'test.a', peerId: 'a' }],
     })
@@ -160,5 +161,30 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
     assert.equal(await balanceOf('dan'), -100n)
     const received = (await settlements(b)).received.filter((t) => t.account === 'dan')
     assert.deepEqual(received.map((t) => [t.id, t.amount]), [[good.toString('hex'), '100']])
+  })
+
+  it('reverses a settlement the peer refuses (ilp-plugin-btp, which has no settlement), and pauses', async () => {
+    // erin is an ilp-plugin-btp client: it answers a Transfer with a BTP error, F00.
+    const erin = await connectPlugin(b.port, 'erin', 'erin-token')
+    clients.push(erin)
+    erin.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment: FULFILLMENT, data: Buffer.alloc(0) }))
+    const reply = await bob.sendData(prepare({ destination: 'test.b.erin', amount: '250', executionCondition: CONDITION, expiresAt: new Date(Date.now() + 10000) }))
+    assert.equal(reply[0], IlpPacket.Type.TYPE_ILP_FULFILL)
+    const deadline = Date.now() + 10000
+    let refused: (SettlementView & { reason?: string })[] = []
+    while (refused.length === 0) {
+      if (Date.now() > deadline) throw new Error('no refused settlement')
+      await sleep(50)
+      refused = (await settlements(b)).sent.filter((e) => e.account === 'erin' && e.state === 'refused')
+    }
+    assert.equal(refused.length, 1)
+    assert.equal(refused[0].amount, '250')
+    assert.match(String(refused[0].reason), /^F00 .*No sendMoney functionality/)
+    // Booked at +250 when sent, reversed when refused: the node still owes erin the 250.
+    await sleep(20)
+    assert.equal(b.balance('erin'), -250n)
+    // Paused: no second attempt for 10 s, though the balance is still below the threshold.
+    await sleep(500)
+    assert.equal((await settlements(b)).sent.filter((e) => e.account === 'erin').length, 1)
   })
 })
