@@ -43,6 +43,8 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
         a: { relation: 'peer', assetCode: 'USD', assetScale: 6, btp: { token: 'a-to-b' }, balance: LIMITS, settlement: SETTLES },
         carol: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'carol-token' } },
         dan: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'dan-token' }, settlement: SETTLES },
+        fay: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'fay-token' }, settlement: SETTLES, balance: { minimum: '-1500' } },
+        gus: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'gus-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
         erin: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'erin-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
       },
       routes: [{ targetPrefix: 'test.a', peerId: 'a' }],
@@ -82,6 +84,12 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
       }
     }
   }
+
+  /** A BTP Transfer from a real ilp-plugin-btp client (its own _call, as its sendMoney would if it had one). */
+  const transferFrom = (plugin: BtpPlugin, amount: string, id: Buffer) =>
+    (plugin as unknown as { _call(to: null, packet: unknown): Promise<unknown> })._call(null, {
+      type: 7, requestId: Math.floor(Math.random() * 2 ** 31), data: { amount, protocolData: [{ protocolName: 'transfer_id', contentType: 0, data: id }] },
+    })
 
   const settlements = async (node: RunningNode) => (await adminRequest(node.port, 'GET', '/admin/settlements')).body as { sent: SettlementView[]; received: SettlementView[] }
 
@@ -161,6 +169,54 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
     assert.equal(await balanceOf('dan'), -100n)
     const received = (await settlements(b)).received.filter((t) => t.account === 'dan')
     assert.deepEqual(received.map((t) => [t.id, t.amount]), [[good.toString('hex'), '100']])
+  })
+
+  it('books the same transfer id from two accounts once each, answers a retry after the account stops settling, and keeps balance.minimum', async () => {
+    const dan = await connectPlugin(b.port, 'dan', 'dan-token', 3000)
+    const fay = await connectPlugin(b.port, 'fay', 'fay-token', 3000)
+    clients.push(dan, fay)
+    const danBefore = b.balance('dan')
+    // Ten ids, each sent by dan and fay at once: two accounts' settlements, not a retry of one.
+    const ids = Array.from({ length: 10 }, (_, i) => Buffer.alloc(16, 0x40 + i))
+    await Promise.all(ids.flatMap((id) => [transferFrom(dan, '100', id), transferFrom(fay, '100', id)]))
+    await sleep(20)
+    assert.equal(b.balance('dan'), danBefore - 1000n)
+    assert.equal(b.balance('fay'), -1000n)
+    // fay's minimum is -1500: a transfer of 600 would take it to -1600.
+    await assert.rejects(transferFrom(fay, '600', Buffer.alloc(16, 0x60)), /F00.*below balance\.minimum \(-1500\)/)
+    await sleep(20)
+    assert.equal(b.balance('fay'), -1000n)
+
+    // dan stops settling: a retry of a transfer booked before is still acknowledged (the peer
+    // booked its side when it was first answered); a new one is refused.
+    const put = await adminRequest(b.port, 'PUT', '/admin/accounts/dan', { body: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'dan-token' } } })
+    assert.equal(put.status, 200)
+    const danLink = await connectPlugin(b.port, 'dan', 'dan-token', 3000)
+    clients.push(danLink)
+    await transferFrom(danLink, '100', ids[0])
+    await assert.rejects(transferFrom(danLink, '100', Buffer.alloc(16, 0x61)), /F00.*dan does not settle/)
+    await sleep(20)
+    assert.equal(b.balance('dan'), danBefore - 1000n)
+  })
+
+  it('keeps sending a settlement in flight when its account stops settling', async () => {
+    // gus never connects: its settlement stays in flight; then its settlement config goes.
+    const adjust = await adminRequest(b.port, 'POST', '/admin/accounts/gus/adjust', { body: { amount: '-300', reason: 'test' }, headers: { 'idempotency-key': 'gus-1' } })
+    assert.equal(adjust.status, 201)
+    const deadline = Date.now() + 5000
+    while (!(await settlements(b)).sent.some((e) => e.account === 'gus' && e.state === 'sending')) {
+      if (Date.now() > deadline) throw new Error('no settlement for gus')
+      await sleep(50)
+    }
+    const put = await adminRequest(b.port, 'PUT', '/admin/accounts/gus', { body: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'gus-token' } } })
+    assert.equal(put.status, 200)
+    await sleep(600) // three retry intervals: the shard goes on sending (to no link)
+    const gus = (await settlements(b)).sent.filter((e) => e.account === 'gus')
+    assert.deepEqual(gus.map((e) => [e.amount, e.state]), [['300', 'sending']])
+    // The node still forwards and answers.
+    assert.equal((await adminRequest(b.port, 'GET', '/admin/accounts/bob')).status, 200)
+    const reply = await alice.sendData(prepare({ destination: 'test.b.bob', amount: '1', executionCondition: CONDITION, expiresAt: new Date(Date.now() + 10000) }))
+    assert.equal(reply[0], IlpPacket.Type.TYPE_ILP_FULFILL)
   })
 
   it('reverses a settlement the peer refuses (ilp-plugin-btp, which has no settlement), and pauses', async () => {

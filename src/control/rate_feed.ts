@@ -40,6 +40,9 @@ export class RateFeed {
   private stopped = false
   private staleLogged = false
   private fetching: Promise<void> | null = null
+  /** Bumped when the rates config changes: a fetch started before it does not count. */
+  private generation = 0
+  private fetchingGeneration = -1
 
   constructor(private config: Config, private readonly publish: (snapshot: RateSnapshot) => void, private readonly log: Logger) {
     this.snapshot = configuredRates(config, Date.now())
@@ -57,19 +60,25 @@ export class RateFeed {
     this.schedule()
   }
 
-  /** A reload or an admin change: new rates config or spread, applied at once. */
+  /**
+   * A reload: a new rates config or spread, applied at once. The same ECB URL keeps the rates it
+   * has (with their age) under the new refreshMs and maxAgeMs; another source starts afresh.
+   */
   reconfigure(config: Config): void {
-    const before = this.config
+    const before = this.config.rates
+    const after = config.rates
     this.config = config
-    const same = JSON.stringify(before.rates) === JSON.stringify(config.rates)
-    if (same) this.set({ ...this.snapshot, spread: config.spread })
-    else {
-      this.set(configuredRates(config, Date.now()))
-      this.log.info('exchange rates reconfigured', { backend: config.rates.backend, spread: config.spread })
-      if (this.timer !== null) clearTimeout(this.timer)
-      this.timer = null
-      if (config.rates.backend === 'ecb') void this.fetchNow().then(() => this.schedule())
+    if (JSON.stringify(before) === JSON.stringify(after)) return this.set({ ...this.snapshot, spread: config.spread })
+    this.log.info('exchange rates reconfigured', { backend: after.backend, spread: config.spread })
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    if (before.backend === 'ecb' && after.backend === 'ecb' && before.url === after.url) {
+      this.set({ ...this.snapshot, maxAgeMs: after.maxAgeMs, spread: config.spread })
+      return this.schedule()
     }
+    this.generation++
+    this.set(configuredRates(config, Date.now()))
+    if (after.backend === 'ecb') void this.fetchNow().then(() => this.schedule())
   }
 
   stop(): void {
@@ -93,24 +102,27 @@ export class RateFeed {
   }
 
   private fetchNow(): Promise<void> {
-    this.fetching ??= this.fetchEcb().finally(() => { this.fetching = null })
-    return this.fetching
+    if (this.fetching !== null && this.fetchingGeneration === this.generation) return this.fetching
+    const fetching = this.fetchEcb(this.generation).finally(() => { if (this.fetching === fetching) this.fetching = null })
+    this.fetching = fetching
+    this.fetchingGeneration = this.generation
+    return fetching
   }
 
-  private async fetchEcb(): Promise<void> {
+  private async fetchEcb(generation: number): Promise<void> {
     const url = this.config.rates.url!
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(Math.min(FETCH_TIMEOUT_MS, this.config.rates.refreshMs)) })
       if (!response.ok) throw new Error(`HTTP ${response.status} from the rate source`)
       const { day, rates } = parseEcbDaily(await readBounded(response))
-      if (this.stopped || this.config.rates.url !== url) return
+      if (this.stopped || generation !== this.generation) return
       const changed = day !== this.snapshot.day || JSON.stringify(rates) !== JSON.stringify(this.snapshot.rates)
       if (changed) this.log.info('exchange rates loaded', { source: 'ecb', day, currencies: Object.keys(rates).length })
       if (this.staleLogged) this.log.info('exchange rates are fresh again', { source: 'ecb', day })
       this.staleLogged = false
       this.set({ ...this.snapshot, rates, day, fetchedAtMs: Date.now(), lastError: null })
     } catch (err) {
-      if (this.stopped) return
+      if (this.stopped || generation !== this.generation) return
       const reason = (err as Error).name === 'TimeoutError' ? 'timed out' : ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message)
       const ageMs = this.snapshot.fetchedAtMs === 0 ? null : Date.now() - this.snapshot.fetchedAtMs
       this.log.warn('exchange rate fetch failed; keeping the last rates', { source: 'ecb', reason, ageMs })

@@ -7,8 +7,8 @@
 //   Message  ilp ...      → shard (PREPARE_IN); the shard's reply → Response (same requestId)
 //   Message  other name   → empty Response (unknown side protocol)
 //   Transfer              → a peer's settlement (io/settlement_engine.ts): to the account's shard
-//                           (TRANSFER_IN), whose answer → Response or Error; an account that
-//                           does not settle, or a malformed transfer, gets Error F00 at once
+//                           (TRANSFER_IN), whose answer → Response or Error; a malformed
+//                           transfer gets Error F00 at once
 //   Response / Error      → the answer to a prepare we sent: matched by requestId → shard; or
 //                           to a settlement we sent → its shard (SETTLE_ANSWER)
 // Prepares the shards forward to an account go out as Messages on its newest session. Before
@@ -83,13 +83,12 @@ export class BtpEndpoint {
     }
   }
 
-  /** A peer's settlement: checked here, booked by the account's shard, answered after its commit. */
+  /**
+   * A peer's settlement: its format checked here; whether the account may settle, the account's
+   * shard decides (after it has looked for an earlier copy of it), books it and answers.
+   */
   private onTransfer(session: BtpSession, frame: BtpFrame): void {
     const account = this.accounts.accounts[session.account]
-    if (account.settlement === null) {
-      this.log.warn('refused a transfer from an account that does not settle', { account: account.id, amount: frame.amount })
-      return this.send(session, encodeError(frame.requestId, 'F00', 'NotAcceptedError', `account ${account.id} does not settle with this node (no settlement engine configured)`))
-    }
     const settlement = btpTransferEngine.decode(frame)
     if ('code' in settlement) {
       this.log.warn('refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message })

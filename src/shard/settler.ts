@@ -14,8 +14,10 @@
 //   3. answered() the peer's BTP Response: logged `acknowledged`; then the next one may start.
 //                 A BTP error with an F code: the peer refused it and booked nothing, so the
 //                 booking is reversed and the entry logged `refused`, in one transaction, and the
-//                 account waits REFUSAL_PAUSE_MS before it tries again. A T code is temporary: the
-//                 settlement is sent again, as if unanswered.
+//                 account pauses before it tries again (REFUSAL_PAUSE_MS, doubling with each refusal
+//                 in a row up to REFUSAL_PAUSE_MAX_MS). A T code is temporary: the settlement is
+//                 sent again, as if unanswered. A settlement in flight is sent until answered even
+//                 if the account's settlement is configured away meanwhile: it is booked already.
 // A crash before step 1's commit leaves nothing: the balance is still below the threshold, and
 // the restarted shard settles it anew. After it, the entry is `sending` in LMDB and the restarted
 // shard sends it again with the same id (load), so a peer that booked it before the crash
@@ -23,7 +25,10 @@
 //
 // Incoming (transferIn): booked once per (account, id): the balance lowered and the id recorded
 // in the same transaction, and the answer published only after it; an id already booked is
-// acknowledged again without booking.
+// acknowledged again without booking, whatever has changed since (the account's settlement
+// configured away, the account deleted), since the peer booked its side when we first answered.
+// A new transfer from an account that does not settle, or that would take its balance below
+// balance.minimum (as ilp-connector refuses it), is refused and books nothing.
 
 import { randomBytes } from 'node:crypto'
 import type { IlpErrorCode } from '../codec/ilp_errors'
@@ -36,13 +41,17 @@ import {
 } from '../store/balance_store'
 import type { Books } from './books'
 
-/** After a peer refuses a settlement, the account's next one waits this long (or retryMs × 10, if longer). */
+/** After a peer refuses a settlement, the account's next one waits this long, doubling per refusal in a row. */
 const REFUSAL_PAUSE_MS = 10000
+const REFUSAL_PAUSE_MAX_MS = 3600000
+/** Retry interval of a settlement whose account no longer has a settlement config. */
+const DEFAULT_RETRY_MS = 1000
 
 interface InFlight {
   entry: SettlementEntry
   idBytes: Buffer
   nextSendAtMs: number
+  retryMs: number
 }
 
 export type TransferOutcome = { booked: true; replayed: boolean } | { booked: false; code: IlpErrorCode; message: string }
@@ -51,10 +60,12 @@ export class Settler {
   private readonly inFlight: (InFlight | null)[]
   private readonly inFlightAccounts = new Set<number>()
   private readonly pausedUntil: Float64Array
+  /** Refusals in a row per account (reset by an acknowledgement): the pause doubles with each. */
+  private readonly refusals: Int32Array
   private readonly toCheck = new Set<number>()
   private readonly logEntries: SettlementEntry[] = []
   private readonly transfers: TransferEntry[] = []
-  /** Transfers booked this turn, not yet committed (LMDB does not have them yet): id → amount. */
+  /** Transfers booked this turn, not yet committed (LMDB does not have them yet): account ‖ id → amount. */
   private readonly transfersThisTurn = new Map<string, bigint>()
 
   constructor(
@@ -68,6 +79,7 @@ export class Settler {
   ) {
     this.inFlight = new Array<InFlight | null>(accounts.capacity).fill(null)
     this.pausedUntil = new Float64Array(accounts.capacity)
+    this.refusals = new Int32Array(accounts.capacity)
     this.load()
     this.checkAll()
   }
@@ -87,8 +99,12 @@ export class Settler {
     for (let i = 0; i < this.accounts.size; i++) if (this.accounts.ownerShard[i] === this.shardIndex) this.toCheck.add(i)
   }
 
+  /**
+   * True while the shard must keep ticking: settlements wait for an answer or a retry, or balances
+   * fell. (Accounts paused after a refusal need no ticks: an idle shard still turns every second.)
+   */
   get hasWork(): boolean {
-    return this.inFlightAccounts.size > 0 || this.toCheck.size > 0
+    return this.inFlightAccounts.size > 0 || this.books.lowered.length > 0
   }
 
   /** True if the next transaction has settlement entries to write. */
@@ -147,7 +163,7 @@ export class Settler {
       payload.writeBigUInt64BE(s.entry.amount, SETTLEMENT_ID_BYTES)
       // No link or no room: the next attempt is a retry interval away either way.
       this.emit(i, payload)
-      s.nextSendAtMs = nowMs + this.accounts.accounts[i].settlement!.retryMs
+      s.nextSendAtMs = nowMs + s.retryMs
     }
   }
 
@@ -163,14 +179,17 @@ export class Settler {
     this.inFlightAccounts.delete(account)
     const a = this.accounts.accounts[account]
     if (answer === SettleAnswer.Acknowledged) {
+      this.refusals[account] = 0
       this.logEntries.push({ ...s.entry, state: 'acknowledged', endedAtMs: nowMs })
       this.log.info('settlement acknowledged', { account: a.id, amount: s.entry.amount, id: hex })
     } else {
       this.books.settled(account, -s.entry.amount)
       this.logEntries.push({ ...s.entry, state: 'refused', endedAtMs: nowMs, reason })
-      this.pausedUntil[account] = nowMs + Math.max(REFUSAL_PAUSE_MS, 10 * a.settlement!.retryMs)
+      const pauseMs = Math.min(REFUSAL_PAUSE_MAX_MS, Math.max(REFUSAL_PAUSE_MS, 10 * s.retryMs) * 2 ** Math.min(20, this.refusals[account]))
+      this.refusals[account]++
+      this.pausedUntil[account] = nowMs + pauseMs
       this.log.error('the peer refused a settlement; its booking is reversed, and the account pauses before it settles again', {
-        account: a.id, amount: s.entry.amount, id: hex, reason,
+        account: a.id, amount: s.entry.amount, id: hex, reason, pauseMs,
       })
     }
     this.toCheck.add(account)
@@ -179,25 +198,35 @@ export class Settler {
   /** A peer's settlement to the node (a BTP TRANSFER on `account`'s link). */
   transferIn(account: number, amount: bigint, id: Uint8Array, nowMs: number): TransferOutcome {
     const a = this.accounts.accounts[account]
-    if (this.accounts.live[account] === 0) return { booked: false, code: 'F00', message: 'account deleted' }
-    if (a.settlement === null) return { booked: false, code: 'F00', message: `account ${a.id} does not settle with this node (no settlement engine configured)` }
-    if (amount === 0n) return { booked: false, code: 'F00', message: 'a settlement amount must be positive' }
     const hex = Buffer.from(id).toString('hex')
-    const known = this.transfersThisTurn.get(hex) ?? readTransfer(this.store, a.id, hex)?.amount
+    // A retry first: it was booked, and the peer must hear so whatever has changed since.
+    const known = this.transfersThisTurn.get(`${a.id} ${hex}`) ?? readTransfer(this.store, a.id, hex)?.amount
     if (known !== undefined) {
       if (known !== amount) return { booked: false, code: 'F00', message: `transfer id ${hex} was booked already with another amount (${known})` }
       this.log.info('settlement received again; booked once already', { account: a.id, amount, id: hex })
       return { booked: true, replayed: true }
     }
+    if (this.accounts.live[account] === 0) return { booked: false, code: 'F00', message: 'account deleted' }
+    if (a.settlement === null) return { booked: false, code: 'F00', message: notSettling(a.id) }
+    if (amount === 0n) return { booked: false, code: 'F00', message: 'a settlement amount must be positive' }
+    if (this.books.balanceOf(account) - amount < a.balanceMinimum) {
+      return { booked: false, code: 'F00', message: `the settlement would take the balance below balance.minimum (${a.balanceMinimum})` }
+    }
     this.books.settled(account, -amount)
     this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs })
-    this.transfersThisTurn.set(hex, amount)
+    this.transfersThisTurn.set(`${a.id} ${hex}`, amount)
     this.log.info('settlement received', { account: a.id, amount, id: hex })
     return { booked: true, replayed: false }
   }
 
   private track(i: number, entry: SettlementEntry, nextSendAtMs: number): void {
-    this.inFlight[i] = { entry, idBytes: Buffer.from(entry.id, 'hex'), nextSendAtMs }
+    const retryMs = this.accounts.accounts[i].settlement?.retryMs ?? DEFAULT_RETRY_MS
+    this.inFlight[i] = { entry, idBytes: Buffer.from(entry.id, 'hex'), nextSendAtMs, retryMs }
     this.inFlightAccounts.add(i)
   }
+}
+
+/** Why a transfer from an account without a settlement engine is refused (here and by the I/O thread). */
+export function notSettling(accountId: string): string {
+  return `account ${accountId} does not settle with this node (no settlement engine configured)`
 }
