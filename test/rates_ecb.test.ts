@@ -14,9 +14,13 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseEcbDaily } from '../src/codec/ecb_xml'
 import { parseDecimal } from '../src/codec/decimal'
+import { parseConfig } from '../src/config/schema'
+import { RateFeed } from '../src/control/rate_feed'
+import { logger } from '../src/log'
+import type { RateSnapshot } from '../src/shard/exchange'
 import type { RunningNode } from '../src/node'
 import {
-  ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, sleep,
+  ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, prepare, removeDir, sleep,
   startTestNode, tempDir,
 } from './helpers'
 
@@ -184,3 +188,50 @@ describe('decimal text as exact fractions', () => {
     }
   })
 })
+
+describe('the rate feed across a reconfiguration', () => {
+  it('fetches from a new URL at once though a fetch from the old one is still under way, and keeps the rates when only the timings change', async () => {
+    const servers: Server[] = []
+    const serveAfter = (delayMs: number, body: string) => new Promise<number>((resolve) => {
+      const server = createServer((_req, res) => { setTimeout(() => res.writeHead(200).end(body), delayMs) })
+      servers.push(server)
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port))
+    })
+    try {
+      const slow = await serveAfter(1500, RECORDED)
+      const fast = await serveAfter(0, NEXT_DAY)
+      const ecb = (port: number, refreshMs = 600000) => parseConfig({
+        ilpAddress: 'test.feed', accounts: {}, rates: { backend: 'ecb', url: `http://127.0.0.1:${port}/x.xml`, refreshMs, maxAgeMs: 700000 },
+      }, {}, MACHINE)
+      const published: RateSnapshot[] = []
+      const feed = new RateFeed(ecb(slow), (s) => published.push(s), logger('test'))
+      try {
+        const first = feed.start() // the slow server is still answering
+        await sleep(100)
+        feed.reconfigure(ecb(fast))
+        await waitUntil(() => feed.current.day === '2022-07-11', 1000)
+        await first
+        await sleep(100)
+        assert.equal(feed.current.day, '2022-07-11', 'the old URL\'s late answer did not replace the new one')
+        const fetchedAtMs = feed.current.fetchedAtMs
+        feed.reconfigure(ecb(fast, 500000))
+        assert.equal(feed.current.fetchedAtMs, fetchedAtMs)
+        assert.equal(feed.current.day, '2022-07-11')
+        assert.ok(published.length >= 2)
+      } finally {
+        feed.stop()
+      }
+    } finally {
+      for (const s of servers) s.closeAllConnections()
+      for (const s of servers) s.close()
+    }
+  })
+})
+
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(20)
+  }
+}
