@@ -13,6 +13,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createHash } from 'node:crypto'
 import type { RunningNode } from '../src/node'
+import { BtpFrame, BTP_ERROR } from '../src/codec/btp_packet'
+import { connectBtp } from './support/btp_connect'
 import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, IlpPacket, layoutName, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
 const LIMITS = { minimum: '-5000', maximum: '5000', settleThreshold: '-2000', settleTo: '0' }
@@ -197,6 +199,23 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
     await assert.rejects(transferFrom(danLink, '100', Buffer.alloc(16, 0x61)), /F00.*dan does not settle/)
     await sleep(20)
     assert.equal(b.balance('dan'), danBefore - 1000n)
+  })
+
+  it('answers a Transfer whose amount is cut short with a BTP error, and books nothing', async () => {
+    const ws = await connectBtp(b.port, 'fay', 'fay-token')
+    const before = b.balance('fay')
+    const frame = new BtpFrame()
+    const answer = new Promise<BtpFrame>((resolve) => { ws.onMessage = (data) => { if (frame.parse(data)) resolve(frame) } })
+    // type 7, requestId 77, contents of 4 bytes: half an amount, no protocol data.
+    ws.send(Buffer.from([7, 0, 0, 0, 77, 4, 0, 0, 0, 1]))
+    const reply = await answer
+    assert.equal(reply.type, BTP_ERROR)
+    assert.equal(reply.requestId, 77)
+    assert.equal(reply.errorCode, 'F01')
+    assert.match(reply.errorData, /transfer too short/)
+    ws.close()
+    await sleep(20)
+    assert.equal(b.balance('fay'), before)
   })
 
   it('keeps sending a settlement in flight when its account stops settling', async () => {
