@@ -184,10 +184,17 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
     await sleep(20)
     assert.equal(b.balance('dan'), danBefore - 1000n)
     assert.equal(b.balance('fay'), -1000n)
-    // fay's minimum is -1500: a transfer of 600 would take it to -1600.
-    await assert.rejects(transferFrom(fay, '600', Buffer.alloc(16, 0x60)), /F00.*below balance\.minimum \(-1500\)/)
+    // fay's minimum is -1500: a transfer of 600 would take it to -1600. Refused, and every copy
+    // of that id is, even once the balance has room (the sender reversed it at the first F).
+    const tooMuch = Buffer.alloc(16, 0x60)
+    await assert.rejects(transferFrom(fay, '600', tooMuch), /F00.*below balance\.minimum \(-1500\)/)
     await sleep(20)
     assert.equal(b.balance('fay'), -1000n)
+    assert.equal((await adminRequest(b.port, 'POST', '/admin/accounts/fay/adjust', { body: { amount: '1000', reason: 'room' }, headers: { 'idempotency-key': 'fay-room' } })).status, 201)
+    await assert.rejects(transferFrom(fay, '600', tooMuch), /F00.*below balance\.minimum \(-1500\)/)
+    await transferFrom(fay, '600', Buffer.alloc(16, 0x62))
+    await sleep(20)
+    assert.equal(b.balance('fay'), -600n)
 
     // dan stops settling: a retry of a transfer booked before is still acknowledged (the peer
     // booked its side when it was first answered); a new one is refused.

@@ -39,7 +39,7 @@ import { readHolds } from '../ring/holds'
 import type { LinkTable } from '../ring/link_table'
 import { DIRECTIONS, FULFILL, sumCounterRows } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
-import { outsideIlpTotals, readBalance, readSettlements, readTransfers, type AdjustmentEntry, type Store } from '../store/balance_store'
+import { allBalances, outsideIlpMoves, readBalance, readSettlements, readTransfers, type AdjustmentEntry, type Store } from '../store/balance_store'
 import type { RateSnapshot } from '../shard/exchange'
 import { parseDecimal } from '../codec/decimal'
 import type { RouteManager } from './route_manager'
@@ -217,34 +217,50 @@ export class AdminApi {
 
   private booksView(): Record<string, unknown> {
     const { accounts, store } = this.s
-    const outside = outsideIlpTotals(store)
     const rates = this.s.rates.current
-    const assets = new Map<string, { assetCode: string; assetScale: number; accounts: string[]; position: bigint; outsideIlp: bigint }>()
-    accounts.accounts.forEach((a, i) => {
-      const key = `${a.assetCode} ${a.assetScale}`
-      let asset = assets.get(key)
-      if (asset === undefined) assets.set(key, asset = { assetCode: a.assetCode, assetScale: a.assetScale, accounts: [], position: 0n, outsideIlp: 0n })
-      if (accounts.isLive(i)) asset.accounts.push(a.id)
-      asset.position += readBalance(store, a.id)
-      asset.outsideIlp += outside.get(a.id) ?? 0n
-    })
+    // Every balance LMDB holds, configured or not: a deleted account's records stay, and count.
+    const assetOfAccount = new Map<string, string>()
+    accounts.accounts.forEach((a) => assetOfAccount.set(a.id, `${a.assetCode} ${a.assetScale}`))
+    const UNCONFIGURED = '(accounts no longer configured)'
+    const rows = new Map<string, { accounts: string[]; position: bigint; outsideIlp: bigint }>()
+    const row = (asset: string) => {
+      let r = rows.get(asset)
+      if (r === undefined) rows.set(asset, r = { accounts: [], position: 0n, outsideIlp: 0n })
+      return r
+    }
+    accounts.accounts.forEach((a, i) => { if (accounts.isLive(i)) row(assetOfAccount.get(a.id)!).accounts.push(a.id) })
+    for (const [id, balance] of allBalances(store)) {
+      const live = accounts.indexOf(id) >= 0
+      const r = row(live ? assetOfAccount.get(id)! : UNCONFIGURED)
+      r.position += balance
+      if (!live && !r.accounts.includes(id)) r.accounts.push(id)
+    }
+    // What moved balances outside ILP, in the asset the account had then.
+    for (const move of outsideIlpMoves(store)) {
+      const live = accounts.indexOf(move.account) >= 0
+      row(live ? move.asset ?? assetOfAccount.get(move.account)! : UNCONFIGURED).outsideIlp += move.amount
+    }
     // The earnings' value in the base asset, to 9 decimals (rounded down), where a rate is known.
     let value = 0n
     let valued = true
     const SCALE = 10n ** 9n
-    const rows = [...assets.values()].map((a) => {
-      const earned = a.position - a.outsideIlp
-      const rate = parseDecimal(rates.rates[a.assetCode])
-      if (earned === 0n) {
-        // nothing to value
+    const views = [...rows].map(([asset, r]) => {
+      const earned = r.position - r.outsideIlp
+      const [assetCode, scaleText] = asset === UNCONFIGURED ? [null, null] : asset.split(' ')
+      const rate = assetCode === null ? null : parseDecimal(rates.rates[assetCode])
+      if (earned === 0n || assetCode === null) {
+        // nothing to value, or no asset known to value it in
       } else if (rate === null || rates.base === null) valued = false
-      else value += (earned * rate.den * SCALE) / (rate.num * 10n ** BigInt(a.assetScale))
-      return { assetCode: a.assetCode, assetScale: a.assetScale, accounts: a.accounts, position: a.position.toString(), outsideIlp: a.outsideIlp.toString(), earned: earned.toString() }
+      else value += (earned * rate.den * SCALE) / (rate.num * 10n ** BigInt(scaleText!))
+      return {
+        assetCode, assetScale: scaleText === null ? null : Number(scaleText), accounts: r.accounts,
+        position: r.position.toString(), outsideIlp: r.outsideIlp.toString(), earned: earned.toString(),
+      }
     })
     return {
-      assets: rows,
+      assets: views,
       earnedInBase: valued && rates.base !== null ? { assetCode: rates.base, amount: decimalString(value, 9) } : null,
-      note: 'position: the sum of the balances (what the peers owe the node, less what it owes them); outsideIlp: adjustments and settlements; earned: the rest, what forwarding took in more than it paid out',
+      note: 'position: the sum of the balances (what the peers owe the node, less what it owes them); outsideIlp: adjustments and settlements, in the asset the account had then; earned: the rest, what forwarding took in more than it paid out. Deleted accounts, whose records stay in LMDB, are in the row with a null assetCode, which earnedInBase leaves out',
     }
   }
 

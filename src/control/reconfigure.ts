@@ -19,7 +19,7 @@ import { AccountTable, sameAccount, type AccountSlots } from '../config/account_
 import { readConfigFile } from '../config/load'
 import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, isObject, parseConfig, type AccountConfig, type Config } from '../config/schema'
 import type { Logger } from '../log'
-import { readBalance, type Store } from '../store/balance_store'
+import { readBalance, readSendingSettlements, type Store } from '../store/balance_store'
 import { adminRoutePrefixes, combine, fileAccount, fileRoute, readOverlay, writeOverlay, type Overlay, type OverlayEntry } from './config_overlay'
 import type { RouteManager } from './route_manager'
 
@@ -202,7 +202,8 @@ export class Reconfigurer {
       slots = this.slotsFor(next)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
-      return { status: 409, body: { code: err.field === 'limits.maxAccounts' ? 'no_room' : 'balance_not_zero', error: err.message, field: err.field } }
+      const code = err.field === 'limits.maxAccounts' ? 'no_room' : err instanceof SettlementInFlight ? 'settlement_in_flight' : 'balance_not_zero'
+      return { status: 409, body: { code, error: err.message, field: err.field } }
     }
     writeOverlay(this.s.store, kind, name, entry)
     this.overlay = readOverlay(this.s.store)
@@ -287,12 +288,17 @@ export class Reconfigurer {
   private refuseRevaluation(wanted: readonly AccountConfig[]): void {
     const table = this.s.accounts
     const holds = this.s.holds()
+    const sending = new Set([...readSendingSettlements(this.s.store)].map((e) => e.account))
     for (const account of wanted) {
-      const i = table.indexOf(account.id)
+      // A deleted account too (its records stay in LMDB, and count again when it comes back).
+      const i = table.slotOf(account.id)
       if (i < 0) continue
       const was = table.accounts[i]
       if (was.assetCode === account.assetCode && was.assetScale === account.assetScale) continue
       const balance = readBalance(this.s.store, account.id)
+      if (sending.has(account.id)) {
+        throw new SettlementInFlight(`accounts.${account.id}.assetCode`, `the asset of ${account.id} changes only while no settlement of it is in flight (one is, in its current asset): wait for the peer to answer it`)
+      }
       if (balance === 0n && holds.held[i] === 0n && holds.prepares[i] === 0) continue
       throw new ConfigError(`accounts.${account.id}.assetCode`, `the asset of ${account.id} changes only while its balance and holds are zero (balance ${balance}, held ${holds.held[i]}): settle it first`)
     }
@@ -365,6 +371,9 @@ function withOverlayNote(err: unknown, overlay: Overlay): unknown {
 }
 
 /** A change that the account's links were made under: they close, and the peer connects again. */
+/** An asset change refused while a settlement of the account is in flight (409 settlement_in_flight). */
+class SettlementInFlight extends ConfigError {}
+
 function connectsDifferently(a: AccountConfig, b: AccountConfig): boolean {
   return a.btpToken !== b.btpToken || a.btpUrl !== b.btpUrl || a.relation !== b.relation || a.assetCode !== b.assetCode || a.assetScale !== b.assetScale
 }

@@ -28,7 +28,11 @@
 // acknowledged again without booking, whatever has changed since (the account's settlement
 // configured away, the account deleted), since the peer booked its side when we first answered.
 // A new transfer from an account that does not settle, or that would take its balance below
-// balance.minimum (as ilp-connector refuses it), is refused and books nothing.
+// balance.minimum (as ilp-connector refuses it), is refused and books nothing; a refusal of the
+// latter kind is recorded with the id, so that every copy of that id gets the same answer even
+// once the balance has moved (the sender reverses its booking on the first F it hears).
+// And should a peer acknowledge a copy of a settlement after refusing another (the node reversed
+// it), the node books it again: the peer's books have it.
 
 import { randomBytes } from 'node:crypto'
 import type { IlpErrorCode } from '../codec/ilp_errors'
@@ -37,7 +41,7 @@ import type { AccountTable } from '../config/account_table'
 import type { Logger } from '../log'
 import { SETTLEMENT_ID_BYTES, SettleAnswer } from '../ring/records'
 import {
-  readSendingSettlements, readTransfer, writeSettlement, writeTransfer, type SettlementEntry, type Store, type TransferEntry,
+  readSendingSettlements, readSettlement, readTransfer, writeSettlement, writeTransfer, type SettlementEntry, type Store, type TransferEntry,
 } from '../store/balance_store'
 import type { Books } from './books'
 
@@ -65,8 +69,13 @@ export class Settler {
   private readonly toCheck = new Set<number>()
   private readonly logEntries: SettlementEntry[] = []
   private readonly transfers: TransferEntry[] = []
-  /** Transfers booked this turn, not yet committed (LMDB does not have them yet): account ‖ id → amount. */
-  private readonly transfersThisTurn = new Map<string, bigint>()
+  /** Transfers booked or refused this turn, not yet committed (LMDB does not have them yet): account ‖ id → them. */
+  private readonly transfersThisTurn = new Map<string, { amount: bigint; refused: string | null }>()
+  /** Settlements `sending` beyond the one in flight (left by an earlier run), sent one after another. */
+  private readonly waiting = new Map<number, SettlementEntry[]>()
+  /** This run's refused settlements by id, and those booked again after a late acknowledgement. */
+  private readonly refusedIds = new Map<string, SettlementEntry>()
+  private readonly rebookedIds = new Set<string>()
 
   constructor(
     private readonly accounts: AccountTable,
@@ -88,10 +97,21 @@ export class Settler {
   private load(): void {
     for (const entry of readSendingSettlements(this.store)) {
       const i = this.accounts.slotOf(entry.account)
-      if (i < 0 || this.accounts.ownerShard[i] !== this.shardIndex) continue
+      if (i < 0) {
+        this.log.warn('settlement in flight for an account not configured; it is sent when the account is added again', { account: entry.account, amount: entry.amount, id: entry.id })
+        continue
+      }
+      if (this.accounts.ownerShard[i] !== this.shardIndex) continue
       this.track(i, entry, 0)
       this.log.info('settlement in flight at start; sending it again', { account: entry.account, amount: entry.amount, id: entry.id })
     }
+  }
+
+  /** An account new to this run (admin API, reload): its settlements still `sending`, if any. */
+  accountAdded(i: number): void {
+    if (this.accounts.ownerShard[i] !== this.shardIndex) return
+    const id = this.accounts.accounts[i].id
+    for (const entry of readSendingSettlements(this.store)) if (entry.account === id) this.track(i, entry, 0)
   }
 
   /** Every owned account is looked at in the next settle() (at start, after an account change). */
@@ -128,7 +148,7 @@ export class Settler {
       let amount = a.settleTo - balance
       if (amount > UINT64_MAX) amount = UINT64_MAX
       const entry: SettlementEntry = {
-        id: randomBytes(SETTLEMENT_ID_BYTES).toString('hex'), account: a.id, amount, atMs: nowMs, state: 'sending', endedAtMs: null, reason: null,
+        id: randomBytes(SETTLEMENT_ID_BYTES).toString('hex'), account: a.id, amount, atMs: nowMs, state: 'sending', endedAtMs: null, reason: null, asset: assetOf(a),
       }
       this.books.settled(i, amount)
       this.logEntries.push(entry)
@@ -150,6 +170,8 @@ export class Settler {
     this.logEntries.length = 0
     this.transfers.length = 0
     this.transfersThisTurn.clear()
+    if (this.refusedIds.size > RECENT_IDS_KEPT) this.refusedIds.clear()
+    if (this.rebookedIds.size > RECENT_IDS_KEPT) this.rebookedIds.clear()
   }
 
   /** Step 2, after the commit: every settlement in flight that is due goes (again) to its link. */
@@ -172,11 +194,14 @@ export class Settler {
     const s = this.inFlight[account]
     const hex = Buffer.from(id).toString('hex')
     if (s === null || s.entry.id !== hex) {
+      if (answer === SettleAnswer.Acknowledged) return this.acknowledgedAfterRefusal(account, hex, nowMs)
       this.log.debug('answer to a settlement no longer in flight', { account: this.accounts.accounts[account].id, id: hex })
       return
     }
     this.inFlight[account] = null
     this.inFlightAccounts.delete(account)
+    const next = this.waiting.get(account)?.shift()
+    if (next !== undefined) this.track(account, next, 0)
     const a = this.accounts.accounts[account]
     if (answer === SettleAnswer.Acknowledged) {
       this.refusals[account] = 0
@@ -184,7 +209,9 @@ export class Settler {
       this.log.info('settlement acknowledged', { account: a.id, amount: s.entry.amount, id: hex })
     } else {
       this.books.settled(account, -s.entry.amount)
-      this.logEntries.push({ ...s.entry, state: 'refused', endedAtMs: nowMs, reason })
+      const refused: SettlementEntry = { ...s.entry, state: 'refused', endedAtMs: nowMs, reason }
+      this.logEntries.push(refused)
+      this.refusedIds.set(hex, refused)
       const pauseMs = Math.min(REFUSAL_PAUSE_MAX_MS, Math.max(REFUSAL_PAUSE_MS, 10 * s.retryMs) * 2 ** Math.min(20, this.refusals[account]))
       this.refusals[account]++
       this.pausedUntil[account] = nowMs + pauseMs
@@ -195,14 +222,35 @@ export class Settler {
     this.toCheck.add(account)
   }
 
+  /**
+   * The peer acknowledged a copy of a settlement it had refused (another copy got the F): it has
+   * booked it, so the node books it again, once.
+   */
+  private acknowledgedAfterRefusal(account: number, hex: string, nowMs: number): void {
+    if (this.rebookedIds.has(hex)) return
+    const refused = this.refusedIds.get(hex) ?? readSettlement(this.store, hex)
+    const a = this.accounts.accounts[account]
+    if (refused === null || refused === undefined || refused.state !== 'refused' || refused.account !== a.id) {
+      this.log.debug('acknowledgement of a settlement no longer in flight', { account: a.id, id: hex })
+      return
+    }
+    this.rebookedIds.add(hex)
+    this.refusedIds.delete(hex)
+    this.books.settled(account, refused.amount)
+    this.logEntries.push({ ...refused, state: 'acknowledged', endedAtMs: nowMs, reason: `acknowledged after a refusal (${refused.reason}); booked again` })
+    this.log.error('the peer acknowledged a settlement it had refused; booked again', { account: a.id, amount: refused.amount, id: hex })
+  }
+
   /** A peer's settlement to the node (a BTP TRANSFER on `account`'s link). */
   transferIn(account: number, amount: bigint, id: Uint8Array, nowMs: number): TransferOutcome {
     const a = this.accounts.accounts[account]
     const hex = Buffer.from(id).toString('hex')
     // A retry first: it was booked, and the peer must hear so whatever has changed since.
-    const known = this.transfersThisTurn.get(`${a.id} ${hex}`) ?? readTransfer(this.store, a.id, hex)?.amount
-    if (known !== undefined) {
-      if (known !== amount) return { booked: false, code: 'F00', message: `transfer id ${hex} was booked already with another amount (${known})` }
+    const key = `${a.id} ${hex}`
+    const known = this.transfersThisTurn.get(key) ?? readTransfer(this.store, a.id, hex)
+    if (known !== undefined && known !== null) {
+      if (known.refused !== null) return { booked: false, code: 'F00', message: known.refused }
+      if (known.amount !== amount) return { booked: false, code: 'F00', message: `transfer id ${hex} was booked already with another amount (${known.amount})` }
       this.log.info('settlement received again; booked once already', { account: a.id, amount, id: hex })
       return { booked: true, replayed: true }
     }
@@ -210,20 +258,39 @@ export class Settler {
     if (a.settlement === null) return { booked: false, code: 'F00', message: notSettling(a.id) }
     if (amount === 0n) return { booked: false, code: 'F00', message: 'a settlement amount must be positive' }
     if (this.books.balanceOf(account) - amount < a.balanceMinimum) {
-      return { booked: false, code: 'F00', message: `the settlement would take the balance below balance.minimum (${a.balanceMinimum})` }
+      const message = `the settlement would take the balance below balance.minimum (${a.balanceMinimum})`
+      this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs, refused: message, asset: assetOf(a) })
+      this.transfersThisTurn.set(key, { amount, refused: message })
+      return { booked: false, code: 'F00', message }
     }
     this.books.settled(account, -amount)
-    this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs })
-    this.transfersThisTurn.set(`${a.id} ${hex}`, amount)
+    this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs, refused: null, asset: assetOf(a) })
+    this.transfersThisTurn.set(key, { amount, refused: null })
     this.log.info('settlement received', { account: a.id, amount, id: hex })
     return { booked: true, replayed: false }
   }
 
+  /** Makes `entry` the account's settlement in flight, or queues it behind the one that is. */
   private track(i: number, entry: SettlementEntry, nextSendAtMs: number): void {
+    if (this.inFlight[i]?.entry.id === entry.id || this.waiting.get(i)?.some((e) => e.id === entry.id)) return
+    if (this.inFlight[i] !== null) {
+      const queue = this.waiting.get(i) ?? []
+      queue.push(entry)
+      this.waiting.set(i, queue)
+      return
+    }
     const retryMs = this.accounts.accounts[i].settlement?.retryMs ?? DEFAULT_RETRY_MS
     this.inFlight[i] = { entry, idBytes: Buffer.from(entry.id, 'hex'), nextSendAtMs, retryMs }
     this.inFlightAccounts.add(i)
   }
+}
+
+/** Ids remembered per run for late answers; past this the memory starts over (LMDB still has them). */
+const RECENT_IDS_KEPT = 10000
+
+/** The asset an entry's amount is in (the books group what moved outside ILP by it). */
+export function assetOf(a: { assetCode: string; assetScale: number }): string {
+  return `${a.assetCode} ${a.assetScale}`
 }
 
 /** Why a transfer from an account without a settlement engine is refused (here and by the I/O thread). */

@@ -49,7 +49,7 @@ import type { LinkTable } from '../ring/link_table'
 import { ioThreadOf } from '../ring/records'
 import { encodeInt128, readAdjustment, writeAdjustment, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
-import { Settler } from './settler'
+import { assetOf, Settler } from './settler'
 import { Books } from './books'
 import { FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
 import type { Logger } from '../log'
@@ -170,8 +170,10 @@ export class Shard {
       this.ildcpData[i] = this.accounts.isLive(i) ? this.ildcpAnswer(account) : null
       // Only a new index is read from LMDB: a known one (changed, or deleted and added again)
       // has live books here already, which may be ahead of LMDB's sum (credits on their way).
-      if (i >= known) this.books.accountAdded(i)
-      else this.books.accountChanged(i)
+      if (i >= known) {
+        this.books.accountAdded(i)
+        this.settler.accountAdded(i)
+      } else this.books.accountChanged(i)
     }
     this.exchange.accountsChanged()
     this.settler.checkAll()
@@ -194,7 +196,7 @@ export class Shard {
       const known = readAdjustment(this.store, key)
       if (known !== null) return { entry: known, replayed: true }
       this.store.balances.put([id, this.shardIndex], encodeInt128(this.books.adjustedRecord(account, amount)))
-      const entry: AdjustmentEntry = { key, account: id, amount, reason, atMs: nowMs }
+      const entry: AdjustmentEntry = { key, account: id, amount, reason, atMs: nowMs, asset: assetOf(this.accounts.accounts[account]) }
       writeAdjustment(this.store, entry)
       return { entry, replayed: false }
     })

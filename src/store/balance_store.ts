@@ -86,6 +86,8 @@ export interface SettlementEntry {
   /** When it was acknowledged or refused, and the peer's reason for a refusal. */
   endedAtMs: number | null
   reason: string | null
+  /** The account's asset when it was made ("USD 9"); absent in entries of earlier versions. */
+  asset?: string
 }
 
 /** Inside the caller's transaction. */
@@ -119,44 +121,66 @@ export function* readSettlements(store: Store): Generator<SettlementEntry> {
   for (const { value } of store.settlements.getRange()) yield decodeSettlement(value)
 }
 
-/** A settlement a peer made to the node, as booked (the balance lowered by `amount`). */
+/**
+ * A settlement a peer made to the node, as booked (the balance lowered by `amount`), or as
+ * refused (`refused`: the answer every copy of that id gets).
+ */
 export interface TransferEntry {
   account: string
   id: string
   amount: bigint
   atMs: number
+  refused: string | null
+  /** The account's asset when it came ("USD 9"); absent in entries of earlier versions. */
+  asset?: string
+}
+
+function decodeTransfer(account: string, id: string, v: Uint8Array): TransferEntry {
+  const j = JSON.parse(Buffer.from(v).toString('utf8')) as { amount: string; atMs: number; refused?: string; asset?: string }
+  return { account, id, amount: BigInt(j.amount), atMs: j.atMs, refused: j.refused ?? null, asset: j.asset }
 }
 
 export function readTransfer(store: Store, account: string, id: string): TransferEntry | null {
   const v = store.transfers.get([account, id])
-  if (v === undefined) return null
-  const j = JSON.parse(Buffer.from(v).toString('utf8')) as { amount: string; atMs: number }
-  return { account, id, amount: BigInt(j.amount), atMs: j.atMs }
+  return v === undefined ? null : decodeTransfer(account, id, v)
 }
 
 /** Inside the caller's transaction. */
 export function writeTransfer(store: Store, e: TransferEntry): void {
-  store.transfers.put([e.account, e.id], Buffer.from(JSON.stringify({ amount: e.amount.toString(), atMs: e.atMs }), 'utf8'))
+  const value = { amount: e.amount.toString(), atMs: e.atMs, ...(e.refused === null ? {} : { refused: e.refused }), ...(e.asset === undefined ? {} : { asset: e.asset }) }
+  store.transfers.put([e.account, e.id], Buffer.from(JSON.stringify(value), 'utf8'))
 }
 
+/** The transfers booked (refused ones left out). */
 export function* readTransfers(store: Store): Generator<TransferEntry> {
   for (const { key, value } of store.transfers.getRange()) {
-    const j = JSON.parse(Buffer.from(value).toString('utf8')) as { amount: string; atMs: number }
-    yield { account: key[0], id: key[1], amount: BigInt(j.amount), atMs: j.atMs }
+    const t = decodeTransfer(key[0], key[1], value)
+    if (t.refused === null) yield t
   }
 }
 
-/** Per account: what moved its balance outside ILP packets (adjustments, settlements both ways). */
-export function outsideIlpTotals(store: Store): Map<string, bigint> {
-  const totals = new Map<string, bigint>()
-  const add = (account: string, amount: bigint) => totals.set(account, (totals.get(account) ?? 0n) + amount)
+/** What moved an account's balance outside ILP packets: an adjustment or a settlement, either way. */
+export interface OutsideIlpMove {
+  account: string
+  /** The account's asset then ("USD 9"); null in entries of earlier versions (take the account's). */
+  asset: string | null
+  amount: bigint
+}
+
+export function* outsideIlpMoves(store: Store): Generator<OutsideIlpMove> {
   for (const { value } of store.adjustments.getRange()) {
-    const j = JSON.parse(Buffer.from(value).toString('utf8')) as { account: string; amount: string }
-    add(j.account, BigInt(j.amount))
+    const j = JSON.parse(Buffer.from(value).toString('utf8')) as { account: string; amount: string; asset?: string }
+    yield { account: j.account, asset: j.asset ?? null, amount: BigInt(j.amount) }
   }
-  for (const s of readSettlements(store)) if (s.state !== 'refused') add(s.account, s.amount)
-  for (const t of readTransfers(store)) add(t.account, -t.amount)
-  return totals
+  for (const s of readSettlements(store)) if (s.state !== 'refused') yield { account: s.account, asset: s.asset ?? null, amount: s.amount }
+  for (const t of readTransfers(store)) yield { account: t.account, asset: t.asset ?? null, amount: -t.amount }
+}
+
+/** Every account's balance as LMDB has it, configured or not (a deleted account's records stay). */
+export function allBalances(store: Store): Map<string, bigint> {
+  const sums = new Map<string, bigint>()
+  for (const { key, value } of store.balances.getRange()) sums.set(key[0], (sums.get(key[0]) ?? 0n) + decodeInt128(value))
+  return sums
 }
 
 /** An operator's balance adjustment as journalled (amounts in the account's base units). */
@@ -167,6 +191,8 @@ export interface AdjustmentEntry {
   amount: bigint
   reason: string
   atMs: number
+  /** The account's asset then ("USD 9"); absent in entries of earlier versions. */
+  asset?: string
 }
 
 export function readAdjustment(store: Store, key: string): AdjustmentEntry | null {
@@ -178,7 +204,7 @@ export function readAdjustment(store: Store, key: string): AdjustmentEntry | nul
 
 /** Inside the caller's transaction. */
 export function writeAdjustment(store: Store, e: AdjustmentEntry): void {
-  store.adjustments.put(e.key, Buffer.from(JSON.stringify({ account: e.account, amount: e.amount.toString(), reason: e.reason, atMs: e.atMs }), 'utf8'))
+  store.adjustments.put(e.key, Buffer.from(JSON.stringify({ account: e.account, amount: e.amount.toString(), reason: e.reason, atMs: e.atMs, asset: e.asset }), 'utf8'))
 }
 
 export interface PaymentRecord {
