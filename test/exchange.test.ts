@@ -12,10 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseConfig } from '../src/config/schema'
 import { startNode, type RunningNode } from '../src/node'
-import {
-  ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, prepare, removeDir,
-  tempDir, testLayout, withNode,
-} from './helpers'
+import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, layoutName, MACHINE, NODE_ADDRESS, Payments, removeDir, tempDir, testLayout, withNode } from './helpers'
 
 const child = (assetCode: string, assetScale: number, extra: Record<string, unknown> = {}) => ({ relation: 'child', assetCode, assetScale, ...extra })
 
@@ -36,34 +33,14 @@ const CONFIG = {
 
 describe(`exchange and spread with ${layoutName(0)}`, () => {
   const fixture = withNode(0, CONFIG, ['alice', 'dave', 'bob', 'erin', 'uma', 'xavier'])
-  const got: Record<string, bigint[]> = {}
+  const payments = new Payments()
 
   before(() => {
-    for (const name of ['bob', 'erin', 'uma', 'xavier']) {
-      got[name] = []
-      const plugin = fixture.clients[name]
-      plugin.registerDataHandler(async (data: Buffer) => {
-        const p = IlpPacket.deserializeIlpPrepare(data)
-        got[name].push(BigInt(p.amount))
-        return IlpPacket.serializeIlpFulfill({ fulfillment: fulfillments.get(p.executionCondition.toString('hex'))!, data: Buffer.alloc(0) })
-      })
-    }
+    for (const name of ['bob', 'erin', 'uma', 'xavier']) payments.receive(fixture.clients[name])
   })
 
-  const fulfillments = new Map<string, Buffer>()
   /** Sends `amount` from `from` to `to`; the amount `to` got, or the reject. */
-  async function pay(from: string, to: string, amount: bigint): Promise<bigint | IlpPacket.IlpReject> {
-    const { fulfillment, condition } = fulfillmentPair()
-    fulfillments.set(condition.toString('hex'), fulfillment)
-    const seen = to in got ? got[to].length : 0
-    const reply = await (fixture.clients[from] as BtpPlugin).sendData(prepare({
-      destination: `${NODE_ADDRESS}.${to}`, amount: amount.toString(), executionCondition: condition, expiresAt: new Date(Date.now() + 10000),
-    }))
-    if (reply[0] === IlpPacket.Type.TYPE_ILP_REJECT) return asReject(reply)
-    assert.deepEqual(asFulfill(reply).fulfillment, fulfillment)
-    assert.equal(got[to].length, seen + 1)
-    return got[to][seen]
-  }
+  const pay = (from: string, to: string, amount: bigint) => payments.pay(fixture.clients[from], fixture.clients[to], `${NODE_ADDRESS}.${to}`, amount)
 
   // Each row: from, to, amount sent, what the receiver gets, worked out by hand.
   //   alice → bob:  cents × 0.9173 × 0.998 EUR, in 1/10000 EUR: cents × 91.54654
@@ -102,7 +79,7 @@ describe(`exchange and spread with ${layoutName(0)}`, () => {
     assert.ok(typeof reject !== 'bigint')
     assert.equal(reject.code, 'F02')
     assert.match(reject.message, /does not trade XRP/)
-    assert.equal(got.xavier.length, 0)
+    assert.equal(payments.received(fixture.clients.xavier).length, 0)
   })
 
   it('shows each rate with its source, and the books with what the node kept', async () => {
@@ -144,8 +121,7 @@ describe(`rates and spread changed by a reload with ${layoutName(0)}`, () => {
   let node: RunningNode
   let alice: BtpPlugin
   let bob: BtpPlugin
-  const fulfillments = new Map<string, Buffer>()
-  const got: bigint[] = []
+  const payments = new Payments()
   const file = (eur: string, spread: string) => writeFileSync(path, JSON.stringify({
     ilpAddress: NODE_ADDRESS, adminToken: ADMIN_TOKEN, port: 0, dataDir: join(dir, 'data'), logLevel: 'error', ...testLayout(0),
     rates: { backend: 'static', base: 'USD', table: { EUR: eur } }, spread,
@@ -157,11 +133,7 @@ describe(`rates and spread changed by a reload with ${layoutName(0)}`, () => {
     node = await startNode(parseConfig(JSON.parse(readFileSync(path, 'utf8')), {}, MACHINE, path))
     alice = await connectPlugin(node.port, 'alice', 'alice-token')
     bob = await connectPlugin(node.port, 'bob', 'bob-token')
-    bob.registerDataHandler(async (data: Buffer) => {
-      const p = IlpPacket.deserializeIlpPrepare(data)
-      got.push(BigInt(p.amount))
-      return IlpPacket.serializeIlpFulfill({ fulfillment: fulfillments.get(p.executionCondition.toString('hex'))!, data: Buffer.alloc(0) })
-    })
+    payments.receive(bob)
   })
 
   after(async () => {
@@ -171,12 +143,7 @@ describe(`rates and spread changed by a reload with ${layoutName(0)}`, () => {
     removeDir(dir)
   })
 
-  async function pay(cents: bigint): Promise<bigint> {
-    const { fulfillment, condition } = fulfillmentPair()
-    fulfillments.set(condition.toString('hex'), fulfillment)
-    asFulfill(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: cents.toString(), executionCondition: condition, expiresAt: new Date(Date.now() + 10000) })))
-    return got[got.length - 1]
-  }
+  const pay = (cents: bigint) => payments.pay(alice, bob, `${NODE_ADDRESS}.bob`, cents)
 
   it('applies a new rate and spread from the file at once, while the links stay up', async () => {
     assert.equal(await pay(100n), 9154n) // 100 × 91.54654

@@ -149,6 +149,43 @@ export function fulfillmentPair(): { fulfillment: Buffer; condition: Buffer } {
   return { fulfillment, condition: createHash('sha256').update(fulfillment).digest() }
 }
 
+/**
+ * Payments between real clients: receive(plugin) makes a client fulfil every prepare paid through
+ * this object, recording the amount it got; pay() sends one with a fresh condition and answers
+ * the amount the receiver got (checking the fulfillment came back), or the reject.
+ */
+export class Payments {
+  private readonly fulfillments = new Map<string, Buffer>()
+  private readonly got = new Map<BtpPlugin, bigint[]>()
+
+  receive(plugin: BtpPlugin): void {
+    const got: bigint[] = []
+    this.got.set(plugin, got)
+    plugin.registerDataHandler(async (data: Buffer) => {
+      const p = IlpPacket.deserializeIlpPrepare(data)
+      got.push(BigInt(p.amount))
+      return IlpPacket.serializeIlpFulfill({ fulfillment: this.fulfillments.get(p.executionCondition.toString('hex'))!, data: Buffer.alloc(0) })
+    })
+  }
+
+  /** What `plugin` has received, in order. */
+  received(plugin: BtpPlugin): bigint[] {
+    return this.got.get(plugin)!
+  }
+
+  async pay(from: BtpPlugin, to: BtpPlugin, destination: string, amount: bigint): Promise<bigint | IlpPacket.IlpReject> {
+    const { fulfillment, condition } = fulfillmentPair()
+    this.fulfillments.set(condition.toString('hex'), fulfillment)
+    const got = this.received(to)
+    const seen = got.length
+    const reply = await from.sendData(prepare({ destination, amount: amount.toString(), executionCondition: condition, expiresAt: new Date(Date.now() + 10000) }))
+    if (reply[0] === IlpPacket.Type.TYPE_ILP_REJECT) return asReject(reply)
+    assert.deepEqual(asFulfill(reply).fulfillment, fulfillment)
+    assert.equal(got.length, seen + 1)
+    return got[seen]
+  }
+}
+
 export function prepare(fields: Partial<IlpPacket.IlpPrepare> & { destination: string }): Buffer {
   return IlpPacket.serializeIlpPrepare({
     amount: '100',

@@ -20,8 +20,7 @@ import { logger } from '../src/log'
 import type { RateSnapshot } from '../src/shard/exchange'
 import type { RunningNode } from '../src/node'
 import {
-  ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, prepare, removeDir, sleep,
-  startTestNode, tempDir,
+  ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, Payments, removeDir, sleep, startTestNode, tempDir,
 } from './helpers'
 
 const RECORDED = readFileSync(join(__dirname, '..', '..', 'test', 'fixtures', 'ecb', 'eurofxref-daily-2022-07-08.xml'), 'utf8')
@@ -65,11 +64,7 @@ describe(`ecb exchange rates with ${layoutName(0)}`, () => {
     })
     alice = await connectPlugin(node.port, 'alice', 'alice-token')
     bob = await connectPlugin(node.port, 'bob', 'bob-token')
-    bob.registerDataHandler(async (data: Buffer) => {
-      const p = IlpPacket.deserializeIlpPrepare(data)
-      received.push(BigInt(p.amount))
-      return IlpPacket.serializeIlpFulfill({ fulfillment: fulfillments.get(p.executionCondition.toString('hex'))!, data: Buffer.alloc(0) })
-    })
+    payments.receive(bob)
   })
 
   after(async () => {
@@ -80,16 +75,8 @@ describe(`ecb exchange rates with ${layoutName(0)}`, () => {
     removeDir(dir)
   })
 
-  const received: bigint[] = []
-  const fulfillments = new Map<string, Buffer>()
-  async function pay(cents: bigint): Promise<bigint | IlpPacket.IlpReject> {
-    const { fulfillment, condition } = fulfillmentPair()
-    fulfillments.set(condition.toString('hex'), fulfillment)
-    const reply = await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: cents.toString(), executionCondition: condition, expiresAt: new Date(Date.now() + 10000) }))
-    if (reply[0] === IlpPacket.Type.TYPE_ILP_REJECT) return asReject(reply)
-    asFulfill(reply)
-    return received[received.length - 1]
-  }
+  const payments = new Payments()
+  const pay = (cents: bigint) => payments.pay(alice, bob, `${NODE_ADDRESS}.bob`, cents)
 
   async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
     const deadline = Date.now() + timeoutMs

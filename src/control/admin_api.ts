@@ -41,6 +41,7 @@ import { DIRECTIONS, FULFILL, sumCounterRows } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
 import { allBalances, outsideIlpMoves, readBalance, readSettlements, readTransfers, type AdjustmentEntry, type Store } from '../store/balance_store'
 import type { RateSnapshot } from '../shard/exchange'
+import { assetOf } from '../shard/settler'
 import { parseDecimal } from '../codec/decimal'
 import type { RouteManager } from './route_manager'
 import type { AdminRequest, AdminResponse } from '../io/admin_endpoint'
@@ -220,7 +221,7 @@ export class AdminApi {
     const rates = this.s.rates.current
     // Every balance LMDB holds, configured or not: a deleted account's records stay, and count.
     const assetOfAccount = new Map<string, string>()
-    accounts.accounts.forEach((a) => assetOfAccount.set(a.id, `${a.assetCode} ${a.assetScale}`))
+    accounts.accounts.forEach((a) => assetOfAccount.set(a.id, assetOf(a)))
     const UNCONFIGURED = '(accounts no longer configured)'
     const rows = new Map<string, { accounts: string[]; position: bigint; outsideIlp: bigint }>()
     const row = (asset: string) => {

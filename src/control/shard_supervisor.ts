@@ -19,6 +19,7 @@ import { shardCountersBytes } from '../ring/packet_counters'
 import { recoverOnStart, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { PendingTable } from '../shard/pending_table'
 import type { RateSnapshot } from '../shard/exchange'
+import type { Shard } from '../shard/shard'
 import type { ShardLoop } from '../shard/shard_loop'
 import { createShardLoop } from '../shard/shard_runtime'
 import type { ShardAnswer, ShardControl, ShardTask } from '../shard/shard_worker'
@@ -222,20 +223,23 @@ export class ShardSupervisor {
   /** Hands every shard a new routing table (a snapshot; each swaps it in between batches). */
   setRoutes(entries: [string, number][]): void {
     this.routes = entries
-    // The restarted shards may have been given the table before this one: they get it after.
-    if (this.restartingNow) return void this.restartDone.then(() => this.setRoutes(this.routes))
-    if (this.inline !== null) return this.inline.shard.setRoutes(entries)
-    const message: ShardControl = { type: 'routes', entries }
-    this.tasks.forEach(({ control }) => control.postMessage(message))
-    this.wakeShards()
+    this.toEveryShard(() => this.setRoutes(this.routes), (shard) => shard.setRoutes(entries), { type: 'routes', entries })
   }
 
   /** Hands every shard new exchange rates (control/rate_feed.ts), as setRoutes does routes. */
   setRates(snapshot: RateSnapshot): void {
     this.rates = snapshot
-    if (this.restartingNow) return void this.restartDone.then(() => this.setRates(this.rates))
-    if (this.inline !== null) return this.inline.shard.setRates(snapshot)
-    const message: ShardControl = { type: 'rates', snapshot }
+    this.toEveryShard(() => this.setRates(this.rates), (shard) => shard.setRates(snapshot), { type: 'rates', snapshot })
+  }
+
+  /**
+   * A snapshot for every shard: posted to the workers (each takes it between batches), or given to
+   * the inline shard. During a restart it waits: the restarted shards may have been given an older
+   * one, so `again` hands them the newest once they run.
+   */
+  private toEveryShard(again: () => void, inline: (shard: Shard) => void, message: ShardControl): void {
+    if (this.restartingNow) return void this.restartDone.then(again)
+    if (this.inline !== null) return inline(this.inline.shard)
     this.tasks.forEach(({ control }) => control.postMessage(message))
     this.wakeShards()
   }

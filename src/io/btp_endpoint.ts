@@ -19,7 +19,7 @@ import {
 } from '../codec/btp_packet'
 import { SendFailure } from '../codec/ilp_errors'
 import { SETTLEMENT_ID_BYTES, SettleAnswer, TransferAnswer } from '../ring/records'
-import { btpTransferEngine } from './settlement_engine'
+import { engineOf } from './settlement_engine'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
@@ -89,7 +89,7 @@ export class BtpEndpoint {
    */
   private onTransfer(session: BtpSession, frame: BtpFrame): void {
     const account = this.accounts.accounts[session.account]
-    const settlement = btpTransferEngine.decode(frame)
+    const settlement = engineOf(account).decode(frame)
     if ('code' in settlement) {
       this.log.warn('refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message })
       return this.send(session, encodeError(frame.requestId, settlement.code, settlement.name, settlement.message))
@@ -119,7 +119,7 @@ export class BtpEndpoint {
     const amount = Buffer.from(settlement.buffer, settlement.byteOffset, settlement.length).readBigUInt64BE(SETTLEMENT_ID_BYTES)
     const requestId = session.takeRequestId()
     session.settlements.set(requestId, { shard, id })
-    this.send(session, btpTransferEngine.encode(requestId, id, amount))
+    this.send(session, engineOf(this.accounts.accounts[account]).encode(requestId, id, amount))
   }
 
   /** The peer answered a settlement we sent: acknowledged, refused for good (F), or to be sent again (T). */

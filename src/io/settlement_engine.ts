@@ -45,3 +45,14 @@ export const btpTransferEngine: SettlementEngine = {
     return { amount: frame.amount, id }
   },
 }
+
+/** The engines by the name accounts.<id>.settlement.engine gives them. */
+export const SETTLEMENT_ENGINES: Readonly<Record<SettlementEngineName, SettlementEngine>> = { 'btp-transfer': btpTransferEngine }
+
+/**
+ * An account's engine; the first one for an account without (its settlement config gone while a
+ * settlement is still in flight, or a transfer the shard will refuse).
+ */
+export function engineOf(account: { settlement: { engine: SettlementEngineName } | null }): SettlementEngine {
+  return account.settlement === null ? btpTransferEngine : SETTLEMENT_ENGINES[account.settlement.engine]
+}

@@ -255,7 +255,7 @@ export class Settler {
       return { booked: true, replayed: true }
     }
     if (this.accounts.live[account] === 0) return { booked: false, code: 'F00', message: 'account deleted' }
-    if (a.settlement === null) return { booked: false, code: 'F00', message: notSettling(a.id) }
+    if (a.settlement === null) return { booked: false, code: 'F00', message: `account ${a.id} does not settle with this node (no settlement engine configured)` }
     if (amount === 0n) return { booked: false, code: 'F00', message: 'a settlement amount must be positive' }
     if (this.books.balanceOf(account) - amount < a.balanceMinimum) {
       const message = `the settlement would take the balance below balance.minimum (${a.balanceMinimum})`
@@ -291,9 +291,4 @@ const RECENT_IDS_KEPT = 10000
 /** The asset an entry's amount is in (the books group what moved outside ILP by it). */
 export function assetOf(a: { assetCode: string; assetScale: number }): string {
   return `${a.assetCode} ${a.assetScale}`
-}
-
-/** Why a transfer from an account without a settlement engine is refused (here and by the I/O thread). */
-export function notSettling(accountId: string): string {
-  return `account ${accountId} does not settle with this node (no settlement engine configured)`
 }

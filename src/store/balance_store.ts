@@ -168,9 +168,9 @@ export interface OutsideIlpMove {
 }
 
 export function* outsideIlpMoves(store: Store): Generator<OutsideIlpMove> {
-  for (const { value } of store.adjustments.getRange()) {
-    const j = JSON.parse(Buffer.from(value).toString('utf8')) as { account: string; amount: string; asset?: string }
-    yield { account: j.account, asset: j.asset ?? null, amount: BigInt(j.amount) }
+  for (const { key, value } of store.adjustments.getRange()) {
+    const a = decodeAdjustment(key, value)
+    yield { account: a.account, asset: a.asset ?? null, amount: a.amount }
   }
   for (const s of readSettlements(store)) if (s.state !== 'refused') yield { account: s.account, asset: s.asset ?? null, amount: s.amount }
   for (const t of readTransfers(store)) yield { account: t.account, asset: t.asset ?? null, amount: -t.amount }
@@ -197,9 +197,12 @@ export interface AdjustmentEntry {
 
 export function readAdjustment(store: Store, key: string): AdjustmentEntry | null {
   const v = store.adjustments.get(key)
-  if (v === undefined) return null
-  const j = JSON.parse(Buffer.from(v).toString('utf8')) as { account: string; amount: string; reason: string; atMs: number }
-  return { key, account: j.account, amount: BigInt(j.amount), reason: j.reason, atMs: j.atMs }
+  return v === undefined ? null : decodeAdjustment(key, v)
+}
+
+function decodeAdjustment(key: string, v: Uint8Array): AdjustmentEntry {
+  const j = JSON.parse(Buffer.from(v).toString('utf8')) as { account: string; amount: string; reason: string; atMs: number; asset?: string }
+  return { key, account: j.account, amount: BigInt(j.amount), reason: j.reason, atMs: j.atMs, asset: j.asset }
 }
 
 /** Inside the caller's transaction. */
