@@ -62,3 +62,38 @@ export function logger(scope: string): Logger {
     enabled: (level) => LEVELS[level] <= threshold,
   }
 }
+
+/**
+ * Logs a kind of event at most once per interval per key (a peer, an address): the first one at
+ * once, the rest of the interval only counted, and the count given with the next line logged, so
+ * that a peer repeating itself costs one line per interval however fast it goes. The counters in
+ * /metrics have the exact figures. Keys beyond `keysMax` share one line (a flood of new keys cannot
+ * grow the table).
+ */
+export class LogOncePer {
+  private readonly last = new Map<string, { atMs: number; suppressed: number }>()
+
+  constructor(
+    private readonly log: Logger,
+    private readonly level: LogLevel,
+    private readonly intervalMs: number,
+    private readonly keysMax = 1024,
+  ) {}
+
+  event(key: string, message: string, fields: LogFields, nowMs: number): void {
+    if (!this.log.enabled(this.level)) return
+    if (!this.last.has(key) && this.last.size >= this.keysMax) {
+      // Forget the keys whose interval has passed with nothing held back; if none, share a line.
+      for (const [k, v] of this.last) if (nowMs - v.atMs >= this.intervalMs && v.suppressed === 0) this.last.delete(k)
+      if (this.last.size >= this.keysMax) key = '(other)'
+    }
+    const seen = this.last.get(key)
+    if (seen !== undefined && nowMs - seen.atMs < this.intervalMs) {
+      seen.suppressed++
+      return
+    }
+    const suppressed = seen?.suppressed ?? 0
+    this.last.set(key, { atMs: nowMs, suppressed: 0 })
+    this.log[this.level](message, suppressed > 0 ? { ...fields, suppressed, perMs: this.intervalMs } : fields)
+  }
+}

@@ -91,7 +91,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const links = LinkTable.create(accounts.capacity, config.ioThreads)
   const linkTable = new LinkTable(links, accounts.capacity, config.ioThreads)
   const limits = createSharedLimits()
-  const ioCounters = config.metrics.enabled ? new SharedArrayBuffer(ioCountersBytes(config.ioThreads)) : null
+  const ioCounters = config.metrics.enabled ? new SharedArrayBuffer(ioCountersBytes(config.ioThreads, config.maxAccounts)) : null
   let reportFatal: (reason: string) => void = () => {}
   const failed = new Promise<string>((resolve) => { reportFatal = resolve })
   const fatal = (reason: string) => {

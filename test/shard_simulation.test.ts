@@ -19,7 +19,7 @@ import { AccountTable, shardOfAccount } from '../src/config/account_table'
 import { parseConfig, type Config } from '../src/config/schema'
 import { logger } from '../src/log'
 import { LinkTable } from '../src/ring/link_table'
-import { RecordKind } from '../src/ring/records'
+import { pendingIdHigh, pendingIdLow, pendingIdOf, RecordKind } from '../src/ring/records'
 import { RingReader, RingWriter } from '../src/ring/ring'
 import { createWiring, type Wiring } from '../src/ring/wiring'
 import { WakeUps } from '../src/ring/doorbell'
@@ -46,6 +46,8 @@ interface Request {
 interface AtNextHop {
   shard: number
   pendingId: number
+  /** The account the prepare was forwarded to (who answers it). */
+  to: number
   request: number
 }
 
@@ -142,7 +144,7 @@ describe('shard simulation: seeded schedules of prepares, replies, expiries and 
               const request = fulfillmentByCondition.get(condition)
               assert.ok(request !== undefined, 'forwarded a prepare nobody sent')
               assert.equal(view.amount, requests.get(request)!.amount, 'same asset and scale: the amount is unchanged')
-              atNextHop.push({ shard: s, pendingId: ring.b, request })
+              atNextHop.push({ shard: s, pendingId: pendingIdOf(ring.b, ring.d), to: ring.a, request })
             } else if (ring.kind === RecordKind.ReplyOut) {
               const request = requests.get(ring.b)
               assert.ok(request !== undefined, `seed ${seed} step ${step}: a reply to request ${ring.b}, which is not waiting`)
@@ -201,7 +203,7 @@ describe('shard simulation: seeded schedules of prepares, replies, expiries and 
         else if (roll < 0.65) reply = encodeFulfill(randomBytes(32), Buffer.alloc(0)) // wrong: F05 upstream, never relayed
         else if (roll < 0.85) reply = encodeReject('F99', `test.sim.${ACCOUNTS[request.to]}`, 'no')
         else return // never answered: expires (R00)
-        world.send(at.shard, RecordKind.ReplyIn, at.pendingId, 0, 0, reply)
+        world.send(at.shard, RecordKind.ReplyIn, pendingIdLow(at.pendingId), pendingIdHigh(at.pendingId), at.to, reply)
       }
 
       const crash = (): void => {

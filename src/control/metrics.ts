@@ -14,6 +14,8 @@
 //   ilp_node_io_records_total{thread,direction}              counter (to_shards, from_shards)
 //   ilp_node_ring_used_bytes{ring} / ilp_node_ring_size_bytes{ring}  gauges (ring: ioN_to_shardM, …)
 //   ilp_node_lmdb_commit_seconds{shard}                      histogram
+//   ilp_node_answers_dropped_total{account,reason}           counter: answers from next hops never
+//                                                            applied (late, wrong_peer, unknown_request)
 //   process_*, nodejs_*                                      prom-client's defaults (main thread)
 
 import { collectDefaultMetrics, Registry } from 'prom-client'
@@ -21,7 +23,7 @@ import type { AccountTable } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { ConnectionCount, TRANSPORTS } from '../io/shared_limits'
 import {
-  COMMIT_BUCKETS_S, CounterReader, DIRECTIONS, Incoming, IO_COUNTS, IoCounters, RESULTS, sumCounterRows, type CounterRow,
+  COMMIT_BUCKETS_S, CounterReader, DIRECTIONS, DROP_REASONS, Incoming, IO_COUNTS, IoCounters, RESULTS, sumCounterRows, type CounterRow,
 } from '../ring/packet_counters'
 import { ringUsedBytes } from '../ring/ring'
 import type { Wiring } from '../ring/wiring'
@@ -82,6 +84,23 @@ export class Metrics {
         IO_COUNTS.forEach((direction, k) => samples.push({ value: counts[k], labels: { thread: s.config.ioThreads > 1 ? `ilp-io-${t}` : 'ilp-main', direction } }))
       }
       return samples
+    })
+    this.add('ilp_node_answers_dropped_total', 'Answers from next hops that were dropped, never applied: late (their prepare had expired or was answered), wrong_peer (from another account than the prepare went to), unknown_request (to a BTP request the node had not sent, had forgotten, or had seen answered)', 'counter', () => {
+      const sums = new Map<string, number>()
+      const add = (account: number, reason: number, answers: number) => {
+        const key = `${account} ${reason}`
+        sums.set(key, (sums.get(key) ?? 0) + answers)
+      }
+      for (const sab of s.wiring().counters ?? []) for (const r of new CounterReader(sab, s.accounts.capacity).dropRows()) add(r.account, r.reason, r.answers)
+      if (s.ioCounters !== null) {
+        IoCounters.readUnknownAnswers(s.ioCounters, s.config.ioThreads, s.accounts.capacity).forEach((answers, account) => {
+          if (answers > 0) add(account, DROP_REASONS.indexOf('unknown_request'), answers)
+        })
+      }
+      return [...sums].map(([key, value]) => {
+        const [account, reason] = key.split(' ').map(Number)
+        return { value, labels: { account: id(account), reason: DROP_REASONS[reason] } }
+      })
     })
     this.add('ilp_node_ring_used_bytes', 'Bytes waiting in each ring between the threads', 'gauge', () => this.rings().map(([ring, sab]) => ({ value: ringUsedBytes(sab), labels: { ring } })))
     this.add('ilp_node_ring_size_bytes', 'Capacity of each ring between the threads', 'gauge', () => this.rings().map(([ring]) => ({ value: s.config.ringBytes, labels: { ring } })))

@@ -21,20 +21,23 @@ import { SendFailure } from '../codec/ilp_errors'
 import { SETTLEMENT_ID_BYTES, SettleAnswer, TransferAnswer } from '../ring/records'
 import { engineOf } from './settlement_engine'
 import type { Config } from '../config/schema'
-import type { Logger } from '../log'
+import { LogOncePer, type Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import type { ShardPort } from './shard_port'
 import type { Connections } from './connections'
 import type { BtpLinks } from './btp_links'
-import type { BtpSession, BtpSocket } from './btp_session'
+import { outgoingKey, pendingIdOfKey, shardOfKey, type BtpSession, type BtpSocket } from './btp_session'
 
 const ILP = Buffer.from('ilp', 'latin1')
+/** A peer's answers to requests we do not know are logged once per this interval (and counted in /metrics). */
+const UNKNOWN_ANSWER_LOG_MS = 60_000
 
 export class BtpEndpoint {
   private readonly frame = new BtpFrame()
   private readonly scratch: Buffer
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
+  private readonly unknownAnswers: LogOncePer
 
   constructor(
     config: Config,
@@ -45,10 +48,13 @@ export class BtpEndpoint {
     private readonly log: Logger,
   ) {
     this.scratch = Buffer.allocUnsafe(config.maxFrameBytes + 64)
-    // Outstanding requests the peer never answered are dropped after two rotations; by then the
-    // shard has long expired them (R00), so this only bounds memory.
-    this.rotateTimer = setInterval(() => this.rotateOutstanding(), 2 * config.maxHoldTimeMs)
+    // Outstanding requests the peer never answered are forgotten after two rotations, between
+    // maxHoldTimeMs + 1 s and twice that after they were sent: their prepares have expired by then
+    // (the shard gives none more than maxHoldTimeMs), so an answer after that is dropped here. The
+    // shards' pendingIds rely on this bound (shard/pending_table.ts).
+    this.rotateTimer = setInterval(() => this.rotateOutstanding(), config.maxHoldTimeMs + 1000)
     this.rotateTimer.unref()
+    this.unknownAnswers = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
   }
 
   /** A new socket, not yet authenticated: it can receive replies from now on. */
@@ -158,18 +164,22 @@ export class BtpEndpoint {
     }
     const key = session.takeOutstanding(frame.requestId)
     if (key < 0) {
-      this.log.debug('ignored BTP answer to an unknown request', { account: this.accounts.accounts[session.account].id, requestId: frame.requestId })
+      // A second answer to one request, an answer after we forgot the request (its prepare long
+      // expired), or to one we never sent: dropped, never applied.
+      this.shards.countUnknownAnswer(session.account)
+      const account = this.accounts.accounts[session.account].id
+      this.unknownAnswers.event(account, 'dropped BTP answers to requests not in flight (late, repeated or unknown)', { account, requestId: frame.requestId }, Date.now())
       return
     }
-    const shard = Math.floor(key / 2 ** 32)
-    const pendingId = key % 2 ** 32
+    const shard = shardOfKey(key)
+    const pendingId = pendingIdOfKey(key)
     if (frame.type === BTP_ERROR) {
       this.log.info('next hop answered a prepare with a BTP error', { account: this.accounts.accounts[session.account].id, code: frame.errorCode, name: frame.errorName })
       return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerError)
     }
     const i = frame.findEntry(ILP)
     // A Response without an ilp entry is not an ILP answer; the shard turns it into a reject.
-    this.shards.submitReply(shard, pendingId, i < 0 ? new Uint8Array(0) : frame.entryData(i))
+    this.shards.submitReply(shard, pendingId, session.account, i < 0 ? new Uint8Array(0) : frame.entryData(i))
   }
 
   protocolError(session: BtpSession, requestId: number, reason: string): void {
@@ -190,7 +200,7 @@ export class BtpEndpoint {
     this.links.remove(session)
     // Prepares this peer was holding will never be answered on this socket.
     for (const map of [session.outstanding, session.previous]) {
-      for (const key of map.values()) this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerDisconnected)
+      for (const key of map.values()) this.shards.submitSendFailure(shardOfKey(key), pendingIdOfKey(key), SendFailure.PeerDisconnected)
       map.clear()
     }
   }
@@ -200,7 +210,7 @@ export class BtpEndpoint {
     const session = this.links.newest(account)
     if (session === null) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
     const requestId = session.takeRequestId()
-    const key = shard * 2 ** 32 + pendingId
+    const key = outgoingKey(shard, pendingId)
     session.outstanding.set(requestId, key)
     this.queueIlpFrame(session, BTP_MESSAGE, requestId, ilp, key)
   }
@@ -276,7 +286,7 @@ export class BtpEndpoint {
       const key = session.frameKeys[i]
       if (key < 0) continue
       session.takeOutstanding(session.frameRequestIds[i])
-      this.shards.submitSendFailure(Math.floor(key / 2 ** 32), key % 2 ** 32, SendFailure.PeerBusy)
+      this.shards.submitSendFailure(shardOfKey(key), pendingIdOfKey(key), SendFailure.PeerBusy)
     }
   }
 

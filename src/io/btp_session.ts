@@ -8,6 +8,20 @@ import { randomBytes } from 'node:crypto'
 import { BTP_RESPONSE, type BtpFrame } from '../codec/btp_packet'
 import type { BtpEndpoint } from './btp_endpoint'
 import type { ReplyTarget } from './connections'
+import { PENDING_ID_LIMIT } from '../ring/records'
+
+/** A prepare a session sent, as its maps keep it: the shard that forwarded it and its pendingId, in one integer below 2^53. */
+export function outgoingKey(shard: number, pendingId: number): number {
+  return shard * PENDING_ID_LIMIT + pendingId
+}
+
+export function shardOfKey(key: number): number {
+  return Math.floor(key / PENDING_ID_LIMIT)
+}
+
+export function pendingIdOfKey(key: number): number {
+  return key % PENDING_ID_LIMIT
+}
 
 /**
  * The one thing a session needs from its WebSocket, whichever side opened it: uWebSockets.js
@@ -40,7 +54,7 @@ export class BtpSession implements ReplyTarget {
   readonly controlRequests = new Map<number, (reply: Uint8Array | Error) => void>()
   /** Settlements we sent (TRANSFER), by requestId: the shard to tell the answer, and the id. */
   readonly settlements = new Map<number, { shard: number; id: Uint8Array }>()
-  /** Our outgoing requestId → (shard << 32) + pendingId, in two generations (see rotate). */
+  /** Our outgoing requestId → outgoingKey(shard, pendingId), in two generations (BtpEndpoint.rotateOutstanding). */
   outstanding = new Map<number, number>()
   previous = new Map<number, number>()
   private nextRequestId = randomBytes(4).readUInt32BE(0)

@@ -6,7 +6,7 @@
 import { Pool } from 'undici'
 import { SendFailure } from '../codec/ilp_errors'
 import type { Config } from '../config/schema'
-import type { Logger } from '../log'
+import { LogOncePer, type Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import type { ShardPort } from './shard_port'
 
@@ -22,6 +22,7 @@ const CONNECTIONS_PER_ORIGIN = 32
 export class IlpHttpClient {
   private readonly endpoints: (Endpoint | null)[]
   private readonly pools = new Map<string, Pool>()
+  private readonly lateAnswers: LogOncePer
 
   constructor(
     private readonly config: Config,
@@ -30,6 +31,7 @@ export class IlpHttpClient {
     private readonly log: Logger,
   ) {
     this.endpoints = accounts.accounts.map((_, i) => this.endpoint(i))
+    this.lateAnswers = new LogOncePer(log, 'info', 60_000)
   }
 
   private endpoint(account: number): Endpoint | null {
@@ -61,7 +63,7 @@ export class IlpHttpClient {
     return this.endpoints[account] !== null
   }
 
-  forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void {
+  forward(shard: number, account: number, pendingId: number, expiresAtS: number, ilp: Uint8Array): void {
     const endpoint = this.endpoints[account]
     // Deleted, or moved to BTP, since the shard routed the prepare here.
     if (endpoint === null || endpoint === undefined) return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
@@ -81,12 +83,19 @@ export class IlpHttpClient {
       body,
     }).then(async ({ statusCode, body: response }) => {
       if (incarnation !== this.shards.incarnation) return void (await response.dump())
+      // After its prepare expired (the shard has answered it R00): dropped, never applied. Ids
+      // are only guaranteed fresh for a while after that (shard/pending_table.ts).
+      if (Date.now() > (expiresAtS + 1) * 1000) {
+        await response.dump()
+        this.shards.countUnknownAnswer(account)
+        return this.lateAnswers.event(this.accounts.accounts[account].id, 'dropped ILP-over-HTTP answers that came after their prepare expired', { account: this.accounts.accounts[account].id, status: statusCode }, Date.now())
+      }
       if (statusCode !== 200) {
         await response.dump()
         this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.accounts[account].id, status: statusCode })
         return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerHttpStatus)
       }
-      this.shards.submitReply(shard, pendingId, new Uint8Array(await response.arrayBuffer()))
+      this.shards.submitReply(shard, pendingId, account, new Uint8Array(await response.arrayBuffer()))
     }).catch((err: Error) => {
       if (incarnation !== this.shards.incarnation) return
       this.log.info('ILP-over-HTTP request to next hop failed', { account: this.accounts.accounts[account].id, error: err.message })

@@ -45,7 +45,7 @@ export interface ControlPlane {
   admin(request: AdminRequest): Promise<AdminResponse>
 }
 
-type Send = (shard: number, account: number, pendingId: number, ilp: Uint8Array) => void
+type Send = (shard: number, account: number, pendingId: number, expiresAtS: number, ilp: Uint8Array) => void
 
 export class IoFront {
   readonly port: ShardPort
@@ -88,7 +88,7 @@ export class IoFront {
       reply: (connId, requestId, account, ilp) => {
         if (!this.connections.reply(connId, requestId, ilp)) scope('node').debug('reply for a connection that has closed', { account: this.accounts.accounts[account].id })
       },
-      forward: (shard, account, pendingId, ilp) => this.sendTo[account](shard, account, pendingId, ilp),
+      forward: (shard, account, pendingId, expiresAtS, ilp) => this.sendTo[account](shard, account, pendingId, expiresAtS, ilp),
       control: (connId, requestId, account, prepare) => this.control(connId, requestId, account, prepare),
       settle: (shard, account, settlement) => this.btp.sendSettlement(shard, account, settlement),
       transferAnswer: (connId, requestId, account, answer) => {
@@ -97,7 +97,7 @@ export class IoFront {
         else scope('btp').debug('answer to a settlement for a connection that has closed', { account: this.accounts.accounts[account].id })
       },
       flush: () => this.btp.flush(),
-    }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io))
+    }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io, config.ioThreads, config.maxAccounts))
 
     const btpLinks = new BtpLinks(config.maxAccounts, (account) => {
       this.links.linkUp(account, io)
@@ -140,8 +140,8 @@ export class IoFront {
   }
 
   private sendOf(account: number): Send {
-    if (this.httpOut.serves(account)) return (shard, peer, pendingId, ilp) => this.httpOut.forward(shard, peer, pendingId, ilp)
-    return (shard, peer, pendingId, ilp) => this.btp.forward(shard, peer, pendingId, ilp)
+    if (this.httpOut.serves(account)) return (shard, peer, pendingId, expiresAtS, ilp) => this.httpOut.forward(shard, peer, pendingId, expiresAtS, ilp)
+    return (shard, peer, pendingId, _expiresAtS, ilp) => this.btp.forward(shard, peer, pendingId, ilp)
   }
 
   /**

@@ -18,7 +18,7 @@ import { encodeReject } from '../codec/ilp_packet'
 import type { AccountTable } from '../config/account_table'
 import type { Logger } from '../log'
 import { Doorbell, DoorbellWatch } from '../ring/doorbell'
-import { RecordKind, type SettleAnswer } from '../ring/records'
+import { pendingIdHigh, pendingIdLow, pendingIdOf, RecordKind, type SettleAnswer } from '../ring/records'
 import { RingReader, RingWriter } from '../ring/ring'
 import type { IoCounters } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
@@ -26,8 +26,11 @@ import type { Wiring } from '../ring/wiring'
 export interface PortOutputs {
   /** A fulfill or reject to send back on (connId, requestId). The bytes are valid during the call. */
   reply(connId: number, requestId: number, account: number, ilp: Uint8Array): void
-  /** A prepare to send to `account`'s next hop; answer later with submitReply / submitSendFailure. */
-  forward(shard: number, account: number, pendingId: number, ilp: Uint8Array): void
+  /**
+   * A prepare to send to `account`'s next hop, expiring at `expiresAtS` (seconds, rounded down);
+   * answer later with submitReply / submitSendFailure.
+   */
+  forward(shard: number, account: number, pendingId: number, expiresAtS: number, ilp: Uint8Array): void
   /** A CCP prepare or JSON route broadcast for the control plane; answered on (connId, requestId). */
   control(connId: number, requestId: number, account: number, prepare: Uint8Array): void
   /** A settlement (id ‖ amount) for `account`'s peer, from the shard that owns it. */
@@ -39,9 +42,10 @@ export interface PortOutputs {
 }
 
 interface QueuedReply {
-  kind: RecordKind
+  kind: RecordKind.ReplyIn | RecordKind.SendFailed
   pendingId: number
-  reason: number
+  /** REPLY_IN: the account that answered; SEND_FAILED: the SendFailure. */
+  detail: number
   payload: Uint8Array | null
 }
 
@@ -171,21 +175,26 @@ export class ShardPort {
     return true
   }
 
-  /** Hands the next hop's reply to the shard that forwarded the prepare. Never dropped. */
-  submitReply(shard: number, pendingId: number, ilp: Uint8Array): void {
+  /** A BTP answer from `account` to a request this thread does not know: counted for /metrics. */
+  countUnknownAnswer(account: number): void {
+    this.counters?.unknownAnswer(account)
+  }
+
+  /** Hands `from`'s reply to the shard that forwarded the prepare to it. Never dropped. */
+  submitReply(shard: number, pendingId: number, from: number, ilp: Uint8Array): void {
     if (!this.attached) return // the prepare it answers died with its shard
     const queue = this.overflow[shard]
     this.counters?.toShards()
-    if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.ReplyIn, pendingId, 0, 0, 0, ilp)) return this.kick(shard)
-    queue.push({ kind: RecordKind.ReplyIn, pendingId, reason: 0, payload: Uint8Array.prototype.slice.call(ilp) })
+    if (queue.length === 0 && writeAnswer(this.toShard[shard], RecordKind.ReplyIn, pendingId, from, ilp)) return this.kick(shard)
+    queue.push({ kind: RecordKind.ReplyIn, pendingId, detail: from, payload: Uint8Array.prototype.slice.call(ilp) })
   }
 
   submitSendFailure(shard: number, pendingId: number, reason: SendFailure): void {
     if (!this.attached) return
     const queue = this.overflow[shard]
     this.counters?.toShards()
-    if (queue.length === 0 && this.toShard[shard].tryWrite(RecordKind.SendFailed, pendingId, reason, 0, 0, null)) return this.kick(shard)
-    queue.push({ kind: RecordKind.SendFailed, pendingId, reason, payload: null })
+    if (queue.length === 0 && writeAnswer(this.toShard[shard], RecordKind.SendFailed, pendingId, reason, null)) return this.kick(shard)
+    queue.push({ kind: RecordKind.SendFailed, pendingId, detail: reason, payload: null })
   }
 
   // A record reaches its shard at the next flush of the ring, in this thread's turn; the inline
@@ -248,7 +257,7 @@ export class ShardPort {
       if (queue.length === 0) continue
       let sent = 0
       for (const q of queue) {
-        if (!this.toShard[shard].tryWrite(q.kind, q.pendingId, q.reason, 0, 0, q.payload)) break
+        if (!writeAnswer(this.toShard[shard], q.kind, q.pendingId, q.detail, q.payload)) break
         sent++
       }
       if (sent > 0) {
@@ -272,7 +281,7 @@ export class ShardPort {
         records++
         const ilp = ring.data.subarray(ring.payloadOffset, ring.payloadOffset + ring.payloadLength)
         if (ring.kind === RecordKind.ReplyOut) this.outputs.reply(ring.a, ring.b, ring.c, ilp)
-        else if (ring.kind === RecordKind.PrepareOut) this.outputs.forward(shard, ring.a, ring.b, ilp)
+        else if (ring.kind === RecordKind.PrepareOut) this.outputs.forward(shard, ring.a, pendingIdOf(ring.b, ring.d), ring.c, ilp)
         else if (ring.kind === RecordKind.ControlOut) this.outputs.control(ring.a, ring.b, ring.c, ilp)
         else if (ring.kind === RecordKind.SettleOut) this.outputs.settle(shard, ring.a, ilp)
         else if (ring.kind === RecordKind.TransferReply) this.outputs.transferAnswer(ring.a, ring.b, ring.c, ilp)
@@ -292,4 +301,11 @@ export class ShardPort {
     if (this.overflowTimer !== null) clearTimeout(this.overflowTimer)
     this.overflowTimer = null
   }
+}
+
+/** An answer to a forwarded prepare as its record (ring/records.ts: REPLY_IN, SEND_FAILED). */
+function writeAnswer(ring: RingWriter, kind: RecordKind.ReplyIn | RecordKind.SendFailed, pendingId: number, detail: number, payload: Uint8Array | null): boolean {
+  const low = pendingIdLow(pendingId)
+  const high = pendingIdHigh(pendingId)
+  return kind === RecordKind.ReplyIn ? ring.tryWrite(kind, low, high, detail, 0, payload) : ring.tryWrite(kind, low, detail, high, 0, payload)
 }

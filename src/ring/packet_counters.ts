@@ -6,7 +6,9 @@
 //     Float64   packets[account][direction][result]   (exact to 2^53)
 //     BigUint64 amounts[account][direction][result]    base units of the account, wrapping at 2^64
 //     Float64   commitBuckets[COMMIT_BUCKETS_S.length + 1], commitSeconds, commits
-//   per I/O thread, in one SAB: Float64 [thread][IO_COUNTS]
+//     Float64   answersDropped[account][SHARD_DROP_REASONS]
+//   per I/O thread, in one SAB: Float64 [thread][IO_COUNTS], then Float64 [thread][account]:
+//   answers to requests the thread had not sent or no longer knew (unknown_request)
 //
 //   direction  incoming: prepares the account sent us, by how we answered them
 //              outgoing: prepares we sent the account, by how they ended (its answer, or ours
@@ -39,12 +41,25 @@ export const COMMIT_BUCKETS_S = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0
 /** What each I/O thread counts: records it handed to the shards, and records it took from them. */
 export const IO_COUNTS = ['to_shards', 'from_shards'] as const
 
+/**
+ * Why an answer from a next hop was dropped, never applied (ilp_node_answers_dropped_total):
+ *   late             no prepare in flight has its id: it expired (R00) or was answered already
+ *   wrong_peer       the prepare with that id went to another account
+ *   unknown_request  (I/O thread) an answer to a request it has not sent, has seen answered, or no
+ *                    longer waits for: a BTP answer to an unknown request id, an ILP-over-HTTP answer
+ *                    that came after its prepare expired
+ */
+export const DROP_REASONS = ['late', 'wrong_peer', 'unknown_request'] as const
+export const DROP_LATE = 0
+export const DROP_WRONG_PEER = 1
+const SHARD_DROP_REASONS = 2
+
 function cells(accounts: number): number {
   return accounts * DIRECTIONS.length * RESULTS.length
 }
 
 export function shardCountersBytes(accounts: number): number {
-  return 8 * (2 * cells(accounts) + COMMIT_BUCKETS_S.length + 1 + 2)
+  return 8 * (2 * cells(accounts) + COMMIT_BUCKETS_S.length + 1 + 2 + accounts * SHARD_DROP_REASONS)
 }
 
 /** The result index of a reject code we make. */
@@ -78,6 +93,7 @@ class CounterView {
   protected readonly amounts: BigUint64Array
   protected readonly commitBuckets: Float64Array
   protected readonly commitTotals: Float64Array
+  protected readonly drops: Float64Array
 
   constructor(sab: SharedArrayBuffer, protected readonly accounts: number) {
     const n = cells(accounts)
@@ -85,6 +101,7 @@ class CounterView {
     this.amounts = new BigUint64Array(sab, 8 * n, n)
     this.commitBuckets = new Float64Array(sab, 16 * n, COMMIT_BUCKETS_S.length + 1)
     this.commitTotals = new Float64Array(sab, 16 * n + 8 * (COMMIT_BUCKETS_S.length + 1), 2)
+    this.drops = new Float64Array(sab, 16 * n + 8 * (COMMIT_BUCKETS_S.length + 3), accounts * SHARD_DROP_REASONS)
   }
 
   protected cell(account: number, direction: number, result: number): number {
@@ -99,6 +116,11 @@ export class PacketCounters extends CounterView {
     this.packets[i]++
     // A BigUint64Array stores its value modulo 2^64: the wrap needs no code of its own.
     this.amounts[i] += amount
+  }
+
+  /** An answer from `account` dropped for `reason` (DROP_LATE, DROP_WRONG_PEER). */
+  dropped(account: number, reason: number): void {
+    this.drops[account * SHARD_DROP_REASONS + reason]++
   }
 
   commitTook(seconds: number): void {
@@ -151,22 +173,50 @@ export class CounterReader extends CounterView {
     return rows
   }
 
+  /** Answers dropped, per account and reason (index into DROP_REASONS), where any were. */
+  dropRows(): { account: number; reason: number; answers: number }[] {
+    const rows: { account: number; reason: number; answers: number }[] = []
+    for (let account = 0; account < this.accounts; account++) {
+      for (let reason = 0; reason < SHARD_DROP_REASONS; reason++) {
+        const answers = this.drops[account * SHARD_DROP_REASONS + reason]
+        if (answers > 0) rows.push({ account, reason, answers })
+      }
+    }
+    return rows
+  }
+
   /** Non-cumulative counts per bucket (the last is above every bound), the sum in seconds, the count. */
   commits(): { buckets: number[]; seconds: number; count: number } {
     return { buckets: Array.from(this.commitBuckets), seconds: this.commitTotals[0], count: this.commitTotals[1] }
   }
 }
 
-export function ioCountersBytes(ioThreads: number): number {
-  return 8 * ioThreads * IO_COUNTS.length
+export function ioCountersBytes(ioThreads: number, accounts: number): number {
+  return 8 * ioThreads * (IO_COUNTS.length + accounts)
 }
 
 /** An I/O thread's counts (it writes its own row; the main thread reads them all). */
 export class IoCounters {
   private readonly counts: Float64Array
+  private readonly unknownAnswers: Float64Array
 
-  constructor(sab: SharedArrayBuffer, private readonly io: number) {
-    this.counts = new Float64Array(sab)
+  constructor(sab: SharedArrayBuffer, private readonly io: number, ioThreads: number, accounts: number) {
+    this.counts = new Float64Array(sab, 0, ioThreads * IO_COUNTS.length)
+    this.unknownAnswers = new Float64Array(sab, 8 * ioThreads * IO_COUNTS.length, ioThreads * accounts)
+    this.unknownAnswers = this.unknownAnswers.subarray(io * accounts, (io + 1) * accounts)
+  }
+
+  /** A BTP answer from `account` to a request this thread does not know (DROP_REASONS unknown_request). */
+  unknownAnswer(account: number): void {
+    this.unknownAnswers[account]++
+  }
+
+  /** Every thread's unknown answers, summed per account. */
+  static readUnknownAnswers(sab: SharedArrayBuffer, ioThreads: number, accounts: number): Float64Array {
+    const all = new Float64Array(sab, 8 * ioThreads * IO_COUNTS.length, ioThreads * accounts)
+    const sums = new Float64Array(accounts)
+    for (let t = 0; t < ioThreads; t++) for (let a = 0; a < accounts; a++) sums[a] += all[t * accounts + a]
+    return sums
   }
 
   toShards(): void {
@@ -178,7 +228,7 @@ export class IoCounters {
   }
 
   static read(sab: SharedArrayBuffer, thread: number): number[] {
-    const counts = new Float64Array(sab)
+    const counts = new Float64Array(sab, 0, (thread + 1) * IO_COUNTS.length)
     return IO_COUNTS.map((_, k) => counts[thread * IO_COUNTS.length + k])
   }
 }

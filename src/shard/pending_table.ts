@@ -1,24 +1,41 @@
 // The prepares a shard has forwarded and not yet seen answered: a fixed-capacity table allocated
 // once, plus a timing wheel so that expiry costs O(1) per packet.
 //
-//   pendingId (u32) = generation (high 12 bits) | slot (low 20 bits)
-//   A reply names its pendingId; a stale id (slot reused since) fails the generation check, so a
-//   late fulfill after an R00 can never settle someone else's prepare.
+//   pendingId = generation × 2^slotBits + slot     a JS integer below 2^47 (PENDING_ID_LIMIT)
+//   slotBits is the fewest bits that hold the capacity (16 for the default 65,536 slots, at most
+//   20); the generation takes the other 47 − slotBits bits (31 by default, at least 27) and moves
+//   on each time the slot is taken.
 //
 //   Wheel: WHEEL_SLOTS buckets of TICK_MS each; a slot sits in the bucket of its expiry, on an
 //   intrusive doubly linked list (next/prev arrays), so removal on reply is O(1). The wheel spans
 //   WHEEL_SLOTS * TICK_MS = 131 s, more than any allowed hold time, so one lap never aliases.
+//
+// Why an answer can only settle the prepare it answers. An answer reaches the shard only through
+// the I/O thread that sent the prepare, which keeps (its request → pendingId) until the first
+// answer takes it (a second answer to the same request is unknown there and dropped), until the
+// link fails, or until it forgets it: between limits.maxHoldTimeMs + 1 s and twice that after
+// sending (io/btp_endpoint.ts; undici's timeouts for ILP over HTTP), so never more than 242 s. A
+// slot's id changes at every allocation and comes back only after 2^(47 − slotBits) ≥ 2^27
+// allocations of that same slot; meanwhile a live slot is never handed out again. For an answer
+// still held by an I/O thread to find its id reused, one slot would have to be taken 2^27 times
+// in 242 s: 550,000 prepares a second through a single slot (at the default capacity, 8.9
+// million), several times what a whole shard forwards. So find() answers -1 for a late answer
+// (its prepare expired, R00, or was answered) and the shard drops it (counted, never applied);
+// the shard also checks that the answer came from the account the prepare was sent to.
 
-const SLOT_BITS = 20
-const SLOT_MASK = (1 << SLOT_BITS) - 1
-const GENERATION_MASK = 0xfff
+import { PENDING_ID_LIMIT } from '../ring/records'
+
+const SLOT_BITS_MAX = 20
 const TICK_MS = 32
 const WHEEL_SLOTS = 4096
 const NONE = -1
 
 export class PendingTable {
   readonly capacity: number
-  readonly generation: Uint16Array
+  private readonly slotCount: number
+  private readonly slotMask: number
+  private readonly generations: number
+  readonly generation: Uint32Array
   readonly sourceAccount: Int32Array
   readonly destinationAccount: Int32Array
   readonly connId: Uint32Array
@@ -38,9 +55,13 @@ export class PendingTable {
   count = 0
 
   constructor(capacity: number) {
-    if (capacity > SLOT_MASK + 1) throw new RangeError(`pending capacity ${capacity} exceeds ${SLOT_MASK + 1}`)
+    if (capacity < 1 || capacity > 2 ** SLOT_BITS_MAX) throw new RangeError(`pending capacity ${capacity} is not between 1 and ${2 ** SLOT_BITS_MAX}`)
     this.capacity = capacity
-    this.generation = new Uint16Array(capacity)
+    const slotBits = Math.max(1, Math.ceil(Math.log2(capacity)))
+    this.slotCount = 2 ** slotBits
+    this.slotMask = this.slotCount - 1
+    this.generations = PENDING_ID_LIMIT / this.slotCount
+    this.generation = new Uint32Array(capacity)
     this.sourceAccount = new Int32Array(capacity)
     this.destinationAccount = new Int32Array(capacity)
     this.connId = new Uint32Array(capacity)
@@ -63,7 +84,7 @@ export class PendingTable {
   allocate(expiresAtMs: number, nowMs: number): number {
     if (this.freeCount === 0) return -1
     const slot = this.freeSlots[--this.freeCount]
-    this.generation[slot] = (this.generation[slot] + 1) & GENERATION_MASK
+    this.generation[slot] = (this.generation[slot] + 1) % this.generations
     this.live[slot] = 1
     this.expiresAtMs[slot] = expiresAtMs
     if (this.wheelTick < 0) this.wheelTick = Math.floor(nowMs / TICK_MS)
@@ -79,14 +100,15 @@ export class PendingTable {
   }
 
   idOf(slot: number): number {
-    return ((this.generation[slot] << SLOT_BITS) | slot) >>> 0
+    return this.generation[slot] * this.slotCount + slot
   }
 
-  /** The slot a pendingId names, or -1 if it is unknown, finished, or from an older generation. */
+  /** The slot a pendingId names, or -1 if it is unknown, finished, or from another generation. */
   find(pendingId: number): number {
-    const slot = pendingId & SLOT_MASK
+    // `&` reads the low 32 bits of the integer, which hold the slot.
+    const slot = pendingId & this.slotMask
     if (slot >= this.capacity || this.live[slot] === 0) return -1
-    if (this.generation[slot] !== pendingId >>> SLOT_BITS) return -1
+    if (this.generation[slot] * this.slotCount + slot !== pendingId) return -1
     return slot
   }
 

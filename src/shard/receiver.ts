@@ -131,7 +131,7 @@ export class PayeeReceiver {
     payment.chunks++
     payment.sequences.add(chunk.sequence)
     if (chunk.type === TYPE_LAST_CHUNK || (chunk.paymentAmount !== UINT64_MAX && payment.received >= chunk.paymentAmount)) payment.finished = true
-    this.touch(payment)
+    this.touch(payment, nowMs)
     const reply = serializeDraft1(TYPE_FULFILL, chunk.paymentId, chunk.sequence, payment.received, view.amount)
     return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
   }
@@ -153,7 +153,7 @@ export class PayeeReceiver {
     const payment = this.payment(this.accounts.accounts[payee].id, `request-${token}`, nowMs)
     payment.received += view.amount
     payment.chunks++
-    this.touch(payment)
+    this.touch(payment, nowMs)
     return encodeFulfill(fulfillment, encrypt(keys.encryption, serializeDraft2(TYPE_RESPONSE, request.requestId, view.amount)))
   }
 
@@ -185,7 +185,7 @@ export class PayeeReceiver {
       !connection.sequences.has(sequence) && view.conditionMatches(fulfillment)
     if (closing && !connection.finished) {
       connection.finished = true
-      this.touch(connection)
+      this.touch(connection, nowMs)
     }
     if (!fulfillable) {
       this.log.debug('STREAM packet not fulfilled', {
@@ -198,7 +198,7 @@ export class PayeeReceiver {
     if (view.amount > 0n) {
       connection.received += view.amount
       connection.chunks++
-      this.touch(connection)
+      this.touch(connection, nowMs)
     }
     const reply = serializeStreamPacket({ ilpPacketType: TYPE_ILP_FULFILL, sequence: packet.sequence, prepareAmount: view.amount, frames })
     return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
@@ -230,18 +230,20 @@ export class PayeeReceiver {
     return this.dirty.length > 0 || this.dirtyTokens.size > 0
   }
 
-  /** Inside the shard's commit transaction. */
+  /** Inside the shard's commit transaction; nothing is marked clean before it commits (written). */
   writeDirty(): void {
-    for (const p of this.dirty) {
-      this.store.payments.put([p.payee, p.id], encodePayment(p))
-      p.dirty = false
-    }
-    this.dirty.length = 0
+    for (const p of this.dirty) this.store.payments.put([p.payee, p.id], encodePayment(p))
     for (const token of this.dirtyTokens) {
       const value = Buffer.alloc(8)
       value.writeBigUInt64BE(this.tokenBalances.get(token)!, 0)
       this.store.tokens.put(token, value)
     }
+  }
+
+  /** After the commit's transaction committed: a failed one leaves everything dirty, to be written again. */
+  written(): void {
+    for (const p of this.dirty) p.dirty = false
+    this.dirty.length = 0
     this.dirtyTokens.clear()
   }
 
@@ -301,8 +303,8 @@ export class PayeeReceiver {
     return payment
   }
 
-  private touch(payment: Payment): void {
-    payment.lastAtMs = Date.now()
+  private touch(payment: Payment, nowMs: number): void {
+    payment.lastAtMs = nowMs
     if (!payment.dirty) {
       payment.dirty = true
       this.dirty.push(payment)

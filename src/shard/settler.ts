@@ -34,7 +34,6 @@
 // And should a peer acknowledge a copy of a settlement after refusing another (the node reversed
 // it), the node books it again: the peer's books have it.
 
-import { randomBytes } from 'node:crypto'
 import type { IlpErrorCode } from '../codec/ilp_errors'
 import { UINT64_MAX } from '../codec/oer'
 import type { AccountTable } from '../config/account_table'
@@ -85,6 +84,8 @@ export class Settler {
     /** Hands a settlement to the account's I/O thread; false if it has no link or no ring room. */
     private readonly emit: (account: number, payload: Buffer) => boolean,
     private readonly log: Logger,
+    /** Where settlement ids come from: 16 random bytes in a node; a seeded source in the simulation. */
+    private readonly newId: () => Uint8Array,
   ) {
     this.inFlight = new Array<InFlight | null>(accounts.capacity).fill(null)
     this.pausedUntil = new Float64Array(accounts.capacity)
@@ -148,7 +149,7 @@ export class Settler {
       let amount = a.settleTo - balance
       if (amount > UINT64_MAX) amount = UINT64_MAX
       const entry: SettlementEntry = {
-        id: randomBytes(SETTLEMENT_ID_BYTES).toString('hex'), account: a.id, amount, atMs: nowMs, state: 'sending', endedAtMs: null, reason: null, asset: assetOf(a),
+        id: Buffer.from(this.newId()).toString('hex'), account: a.id, amount, atMs: nowMs, state: 'sending', endedAtMs: null, reason: null, asset: assetOf(a),
       }
       this.books.settled(i, amount)
       this.logEntries.push(entry)

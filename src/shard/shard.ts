@@ -25,7 +25,7 @@
 // hold is committed, the next hop is credited, and the fulfill is relayed byte for byte. A reject
 // releases the hold and is relayed unchanged. No reply before expiry: R00, hold released.
 
-import { hash } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import type { AccountConfig, Config } from '../config/schema'
 import { PayeeReceiver } from './receiver'
 import {
@@ -46,13 +46,13 @@ import { PendingTable } from './pending_table'
 import { OUTPUT_SLACK_BYTES, RecordKind, SETTLEMENT_ID_BYTES, TransferAnswer, type SettleAnswer } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import type { LinkTable } from '../ring/link_table'
-import { ioThreadOf } from '../ring/records'
+import { ioThreadOf, pendingIdHigh, pendingIdLow } from '../ring/records'
 import { encodeInt128, readAdjustment, writeAdjustment, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
 import { assetOf, Settler } from './settler'
 import { Books } from './books'
-import { FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
-import type { Logger } from '../log'
+import { DROP_LATE, DROP_REASONS, DROP_WRONG_PEER, FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
+import { LogOncePer, type Logger } from '../log'
 
 const PEER_PREFIX = Buffer.from('peer.', 'latin1')
 const PEER_CONFIG = Buffer.from('peer.config', 'latin1')
@@ -60,6 +60,8 @@ const PEER_BALANCE = Buffer.from('peer.balance', 'latin1')
 const PEER_ROUTE = Buffer.from('peer.route.', 'latin1')
 const EMPTY = Buffer.alloc(0)
 const BRACE = 0x7b
+/** Answers dropped from one peer are logged once per this interval (all are counted in /metrics). */
+const DROPPED_ANSWER_LOG_MS = 60_000
 
 export interface ShardOptions {
   config: Config
@@ -83,6 +85,8 @@ export interface ShardOptions {
   /** This shard's block of holds (ring/holds.ts), for the admin API. */
   holds: SharedArrayBuffer
   log: Logger
+  /** Source of settlement ids (SETTLEMENT_ID_BYTES each): random in a node, seeded in the simulation. */
+  settlementIds?: () => Uint8Array
 }
 
 /** A shard could not write an answer it owes: the shard must stop (see Shard.emit). */
@@ -116,6 +120,7 @@ export class Shard {
   private readonly accountIds: Buffer[]
   private readonly receiver: PayeeReceiver
   private readonly settler: Settler
+  private readonly droppedAnswers: LogOncePer
 
   constructor(o: ShardOptions) {
     this.config = o.config
@@ -136,10 +141,11 @@ export class Shard {
     this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending, this.accountIds)
     this.ildcpData = this.accounts.accounts.map((account) => this.ildcpAnswer(account))
     this.receiver = new PayeeReceiver(o.config, this.accounts, o.store, o.log)
+    this.droppedAnswers = new LogOncePer(o.log, 'info', DROPPED_ANSWER_LOG_MS)
     this.settler = new Settler(this.accounts, o.shardIndex, o.store, this.books, (account, payload) => {
       const io = this.links.linkedThread(account)
       return io >= 0 && this.toIo[io].tryWrite(RecordKind.SettleOut, account, 0, 0, 0, payload)
-    }, o.log)
+    }, o.log, o.settlementIds ?? (() => randomBytes(SETTLEMENT_ID_BYTES)))
   }
 
   /** What peer.config (IL-DCP, RFC 31) answers a child: its address, asset scale and code. */
@@ -266,8 +272,9 @@ export class Shard {
     view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
     const packet = view.buf.subarray(pos, pos + view.packetLength)
-    if (this.accounts.accounts[target].payee !== null) return this.deliver(target, this.pending.idOf(slot), packet, nowMs)
-    this.emit(this.links.threadOf(target), RecordKind.PrepareOut, target, this.pending.idOf(slot), Math.floor(nextExpiresAtMs / 1000), packet)
+    const pendingId = this.pending.idOf(slot)
+    if (this.accounts.accounts[target].payee !== null) return this.deliver(target, pendingId, packet, nowMs)
+    this.emit(this.links.threadOf(target), RecordKind.PrepareOut, target, pendingIdLow(pendingId), Math.floor(nextExpiresAtMs / 1000), packet, pendingIdHigh(pendingId))
   }
 
   /**
@@ -280,7 +287,7 @@ export class Shard {
     const reply = view.parse(buf, pos, end)
       ? this.receiver.receive(payee, view, nowMs)
       : encodeReject(F01_INVALID_PACKET, this.config.ilpAddress, `invalid prepare: ${view.error}`)
-    this.emitToShard(senderShard, RecordKind.DeliveryReply, pendingId, 0, 0, reply)
+    this.emitToShard(senderShard, RecordKind.DeliveryReply, pendingIdLow(pendingId), pendingIdHigh(pendingId), payee, reply)
   }
 
   /** A paid request: spends from a pay token's balance at the shop this shard owns, or says why not. */
@@ -289,13 +296,15 @@ export class Shard {
     this.emit(ioThreadOf(connId), RecordKind.ReplyOut, connId, requestId, shop, answer)
   }
 
-  /** The next hop's answer to a forwarded prepare. */
-  handleReply(pendingId: number, buf: Uint8Array, pos: number, end: number): void {
+  /**
+   * `from`'s answer to the prepare `pendingId` names. Applied only if that prepare is in flight
+   * and went to `from`; anything else (an answer after the prepare expired or was answered, or
+   * from another account) is dropped, counted and logged once per peer per interval
+   * (shard/pending_table.ts says why a late answer cannot name a newer prepare).
+   */
+  handleReply(pendingId: number, from: number, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
     const slot = this.pending.find(pendingId)
-    if (slot < 0) {
-      this.log.debug('ignored reply to an unknown or expired prepare', { pendingId })
-      return
-    }
+    if (slot < 0 || this.pending.destinationAccount[slot] !== from) return this.dropAnswer(from, slot < 0 ? DROP_LATE : DROP_WRONG_PEER, nowMs)
     const p = this.pending
     const account = p.sourceAccount[slot]
     const kind = classifyReply(buf, pos, end)
@@ -330,9 +339,15 @@ export class Shard {
    */
   private deliver(payee: number, pendingId: number, packet: Uint8Array, nowMs: number): void {
     const owner = this.accounts.ownerShard[payee]
-    if (owner !== this.shardIndex) return this.emitToShard(owner, RecordKind.DeliverIn, payee, pendingId, this.shardIndex, packet)
+    if (owner !== this.shardIndex) return this.emitToShard(owner, RecordKind.DeliverIn, payee, pendingIdLow(pendingId), this.shardIndex, packet, pendingIdHigh(pendingId))
     const reply = this.receiver.receive(payee, this.view, nowMs)
-    this.handleReply(pendingId, reply, 0, reply.length)
+    this.handleReply(pendingId, payee, reply, 0, reply.length, nowMs)
+  }
+
+  private dropAnswer(from: number, reason: number, nowMs: number): void {
+    this.counters?.dropped(from, reason)
+    const account = this.accounts.accounts[from].id
+    this.droppedAnswers.event(account, 'dropped answers from a next hop that match no prepare in flight to it', { account, reason: DROP_REASONS[reason] }, nowMs)
   }
 
   /** An I/O thread could not deliver a forwarded prepare (peer not connected, socket full, gone). */
@@ -411,6 +426,7 @@ export class Shard {
         this.settler.write()
         if (journalWork) this.journal.write(this.store, nowMs)
       })
+      this.receiver.written()
       this.books.recordsWritten()
       this.settler.written()
       this.counters?.commitTook((performance.now() - started) / 1000)
@@ -531,12 +547,12 @@ export class Shard {
   // is a broken invariant: the shard stops loudly (its thread ends, the supervisor restarts the
   // shards from LMDB) rather than drop an answer whose balance change may already be committed.
 
-  private emit(io: number, kind: RecordKind, a: number, b: number, c: number, payload: Uint8Array): void {
-    if (!this.toIo[io].tryWrite(kind, a, b, c, 0, payload)) throw new OutputRingFull(`I/O thread ${io}`, payload.length)
+  private emit(io: number, kind: RecordKind, a: number, b: number, c: number, payload: Uint8Array, d = 0): void {
+    if (!this.toIo[io].tryWrite(kind, a, b, c, d, payload)) throw new OutputRingFull(`I/O thread ${io}`, payload.length)
   }
 
-  private emitToShard(shard: number, kind: RecordKind, a: number, b: number, c: number, payload: Uint8Array): void {
-    if (!this.toShards[shard]!.tryWrite(kind, a, b, c, 0, payload)) throw new OutputRingFull(`shard ${shard}`, payload.length)
+  private emitToShard(shard: number, kind: RecordKind, a: number, b: number, c: number, payload: Uint8Array, d = 0): void {
+    if (!this.toShards[shard]!.tryWrite(kind, a, b, c, d, payload)) throw new OutputRingFull(`shard ${shard}`, payload.length)
   }
 
   private reserve(ring: RingWriter, kind: RecordKind, length: number, a: number, b: number, c: number): number {

@@ -7,7 +7,7 @@ import type { Doorbell } from '../ring/doorbell'
 import type { RingReader, RingWriter } from '../ring/ring'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
 import { encodeReject } from '../codec/ilp_packet'
-import { ioThreadOf, OUTPUT_SLACK_BYTES, RecordKind, type SettleAnswer } from '../ring/records'
+import { ioThreadOf, OUTPUT_SLACK_BYTES, pendingIdOf, RecordKind, type SettleAnswer } from '../ring/records'
 import { OutputRingFull, type Shard } from './shard'
 import type { SendFailure } from '../codec/ilp_errors'
 
@@ -87,19 +87,19 @@ export class ShardLoop {
             shard.handlePrepare(ring.a, ring.b, ring.c, ring.data, start, end, nowMs)
             break
           case RecordKind.DeliverIn:
-            shard.handleDeliver(ring.a, ring.b, ring.c, ring.data, start, end, nowMs)
+            shard.handleDeliver(ring.a, pendingIdOf(ring.b, ring.d), ring.c, ring.data, start, end, nowMs)
             break
           case RecordKind.DeliveryReply:
-            shard.handleReply(ring.a, ring.data, start, end)
+            shard.handleReply(pendingIdOf(ring.a, ring.b), ring.c, ring.data, start, end, nowMs)
             break
           case RecordKind.SpendIn:
             shard.handleSpend(ring.a, ring.b, ring.c, ring.data, start, end)
             break
           case RecordKind.ReplyIn:
-            shard.handleReply(ring.a, ring.data, start, end)
+            shard.handleReply(pendingIdOf(ring.a, ring.b), ring.c, ring.data, start, end, nowMs)
             break
           case RecordKind.SendFailed:
-            shard.handleSendFailed(ring.a, ring.b as SendFailure)
+            shard.handleSendFailed(pendingIdOf(ring.a, ring.c), ring.b as SendFailure)
             break
           case RecordKind.SettleAnswer:
             shard.handleSettleAnswer(ring.a, ring.b as SettleAnswer, ring.data, start, end, nowMs)
@@ -118,7 +118,7 @@ export class ShardLoop {
         this.o.log.error('shard failed to handle a record', { kind: ring.kind, error: (err as Error).stack })
         const reject = encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error')
         if (ring.kind === RecordKind.PrepareIn) this.o.toIo[ioThreadOf(ring.b)].tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, reject)
-        else if (ring.kind === RecordKind.DeliverIn) this.o.toShards[ring.c]?.tryWrite(RecordKind.DeliveryReply, ring.b, 0, 0, 0, reject)
+        else if (ring.kind === RecordKind.DeliverIn) this.o.toShards[ring.c]?.tryWrite(RecordKind.DeliveryReply, ring.b, ring.d, ring.a, 0, reject)
       }
     }
     ring.endBatch()

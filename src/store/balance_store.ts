@@ -1,7 +1,7 @@
 // Durable state in LMDB (one environment under DATA_DIR, opened by every shard thread).
 //
 //   balances  key [accountId, writerShard]  value int128 BE, two's complement
-//   inflight  key shard * 2^32 + pendingId   value amount u64 | expiresAtMs f64 | accountId utf8
+//   inflight  key shard * 2^47 + pendingId   value amount u64 | expiresAtMs f64 | accountId utf8
 //             (the in-flight journal: a prepare still in flight after limits.journalDelayMs is
 //             written here and removed when it finishes; a number key, as array keys cost more)
 //   payments  key [payee, paymentId hex]     value received u64 | chunks u32 | finished u8 |
@@ -30,6 +30,7 @@ import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Durability } from '../config/schema'
+import { PENDING_ID_LIMIT } from '../ring/records'
 
 export interface Store {
   root: RootDatabase
@@ -263,7 +264,7 @@ export function decodeInt128(buf: Uint8Array): bigint {
 }
 
 export function inflightKey(shard: number, pendingId: number): number {
-  return shard * 2 ** 32 + pendingId
+  return shard * PENDING_ID_LIMIT + pendingId
 }
 
 /** Encodes an in-flight record into `out` (reused by the caller; LMDB copies on put). */
