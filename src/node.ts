@@ -13,7 +13,9 @@ import { LinkTable } from './ring/link_table'
 import { nativeWake, nativeWakeUnavailable } from './ring/native_wake'
 import { createSharedLimits } from './io/shared_limits'
 import { ioCountersBytes } from './ring/packet_counters'
-import { lockDataDir, type DataDirLock } from './store/data_dir_lock'
+import { DataDirUnusableError, lockDataDir, type DataDirLock } from './store/data_dir_lock'
+import { createStorageHealth, StorageReserve } from './store/storage_health'
+import { StorageWatch } from './control/storage_watch'
 import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
 import { withAddressFromParent } from './control/ildcp_client'
 import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
@@ -81,11 +83,24 @@ export async function startNode(configured: Config): Promise<RunningNode> {
 async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock): Promise<RunningNode> {
   const log = logger('node')
   let config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
-  const store = openStore(config.dataDir, config.durability)
+  // Fail closed from the start: a node that cannot keep its reserve, or cannot write, does not
+  // take traffic (exit 73), rather than answer /health and die at its first commit.
+  const reserve = new StorageReserve(config.dataDir, config.storageReserveBytes)
+  const health = createStorageHealth()
+  try {
+    reserve.take()
+  } catch (err) {
+    throw new DataDirUnusableError(config.dataDir, err as Error, `no room for the storage reserve of ${config.storageReserveBytes} bytes (limits.storageReserveBytes): free some space`)
+  }
+  const store = storageStep(config.dataDir, 'cannot open the store', () => openStore(config.dataDir, config.durability))
   const starting = startingConfig(config, store, logger('admin'))
   config = starting.config
-  recover(config, store)
-  config = withPayeeSecrets(config, store)
+  storageStep(config.dataDir, 'cannot write the store', () => {
+    recover(config, store)
+    store.root.transactionSync(() => store.meta.put('started-at', Buffer.from(new Date().toISOString(), 'latin1')))
+  })
+  config = storageStep(config.dataDir, 'cannot write the store', () => withPayeeSecrets(config, store))
+  const storage = new StorageWatch(health, reserve, logger('storage'))
 
   const accounts = new AccountTable(config)
   const links = LinkTable.create(accounts.capacity, config.ioThreads)
@@ -139,7 +154,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       reason: config.nativeWake ? nativeWakeUnavailable : 'turned off by ILP_NODE_NATIVE_WAKE=0',
     })
   }
-  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics')
+  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics', health)
   const rates = new RateFeed(config, (snapshot) => supervisor.setRates(snapshot), logger('rates'))
   await supervisor.start(routes.table(), rates.current)
   // The first fetch of fetched rates before traffic starts (bounded; a failure is logged).
@@ -187,6 +202,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     await threads.start(supervisor.currentWiring(), port)
   }
   routes.start()
+  storage.start()
   // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
   changes.start()
   log.info('ilp-node listening', {
@@ -230,6 +246,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       stopped = true
       routes.stop()
       rates.stop()
+      storage.stop()
       adminListener?.close()
       if (front !== null) await front.close()
       else await ioThreads!.stop()
@@ -301,6 +318,16 @@ function answerControl(config: Config, routes: RouteManager, account: number, pr
     return encodeReject(F01_INVALID_PACKET, config.ilpAddress, `invalid CCP message: ${(err as Error).message}`)
   }
   return encodeFulfill(PEER_PROTOCOL_FULFILLMENT, Buffer.alloc(0))
+}
+
+/** A start-up step that writes DATA_DIR: its failure is one line and exit 73 (main.ts), not a stack. */
+function storageStep<T>(dataDir: string, step: string, run: () => T): T {
+  try {
+    return run()
+  } catch (err) {
+    if (err instanceof DataDirUnusableError) throw err
+    throw new DataDirUnusableError(dataDir, err as Error, step)
+  }
 }
 
 /** Payees without a configured secret get the one stored in LMDB, made on their first start. */

@@ -27,6 +27,7 @@ import type { ShardLoop } from '../src/shard/shard_loop'
 import { createShardLoop } from '../src/shard/shard_runtime'
 import { configuredRates } from '../src/shard/exchange'
 import { openStore, readBalance, recoverOnStart, type Store } from '../src/store/balance_store'
+import { createStorageHealth } from '../src/store/storage_health'
 import { MACHINE, prng, removeDir, tempDir } from './helpers'
 
 const ACCOUNTS = ['a0', 'a1', 'a2', 'a3', 'a4']
@@ -80,7 +81,7 @@ class World {
   /** Starts (or restarts, after a crash) both shards from what LMDB holds. */
   boot(): void {
     recoverOnStart(this.store, (id) => shardOfAccount(id, SHARDS))
-    this.wiring = createWiring(this.config, new WakeUps(1, false), null)
+    this.wiring = createWiring(this.config, new WakeUps(1, false), null, createStorageHealth())
     const routes = ACCOUNTS.map((id, i): [string, number] => [`test.sim.${id}`, i])
     const log = logger('simulation')
     this.loops = Array.from({ length: SHARDS }, (_, s) => createShardLoop(this.config, new AccountTable(this.config).slots(), this.wiring, this.links, s, this.store, routes, configuredRates(this.config, Date.now()), log, true))

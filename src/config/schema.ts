@@ -160,6 +160,11 @@ export interface Config {
   readonly journalDelayMs: number
   /** How long an idle shard worker polls its rings before it sleeps (latency vs idle CPU). */
   readonly shardSpinMicros: number
+  /**
+   * Disk space kept in DATA_DIR/reserve for the commits the node owes when a commit fails (a full
+   * disk): given back then, taken again once space returns (store/storage_health.ts). 0: none.
+   */
+  readonly storageReserveBytes: number
   /** The payee `$host` resolves to (/.well-known/pay); null: that path answers 404. */
   readonly defaultPayee: string | null
   /** GET /metrics (Prometheus): counted in shared memory by every thread, gathered when scraped. */
@@ -271,7 +276,7 @@ const ACCOUNT_FIELDS = [
 ] as const
 const LIMIT_FIELDS = [
   'ringBytes', 'pendingPerShard', 'maxInFlightPerAccount', 'maxConnections', 'maxHoldTimeMs', 'minMessageWindowMs', 'maxFrameBytes',
-  'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros', 'maxAccounts',
+  'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros', 'maxAccounts', 'storageReserveBytes',
 ] as const
 
 function str(obj: Json, key: string, field: string, fallback?: string): string {
@@ -717,6 +722,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     journalDelayMs: int(limits, 'journalDelayMs', 'limits.journalDelayMs', 50, 0, 10000),
     // Spinning pays only when each shard and each socket thread have a core of their own.
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0, 0, 10000),
+    storageReserveBytes: int(limits, 'storageReserveBytes', 'limits.storageReserveBytes', 16 * 1024 * 1024, 0, 2 ** 30),
     defaultPayee,
     adminToken,
     adminListen,

@@ -72,6 +72,8 @@ export class ShardSupervisor {
     private readonly log: Logger,
     /** How threads wake each other this run (ring/doorbell.ts). */
     wakeUps: 'native' | 'atomics',
+    /** Whether the node can write (store/storage_health.ts), shared with every thread. */
+    health: SharedArrayBuffer,
   ) {
     // The inline shard (SHARDS=0) is never woken: it runs in the main thread's turns.
     this.wakeUps = new WakeUps(config.shards === 0 ? 0 : config.ioThreads, wakeUps === 'native')
@@ -79,7 +81,7 @@ export class ShardSupervisor {
     this.counters = config.metrics.enabled
       ? Array.from({ length: Math.max(1, config.shards) }, () => new SharedArrayBuffer(shardCountersBytes(config.maxAccounts)))
       : null
-    this.wiring = createWiring(config, this.wakeUps, this.counters)
+    this.wiring = createWiring(config, this.wakeUps, this.counters, health)
     this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
   }
 
@@ -168,7 +170,7 @@ export class ShardSupervisor {
     for (const { control } of this.tasks) control.close()
     const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
     this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
-    this.wiring = createWiring(this.config, this.wakeUps, this.counters)
+    this.wiring = createWiring(this.config, this.wakeUps, this.counters, this.wiring.health)
     try {
       await this.startWorkers(this.routes)
       this.io.attach(this.wiring)

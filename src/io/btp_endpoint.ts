@@ -20,6 +20,7 @@ import {
 import { SendFailure } from '../codec/ilp_errors'
 import { SETTLEMENT_ID_BYTES, SettleAnswer, TransferAnswer } from '../ring/records'
 import { engineOf } from './settlement_engine'
+import { STORAGE_UNAVAILABLE } from '../store/storage_health'
 import type { Config } from '../config/schema'
 import { LogOncePer, type Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
@@ -95,6 +96,7 @@ export class BtpEndpoint {
    */
   private onTransfer(session: BtpSession, frame: BtpFrame): void {
     const account = this.accounts.accounts[session.account]
+    if (!this.shards.storageOk) return this.send(session, encodeError(frame.requestId, 'T00', 'InternalError', STORAGE_UNAVAILABLE))
     const settlement = engineOf(account).decode(frame)
     if ('code' in settlement) {
       this.log.warn('refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message })

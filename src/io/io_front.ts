@@ -122,8 +122,11 @@ export class IoFront {
     const app = uws.App()
     app.ws('/*', btpServer.behavior())
     httpIn.register(app)
+    // 503 while the node takes no new work: its storage fails (it fails closed), or its shards restart.
     app.get('/health', (res) => {
-      res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
+      const reason = this.port.unavailable()
+      if (reason === null) return void res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}')
+      res.writeStatus('503 Service Unavailable').writeHeader('Content-Type', 'application/json').end(JSON.stringify({ status: 'unavailable', reason }))
     })
     spsp.register(app)
     // On the node's port unless they have a listener of their own (config.adminListen, node.ts).

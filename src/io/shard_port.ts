@@ -22,6 +22,7 @@ import { pendingIdHigh, pendingIdLow, pendingIdOf, RecordKind, type SettleAnswer
 import { RingReader, RingWriter } from '../ring/ring'
 import type { IoCounters } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
+import { STORAGE_UNAVAILABLE, StorageHealth } from '../store/storage_health'
 
 export interface PortOutputs {
   /** A fulfill or reject to send back on (connId, requestId). The bytes are valid during the call. */
@@ -73,7 +74,9 @@ export class ShardPort {
   /** Bumped at each shard restart; work started before it (a pending HTTP request) must not reach the new shards. */
   incarnation = 0
   private draining = false
-  private readonly refusals: { shuttingDown: Buffer; restarting: Buffer; busy: Buffer }
+  private readonly refusals: { shuttingDown: Buffer; restarting: Buffer; busy: Buffer; storage: Buffer }
+  /** Whether the node can write (store/storage_health.ts); from the first attach on. */
+  private health: StorageHealth | null = null
 
   constructor(
     readonly io: number,
@@ -87,6 +90,7 @@ export class ShardPort {
       shuttingDown: encodeReject(T00_INTERNAL_ERROR, ilpAddress, 'the node is shutting down; try again elsewhere or later'),
       restarting: encodeReject(T03_CONNECTOR_BUSY, ilpAddress, 'the node is restarting its shards; try again'),
       busy: encodeReject(T03_CONNECTOR_BUSY, ilpAddress, 'connector is busy'),
+      storage: encodeReject(T00_INTERNAL_ERROR, ilpAddress, STORAGE_UNAVAILABLE),
     }
   }
 
@@ -99,6 +103,7 @@ export class ShardPort {
     this.unpublished = new Uint8Array(this.toShard.length)
     this.unpublishedShards.length = 0
     this.inlineKick = inlineKick
+    this.health = new StorageHealth(wiring.health)
     this.attached = true
     this.watch?.close()
     this.watch = null
@@ -128,6 +133,8 @@ export class ShardPort {
   submitPrepare(account: number, connId: number, requestId: number, ilp: Uint8Array): Uint8Array | null {
     if (this.draining) return this.refusals.shuttingDown
     if (!this.attached) return this.refusals.restarting
+    // Fail closed: nothing new while the node cannot write (the shard checks again).
+    if (!this.health!.ok) return this.refusals.storage
     if (this.submitToOwner(RecordKind.PrepareIn, account, connId, requestId, ilp)) return null
     this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[account].id })
     return this.refusals.busy
@@ -141,9 +148,20 @@ export class ShardPort {
     this.draining = true
   }
 
-  /** Asks the shop's shard to spend `price` of a pay token's balance; false if its ring is full. */
+  /** Asks the shop's shard to spend `price` of a pay token's balance; false if it cannot take it now. */
   submitSpend(shop: number, connId: number, requestId: number, request: Uint8Array): boolean {
-    return this.submitToOwner(RecordKind.SpendIn, shop, connId, requestId, request)
+    return this.storageOk && this.submitToOwner(RecordKind.SpendIn, shop, connId, requestId, request)
+  }
+
+  /** True while the node can write its books (store/storage_health.ts). */
+  get storageOk(): boolean {
+    return this.health === null || this.health.ok
+  }
+
+  /** Why the node takes no new work now (for /health), or null when it does. */
+  unavailable(): string | null {
+    if (this.health === null) return 'starting'
+    return this.health.reason()
   }
 
   /** A peer's settlement (amount ‖ id) to the shard that owns `account`; false if it cannot take it now. */

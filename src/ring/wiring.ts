@@ -6,6 +6,8 @@
 //   shardToShard[i][j] credits, and payments to payees, from shard i to shard j (i ≠ j)
 //   inFlight[s]       Int32: the prepares shard s has forwarded and not yet seen answered,
 //                     stored after each of its turns (the drain at shutdown waits for zero)
+//   creditRoom        BigInt64 per account: how far its balance may still fall (credit_room.ts)
+//   health            whether the node can write (store/storage_health.ts); kept across restarts
 //   shardDoorbells[s], ioDoorbells[t]   one per consumer thread (ring/doorbell.ts); an I/O
 //                     thread's keeps its pipe across restarts (WakeUps)
 //
@@ -16,6 +18,7 @@
 import type { Config } from '../config/schema'
 import type { DoorbellWiring, WakeUps } from './doorbell'
 import { holdsBytes } from './holds'
+import { creditRoomBytes } from './credit_room'
 import { createRing } from './ring'
 
 export interface Wiring {
@@ -29,11 +32,15 @@ export interface Wiring {
   counters: SharedArrayBuffer[] | null
   /** Each shard's holds per account (shard/books.ts), for the admin API; fresh at each restart. */
   holds: SharedArrayBuffer[]
+  /** Each account's room above its floor (credit_room.ts), fresh at each restart like the holds. */
+  creditRoom: SharedArrayBuffer
+  /** Whether the node can write (store/storage_health.ts), the same block across restarts. */
+  health: SharedArrayBuffer
   shardDoorbells: DoorbellWiring[]
   ioDoorbells: DoorbellWiring[]
 }
 
-export function createWiring(config: Config, wakeUps: WakeUps, counters: SharedArrayBuffer[] | null): Wiring {
+export function createWiring(config: Config, wakeUps: WakeUps, counters: SharedArrayBuffer[] | null, health: SharedArrayBuffer): Wiring {
   const shards = Math.max(1, config.shards) // the inline shard (SHARDS=0) is shard 0
   const io = config.ioThreads
   // limits.ringBytes per ring: the memory is touched only as far as the ring has been filled.
@@ -47,6 +54,8 @@ export function createWiring(config: Config, wakeUps: WakeUps, counters: SharedA
     inFlight: new SharedArrayBuffer(4 * shards),
     counters,
     holds: Array.from({ length: shards }, () => new SharedArrayBuffer(holdsBytes(config.maxAccounts))),
+    creditRoom: new SharedArrayBuffer(creditRoomBytes(config.maxAccounts)),
+    health,
     shardDoorbells: Array.from({ length: shards }, () => wakeUps.shardDoorbell()),
     ioDoorbells: Array.from({ length: io }, (_, t) => wakeUps.ioDoorbell(t)),
   }

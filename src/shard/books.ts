@@ -7,6 +7,8 @@
 //   commit   it is fulfilled: held[A] -= amount, balance[A] += amount, record[A] += amount, and
 //            the next hop B is credited: record[B] -= credit here, and balance[B] -= credit at
 //            B's owner (at once if that is this shard, else by a CREDIT record after the commit)
+//   and for the next hop B, in shared memory (ring/credit_room.ts): the credit is held against
+//   B's balance.minimum when the prepare is forwarded, given back on reject or expiry.
 //
 // Changed records are written in the shard's next transaction (writeRecords), before anything
 // that depends on them leaves the shard; the credits for other shards' live views go out after
@@ -20,9 +22,8 @@ import { RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import { decodeInt128, encodeInt128, type Store } from '../store/balance_store'
 import { heldCells, prepareCells } from '../ring/holds'
-
-const INT64_MAX = 0x7fffffffffffffffn
-const INT64_MIN = -0x8000000000000000n
+import { BALANCE_FLOOR_MIN, CreditRoom } from '../ring/credit_room'
+import { INT64_MAX } from '../codec/oer'
 
 export class Books {
   // Per account (by index). `balance` and `held` are kept for owned accounts only.
@@ -47,6 +48,7 @@ export class Books {
   private readonly loweredFlag: Uint8Array
   /** 1 for an owned account with a settlement threshold: only those are watched as they fall. */
   private readonly settles: Uint8Array
+  private readonly room: CreditRoom
 
   constructor(
     private readonly accounts: AccountTable,
@@ -56,6 +58,8 @@ export class Books {
     private readonly toShards: (RingWriter | null)[],
     /** This shard's block of holds (ring/holds.ts), read by the main thread. */
     holds: SharedArrayBuffer,
+    /** Every account's room above its floor, shared by all shards (ring/credit_room.ts). */
+    creditRoom: SharedArrayBuffer,
   ) {
     // Sized for every account this run may hold (accounts added while it runs, limits.maxAccounts).
     const n = accounts.capacity
@@ -69,6 +73,7 @@ export class Books {
     this.holdChanged = new Uint8Array(n)
     this.loweredFlag = new Uint8Array(n)
     this.settles = new Uint8Array(n)
+    this.room = new CreditRoom(creditRoom, n)
     this.heldShared = heldCells(holds, n)
     this.preparesShared = prepareCells(holds, n)
     this.load()
@@ -91,7 +96,11 @@ export class Books {
       sum += v
     }
     this.record[i] = own
-    if (isOwner) this.balance[i] = sum
+    if (isOwner) {
+      this.balance[i] = sum
+      // Added, not stored: another shard may hold a credit to this account already (credit_room.ts).
+      this.room.give(i, sum)
+    }
     this.accountChanged(i)
   }
 
@@ -120,7 +129,20 @@ export class Books {
   adjusted(account: number, amount: bigint): void {
     this.record[account] += amount
     if (this.owned[account] === 1) this.balance[account] += amount
+    this.room.give(account, amount)
     if (amount < 0n) this.lower(account)
+  }
+
+  /**
+   * Why an adjustment of `amount` cannot be made (its balance, or the room above its floor, would
+   * leave the signed 64-bit range), or null if it can.
+   */
+  adjustmentOutOfRange(account: number, amount: bigint): string | null {
+    const balance = this.balance[account] + amount
+    if (balance > INT64_MAX || balance < BALANCE_FLOOR_MIN) return `the balance would be ${balance}, outside ±(2^63 − 1)`
+    const available = this.room.read(account) + amount
+    if (available > INT64_MAX || available < BALANCE_FLOOR_MIN) return `the balance less what is on its way to the account would be ${available}, outside ±(2^63 − 1); try again when the prepares in flight to it have ended`
+    return null
   }
 
   /**
@@ -131,6 +153,7 @@ export class Books {
   settled(account: number, delta: bigint): void {
     this.addToRecord(account, delta)
     this.balance[account] += delta
+    this.room.give(account, delta)
     if (delta < 0n) this.lower(account)
   }
 
@@ -150,6 +173,20 @@ export class Books {
   /** True if holding `amount` more would keep `account` within its maximum balance. */
   canHold(account: number, amount: bigint): boolean {
     return this.balance[account] + this.held[account] + amount <= this.accounts.accounts[account].balanceMaximum
+  }
+
+  /**
+   * Holds `credit` against `target`'s balance.minimum (the next hop of a prepare): false, nothing
+   * held, if crediting it would take its balance below that, counting what is already on its way.
+   */
+  holdCredit(target: number, credit: bigint): boolean {
+    const minimum = this.accounts.accounts[target].balanceMinimum
+    return this.room.take(target, credit, minimum < BALANCE_FLOOR_MIN ? BALANCE_FLOOR_MIN : minimum)
+  }
+
+  /** The prepare was rejected or expired: its credit will not come. */
+  releaseCredit(target: number, credit: bigint): void {
+    this.room.give(target, credit)
   }
 
   prepares(account: number): number {
@@ -187,10 +224,14 @@ export class Books {
     accounts.length = 0
   }
 
-  /** A fulfill: `source`'s hold becomes balance, `target` is credited `credit` (its own units). */
+  /**
+   * A fulfill: `source`'s hold becomes balance, `target` is credited `credit` (its own units;
+   * held against its floor since the prepare was forwarded, so its room does not move now).
+   */
   commit(source: number, amount: bigint, target: number, credit: bigint): void {
     this.release(source, amount)
     this.balance[source] += amount
+    this.room.give(source, amount)
     this.addToRecord(source, amount)
     this.addToRecord(target, -credit)
     if (this.owned[target] === 1) {
@@ -215,11 +256,13 @@ export class Books {
   /**
    * The balance as peer.balance reports it: positive when this node owes the requester (the
    * later draft of the server-roles document), i.e. the negated balance. Holds of prepares still
-   * in flight are not included. Clamped to the signed 64-bit range.
+   * in flight are not included. Null if it is not a signed 64-bit integer: the limits keep
+   * balances within ±(2^63 − 1) (credit_room.ts), so that takes a refused settlement's reversal
+   * near the floor, and the true figure is never replaced by a clamped one.
    */
-  peerBalance(account: number): bigint {
+  peerBalance(account: number): bigint | null {
     const v = -this.balance[account]
-    return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : v
+    return v > INT64_MAX || v < BALANCE_FLOOR_MIN ? null : v
   }
 
   /** True if records changed since the last transaction. */
@@ -227,17 +270,15 @@ export class Books {
     return this.dirtyAccounts.length > 0
   }
 
-  /** Inside the shard's transaction: puts every changed record. */
+  /** Inside the shard's transaction: puts every changed record (still dirty until recordsWritten). */
   writeRecords(): void {
     const balances = this.store.balances
-    for (const i of this.dirtyAccounts) {
-      balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
-      this.recordDirty[i] = 0
-    }
+    for (const i of this.dirtyAccounts) balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
   }
 
-  /** After the transaction committed. */
+  /** After the transaction committed (one that failed leaves them dirty, to be written again). */
   recordsWritten(): void {
+    for (const i of this.dirtyAccounts) this.recordDirty[i] = 0
     this.dirtyAccounts.length = 0
   }
 

@@ -13,14 +13,17 @@ import { encodeInflight, inflightKey } from '../store/balance_store'
 import type { PendingTable } from './pending_table'
 
 export class InflightJournal {
-  private readonly queueIds: Uint32Array
+  private readonly queueIds: Float64Array
   private readonly queueAtMs: Float64Array
   private head = 0
   private tail = 0
   /** Per pending slot: 1 while its prepare is in LMDB. */
-  private readonly written: Uint8Array
+  private readonly journalled: Uint8Array
   /** Pending ids whose entries are to be removed at the next commit. */
   private readonly finished: number[] = []
+  /** What the transaction under way wrote: the queue's head after it, and the slots it journalled. */
+  private headAfterWrite = -1
+  private readonly slotsWritten: number[] = []
   private readonly scratch = Buffer.allocUnsafe(16 + 256)
 
   constructor(
@@ -31,9 +34,9 @@ export class InflightJournal {
     /** Account ids as bytes, by account index (what an entry names). */
     private readonly accountIds: Buffer[],
   ) {
-    this.queueIds = new Uint32Array(capacity)
+    this.queueIds = new Float64Array(capacity)
     this.queueAtMs = new Float64Array(capacity)
-    this.written = new Uint8Array(capacity)
+    this.journalled = new Uint8Array(capacity)
   }
 
   /** A prepare entered the pending table in `slot` at `nowMs`. */
@@ -47,8 +50,8 @@ export class InflightJournal {
 
   /** The prepare in `slot` finished (before the slot is released). */
   ended(slot: number): void {
-    if (this.written[slot] === 0) return
-    this.written[slot] = 0
+    if (this.journalled[slot] === 0) return
+    this.journalled[slot] = 0
     this.finished.push(this.pending.idOf(slot))
   }
 
@@ -57,19 +60,34 @@ export class InflightJournal {
     return this.finished.length > 0 || (this.head !== this.tail && this.queueAtMs[this.head] <= nowMs - this.delayMs)
   }
 
-  /** Inside the commit's transaction: writes the entries that are due, removes the finished ones. */
+  /**
+   * Inside the commit's transaction: writes the entries that are due, removes the finished ones.
+   * Nothing here changes until written(): a transaction that fails is tried again as it was.
+   */
   write(store: Store, nowMs: number): void {
     const p = this.pending
     const dueBefore = nowMs - this.delayMs
-    while (this.head !== this.tail && this.queueAtMs[this.head] <= dueBefore) {
-      const id = this.queueIds[this.head]
-      this.head = (this.head + 1) % this.queueIds.length
+    let head = this.head
+    this.slotsWritten.length = 0
+    while (head !== this.tail && this.queueAtMs[head] <= dueBefore) {
+      const id = this.queueIds[head]
+      head = (head + 1) % this.queueIds.length
       const slot = p.find(id)
       if (slot < 0) continue // finished before it was due: never journalled
       store.inflight.put(inflightKey(this.shardIndex, id), encodeInflight(this.scratch, p.sourceAmount[slot], p.expiresAtMs[slot], this.accountIds[p.sourceAccount[slot]]))
-      this.written[slot] = 1
+      this.slotsWritten.push(slot)
     }
+    this.headAfterWrite = head
     for (const id of this.finished) store.inflight.remove(inflightKey(this.shardIndex, id))
+  }
+
+  /** After the transaction that ran write() committed. */
+  written(): void {
+    if (this.headAfterWrite < 0) return // this transaction had no journal work
+    this.head = this.headAfterWrite
+    this.headAfterWrite = -1
+    for (const slot of this.slotsWritten) this.journalled[slot] = 1
+    this.slotsWritten.length = 0
     this.finished.length = 0
   }
 }

@@ -11,19 +11,24 @@
 //   1. parse                          F01 (a '{' first byte is a JSON route broadcast: to the control plane)
 //   2. local peer.* destinations      peer.config (IL-DCP), peer.balance, other peer.* F01
 //      an account deleted while the node runs: F00
+//      the storage is unavailable     T00 (store/storage_health.ts: the node fails closed)
 //   3. expiry                         R02 if expired or less than minMessageWindow left
 //   4. max packet amount              F08 with (received, maximum)
 //   5. route by longest prefix        F02 (also when the route leads back to A)
 //   6. amount for the next hop       exchange.ts: F02 for an asset the node does not trade, T00
 //      (rate, scale, spread)          while the rates are stale, R01 if it rounds to zero
-//   7. hold on A's balance            T04 if balance + holds + amount > A's maximum
-//   8. record the pending prepare     T03 if the account has maxInFlightPerAccount in flight, or the
-//                                     table is full
-//   9. shorten expiry, patch amount, hand the prepare to the I/O thread of the next hop's link
+//   7. A's maximum                    T04 if balance + holds + amount > A's maximum
+//   8. room in the pending table      T03 if A has maxInFlightPerAccount in flight, if A is past its
+//                                     share and the rest is kept for others' (pending_shares.ts)
+//   9. hold on the next hop's floor   T04 if the credit would take B's balance, less what is on its
+//                                     way to B, below B's balance.minimum (ring/credit_room.ts)
+//  10. record the pending prepare     T03 if the table is full; A's hold taken
+//  11. shorten expiry, patch amount, hand the prepare to the I/O thread of the next hop's link
 //      (to a payee of the node: to the payee's shard, or its receiver if this shard owns it)
 // The reply: a fulfill must hash to the condition (else F05 upstream, never relayed); then A's
 // hold is committed, the next hop is credited, and the fulfill is relayed byte for byte. A reject
-// releases the hold and is relayed unchanged. No reply before expiry: R00, hold released.
+// releases both holds and is relayed unchanged. No reply before expiry: R00, holds released. An
+// answer is applied only to the prepare it answers (handleReply).
 
 import { hash, randomBytes } from 'node:crypto'
 import type { AccountConfig, Config } from '../config/schema'
@@ -49,8 +54,10 @@ import type { LinkTable } from '../ring/link_table'
 import { ioThreadOf, pendingIdHigh, pendingIdLow } from '../ring/records'
 import { encodeInt128, readAdjustment, writeAdjustment, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
-import { assetOf, Settler } from './settler'
+import { assetOf, Settler, type TransferOutcome } from './settler'
+import { errnoOf, oneLine, STORAGE_UNAVAILABLE, StorageHealth, StorageUnavailableError, type StorageReserve } from '../store/storage_health'
 import { Books } from './books'
+import { PendingShares } from './pending_shares'
 import { DROP_LATE, DROP_REASONS, DROP_WRONG_PEER, FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
 import { LogOncePer, type Logger } from '../log'
 
@@ -62,6 +69,9 @@ const EMPTY = Buffer.alloc(0)
 const BRACE = 0x7b
 /** Answers dropped from one peer are logged once per this interval (all are counted in /metrics). */
 const DROPPED_ANSWER_LOG_MS = 60_000
+/** After a failed commit, the next try waits this long, doubling up to COMMIT_RETRY_MAX_MS. */
+const COMMIT_RETRY_MS = 50
+const COMMIT_RETRY_MAX_MS = 2000
 
 export interface ShardOptions {
   config: Config
@@ -84,9 +94,20 @@ export interface ShardOptions {
   counters: SharedArrayBuffer | null
   /** This shard's block of holds (ring/holds.ts), for the admin API. */
   holds: SharedArrayBuffer
+  /** Every account's room above its floor (ring/credit_room.ts), shared by all shards. */
+  creditRoom: SharedArrayBuffer
   log: Logger
   /** Source of settlement ids (SETTLEMENT_ID_BYTES each): random in a node, seeded in the simulation. */
   settlementIds?: () => Uint8Array
+  /** Whether the node can write (store/storage_health.ts), shared by every thread. */
+  health: SharedArrayBuffer
+  /** The disk space kept for the commits the node owes; given back when a commit fails. */
+  reserve: StorageReserve
+}
+
+/** An adjustment that would take a balance outside the signed 64-bit range (the admin API answers 400). */
+export class AdjustmentOutOfRangeError extends Error {
+  readonly code = 'ILP_NODE_ADJUSTMENT_OUT_OF_RANGE'
 }
 
 /** A shard could not write an answer it owes: the shard must stop (see Shard.emit). */
@@ -112,6 +133,7 @@ export class Shard {
   readonly pending: PendingTable
 
   private readonly books: Books
+  private readonly shares: PendingShares
   private readonly counters: PacketCounters | null
   private readonly ildcpData: (Buffer | null)[]
 
@@ -121,6 +143,12 @@ export class Shard {
   private readonly receiver: PayeeReceiver
   private readonly settler: Settler
   private readonly droppedAnswers: LogOncePer
+  private readonly health: StorageHealth
+  private readonly storageReserve: StorageReserve
+  /** A commit failed and is owed: outputs are held back until it succeeds; next try not before this. */
+  private commitOwed = false
+  private commitRetryAtMs = 0
+  private commitRetryMs = COMMIT_RETRY_MS
 
   constructor(o: ShardOptions) {
     this.config = o.config
@@ -135,13 +163,16 @@ export class Shard {
     this.exchange = new Exchange(this.accounts, o.rates)
     this.ilpAddress = Buffer.from(o.config.ilpAddress, 'latin1')
     this.pending = new PendingTable(o.config.pendingPerShard)
-    this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards, o.holds)
+    this.books = new Books(this.accounts, o.shardIndex, o.store, o.toShards, o.holds, o.creditRoom)
+    this.shares = new PendingShares(o.config.pendingPerShard, this.accounts, o.shardIndex, (account) => this.books.prepares(account))
     this.counters = o.counters === null ? null : new PacketCounters(o.counters, this.accounts.capacity)
     this.accountIds = this.accounts.accounts.map((a) => Buffer.from(a.id, 'utf8'))
     this.journal = new InflightJournal(o.config.pendingPerShard, o.config.journalDelayMs, o.shardIndex, this.pending, this.accountIds)
     this.ildcpData = this.accounts.accounts.map((account) => this.ildcpAnswer(account))
     this.receiver = new PayeeReceiver(o.config, this.accounts, o.store, o.log)
     this.droppedAnswers = new LogOncePer(o.log, 'info', DROPPED_ANSWER_LOG_MS)
+    this.health = new StorageHealth(o.health)
+    this.storageReserve = o.reserve
     this.settler = new Settler(this.accounts, o.shardIndex, o.store, this.books, (account, payload) => {
       const io = this.links.linkedThread(account)
       return io >= 0 && this.toIo[io].tryWrite(RecordKind.SettleOut, account, 0, 0, 0, payload)
@@ -182,6 +213,7 @@ export class Shard {
       } else this.books.accountChanged(i)
     }
     this.exchange.accountsChanged()
+    this.shares.accountsChanged()
     this.settler.checkAll()
   }
 
@@ -196,7 +228,10 @@ export class Shard {
    * the entry as stored (an earlier one with the same key: that one, unchanged).
    */
   adjust(account: number, amount: bigint, key: string, reason: string, nowMs: number): { entry: AdjustmentEntry; replayed: boolean } {
+    if (!this.health.ok) throw new StorageUnavailableError(this.health.reason() ?? 'storage unavailable')
     if (this.books.dirty) throw new Error('an adjustment must run between turns, with the books committed')
+    const outOfRange = this.books.adjustmentOutOfRange(account, amount)
+    if (outOfRange !== null) throw new AdjustmentOutOfRangeError(outOfRange)
     const id = this.accounts.accounts[account].id
     const result = this.store.root.transactionSync(() => {
       const known = readAdjustment(this.store, key)
@@ -243,6 +278,8 @@ export class Shard {
 
     // Deleted while its link was still closing (or before a restarted I/O thread heard of it).
     if (this.accounts.live[account] === 0) return this.refuse(connId, requestId, account, view.amount, F00_BAD_REQUEST, 'account deleted')
+    // Fail closed: nothing new while a commit of the node's fails (most are refused before the ring).
+    if (!this.health.ok) return this.refuse(connId, requestId, account, view.amount, T00_INTERNAL_ERROR, STORAGE_UNAVAILABLE)
     const source = this.accounts.accounts[account]
     if (view.expiresAtMs - nowMs < this.config.minMessageWindowMs) {
       return this.refuse(connId, requestId, account, view.amount, R02_INSUFFICIENT_TIMEOUT, view.expiresAtMs <= nowMs ? 'prepare already expired' : 'too little time left to forward the prepare')
@@ -260,14 +297,25 @@ export class Shard {
     if (!this.books.canHold(account, view.amount)) {
       return this.refuse(connId, requestId, account, view.amount, T04_INSUFFICIENT_LIQUIDITY, 'exceeded maximum balance')
     }
-    if (this.books.prepares(account) >= this.config.maxInFlightPerAccount) {
+    const prepares = this.books.prepares(account)
+    if (prepares >= this.config.maxInFlightPerAccount) {
       return this.refuse(connId, requestId, account, view.amount, T03_CONNECTOR_BUSY, 'too many prepares in flight for this account')
+    }
+    if (!this.shares.mayTake(account, this.pending.capacity - this.pending.count)) {
+      return this.refuse(connId, requestId, account, view.amount, T03_CONNECTOR_BUSY, 'too many prepares in flight; the room left is kept for other accounts')
+    }
+    if (!this.books.holdCredit(target, destinationAmount)) {
+      return this.refuse(connId, requestId, account, view.amount, T04_INSUFFICIENT_LIQUIDITY, 'the next hop\'s balance would fall below its minimum')
     }
     const nextExpiresAtMs = Math.min(view.expiresAtMs - this.config.minMessageWindowMs, nowMs + this.config.maxHoldTimeMs)
     const slot = this.pending.allocate(nextExpiresAtMs, nowMs)
-    if (slot < 0) return this.refuse(connId, requestId, account, view.amount, T03_CONNECTOR_BUSY, 'too many prepares in flight')
+    if (slot < 0) {
+      this.books.releaseCredit(target, destinationAmount)
+      return this.refuse(connId, requestId, account, view.amount, T03_CONNECTOR_BUSY, 'too many prepares in flight')
+    }
 
     this.books.hold(account, view.amount)
+    this.shares.taken(account, prepares)
     this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
     view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
@@ -370,7 +418,10 @@ export class Shard {
   /** A peer settled with the node (a BTP TRANSFER): booked once per id, answered after the commit. */
   handleTransferIn(account: number, connId: number, requestId: number, buf: Uint8Array, pos: number, nowMs: number): void {
     const amount = readUInt64(buf, pos)
-    const outcome = this.settler.transferIn(account, amount, buf.subarray(pos + 8, pos + 8 + SETTLEMENT_ID_BYTES), nowMs)
+    // Nothing new is booked while the storage is unavailable: T00, and the peer sends it again.
+    const outcome: TransferOutcome = this.health.ok
+      ? this.settler.transferIn(account, amount, buf.subarray(pos + 8, pos + 8 + SETTLEMENT_ID_BYTES), nowMs)
+      : { booked: false, code: T00_INTERNAL_ERROR, message: STORAGE_UNAVAILABLE }
     const message = outcome.booked ? EMPTY : Buffer.from(outcome.message, 'utf8')
     const answer = Buffer.allocUnsafe(4 + message.length)
     answer[0] = outcome.booked ? TransferAnswer.Booked : TransferAnswer.Refused
@@ -412,27 +463,85 @@ export class Shard {
 
   /**
    * Commits the batch when it must: balance records changed (a fulfill that is not yet durable
-   * must not be published), or journal entries are due. One LMDB transaction. Returns after the
-   * commit; the caller then flushes the rings.
+   * must not be published), or journal entries are due. One LMDB transaction. True when all is
+   * committed and the caller may publish the turn's outputs; false while a commit is owed: the
+   * outputs stay held back, and the same writes (still marked dirty) are tried again at a later
+   * turn, after a pause that grows (store/storage_health.ts).
    */
-  commit(nowMs: number): void {
-    this.settler.settle(nowMs)
+  commit(nowMs: number): boolean {
+    // No new settlement while the node cannot write: it would spend the reserve on new work.
+    if (this.health.ok) this.settler.settle(nowMs)
     const journalWork = this.journal.hasWork(nowMs)
     if (this.books.dirty || journalWork || this.receiver.hasDirty || this.settler.dirty) {
-      const started = this.counters === null ? 0 : performance.now()
-      this.store.root.transactionSync(() => {
-        this.receiver.writeDirty()
-        this.books.writeRecords()
-        this.settler.write()
-        if (journalWork) this.journal.write(this.store, nowMs)
-      })
-      this.receiver.written()
-      this.books.recordsWritten()
-      this.settler.written()
-      this.counters?.commitTook((performance.now() - started) / 1000)
+      if (this.commitOwed && nowMs < this.commitRetryAtMs) return false
+      if (!this.tryCommit(journalWork, nowMs)) return false
     }
     this.books.sendCredits()
     this.settler.send(nowMs)
+    return true
+  }
+
+  /**
+   * One transaction with everything the turn changed. On a failure the reserve is given back
+   * first, whatever the error said (LMDB reports a data file that cannot grow as EIO), and the
+   * commit tried once more at once: on a full disk, that is what lets the commits of what the
+   * node owes through.
+   */
+  private tryCommit(journalWork: boolean, nowMs: number): boolean {
+    const started = this.counters === null ? 0 : performance.now()
+    try {
+      this.writeTransaction(journalWork, nowMs)
+    } catch (err) {
+      const gaveBack = this.storageReserve.giveBack()
+      if (gaveBack && this.health.reserveGivenBack()) {
+        this.log.error('a commit failed; gave back the storage reserve and tried again; new prepares and transfers are refused until it is taken again', {
+          shard: this.shardIndex, error: oneLine(err), reserveBytes: this.storageReserve.bytes,
+        })
+      }
+      try {
+        if (!gaveBack) throw err
+        this.writeTransaction(journalWork, nowMs)
+      } catch (again) {
+        this.commitFailed(again, nowMs)
+        return false
+      }
+    }
+    this.receiver.written()
+    this.books.recordsWritten()
+    this.settler.written()
+    this.journal.written()
+    this.counters?.commitTook((performance.now() - started) / 1000)
+    if (this.commitOwed) {
+      this.commitOwed = false
+      this.commitRetryMs = COMMIT_RETRY_MS
+      this.health.commitSucceeded(this.shardIndex)
+      this.log.warn('commits succeed again; what was held back is committed and sent', { shard: this.shardIndex })
+    }
+    return true
+  }
+
+  private writeTransaction(journalWork: boolean, nowMs: number): void {
+    this.store.root.transactionSync(() => {
+      this.receiver.writeDirty()
+      this.books.writeRecords()
+      this.settler.write()
+      if (journalWork) this.journal.write(this.store, nowMs)
+    })
+  }
+
+  private commitFailed(err: unknown, nowMs: number): void {
+    if (!this.commitOwed) {
+      this.commitOwed = true
+      this.log.error('a commit failed: outputs held back and new work refused until a commit succeeds; retrying', { shard: this.shardIndex, error: oneLine(err) })
+    }
+    this.health.commitFailed(this.shardIndex, errnoOf(err))
+    this.commitRetryAtMs = nowMs + this.commitRetryMs
+    this.commitRetryMs = Math.min(COMMIT_RETRY_MAX_MS, this.commitRetryMs * 2)
+  }
+
+  /** True while a commit is owed (the loop keeps ticking to try it again). */
+  hasCommitOwed(): boolean {
+    return this.commitOwed
   }
 
   /** Copies the holds this turn changed to shared memory (before the turn's publish; see ShardLoop.turn). */
@@ -466,8 +575,10 @@ export class Shard {
     }
     if (view.destinationEquals(PEER_BALANCE)) {
       if (!conditionOk) return this.refuse(connId, requestId, account, view.amount, F01_INVALID_PACKET, 'peer.balance request with the wrong condition')
+      const balance = this.books.peerBalance(account)
+      if (balance === null) return this.refuse(connId, requestId, account, view.amount, T00_INTERNAL_ERROR, 'the balance is outside the signed 64-bit range; ask the operator')
       const data = Buffer.alloc(8)
-      writeInt64(data, 0, this.books.peerBalance(account))
+      writeInt64(data, 0, balance)
       return this.fulfillPeerRequest(connId, requestId, account, view.amount, data)
     }
     this.refuse(connId, requestId, account, view.amount, F01_INVALID_PACKET, `unknown peer protocol ${view.destination()}`)
@@ -511,11 +622,16 @@ export class Shard {
     return true
   }
 
-  /** Ends a pending prepare: commits (fulfilled) or releases (otherwise) the source's hold. */
+  /** Ends a pending prepare: commits (fulfilled) or releases (otherwise) the holds on both sides. */
   private finish(slot: number, fulfilled: boolean): void {
     const p = this.pending
-    if (fulfilled) this.books.commit(p.sourceAccount[slot], p.sourceAmount[slot], p.destinationAccount[slot], p.destinationAmount[slot])
-    else this.books.release(p.sourceAccount[slot], p.sourceAmount[slot])
+    const source = p.sourceAccount[slot]
+    if (fulfilled) this.books.commit(source, p.sourceAmount[slot], p.destinationAccount[slot], p.destinationAmount[slot])
+    else {
+      this.books.release(source, p.sourceAmount[slot])
+      this.books.releaseCredit(p.destinationAccount[slot], p.destinationAmount[slot])
+    }
+    this.shares.released(source, this.books.prepares(source))
     this.journal.ended(slot)
     p.release(slot)
   }

@@ -52,12 +52,15 @@ export class ShardLoop {
     for (const ring of fromShards) if (ring !== null && this.drain(ring, nowMs)) worked = true
     for (const ring of fromIo) if (this.drain(ring, nowMs)) worked = true
     shard.expire(nowMs)
-    shard.commit(nowMs)
+    // A failed commit holds the turn's outputs back (they stay unpublished in the rings, in
+    // order): nothing that depends on it leaves, and the next turns try it again. Its answers
+    // count as in flight meanwhile, so that a drain at shutdown waits for them.
+    const committed = shard.commit(nowMs)
     // Holds and the in-flight count before the records they go with: whoever has seen a fulfill
     // (the admin API, a drain) then sees its hold released.
-    Atomics.store(this.o.inFlight, this.o.shardIndex, shard.pending.count)
+    Atomics.store(this.o.inFlight, this.o.shardIndex, shard.pending.count + (committed ? 0 : 1))
     shard.publishHolds()
-    this.publish()
+    if (committed) this.publish()
     return worked
   }
 
@@ -69,7 +72,7 @@ export class ShardLoop {
 
   /** True while the shard has timers or queued credits that need a turn without input. */
   needsTicks(): boolean {
-    return this.o.shard.pending.count > 0 || this.o.shard.hasUnsentCredits() || this.o.shard.hasSettlementWork()
+    return this.o.shard.pending.count > 0 || this.o.shard.hasUnsentCredits() || this.o.shard.hasSettlementWork() || this.o.shard.hasCommitOwed()
   }
 
   private drain(ring: RingReader, nowMs: number): boolean {

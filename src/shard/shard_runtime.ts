@@ -10,6 +10,7 @@ import { RingReader, RingWriter } from '../ring/ring'
 import type { Wiring } from '../ring/wiring'
 import type { Store } from '../store/balance_store'
 import { Shard } from './shard'
+import { StorageReserve } from '../store/storage_health'
 import type { RateSnapshot } from './exchange'
 import { outputReserveBytes, ShardLoop } from './shard_loop'
 
@@ -25,6 +26,9 @@ export function createShardLoop(
   const shard = new Shard({
     config, slots, shardIndex: index, shardCount: n, store, toIo, links: linkTable, toShards, routes, rates, log, counters: wiring.counters?.[index] ?? null,
     holds: wiring.holds[index],
+    creditRoom: wiring.creditRoom,
+    health: wiring.health,
+    reserve: new StorageReserve(config.dataDir, config.storageReserveBytes),
   })
   return new ShardLoop({
     shard,

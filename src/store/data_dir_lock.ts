@@ -17,12 +17,17 @@ export class DataDirInUseError extends Error {
   readonly code = 'ILP_NODE_DATA_DIR_IN_USE'
 }
 
-/** DATA_DIR cannot be created or written (a file in the way, no permission, a full disk). */
+/**
+ * DATA_DIR cannot be created or written (a file in the way, no permission, a full disk); `step`
+ * says what the node was doing, when that is not plain from the error.
+ */
 export class DataDirUnusableError extends Error {
   readonly code = 'ILP_NODE_DATA_DIR_UNUSABLE'
-  constructor(dataDir: string, err: Error) {
+  constructor(dataDir: string, err: Error, step?: string) {
     const e = err as NodeJS.ErrnoException
-    super(`DATA_DIR ${resolve(dataDir)} is not usable: ${e.code ?? 'error'}${e.path !== undefined ? ` on ${e.path}` : ''} (${e.message.split(',')[0].replace(/^[A-Z]+: /, '')})`)
+    const code = typeof e.code === 'string' ? e.code : 'error'
+    const cause = `${code}${e.path !== undefined ? ` on ${e.path}` : ''} (${e.message.split('\n')[0].split(',')[0].replace(/^[A-Z]+: /, '')})`
+    super(`DATA_DIR ${resolve(dataDir)} is not usable: ${step === undefined ? '' : `${step}: `}${cause}`)
   }
 }
 
