@@ -1,13 +1,30 @@
 // A small leveled logger: one line per event, `time level scope message key=value…`, or with
 // LOG_FORMAT=json one JSON object per line (`{"time","level","scope","msg",…fields}`, amounts as
 // decimal strings), which is what log shippers read. Off the packet path except for failures.
-// Tokens and secrets are never passed to it.
+// Tokens and secrets are never passed to it. Lines go to process.stdout (info, debug) or
+// process.stderr (error, warn), unless the thread has a sink of its own (setLogSink): a shard
+// thread, which never returns to its event loop, hands them to the main thread instead.
 
 import type { LogFormat, LogLevel } from './config/schema'
 
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
 let threshold = LEVELS.info
 let json = false
+
+/** Where a thread's lines go: one formatted line, without its newline, and its stream. */
+export type LogSink = (line: string, toStderr: boolean) => void
+
+/** The process's stdout and stderr: `line` may be several lines joined by newlines. */
+export const writeToProcess: LogSink = (line, toStderr) => {
+  if (toStderr) process.stderr.write(line + '\n')
+  else process.stdout.write(line + '\n')
+}
+let sink = writeToProcess
+
+/** Where this thread's lines go from now on; null for the process's own stdout and stderr. */
+export function setLogSink(s: LogSink | null): void {
+  sink = s ?? writeToProcess
+}
 
 export function setLogLevel(level: LogLevel): void {
   threshold = LEVELS[level]
@@ -32,17 +49,17 @@ function jsonLine(level: LogLevel, scope: string, message: string, fields?: LogF
 
 export type LogFields = Record<string, string | number | bigint | boolean | null | undefined>
 
+/** One line in this thread's format, without its newline, whatever the level threshold. */
+export function formatLogLine(level: LogLevel, scope: string, message: string, fields?: LogFields): string {
+  if (json) return jsonLine(level, scope, message, fields)
+  let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${scope}: ${message}`
+  if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${String(v)}`
+  return line
+}
+
 function write(level: LogLevel, scope: string, message: string, fields?: LogFields): void {
   if (LEVELS[level] > threshold) return
-  let line: string
-  if (json) {
-    line = jsonLine(level, scope, message, fields)
-  } else {
-    line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${scope}: ${message}`
-    if (fields) for (const [k, v] of Object.entries(fields)) if (v !== undefined) line += ` ${k}=${String(v)}`
-  }
-  if (level === 'error' || level === 'warn') process.stderr.write(line + '\n')
-  else process.stdout.write(line + '\n')
+  sink(formatLogLine(level, scope, message, fields), level === 'error' || level === 'warn')
 }
 
 export interface Logger {

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
+import { ShardLogs } from './shard_logs'
 import { shardOfAccount, type AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { ShardPort } from '../io/shard_port'
@@ -37,6 +38,8 @@ export class ShardSupervisor {
   private readonly wakeUps: WakeUps
   /** Each shard's packet counters (ring/packet_counters.ts); null with metrics off. */
   private readonly counters: SharedArrayBuffer[] | null
+  /** The shard threads' log lines, relayed by this thread; null for the inline shard, which writes its own. */
+  private readonly logs: ShardLogs | null
   private pool: Piscina | null = null
   private tasks: { done: Promise<unknown>; control: MessagePort }[] = []
   private inline: ShardLoop | null = null
@@ -81,6 +84,7 @@ export class ShardSupervisor {
     this.counters = config.metrics.enabled
       ? Array.from({ length: Math.max(1, config.shards) }, () => new SharedArrayBuffer(shardCountersBytes(config.maxAccounts)))
       : null
+    this.logs = config.shards === 0 ? null : new ShardLogs(config.shards)
     this.wiring = createWiring(config, this.wakeUps, this.counters, health)
     this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
   }
@@ -115,7 +119,7 @@ export class ShardSupervisor {
     const ready: Promise<void>[] = []
     for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
-      const task: ShardTask = { config: this.config, slots: this.slots, wiring: this.wiring, links: this.links, routes, rates: this.rates, index, control: port2 }
+      const task: ShardTask = { config: this.config, slots: this.slots, wiring: this.wiring, links: this.links, routes, rates: this.rates, index, control: port2, logRing: this.logs!.rings[index] }
       const done = pool.run(task, { transferList: [port2] })
       this.tasks.push({ done, control: port1 })
       ready.push(new Promise((resolve, reject) => {
@@ -167,6 +171,7 @@ export class ShardSupervisor {
     // key tells on a retry); the new shards start with the newest accounts anyway.
     this.settleRequests('the shards restarted')
     await this.pool?.destroy()
+    this.logs?.relayLeftovers()
     for (const { control } of this.tasks) control.close()
     const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
     this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
@@ -309,6 +314,7 @@ export class ShardSupervisor {
     this.settleRequests('the node stopped')
     for (const { control } of this.tasks) control.close()
     await this.pool?.destroy()
+    this.logs?.close()
     // Every writer of the I/O threads' pipes (the shards) has ended, and the I/O threads stopped first.
     this.wakeUps.close()
   }

@@ -14,8 +14,9 @@ import type { Config } from '../config/schema'
 import type { AdjustmentEntry } from '../store/balance_store'
 import type { Shard } from './shard'
 import type { RateSnapshot } from './exchange'
-import { configureLog, logger } from '../log'
+import { configureLog, logger, setLogSink } from '../log'
 import { Doorbell } from '../ring/doorbell'
+import { LogRingWriter, type LogRing } from '../ring/log_ring'
 import { openStore } from '../store/balance_store'
 import { PendingTable } from './pending_table'
 import { createShardLoop } from './shard_runtime'
@@ -32,6 +33,8 @@ export interface ShardTask {
   rates: RateSnapshot
   index: number
   control: MessagePort
+  /** Where this thread's log lines go (the main thread writes them out). */
+  logRing: LogRing
 }
 
 /** Messages on a shard's control port (the main thread wakes the shard after posting one). */
@@ -80,8 +83,10 @@ export function handleRequest(shard: Shard, m: Extract<ShardControl, { id: numbe
   }
 }
 
-export function runShard({ config, slots, wiring, links, routes, rates, index, control }: ShardTask): string {
+export function runShard({ config, slots, wiring, links, routes, rates, index, control, logRing }: ShardTask): string {
   configureLog(config.logLevel, config.logFormat)
+  // process.stdout would hold the lines until the loop below ended: it never yields to the event loop.
+  setLogSink(new LogRingWriter(logRing).write)
   nameThisThread(`ilp-shard-${index}`)
   const log = logger(`shard ${index}`)
   const store = openStore(config.dataDir, config.durability)
