@@ -20,10 +20,16 @@ import { shardCountersBytes } from '../ring/packet_counters'
 import { recoverOnStart, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { PendingTable } from '../shard/pending_table'
 import type { RateSnapshot } from '../shard/exchange'
-import type { Shard } from '../shard/shard'
 import type { ShardLoop } from '../shard/shard_loop'
 import { createShardLoop } from '../shard/shard_runtime'
 import type { ShardAnswer, ShardControl, ShardTask } from '../shard/shard_worker'
+import { oneLine, StorageHealth, StorageUnavailableError } from '../store/storage_health'
+import { AdjustmentOutOfRangeError, type Shard } from '../shard/shard'
+
+/** Restarts that follow the last one within this window wait first: RESTART_DELAY_MS, doubling up to the maximum. */
+const RESTART_WINDOW_MS = 60_000
+const RESTART_DELAY_MS = 1000
+const RESTART_DELAY_MAX_MS = 60_000
 
 /** The I/O side as the supervisor sees it: every I/O thread, wherever it runs. */
 export interface IoSide {
@@ -63,6 +69,9 @@ export class ShardSupervisor {
   private started = false
   /** Restarts after a thread died, since start. */
   restarts = 0
+  private readonly health: StorageHealth
+  private lastRestartAtMs = -Infinity
+  private restartDelayMs = 0
 
   constructor(
     private readonly config: Config,
@@ -85,6 +94,7 @@ export class ShardSupervisor {
       ? Array.from({ length: Math.max(1, config.shards) }, () => new SharedArrayBuffer(shardCountersBytes(config.maxAccounts)))
       : null
     this.logs = config.shards === 0 ? null : new ShardLogs(config.shards)
+    this.health = new StorageHealth(health)
     this.wiring = createWiring(config, this.wakeUps, this.counters, health)
     this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
   }
@@ -165,7 +175,9 @@ export class ShardSupervisor {
     this.restartDone = new Promise((resolve) => { done = resolve })
     this.incarnation++
     this.restarts++
-    this.log.error('a thread of the data plane died; restarting every shard from LMDB', { reason, restart: this.restarts })
+    const delayMs = this.nextRestartDelay()
+    this.log.error('a thread of the data plane died; restarting every shard from LMDB', { reason, restart: this.restarts, delayMs })
+    this.health.shardsDown()
     this.io.detach()
     // What was asked of the dead shards is answered now: an adjustment committed or did not (its
     // key tells on a retry); the new shards start with the newest accounts anyway.
@@ -173,12 +185,13 @@ export class ShardSupervisor {
     await this.pool?.destroy()
     this.logs?.relayLeftovers()
     for (const { control } of this.tasks) control.close()
-    const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
-    this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
-    this.wiring = createWiring(this.config, this.wakeUps, this.counters, this.wiring.health)
     try {
+      await this.recoverForRestart(delayMs)
+      if (this.stopping) return
+      this.wiring = createWiring(this.config, this.wakeUps, this.counters, this.wiring.health)
       await this.startWorkers(this.routes)
       this.io.attach(this.wiring)
+      this.health.shardsUp()
       this.log.info('shards restarted', { restart: this.restarts })
     } catch (err) {
       this.restartFailed = true
@@ -187,6 +200,39 @@ export class ShardSupervisor {
     } finally {
       this.restartingNow = false
       done()
+    }
+  }
+
+  /**
+   * No restart loop: a restart within RESTART_WINDOW_MS of the last one waits first, twice as long
+   * each time, up to RESTART_DELAY_MAX_MS (a shard that dies at once again is restarted at most
+   * once a minute), while /health says the shards are restarting.
+   */
+  private nextRestartDelay(): number {
+    const nowMs = Date.now()
+    this.restartDelayMs = nowMs - this.lastRestartAtMs > RESTART_WINDOW_MS ? 0 : Math.min(RESTART_DELAY_MAX_MS, Math.max(RESTART_DELAY_MS, 2 * this.restartDelayMs))
+    this.lastRestartAtMs = nowMs + this.restartDelayMs
+    return this.restartDelayMs
+  }
+
+  /**
+   * Waits `delayMs`, then folds the records and releases the journal's holds (recoverOnStart), a
+   * write: on a storage that fails it is tried again, backed off, until it succeeds or the node
+   * stops, rather than the node dying of it.
+   */
+  private async recoverForRestart(delayMs: number): Promise<void> {
+    let waitMs = delayMs
+    for (;;) {
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs))
+      if (this.stopping) return
+      try {
+        const report = recoverOnStart(this.store, (id) => shardOfAccount(id, this.config.shards))
+        this.log.warn('shards restarting: holds of prepares in flight released', { holds: report.releasedHolds })
+        return
+      } catch (err) {
+        waitMs = Math.min(RESTART_DELAY_MAX_MS, Math.max(RESTART_DELAY_MS, 2 * waitMs))
+        this.log.error('shards cannot restart yet: the store cannot be written; trying again', { error: oneLine(err), retryMs: waitMs })
+      }
     }
   }
 
@@ -269,7 +315,7 @@ export class ShardSupervisor {
     if (this.inline !== null) return this.inline.shard.adjust(account, amount, key, reason, Date.now())
     if (this.restartingNow || this.restartFailed || this.stopping) throw new Error('the shards are restarting or stopped')
     const answer = await this.request(owner, (id) => ({ type: 'adjust', id, account, amount, key, reason }))
-    if (answer.adjustment === undefined) throw new Error(answer.error ?? 'the shard did not adjust the balance')
+    if (answer.adjustment === undefined) throw adjustmentError(answer.error ?? 'the shard did not adjust the balance', answer.errorCode)
     return answer.adjustment
   }
 
@@ -318,4 +364,11 @@ export class ShardSupervisor {
     // Every writer of the I/O threads' pipes (the shards) has ended, and the I/O threads stopped first.
     this.wakeUps.close()
   }
+}
+
+/** A shard's refusal of an adjustment, as the same error class the inline shard throws (the admin API maps them). */
+function adjustmentError(message: string, code: string | undefined): Error {
+  if (code === 'ILP_NODE_STORAGE_UNAVAILABLE') return new StorageUnavailableError(message)
+  if (code === 'ILP_NODE_ADJUSTMENT_OUT_OF_RANGE') return new AdjustmentOutOfRangeError(message)
+  return new Error(message)
 }

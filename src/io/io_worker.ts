@@ -130,10 +130,13 @@ export function runIoThread({ config, slots, index, links, limits, counters, wir
           // Fault injection: fails as a bug in this thread would, outside any handler.
           return void setImmediate(() => { throw new Error(command.reason) })
         case 'stop':
-          return void front.close().then(() => {
+          return void front.close().then(async () => {
             front.closeApp()
             void store.root.close()
             control.close()
+            // A worker's stdout and stderr reach the process through the main thread: the lines
+            // still on their way would be lost if the thread ended before they had gone out.
+            await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((done) => stream.write('', () => done()))))
             resolve('stopped')
           }, fail)
       }

@@ -17,6 +17,8 @@ import { outputReserveBytes, ShardLoop } from './shard_loop'
 export function createShardLoop(
   config: Config, slots: AccountSlots, wiring: Wiring, links: SharedArrayBuffer, index: number, store: Store, routes: [string, number][], rates: RateSnapshot,
   log: Logger, inline: boolean,
+  /** Where settlement ids come from (random by default; the simulation gives a seeded source). */
+  settlementIds?: () => Uint8Array,
 ): ShardLoop {
   const n = wiring.shardCount
   const toIo = wiring.shardToIo[index].map((sab) => new RingWriter(sab))
@@ -29,6 +31,7 @@ export function createShardLoop(
     creditRoom: wiring.creditRoom,
     health: wiring.health,
     reserve: new StorageReserve(config.dataDir, config.storageReserveBytes),
+    settlementIds,
   })
   return new ShardLoop({
     shard,

@@ -48,7 +48,7 @@ export type ShardControl =
 /** What a shard posts back: ready once, then the answer to each numbered request. */
 export type ShardAnswer =
   | { type: 'ready' }
-  | { type: 'done'; id: number; adjustment?: { entry: AdjustmentEntry; replayed: boolean }; error?: string }
+  | { type: 'done'; id: number; adjustment?: { entry: AdjustmentEntry; replayed: boolean }; error?: string; errorCode?: string }
 
 /** Longest sleep with nothing in flight; bounds how long a stop request can wait. */
 const IDLE_SLEEP_MS = 1000
@@ -79,7 +79,8 @@ export function handleRequest(shard: Shard, m: Extract<ShardControl, { id: numbe
   try {
     return { type: 'done', id: m.id, adjustment: shard.adjust(m.account, m.amount, m.key, m.reason, Date.now()) }
   } catch (err) {
-    return { type: 'done', id: m.id, error: (err as Error).message }
+    const code = (err as { code?: unknown }).code
+    return { type: 'done', id: m.id, error: (err as Error).message, errorCode: typeof code === 'string' ? code : undefined }
   }
 }
 
