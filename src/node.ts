@@ -27,6 +27,7 @@ import { RouteManager } from './control/route_manager'
 import { RateFeed } from './control/rate_feed'
 import { Metrics } from './control/metrics'
 import { AdminApi } from './control/admin_api'
+import { SettlementLogPruner } from './control/settlement_log_pruner'
 import { Reconfigurer, startingConfig, type Outcome } from './control/reconfigure'
 import { adminRoutePrefixes } from './control/config_overlay'
 import { readHolds } from './ring/holds'
@@ -205,6 +206,8 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   storage.start()
   // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
   changes.start()
+  const pruner = new SettlementLogPruner(store, config.settlementLogRetentionMs, logger('settlements'))
+  pruner.start()
   log.info('ilp-node listening', {
     address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,
     accounts: config.accounts.length, durability: config.durability,
@@ -247,6 +250,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       routes.stop()
       rates.stop()
       storage.stop()
+      pruner.stop()
       adminListener?.close()
       if (front !== null) await front.close()
       else await ioThreads!.stop()

@@ -212,4 +212,17 @@ describe('rates, spread and settlement in the config', () => {
     const ecb = parseConfig({ ...testConfigJson(), rates: { backend: 'ecb' } }, {}, MACHINE).rates
     assert.deepEqual([ecb.url, ecb.refreshMs, ecb.maxAgeMs, ecb.base], ['https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml', 3600000, 86400000, 'EUR'])
   })
+
+  it('keeps the settlement logs 30 days by default, limits.settlementLogRetentionMs from 1 s to 3650 days', () => {
+    const DAY_MS = 86_400_000
+    const retention = (value: unknown) => parseConfig({ ...testConfigJson(), limits: { settlementLogRetentionMs: value } }, {}, MACHINE).settlementLogRetentionMs
+    assert.equal(parseConfig(testConfigJson(), {}, MACHINE).settlementLogRetentionMs, 30 * DAY_MS)
+    assert.equal(retention(1000), 1000)
+    assert.equal(retention(3650 * DAY_MS), 3650 * DAY_MS)
+    assert.equal(retention('7200000'), 7200000)
+    for (const bad of [999, 0, -1, 3650 * DAY_MS + 1, 1.5e3 + 0.5, 'a week', null]) {
+      assert.throws(() => retention(bad), (err: unknown) => err instanceof ConfigError &&
+        /^invalid configuration: limits\.settlementLogRetentionMs: must be an integer from 1000 to 315360000000$/.test(err.message), String(bad))
+    }
+  })
 })

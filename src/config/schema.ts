@@ -165,6 +165,12 @@ export interface Config {
    * disk): given back then, taken again once space returns (store/storage_health.ts). 0: none.
    */
   readonly storageReserveBytes: number
+  /**
+   * How long settlements that ended (acknowledged, refused) and transfers booked from peers stay
+   * in the settlement logs before they are pruned (control/settlement_log_pruner.ts): a copy of a
+   * transfer id within it is acknowledged without booking twice. Settlements still `sending` stay.
+   */
+  readonly settlementLogRetentionMs: number
   /** The payee `$host` resolves to (/.well-known/pay); null: that path answers 404. */
   readonly defaultPayee: string | null
   /** GET /metrics (Prometheus): counted in shared memory by every thread, gathered when scraped. */
@@ -276,7 +282,7 @@ const ACCOUNT_FIELDS = [
 ] as const
 const LIMIT_FIELDS = [
   'ringBytes', 'pendingPerShard', 'maxInFlightPerAccount', 'maxConnections', 'maxHoldTimeMs', 'minMessageWindowMs', 'maxFrameBytes',
-  'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros', 'maxAccounts', 'storageReserveBytes',
+  'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros', 'maxAccounts', 'storageReserveBytes', 'settlementLogRetentionMs',
 ] as const
 
 function str(obj: Json, key: string, field: string, fallback?: string): string {
@@ -723,6 +729,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     // Spinning pays only when each shard and each socket thread have a core of their own.
     shardSpinMicros: int(limits, 'shardSpinMicros', 'limits.shardSpinMicros', shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0, 0, 10000),
     storageReserveBytes: int(limits, 'storageReserveBytes', 'limits.storageReserveBytes', 16 * 1024 * 1024, 0, 2 ** 30),
+    settlementLogRetentionMs: int(limits, 'settlementLogRetentionMs', 'limits.settlementLogRetentionMs', SETTLEMENT_LOG_RETENTION_MS, 1000, 3650 * DAY_MS),
     defaultPayee,
     adminToken,
     adminListen,
@@ -734,6 +741,14 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     source: Object.freeze({ raw, env, machine, path }),
   })
 }
+
+const DAY_MS = 86_400_000
+
+/**
+ * limits.settlementLogRetentionMs by default: 30 days, far beyond the seconds to minutes a peer
+ * keeps sending a transfer it has no answer to, and a month of history for the operator.
+ */
+export const SETTLEMENT_LOG_RETENTION_MS = 30 * DAY_MS
 
 /** limits.maxAccounts unless the config has more than half of it already. */
 const DEFAULT_MAX_ACCOUNTS = 1024

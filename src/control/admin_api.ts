@@ -21,8 +21,11 @@
 //                                       accounts' balances), what moved it outside ILP
 //                                       (adjustments, settlements), and the rest, which the node
 //                                       earned forwarding packets; its value in the base asset
-//   GET    /admin/settlements[?limit=N]  settlements made and received, newest first (1000 unless
-//                                       limit says), with the totals of each
+//   GET    /admin/settlements[?limit=N&sentAfter=C&receivedAfter=C&list=sent|received]
+//                                       settlements made and received, newest first, a page of
+//                                       each (1000 unless limit says, 10,000 at most), with the
+//                                       `next` cursor of each (null at the end) and the totals
+//                                       the logs keep (see control/settlement_log_pruner.ts)
 //
 // Every request carries `Authorization: Bearer <adminToken>` (compared as SHA-256 digests in
 // constant time): 401 otherwise. With no adminToken configured nothing under /admin answers (404).
@@ -39,7 +42,10 @@ import { readHolds } from '../ring/holds'
 import type { LinkTable } from '../ring/link_table'
 import { DIRECTIONS, FULFILL, sumCounterRows } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
-import { allBalances, outsideIlpMoves, readBalance, readSettlements, readTransfers, type AdjustmentEntry, type Store } from '../store/balance_store'
+import {
+  allBalances, outsideIlpMoves, pageSettlements, pageTransfers, readBalance, settlementLogCounts,
+  type AdjustmentEntry, type SettlementLogKey, type Store, type TransferLogKey,
+} from '../store/balance_store'
 import type { RateSnapshot } from '../shard/exchange'
 import { assetOf } from '../shard/settler'
 import { parseDecimal } from '../codec/decimal'
@@ -72,9 +78,13 @@ const ENDPOINTS = [
   'GET /admin/settlements',
 ]
 
-/** Settlements listed by GET /admin/settlements, each way, unless ?limit= says otherwise (up to the maximum). */
+/**
+ * Settlements listed by GET /admin/settlements, each way, unless ?limit= says otherwise; a larger
+ * limit is taken as the maximum (the answer's `next` says where the rest starts). One page reads
+ * at most this many entries of each log, never a whole log.
+ */
 const SETTLEMENTS_LISTED = 1000
-const SETTLEMENTS_LISTED_MAX = 1_000_000
+const SETTLEMENTS_LISTED_MAX = 10_000
 
 export class AdminApi {
   private readonly digest: Buffer | null
@@ -109,10 +119,7 @@ export class AdminApi {
     if (parts.length === 2 && (parts[1] === 'rates' || parts[1] === 'books' || parts[1] === 'settlements')) {
       if (method !== 'GET') return notAllowed(method, 'GET')
       if (parts[1] !== 'settlements') return reply(200, parts[1] === 'rates' ? this.ratesView() : this.booksView())
-      const limitText = new URLSearchParams(request.query).get('limit')
-      const limit = limitText === null ? SETTLEMENTS_LISTED : /^[1-9][0-9]{0,6}$/.test(limitText) ? Math.min(Number(limitText), SETTLEMENTS_LISTED_MAX) : -1
-      if (limit < 0) return reply(400, { code: 'invalid_field', error: `limit must be an integer from 1 to ${SETTLEMENTS_LISTED_MAX}`, field: 'limit' })
-      return reply(200, this.settlementsView(limit))
+      return this.settlementsView(new URLSearchParams(request.query))
     }
     if (parts[1] === 'reload' && parts.length === 2) {
       return method === 'POST' ? answer(await this.s.changes.reload()) : notAllowed(method, 'POST')
@@ -265,17 +272,39 @@ export class AdminApi {
     }
   }
 
-  private settlementsView(limit: number): Record<string, unknown> {
-    const sentAll = [...readSettlements(this.s.store)].sort((a, b) => b.atMs - a.atMs)
-    const receivedAll = [...readTransfers(this.s.store)].sort((a, b) => b.atMs - a.atMs)
-    const sent = sentAll.slice(0, limit)
-    const received = receivedAll.slice(0, limit)
-    return {
-      totals: { sent: sentAll.length, received: receivedAll.length, sending: sentAll.filter((e) => e.state === 'sending').length },
-      sent: sent.map((e) => ({ id: e.id, account: e.account, amount: e.amount.toString(), state: e.state, at: new Date(e.atMs).toISOString(),
-        endedAt: e.endedAtMs === null ? null : new Date(e.endedAtMs).toISOString(), reason: e.reason })),
-      received: received.map((t) => ({ id: t.id, account: t.account, amount: t.amount.toString(), at: new Date(t.atMs).toISOString() })),
+  /**
+   * A page of each settlement log, newest first: `limit` entries (a larger one is the maximum),
+   * after the cursors `sentAfter` / `receivedAfter` (the `next` of the page before), of one list
+   * with `list=sent` or `list=received`. The pages go by the time keys, which never change:
+   * entries made while a client pages are newer than its cursor, so it sees each entry that was
+   * there when it started exactly once (unless it is pruned before its page is read).
+   */
+  private settlementsView(query: URLSearchParams): AdminResponse {
+    const limitText = query.get('limit')
+    const limit = limitText === null ? SETTLEMENTS_LISTED : /^[1-9][0-9]{0,6}$/.test(limitText) ? Math.min(Number(limitText), SETTLEMENTS_LISTED_MAX) : -1
+    if (limit < 0) return reply(400, { code: 'invalid_field', error: `limit must be a positive integer of at most 7 digits (above ${SETTLEMENTS_LISTED_MAX} it is taken as ${SETTLEMENTS_LISTED_MAX})`, field: 'limit' })
+    const list = query.get('list')
+    if (list !== null && list !== 'sent' && list !== 'received') return reply(400, { code: 'invalid_field', error: 'list must be sent or received (leave it out for both)', field: 'list' })
+    const sentAfter = decodeCursor(query.get('sentAfter'), 2)
+    if (sentAfter === undefined) return reply(400, { code: 'invalid_field', error: 'not a cursor of the sent list (use next.sent of the page before)', field: 'sentAfter' })
+    const receivedAfter = decodeCursor(query.get('receivedAfter'), 3)
+    if (receivedAfter === undefined) return reply(400, { code: 'invalid_field', error: 'not a cursor of the received list (use next.received of the page before)', field: 'receivedAfter' })
+    const view: Record<string, unknown> = { totals: settlementLogCounts(this.s.store) }
+    const next: Record<string, string | null> = {}
+    if (list !== 'received') {
+      const page = pageSettlements(this.s.store, limit, sentAfter as SettlementLogKey | null)
+      view.sent = page.entries.map((e) => ({ id: e.id, account: e.account, amount: e.amount.toString(), state: e.state, at: new Date(e.atMs).toISOString(),
+        endedAt: e.endedAtMs === null ? null : new Date(e.endedAtMs).toISOString(), reason: e.reason }))
+      next.sent = encodeCursor(page.next)
     }
+    if (list !== 'sent') {
+      const page = pageTransfers(this.s.store, limit, receivedAfter as TransferLogKey | null)
+      view.received = page.entries.map((t) => ({ id: t.id, account: t.account, amount: t.amount.toString(), at: new Date(t.atMs).toISOString() }))
+      next.received = encodeCursor(page.next)
+    }
+    view.next = next
+    view.retentionMs = this.s.config.settlementLogRetentionMs
+    return reply(200, view)
   }
 
   private accountViews(): Record<string, unknown>[] {
@@ -358,6 +387,25 @@ function decimalString(value: bigint, scale: number): string {
   const negative = value < 0n
   const digits = (negative ? -value : value).toString().padStart(scale + 1, '0')
   return `${negative ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`
+}
+
+/** A page's end as an opaque cursor: its time key (store/balance_store.ts), JSON in base64url. */
+function encodeCursor(key: (number | string)[] | null): string | null {
+  return key === null ? null : Buffer.from(JSON.stringify(key), 'utf8').toString('base64url')
+}
+
+/** A cursor back to its key (a time, then `parts` − 1 strings); null if absent, undefined if malformed. */
+function decodeCursor(text: string | null, parts: number): (number | string)[] | null | undefined {
+  if (text === null) return null
+  if (text.length > 400 || !/^[A-Za-z0-9_-]+$/.test(text)) return undefined
+  let key: unknown
+  try {
+    key = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(key) || key.length !== parts || typeof key[0] !== 'number' || !Number.isFinite(key[0])) return undefined
+  return key.slice(1).every((p) => typeof p === 'string' && p.length <= 128) ? key as (number | string)[] : undefined
 }
 
 function reply(status: number, value: unknown): AdminResponse {

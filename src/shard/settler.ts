@@ -28,11 +28,29 @@
 // acknowledged again without booking, whatever has changed since (the account's settlement
 // configured away, the account deleted), since the peer booked its side when we first answered.
 // A new transfer from an account that does not settle, or that would take its balance below
-// balance.minimum (as ilp-connector refuses it), is refused and books nothing; a refusal of the
-// latter kind is recorded with the id, so that every copy of that id gets the same answer even
-// once the balance has moved (the sender reverses its booking on the first F it hears).
+// balance.minimum (as ilp-connector refuses it), is refused and books nothing. A refusal of the
+// latter kind is remembered with the id, in memory only, so that every copy of that id gets the
+// same answer even once the balance has moved (the sender reverses its booking on the first F it
+// hears). Nothing of a refusal is written: a peer sending transfers that are all refused would
+// otherwise fill the disk, ~300 bytes each. The memory keeps the shard's REFUSALS_KEPT (10,000)
+// most recent refusals (account ‖ id; the oldest goes first). A copy that comes after its refusal
+// was forgotten (REFUSALS_KEPT later refusals, or a restart) is judged afresh, as a new transfer:
+// if the balance has room by then, it is booked and acknowledged. That is acceptable because copies
+// of one transfer are sent while it is unanswered, seconds apart, not after thousands of other
+// refusals or a restart of this node; and a sender that does send one that late gets an
+// acknowledgement after its F, which is what this node's own settlements do with one (below: it
+// books it again), so both books still agree.
 // And should a peer acknowledge a copy of a settlement after refusing another (the node reversed
 // it), the node books it again: the peer's books have it.
+//
+// Retention (control/settlement_log_pruner.ts, on the main thread): a settlement `sending` is
+// kept until it is answered; one acknowledged or refused, and a transfer booked, are kept for
+// limits.settlementLogRetentionMs (30 days by default) after they ended (came), then pruned, the
+// amounts they moved folded into per-account totals in the transaction that removes them, so the
+// books sum the same. So a copy of a booked transfer within the retention is acknowledged without
+// booking; one that comes later is a new transfer (the retention must be longer than any peer
+// keeps sending a transfer it has no answer to). A late acknowledgement of a refused settlement
+// that neither this run's memory (refusedIds) nor LMDB has any more is logged and ignored.
 
 import type { IlpErrorCode } from '../codec/ilp_errors'
 import { UINT64_MAX } from '../codec/oer'
@@ -68,8 +86,10 @@ export class Settler {
   private readonly toCheck = new Set<number>()
   private readonly logEntries: SettlementEntry[] = []
   private readonly transfers: TransferEntry[] = []
-  /** Transfers booked or refused this turn, not yet committed (LMDB does not have them yet): account ‖ id → them. */
-  private readonly transfersThisTurn = new Map<string, { amount: bigint; refused: string | null }>()
+  /** Transfers booked this turn, not yet committed (LMDB does not have them yet): account ‖ id → amount. */
+  private readonly transfersThisTurn = new Map<string, bigint>()
+  /** The most recent transfers refused for balance.minimum, account ‖ id → the answer (oldest first). */
+  private readonly refusedTransfers = new Map<string, string>()
   /** Settlements `sending` beyond the one in flight (left by an earlier run), sent one after another. */
   private readonly waiting = new Map<number, SettlementEntry[]>()
   /** This run's refused settlements by id, and those booked again after a late acknowledgement. */
@@ -248,10 +268,17 @@ export class Settler {
     const hex = Buffer.from(id).toString('hex')
     // A retry first: it was booked, and the peer must hear so whatever has changed since.
     const key = `${a.id} ${hex}`
-    const known = this.transfersThisTurn.get(key) ?? readTransfer(this.store, a.id, hex)
-    if (known !== undefined && known !== null) {
-      if (known.refused !== null) return { booked: false, code: 'F00', message: known.refused }
-      if (known.amount !== amount) return { booked: false, code: 'F00', message: `transfer id ${hex} was booked already with another amount (${known.amount})` }
+    const refusal = this.refusedTransfers.get(key)
+    if (refusal !== undefined) return { booked: false, code: 'F00', message: refusal }
+    let known = this.transfersThisTurn.get(key)
+    if (known === undefined) {
+      const stored = readTransfer(this.store, a.id, hex)
+      // (A refusal stored by an earlier version answers as one remembered does.)
+      if (stored !== null && stored.refused !== null) return { booked: false, code: 'F00', message: stored.refused }
+      known = stored?.amount
+    }
+    if (known !== undefined) {
+      if (known !== amount) return { booked: false, code: 'F00', message: `transfer id ${hex} was booked already with another amount (${known})` }
       this.log.info('settlement received again; booked once already', { account: a.id, amount, id: hex })
       return { booked: true, replayed: true }
     }
@@ -260,13 +287,13 @@ export class Settler {
     if (amount === 0n) return { booked: false, code: 'F00', message: 'a settlement amount must be positive' }
     if (this.books.balanceOf(account) - amount < a.balanceMinimum) {
       const message = `the settlement would take the balance below balance.minimum (${a.balanceMinimum})`
-      this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs, refused: message, asset: assetOf(a) })
-      this.transfersThisTurn.set(key, { amount, refused: message })
+      this.refusedTransfers.set(key, message)
+      if (this.refusedTransfers.size > REFUSALS_KEPT) this.refusedTransfers.delete(this.refusedTransfers.keys().next().value!)
       return { booked: false, code: 'F00', message }
     }
     this.books.settled(account, -amount)
     this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs, refused: null, asset: assetOf(a) })
-    this.transfersThisTurn.set(key, { amount, refused: null })
+    this.transfersThisTurn.set(key, amount)
     this.log.info('settlement received', { account: a.id, amount, id: hex })
     return { booked: true, replayed: false }
   }
@@ -286,8 +313,18 @@ export class Settler {
   }
 }
 
-/** Ids remembered per run for late answers; past this the memory starts over (LMDB still has them). */
+/**
+ * Ids remembered per run for late answers; past this the memory starts over (LMDB has them for
+ * the retention, readSettlement).
+ */
 const RECENT_IDS_KEPT = 10000
+
+/**
+ * Refusals of transfers (balance.minimum) one shard remembers: ~220 bytes each, 2.2 MB at most.
+ * Copies of a transfer come while its sender has no answer, seconds apart; this many refusals in
+ * between is a peer (or peers) sending refused transfers as fast as it can.
+ */
+const REFUSALS_KEPT = 10000
 
 /** The asset an entry's amount is in (the books group what moved outside ILP by it). */
 export function assetOf(a: { assetCode: string; assetScale: number }): string {

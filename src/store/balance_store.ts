@@ -14,6 +14,17 @@
 //             same transaction as the balance record it changed, by the account's owner shard
 //   admin     key "account/<id>", "route/<prefix>"   value JSON: accounts and routes set through
 //             the admin API (control/config_overlay.ts), kept over the config file's
+//   settlements        key id                  value JSON SettlementEntry: what the node sent
+//   settlementsSending key id                  value 1: the ids still `sending`
+//   transfers          key [account, id]       value JSON: what peers sent, as booked
+//   settlementsByTime  key [atMs, id]          value 1 \ the logs in the order they were made,
+//   transfersByTime    key [atMs, account, id] value 1 / for the admin view's pages and the pruner
+//   outsideIlpTotals   key [account, asset]    value int128 BE: what entries pruned from the two
+//             logs had moved (an acknowledged settlement +amount, a booked transfer −amount),
+//             so the books (`outsideIlpMoves`) sum the same after pruning; asset "" for entries
+//             of earlier versions, which had none
+//   (A settlement log entry and its time index entry are written, and removed, in one
+//   transaction; pruning: control/settlement_log_pruner.ts.)
 //
 // An account's balance is the sum of its records. Each shard writes only records keyed with its
 // own index: the owner of A records A's committed incoming amounts under [A, owner], and the
@@ -26,7 +37,7 @@
 // Durability: `process` commits without fsync (a committed transaction survives kill -9; the OS
 // writes it out), `fsync` syncs every commit (also survives an OS crash or power loss).
 
-import { open, type Database, type RootDatabase } from 'lmdb'
+import { open, type Database, type Key, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Durability } from '../config/schema'
@@ -47,6 +58,11 @@ export interface Store {
   settlementsSending: Database<Buffer, string>
   /** Settlements peers made to the node, by [account, id]: booked once per id. */
   transfers: Database<Buffer, [string, string]>
+  /** The two logs by time (empty values): what pages and pruning walk, oldest first or newest first. */
+  settlementsByTime: Database<Buffer, [number, string]>
+  transfersByTime: Database<Buffer, [number, string, string]>
+  /** What pruned log entries had moved, per [account, asset] (int128). */
+  outsideIlpTotals: Database<Buffer, [string, string]>
 }
 
 export function openStore(dataDir: string, durability: Durability): Store {
@@ -69,7 +85,12 @@ export function openStore(dataDir: string, durability: Durability): Store {
   const settlements = root.openDB<Buffer, string>('settlements', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const settlementsSending = root.openDB<Buffer, string>('settlementsSending', { encoding: 'binary', keyEncoding: 'ordered-binary' })
   const transfers = root.openDB<Buffer, [string, string]>('transfers', { encoding: 'binary', keyEncoding: 'ordered-binary' })
-  return { root, balances, inflight, payments, meta, tokens, adjustments, admin, settlements, settlementsSending, transfers }
+  const settlementsByTime = root.openDB<Buffer, [number, string]>('settlementsByTime', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const transfersByTime = root.openDB<Buffer, [number, string, string]>('transfersByTime', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  const outsideIlpTotals = root.openDB<Buffer, [string, string]>('outsideIlpTotals', { encoding: 'binary', keyEncoding: 'ordered-binary' })
+  return {
+    root, balances, inflight, payments, meta, tokens, adjustments, admin, settlements, settlementsSending, transfers, settlementsByTime, transfersByTime, outsideIlpTotals,
+  }
 }
 
 /**
@@ -91,9 +112,10 @@ export interface SettlementEntry {
   asset?: string
 }
 
-/** Inside the caller's transaction. */
+/** Inside the caller's transaction. (`atMs` never changes, so each state's write puts the same time key.) */
 export function writeSettlement(store: Store, e: SettlementEntry): void {
   store.settlements.put(e.id, Buffer.from(JSON.stringify({ ...e, amount: e.amount.toString() }), 'utf8'))
+  store.settlementsByTime.put([e.atMs, e.id], EMPTY_VALUE)
   if (e.state === 'sending') store.settlementsSending.put(e.id, EMPTY_VALUE)
   else store.settlementsSending.remove(e.id)
 }
@@ -123,8 +145,11 @@ export function* readSettlements(store: Store): Generator<SettlementEntry> {
 }
 
 /**
- * A settlement a peer made to the node, as booked (the balance lowered by `amount`), or as
- * refused (`refused`: the answer every copy of that id gets).
+ * A settlement a peer made to the node, as booked (the balance lowered by `amount`). Earlier
+ * versions also wrote refusals (`refused`: the answer every copy of that id got); they are read
+ * as such until the first start of this version removes them (indexTransfers), and none is
+ * written any more (shard/settler.ts remembers refusals in memory, so that a peer's refused
+ * transfers cannot fill the disk).
  */
 export interface TransferEntry {
   account: string
@@ -150,6 +175,7 @@ export function readTransfer(store: Store, account: string, id: string): Transfe
 export function writeTransfer(store: Store, e: TransferEntry): void {
   const value = { amount: e.amount.toString(), atMs: e.atMs, ...(e.refused === null ? {} : { refused: e.refused }), ...(e.asset === undefined ? {} : { asset: e.asset }) }
   store.transfers.put([e.account, e.id], Buffer.from(JSON.stringify(value), 'utf8'))
+  store.transfersByTime.put([e.atMs, e.account, e.id], EMPTY_VALUE)
 }
 
 /** The transfers booked (refused ones left out). */
@@ -160,6 +186,193 @@ export function* readTransfers(store: Store): Generator<TransferEntry> {
   }
 }
 
+/** A key of settlementsByTime or transfersByTime: where a page ends and the next starts. */
+export type SettlementLogKey = [number, string]
+export type TransferLogKey = [number, string, string]
+
+export interface LogPage<T, K> {
+  /** Newest first. */
+  entries: T[]
+  /** The key of the last entry, if older ones remain: the next page starts after it. */
+  next: K | null
+}
+
+/** Up to `limit` settlements the node made, newest first, older than `after` (null: the newest). */
+export function pageSettlements(store: Store, limit: number, after: SettlementLogKey | null): LogPage<SettlementEntry, SettlementLogKey> {
+  const entries: SettlementEntry[] = []
+  let last: SettlementLogKey | null = null
+  for (const { key } of store.settlementsByTime.getRange({ reverse: true, ...(after === null ? {} : { start: after, exclusiveStart: true }) })) {
+    if (entries.length === limit) return { entries, next: last }
+    const entry = readSettlement(store, key[1])
+    if (entry === null) continue
+    entries.push(entry)
+    last = key
+  }
+  return { entries, next: null }
+}
+
+/** Up to `limit` transfers peers made (booked), newest first, older than `after` (null: the newest). */
+export function pageTransfers(store: Store, limit: number, after: TransferLogKey | null): LogPage<TransferEntry, TransferLogKey> {
+  const entries: TransferEntry[] = []
+  let last: TransferLogKey | null = null
+  for (const { key } of store.transfersByTime.getRange({ reverse: true, ...(after === null ? {} : { start: after, exclusiveStart: true }) })) {
+    if (entries.length === limit) return { entries, next: last }
+    const entry = readTransfer(store, key[1], key[2])
+    if (entry === null || entry.refused !== null) continue
+    entries.push(entry)
+    last = key
+  }
+  return { entries, next: null }
+}
+
+/** How many entries each log keeps now (from LMDB's own counts: nothing is read), and how many are `sending`. */
+export function settlementLogCounts(store: Store): { sent: number; received: number; sending: number } {
+  return { sent: entryCount(store.settlements), received: entryCount(store.transfers), sending: entryCount(store.settlementsSending) }
+}
+
+/** What one batch of pruning did. */
+export interface PruneBatch<K> {
+  /** Time-index entries looked at (at most the batch's size). */
+  examined: number
+  /** Log entries removed (and, where they moved a balance, folded into outsideIlpTotals). */
+  pruned: number
+  /** Where the next batch of this pass starts; null: the pass reached the cutoff. */
+  last: K | null
+}
+
+/**
+ * Removes up to `max` settlements the node made that ended (acknowledged or refused) before
+ * `cutoffMs`, walking settlementsByTime from `after` (null: the oldest). One `sending` is never
+ * removed: it is sent until answered. An acknowledged one's amount goes into outsideIlpTotals in
+ * the transaction that removes it (a refused one was reversed: it moved nothing). The keys are
+ * found outside the write transaction, which then reads each entry again and decides on it, so
+ * a shard's commit never waits for more than the removals.
+ */
+export function pruneSettlements(store: Store, cutoffMs: number, after: SettlementLogKey | null, max: number): PruneBatch<SettlementLogKey> {
+  const keys: SettlementLogKey[] = []
+  for (const { key } of store.settlementsByTime.getRange({ end: [cutoffMs], limit: max, ...(after === null ? {} : { start: after, exclusiveStart: true }) })) keys.push(key)
+  let pruned = 0
+  if (keys.length > 0) {
+    store.root.transactionSync(() => {
+      const folded = new Folded()
+      for (const key of keys) {
+        const e = readSettlement(store, key[1])
+        if (e !== null && e.atMs === key[0]) {
+          if (e.state === 'sending' || (e.endedAtMs ?? e.atMs) >= cutoffMs) continue
+          if (e.state === 'acknowledged') folded.add(e.account, e.asset, e.amount)
+          store.settlements.remove(key[1])
+          store.settlementsSending.remove(key[1])
+          pruned++
+        }
+        // (A time key whose entry is gone, or has another time, points at nothing: it goes too.)
+        store.settlementsByTime.remove(key)
+      }
+      folded.write(store)
+    })
+  }
+  return { examined: keys.length, pruned, last: keys.length === max ? keys[keys.length - 1] : null }
+}
+
+/**
+ * Removes up to `max` transfers peers made that came before `cutoffMs`, walking transfersByTime
+ * from `after` (null: the oldest); a booked one's amount goes into outsideIlpTotals (negated: it
+ * lowered the balance) in the transaction that removes it. A copy of a removed id that comes
+ * later is a new transfer to the settler (see shard/settler.ts on the retention).
+ */
+export function pruneTransfers(store: Store, cutoffMs: number, after: TransferLogKey | null, max: number): PruneBatch<TransferLogKey> {
+  const keys: TransferLogKey[] = []
+  for (const { key } of store.transfersByTime.getRange({ end: [cutoffMs], limit: max, ...(after === null ? {} : { start: after, exclusiveStart: true }) })) keys.push(key)
+  let pruned = 0
+  if (keys.length > 0) {
+    store.root.transactionSync(() => {
+      const folded = new Folded()
+      for (const key of keys) {
+        const t = readTransfer(store, key[1], key[2])
+        if (t !== null && t.atMs === key[0]) {
+          if (t.refused === null) folded.add(t.account, t.asset, -t.amount)
+          store.transfers.remove([key[1], key[2]])
+          pruned++
+        }
+        store.transfersByTime.remove(key)
+      }
+      folded.write(store)
+    })
+  }
+  return { examined: keys.length, pruned, last: keys.length === max ? keys[keys.length - 1] : null }
+}
+
+/** Sums per [account, asset] of one prune batch, added to outsideIlpTotals inside its transaction. */
+class Folded {
+  private readonly sums = new Map<string, { account: string; asset: string; amount: bigint }>()
+
+  add(account: string, asset: string | undefined, amount: bigint): void {
+    const key = JSON.stringify([account, asset ?? ''])
+    const sum = this.sums.get(key)
+    if (sum === undefined) this.sums.set(key, { account, asset: asset ?? '', amount })
+    else sum.amount += amount
+  }
+
+  write(store: Store): void {
+    for (const { account, asset, amount } of this.sums.values()) {
+      const known = store.outsideIlpTotals.get([account, asset])
+      store.outsideIlpTotals.put([account, asset], encodeInt128((known === undefined ? 0n : decodeInt128(known)) + amount))
+    }
+  }
+}
+
+/**
+ * Per log, true if each of its entries has its time key. A data directory of an earlier version
+ * has none, and needs indexSettlements / indexTransfers before its entries can be paged or
+ * pruned. (Each entry and its time key are written and removed together, in one transaction, so
+ * the counts differ only then.)
+ */
+export function settlementLogsIndexed(store: Store): { settlements: boolean; transfers: boolean } {
+  return {
+    settlements: entryCount(store.settlements) === entryCount(store.settlementsByTime),
+    transfers: entryCount(store.transfers) === entryCount(store.transfersByTime),
+  }
+}
+
+/** LMDB's count of a table's entries (from its B-tree's header: nothing is read). */
+function entryCount(db: Database<Buffer, Key>): number {
+  return (db.getStats() as { entryCount: number }).entryCount
+}
+
+/**
+ * Writes the time keys of up to `max` settlements (the node's) from the id after `after` (null:
+ * the first), in one transaction. Returns the last id done, or null once the log is done.
+ * (Writing a time key again is harmless: an entry's time never changes, so it is the same key.)
+ */
+export function indexSettlements(store: Store, after: string | null, max: number): string | null {
+  const found: { id: string; atMs: number }[] = []
+  for (const { key, value } of store.settlements.getRange({ limit: max, ...(after === null ? {} : { start: after, exclusiveStart: true }) })) {
+    found.push({ id: key, atMs: decodeSettlement(value).atMs })
+  }
+  store.root.transactionSync(() => { for (const e of found) store.settlementsByTime.put([e.atMs, e.id], EMPTY_VALUE) })
+  return found.length === max ? found[found.length - 1].id : null
+}
+
+/**
+ * As indexSettlements, for the transfers peers made; a refusal an earlier version wrote is removed
+ * instead (it moved nothing, and refusals are remembered in memory now, shard/settler.ts: a copy
+ * of its id is judged afresh, as after a restart), which also clears what a flood of refused
+ * transfers left.
+ */
+export function indexTransfers(store: Store, after: [string, string] | null, max: number): [string, string] | null {
+  const found: { key: [string, string]; atMs: number; refused: boolean }[] = []
+  for (const { key, value } of store.transfers.getRange({ limit: max, ...(after === null ? {} : { start: after, exclusiveStart: true }) })) {
+    const t = decodeTransfer(key[0], key[1], value)
+    found.push({ key, atMs: t.atMs, refused: t.refused !== null })
+  }
+  store.root.transactionSync(() => {
+    for (const e of found) {
+      if (e.refused) store.transfers.remove(e.key)
+      else store.transfersByTime.put([e.atMs, e.key[0], e.key[1]], EMPTY_VALUE)
+    }
+  })
+  return found.length === max ? found[found.length - 1].key : null
+}
+
 /** What moved an account's balance outside ILP packets: an adjustment or a settlement, either way. */
 export interface OutsideIlpMove {
   account: string
@@ -168,7 +381,9 @@ export interface OutsideIlpMove {
   amount: bigint
 }
 
+/** The pruned entries' totals, then every adjustment and every log entry still kept. */
 export function* outsideIlpMoves(store: Store): Generator<OutsideIlpMove> {
+  for (const { key, value } of store.outsideIlpTotals.getRange()) yield { account: key[0], asset: key[1] === '' ? null : key[1], amount: decodeInt128(value) }
   for (const { key, value } of store.adjustments.getRange()) {
     const a = decodeAdjustment(key, value)
     yield { account: a.account, asset: a.asset ?? null, amount: a.amount }

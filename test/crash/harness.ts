@@ -108,9 +108,18 @@ async function adjust(port: number, user: string, key: string, amount: bigint): 
 
 interface SettlementView { id: string; account: string; amount: string; state: string }
 
+/** The whole log of settlements sent, page by page (a page has 10,000 at most). */
 async function settlementLog(port: number): Promise<SettlementView[]> {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/settlements?limit=1000000`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
-  return ((await res.json()) as { sent: SettlementView[] }).sent
+  const sent: SettlementView[] = []
+  let after: string | null = null
+  do {
+    const query: string = `list=sent&limit=10000${after === null ? '' : `&sentAfter=${after}`}`
+    const res = await fetch(`http://127.0.0.1:${port}/admin/settlements?${query}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    const page = (await res.json()) as { sent: SettlementView[]; next: { sent: string | null } }
+    sent.push(...page.sent)
+    after = page.next.sent
+  } while (after !== null)
+  return sent
 }
 
 async function adminBalance(port: number, account: string): Promise<bigint> {
