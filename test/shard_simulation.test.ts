@@ -15,7 +15,7 @@
 //     while commits fail, between the decision to settle and its commit.
 // After every step:
 //   the committed balances sum to what moved outside ILP (settlements − transfers, as logged)
-//   no committed balance is over its account's maximum; none without settlement below its minimum
+//   no committed balance is past its account's limits (but a settling account's, see checkBooks)
 //   a fulfill the sender receives is already committed                        seen ⇒ booked
 //   a settlement the peer receives is already in the node's log (committed)   nothing sent early
 // and at each crash and at the end, each account's committed balance is what the fulfills its side
@@ -40,10 +40,10 @@ import { createShardLoop } from '../src/shard/shard_runtime'
 import { configuredRates } from '../src/shard/exchange'
 import { openStore, readBalance, readSettlements, readTransfer, readTransfers, recoverOnStart, type Store } from '../src/store/balance_store'
 import { createStorageHealth } from '../src/store/storage_health'
-import { MACHINE, prng, removeDir, tempDir } from './helpers'
+import { IlpPacket, MACHINE, prng, removeDir, tempDir } from './helpers'
 
 const ACCOUNTS = ['a0', 'a1', 'a2', 'a3', 'a4']
-/** a0 and a1: the node pays them when it owes them more than 600 (settleThreshold). */
+/** a0 and a1: the node pays them when it owes them more than 400 (settleThreshold). */
 const SETTLING = new Set([0, 1])
 /** a0 … a3 have the settlement engine: they take the node's settlements and send their own. */
 const WITH_ENGINE = new Set([0, 1, 2, 3])
@@ -75,7 +75,7 @@ interface AtNextHop {
 function simConfig(dataDir: string): Config {
   const accounts = Object.fromEntries(ACCOUNTS.map((id, i) => [id, {
     relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: `${id}-token` },
-    balance: { minimum: MINIMUM.toString(), maximum: MAXIMUM.toString(), ...(SETTLING.has(i) ? { settleThreshold: '-600', settleTo: '0' } : {}) },
+    balance: { minimum: MINIMUM.toString(), maximum: MAXIMUM.toString(), ...(SETTLING.has(i) ? { settleThreshold: '-400', settleTo: '0' } : {}) },
     maxPacketAmount: MAX_PACKET.toString(),
     ...(WITH_ENGINE.has(i) ? { settlement: { engine: 'btp-transfer', retryMs: 300 } } : {}),
   }]))
@@ -146,6 +146,14 @@ interface Settlements {
   /** What each peer booked of the node's settlements, by id. */
   booked: Map<string, { account: number; amount: bigint }>
   refused: Set<string>
+  /**
+   * Ids a peer booked after it had refused another copy, until the node has committed that
+   * acknowledgement. Were it lost (a crash drops the connection, or the node's memory of it), the
+   * peer would keep a booking the node cannot learn of (it sends an id no more once refused): a
+   * peer that does so disagrees with the node for good, so the simulated peers take such a
+   * booking back if its acknowledgement is lost.
+   */
+  bookedAfterRefusal: Set<string>
   /** Transfers the peers made to the node, as each peer sees it. */
   transfers: Map<string, { account: number; amount: bigint; state: 'sending' | 'booked' | 'refused' }>
   /** Transfer copies on their way to the node, and which transfer each request id carried. */
@@ -174,16 +182,21 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
       let nowMs = EPOCH_MS
       const requests = new Map<number, Request>()
       const atNextHop: AtNextHop[] = []
-      /** Answers already given (or prepares expired): their ids, for answers that come again. */
+      /** Answers already given, or prepares the node answered upstream: their ids, for answers that come again or late. */
       const answered: AtNextHop[] = []
+      /** Each forwarded prepare still waiting upstream, by request. */
+      const hopByRequest = new Map<number, AtNextHop>()
       let nextRequest = 1
       let nextTransferRequest = TRANSFER_REQUESTS
       /** What each account's committed balance must be from the fulfills its side has seen (outside ILP moves apart). */
       const expected = new Map<string, bigint>(ACCOUNTS.map((id) => [id, 0n]))
       const view = new PrepareView()
       const fulfillmentByCondition = new Map<string, number>()
-      const s: Settlements = { copies: [], answers: [], booked: new Map(), refused: new Set(), transfers: new Map(), transferCopies: [], transferRequests: new Map() }
+      /** How each request's own next hop answered it: what the node may relay is only that. */
+      const answerSent = new Map<number, 'fulfill' | 'wrong' | 'reject'>()
+      const s: Settlements = { copies: [], answers: [], booked: new Map(), refused: new Set(), bookedAfterRefusal: new Set(), transfers: new Map(), transferCopies: [], transferRequests: new Map() }
       let step = 0
+      let failUntilStep = -1
       const stats = { crashes: 0, fulfilled: 0, hostile: 0, settlements: 0, refusals: 0, transfers: 0, failingSteps: 0 }
       const at = () => `seed ${seed} step ${step}`
 
@@ -203,9 +216,12 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
           const balance = committed(id)
           sum += balance
           moved += out.get(id)!
+          // A settling account's balance moves outside the packets' limits when the peer refuses a
+          // settlement (reversed: it may go below the minimum) and acknowledges it after all (booked
+          // again: above the maximum); no other balance leaves its limits.
+          if (SETTLING.has(i)) continue
           assert.ok(balance <= MAXIMUM, `${at()}: ${id} committed ${balance} over its maximum`)
-          // A refused settlement's reversal may take a settling account below its floor; no one else goes there.
-          if (!SETTLING.has(i)) assert.ok(balance >= MINIMUM, `${at()}: ${id} committed ${balance} below its minimum`)
+          assert.ok(balance >= MINIMUM, `${at()}: ${id} committed ${balance} below its minimum`)
         }
         assert.equal(sum, moved, `${at()}: balances sum to ${sum}, what moved outside ILP to ${moved}`)
       }
@@ -231,12 +247,28 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
               const request = fulfillmentByCondition.get(condition)
               assert.ok(request !== undefined, 'forwarded a prepare nobody sent')
               assert.equal(view.amount, requests.get(request)!.amount, 'same asset and scale: the amount is unchanged')
-              atNextHop.push({ shard: sh, pendingId: pendingIdOf(ring.b, ring.d), to: ring.a, request })
+              const hop = { shard: sh, pendingId: pendingIdOf(ring.b, ring.d), to: ring.a, request }
+              atNextHop.push(hop)
+              hopByRequest.set(request, hop)
             } else if (ring.kind === RecordKind.ReplyOut) {
               const request = requests.get(ring.b)
               assert.ok(request !== undefined, `${at()}: a reply to request ${ring.b}, which is not waiting`)
               requests.delete(ring.b)
+              // Its prepare is over at the node (answered, or expired: R00): any answer to it now is late.
+              const hop = hopByRequest.get(ring.b)
+              if (hop !== undefined) answered.push(hop)
+              hopByRequest.delete(ring.b)
+              const own = answerSent.get(ring.b)
+              answerSent.delete(ring.b)
+              if (bytes[0] === 14) {
+                // A reject: ours (before forwarding, R00, T00 …), or the next hop's own (F99, F05 for its wrong fulfillment).
+                const reject = IlpPacket.deserializeIlpReject(bytes)
+                assert.ok(!reject.message.includes('hostile'), `${at()}: a hostile answer was applied to request ${ring.b}`)
+                if (reject.code === 'F99') assert.equal(own, 'reject', `${at()}: request ${ring.b} got F99, which its next hop did not send`)
+                if (reject.code === 'F05') assert.equal(own, 'wrong', `${at()}: request ${ring.b} got F05, but its next hop sent no wrong fulfillment`)
+              }
               if (bytes[0] === 13) {
+                assert.equal(own, 'fulfill', `${at()}: request ${ring.b} was fulfilled, but not by its next hop`)
                 assert.deepEqual(bytes.subarray(1 + 1, 1 + 1 + 32), request.fulfillment, `${at()}: the fulfill relayed is the one of this request's next hop`)
                 const from = ACCOUNTS[request.from]
                 const to = ACCOUNTS[request.to]
@@ -299,14 +331,20 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
       const answerOne = (): void => {
         if (atNextHop.length === 0) return
         const hop = atNextHop.splice(Math.floor(random() * atNextHop.length), 1)[0]
-        answered.push(hop)
         const request = requests.get(hop.request)
         const roll = random()
         let ilp: Buffer
-        if (request === undefined || roll < 0.55) ilp = encodeFulfill(request?.fulfillment ?? randomBytes(32), Buffer.alloc(0))
-        else if (roll < 0.65) ilp = encodeFulfill(randomBytes(32), Buffer.alloc(0)) // wrong: F05 upstream, never relayed
-        else if (roll < 0.85) ilp = encodeReject('F99', `test.sim.${ACCOUNTS[hop.to]}`, 'no')
-        else return // never answered: expires (R00)
+        if (request === undefined || roll < 0.55) {
+          ilp = encodeFulfill(request?.fulfillment ?? randomBytes(32), Buffer.alloc(0))
+          answerSent.set(hop.request, 'fulfill')
+        } else if (roll < 0.65) {
+          ilp = encodeFulfill(randomBytes(32), Buffer.alloc(0)) // wrong: F05 upstream, never relayed
+          answerSent.set(hop.request, 'wrong')
+        } else if (roll < 0.85) {
+          ilp = encodeReject('F99', `test.sim.${ACCOUNTS[hop.to]}`, 'no')
+          answerSent.set(hop.request, 'reject')
+        } else return // never answered: expires (R00)
+        answered.push(hop)
         reply(hop, hop.to, ilp)
       }
 
@@ -322,7 +360,7 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
         if (roll < 0.5 && answered.length > 0) {
           // Again, after it was answered or expired (its slot may have been taken since).
           const hop = answered[Math.floor(random() * answered.length)]
-          reply(hop, hop.to, random() < 0.5 ? fulfill() : encodeReject('F99', 'test.sim.x', 'again'))
+          reply(hop, hop.to, random() < 0.5 ? fulfill() : encodeReject('F99', 'test.sim.x', 'hostile: again'))
         } else if (roll < 0.75 && atNextHop.length > 0) {
           // From another account than the prepare went to.
           const hop = atNextHop[Math.floor(random() * atNextHop.length)]
@@ -348,13 +386,13 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
           answer = SettleAnswer.Acknowledged
         } else if (roll < 0.08) return // lost on the way: the node sends it again
         else if (roll < 0.18) answer = null // "not now" (a T error): the node sends it again
-        else if (roll < 0.3 && !s.refused.has(copy.id)) {
+        else if (roll < 0.4 && !s.refused.has(copy.id)) {
           s.refused.add(copy.id)
           stats.refusals++
           answer = SettleAnswer.Refused
         } else {
           // Books it (even one it refused before, for another copy: the node must book it again).
-          s.refused.delete(copy.id)
+          if (s.refused.delete(copy.id)) s.bookedAfterRefusal.add(copy.id)
           s.booked.set(copy.id, { account: copy.account, amount: copy.amount })
           answer = SettleAnswer.Acknowledged
         }
@@ -403,6 +441,7 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
         // never saw, and nothing else.
         stats.crashes++
         commits.failing = false // the node restarts on a disk that works again
+        failUntilStep = -1
         world.boot()
         const out = outside()
         for (const id of ACCOUNTS) {
@@ -414,8 +453,20 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
         requests.clear()
         atNextHop.length = 0
         fulfillmentByCondition.clear()
+        answerSent.clear()
+        hopByRequest.clear()
+        // The restarted shards' ids start over: the I/O side forgets every request of the shards it
+        // restarts (abandons them), as a restarted process has no connections left to answer on.
+        answered.length = 0
         s.copies.length = 0
         s.answers.length = 0
+        const log = new Map([...readSettlements(store)].map((e) => [e.id, e.state]))
+        for (const id of s.bookedAfterRefusal) {
+          if (log.get(id) === 'acknowledged') continue
+          s.booked.delete(id)
+          s.refused.add(id)
+        }
+        s.bookedAfterRefusal.clear()
         s.transferCopies.length = 0
         s.transferRequests.clear()
         assert.equal([...store.inflight.getKeys({})].length, 0, 'no hold survives a restart')
@@ -431,9 +482,10 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
         else if (roll < 0.58) peerTransfers()
         else if (roll < 0.61) transferArrives()
         else if (roll < 0.8) world.loops[Math.floor(random() * SHARDS)].turn(nowMs)
-        else if (roll < 0.97) nowMs += Math.floor(random() * 400)
-        else if (roll < 0.985) commits.failing = !commits.failing // a disk that fails for a while
+        else if (roll < 0.99) nowMs += Math.floor(random() * 400)
+        else if (roll < 0.996) failUntilStep = step + 5 + Math.floor(random() * 60) // a disk that fails for a while
         else crash()
+        commits.failing = step < failUntilStep
         if (commits.failing) stats.failingSteps++
         drain()
         checkBooks()

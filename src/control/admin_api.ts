@@ -48,6 +48,8 @@ import {
 } from '../store/balance_store'
 import type { RateSnapshot } from '../shard/exchange'
 import { assetOf } from '../shard/settler'
+import { AdjustmentOutOfRangeError } from '../shard/shard'
+import { StorageHealth, StorageUnavailableError } from '../store/storage_health'
 import { parseDecimal } from '../codec/decimal'
 import type { RouteManager } from './route_manager'
 import type { AdminRequest, AdminResponse } from '../io/admin_endpoint'
@@ -96,6 +98,18 @@ export class AdminApi {
   async handle(request: AdminRequest): Promise<AdminResponse> {
     if (this.digest === null) return reply(404, { code: 'admin_off', error: 'the admin API is off (set adminToken in the config)' })
     if (!bearerMatches(request.authorization, this.digest)) return reply(401, { code: 'unauthorized', error: 'missing or invalid admin bearer token' })
+    // Fail closed (store/storage_health.ts): no change while the node cannot write; reads go on.
+    const unavailable = request.method === 'GET' ? null : new StorageHealth(this.s.wiring().health).reason()
+    if (unavailable !== null) return reply(503, { code: 'storage_unavailable', error: unavailable })
+    try {
+      return await this.dispatch(request)
+    } catch (err) {
+      if (err instanceof StorageUnavailableError) return reply(503, { code: 'storage_unavailable', error: err.message })
+      throw err
+    }
+  }
+
+  private async dispatch(request: AdminRequest): Promise<AdminResponse> {
     const { method, path } = request
     let parts: string[]
     try {
@@ -196,6 +210,8 @@ export class AdminApi {
     try {
       result = await this.s.adjust(index, amount, key, fields.reason)
     } catch (err) {
+      if (err instanceof AdjustmentOutOfRangeError) return reply(400, { code: 'invalid_field', error: `${err.message}; balances stay within ±(2^63 − 1)`, field: 'amount' })
+      if (err instanceof StorageUnavailableError) throw err // nothing was written: 503, send it again later
       // The owner shard may have committed it before its answer was lost: only the key can tell.
       return reply(503, { code: 'outcome_unknown', error: `the adjustment's outcome is unknown (${(err as Error).message}); send it again with the same Idempotency-Key`, field: 'idempotencyKey' })
     }

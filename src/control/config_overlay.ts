@@ -10,6 +10,7 @@
 // API's change stands (across restarts and reloads); once the file's entry for that id or prefix
 // has been edited, the file's wins and the API's change is dropped (and logged).
 
+import { oneLine, StorageUnavailableError } from '../store/storage_health'
 import { isObject } from '../config/schema'
 import type { Store } from '../store/balance_store'
 
@@ -42,10 +43,15 @@ export function readOverlay(store: Store): Overlay {
 /** Stores (or with `entry` null, forgets) the API's word on one account or route. */
 export function writeOverlay(store: Store, kind: 'account' | 'route', name: string, entry: OverlayEntry | null): void {
   const key = (kind === 'account' ? ACCOUNT_KEY : ROUTE_KEY) + name
-  store.root.transactionSync(() => {
-    if (entry === null) store.admin.remove(key)
-    else store.admin.put(key, Buffer.from(JSON.stringify(entry), 'utf8'))
-  })
+  try {
+    store.root.transactionSync(() => {
+      if (entry === null) store.admin.remove(key)
+      else store.admin.put(key, Buffer.from(JSON.stringify(entry), 'utf8'))
+    })
+  } catch (err) {
+    // Nothing was changed: the admin API answers 503 and the operator sends it again later.
+    throw new StorageUnavailableError(`storage unavailable: the change could not be written (${oneLine(err)})`)
+  }
 }
 
 /** The prefixes of the routes the API set (the admin API shows their source as "admin"). */

@@ -157,6 +157,20 @@ export class Books {
     if (delta < 0n) this.lower(account)
   }
 
+  /**
+   * A peer's settlement of `amount` to the node (its balance falls by it), booked only if that
+   * keeps the balance, less what is on its way to the account from other shards, at or above its
+   * floor: taken from the shared room at once, as a forwarded credit is (credit_room.ts). False,
+   * nothing booked, if it would not.
+   */
+  transferredIn(account: number, amount: bigint): boolean {
+    if (!this.room.take(account, amount, this.floorOf(account))) return false
+    this.addToRecord(account, -amount)
+    this.balance[account] -= amount
+    this.lower(account)
+    return true
+  }
+
   /** After the settler has looked at `lowered`. */
   clearLowered(): void {
     for (const i of this.lowered) this.loweredFlag[i] = 0
@@ -180,8 +194,13 @@ export class Books {
    * held, if crediting it would take its balance below that, counting what is already on its way.
    */
   holdCredit(target: number, credit: bigint): boolean {
-    const minimum = this.accounts.accounts[target].balanceMinimum
-    return this.room.take(target, credit, minimum < BALANCE_FLOOR_MIN ? BALANCE_FLOOR_MIN : minimum)
+    return this.room.take(target, credit, this.floorOf(target))
+  }
+
+  /** How low an account's balance may go: its balance.minimum, never below −(2^63 − 1). */
+  private floorOf(account: number): bigint {
+    const minimum = this.accounts.accounts[account].balanceMinimum
+    return minimum < BALANCE_FLOOR_MIN ? BALANCE_FLOOR_MIN : minimum
   }
 
   /** The prepare was rejected or expired: its credit will not come. */

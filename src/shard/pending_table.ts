@@ -21,7 +21,9 @@
 // in 242 s: 550,000 prepares a second through a single slot (at the default capacity, 8.9
 // million), several times what a whole shard forwards. So find() answers -1 for a late answer
 // (its prepare expired, R00, or was answered) and the shard drops it (counted, never applied);
-// the shard also checks that the answer came from the account the prepare was sent to.
+// the shard also checks that the answer came from the account the prepare was sent to. The ids
+// start over when the shards restart: the I/O threads forget every request of the shards they
+// detach from first (io/io_front.ts shardsRestarting), so no answer of before reaches them.
 
 import { PENDING_ID_LIMIT } from '../ring/records'
 

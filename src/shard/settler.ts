@@ -285,13 +285,13 @@ export class Settler {
     if (this.accounts.live[account] === 0) return { booked: false, code: 'F00', message: 'account deleted' }
     if (a.settlement === null) return { booked: false, code: 'F00', message: `account ${a.id} does not settle with this node (no settlement engine configured)` }
     if (amount === 0n) return { booked: false, code: 'F00', message: 'a settlement amount must be positive' }
-    if (this.books.balanceOf(account) - amount < a.balanceMinimum) {
+    // Counting what is on its way to the account (credits other shards committed), as a forward does.
+    if (!this.books.transferredIn(account, amount)) {
       const message = `the settlement would take the balance below balance.minimum (${a.balanceMinimum})`
       this.refusedTransfers.set(key, message)
       if (this.refusedTransfers.size > REFUSALS_KEPT) this.refusedTransfers.delete(this.refusedTransfers.keys().next().value!)
       return { booked: false, code: 'F00', message }
     }
-    this.books.settled(account, -amount)
     this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs, refused: null, asset: assetOf(a) })
     this.transfersThisTurn.set(key, amount)
     this.log.info('settlement received', { account: a.id, amount, id: hex })
