@@ -14,7 +14,7 @@ import { nativeWake, nativeWakeUnavailable } from './ring/native_wake'
 import { createSharedLimits } from './io/shared_limits'
 import { ioCountersBytes } from './ring/packet_counters'
 import { DataDirUnusableError, lockDataDir, type DataDirLock } from './store/data_dir_lock'
-import { createStorageHealth, StorageReserve } from './store/storage_health'
+import { createStorageHealth, StorageHealth, StorageReserve } from './store/storage_health'
 import { StorageWatch } from './control/storage_watch'
 import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from './store/balance_store'
 import { withAddressFromParent } from './control/ildcp_client'
@@ -206,7 +206,8 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   storage.start()
   // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
   changes.start()
-  const pruner = new SettlementLogPruner(store, config.settlementLogRetentionMs, logger('settlements'))
+  const storageHealth = new StorageHealth(health)
+  const pruner = new SettlementLogPruner(store, config.settlementLogRetentionMs, logger('settlements'), Date.now, () => storageHealth.ok)
   pruner.start()
   log.info('ilp-node listening', {
     address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,

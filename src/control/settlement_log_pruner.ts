@@ -60,6 +60,8 @@ export class SettlementLogPruner {
     private readonly retentionMs: number,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** False while the node cannot write (store/storage_health.ts): pruning waits, the reserve is for what the node owes. */
+    private readonly storageOk: () => boolean = () => true,
   ) {
     this.idleMs = Math.min(60_000, Math.max(100, Math.floor(retentionMs / 10)))
   }
@@ -77,6 +79,7 @@ export class SettlementLogPruner {
     this.timer = setTimeout(() => {
       this.timer = null
       let more = false
+      if (!this.storageOk()) return this.schedule(this.idleMs)
       try {
         more = this.batch()
         if (this.failures > 0) this.log.info('settlement log pruning works again', { failedBatches: this.failures })
