@@ -1,5 +1,5 @@
 // Goal: a full disk never costs money, never loops, and says so. The node's DATA_DIR is a real
-// tmpfs of 16 MB (test/support/small_disk.ts). alice pays bob through the node over real BTP
+// tmpfs of 64 MB (test/support/small_disk.ts), the node on its default reserve of 16 MiB. alice pays bob through the node over real BTP
 // sockets; bob holds each prepare 300 ms before he fulfills it, so every prepare is journalled.
 // Then the test fills the disk to the last page and raises alice's window to thousands of
 // prepares, so that the LMDB file must grow: the commit fails, the node gives back its reserve and
@@ -21,15 +21,15 @@ import { LeanNextHop, LeanSender } from './support/lean_peers'
 import { mountSmallDisk, type SmallDisk } from './support/small_disk'
 import { layoutName, makeConfig, sleep } from './helpers'
 
-const DISK_BYTES = 16 * 1024 * 1024
-const RESERVE_BYTES = 2 * 1024 * 1024
+/** Room for the LMDB file and the default reserve (limits.storageReserveBytes, 16 MiB), then filled by the test. */
+const DISK_BYTES = 64 * 1024 * 1024
 const BOB_HOLDS_MS = 300
 const BOB = 'test.disk.bob'
 
 function diskConfig(dataDir: string): Record<string, unknown> {
   return {
     ilpAddress: 'test.disk',
-    limits: { storageReserveBytes: RESERVE_BYTES, journalDelayMs: 20 },
+    limits: { journalDelayMs: 20 },
     accounts: {
       alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' } },
       bob: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'bob-token' } },
