@@ -47,14 +47,21 @@ export class CreditRoom {
     }
   }
 
-  /** The balance rose by `amount`, or a hold of `amount` ended without a credit. */
+  /**
+   * The packet path's give: a hold of `amount` ended without a credit, or a sender's balance rose
+   * by `amount` within its maximum. One atomic add: the cell cannot pass 2^63 − 1 here, being at
+   * most the balance, which these keep within the account's limits.
+   */
   give(account: number, amount: bigint): void {
-    this.move(account, amount)
+    Atomics.add(this.available, account, amount)
   }
 
-  /** The balance fell by `amount` outside a forwarded prepare (a peer's settlement, an adjustment). */
-  takeBack(account: number, amount: bigint): void {
-    this.move(account, -amount)
+  /**
+   * The balance moved by `delta` outside the packets' limits (a settlement, its reversal, an
+   * adjustment): saturating, see `move`.
+   */
+  moved(account: number, delta: bigint): void {
+    this.move(account, delta)
   }
 
   /** B's balance minus what is on its way to it, as every shard sees it now. */

@@ -99,7 +99,7 @@ export class Books {
     if (isOwner) {
       this.balance[i] = sum
       // Added, not stored: another shard may hold a credit to this account already (credit_room.ts).
-      this.room.give(i, sum)
+      this.room.moved(i, sum)
     }
     this.accountChanged(i)
   }
@@ -129,7 +129,7 @@ export class Books {
   adjusted(account: number, amount: bigint): void {
     this.record[account] += amount
     if (this.owned[account] === 1) this.balance[account] += amount
-    this.room.give(account, amount)
+    this.room.moved(account, amount)
     if (amount < 0n) this.lower(account)
   }
 
@@ -153,7 +153,7 @@ export class Books {
   settled(account: number, delta: bigint): void {
     this.addToRecord(account, delta)
     this.balance[account] += delta
-    this.room.give(account, delta)
+    this.room.moved(account, delta)
     if (delta < 0n) this.lower(account)
   }
 
