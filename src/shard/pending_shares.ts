@@ -36,11 +36,6 @@ export class PendingShares {
     this.accountsChanged()
   }
 
-  /** The prepares each sender is sure to have room for. */
-  get guaranteed(): number {
-    return this.share
-  }
-
   /** True if `account` may take one more slot of a table with `free` slots free. */
   mayTake(account: number, free: number): boolean {
     if (this.inFlight(account) < this.share && this.sender[account] === 1) return true
