@@ -39,10 +39,11 @@ export function createStorageHealth(): SharedArrayBuffer {
 
 /** The errno of a failed write, as lmdb and node:fs report it (EIO when unknown). */
 export function errnoOf(err: unknown): number {
-  const e = err as { code?: unknown; errno?: unknown }
+  const e = err as { code?: unknown; errno?: unknown; message?: unknown }
+  // lmdb-js reports a page it could not write with the system's message, and a code of its own.
+  if (e.code === 'ENOSPC' || (typeof e.message === 'string' && e.message.startsWith('No space left on device'))) return 28
   if (typeof e.code === 'number' && e.code > 0) return e.code
   if (typeof e.errno === 'number') return Math.abs(e.errno)
-  if (e.code === 'ENOSPC') return 28
   return 5
 }
 
