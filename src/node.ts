@@ -86,14 +86,15 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   let config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
   // Fail closed from the start: a node that cannot keep its reserve, or cannot write, does not
   // take traffic (exit 73), rather than answer /health and die at its first commit.
-  const reserve = new StorageReserve(config.dataDir, config.storageReserveBytes)
   const health = createStorageHealth()
+  const store = storageStep(config.dataDir, 'cannot open the store', () => openStore(config.dataDir, config.durability))
+  const reserve = new StorageReserve(config.dataDir, config.storageReserveBytes)
   try {
     reserve.take()
   } catch (err) {
     throw new DataDirUnusableError(config.dataDir, err as Error, `no room for the storage reserve of ${config.storageReserveBytes} bytes (limits.storageReserveBytes): free some space`)
   }
-  const store = storageStep(config.dataDir, 'cannot open the store', () => openStore(config.dataDir, config.durability))
+  log.info('storage reserve taken', { bytes: config.storageReserveBytes, where: reserve.where })
   const starting = startingConfig(config, store, logger('admin'))
   config = starting.config
   storageStep(config.dataDir, 'cannot write the store', () => {

@@ -1,13 +1,14 @@
-// The main thread's side of failing closed (store/storage_health.ts): it takes the reserve again
-// once the disk has room, and it says in one log line when the node stops taking new work for
-// lack of storage and when it takes it again. Shards report their own failed commits; nothing
-// here is on the packet path.
+// The main thread's side of failing closed (store/storage_health.ts): it keeps the reserve whole
+// (past the data file, LMDB grows into it, so it is topped up four times a second; a reserve file
+// is written again once a shard gave it back and the disk has room), and it says in one log line
+// when the node stops taking new work for lack of storage and when it takes it again. Shards
+// report their own failed commits; nothing here is on the packet path.
 
 import type { Logger } from '../log'
 import { oneLine, StorageHealth, type StorageReserve } from '../store/storage_health'
 
-/** How often the reserve is tried again while it is given back, and the health looked at. */
-const CHECK_MS = 1000
+/** How often the reserve is topped up (past the data file) and the health looked at. */
+const CHECK_MS = 250
 
 export class StorageWatch {
   private readonly health: StorageHealth
@@ -30,18 +31,22 @@ export class StorageWatch {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
+    this.reserve.close()
   }
 
-  /** Takes the reserve again if it was given back and there is room; logs a change of state. */
+  /** Tops the reserve up (or takes it again); logs a change of state. */
   check(): void {
-    if (!this.health.reserveHeld) {
+    if (this.reserve.grows || !this.health.reserveHeld) {
       try {
         this.reserve.take()
-        this.health.reserveTaken()
-        this.log.warn('took the storage reserve again', { bytes: this.reserve.bytes })
+        if (this.health.reserveTaken()) this.log.warn('the storage reserve is whole again', { bytes: this.reserve.bytes, where: this.reserve.where })
       } catch (err) {
-        // Still no room: the node keeps refusing new work (its reason says so); tried again later.
-        if (this.reported === null) this.log.debug('the storage reserve cannot be taken again yet', { error: oneLine(err) })
+        // No room for it: what is left of it is for what the node owes; no new work meanwhile.
+        if (this.health.reserveGivenBack()) {
+          this.log.error('the disk is full: the storage reserve is in use for what the node owes; new prepares and transfers are refused until it is whole again', {
+            bytes: this.reserve.bytes, where: this.reserve.where, error: oneLine(err),
+          })
+        }
       }
     }
     const reason = this.health.reason()

@@ -65,10 +65,15 @@ export interface Store {
   outsideIlpTotals: Database<Buffer, [string, string]>
 }
 
+/** The LMDB data file under DATA_DIR (its lock file is beside it, with `-lock` added). */
+export function storeDataFile(dataDir: string): string {
+  return join(dataDir, 'ilp-node.lmdb')
+}
+
 export function openStore(dataDir: string, durability: Durability): Store {
   mkdirSync(dataDir, { recursive: true })
   const root = open({
-    path: join(dataDir, 'ilp-node.lmdb'),
+    path: storeDataFile(dataDir),
     noSync: durability === 'process',
     encoding: 'binary',
     keyEncoding: 'ordered-binary',

@@ -8,13 +8,19 @@
 // all the fulfills of prepares it forwarded, it keeps in memory and commits as soon as it can; no
 // fulfill goes back to its sender before its commit (shard/shard_loop.ts).
 //
-// The reserve makes "as soon as it can" immediate on a full disk: DATA_DIR/reserve is a file of
-// limits.storageReserveBytes written at start (the node refuses to start, exit 73, if it cannot
-// be). The first thread whose commit fails deletes it and tries again at once, so the commits of
-// what is owed find room even on a disk that something else filled; the main thread writes the
-// file again once there is space, and only then does the node take new work again. A shard's
-// commit that fails even so (an I/O error; a reserve too small) is tried again with a growing
-// pause, its outputs held back meanwhile.
+// The reserve makes "as soon as it can" immediate on a full disk: limits.storageReserveBytes of
+// disk kept for what the node owes, taken at start (the node refuses to start, exit 73, if it
+// cannot be). Where the native addon and the filesystem allow, it is allocated past the end of
+// the LMDB file (StorageReserve below): LMDB grows into it without asking the filesystem for room,
+// and the main thread tops it up four times a second; the first top-up that finds the disk full
+// makes the node fail closed while what is left of the reserve takes the commits it owes. (That
+// also keeps LMDB's own failed page write, whose error path has been seen to corrupt its heap,
+// out of the way.) Elsewhere it is a file, DATA_DIR/reserve: the first thread whose commit fails
+// deletes it and tries again at once, so the commits of what is owed find room even on a disk
+// that something else filled, and the main thread writes the file again once there is space. The
+// node takes new work again only once its reserve is whole. A shard's commit that fails even so
+// (an I/O error; a reserve too small) is tried again with a growing pause, its outputs held back
+// meanwhile.
 //
 //   SAB (Int32): [FAULTS]              threads in a fault state now (0: the storage is healthy); the
 //                                      one cell the packet path reads
@@ -24,8 +30,9 @@
 // Each flag is set and cleared with compareExchange by whoever changes it, and FAULTS moves by one
 // with it, so FAULTS counts flags and never drifts.
 
-import { closeSync, openSync, renameSync, rmSync, statSync, writeSync, fsyncSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { storeDataFile } from './balance_store'
 
 const FAULTS = 0
 const RESERVE_GIVEN_BACK = 1
@@ -118,29 +125,96 @@ export class StorageHealth {
   }
 }
 
-/** DATA_DIR/reserve: the disk space kept for commits the node owes (see the header). */
+/** The native allocation (src/native/storage.c, built into dist/native/storage.node), or null. */
+const native: { allocate(fd: number, offset: number, length: number): number } | null = (() => {
+  try {
+    // dist/src/store → dist/native
+    return require(join(__dirname, '..', '..', 'native', 'storage.node')) as { allocate(fd: number, offset: number, length: number): number }
+  } catch {
+    return null
+  }
+})()
+
+const ENOSPC = 28
+const EOPNOTSUPP = 95
+
+/**
+ * The disk space kept for the commits the node owes (see the header), in one of two places:
+ *   past the data file   allocated past the end of the LMDB file (fallocate, FALLOC_FL_KEEP_SIZE:
+ *                        the blocks are the file's, its size unchanged): LMDB grows into it with
+ *                        no call that can meet a full disk, and the main thread tops it up as
+ *                        LMDB uses it; when a top-up fails for lack of space, the node fails
+ *                        closed, with what is left of the reserve still there for what it owes
+ *   a file               DATA_DIR/reserve, of zeros, where the first is not possible (no native
+ *                        addon, a filesystem without fallocate): given back (deleted) when a
+ *                        commit fails, so that the commit finds room, and written again later
+ */
 export class StorageReserve {
   readonly path: string
+  private readonly dataFile: string
+  /** True while the reserve lives past the data file (it falls back to a file if that fails). */
+  private pastDataFile: boolean
+  private fd = -1
 
   constructor(dataDir: string, readonly bytes: number) {
     this.path = join(dataDir, 'reserve')
+    this.dataFile = storeDataFile(dataDir)
+    this.pastDataFile = native !== null && bytes > 0
   }
 
-  /** True if the file is there at its full size. */
-  held(): boolean {
+  /** Where the reserve is, for the logs. */
+  get where(): string {
+    return this.pastDataFile ? `allocated past the end of ${this.dataFile}` : this.path
+  }
+
+  /** True if the main thread must top the reserve up all the time (LMDB uses it as it grows). */
+  get grows(): boolean {
+    return this.pastDataFile
+  }
+
+  /**
+   * Makes sure the whole reserve is there. Throws the error (ENOSPC when the disk is full) if it
+   * cannot be, leaving what there was.
+   */
+  take(): void {
+    if (this.bytes === 0) return
+    if (this.pastDataFile && this.allocatePastDataFile()) return
+    this.writeFile()
+  }
+
+  /** Deletes the reserve file, so that its space goes to the commits the node owes. True if it was there. */
+  giveBack(): boolean {
     try {
-      return statSync(this.path).size >= this.bytes
+      rmSync(this.path)
+      return true
     } catch {
       return false
     }
   }
 
-  /**
-   * Writes the file (zeros, so the blocks are really allocated; to a temporary name, renamed
-   * when whole). Throws the write's error, e.g. ENOSPC, leaving no partial file behind.
-   */
-  take(): void {
-    if (this.bytes === 0 || this.held()) return
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd)
+    this.fd = -1
+  }
+
+  /** True if allocated; false if this filesystem cannot (the reserve becomes a file from now on). */
+  private allocatePastDataFile(): boolean {
+    if (this.fd < 0) this.fd = openSync(this.dataFile, 'r+')
+    const errno = native!.allocate(this.fd, fstatSync(this.fd).size, this.bytes)
+    if (errno === 0) {
+      // A reserve file of an earlier run (or of a filesystem that could not) is room to give back.
+      this.giveBack()
+      return true
+    }
+    if (errno !== EOPNOTSUPP) throw Object.assign(new Error(errno === ENOSPC ? 'ENOSPC: no space left on device' : `fallocate failed (errno ${errno})`), { code: errno === ENOSPC ? 'ENOSPC' : 'EIO', errno, path: this.dataFile })
+    this.pastDataFile = false
+    this.close()
+    return false
+  }
+
+  /** The reserve as a file of zeros (so the blocks are really allocated), renamed into place when whole. */
+  private writeFile(): void {
+    if (this.held()) return
     const partial = `${this.path}.partial`
     const chunk = Buffer.alloc(Math.min(this.bytes, 1 << 20))
     const fd = openSync(partial, 'w')
@@ -160,11 +234,9 @@ export class StorageReserve {
     }
   }
 
-  /** Deletes the file, so that its space goes to the commits the node owes. True if it was there. */
-  giveBack(): boolean {
+  private held(): boolean {
     try {
-      rmSync(this.path)
-      return true
+      return statSync(this.path).size >= this.bytes
     } catch {
       return false
     }
