@@ -24,7 +24,31 @@
 // The node's promise about a Fulfill in flight at the crash: if the node had committed it, the
 // sender is charged and bob credited even though the sender never saw it (it may query
 // peer.balance); if not, neither happened. Either way both sides of the books agree.
+// With fullDiskEvery > 0, DATA_DIR is a real tmpfs (support/small_disk.ts; root is needed to
+// mount it) with a reserve of RESERVE_BYTES, and every fullDiskEvery-th round fills that disk to
+// the last page while the load runs (store/storage_health.ts says what the node promises then).
+// The load is then made to grow the LMDB file, as a burst would: bob holds each prepare
+// FULL_DISK_HOLD_MS before he fulfils it and the senders widen their window, so thousands of
+// prepares are journalled at once; and the operator's adjustments carry long reasons, which are
+// kept, so the file must grow beyond the pages earlier rounds left free in it. The round checks
+// that the node really hit the fault: /health 503 and its log line that it gave back the reserve.
+// Then, each layout taking both in turn:
+//   freed before the kill  every fulfill bob sent reached its sender while the disk was full (the
+//                          commits the node owed were made from the reserve), and the senders got
+//                          T00 "storage unavailable" for new prepares; then the disk is freed,
+//                          /health must be 200 again and payments go through, and the node is
+//                          killed later in the round as usual;
+//   killed while full      SIGKILL at a random moment after the fault, the disk filled again (so
+//                          what the node gave back cannot hold a reserve), and a start on it must
+//                          fail with exit code 73 and one line; then the disk is freed and the
+//                          node started for real.
+// Either way the audit that follows is the same: every party's own view against the books.
+// An adjustment answered 503 (storage_unavailable, or outcome_unknown when its own write failed)
+// is sent again with its key until it is answered, or after the restart; it must count once.
+// A node that exits by itself is a failure too, kept apart from drift (nodeFailures), as is any
+// of the full-disk checks above.
 
+import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -41,7 +65,8 @@ const LAYOUTS = [
 import { startNodeProcess, type NodeProcess } from '../support/node_process'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, encodeResponse, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../../src/codec/ilp_packet'
-import { connectPlugin, peerBalance, prng } from '../helpers'
+import { connectPlugin, peerBalance, prng, sleep } from '../helpers'
+import { mountSmallDisk, type SmallDisk } from '../support/small_disk'
 
 export interface CrashOptions {
   kills: number
@@ -51,6 +76,14 @@ export interface CrashOptions {
   minRunMs: number
   maxRunMs: number
   seed: number
+  /**
+   * Every this many rounds (the 3rd, 6th, …; 0: none) the disk fills while the load runs; DATA_DIR
+   * is then on a small tmpfs for the whole run (root only). Each layout's full-disk rounds
+   * alternate between a kill while the disk is still full (its first) and a disk freed before the kill.
+   */
+  fullDiskEvery?: number
+  /** Each sender's window once the disk is full (the burst that makes the LMDB file grow). */
+  fullDiskWindow?: number
   log?: (line: string) => void
 }
 
@@ -71,7 +104,28 @@ export interface CrashReport {
   settlementFrames: number
   /** Settlements logged `sending` when an audit looked (in flight at the kill before it). */
   settlementsInFlightAtKills: number
+  /** Rounds in which the disk was filled, and in how many of them the node hit the fault (/health 503 and its log line). */
+  fullDiskRounds: number
+  faultsSeen: number
+  /** T00 "storage unavailable" rejects the senders got. */
+  storageRejects: number
+  /**
+   * The operator's adjustments answered 503, sent again later with the same key: storage_unavailable
+   * (refused, nothing written) and outcome_unknown (the adjustment's own write failed).
+   */
+  adjustmentsRefused: number
+  adjustmentsOutcomeUnknown: number
+  /** Rounds freed before the kill in which every fulfill bob sent while the disk was full reached its sender. */
+  owedCommitsMade: number
+  killsWhileFull: number
+  /** Starts on the still-full disk refused with exit code 73 and one line. */
+  startsRefused73: number
+  /** Times the node exited without being killed (a crash of its own). */
+  nodeDeaths: number
+  /** The books against each party's own view: any entry here is drift. */
   failures: string[]
+  /** What the node promises on a full disk and did not do, and exits of its own: not drift, but failures. */
+  nodeFailures: string[]
 }
 
 const FULFILLMENT = Buffer.alloc(32, 0x42)
@@ -82,6 +136,15 @@ const ADMIN_TOKEN = 'crash-test-admin-token'
 const BOB_SETTLE_THRESHOLD = '-20000'
 /** How often the operator adjusts s0's balance while the load runs. */
 const ADJUST_EVERY_MS = 1
+/** The full-disk phase: the tmpfs, the node's reserve on it, and how long bob holds each prepare then. */
+const DISK_BYTES = 64 * 1024 * 1024
+const RESERVE_BYTES = 4 * 1024 * 1024
+const FULL_DISK_HOLD_MS = 300
+/** A prepare refused for storage is sent again after this (a client backing off), while its sender has room in its window. */
+const STORAGE_RETRY_MS = 100
+/** Bounds on the waits of the full-disk phase. */
+const FAULT_WITHIN_MS = 20_000
+const RESUME_WITHIN_MS = 10_000
 
 interface Sender {
   user: string
@@ -91,19 +154,81 @@ interface Sender {
   adjusted: bigint
 }
 
+/** An adjustment as the operator sends it (the same amount and reason each time its key is sent). */
+interface Adjustment { amount: bigint; reason: string }
+
 /** POST /admin/accounts/<user>/adjust: the adjustment's answer, or null if the node was gone. */
-async function adjust(port: number, user: string, key: string, amount: bigint): Promise<{ status: number; replayed: boolean } | null> {
+async function adjust(port: number, user: string, key: string, a: Adjustment): Promise<{ status: number; replayed: boolean; code?: string } | null> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/admin/accounts/${user}/adjust`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'idempotency-key': key },
-      body: JSON.stringify({ amount: amount.toString(), reason: `crash test ${key}` }),
+      body: JSON.stringify({ amount: a.amount.toString(), reason: a.reason }),
+      signal: AbortSignal.timeout(10_000),
     })
-    const body = await res.json() as { replayed?: boolean }
-    return { status: res.status, replayed: body.replayed === true }
+    const body = await res.json() as { replayed?: boolean; code?: string }
+    return { status: res.status, replayed: body.replayed === true, code: body.code }
   } catch {
     return null
   }
+}
+
+/** GET /health: its status (0 if there was no answer). */
+async function healthStatus(port: number): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) })
+    await res.arrayBuffer()
+    return res.status
+  } catch {
+    return 0
+  }
+}
+
+/** Waits until `check` holds, polling; false if it did not within `ms`. */
+async function waitUntil(ms: number, check: () => boolean | Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() >= deadline) return false
+    await sleep(20)
+  }
+}
+
+/** The last `n` lines of a process's output, each cut to 300 characters. */
+function lastLines(output: string, n: number): string {
+  return output.split('\n').filter((l) => l.trim() !== '').slice(-n).map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l)).join('\n')
+}
+
+/** True if an ILP packet is a T00 reject saying the storage is unavailable. */
+function isStorageReject(ilp: Uint8Array): boolean {
+  if (ilp[0] !== 14 || ilp.length < 6) return false
+  // The packet's length prefix: one byte below 128, else 0x80 | count and count bytes.
+  const start = ilp[1] < 0x80 ? 2 : 2 + (ilp[1] & 0x7f)
+  if (ilp[start] !== 0x54 || ilp[start + 1] !== 0x30 || ilp[start + 2] !== 0x30) return false // 'T00'
+  return Buffer.from(ilp.buffer, ilp.byteOffset, ilp.byteLength).indexOf('storage unavailable', start + 3, 'latin1') >= 0
+}
+
+/**
+ * Starts the node where it must refuse (a full disk): its exit code and what it printed. A node
+ * that starts listening anyway is killed at once (code null); so is one that hangs.
+ */
+function startRefused(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [join(__dirname, '..', '..', 'src', 'main.js')], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000)
+  proc.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString()
+    if (/ listening |"msg":"ilp-node listening"/.test(stdout)) proc.kill('SIGKILL')
+  })
+  proc.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  return new Promise((resolve) => proc.once('close', (code) => {
+    clearTimeout(timer)
+    resolve({ code, stdout, stderr })
+  }))
 }
 
 interface SettlementView { id: string; account: string; amount: string; state: string }
@@ -140,8 +265,11 @@ async function balanceOf(port: number, user: string): Promise<bigint> {
 export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
   const log = o.log ?? (() => {})
   const random = prng(o.seed)
+  const fullDiskEvery = o.fullDiskEvery ?? 0
+  const fullDiskWindow = o.fullDiskWindow ?? 1500
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-crash-'))
-  const dataDir = join(dir, 'data')
+  let disk: SmallDisk | null = null
+  const unmountAtExit = () => disk?.unmount()
   const users = Array.from({ length: o.senders }, (_, i) => `s${i}`)
   const accounts: Record<string, unknown> = {}
   for (const user of [...users, 'bob']) {
@@ -151,24 +279,37 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
     ...(accounts.bob as object), settlement: { engine: 'btp-transfer', retryMs: 100 },
     balance: { minimum: '-1000000000000', maximum: MAXIMUM.toString(), settleThreshold: BOB_SETTLE_THRESHOLD, settleTo: '0' },
   }
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ilpAddress: 'test.crash', adminToken: ADMIN_TOKEN, accounts }))
+  // On the small disk the reserve must leave room for the run's own growth; prepares held by bob
+  // are journalled soon, so that a burst of them grows the file.
+  const limits = fullDiskEvery > 0 ? { storageReserveBytes: RESERVE_BYTES, journalDelayMs: 20 } : undefined
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ilpAddress: 'test.crash', adminToken: ADMIN_TOKEN, limits, accounts }))
   const senders: Sender[] = users.map((user) => ({ user, seen: 0n, outstanding: new Map(), adjusted: 0n }))
-  /** Adjustments of s0 sent whose answer the kill cut off: sent again after the restart. */
-  const unanswered = new Map<string, bigint>()
+  /** Adjustments of s0 sent whose answer the kill cut off (or a 503 left open): sent again after the restart. */
+  const unanswered = new Map<string, Adjustment>()
   let adjustments = 0
   let adjustmentsRetried = 0
   const report: CrashReport = {
     kills: 0, packetsFulfilled: 0, unitsFulfilled: 0n, unitsInFlightAtKills: 0n, unitsCommittedUnseen: 0n, audits: 0, adjustments: 0, adjustmentsRetried: 0,
-    settlements: 0, settlementFrames: 0, settlementsInFlightAtKills: 0, failures: [],
+    settlements: 0, settlementFrames: 0, settlementsInFlightAtKills: 0,
+    fullDiskRounds: 0, faultsSeen: 0, storageRejects: 0, adjustmentsRefused: 0, adjustmentsOutcomeUnknown: 0, owedCommitsMade: 0, killsWhileFull: 0, startsRefused73: 0,
+    nodeDeaths: 0, failures: [], nodeFailures: [],
   }
   let bobFulfilled = 0n
+  /** How long bob holds a prepare before he fulfils it (0: at once), and how many he holds now. */
+  let bobHoldMs = 0
+  let bobHolding = 0
   /** What bob booked: each settlement id once, with its amount. */
   const bobSettled = new Map<string, bigint>()
   const bobFrame = new BtpFrame()
   /** bob's side of the link: fulfils every prepare, books every settlement once per id. */
-  const bobHandler = (bob: { send(data: Uint8Array): void }, fulfillPrepares: boolean) => {
+  const bobHandler = (bob: { send(data: Uint8Array): void; closed: boolean }, fulfillPrepares: boolean) => {
     const fulfill = encodeFulfill(FULFILLMENT, Buffer.alloc(0))
     const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
+    const fulfillNow = (requestId: number, amount: bigint) => {
+      bobFulfilled += amount
+      writeIlpFrame(response, BTP_RESPONSE, requestId, fulfill)
+      bob.send(response)
+    }
     return (data: Uint8Array) => {
       const frame = bobFrame
       if (!frame.parse(data)) return
@@ -184,33 +325,85 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       }
       if (!fulfillPrepares || frame.type !== BTP_MESSAGE) return
       const ilp = Buffer.from(frame.buf.buffer, frame.buf.byteOffset + frame.dataOffset[0], frame.dataLength[0])
-      bobFulfilled += ilp.readBigUInt64BE(2) // amount: after type and a one-byte length
-      writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
-      bob.send(response)
+      const amount = ilp.readBigUInt64BE(2) // amount: after type and a one-byte length
+      if (bobHoldMs === 0) return fulfillNow(frame.requestId, amount)
+      const requestId = frame.requestId
+      bobHolding++
+      setTimeout(() => {
+        bobHolding--
+        // A link the kill ended gets nothing more: what bob fulfilled is what he sent.
+        if (!bob.closed && !killed) fulfillNow(requestId, amount)
+      }, bobHoldMs)
     }
   }
+  let killed = false
   let node: NodeProcess | null = null
-  const start = (round: number) => startNodeProcess({ CONFIG: join(dir, 'config.json'), DATA_DIR: dataDir, ...LAYOUTS[round % LAYOUTS.length] })
+  let dataDir = join(dir, 'data')
+  const env = (round: number) => ({ CONFIG: join(dir, 'config.json'), DATA_DIR: dataDir, ...LAYOUTS[round % LAYOUTS.length] })
+  const start = (round: number) => startNodeProcess(env(round))
   try {
+    if (fullDiskEvery > 0) {
+      disk = mountSmallDisk(DISK_BYTES)
+      // The finally below unmounts it; this covers an exit that skips it (process.exit on a signal).
+      process.once('exit', unmountAtExit)
+      dataDir = join(disk.dir, 'data')
+    }
+    /** Per layout, whether its last full-disk round was killed while full: each layout takes both in turn. */
+    const lastKilledWhileFull = LAYOUTS.map(() => false)
     for (let round = 0; round <= o.kills; round++) {
       node = await start(round)
+      killed = false
+      // A node that exits before its kill is a failure to report, and the kill must not wait for an exit that has been.
+      const proc = node.proc
+      const output = node.output
+      let died = false
+      const exited = new Promise<void>((resolve) => proc.once('exit', (code, signal) => {
+        if (!killed) {
+          died = true
+          report.nodeDeaths++
+          report.nodeFailures.push(`round ${round}: the node exited by itself (code ${code}, signal ${signal}); its last output:\n${lastLines(output(), 12)}`)
+        }
+        resolve()
+      }))
       // Audit what the previous rounds left, before any new traffic.
       await audit(node.port)
       if (round === o.kills) {
         await finalSettlementAudit(node.port)
+        killed = true // stopped below, not by itself
         break
       }
+      const fullDisk = disk !== null && round % fullDiskEvery === fullDiskEvery - 1
+      const killWhileFull = fullDisk && !lastKilledWhileFull[round % LAYOUTS.length]
+      if (fullDisk) lastKilledWhileFull[round % LAYOUTS.length] = killWhileFull
+      const roundStarted = Date.now()
+      /** The node's log said it gave back its reserve (its lines are watched as they come). */
+      let gaveBackLogged = false
+      let tail = ''
+      const watchLog = (chunk: Buffer) => {
+        tail = (tail + chunk.toString()).slice(-4096)
+        if (tail.includes('gave back the storage reserve')) gaveBackLogged = true
+      }
+      node.proc.stdout!.on('data', watchLog)
+      node.proc.stderr!.on('data', watchLog)
 
       const bob = await connectBtp(node.port, 'bob', 'bob-token')
       bob.onMessage = bobHandler(bob, true)
       const sockets = await Promise.all(senders.map((s) => connectBtp(node!.port, s.user, `${s.user}-token`)))
       let stopped = false
       let nextId = 2
+      /** Each sender's window now (raised while the disk fills), and what they saw fulfilled this round. */
+      let senderWindow = o.window
+      let roundSeen = 0n
+      let roundRejects = 0
+      const bobAtStart = bobFulfilled
+      const bobFulfilledRound = () => bobFulfilled - bobAtStart
+      /** Adjustments now carry long reasons (each is kept: the file grows). */
+      let longReasons = false
       const reply = new BtpFrame()
-      senders.forEach((sender, i) => {
+      const sends = senders.map((sender, i) => {
         const ws = sockets[i]
         const send = () => {
-          if (stopped || ws.closed) return
+          if (stopped || ws.closed || sender.outstanding.size >= senderWindow) return
           const id = nextId++
           const amount = BigInt(1 + (id % 97))
           const prepare = encodePrepare({ amount, expiresAtMs: Date.now() + 20_000, executionCondition: CONDITION, destination: 'test.crash.bob', data: Buffer.alloc(0) })
@@ -227,47 +420,155 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
           const type = reply.entryCount > 0 ? reply.buf[reply.dataOffset[0]] : 0
           if (type === 13) {
             sender.seen += amount
+            roundSeen += amount
             report.packetsFulfilled++
             report.unitsFulfilled += amount
+          } else if (type === 14 && isStorageReject(reply.buf.subarray(reply.dataOffset[0], reply.dataOffset[0] + reply.dataLength[0]))) {
+            // Try again later, as a client would; meanwhile the window shrinks back as the held prepares finish.
+            report.storageRejects++
+            roundRejects++
+            return void setTimeout(send, STORAGE_RETRY_MS)
           }
           send()
         }
         for (let k = 0; k < o.window; k++) send()
+        return send
       })
       const operator = (async () => {
         const port = node!.port
         for (let k = 0; !stopped; k++) {
           const key = `r${round}-${k}`
           const amount = BigInt((k % 2 === 0 ? 1 : -1) * (1 + (k % 7)))
-          unanswered.set(key, amount)
-          const answer = await adjust(port, senders[0].user, key, amount)
-          if (answer === null) return // the node is gone: the key stays unanswered
-          unanswered.delete(key)
-          if (answer.status !== 201) report.failures.push(`adjustment ${key}: status ${answer.status}, replayed ${answer.replayed}`)
-          senders[0].adjusted += amount
-          adjustments++
-          await new Promise((resolve) => setTimeout(resolve, ADJUST_EVERY_MS))
+          const a: Adjustment = { amount, reason: longReasons ? `crash test ${key} ${'the disk fills; '.repeat(60)}` : `crash test ${key}` }
+          unanswered.set(key, a)
+          for (;;) {
+            const answer = await adjust(port, senders[0].user, key, a)
+            if (answer === null) return // the node is gone: the key stays unanswered
+            if (answer.status === 503) {
+              // storage_unavailable (nothing written) or outcome_unknown: the same key again later.
+              if (answer.code === 'storage_unavailable') report.adjustmentsRefused++
+              else if (answer.code === 'outcome_unknown') report.adjustmentsOutcomeUnknown++
+              else report.failures.push(`adjustment ${key}: 503 ${answer.code}`)
+              if (stopped) return
+              await sleep(50)
+              continue
+            }
+            unanswered.delete(key)
+            // 200 replayed: a 503 outcome_unknown before it had been made after all.
+            if (answer.status !== 201 && !(answer.status === 200 && answer.replayed)) report.failures.push(`adjustment ${key}: status ${answer.status}, replayed ${answer.replayed}`)
+            senders[0].adjusted += amount
+            adjustments++
+            break
+          }
+          await sleep(ADJUST_EVERY_MS)
         }
       })()
-      const runMs = o.minRunMs + random() * (o.maxRunMs - o.minRunMs)
-      await new Promise((resolve) => setTimeout(resolve, runMs))
+      let runMs = o.minRunMs + random() * (o.maxRunMs - o.minRunMs)
+      /** A wait that ends early if the node died (that is reported once, by its exit). */
+      const until = async (ms: number, check: () => boolean | Promise<boolean>) => (await waitUntil(ms, async () => died || await check())) && !died
+      /** The round's full-disk phase: true if the node showed the fault (the reserve given back). */
+      const fullDiskPhase = async (): Promise<boolean> => {
+        report.fullDiskRounds++
+        const d = disk!
+        const port = node!.port
+        const before = Math.min(runMs, 300)
+        await sleep(before)
+        runMs -= before
+        const filled = Date.now()
+        d.fill()
+        // The burst: thousands of prepares held by bob, so journalled, and adjustments with long
+        // reasons, each kept: the LMDB file must grow beyond what earlier rounds left free in it.
+        bobHoldMs = FULL_DISK_HOLD_MS
+        longReasons = true
+        senderWindow = fullDiskWindow
+        for (const send of sends) for (let k = 0; k < fullDiskWindow; k++) send()
+        const fault = await until(FAULT_WITHIN_MS, async () => (await healthStatus(port)) === 503)
+        const faultMs = Date.now() - filled
+        const logged = fault && await until(5000, () => gaveBackLogged)
+        // Growth is forced no more: the prepares already taken are what the node owes.
+        senderWindow = o.window
+        longReasons = false
+        if (died) {
+          phase = 'the node died by itself'
+          return false
+        }
+        if (!fault || !logged) {
+          report.nodeFailures.push(`round ${round}: the full disk did not show: /health 503 ${fault ? `after ${faultMs} ms` : 'not seen'}, "gave back the storage reserve" ${logged ? 'logged' : 'not logged'}`)
+          phase = 'no fault shown'
+          return false
+        }
+        report.faultsSeen++
+        if (killWhileFull) {
+          const delay = random() * 1000
+          await sleep(delay)
+          phase = `killed ${Math.round(delay)} ms after /health 503 (${faultMs} ms after the fill), disk full`
+          runMs = 0
+          return true
+        }
+        // Every fulfill bob sends reaches its sender while the disk is full: what the node owed it committed from its reserve.
+        const owed = await until(RESUME_WITHIN_MS, () => bobHolding === 0 && bobFulfilledRound() === roundSeen)
+        if (owed) report.owedCommitsMade++
+        else if (!died) report.nodeFailures.push(`round ${round}: with the disk full, bob fulfilled ${bobFulfilledRound()} this round (holding ${bobHolding}) and the senders saw ${roundSeen}: the node did not commit what it owed`)
+        const rejected = await until(RESUME_WITHIN_MS, () => roundRejects > 0)
+        if (!rejected && !died) report.nodeFailures.push(`round ${round}: no sender got T00 storage unavailable while the disk was full`)
+        const stillRefusing = !died && (await healthStatus(port)) === 503
+        if (!stillRefusing && !died) report.nodeFailures.push(`round ${round}: /health not 503 while the disk is still full`)
+        d.free()
+        bobHoldMs = 0
+        const freed = Date.now()
+        const healthy = await until(RESUME_WITHIN_MS, async () => (await healthStatus(port)) === 200)
+        const healthyMs = Date.now() - freed
+        const seenBefore = roundSeen
+        for (const send of sends) for (let k = 0; k < o.window; k++) send()
+        const flowing = healthy && await until(RESUME_WITHIN_MS, () => roundSeen > seenBefore)
+        if ((!healthy || !flowing) && !died) report.nodeFailures.push(`round ${round}: after the disk was freed: /health ${healthy ? `200 after ${healthyMs} ms` : 'not 200'}, payments ${flowing ? 'flowing' : 'not flowing'}`)
+        phase = died ? 'the node died by itself' : `/health 503 ${faultMs} ms after the fill, ${roundRejects} T00 rejects, owed commits ${owed ? 'made' : 'NOT made'}, freed: /health 200 after ${healthyMs} ms`
+        return true
+      }
+      let phase = ''
+      const faultShown = fullDisk && await fullDiskPhase()
+      await sleep(runMs)
+      killed = true
       node.proc.kill('SIGKILL')
-      await new Promise((resolve) => node!.proc.once('exit', resolve))
+      await exited
       stopped = true
+      bobHoldMs = 0
       await operator
       report.kills++
       // What was in flight is now of unknown outcome to the senders: the audit finds out.
       let inFlight = 0n
       for (const s of senders) for (const a of s.outstanding.values()) inFlight += a
       report.unitsInFlightAtKills += inFlight
-      log(`kill ${report.kills}/${o.kills} after ${Math.round(runMs)} ms: ${report.packetsFulfilled} packets fulfilled so far, ${inFlight} units in flight at the kill`)
+      log(`kill ${report.kills}/${o.kills} after ${Date.now() - roundStarted} ms${fullDisk ? ` (full disk: ${phase})` : ''}: ${report.packetsFulfilled} packets fulfilled so far, ${inFlight} units in flight at the kill`)
       for (const ws of [...sockets, bob]) ws.close()
       await node.stop().catch(() => {})
       node = null
+      if (fullDisk && killWhileFull) {
+        if (!died) report.killsWhileFull++
+        // A node that gave back its reserve (it showed the fault) cannot start while the disk is
+        // still full: what it gave back is taken too, so no reserve fits. (One that died before
+        // it gave its reserve back would start, as it should: its reserve is there.)
+        disk!.fill()
+        if (faultShown) {
+          const refused = await startRefused(env(round + 1))
+          const lines = refused.stderr.split('\n').filter((l) => l.trim() !== '')
+          if (refused.code === 73 && lines.length === 1 && /storage reserve/.test(lines[0])) report.startsRefused73++
+          else report.nodeFailures.push(`round ${round}: a start on the full disk: exit ${refused.code}, stderr:\n${refused.stderr}${refused.stdout.slice(-2000)}`)
+          log(`  start on the full disk (${disk!.available()} bytes free): exit ${refused.code}: ${lines[0] ?? ''}`)
+        }
+        disk!.free()
+      }
     }
   } finally {
-    if (node !== null) await node.stop()
-    rmSync(dir, { recursive: true, force: true })
+    try {
+      if (node !== null) await node.stop()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+      if (disk !== null) {
+        process.off('exit', unmountAtExit)
+        disk.unmount()
+      }
+    }
   }
   return report
 
@@ -297,14 +598,14 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
   async function audit(port: number): Promise<void> {
     report.audits++
     // The operator sends again what the kill cut off: made before the kill (replayed) or not (made now), once either way.
-    for (const [key, amount] of unanswered) {
-      const answer = await adjust(port, senders[0].user, key, amount)
+    for (const [key, a] of unanswered) {
+      const answer = await adjust(port, senders[0].user, key, a)
       if (answer === null || (answer.status !== 200 && answer.status !== 201)) {
         report.failures.push(`audit ${report.audits}: adjustment ${key} sent again: ${answer === null ? 'no answer' : `status ${answer.status}`}`)
         continue
       }
       if (answer.replayed) adjustmentsRetried++
-      senders[0].adjusted += amount
+      senders[0].adjusted += a.amount
       adjustments++
     }
     unanswered.clear()

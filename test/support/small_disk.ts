@@ -3,7 +3,7 @@
 // byte with a filler file and frees again. What the node sees is a real ENOSPC from the kernel.
 
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, rmSync, rmdirSync, writeSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync, rmdirSync, statfsSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -14,6 +14,8 @@ export interface SmallDisk {
   fill(): number
   /** Deletes the filler: the disk has room again. */
   free(): void
+  /** Bytes an unprivileged writer can still get on the disk now (statfs). */
+  available(): number
   unmount(): void
 }
 
@@ -52,6 +54,10 @@ export function mountSmallDisk(bytes: number): SmallDisk {
     },
     free() {
       rmSync(filler, { force: true })
+    },
+    available() {
+      const s = statfsSync(dir)
+      return s.bavail * s.bsize
     },
     unmount() {
       try {
