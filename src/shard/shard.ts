@@ -233,14 +233,24 @@ export class Shard {
     const outOfRange = this.books.adjustmentOutOfRange(account, amount)
     if (outOfRange !== null) throw new AdjustmentOutOfRangeError(outOfRange)
     const id = this.accounts.accounts[account].id
-    const result = this.store.root.transactionSync(() => {
-      const known = readAdjustment(this.store, key)
-      if (known !== null) return { entry: known, replayed: true }
-      this.store.balances.put([id, this.shardIndex], encodeInt128(this.books.adjustedRecord(account, amount)))
-      const entry: AdjustmentEntry = { key, account: id, amount, reason, atMs: nowMs, asset: assetOf(this.accounts.accounts[account]) }
-      writeAdjustment(this.store, entry)
-      return { entry, replayed: false }
-    })
+    let result: { entry: AdjustmentEntry; replayed: boolean }
+    try {
+      result = this.store.root.transactionSync(() => {
+        const known = readAdjustment(this.store, key)
+        if (known !== null) return { entry: known, replayed: true }
+        this.store.balances.put([id, this.shardIndex], encodeInt128(this.books.adjustedRecord(account, amount)))
+        const entry: AdjustmentEntry = { key, account: id, amount, reason, atMs: nowMs, asset: assetOf(this.accounts.accounts[account]) }
+        writeAdjustment(this.store, entry)
+        return { entry, replayed: false }
+      })
+    } catch (err) {
+      // Aborted, nothing written (the operator sends it again); a write that fails is a storage
+      // fault for the whole node, as a failed commit is: the reserve goes to what it owes.
+      if (this.storageReserve.giveBack() && this.health.reserveGivenBack()) {
+        this.log.error('an adjustment could not be written; gave back the storage reserve; new prepares and transfers are refused until it is taken again', { shard: this.shardIndex, error: oneLine(err) })
+      }
+      throw new StorageUnavailableError(`storage unavailable: the adjustment could not be written (${oneLine(err)}); nothing was changed, send it again later`)
+    }
     if (!result.replayed) {
       this.books.adjusted(account, amount)
       this.log.warn('balance adjusted by the operator', { account: id, amount, reason, key })

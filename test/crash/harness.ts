@@ -31,7 +31,8 @@
 // FULL_DISK_HOLD_MS before he fulfils it and the senders widen their window, so thousands of
 // prepares are journalled at once; and the operator's adjustments carry long reasons, which are
 // kept, so the file must grow beyond the pages earlier rounds left free in it. The round checks
-// that the node really hit the fault: /health 503 and its log line that it gave back the reserve.
+// that the node really hit the fault: /health 503 and its log line that its reserve is in use
+// (past the data file: a top-up found the disk full; as a file: it gave the file back).
 // Then, each layout taking both in turn:
 //   freed before the kill  every fulfill bob sent reached its sender while the disk was full (the
 //                          commits the node owed were made from the reserve), and the senders got
@@ -39,7 +40,7 @@
 //                          /health must be 200 again and payments go through, and the node is
 //                          killed later in the round as usual;
 //   killed while full      SIGKILL at a random moment after the fault, the disk filled again (so
-//                          what the node gave back cannot hold a reserve), and a start on it must
+//                          the reserve the node used cannot be taken whole), and a start on it must
 //                          fail with exit code 73 and one line; then the disk is freed and the
 //                          node started for real.
 // Either way the audit that follows is the same: every party's own view against the books.
@@ -54,6 +55,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectBtp } from '../support/btp_connect'
+
+/** What the node logs when its reserve goes to what it owes: a top-up found the disk full, or a shard gave the reserve file back. */
+const RESERVE_IN_USE = /storage reserve is in use|gave back the storage reserve/
 
 /** The thread layouts the rounds cycle through. */
 const LAYOUTS = [
@@ -376,12 +380,12 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       const killWhileFull = fullDisk && !lastKilledWhileFull[round % LAYOUTS.length]
       if (fullDisk) lastKilledWhileFull[round % LAYOUTS.length] = killWhileFull
       const roundStarted = Date.now()
-      /** The node's log said it gave back its reserve (its lines are watched as they come). */
-      let gaveBackLogged = false
+      /** The node's log said its reserve is in use (its lines are watched as they come). */
+      let reserveInUseLogged = false
       let tail = ''
       const watchLog = (chunk: Buffer) => {
         tail = (tail + chunk.toString()).slice(-4096)
-        if (tail.includes('gave back the storage reserve')) gaveBackLogged = true
+        if (RESERVE_IN_USE.test(tail)) reserveInUseLogged = true
       }
       node.proc.stdout!.on('data', watchLog)
       node.proc.stderr!.on('data', watchLog)
@@ -466,7 +470,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       let runMs = o.minRunMs + random() * (o.maxRunMs - o.minRunMs)
       /** A wait that ends early if the node died (that is reported once, by its exit). */
       const until = async (ms: number, check: () => boolean | Promise<boolean>) => (await waitUntil(ms, async () => died || await check())) && !died
-      /** The round's full-disk phase: true if the node showed the fault (the reserve given back). */
+      /** The round's full-disk phase: true if the node showed the fault (its reserve in use). */
       const fullDiskPhase = async (): Promise<boolean> => {
         report.fullDiskRounds++
         const d = disk!
@@ -484,7 +488,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
         for (const send of sends) for (let k = 0; k < fullDiskWindow; k++) send()
         const fault = await until(FAULT_WITHIN_MS, async () => (await healthStatus(port)) === 503)
         const faultMs = Date.now() - filled
-        const logged = fault && await until(5000, () => gaveBackLogged)
+        const logged = fault && await until(5000, () => reserveInUseLogged)
         // Growth is forced no more: the prepares already taken are what the node owes.
         senderWindow = o.window
         longReasons = false
@@ -493,7 +497,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
           return false
         }
         if (!fault || !logged) {
-          report.nodeFailures.push(`round ${round}: the full disk did not show: /health 503 ${fault ? `after ${faultMs} ms` : 'not seen'}, "gave back the storage reserve" ${logged ? 'logged' : 'not logged'}`)
+          report.nodeFailures.push(`round ${round}: the full disk did not show: /health 503 ${fault ? `after ${faultMs} ms` : 'not seen'}, the reserve in use ${logged ? 'logged' : 'not logged'}`)
           phase = 'no fault shown'
           return false
         }
@@ -545,9 +549,9 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       node = null
       if (fullDisk && killWhileFull) {
         if (!died) report.killsWhileFull++
-        // A node that gave back its reserve (it showed the fault) cannot start while the disk is
-        // still full: what it gave back is taken too, so no reserve fits. (One that died before
-        // it gave its reserve back would start, as it should: its reserve is there.)
+        // A node that showed the fault has used some of its reserve (or given back its file), and
+        // cannot start while the disk is still full: no whole reserve fits. (One that died before
+        // would start, as it should: its reserve is there.)
         disk!.fill()
         if (faultShown) {
           const refused = await startRefused(env(round + 1))

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     `${report.adjustments} operator adjustments, ${report.adjustmentsRetried} of them found made when sent again after a kill; ` +
     `${report.settlements} settlements to bob, in ${report.settlementFrames} TRANSFER frames (the rest were retries of the same ids), ` +
     `${report.settlementsInFlightAtKills} of them unacknowledged at a kill; ` +
-    `${report.fullDiskRounds} full-disk rounds, the fault seen in ${report.faultsSeen} (/health 503 and the reserve given back), ` +
+    `${report.fullDiskRounds} full-disk rounds, the fault seen in ${report.faultsSeen} (/health 503 and the reserve in use), ` +
     `${report.storageRejects} T00 storage-unavailable rejects seen by the senders, ` +
     `${report.adjustmentsRefused} adjustments answered 503 storage_unavailable and ${report.adjustmentsOutcomeUnknown} 503 outcome_unknown (each sent again, same key), ` +
     `owed commits made on the full disk in ${report.owedCommitsMade} of the rounds freed before the kill, ` +
