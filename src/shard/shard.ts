@@ -67,7 +67,7 @@ const PEER_BALANCE = Buffer.from('peer.balance', 'latin1')
 const PEER_ROUTE = Buffer.from('peer.route.', 'latin1')
 const EMPTY = Buffer.alloc(0)
 const BRACE = 0x7b
-/** Answers dropped from one peer are logged once per this interval (all are counted in /metrics). */
+/** Answers dropped, and transfers refused, are logged once per peer per this interval (with a count). */
 const DROPPED_ANSWER_LOG_MS = 60_000
 /** After a failed commit, the next try waits this long, doubling up to COMMIT_RETRY_MAX_MS. */
 const COMMIT_RETRY_MS = 50
@@ -143,6 +143,7 @@ export class Shard {
   private readonly receiver: PayeeReceiver
   private readonly settler: Settler
   private readonly droppedAnswers: LogOncePer
+  private readonly refusedTransfers: LogOncePer
   private readonly health: StorageHealth
   private readonly storageReserve: StorageReserve
   /** A commit failed and is owed: outputs are held back until it succeeds; next try not before this. */
@@ -171,6 +172,7 @@ export class Shard {
     this.ildcpData = this.accounts.accounts.map((account) => this.ildcpAnswer(account))
     this.receiver = new PayeeReceiver(o.config, this.accounts, o.store, o.log)
     this.droppedAnswers = new LogOncePer(o.log, 'info', DROPPED_ANSWER_LOG_MS)
+    this.refusedTransfers = new LogOncePer(o.log, 'warn', DROPPED_ANSWER_LOG_MS)
     this.health = new StorageHealth(o.health)
     this.storageReserve = o.reserve
     this.settler = new Settler(this.accounts, o.shardIndex, o.store, this.books, (account, payload) => {
@@ -437,7 +439,11 @@ export class Shard {
     answer[0] = outcome.booked ? TransferAnswer.Booked : TransferAnswer.Refused
     answer.write(outcome.booked ? '   ' : outcome.code, 1, 3, 'latin1')
     message.copy(answer, 4)
-    if (!outcome.booked) this.log.warn('refused a settlement from a peer', { account: this.accounts.accounts[account].id, amount, reason: outcome.message })
+    if (!outcome.booked) {
+      // A peer can send refused transfers as fast as it likes: one line per peer per interval.
+      const id = this.accounts.accounts[account].id
+      this.refusedTransfers.event(id, 'refused a settlement from a peer', { account: id, amount, reason: outcome.message }, nowMs)
+    }
     this.emit(ioThreadOf(connId), RecordKind.TransferReply, connId, requestId, account, answer)
   }
 
