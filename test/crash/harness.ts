@@ -382,10 +382,12 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
       const roundStarted = Date.now()
       /** The node's log said its reserve is in use (its lines are watched as they come). */
       let reserveInUseLogged = false
-      let tail = ''
+      let carry = ''
       const watchLog = (chunk: Buffer) => {
-        tail = (tail + chunk.toString()).slice(-4096)
-        if (RESERVE_IN_USE.test(tail)) reserveInUseLogged = true
+        // Each chunk whole, with the end of the one before (a line split between two chunks).
+        const text = carry + chunk.toString()
+        if (RESERVE_IN_USE.test(text)) reserveInUseLogged = true
+        carry = text.slice(-200)
       }
       node.proc.stdout!.on('data', watchLog)
       node.proc.stderr!.on('data', watchLog)
@@ -497,7 +499,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashReport> {
           return false
         }
         if (!fault || !logged) {
-          report.nodeFailures.push(`round ${round}: the full disk did not show: /health 503 ${fault ? `after ${faultMs} ms` : 'not seen'}, the reserve in use ${logged ? 'logged' : 'not logged'}`)
+          report.nodeFailures.push(`round ${round}: the full disk did not show: /health 503 ${fault ? `after ${faultMs} ms` : 'not seen'}, the reserve in use ${logged ? 'logged' : 'not logged'}; the node's last output:\n${lastLines(output(), 12)}`)
           phase = 'no fault shown'
           return false
         }
