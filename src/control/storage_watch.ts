@@ -36,13 +36,13 @@ export class StorageWatch {
 
   /** Tops the reserve up (or takes it again); logs a change of state. */
   check(): void {
-    if (this.reserve.grows || !this.health.reserveHeld) {
+    if (this.reserve.grows || !this.health.reserveIsWhole) {
       try {
         this.reserve.take()
-        if (this.health.reserveTaken()) this.log.warn('the storage reserve is whole again', { bytes: this.reserve.bytes, where: this.reserve.where })
+        if (this.health.reserveWhole()) this.log.warn('the storage reserve is whole again', { bytes: this.reserve.bytes, where: this.reserve.where })
       } catch (err) {
         // No room for it: what is left of it is for what the node owes; no new work meanwhile.
-        if (this.health.reserveGivenBack()) {
+        if (this.health.reserveInUse()) {
           this.log.error('the disk is full: the storage reserve is in use for what the node owes; new prepares and transfers are refused until it is whole again', {
             bytes: this.reserve.bytes, where: this.reserve.where, error: oneLine(err),
           })

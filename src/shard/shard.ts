@@ -248,7 +248,7 @@ export class Shard {
     } catch (err) {
       // Aborted, nothing written (the operator sends it again); a write that fails is a storage
       // fault for the whole node, as a failed commit is: the reserve goes to what it owes.
-      if (this.storageReserve.giveBack() && this.health.reserveGivenBack()) {
+      if (this.storageReserve.giveBack() && this.health.reserveInUse()) {
         this.log.error('an adjustment could not be written; gave back the storage reserve; new prepares and transfers are refused until it is taken again', { shard: this.shardIndex, error: oneLine(err) })
       }
       throw new StorageUnavailableError(`storage unavailable: the adjustment could not be written (${oneLine(err)}); nothing was changed, send it again later`)
@@ -509,7 +509,7 @@ export class Shard {
       this.writeTransaction(journalWork, nowMs)
     } catch (err) {
       const gaveBack = this.storageReserve.giveBack()
-      if (gaveBack && this.health.reserveGivenBack()) {
+      if (gaveBack && this.health.reserveInUse()) {
         this.log.error('a commit failed; gave back the storage reserve and tried again; new prepares and transfers are refused until it is taken again', {
           shard: this.shardIndex, error: oneLine(err), reserveBytes: this.storageReserve.bytes,
         })

@@ -24,18 +24,19 @@
 //
 //   SAB (Int32): [FAULTS]              threads in a fault state now (0: the storage is healthy); the
 //                                      one cell the packet path reads
-//                [RESERVE_GIVEN_BACK]  1 while the reserve file is deleted
+//                [RESERVE_IN_USE]      1 while the reserve is not whole: in use for what the node owes
+//                                      (past the data file), or given back (a file)
 //                [SHARDS_DOWN]         1 while the shards are stopped (a restart, or its back-off)
 //                [SHARD_ERRNO + s]     errno of shard s's last failed commit while it fails, else 0
-// Each flag is set and cleared with compareExchange by whoever changes it, and FAULTS moves by one
-// with it, so FAULTS counts flags and never drifts.
+// Each flag is set and cleared with an atomic exchange, and only the thread that turns it from clear
+// to set (or back) moves FAULTS by one, so FAULTS counts flags and never drifts.
 
 import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { storeDataFile } from './balance_store'
 
 const FAULTS = 0
-const RESERVE_GIVEN_BACK = 1
+const RESERVE_IN_USE = 1
 const SHARDS_DOWN = 2
 const SHARD_ERRNO = 3
 const SHARDS_MAX = 64
@@ -76,16 +77,16 @@ export class StorageHealth {
     return this.clear(SHARD_ERRNO + shard)
   }
 
-  reserveGivenBack(): boolean {
-    return this.raise(RESERVE_GIVEN_BACK, 1)
+  reserveInUse(): boolean {
+    return this.raise(RESERVE_IN_USE, 1)
   }
 
-  reserveTaken(): boolean {
-    return this.clear(RESERVE_GIVEN_BACK)
+  reserveWhole(): boolean {
+    return this.clear(RESERVE_IN_USE)
   }
 
-  get reserveHeld(): boolean {
-    return Atomics.load(this.cells, RESERVE_GIVEN_BACK) === 0
+  get reserveIsWhole(): boolean {
+    return Atomics.load(this.cells, RESERVE_IN_USE) === 0
   }
 
   shardsDown(): boolean {
@@ -105,7 +106,7 @@ export class StorageHealth {
       const errno = Atomics.load(this.cells, SHARD_ERRNO + s)
       if (errno !== 0) reasons.push(`shard ${s} cannot commit (${ERRNO_NAMES[errno] ?? `errno ${errno}`})`)
     }
-    if (!this.reserveHeld) reasons.push('the storage reserve is in use (the disk was full); waiting for free space to take it again')
+    if (!this.reserveIsWhole) reasons.push('the storage reserve is in use (the disk was full); waiting for free space to take it again')
     return `storage unavailable: ${reasons.join('; ')}`
   }
 
