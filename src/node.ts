@@ -5,13 +5,15 @@
 import { randomBytes } from 'node:crypto'
 import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
 import { AccountTable, shardOfAccount } from './config/account_table'
-import { configureLog, logger } from './log'
+import { configureLog, logger, type Logger } from './log'
 import { IoFront, type ControlPlane } from './io/io_front'
 import { IoThreads } from './control/io_threads'
 import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
 import { LinkTable } from './ring/link_table'
 import { nativeWake, nativeWakeUnavailable } from './ring/native_wake'
 import { createSharedLimits } from './io/shared_limits'
+import { ClientGate } from './io/client_gate'
+import { refuseUnknownUpgrades } from './io/upgrade_refusal'
 import { ioCountersBytes } from './ring/packet_counters'
 import { DataDirUnusableError, lockDataDir, type DataDirLock } from './store/data_dir_lock'
 import { createStorageHealth, StorageHealth, StorageReserve } from './store/storage_health'
@@ -20,7 +22,7 @@ import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from 
 import { withAddressFromParent } from './control/ildcp_client'
 import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
 import { claimFreePort, listenUws, PortInUseError } from './io/listen'
-import { registerMetrics } from './io/metrics_endpoint'
+import { metricsAccess, registerMetrics } from './io/metrics_endpoint'
 import { registerAdmin } from './io/admin_endpoint'
 import { loadUws, type UwsModule } from './io/uws'
 import { RouteManager } from './control/route_manager'
@@ -181,7 +183,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     metrics = new Metrics({ config, accounts, store, wiring: () => supervisor.currentWiring(), limits, ioCounters })
   }
   // Before the I/O threads: a port that cannot be had stops start-up while nothing listens yet.
-  const adminListener = config.adminListen === null ? null : await listenAdmin(config, uws, plane)
+  const adminListener = config.adminListen === null ? null : await listenAdmin(config, uws, plane, limits)
 
   let port: number
   if (front !== null) {
@@ -210,6 +212,8 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const storageHealth = new StorageHealth(health)
   const pruner = new SettlementLogPruner(store, config.settlementLogRetentionMs, logger('settlements'), Date.now, () => storageHealth.ok)
   pruner.start()
+  warnOfShortTokens(config, log)
+  log.info('metrics', { access: metricsAccess(config) })
   log.info('ilp-node listening', {
     address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,
     accounts: config.accounts.length, durability: config.durability,
@@ -268,10 +272,22 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
  * The admin API and /metrics on a listener of their own (ADMIN_HOST:ADMIN_PORT), on the main
  * thread, which makes their answers anyway.
  */
-async function listenAdmin(config: Config, uws: UwsModule, plane: ControlPlane): Promise<{ port: number; close(): void }> {
-  const app = uws.App()
-  registerMetrics(app, config, () => plane.metrics(), logger('metrics'))
-  registerAdmin(app, (request) => plane.admin(request), logger('admin'))
+/** Tokens this short fall to guessing sooner (README: "Security"); they still work, as ilp-connector's configs need. */
+const SHORT_TOKEN = 16
+
+function warnOfShortTokens(config: Config, log: Logger): void {
+  for (const a of config.accounts) {
+    const short = [['btp.token', a.btpToken], ['http.incomingToken', a.httpIncomingToken]].filter(([, token]) => token !== null && token.length < SHORT_TOKEN).map(([field]) => field)
+    if (short.length > 0) log.warn(`account token shorter than ${SHORT_TOKEN} characters: use a long random one (e.g. openssl rand -hex 32)`, { account: a.id, fields: short.join(',') })
+  }
+}
+
+async function listenAdmin(config: Config, uws: UwsModule, plane: ControlPlane, limits: SharedArrayBuffer): Promise<{ port: number; close(): void }> {
+  const app = refuseUnknownUpgrades(uws.App())
+  // The same table of clients as the node's port: a guesser gets no fresh tries here.
+  const gate = new ClientGate(config, limits, logger('clients'))
+  registerMetrics(app, config, 'admin', () => plane.metrics(), gate, logger('metrics'))
+  registerAdmin(app, (request) => plane.admin(request), gate, logger('admin'))
   app.any('/*', (res) => { res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n') })
   const { host, port } = config.adminListen!
   const listening = await listenUws(uws, app, host, port, false).catch((err: Error) => {

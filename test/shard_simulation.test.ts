@@ -114,7 +114,7 @@ class World {
   constructor(readonly config: Config, readonly store: Store, private readonly settlementIds: () => Uint8Array) {
     this.links = LinkTable.create(config.maxAccounts, 1)
     const table = new LinkTable(this.links, config.maxAccounts, 1)
-    config.accounts.forEach((_, i) => table.linkUp(i, 0))
+    config.accounts.forEach((_, i) => table.tryLinkUp(i, 0, Infinity))
     this.boot()
   }
 

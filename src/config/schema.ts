@@ -5,6 +5,7 @@
 import { decimalText, parseDecimal } from '../codec/decimal'
 import { isValidAddress } from '../codec/ilp_packet'
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
+import { parseBlock } from '../codec/ip_address'
 
 export type Relation = 'child' | 'peer' | 'parent'
 export type Durability = 'process' | 'fsync'
@@ -141,6 +142,22 @@ export interface Config {
   readonly maxInFlightPerAccount: number
   /** Open BTP connections and HTTP requests at once; more are refused (503). */
   readonly maxConnections: number
+  /**
+   * Of maxConnections, how many only authenticated accounts may use: anonymous sockets (BTP
+   * before its auth message, refusals held back) are capped at maxConnections − this.
+   */
+  readonly reservedConnections: number
+  /** Anonymous connections one client address (an IPv4 address, an IPv6 /64) may hold at once. */
+  readonly anonymousPerAddress: number
+  /** Failed authentications (any token: BTP, HTTP, admin, metrics) an address has before it must wait. */
+  readonly authFailuresFree: number
+  /** The first wait after them; each further failure doubles it, up to authPenaltyMaxMs. */
+  readonly authPenaltyMs: number
+  readonly authPenaltyMaxMs: number
+  /** BTP links one account may have at once (both directions); a link beyond them is refused. */
+  readonly maxLinksPerAccount: number
+  /** Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client. */
+  readonly trustedProxies: readonly string[]
   /** Longest time a forwarded prepare may be held by the next hop (ilp-connector maxHoldTime). */
   readonly maxHoldTimeMs: number
   /** Time kept back from the incoming expiry when forwarding (ilp-connector minMessageWindow). */
@@ -174,7 +191,12 @@ export interface Config {
   /** The payee `$host` resolves to (/.well-known/pay); null: that path answers 404. */
   readonly defaultPayee: string | null
   /** GET /metrics (Prometheus): counted in shared memory by every thread, gathered when scraped. */
-  readonly metrics: { readonly enabled: boolean; readonly token: string | null }
+  readonly metrics: {
+    readonly enabled: boolean
+    readonly token: string | null
+    /** Served to anyone on the node's port without a token (off unless the operator opens it). */
+    readonly public: boolean
+  }
   /**
    * Where /admin and /metrics answer: null, on the node's own HOST:PORT; else only on this
    * address (ADMIN_HOST, default HOST) and port (ADMIN_PORT; 0 picks a free one), e.g. to keep
@@ -283,6 +305,7 @@ const ACCOUNT_FIELDS = [
 const LIMIT_FIELDS = [
   'ringBytes', 'pendingPerShard', 'maxInFlightPerAccount', 'maxConnections', 'maxHoldTimeMs', 'minMessageWindowMs', 'maxFrameBytes',
   'maxHttpBodyBytes', 'journalDelayMs', 'shardSpinMicros', 'maxAccounts', 'storageReserveBytes', 'settlementLogRetentionMs',
+  'reservedConnections', 'anonymousPerAddress', 'authFailuresFree', 'authPenaltyMs', 'authPenaltyMaxMs', 'maxLinksPerAccount', 'trustedProxies',
 ] as const
 
 function str(obj: Json, key: string, field: string, fallback?: string): string {
@@ -555,13 +578,27 @@ function parseShop(raw: unknown, defaultAsset: { assetCode: string; assetScale: 
 }
 
 function parseMetrics(raw: unknown): Config['metrics'] {
-  if (raw === undefined) return Object.freeze({ enabled: true, token: null })
+  if (raw === undefined) return Object.freeze({ enabled: true, token: null, public: false })
   if (!isObject(raw)) throw new ConfigError('metrics', 'must be an object like { "enabled": true, "token": "..." }')
-  knownFields(raw, 'metrics', ['enabled', 'token'])
+  knownFields(raw, 'metrics', ['enabled', 'token', 'public'])
   if (raw.enabled !== undefined && typeof raw.enabled !== 'boolean') throw new ConfigError('metrics.enabled', 'must be true or false')
+  if (raw.public !== undefined && typeof raw.public !== 'boolean') throw new ConfigError('metrics.public', 'must be true or false')
   const token = raw.token === undefined ? null : str(raw, 'token', 'metrics.token')
   if (token !== null && token.length < 16) throw new ConfigError('metrics.token', 'must be at least 16 characters')
-  return Object.freeze({ enabled: raw.enabled !== false, token })
+  if (token !== null && raw.public === true) throw new ConfigError('metrics.public', 'is true, so metrics.token would never be asked for; keep one of them')
+  return Object.freeze({ enabled: raw.enabled !== false, token, public: raw.public === true })
+}
+
+/** limits.trustedProxies: addresses or CIDR blocks, each checked now (a typo would trust no one, or everyone). */
+function parseTrustedProxies(raw: unknown): readonly string[] {
+  if (raw === undefined) return Object.freeze([])
+  if (!Array.isArray(raw)) throw new ConfigError('limits.trustedProxies', 'must be an array of addresses or CIDR blocks, e.g. ["127.0.0.1", "10.0.0.0/8"]')
+  return Object.freeze(raw.map((entry, i) => {
+    if (typeof entry !== 'string' || parseBlock(entry) === null) {
+      throw new ConfigError(`limits.trustedProxies[${i}]`, 'must be an IPv4 or IPv6 address or CIDR block, e.g. "10.0.0.0/8"')
+    }
+    return entry
+  }))
 }
 
 function parseRoutes(raw: unknown, accounts: Map<string, AccountConfig>): RouteConfig[] {
@@ -700,6 +737,11 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const ringBytes = int(limits, 'ringBytes', 'limits.ringBytes', 4 * 1024 * 1024, 65536, 2 ** 30)
   if ((ringBytes & (ringBytes - 1)) !== 0) throw new ConfigError('limits.ringBytes', 'must be a power of two')
   const maxHoldTimeMs = int(limits, 'maxHoldTimeMs', 'limits.maxHoldTimeMs', 30000, 100, 120000)
+  const maxConnections = int(limits, 'maxConnections', 'limits.maxConnections', 10000, 1, 1 << 20)
+  const reservedConnections = int(limits, 'reservedConnections', 'limits.reservedConnections', Math.floor(maxConnections / 2), 0, maxConnections - 1)
+  const authPenaltyMs = int(limits, 'authPenaltyMs', 'limits.authPenaltyMs', 1000, 1, 600_000)
+  const authPenaltyMaxMs = int(limits, 'authPenaltyMaxMs', 'limits.authPenaltyMaxMs', 60_000, 1, 3_600_000)
+  if (authPenaltyMaxMs < authPenaltyMs) throw new ConfigError('limits.authPenaltyMaxMs', `is less than limits.authPenaltyMs (${authPenaltyMs})`)
   const maxAccounts = int(limits, 'maxAccounts', 'limits.maxAccounts', Math.max(DEFAULT_MAX_ACCOUNTS, 2 * accounts.size), 1, 1 << 20)
   if (maxAccounts < accounts.size) throw new ConfigError('limits.maxAccounts', `is less than the ${accounts.size} accounts configured (payees and the shop count too)`)
   return Object.freeze({
@@ -718,7 +760,14 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     ringBytes,
     pendingPerShard: int(limits, 'pendingPerShard', 'limits.pendingPerShard', 65536, 16, 1 << 20),
     maxInFlightPerAccount: int(limits, 'maxInFlightPerAccount', 'limits.maxInFlightPerAccount', 16384, 1, 1 << 20),
-    maxConnections: int(limits, 'maxConnections', 'limits.maxConnections', 10000, 1, 1 << 20),
+    maxConnections,
+    reservedConnections,
+    anonymousPerAddress: int(limits, 'anonymousPerAddress', 'limits.anonymousPerAddress', 32, 1, 1 << 20),
+    authFailuresFree: int(limits, 'authFailuresFree', 'limits.authFailuresFree', 5, 0, 1000),
+    authPenaltyMs,
+    authPenaltyMaxMs,
+    maxLinksPerAccount: int(limits, 'maxLinksPerAccount', 'limits.maxLinksPerAccount', 8, 1, 1024),
+    trustedProxies: parseTrustedProxies(limits.trustedProxies),
     maxHoldTimeMs,
     drainMs: int(merged, 'drainMs', 'drainMs (DRAIN_MS)', maxHoldTimeMs + 1000, 0, 600000),
     minMessageWindowMs: int(limits, 'minMessageWindowMs', 'limits.minMessageWindowMs', 1000, 0, 60000),

@@ -340,7 +340,8 @@ export class AdminApi {
       held: holds.held[i].toString(),
       preparesInFlight: holds.prepares[i],
       connected: a.payee !== null || a.httpUrl !== null || linkCount[i] > 0,
-      links: linkCount[i],
+      // Every BTP link over all I/O threads, whichever side opened it.
+      links: links.links(i),
       ioThread: links.linkedThread(i),
       traffic: traffic === null ? null : traffic[i],
     }])

@@ -2,9 +2,12 @@
 // the main thread (control/admin_api.ts), which holds the config, the route manager and every
 // thread's shared counters; an I/O worker asks for it over its control port. Only the method,
 // the path and query, the Authorization and Idempotency-Key headers and the body cross over.
+// The admin token is guessed at like any other: the client gate (client_gate.ts) holds a wrong
+// one's refusal, and checks no token of an address while it waits.
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Logger } from '../log'
+import { retryAfterSeconds, type ClientGate } from './client_gate'
 
 /** What crosses to the main thread. */
 export interface AdminRequest {
@@ -29,21 +32,36 @@ export interface AdminResponse {
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 201: 'Created', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
-  413: 'Payload Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  413: 'Payload Too Large', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 
 function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? ''}`.trim()
 }
 
-export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest) => Promise<AdminResponse>, log: Logger): void {
+export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest) => Promise<AdminResponse>, gate: ClientGate, log: Logger): void {
   const handler = (res: HttpResponse, req: HttpRequest): void => {
     const head = {
       method: req.getMethod().toUpperCase(), path: req.getUrl(), query: req.getQuery() ?? '',
       authorization: req.getHeader('authorization'), idempotencyKey: req.getHeader('idempotency-key'),
     }
+    const client = gate.clientOf(res, req)
     let aborted = false
     res.onAborted(() => { aborted = true })
+    const write = (status: number, body: string, retryAfter?: string) => {
+      if (aborted) return
+      res.cork(() => {
+        res.writeStatus(statusLine(status)).writeHeader('Content-Type', 'application/json')
+        if (status === 401) res.writeHeader('WWW-Authenticate', 'Bearer')
+        if (retryAfter !== undefined) res.writeHeader('Retry-After', retryAfter)
+        res.end(body)
+      })
+    }
+    const admission = gate.admit(client, 'admin')
+    if (!admission.ok) {
+      const retryAfter = retryAfterSeconds(admission.waitMs)
+      return gate.hold(admission.waitMs, () => aborted, () => write(429, JSON.stringify({ code: 'too_many_failures', error: `too many failed authentications from this address; try again in ${retryAfter} s` }), retryAfter))
+    }
     const chunks: Buffer[] = []
     let size = 0
     res.onData((chunk, isLast) => {
@@ -51,7 +69,7 @@ export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest)
       size += chunk.byteLength
       if (size > MAX_ADMIN_BODY_BYTES) {
         size = -1
-        log.info('admin request body too large', { method: head.method, path: head.path, limit: MAX_ADMIN_BODY_BYTES })
+        gate.refused(client, 'admin request body too large', { method: head.method, limit: MAX_ADMIN_BODY_BYTES })
         if (!aborted) res.cork(() => res.writeStatus('413 Payload Too Large').writeHeader('Content-Type', 'application/json').end(`{"code":"body_too_large","error":"the body is over ${MAX_ADMIN_BODY_BYTES} bytes","field":"(body)"}`, true))
         return
       }
@@ -60,11 +78,14 @@ export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest)
       if (isLast) respond({ ...head, body: Buffer.concat(chunks).toString('utf8') })
     })
     const respond = (request: AdminRequest) => answer(request).then((response) => {
-      if (response.status === 401) log.info('admin request refused: bad or missing admin token', { method: request.method, path: request.path })
-      if (!aborted) res.cork(() => res.writeStatus(statusLine(response.status)).writeHeader('Content-Type', 'application/json').end(response.body))
+      if (response.status !== 401) return write(response.status, response.body)
+      // A request without a token guessed nothing; a wrong token is a guess.
+      const waitMs = request.authorization === '' ? 0 : gate.failed(client, 'admin', 'bad admin token')
+      if (waitMs === 0 && request.authorization === '') gate.refused(client, 'admin request refused: no admin token')
+      gate.hold(waitMs, () => aborted, () => write(401, response.body))
     }, (err: Error) => {
       log.error('admin request failed', { method: request.method, path: request.path, error: err.message })
-      if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').writeHeader('Content-Type', 'application/json').end('{"code":"internal","error":"internal error"}'))
+      write(500, '{"code":"internal","error":"internal error"}')
     })
   }
   app.any('/admin', handler)

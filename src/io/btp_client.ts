@@ -166,8 +166,13 @@ export class BtpDialer {
       return
     }
     session.onUnauthenticated = null
+    if (!this.links.add(session, dial.account)) {
+      // Clients of this account connected to us hold all its links (limits.maxLinksPerAccount).
+      this.log.warn('BTP connection to peer closed: the account has all its links already', { account: id, url: dial.target.url, max: this.config.maxLinksPerAccount })
+      session.socket?.end(1008, 'too many links')
+      return
+    }
     dial.backoffMs = BACKOFF_FIRST_MS
-    this.links.add(session, dial.account)
     this.log.info('BTP connection to peer up', { account: id, url: dial.target.url })
     this.firstConnect.get(dial.account)?.resolve()
   }

@@ -39,6 +39,8 @@ export class BtpEndpoint {
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
   private readonly unknownAnswers: LogOncePer
+  /** A peer or client sending malformed frames: one line per sender per interval. */
+  private readonly badFrames: LogOncePer
 
   constructor(
     config: Config,
@@ -56,6 +58,7 @@ export class BtpEndpoint {
     this.rotateTimer = setInterval(() => this.rotateOutstanding(), config.maxHoldTimeMs + 1000)
     this.rotateTimer.unref()
     this.unknownAnswers = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
+    this.badFrames = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
   }
 
   /** A new socket, not yet authenticated: it can receive replies from now on. */
@@ -185,7 +188,8 @@ export class BtpEndpoint {
   }
 
   protocolError(session: BtpSession, requestId: number, reason: string): void {
-    this.log.info('bad BTP frame', { account: session.account < 0 ? '(unauthenticated)' : this.accounts.accounts[session.account].id, reason })
+    const who = session.account < 0 ? session.remoteAddress : this.accounts.accounts[session.account].id
+    this.badFrames.event(who, 'bad BTP frame', { [session.account < 0 ? 'client' : 'account']: who, reason }, Date.now())
     this.send(session, encodeError(requestId, 'F01', 'InvalidFieldsError', reason))
     if (session.account < 0) session.socket?.end(1002, 'protocol error')
   }

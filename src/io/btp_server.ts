@@ -1,7 +1,8 @@
 // The BTP listener (RFC 23 over uWebSockets.js): the WebSocket upgrade under the connection
-// limit, the auth handshake of clients that connect to us (with the shared throttle for wrong
-// tokens), and the auth timeout. Once a client has authenticated, its session's frames are the
-// endpoint's (btp_endpoint.ts), as a dialled peer's are.
+// limits (the node's, and the anonymous ones: client_gate.ts), the auth handshake of clients that
+// connect to us (the gate's penalty for wrong tokens), the account's link limit, and the auth
+// timeout. Once a client has authenticated, its session's frames are the endpoint's
+// (btp_endpoint.ts), as a dialled peer's are.
 
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
 import { BTP_MESSAGE, type BtpFrame, encodeError, encodeResponse } from '../codec/btp_packet'
@@ -9,7 +10,7 @@ import type { Config } from '../config/schema'
 import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import { AuthFailure, TokenIndex } from './auth'
-import type { AuthThrottle } from './shared_limits'
+import { retryAfterSeconds, type ClientGate } from './client_gate'
 import type { Connections } from './connections'
 import type { BtpLinks } from './btp_links'
 import type { BtpEndpoint } from './btp_endpoint'
@@ -51,8 +52,7 @@ export class BtpServer {
     private readonly endpoint: BtpEndpoint,
     private readonly connections: Connections,
     private readonly links: BtpLinks,
-    /** Shared by BTP and HTTP on every I/O thread: a guesser gets no more tries by switching. */
-    private readonly throttle: AuthThrottle,
+    private readonly gate: ClientGate,
     private readonly log: Logger,
   ) {
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].btpToken)
@@ -72,16 +72,31 @@ export class BtpServer {
       idleTimeout: 120,
       sendPingsAutomatically: true,
       upgrade: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => {
+        const client = this.gate.clientOf(res, req)
         if (this.connections.size >= this.config.maxConnections) {
-          this.log.warn('connection limit reached; WebSocket upgrade refused', { limit: this.config.maxConnections })
-          res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '5').end('too many connections\n')
+          this.gate.refused('(any)', 'connection limit reached; WebSocket upgrade refused', { limit: this.config.maxConnections })
+          res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '5').end('too many connections\n', true)
           return
         }
-        const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString()
+        // An address waiting after failed authentications could not authenticate on this socket either.
+        const admission = this.gate.admit(client, 'btp')
+        if (!admission.ok) {
+          res.writeStatus('429 Too Many Requests').writeHeader('Retry-After', retryAfterSeconds(admission.waitMs))
+            .end('too many failed authentications from this address; try again later\n', true)
+          return
+        }
+        const anonymous = this.gate.openAnonymous(client)
+        if (typeof anonymous === 'string') {
+          if (anonymous === 'address') res.writeStatus('429 Too Many Requests').writeHeader('Retry-After', '5').end('too many unauthenticated connections from this address\n', true)
+          else res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '5').end('too many unauthenticated connections\n', true)
+          return
+        }
+        const session = new BtpSession(this.endpoint, client)
+        session.anonymous = anonymous
         // ilp-plugin-btp 1.1.x may put the URL's userinfo in a Basic header; credentials count
         // only in the auth message, so the header is ignored.
         res.upgrade<SocketData>(
-          { session: new BtpSession(this.endpoint, remoteAddress) },
+          { session },
           req.getHeader('sec-websocket-key'),
           req.getHeader('sec-websocket-protocol'),
           req.getHeader('sec-websocket-extensions'),
@@ -96,51 +111,70 @@ export class BtpServer {
         }
         session.authTimer = setTimeout(() => {
           if (session.account < 0 && session.socket !== null) {
-            this.log.info('closing BTP connection that did not authenticate in time', { remote: session.remoteAddress })
+            this.gate.refused(session.remoteAddress, 'closing BTP connection that did not authenticate in time', { timeoutMs: AUTH_TIMEOUT_MS })
             session.socket.end(1008, 'authentication timeout')
           }
         }, AUTH_TIMEOUT_MS)
         session.authTimer.unref()
       },
       message: (ws, message, isBinary) => this.endpoint.onMessage(ws.getUserData().session, new Uint8Array(message), isBinary),
-      close: (ws) => this.endpoint.onClose(ws.getUserData().session),
+      close: (ws) => {
+        const session = ws.getUserData().session
+        this.releaseAnonymous(session)
+        this.endpoint.onClose(session)
+      },
     }
   }
 
-  /** A client that connected to us has authenticated as `account`. */
-  private authenticated(session: BtpSession, account: number): void {
-    if (session.authTimer !== null) clearTimeout(session.authTimer)
-    this.links.add(session, account)
+  /** The session authenticated or closed: it no longer counts as anonymous. */
+  private releaseAnonymous(session: BtpSession): void {
+    if (session.anonymous === null) return
+    this.gate.closeAnonymous(session.anonymous)
+    session.anonymous = null
+  }
+
+  /** Refuses the auth message after `waitMs` (frames meanwhile are ignored), then closes. */
+  private refuse(session: BtpSession, requestId: number, reason: string, waitMs: number): void {
+    session.refused = true
+    this.gate.hold(waitMs, () => session.socket === null, () => {
+      const socket = session.socket
+      if (socket === null) return
+      socket.cork(() => {
+        this.endpoint.send(session, encodeError(requestId, 'F00', 'NotAcceptedError', reason))
+        socket.end(1008, 'authentication failed')
+      })
+    })
   }
 
   private authenticate(session: BtpSession, frame: BtpFrame): void {
-    const refuse = (reason: string) => {
-      const delayMs = this.throttle.failed(session.remoteAddress)
-      this.log.info('BTP authentication refused', { remote: session.remoteAddress, reason, delayMs })
-      const requestId = frame.requestId
-      const answer = () => {
-        this.endpoint.send(session, encodeError(requestId, 'F00', 'NotAcceptedError', reason))
-        session.socket?.end(1008, 'authentication failed')
-      }
-      if (delayMs === 0) return answer()
-      // Held back (repeated failures from this address); frames meanwhile are ignored.
-      session.refused = true
-      setTimeout(() => { if (session.socket !== null) session.socket.cork(answer) }, delayMs).unref()
+    const client = session.remoteAddress
+    const admission = this.gate.admit(client, 'btp')
+    if (!admission.ok) {
+      return this.refuse(session, frame.requestId, `too many failed authentications from this address; try again in ${retryAfterSeconds(admission.waitMs)} s`, admission.waitMs)
     }
-    if (frame.type !== BTP_MESSAGE) return refuse('the first frame must be an auth message')
-    if (frame.entryCount < 1 || !frame.nameIs(0, AUTH)) return refuse('the first frame must be an auth message')
+    const fail = (reason: string) => this.refuse(session, frame.requestId, reason, this.gate.failed(client, 'btp', reason))
+    if (frame.type !== BTP_MESSAGE) return fail('the first frame must be an auth message')
+    if (frame.entryCount < 1 || !frame.nameIs(0, AUTH)) return fail('the first frame must be an auth message')
     const tokenEntry = frame.findEntry(AUTH_TOKEN)
-    if (tokenEntry < 0) return refuse('missing auth_token')
+    if (tokenEntry < 0) return fail('missing auth_token')
     const usernameEntry = frame.findEntry(AUTH_USERNAME)
     const username = usernameEntry < 0 ? '' : frame.entryText(usernameEntry)
     // Lenient (as ilp-plugin-btp 1.1.x authenticates): without a username, the token alone names the account.
     const account = this.tokens.authenticate(frame.entryText(tokenEntry), username)
-    if (account < 0) return refuse(BTP_REFUSALS[account])
+    if (account < 0) return fail(BTP_REFUSALS[account])
+    const id = this.accounts.accounts[account].id
+    if (!this.links.reserve(account)) {
+      // The right token: not a guess, so not counted against the address.
+      this.gate.refused(client, 'BTP link refused: the account has all its links', { account: id, max: this.config.maxLinksPerAccount })
+      return this.refuse(session, frame.requestId, `account ${id} has its maximum of ${this.config.maxLinksPerAccount} links (limits.maxLinksPerAccount); close one first`, 0)
+    }
+    if (session.authTimer !== null) clearTimeout(session.authTimer)
+    this.releaseAnonymous(session)
     // The answer first: the link coming up may send at once (a route-control request, a
     // settlement), and a peer that dialled us reads the first frame after its auth as the answer.
     this.endpoint.send(session, encodeResponse(frame.requestId))
-    this.authenticated(session, account)
-    this.log.info('BTP client authenticated', { account: this.accounts.accounts[account].id, remote: session.remoteAddress })
+    this.links.add(session, account, true)
+    this.log.info('BTP client authenticated', { account: id, remote: client })
   }
 
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { BTP_RESPONSE, type BtpFrame } from '../codec/btp_packet'
 import type { BtpEndpoint } from './btp_endpoint'
 import type { ReplyTarget } from './connections'
+import type { AnonymousTicket } from './shared_limits'
 import { PENDING_ID_LIMIT } from '../ring/records'
 
 /** A prepare a session sent, as its maps keep it: the shard that forwarded it and its pendingId, in one integer below 2^53. */
@@ -46,8 +47,10 @@ export class BtpSession implements ReplyTarget {
    * answer to ours on a session we dialled (BtpDialer).
    */
   onUnauthenticated: ((frame: BtpFrame) => void) | null = null
-  /** Authentication failed and the refusal is being held back (AuthThrottle). */
+  /** Authentication failed and the refusal is being held back (client_gate.ts). */
   refused = false
+  /** Its place among the anonymous connections until it authenticates (a client that connected to us). */
+  anonymous: AnonymousTicket | null = null
   /** Request ids of this peer's prepares a shard holds (answered by sendReply, or abandon). */
   readonly incoming = new Set<number>()
   /** Control-plane requests we sent (CCP): requestId → their resolver. */
@@ -70,6 +73,7 @@ export class BtpSession implements ReplyTarget {
   /** The BTP request id of each queued frame (to drop a refused prepare from `outstanding` at once). */
   readonly frameRequestIds: number[] = []
 
+  /** `remoteAddress`: the client as its limits know it (client_address.ts), or the URL we dialled. */
   constructor(readonly endpoint: BtpEndpoint, readonly remoteAddress: string) {}
 
   takeRequestId(): number {

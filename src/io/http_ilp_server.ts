@@ -4,18 +4,18 @@
 //   http-oer       the same exchange (the 2018 form), accepted on `/` and `/ilp[/…]`
 //   http-head      POST with ILP-Destination/-Condition/-Expiry/-Amount headers, body = data;
 //                  the answer in headers (codec/http_head.ts)
-// HTTP errors: 401 bad or missing token (held back after repeated bad tokens from one address), 503 over limits.maxConnections, 415 a content type that is not an octet stream, 413 a
+// HTTP errors: 401 bad or missing token (held back after repeated bad tokens from one address,
+// client_gate.ts), 429 while the address waits after failed authentications, 503 over limits.maxConnections, 415 a content type that is not an octet stream, 413 a
 // body over limits.maxHttpBodyBytes, 400 malformed http-head headers. Everything at the ILP level
 // (including T03 when the node is busy, T00 while it shuts down) is an ILP reject. `GET /ilp` answers OK, like ilp-plugin-http.
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import { headReplyFromPacket, prepareFromHead, type HttpHeadFields } from '../codec/http_head'
 import type { Config } from '../config/schema'
-import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import type { ShardPort } from './shard_port'
 import { bearerToken, TokenIndex } from './auth'
-import type { AuthThrottle } from './shared_limits'
+import { retryAfterSeconds, type ClientGate } from './client_gate'
 import type { Connections, ReplyTarget } from './connections'
 
 const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
@@ -45,9 +45,7 @@ export class IlpHttpServer {
     accounts: AccountTable,
     private readonly shards: ShardPort,
     private readonly connections: Connections,
-    /** Shared by BTP and HTTP on every I/O thread: a guesser gets no more tries by switching. */
-    private readonly throttle: AuthThrottle,
-    private readonly log: Logger,
+    private readonly gate: ClientGate,
   ) {
     this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].httpIncomingToken)
   }
@@ -83,20 +81,14 @@ export class IlpHttpServer {
     })
 
     if (this.connections.size >= this.config.maxConnections) {
-      this.log.warn('connection limit reached; ILP-over-HTTP request refused', { limit: this.config.maxConnections })
+      this.gate.refused('(any)', 'connection limit reached; ILP-over-HTTP request refused', { limit: this.config.maxConnections })
       return this.fail(exchange, '503 Service Unavailable', 'too many requests in progress', [['Retry-After', '1']])
     }
     const token = bearerToken(authorization)
-    const account = token === '' ? -1 : this.tokens.authenticate(token)
-    if (account < 0) {
-      const remote = Buffer.from(res.getRemoteAddressAsText()).toString()
-      const delayMs = token === '' ? 0 : this.throttle.failed(remote)
-      this.log.info('ILP-over-HTTP request refused: bad or missing bearer token', { remote, delayMs })
-      const refuse = () => this.fail(exchange, '401 Unauthorized', token === '' ? 'missing Authorization: Bearer <token>' : 'invalid bearer token', [['WWW-Authenticate', 'Bearer']])
-      if (delayMs === 0) return refuse()
-      setTimeout(() => { if (!exchange.aborted) res.cork(refuse) }, delayMs).unref()
-      return
-    }
+    if (token === '') return this.fail(exchange, '401 Unauthorized', 'missing Authorization: Bearer <token>', [['WWW-Authenticate', 'Bearer']])
+    // Read now if at all: uWS invalidates `req` after this call.
+    const account = this.authorize(exchange, () => this.gate.clientOf(res, req), token)
+    if (account < 0) return
     if (head === null && !OCTET_STREAM_TYPES.has(contentType)) {
       return this.fail(exchange, '415 Unsupported Media Type', `Content-Type must be application/octet-stream or application/ilp+octet-stream, not ${contentType}`)
     }
@@ -119,6 +111,22 @@ export class IlpHttpServer {
       length += chunk.byteLength
       if (isLast) this.submit(exchange, account, head, body.subarray(0, length))
     })
+  }
+
+  /** The account a token names, or -1 with the refusal under way (held while the address waits). */
+  private authorize(exchange: HttpExchange, client: () => string, token: string): number {
+    const gone = () => exchange.aborted
+    const admission = this.gate.admit(client, 'http')
+    if (!admission.ok) {
+      const retryAfter = retryAfterSeconds(admission.waitMs)
+      this.gate.hold(admission.waitMs, gone, () => this.fail(exchange, '429 Too Many Requests', 'too many failed authentications from this address; try again later', [['Retry-After', retryAfter]]))
+      return -1
+    }
+    const account = this.tokens.authenticate(token)
+    if (account >= 0) return account
+    const waitMs = this.gate.failed(client(), 'http', 'invalid bearer token')
+    this.gate.hold(waitMs, gone, () => this.fail(exchange, '401 Unauthorized', 'invalid bearer token', [['WWW-Authenticate', 'Bearer']]))
+    return -1
   }
 
   private submit(exchange: HttpExchange, account: number, head: HttpHeadFields | null, body: Buffer): void {

@@ -31,7 +31,9 @@ import { registerMetrics } from './metrics_endpoint'
 import { registerAdmin } from './admin_endpoint'
 import type { AdminRequest, AdminResponse } from './admin_endpoint'
 import { IoCounters } from '../ring/packet_counters'
-import { AuthThrottle, ConnectionCount } from './shared_limits'
+import { ConnectionCount } from './shared_limits'
+import { ClientGate } from './client_gate'
+import { refuseUnknownUpgrades } from './upgrade_refusal'
 
 export interface ControlPlane {
   /** `account`'s first link on this thread came up / its last one went down. */
@@ -82,7 +84,8 @@ export class IoFront {
     this.accounts = new AccountTable(config, slots)
     this.links = new LinkTable(linksSab, config.maxAccounts, config.ioThreads)
     this.connections = new Connections(io, new ConnectionCount(limitsSab))
-    const throttle = new AuthThrottle(limitsSab)
+    // One gate for every surface of this thread, over the node's shared table of clients.
+    const gate = new ClientGate(config, limitsSab, scope('clients'))
     this.restartReject = encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'the node restarted its shards; try again')
     this.port = new ShardPort(io, this.accounts, {
       reply: (connId, requestId, account, ilp) => {
@@ -99,15 +102,11 @@ export class IoFront {
       flush: () => this.btp.flush(),
     }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io, config.ioThreads, config.maxAccounts))
 
-    const btpLinks = new BtpLinks(config.maxAccounts, (account) => {
-      this.links.linkUp(account, io)
-      controlPlane.linkUp(account)
-    }, (account) => {
-      this.links.linkDown(account, io)
-      controlPlane.linkDown(account)
-    })
+    const btpLinks = new BtpLinks(config.maxAccounts, this.links, io, config.maxLinksPerAccount,
+      (account) => controlPlane.linkUp(account),
+      (account) => controlPlane.linkDown(account))
     this.btp = new BtpEndpoint(config, this.accounts, this.port, this.connections, btpLinks, scope('btp'))
-    const btpServer = new BtpServer(config, this.accounts, this.btp, this.connections, btpLinks, throttle, scope('btp'))
+    const btpServer = new BtpServer(config, this.accounts, this.btp, this.connections, btpLinks, gate, scope('btp'))
     this.httpOut = new IlpHttpClient(config, this.accounts, this.port, scope('http-out'))
     this.dialer = new BtpDialer(config, this.accounts, this.btp, btpLinks, scope('btp-out'), (account) => this.links.home(account) === io)
     // Payees have no link: their shards answer payments to them directly (shard/shard.ts, step 9).
@@ -115,11 +114,11 @@ export class IoFront {
     this.btpLinks = btpLinks
     this.btpServer = btpServer
 
-    const spsp = new SpspServer(config, store, scope('spsp'))
+    const spsp = new SpspServer(config, store, gate, scope('spsp'))
     this.shop = config.shop === null ? null : new ShopServer(config, this.accounts, this.port, this.connections, store, scope('shop'))
-    const httpIn = new IlpHttpServer(config, this.accounts, this.port, this.connections, throttle, scope('http-in'))
+    const httpIn = new IlpHttpServer(config, this.accounts, this.port, this.connections, gate)
     this.httpIn = httpIn
-    const app = uws.App()
+    const app = refuseUnknownUpgrades(uws.App())
     app.ws('/*', btpServer.behavior())
     httpIn.register(app)
     // 503 while the node takes no new work: its storage fails (it fails closed), or its shards restart.
@@ -131,8 +130,8 @@ export class IoFront {
     spsp.register(app)
     // On the node's port unless they have a listener of their own (config.adminListen, node.ts).
     if (config.adminListen === null) {
-      registerMetrics(app, config, () => controlPlane.metrics(), scope('metrics'))
-      registerAdmin(app, (request) => controlPlane.admin(request), scope('admin'))
+      registerMetrics(app, config, 'node', () => controlPlane.metrics(), gate, scope('metrics'))
+      registerAdmin(app, (request) => controlPlane.admin(request), gate, scope('admin'))
     }
     this.shop?.register(app)
     app.any('/*', (res, req) => {

@@ -1,95 +1,269 @@
 // Limits that hold for the node as a whole, whichever I/O thread a connection lands on: the count
-// of open connections and HTTP exchanges (limits.maxConnections), and the failed authentications
-// per remote address (the auth throttle). Both live in one SharedArrayBuffer made by the main
-// thread and updated with Atomics by every I/O thread; no thread ever waits on another.
+// of open connections and HTTP exchanges (limits.maxConnections), the anonymous ones among them
+// (not yet authenticated), and, per client address (client_address.ts), its anonymous
+// connections and its failed authentications. All live in one SharedArrayBuffer made by the main
+// thread and updated with Atomics by every I/O thread (and the main thread's admin listener); no
+// thread ever waits on another.
 //
-//   SAB: Int32 open                      connections and exchanges open on all I/O threads
-//        Int32 byTransport[TRANSPORTS]   the same by transport (for /metrics)
-//        Int32 failures[THROTTLE_SLOTS]  failed authentications in the current window, per slot
-//        Int32 windowStart[THROTTLE_SLOTS]  start of that window (seconds)
+//   SAB: BigInt64 key[SLOTS]            a client's hash (0: free slot)
+//        BigInt64 lastSeenMs[SLOTS]     when the client last connected or failed (for eviction)
+//        BigInt64 lastFailureMs[SLOTS]  its last failed authentication (failures are forgotten
+//                                       FORGET_FAILURES_MS after it)
+//        BigInt64 blockedUntilMs[SLOTS] no authentication of it is checked before then
+//        BigInt64 anyBlockedUntilMs     the latest of them: until then some client waits (so
+//                                       that while none does, no request pays for finding its
+//                                       client's slot)
+//        Int32    anonymous[SLOTS]      its connections that have not authenticated
+//        Int32    failures[SLOTS]       its failed authentications since it was last forgiven
+//        Int32    open, anonymousOpen, byTransport[TRANSPORTS]
 //
-// An address is hashed to a slot: two addresses that share a slot share a count, which can only
-// make the throttle stricter for them, never let a guesser through faster.
+// A client's slot is found by probing PROBE slots from its hash; a new client takes a free one,
+// else evicts the least recently seen one that holds nothing (no anonymous connection, no
+// penalty), else the least recently seen. Two threads may race on one slot: a count can then be
+// off by one for a moment, never by more than the number of threads, and a client whose slot was
+// taken over simply starts afresh (its old connections' releases are ignored: they no longer
+// match the slot's key).
 
-const THROTTLE_SLOTS = 4096
+const SLOTS = 8192
+const PROBE = 8
+/** Failed authentications are forgotten this long after the last one. */
+const FORGET_FAILURES_MS = 10 * 60_000
 
 /** What holds a connection id: a BTP session, an ILP-over-HTTP exchange, a paid shop request. */
 export const TRANSPORTS = ['btp', 'http', 'shop'] as const
 export type Transport = (typeof TRANSPORTS)[number]
-const HEADER_CELLS = 1 + TRANSPORTS.length
+const COUNTS = 2 + TRANSPORTS.length
 
 export function createSharedLimits(): SharedArrayBuffer {
-  return new SharedArrayBuffer(4 * (HEADER_CELLS + 2 * THROTTLE_SLOTS))
+  return new SharedArrayBuffer(8 * (4 * SLOTS + 1) + 4 * 2 * SLOTS + 4 * COUNTS)
 }
 
-export class ConnectionCount {
-  private readonly cells: Int32Array
+class Cells {
+  readonly key: BigInt64Array
+  readonly lastSeenMs: BigInt64Array
+  readonly lastFailureMs: BigInt64Array
+  readonly blockedUntilMs: BigInt64Array
+  readonly anyBlockedUntilMs: BigInt64Array
+  readonly anonymous: Int32Array
+  readonly failures: Int32Array
+  readonly counts: Int32Array
 
   constructor(sab: SharedArrayBuffer) {
-    this.cells = new Int32Array(sab, 0, HEADER_CELLS)
+    let at = 0
+    const big = () => { const a = new BigInt64Array(sab, at, SLOTS); at += 8 * SLOTS; return a }
+    const int = (n: number) => { const a = new Int32Array(sab, at, n); at += 4 * n; return a }
+    this.key = big()
+    this.lastSeenMs = big()
+    this.lastFailureMs = big()
+    this.blockedUntilMs = big()
+    this.anyBlockedUntilMs = new BigInt64Array(sab, at, 1)
+    at += 8
+    this.anonymous = int(SLOTS)
+    this.failures = int(SLOTS)
+    this.counts = int(COUNTS)
+  }
+}
+
+const OPEN = 0
+const ANONYMOUS_OPEN = 1
+
+export class ConnectionCount {
+  private readonly counts: Int32Array
+
+  constructor(sab: SharedArrayBuffer) {
+    this.counts = new Cells(sab).counts
   }
 
+  /** Connections and exchanges open on all I/O threads. */
   get open(): number {
-    return Atomics.load(this.cells, 0)
+    return Atomics.load(this.counts, OPEN)
+  }
+
+  /** The anonymous ones among them (BTP sockets before their auth, refusals being held). */
+  get anonymous(): number {
+    return Atomics.load(this.counts, ANONYMOUS_OPEN)
   }
 
   /** Open connections and exchanges by transport, in TRANSPORTS order. */
   byTransport(): number[] {
-    return TRANSPORTS.map((_, i) => Atomics.load(this.cells, 1 + i))
+    return TRANSPORTS.map((_, i) => Atomics.load(this.counts, 2 + i))
   }
 
   opened(transport: Transport): void {
-    Atomics.add(this.cells, 0, 1)
-    Atomics.add(this.cells, 1 + TRANSPORTS.indexOf(transport), 1)
+    Atomics.add(this.counts, OPEN, 1)
+    Atomics.add(this.counts, 2 + TRANSPORTS.indexOf(transport), 1)
   }
 
   closed(transport: Transport): void {
-    Atomics.sub(this.cells, 0, 1)
-    Atomics.sub(this.cells, 1 + TRANSPORTS.indexOf(transport), 1)
+    Atomics.sub(this.counts, OPEN, 1)
+    Atomics.sub(this.counts, 2 + TRANSPORTS.indexOf(transport), 1)
   }
 }
 
-/**
- * Slows guessing: after FREE_FAILURES failed authentications from one address within WINDOW_S,
- * each further refusal to that address is held back, 250 ms doubling up to 8 s. Successful
- * authentications are never delayed, so a client that knows its token is not slowed by another
- * client's failures, only the guessing connections are.
- */
-export class AuthThrottle {
-  private static readonly FREE_FAILURES = 5
-  private static readonly WINDOW_S = 60
-  private static readonly FIRST_DELAY_MS = 250
-  private static readonly MAX_DELAY_MS = 8_000
-  private readonly failures: Int32Array
-  private readonly windowStart: Int32Array
+/** The limits on clients, from the config (README: "Security"). */
+export interface ClientLimits {
+  /** Anonymous connections one client address may hold. */
+  readonly anonymousPerAddress: number
+  /** Anonymous connections the node holds at most: limits.maxConnections less the share kept for accounts. */
+  readonly anonymousMax: number
+  /** Failed authentications an address has before it is made to wait. */
+  readonly authFailuresFree: number
+  /** The first wait, doubled at each further failure, up to authPenaltyMaxMs. */
+  readonly authPenaltyMs: number
+  readonly authPenaltyMaxMs: number
+}
 
-  constructor(sab: SharedArrayBuffer = createSharedLimits()) {
-    this.failures = new Int32Array(sab, 4 * HEADER_CELLS, THROTTLE_SLOTS)
-    this.windowStart = new Int32Array(sab, 4 * (HEADER_CELLS + THROTTLE_SLOTS), THROTTLE_SLOTS)
+/** An anonymous connection's place in the counts, given back once it authenticates or closes. */
+export interface AnonymousTicket {
+  readonly slot: number
+  readonly key: bigint
+}
+
+export type AnonymousRefusal = 'address' | 'node'
+
+export class ClientTable {
+  private readonly cells: Cells
+
+  constructor(sab: SharedArrayBuffer, private readonly limits: ClientLimits) {
+    this.cells = new Cells(sab)
   }
 
-  /** Records a failure from `address`; returns how long to hold back the refusal (ms). */
-  failed(address: string, nowMs = Date.now()): number {
-    const slot = slotOf(address)
-    const nowS = Math.floor(nowMs / 1000)
-    const start = Atomics.load(this.windowStart, slot)
-    // A new window: the thread that moves the start resets the count (a failure another thread
-    // adds in between is lost, in the guesser's favour by one).
-    if (nowS - start > AuthThrottle.WINDOW_S && Atomics.compareExchange(this.windowStart, slot, start, nowS) === start) {
-      Atomics.store(this.failures, slot, 0)
+  /**
+   * Counts a new anonymous connection of `client`, or says which limit it is over: its address's
+   * (limits.anonymousPerAddress) or the node's (the share of limits.maxConnections anonymous
+   * connections may take).
+   */
+  openAnonymous(client: string, nowMs = Date.now()): AnonymousTicket | AnonymousRefusal {
+    const c = this.cells
+    if (Atomics.add(c.counts, ANONYMOUS_OPEN, 1) >= this.limits.anonymousMax) {
+      Atomics.sub(c.counts, ANONYMOUS_OPEN, 1)
+      return 'node'
     }
-    const over = Atomics.add(this.failures, slot, 1) + 1 - AuthThrottle.FREE_FAILURES
+    const key = keyOf(client)
+    const slot = this.slotOf(key, nowMs)
+    if (Atomics.add(c.anonymous, slot, 1) >= this.limits.anonymousPerAddress) {
+      Atomics.sub(c.anonymous, slot, 1)
+      Atomics.sub(c.counts, ANONYMOUS_OPEN, 1)
+      return 'address'
+    }
+    return { slot, key }
+  }
+
+  /** Counts an anonymous connection toward the node's cap only (a refusal held back); false if over it. */
+  openHeld(): boolean {
+    if (Atomics.add(this.cells.counts, ANONYMOUS_OPEN, 1) < this.limits.anonymousMax) return true
+    Atomics.sub(this.cells.counts, ANONYMOUS_OPEN, 1)
+    return false
+  }
+
+  closeHeld(): void {
+    Atomics.sub(this.cells.counts, ANONYMOUS_OPEN, 1)
+  }
+
+  /** The connection authenticated or closed: it no longer counts as anonymous. */
+  closeAnonymous(ticket: AnonymousTicket): void {
+    const c = this.cells
+    Atomics.sub(c.counts, ANONYMOUS_OPEN, 1)
+    if (Atomics.load(c.key, ticket.slot) === ticket.key) Atomics.sub(c.anonymous, ticket.slot, 1)
+  }
+
+  /** True while some client waits after failed authentications (else none needs looking up). */
+  anyPenalty(nowMs = Date.now()): boolean {
+    return Atomics.load(this.cells.anyBlockedUntilMs, 0) > BigInt(nowMs)
+  }
+
+  /** How long `client` must still wait before an authentication of it is checked (0: none). */
+  penaltyLeftMs(client: string, nowMs = Date.now()): number {
+    const slot = this.findSlot(keyOf(client))
+    if (slot < 0) return 0
+    return Math.max(0, Number(Atomics.load(this.cells.blockedUntilMs, slot) - BigInt(nowMs)))
+  }
+
+  /**
+   * Records a failed authentication of `client`; returns the wait it has earned (0 while it has
+   * failed no more than limits.authFailuresFree times in a row): the refusal is held back that
+   * long, and no authentication of it is checked until the wait is over.
+   */
+  failed(client: string, nowMs = Date.now()): number {
+    const c = this.cells
+    const slot = this.slotOf(keyOf(client), nowMs)
+    const now = BigInt(nowMs)
+    if (now - Atomics.load(c.lastFailureMs, slot) > BigInt(FORGET_FAILURES_MS)) Atomics.store(c.failures, slot, 0)
+    Atomics.store(c.lastFailureMs, slot, now)
+    const over = Atomics.add(c.failures, slot, 1) + 1 - this.limits.authFailuresFree
     if (over <= 0) return 0
-    return Math.min(AuthThrottle.FIRST_DELAY_MS * 2 ** Math.min(over - 1, 16), AuthThrottle.MAX_DELAY_MS)
+    const waitMs = Math.min(this.limits.authPenaltyMs * 2 ** Math.min(over - 1, 30), this.limits.authPenaltyMaxMs)
+    // Parallel failures each set a wait from now: the longest one stands.
+    const until = now + BigInt(waitMs)
+    raiseTo(c.blockedUntilMs, slot, until)
+    raiseTo(c.anyBlockedUntilMs, 0, until)
+    return waitMs
+  }
+
+  /** The slot of `key`, taking one if it has none. */
+  private slotOf(key: bigint, nowMs: number): number {
+    const c = this.cells
+    const now = BigInt(nowMs)
+    const found = this.findSlot(key)
+    if (found >= 0) {
+      Atomics.store(c.lastSeenMs, found, now)
+      return found
+    }
+    const home = Number(key & BigInt(SLOTS - 1))
+    let victim = -1
+    let victimHoldsNothing = false
+    for (let i = 0; i < PROBE; i++) {
+      const slot = (home + i) & (SLOTS - 1)
+      const current = Atomics.load(c.key, slot)
+      if (current === 0n && Atomics.compareExchange(c.key, slot, 0n, key) === 0n) return this.fresh(slot, now)
+      const holdsNothing = Atomics.load(c.anonymous, slot) <= 0 && Atomics.load(c.blockedUntilMs, slot) <= now
+      const older = victim < 0 || Atomics.load(c.lastSeenMs, slot) < Atomics.load(c.lastSeenMs, victim)
+      if ((holdsNothing && !victimHoldsNothing) || (holdsNothing === victimHoldsNothing && older)) {
+        victim = slot
+        victimHoldsNothing = holdsNothing
+      }
+    }
+    const previous = Atomics.load(c.key, victim)
+    Atomics.compareExchange(c.key, victim, previous, key)
+    return this.fresh(victim, now)
+  }
+
+  private fresh(slot: number, now: bigint): number {
+    const c = this.cells
+    Atomics.store(c.anonymous, slot, 0)
+    Atomics.store(c.failures, slot, 0)
+    Atomics.store(c.blockedUntilMs, slot, 0n)
+    Atomics.store(c.lastFailureMs, slot, 0n)
+    Atomics.store(c.lastSeenMs, slot, now)
+    return slot
+  }
+
+  private findSlot(key: bigint): number {
+    const home = Number(key & BigInt(SLOTS - 1))
+    for (let i = 0; i < PROBE; i++) {
+      const slot = (home + i) & (SLOTS - 1)
+      if (Atomics.load(this.cells.key, slot) === key) return slot
+    }
+    return -1
   }
 }
 
-/** FNV-1a of the address, folded onto the slots. */
-function slotOf(address: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < address.length; i++) {
-    h ^= address.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
+/** Sets cells[i] to `value` unless it is already later (another thread may raise it meanwhile). */
+function raiseTo(cells: BigInt64Array, i: number, value: bigint): void {
+  for (;;) {
+    const current = Atomics.load(cells, i)
+    if (current >= value || Atomics.compareExchange(cells, i, current, value) === current) return
   }
-  return (h >>> 0) % THROTTLE_SLOTS
+}
+
+/** Two 32-bit FNV-1a hashes of the client's key (different offsets), as one non-zero 64-bit key. */
+function keyOf(client: string): bigint {
+  let a = 0x811c9dc5
+  let b = 0x050c5d1f
+  for (let i = 0; i < client.length; i++) {
+    const ch = client.charCodeAt(i)
+    a = Math.imul(a ^ ch, 0x01000193)
+    b = Math.imul(b ^ ch, 0x01000193)
+  }
+  return BigInt.asIntN(64, (BigInt(a >>> 0) << 32n) | BigInt((b | 1) >>> 0))
 }

@@ -14,6 +14,7 @@ import type { AccountConfig, Config } from '../config/schema'
 import type { Logger } from '../log'
 import { decodePayment, readBalance, type Store } from '../store/balance_store'
 import { bearerMatches, tokenDigest } from './auth'
+import { retryAfterSeconds, type ClientGate } from './client_gate'
 import { newReceiverAddress } from '../codec/receiver_address'
 
 const SPSP4 = 'application/spsp4+json'
@@ -28,7 +29,7 @@ export class SpspServer {
   private readonly viewable = new Map<string, AccountConfig>()
   private readonly adminDigest: Buffer | null
 
-  constructor(private readonly config: Config, private readonly store: Store, private readonly log: Logger) {
+  constructor(private readonly config: Config, private readonly store: Store, private readonly gate: ClientGate, private readonly log: Logger) {
     for (const a of config.accounts) {
       if (a.payee === null) continue
       this.viewable.set(a.id, a)
@@ -105,18 +106,34 @@ export class SpspServer {
   private view(res: HttpResponse, req: HttpRequest): void {
     const name = req.getParameter(0) ?? ''
     const authorization = req.getHeader('authorization')
-    const json = (status: string, value: unknown): void => {
-      res.writeStatus(status).writeHeader('Content-Type', 'application/json').end(JSON.stringify(value))
+    const json = (status: string, value: unknown, headers: [string, string][] = []): void => {
+      res.cork(() => {
+        res.writeStatus(status).writeHeader('Content-Type', 'application/json')
+        for (const [header, text] of headers) res.writeHeader(header, text)
+        res.end(JSON.stringify(value))
+      })
     }
     if (this.adminDigest === null) return json('404 Not Found', { error: 'the admin API is off (set adminToken in the config)' })
-    if (!bearerMatches(authorization, this.adminDigest)) {
-      this.log.info('payee view refused: bad or missing admin token')
-      res.writeStatus('401 Unauthorized').writeHeader('WWW-Authenticate', 'Bearer').writeHeader('Content-Type', 'application/json')
-        .end(JSON.stringify({ error: 'missing or invalid admin bearer token' }))
-      return
+    const client = this.gate.clientOf(res, req)
+    let aborted = false
+    res.onAborted(() => { aborted = true })
+    const admission = this.gate.admit(client, 'payee')
+    if (!admission.ok) {
+      const retryAfter = retryAfterSeconds(admission.waitMs)
+      return this.gate.hold(admission.waitMs, () => aborted, () => json('429 Too Many Requests', { error: 'too many failed authentications from this address; try again later' }, [['Retry-After', retryAfter]]))
     }
-    const payee = this.viewable.get(decodeURIComponent(name))
-    if (payee === undefined) return json('404 Not Found', { error: `no payee ${name}` })
+    if (!bearerMatches(authorization, this.adminDigest)) {
+      const waitMs = authorization === '' ? 0 : this.gate.failed(client, 'payee', 'bad admin token')
+      if (authorization === '') this.gate.refused(client, 'payee view refused: no admin token')
+      return this.gate.hold(waitMs, () => aborted, () => json('401 Unauthorized', { error: 'missing or invalid admin bearer token' }, [['WWW-Authenticate', 'Bearer']]))
+    }
+    let payee: AccountConfig | undefined
+    try {
+      payee = this.viewable.get(decodeURIComponent(name))
+    } catch {
+      return json('400 Bad Request', { error: 'the payee name has a malformed percent-escape' })
+    }
+    if (payee === undefined) return json('404 Not Found', { error: `no payee ${name.slice(0, 64)}` })
     // The payee's account balance is negative when the node owes it: a payee's view is the opposite.
     const balance = -readBalance(this.store, payee.id)
     const payments: { id: string; received: string; chunks: number; finished: boolean; lastAt: string }[] = []

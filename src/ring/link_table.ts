@@ -45,10 +45,21 @@ export class LinkTable {
     return -1
   }
 
-  /** I/O thread side: `account` has a new link on `thread`. */
-  linkUp(account: number, thread: number): void {
-    Atomics.add(this.count, account * this.threads + thread, 1)
+  /**
+   * I/O thread side: `account` has a new link on `thread`, unless it has `max` already over all
+   * threads (false: nothing changed). The link is counted before the total is read, so two
+   * threads adding the last link at once both see it and at least one gives it back: the total
+   * never passes `max`, and at worst both refuse (their clients try again).
+   */
+  tryLinkUp(account: number, thread: number, max: number): boolean {
+    const cell = account * this.threads + thread
+    Atomics.add(this.count, cell, 1)
+    if (this.links(account) > max) {
+      Atomics.sub(this.count, cell, 1)
+      return false
+    }
     Atomics.store(this.preferred, account, thread)
+    return true
   }
 
   /** I/O thread side: one of `account`'s links on `thread` has gone. */
