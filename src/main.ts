@@ -51,8 +51,10 @@ async function main(): Promise<void> {
   }
   const node = await startNode(config).catch((err: Error) => {
     const code = startupExitCode(err)
-    // A known cause is one line naming it; anything else keeps its stack for the bug report.
-    log.error(code === null ? `start-up failed: ${err.stack}` : err.message)
+    // A known cause is one line naming it; anything else keeps its stack for the bug report (in a
+    // field: an error line keeps more of a value than of a message).
+    if (code === null) log.error('start-up failed', { error: err.stack })
+    else log.error(err.message)
     process.exit(code ?? 1)
   })
   // SIGTERM or SIGINT: drain (no new connections or prepares, the ones in flight answered), then

@@ -14,7 +14,7 @@ describe('wake-ups without the native addon (ILP_NODE_NATIVE_WAKE=0, IO_THREADS=
   it('warns at start and forwards 2,000 packets with exact balances', async () => {
     const node = await startNodeProcess({ IO_THREADS: '2', SHARDS: '2', ILP_NODE_NATIVE_WAKE: '0' })
     try {
-      assert.match(node.output(), /WARN .*native wake-ups unavailable.*reason=turned off by ILP_NODE_NATIVE_WAKE=0/)
+      assert.match(node.output(), /WARN .*native wake-ups unavailable.*reason="turned off by ILP_NODE_NATIVE_WAKE=0"/)
       const alice = await connectPlugin(node.port, 'alice', 'alice-token')
       const bob = await connectPlugin(node.port, 'bob', 'bob-token')
       const { fulfillment, condition } = fulfillmentPair()
