@@ -9,7 +9,7 @@ import { join } from 'node:path'
 
 const dir = 'dist/test'
 /** Files that start no node (or choose their own layouts): the second pass has nothing to add. */
-const LAYOUT_FREE = new Set(['codec.test.js', 'config.test.js', 'crash.test.js', 'fuzz.test.js', 'layers.test.js', 'ring.test.js', 'shard_simulation.test.js', 'wake_fallback.test.js', 'logs.test.js', 'drain.test.js', 'reload.test.js', 'shard_logs.test.js', 'log_bounds.test.js'])
+const LAYOUT_FREE = new Set(['codec.test.js', 'config.test.js', 'crash.test.js', 'fuzz.test.js', 'layers.test.js', 'ring.test.js', 'shard_simulation.test.js', 'wake_fallback.test.js', 'logs.test.js', 'drain.test.js', 'reload.test.js', 'shard_logs.test.js', 'log_bounds.test.js', 'fatal_exit.test.js'])
 
 function run(files, env, label) {
   console.log(`\n=== ${label} ===\n`)

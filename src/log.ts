@@ -36,6 +36,7 @@
 // (control/shard_logs.ts) stand in for lines that the shard's budget has counted already.
 
 import type { LogFormat, LogLevel } from './config/schema'
+import { showText, showValue } from './display'
 
 /** Characters of a message kept, before escaping (an escaped character takes up to 6). */
 export const LOG_MESSAGE_MAX_CHARS = 512
@@ -275,6 +276,23 @@ export interface Logger {
   info(message: string, fields?: LogFields): void
   debug(message: string, fields?: LogFields): void
   enabled(level: LogLevel): boolean
+}
+
+/** How much of an error's message its log line keeps. */
+export const ERROR_MESSAGE_CHARS = 200
+
+/**
+ * An error's name and message on one line (escaped, cut after ERROR_MESSAGE_CHARS characters),
+ * for a log line or a reason given on; a thrown value that is no Error is shown by its type.
+ */
+export function errorLine(err: unknown): string {
+  return err instanceof Error ? showText(`${err.name}: ${err.message}`, ERROR_MESSAGE_CHARS) : showValue(err)
+}
+
+/** An error as one log line's fields: `error` (errorLine), and at LOG_LEVEL=debug its `stack` too, as it is. */
+export function errorFields(err: unknown): LogFields {
+  const stack = err instanceof Error && LEVELS.debug <= threshold ? err.stack : undefined
+  return stack === undefined ? { error: errorLine(err) } : { error: errorLine(err), stack }
 }
 
 export function logger(scope: string): Logger {

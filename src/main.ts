@@ -2,8 +2,8 @@
 
 import { loadConfig } from './config/load'
 import { ConfigError } from './config/schema'
-import { configureLog, logger } from './log'
-import { startNode } from './node'
+import { configureLog, errorFields, logger, type Logger } from './log'
+import { startNode, type RunningNode } from './node'
 import { nameThisThread } from './thread_name'
 import { UwsFallbackError } from './io/uws'
 import { PortInUseError } from './io/listen'
@@ -12,24 +12,70 @@ import { DataDirInUseError, DataDirUnusableError } from './store/data_dir_lock'
 /**
  * Exit codes (sysexits.h): 78 bad configuration, 69 a required part is missing (uWebSockets.js
  * without its native binary), 73 the data directory cannot be created or written, 75 the data
- * directory or the port is in use by another process (try again once it is free), 70 the node
- * stopped itself on a fatal error, 1 anything else.
+ * directory or the port is in use by another process (try again once it is free), 70 an internal
+ * error: the node stopped itself on a fatal error, an error no code caught (an uncaught exception
+ * or unhandled rejection on the main thread), or a start-up failure of no known cause; 1 a stop
+ * asked for by a signal that failed, or Node.js failing before this file runs. Each is one log line.
  */
-function startupExitCode(err: Error): number | null {
+const INTERNAL_ERROR = 70
+
+function startupExitCode(err: Error): number {
   if (err instanceof UwsFallbackError) return 69
   if (err instanceof DataDirUnusableError) return 73
   if (err instanceof DataDirInUseError || err instanceof PortInUseError) return 75
-  return null
+  return INTERNAL_ERROR
 }
 
 /** How long a node that failed may take to stop before the process exits regardless. */
 const FATAL_STOP_MS = 5000
+
+/** The node once start-up began (null if it failed): what a fatal error stops before the process exits. */
+let starting: Promise<RunningNode | null> = Promise.resolve(null)
+let exiting = false
+/** IO_THREADS=1 (and before the config is read): the sockets are this thread's, no thread holds any. */
+let socketsOnThisThread = true
+
+/**
+ * Exits with `code` once the node has stopped: its I/O threads close first (a thread that holds
+ * sockets when the process exits takes it down with an abort). A node still starting is let
+ * finish and then stopped. If that hangs, the process exits anyway after FATAL_STOP_MS.
+ */
+function stopAndExit(code: number, log: Logger): void {
+  if (exiting) return
+  exiting = true
+  process.exitCode = code
+  setTimeout(() => process.exit(code), FATAL_STOP_MS).unref()
+  void starting
+    .then((node) => node?.stop())
+    .catch((err: unknown) => log.error('the node did not stop cleanly', errorFields(err)))
+    .finally(() => process.exit(code))
+}
+
+/**
+ * An error no code caught, on this thread: the state it left cannot be trusted, so the node
+ * stops, with one line naming the error. Any error after it (from the stop itself) only shows
+ * at LOG_LEVEL=debug. With the sockets on this thread the process exits at once, as after a
+ * kill (the store loses nothing): the error may come from a uWebSockets.js request handler,
+ * which aborts the process when it is returned to without an answer; and no thread holds
+ * sockets to close first.
+ */
+function failOnUncaught(log: Logger): (err: unknown) => void {
+  return (err) => {
+    if (exiting) return log.debug('error while stopping on a fatal error', errorFields(err))
+    log.error('uncaught error: stopping the node', { exitCode: INTERNAL_ERROR, ...errorFields(err) })
+    if (socketsOnThisThread) process.exit(INTERNAL_ERROR)
+    stopAndExit(INTERNAL_ERROR, log)
+  }
+}
 
 async function main(): Promise<void> {
   nameThisThread('ilp-main')
   // Before the config is read, so that its own errors come out in the format asked for.
   if (process.env.LOG_FORMAT === 'json') configureLog('info', 'json')
   const log = logger('main')
+  const fail = failOnUncaught(log)
+  process.on('uncaughtException', fail)
+  process.on('unhandledRejection', fail)
   let loaded
   try {
     loaded = loadConfig(process.env)
@@ -41,6 +87,7 @@ async function main(): Promise<void> {
     throw err
   }
   const { config, source } = loaded
+  socketsOnThisThread = config.ioThreads === 1
   configureLog(config.logLevel, config.logFormat)
   log.info('configuration loaded', { source })
   if (source === 'embedded default') {
@@ -49,22 +96,28 @@ async function main(): Promise<void> {
       log.warn('the embedded default config is listening beyond loopback; anyone who can reach it can use the development tokens', { host: config.host })
     }
   }
-  const node = await startNode(config).catch((err: Error) => {
-    const code = startupExitCode(err)
-    // A known cause is one line naming it; anything else keeps its stack for the bug report (in a
-    // field: an error line keeps more of a value than of a message).
-    if (code === null) log.error('start-up failed', { error: err.stack })
-    else log.error(err.message)
-    process.exit(code ?? 1)
-  })
+  const startup = startNode(config)
+  starting = startup.catch(() => null)
+  let node: RunningNode
+  try {
+    node = await startup
+  } catch (err) {
+    if (exiting) return // an uncaught error is stopping the process already
+    const code = startupExitCode(err as Error)
+    // A known cause names itself; anything else is a bug: its stack shows at LOG_LEVEL=debug.
+    if (code === INTERNAL_ERROR) log.error('start-up failed', { exitCode: code, ...errorFields(err) })
+    else log.error((err as Error).message)
+    process.exit(code)
+  }
   // SIGTERM or SIGINT: drain (no new connections or prepares, the ones in flight answered), then
   // stop. A second signal stops at once.
   let stopping = false
-  const stop = () => node.stop().then(() => process.exit(0), (err: Error) => {
-    log.error('shutdown failed', { error: err.stack })
+  const stop = () => node.stop().then(() => process.exit(0), (err: unknown) => {
+    log.error('shutdown failed', errorFields(err))
     process.exit(1)
   })
   const shutdown = (signal: string) => {
+    if (exiting) return // a fatal error is stopping the node already, and names the exit
     if (stopping) {
       log.warn('second signal: stopping without waiting for the prepares in flight', { signal })
       return void stop()
@@ -84,14 +137,11 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => {
     if (stopping) return
     log.info('SIGHUP: reloading the config', { file: process.env.CONFIG ?? '(embedded default: nothing to reload)' })
-    node.reload().catch((err: Error) => log.error('reload failed', { error: err.stack }))
+    node.reload().catch((err: unknown) => log.error('reload failed', errorFields(err)))
   })
   // A node that stops itself still closes its I/O threads first (a thread that holds sockets when
   // the process exits takes it down with an abort); if that hangs, exit anyway.
-  void node.failed.then(() => {
-    setTimeout(() => process.exit(70), FATAL_STOP_MS).unref()
-    node.stop().finally(() => process.exit(70))
-  })
+  void node.failed.then(() => stopAndExit(INTERNAL_ERROR, log))
 }
 
 void main()

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
 import { AccountTable, shardOfAccount } from './config/account_table'
-import { configureLog, logger, type Logger } from './log'
+import { configureLog, errorLine, logger, type Logger } from './log'
 import { IoFront, type ControlPlane } from './io/io_front'
 import { IoThreads } from './control/io_threads'
 import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
@@ -198,7 +198,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       // a new thread in its place on the new rings.
       void supervisor.restart(reason).then(() => threads.startThread(index, supervisor.currentWiring(), port)).then(
         () => log.info('I/O thread replaced', { thread: index }),
-        (err: Error) => fatal(`I/O thread ${index} could not be replaced: ${err.message}`),
+        (err: unknown) => fatal(`I/O thread ${index} could not be replaced: ${errorLine(err)}`),
       )
     }, logger('io'))
     ioThreads = threads

@@ -215,6 +215,67 @@ describe(`admin API changes (${layoutName(0)})`, () => {
     assert.equal(tooBig.body.code, 'body_too_large')
   })
 
+  it('refuses ids that every object has (__proto__, constructor, ...) on every path, and makes no account of them', async () => {
+    const before = (await admin(port, 'GET', '/admin/accounts')).body.accounts as { id: string }[]
+    for (const id of ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf']) {
+      for (const [method, path, body] of [
+        ['PUT', `/admin/accounts/${id}`, child(`${id}-token`)],
+        ['GET', `/admin/accounts/${id}`, undefined],
+        ['DELETE', `/admin/accounts/${id}`, undefined],
+        ['POST', `/admin/accounts/${id}/adjust`, { amount: '1', reason: 'x', idempotencyKey: id }],
+      ] as const) {
+        const res = await admin(port, method, path, body)
+        assert.equal(res.status, 400, `${method} ${path}: ${JSON.stringify(res.body)}`)
+        assert.equal(res.body.code, 'invalid_field')
+        assert.equal(res.body.field, 'id')
+        assert.match(String(res.body.error), /^account ids are .* other than the names JavaScript objects have built in .*; not "/)
+      }
+    }
+    const after = (await admin(port, 'GET', '/admin/accounts')).body.accounts as { id: string }[]
+    assert.deepEqual(after.map((a) => a.id), before.map((a) => a.id))
+    assert.equal(node.config.accounts.length, before.length)
+  })
+
+  it('answers 400 naming the field for bodies of the wrong types or sizes, and shows no object, function or control character', async () => {
+    const long = 'x'.repeat(5000)
+    const cases: [string, string, unknown, string][] = [
+      ['PUT', '/admin/accounts/fay', child('fay-token', { assetCode: {} }), 'assetCode'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { assetCode: 5 }), 'assetCode'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { assetCode: long }), 'assetCode'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { assetCode: 'US\u0000D' }), 'assetCode'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { assetCode: 'US\nD' }), 'assetCode'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { assetCode: 'US\u202eD' }), 'assetCode'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { balance: [] }), 'balance'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { relation: { constructor: 1 } }), 'relation'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { constructor: 1 }), 'constructor'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { ['__proto__']: { relation: 'peer' } }), '__proto__'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { toString: 'x' }), 'toString'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { assetScale: '9x' }), 'assetScale'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { maxPacketAmount: 10 }), 'maxPacketAmount'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { btp: { token: 7 } }), 'btp.token'],
+      ['PUT', '/admin/accounts/fay', child('fay-token', { [`k\n${long}`]: 1 }), `"k\\n${'x'.repeat(62)}"… (5002 characters)`],
+      ['PUT', `/admin/accounts/${encodeURIComponent(`\u202e\n${'i'.repeat(300)}`)}`, child('fay-token'), 'id'],
+      ['PUT', '/admin/accounts/fay', `{"relation": "child", "assetCode": "USD\u0000${long}`, '(body)'],
+      ['PUT', '/admin/routes/test.x', { peerId: {} }, 'peerId'],
+      ['PUT', '/admin/routes/test.x', { peerId: `${long}\n` }, 'peerId'],
+      ['POST', '/admin/accounts/alice/adjust', { amount: {}, reason: 'x', idempotencyKey: 'k' }, 'amount'],
+      ['POST', '/admin/accounts/alice/adjust', { amount: '1', reason: [], idempotencyKey: 'k' }, 'reason'],
+      ['POST', '/admin/accounts/alice/adjust', { amount: '1', reason: 'x', idempotencyKey: 'k', ['__proto__']: 1 }, '__proto__'],
+    ]
+    for (const [method, path, body, field] of cases) {
+      const res = await admin(port, method, path, body)
+      const what = `${method} ${path.slice(0, 80)} ${JSON.stringify(body).slice(0, 120)}: ${JSON.stringify(res.body).slice(0, 400)}`
+      assert.equal(res.status, 400, what)
+      assert.equal(res.body.field, field, what)
+      assert.equal(res.body.code, field === '(body)' ? 'invalid_body' : 'invalid_field', what)
+      const error = String(res.body.error)
+      assert.doesNotMatch(error, /\[object Object\]|function/, what)
+      assert.doesNotMatch(error, /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, what)
+      assert.ok(error.length < 600, what)
+    }
+    assert.equal((await admin(port, 'GET', '/admin/accounts/fay')).status, 404, 'nothing of a refused change is applied')
+  })
+
   it('adjusts a balance exactly once per idempotency key, journalled with its reason', async () => {
     const before = node.balance('alice')
     const body = { amount: '-250', reason: 'settled on-ledger, tx 42' }

@@ -6,9 +6,13 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { defaultLayout, EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
-import { ConfigError, parseConfig } from '../src/config/schema'
+import { ConfigError, isAccountId, parseConfig } from '../src/config/schema'
+import { combine, readOverlay, writeOverlay } from '../src/control/config_overlay'
+import { startingConfig } from '../src/control/reconfigure'
+import type { Logger } from '../src/log'
 import { RoutingTable } from '../src/shard/routing_table'
-import { MACHINE, testConfigJson } from './helpers'
+import { openStore } from '../src/store/balance_store'
+import { MACHINE, removeDir, tempDir, testConfigJson } from './helpers'
 
 function withAccount(patch: Record<string, unknown>): Record<string, unknown> {
   const json = testConfigJson()
@@ -119,7 +123,7 @@ describe('configuration', () => {
     ['an invalid address', { ...testConfigJson(), ilpAddress: 'bobby' }, /ilpAddress \(ILP_ADDRESS\): "bobby" is not a valid ILP address/],
     ['a route to nobody', { ...testConfigJson(), routes: [{ targetPrefix: 'g.x', peerId: 'zed' }] }, /routes\[0\]\.peerId: names no account/],
     ['a bad route prefix', { ...testConfigJson(), routes: [{ targetPrefix: 'nope', peerId: 'bob' }] }, /routes\[0\]\.targetPrefix/],
-    ['a bad account id', { ...testConfigJson(), accounts: { 'a b': {} } }, /accounts\.a b: account ids/],
+    ['a bad account id', { ...testConfigJson(), accounts: { 'a b': {} } }, /accounts\."a b": account ids/],
     ['a port out of range', { ...testConfigJson(), port: 70000 }, /port \(PORT\): must be an integer from 0 to 65535/],
     ['a ring size that is not a power of two', { ...testConfigJson(), limits: { ringBytes: 100000 } }, /limits\.ringBytes: must be a power of two/],
     ['a payee named like an account', { ...testConfigJson(), payees: { bob: {} } }, /payees\.bob: has the name of an account/],
@@ -158,7 +162,7 @@ describe('configuration', () => {
     ['a spread in exponent form', withAccount({ spread: '2e-3' }), /accounts\.alice\.spread: must be a decimal/],
     ['rates without a backend', { ...testConfigJson(), rates: {} }, /rates\.backend: is required/],
     ['an unknown rate backend', { ...testConfigJson(), rates: { backend: 'coinmarketcap' } }, /rates\.backend: must be one of one-to-one, static, ecb/],
-    ['a static table without a base', { ...testConfigJson(), rates: { backend: 'static', table: {} } }, /rates\.base: must be a non-empty string/],
+    ['a static table without a base', { ...testConfigJson(), rates: { backend: 'static', table: {} } }, /rates\.base: is required \(1-16 printable ASCII/],
     ['a zero static rate', { ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { EUR: '0' } } }, /rates\.table\.EUR: must be a positive decimal/],
     ['a float-looking static rate', { ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { EUR: '0.9e1' } } }, /rates\.table\.EUR: must be a positive decimal/],
     ['a base rate other than 1', { ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { USD: '2' } } }, /rates\.table\.USD: is the base/],
@@ -201,7 +205,7 @@ describe('rates, spread and settlement in the config', () => {
     const json = withAccount({ spread: 0.01, settlement: { engine: 'btp-transfer', retryMs: 250 }, balance: { minimum: '-100', maximum: '100', settleThreshold: '-50', settleTo: '-10' } })
     const config = parseConfig({ ...json, spread: 0.002, rates: { backend: 'static', base: 'USD', table: { EUR: 0.9173, JPY: '138.050' } } }, {}, MACHINE)
     assert.equal(config.spread, '0.002')
-    assert.deepEqual(config.rates.table, { USD: '1', EUR: '0.9173', JPY: '138.05' })
+    assert.deepEqual({ ...config.rates.table }, { USD: '1', EUR: '0.9173', JPY: '138.05' })
     const alice = config.accounts[0]
     assert.equal(alice.spread, '0.01')
     assert.deepEqual([alice.settleThreshold, alice.settleTo, alice.settlement], [-50n, -10n, { engine: 'btp-transfer', retryMs: 250 }])
@@ -223,6 +227,149 @@ describe('rates, spread and settlement in the config', () => {
     for (const bad of [999, 0, -1, 3650 * DAY_MS + 1, 1.5e3 + 0.5, 'a week', null]) {
       assert.throws(() => retention(bad), (err: unknown) => err instanceof ConfigError &&
         /^invalid configuration: limits\.settlementLogRetentionMs: must be an integer from 1000 to 315360000000$/.test(err.message), String(bad))
+    }
+  })
+})
+
+/** Names every plain object answers to (Object.prototype's, and `prototype`). */
+const OBJECT_NAMES = ['__proto__', 'constructor', 'prototype', 'toString', 'toLocaleString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', '__defineGetter__', '__lookupSetter__']
+
+/**
+ * The test config with one more account or payee. A computed key is an own key even when it is
+ * "__proto__", as JSON.parse makes it from a file (a literal `__proto__: …` would set the prototype).
+ */
+function withKey(section: 'accounts' | 'payees', key: string): Record<string, unknown> {
+  const json = testConfigJson()
+  if (section === 'payees') return { ...json, payees: { [key]: {} } }
+  return { ...json, accounts: { ...(json.accounts as object), [key]: { relation: 'child', assetCode: 'USD', assetScale: 9 } } }
+}
+
+/** The ConfigError parseConfig throws for `json`. */
+function refusal(json: unknown): ConfigError {
+  try {
+    parseConfig(json, {}, MACHINE)
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  assert.fail('the config was accepted')
+}
+
+/** A message safe to show: one line, no invisible or reversing characters, short, no object's or function's text. */
+function assertShownSafely(message: string): void {
+  assert.doesNotMatch(message, /\[object Object\]|function/, message)
+  assert.doesNotMatch(message, /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/, JSON.stringify(message))
+  assert.ok(message.length < 600, `${message.length} characters: ${message.slice(0, 200)}`)
+}
+
+describe('names, asset codes and values from outside', () => {
+  it('refuses account ids and payee names that every object has (__proto__, constructor, prototype, toString, ...)', () => {
+    for (const name of OBJECT_NAMES) {
+      assert.equal(isAccountId(name), false, name)
+      const account = refusal(withKey('accounts', name))
+      assert.equal(account.field, `accounts.${name}`)
+      assert.match(account.problem, /^account ids are 1-64 characters .* other than the names JavaScript objects have built in/)
+      const payee = refusal(withKey('payees', name))
+      assert.equal(payee.field, `payees.${name}`)
+      assert.match(payee.problem, /^payee names are 1-64 characters/)
+    }
+    assert.equal(isAccountId('alice'), true)
+    assert.equal(isAccountId('proto'), true)
+    assert.ok(Object.hasOwn(withKey('accounts', '__proto__').accounts as object, '__proto__'), 'the test sets the key, not the prototype')
+  })
+
+  it('takes an asset code of 1-16 printable ASCII characters wherever one is set, and nothing else', () => {
+    const good = ['USD', 'XRP', 'A', 'x'.repeat(16), 'USDC.e', '!~']
+    const bad: unknown[] = ['', 'x'.repeat(17), 'x'.repeat(5000), 'US\u0000D', 'US\nD', 'US\u202eD', 'U D', 'ÜSD', 5, {}, [], null, true]
+    const places: [string, (code: unknown) => unknown][] = [
+      ['accounts.alice.assetCode', (code) => withAccount({ assetCode: code })],
+      ['payees.shop.assetCode', (code) => ({ ...testConfigJson(), payees: { shop: { assetCode: code, assetScale: 2 } } })],
+      ['shop.payee.assetCode', (code) => ({ ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1' }], payee: { assetCode: code, assetScale: 2 } } })],
+      ['rates.base', (code) => ({ ...testConfigJson(), rates: { backend: 'static', base: code, table: {} } })],
+    ]
+    for (const [field, config] of places) {
+      for (const code of good) assert.doesNotThrow(() => parseConfig(config(code), {}, MACHINE), `${field} ${code}`)
+      for (const code of bad) {
+        const err = refusal(config(code))
+        assert.equal(err.field, field)
+        assert.match(err.problem, /^must be 1-16 printable ASCII characters \(no spaces\), e\.g\. "USD", not /)
+        assertShownSafely(err.message)
+      }
+    }
+    const table = (code: string) => ({ ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { [code]: '2' } } })
+    for (const code of good.filter((c) => c !== 'USD')) assert.equal(parseConfig(table(code), {}, MACHINE).rates.table[code], '2')
+    for (const code of bad.filter((c): c is string => typeof c === 'string')) {
+      const err = refusal(table(code))
+      assert.match(err.field, /^rates\.table\./)
+      assertShownSafely(err.message)
+    }
+    assert.equal(refusal(table('U D')).field, 'rates.table."U D"')
+    assert.equal(refusal(withAccount({ assetCode: undefined })).problem, 'is required (1-16 printable ASCII characters (no spaces), e.g. "USD")')
+    assert.match(refusal(withAccount({ assetCode: 'x'.repeat(5000) })).problem, /not "x{64}"… \(5000 characters\)$/)
+    assert.match(refusal(withAccount({ assetCode: 'US\u202eD\n' })).problem, /not "US\\u202eD\\n"$/)
+  })
+
+  it('keeps a rate for an asset code that is a name objects have, and finds no rate where none is set', () => {
+    const config = parseConfig({ ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { ['__proto__']: '5', constructor: '2' } } }, {}, MACHINE)
+    const table = config.rates.table
+    assert.deepEqual(Object.entries(table), [['USD', '1'], ['__proto__', '5'], ['constructor', '2']])
+    assert.equal(Object.getPrototypeOf(table), null)
+    assert.equal(table.toString, undefined)
+  })
+
+  it('shows outside values safely in every message, naming the field', () => {
+    const long = 'y'.repeat(5000)
+    const cases: [unknown, string][] = [
+      [withAccount({ assetCode: {} }), 'accounts.alice.assetCode'],
+      [withAccount({ balance: [] }), 'accounts.alice.balance'],
+      [withAccount({ relation: { constructor: 1 } }), 'accounts.alice.relation'],
+      [withAccount({ constructor: 1 }), 'accounts.alice.constructor'],
+      [withAccount({ toString: 'x' }), 'accounts.alice.toString'],
+      [withAccount({ ['__proto__']: { a: 1 } }), 'accounts.alice.__proto__'],
+      [withAccount({ assetScale: 'nine' }), 'accounts.alice.assetScale'],
+      [withAccount({ maxPacketAmount: { value: 1 } }), 'accounts.alice.maxPacketAmount'],
+      [withAccount({ spread: [0.1] }), 'accounts.alice.spread'],
+      [withAccount({ http: { url: `\n${long}`, outgoingToken: 't' } }), 'accounts.alice.http.url'],
+      [withAccount({ [`x\n\u202e${long}`]: 1 }), `accounts.alice."x\\n\\u202e${'y'.repeat(61)}"… (5003 characters)`],
+      [{ ...testConfigJson(), accounts: { [`a\nb${long}`]: {} } }, `accounts."a\\nb${'y'.repeat(61)}"… (5003 characters)`],
+      [{ ...testConfigJson(), routes: [{ targetPrefix: 'test.a', peerId: `${long}\u202e` }] }, 'routes[0].peerId'],
+      [{ ...testConfigJson(), ilpAddress: `test.${long}\n` }, 'ilpAddress (ILP_ADDRESS)'],
+      [{ ...testConfigJson(), payees: { x: {} }, defaultPayee: `\u0000${long}` }, 'defaultPayee'],
+      [{ ...testConfigJson(), payees: { [`\u202e${long}`]: {} } }, `payees."\\u202e${'y'.repeat(63)}"… (5001 characters)`],
+      [{ ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1', upstream: `${long}\n` }] } }, 'shop.routes[0].upstream'],
+      [{ ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { EUR: {} } } }, 'rates.table.EUR'],
+      [{ ...testConfigJson(), rates: { backend: 'static', base: 'USD', table: { toString: [] } } }, 'rates.table.toString'],
+      [{ ...testConfigJson(), hasOwnProperty: 1 }, 'hasOwnProperty'],
+    ]
+    for (const [json, field] of cases) {
+      const err = refusal(json)
+      assert.equal(err.field, field, err.message)
+      assert.ok(err.message.startsWith(`invalid configuration: ${field}: `), err.message)
+      assertShownSafely(err.message)
+    }
+  })
+
+  it('keeps an account id the admin API set as an account, whatever it is, and forgets one the node no longer allows', () => {
+    const entry = { value: { relation: 'child', assetCode: 'USD', assetScale: 9 }, file: null }
+    const combined = combine(testConfigJson(), { accounts: new Map([['__proto__', entry]]), routes: new Map() }).raw as { accounts: object }
+    assert.deepEqual(Object.keys(combined.accounts), ['alice', 'bob', 'carl', '__proto__'])
+    assert.equal(refusal(combined).field, 'accounts.__proto__')
+
+    const dir = tempDir()
+    const store = openStore(dir, 'process')
+    try {
+      writeOverlay(store, 'account', 'toString', entry)
+      writeOverlay(store, 'account', 'dave', entry)
+      const warnings: string[] = []
+      const log: Logger = { error: () => {}, info: () => {}, debug: () => {}, enabled: () => true, warn: (message, fields) => warnings.push(`${message} ${fields?.accounts}`) }
+      const { config, overlay } = startingConfig(parseConfig(testConfigJson(), {}, MACHINE), store, log)
+      assert.deepEqual(warnings, ['accounts set through the admin API dropped: their ids are no longer allowed toString'])
+      assert.deepEqual([...overlay.accounts.keys()], ['dave'])
+      assert.deepEqual([...readOverlay(store).accounts.keys()], ['dave'])
+      assert.deepEqual(config.accounts.map((a) => a.id), ['alice', 'bob', 'carl', 'dave'])
+    } finally {
+      void store.root.close()
+      removeDir(dir)
     }
   })
 })

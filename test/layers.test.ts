@@ -1,5 +1,5 @@
 // Goal: the folder layout is the thread layout, and imports run one way only.
-//   base      codec/ config/ store/ ring/ log.ts thread_name.ts   imports only base
+//   base      codec/ config/ store/ ring/ log.ts display.ts thread_name.ts   imports only base
 //   shard/    code that runs on shard threads                     base and shard/
 //   io/       code that runs on I/O threads (sockets, transports)  base and io/
 //   control/  the main thread's control plane and supervision      anything below the top
@@ -13,7 +13,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { describe, it } from 'node:test'
 
 const SRC = resolve(__dirname, '..', '..', 'src')
-const BASE = new Set(['codec', 'config', 'store', 'ring', 'log.ts', 'thread_name.ts'])
+const BASE = new Set(['codec', 'config', 'store', 'ring', 'log.ts', 'display.ts', 'thread_name.ts'])
 const ALLOWED: Record<string, (layer: string) => boolean> = {
   base: (to) => to === 'base',
   shard: (to) => to === 'base' || to === 'shard',

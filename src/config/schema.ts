@@ -6,6 +6,7 @@ import { decimalText, parseDecimal } from '../codec/decimal'
 import { isValidAddress } from '../codec/ilp_packet'
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
 import { parseBlock } from '../codec/ip_address'
+import { showKey, showValue } from '../display'
 
 export type Relation = 'child' | 'peer' | 'parent'
 export type Durability = 'process' | 'fsync'
@@ -69,7 +70,7 @@ export interface RatesConfig {
   readonly backend: RateBackend
   /** static: the asset the table's rates are against; ecb: EUR; one-to-one: null. */
   readonly base: string | null
-  /** static: units of each asset per unit of the base, as decimal text (the base's own is "1"). */
+  /** static: units of each asset per unit of the base, as decimal text (the base's own is "1"); no prototype. */
   readonly table: Readonly<Record<string, string>>
   /** ecb: where the daily XML is fetched from. */
   readonly url: string | null
@@ -243,12 +244,32 @@ export class ConfigError extends Error {
 
 const ACCOUNT_ID = /^[a-zA-Z0-9_~-]{1,64}$/
 
+/**
+ * Names every plain object answers to (Object.prototype's own, and `prototype`): an account named
+ * so would be found, or lost, by any lookup of ids in a plain object, here or in a tool that reads
+ * the config or the admin API's answers.
+ */
+const OBJECT_NAMES: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype'])
+
+const NAME_RULE = '1-64 characters of a-z A-Z 0-9 _ ~ -, other than the names JavaScript objects have built in (__proto__, constructor, prototype, toString, valueOf, ...)'
+
 /** The rule of account ids and payee names (the admin API checks a path's id by it first). */
-export const ACCOUNT_ID_RULE = 'account ids are 1-64 characters of a-z A-Z 0-9 _ ~ -'
+export const ACCOUNT_ID_RULE = `account ids are ${NAME_RULE}`
 
 export function isAccountId(id: string): boolean {
-  return ACCOUNT_ID.test(id)
+  return ACCOUNT_ID.test(id) && !OBJECT_NAMES.has(id)
 }
+
+/** Asset codes: ISO 4217 and ticker-like codes, nothing that could hide or break the text it is shown in. */
+const ASSET_CODE = /^[\x21-\x7e]{1,16}$/
+const ASSET_CODE_RULE = '1-16 printable ASCII characters (no spaces), e.g. "USD"'
+
+function checkedAssetCode(value: unknown, field: string): string {
+  if (value === undefined) throw new ConfigError(field, `is required (${ASSET_CODE_RULE})`)
+  if (typeof value !== 'string' || !ASSET_CODE.test(value)) throw new ConfigError(field, `must be ${ASSET_CODE_RULE}, not ${showValue(value)}`)
+  return value
+}
+
 /** First path segments the node answers itself; a payee's SPSP endpoint is /<name>. */
 const RESERVED_PATHS = ['health', 'ilp', 'payees']
 const DECIMAL = /^-?[0-9]{1,20}$/
@@ -280,8 +301,8 @@ function editDistance(a: string, b: string): number {
 function knownFields(obj: Json, at: string, known: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (known.includes(key)) continue
-    const field = at === '' ? key : `${at}.${key}`
-    const unsupported = UNSUPPORTED_FIELDS[key]
+    const field = at === '' ? showKey(key) : `${at}.${showKey(key)}`
+    const unsupported = UNSUPPORTED_FIELDS.get(key)
     if (unsupported !== undefined) throw new ConfigError(field, unsupported)
     let nearest = known[0]
     for (const k of known) if (editDistance(key, k) < editDistance(key, nearest)) nearest = k
@@ -291,9 +312,9 @@ function knownFields(obj: Json, at: string, known: readonly string[]): void {
 }
 
 /** ilp-connector fields this node does not implement: refused with why, not ignored. */
-const UNSUPPORTED_FIELDS: Record<string, string> = {
-  throughput: 'throughput limits are not supported; use maxPacketAmount and balance.maximum',
-}
+const UNSUPPORTED_FIELDS: ReadonlyMap<string, string> = new Map([
+  ['throughput', 'throughput limits are not supported; use maxPacketAmount and balance.maximum'],
+])
 
 const TOP_FIELDS = [
   'ilpAddress', 'host', 'port', 'shards', 'ioThreads', 'dataDir', 'logLevel', 'logFormat', 'durability', 'accounts', 'payees', 'defaultPayee', 'shop',
@@ -342,12 +363,12 @@ function oneOf<T extends string>(obj: Json, key: string, field: string, values: 
 }
 
 function parseAccount(id: string, raw: unknown): AccountConfig {
-  const at = `accounts.${id}`
-  if (!ACCOUNT_ID.test(id)) throw new ConfigError(at, ACCOUNT_ID_RULE)
+  const at = `accounts.${showKey(id)}`
+  if (!isAccountId(id)) throw new ConfigError(at, ACCOUNT_ID_RULE)
   if (!isObject(raw)) throw new ConfigError(at, 'must be an object')
   knownFields(raw, at, ACCOUNT_FIELDS)
   const relation = oneOf<Relation>(raw, 'relation', `${at}.relation`, ['child', 'peer', 'parent'], 'child')
-  const assetCode = str(raw, 'assetCode', `${at}.assetCode`)
+  const assetCode = checkedAssetCode(raw.assetCode, `${at}.assetCode`)
   const assetScale = int(raw, 'assetScale', `${at}.assetScale`, -1, 0, 255)
   if (assetScale < 0) throw new ConfigError(`${at}.assetScale`, 'is required (an integer from 0 to 255)')
   let btpToken: string | null = null
@@ -386,7 +407,7 @@ function parseAccount(id: string, raw: unknown): AccountConfig {
       try {
         url = new URL(httpUrl)
       } catch {
-        throw new ConfigError(`${at}.http.url`, `"${httpUrl}" is not a URL`)
+        throw new ConfigError(`${at}.http.url`, `${showValue(httpUrl)} is not a URL`)
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${at}.http.url`, 'must be an http:// or https:// URL')
       if (h.outgoingToken === undefined) throw new ConfigError(`${at}.http.outgoingToken`, 'is required with http.url')
@@ -456,7 +477,7 @@ function spreadText(raw: unknown, field: string): string {
 const RATE_BACKENDS: readonly RateBackend[] = ['one-to-one', 'static', 'ecb']
 
 function parseRates(raw: unknown): RatesConfig {
-  if (raw === undefined) return Object.freeze({ backend: 'one-to-one', base: null, table: Object.freeze({}), url: null, refreshMs: 0, maxAgeMs: null })
+  if (raw === undefined) return Object.freeze({ backend: 'one-to-one', base: null, table: rateTable([]), url: null, refreshMs: 0, maxAgeMs: null })
   if (!isObject(raw)) throw new ConfigError('rates', 'must be an object like { "backend": "static", "base": "USD", "table": { "EUR": "0.92" } }')
   if (raw.backend === undefined) throw new ConfigError('rates.backend', `is required (${RATE_BACKENDS.join(', ')})`)
   const backend = oneOf<RateBackend>(raw, 'backend', 'rates.backend', RATE_BACKENDS, 'one-to-one')
@@ -466,16 +487,18 @@ function parseRates(raw: unknown): RatesConfig {
   }
   if (backend === 'static') {
     knownFields(raw, 'rates', ['backend', 'base', 'table'])
-    const base = str(raw, 'base', 'rates.base')
+    const base = checkedAssetCode(raw.base, 'rates.base')
     if (!isObject(raw.table)) throw new ConfigError('rates.table', 'must be an object of rates by asset code, each the units of that asset per unit of the base, e.g. { "EUR": "0.92" }')
-    const table: Record<string, string> = { [base]: '1' }
+    const rates: [string, string][] = [[base, '1']]
     for (const [code, value] of Object.entries(raw.table)) {
+      const field = `rates.table.${showKey(code)}`
+      checkedAssetCode(code, field)
       const f = parseDecimal(value)
-      if (f === null || f.num === 0n) throw new ConfigError(`rates.table.${code}`, 'must be a positive decimal (units of this asset per unit of the base), e.g. "0.92"')
-      if (code === base && f.num !== f.den) throw new ConfigError(`rates.table.${code}`, 'is the base: its rate is 1')
-      table[code] = decimalText(value)!
+      if (f === null || f.num === 0n) throw new ConfigError(field, 'must be a positive decimal (units of this asset per unit of the base), e.g. "0.92"')
+      if (code === base && f.num !== f.den) throw new ConfigError(field, 'is the base: its rate is 1')
+      if (code !== base) rates.push([code, decimalText(value)!])
     }
-    return Object.freeze({ backend, base, table: Object.freeze(table), url: null, refreshMs: 0, maxAgeMs: null })
+    return Object.freeze({ backend, base, table: rateTable(rates), url: null, refreshMs: 0, maxAgeMs: null })
   }
   knownFields(raw, 'rates', ['backend', 'url', 'refreshMs', 'maxAgeMs'])
   const url = str(raw, 'url', 'rates.url', ECB_DAILY_URL)
@@ -489,7 +512,12 @@ function parseRates(raw: unknown): RatesConfig {
   const refreshMs = int(raw, 'refreshMs', 'rates.refreshMs', 3600000, 100, 86400000)
   const maxAgeMs = int(raw, 'maxAgeMs', 'rates.maxAgeMs', 86400000, 100, 30 * 86400000)
   if (maxAgeMs < refreshMs) throw new ConfigError('rates.maxAgeMs', `is less than rates.refreshMs (${refreshMs}): the rates would go stale between two fetches`)
-  return Object.freeze({ backend, base: 'EUR', table: Object.freeze({}), url, refreshMs, maxAgeMs })
+  return Object.freeze({ backend, base: 'EUR', table: rateTable([]), url, refreshMs, maxAgeMs })
+}
+
+/** Rates by asset code in an object with no prototype: a code such as `constructor` is only ever a rate. */
+function rateTable(rates: [string, string][]): Readonly<Record<string, string>> {
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(rates)))
 }
 
 /**
@@ -497,9 +525,8 @@ function parseRates(raw: unknown): RatesConfig {
  * holds its balance like any account (credited when a payment to it is fulfilled), and its
  * packets are answered by the node's PSK2/STREAM receiver in the shard that owns it.
  */
-function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: string; assetScale: number } | null): AccountConfig {
-  const at = `payees.${name}`
-  if (!ACCOUNT_ID.test(name)) throw new ConfigError(at, 'payee names are 1-64 characters of a-z A-Z 0-9 _ ~ -')
+function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: string; assetScale: number } | null, at = `payees.${showKey(name)}`): AccountConfig {
+  if (!isAccountId(name)) throw new ConfigError(at, `payee names are ${NAME_RULE}`)
   if (RESERVED_PATHS.includes(name)) throw new ConfigError(at, `"${name}" is a path the node serves itself (${RESERVED_PATHS.join(', ')})`)
   if (!isObject(raw)) throw new ConfigError(at, 'must be an object (it may be empty: {})')
   knownFields(raw, at, ['assetCode', 'assetScale', 'secret', 'name', 'imageUrl', 'maxPacketAmount'])
@@ -508,7 +535,7 @@ function parsePayee(name: string, raw: unknown, defaultAsset: { assetCode: strin
   if (raw.assetCode === undefined && raw.assetScale === undefined && defaultAsset !== null) {
     ({ assetCode, assetScale } = defaultAsset)
   } else {
-    assetCode = str(raw, 'assetCode', `${at}.assetCode`)
+    assetCode = checkedAssetCode(raw.assetCode, `${at}.assetCode`)
     assetScale = int(raw, 'assetScale', `${at}.assetScale`, -1, 0, 255)
     if (assetScale < 0) throw new ConfigError(`${at}.assetScale`, 'is required with assetCode (or leave both out when all accounts share one asset)')
   }
@@ -559,7 +586,7 @@ function parseShop(raw: unknown, defaultAsset: { assetCode: string; assetScale: 
       try {
         url = new URL(upstream)
       } catch {
-        throw new ConfigError(`${at}.upstream`, `"${upstream}" is not a URL`)
+        throw new ConfigError(`${at}.upstream`, `${showValue(upstream)} is not a URL`)
       }
       if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '')) {
         throw new ConfigError(`${at}.upstream`, 'must be an origin like http://127.0.0.1:9000 (the request path is kept)')
@@ -570,7 +597,7 @@ function parseShop(raw: unknown, defaultAsset: { assetCode: string; assetScale: 
     return Object.freeze({ method, path, price, upstream, response })
   })
   const upstreamTimeoutMs = int(raw, 'upstreamTimeoutMs', 'shop.upstreamTimeoutMs', 30000, 100, 600000)
-  const account = parsePayee(SHOP_ACCOUNT.slice(1), { ...(isObject(raw.payee) ? raw.payee : {}) }, defaultAsset)
+  const account = parsePayee(SHOP_ACCOUNT.slice(1), { ...(isObject(raw.payee) ? raw.payee : {}) }, defaultAsset, 'shop.payee')
   return {
     shop: Object.freeze({ routes: Object.freeze(routes), upstreamTimeoutMs }),
     account: Object.freeze({ ...account, id: SHOP_ACCOUNT, payee: Object.freeze({ ...account.payee!, shop: true }) }),
@@ -613,7 +640,7 @@ function parseRoutes(raw: unknown, accounts: Map<string, AccountConfig>): RouteC
       throw new ConfigError(`${at}.targetPrefix`, 'must be an ILP address prefix such as "test.elsewhere" ("" for a default route)')
     }
     const peerId = str(r, 'peerId', `${at}.peerId`)
-    if (!accounts.has(peerId)) throw new ConfigError(`${at}.peerId`, `names no account ("${peerId}")`)
+    if (!accounts.has(peerId)) throw new ConfigError(`${at}.peerId`, `names no account (${showValue(peerId)})`)
     return Object.freeze({ targetPrefix, peerId })
   })
 }
@@ -652,7 +679,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
   // placeholder, which start-up replaces (transport/ildcp_client.ts).
   const ilpAddress = merged.ilpAddress === undefined || merged.ilpAddress === '' ? ADDRESS_FROM_PARENT : str(merged, 'ilpAddress', 'ilpAddress (ILP_ADDRESS)')
-  if (!isValidAddress(ilpAddress)) throw new ConfigError('ilpAddress (ILP_ADDRESS)', `"${ilpAddress}" is not a valid ILP address`)
+  if (!isValidAddress(ilpAddress)) throw new ConfigError('ilpAddress (ILP_ADDRESS)', `${showValue(ilpAddress)} is not a valid ILP address`)
   const host = str(merged, 'host', 'host (HOST)', '127.0.0.1')
   const port = int(merged, 'port', 'port (PORT)', 7768, 0, 65535)
   // Each default follows the other when only one is set: SHARDS=0 alone keeps the sockets on the
@@ -700,7 +727,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     const assets = new Set([...accounts.values()].map((a) => `${a.assetCode} ${a.assetScale}`))
     const only = assets.size === 1 ? [...accounts.values()][0] : null
     for (const [name, payee] of Object.entries(merged.payees)) {
-      if (accounts.has(name)) throw new ConfigError(`payees.${name}`, 'has the name of an account; payees and accounts share the addresses under the node')
+      if (accounts.has(name)) throw new ConfigError(`payees.${showKey(name)}`, 'has the name of an account; payees and accounts share the addresses under the node')
       accounts.set(name, parsePayee(name, payee, only === null ? null : { assetCode: only.assetCode, assetScale: only.assetScale }))
     }
   }
@@ -717,7 +744,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   let defaultPayee: string | null = null
   if (merged.defaultPayee !== undefined) {
     defaultPayee = str(merged, 'defaultPayee', 'defaultPayee')
-    if (!payeeNames.includes(defaultPayee)) throw new ConfigError('defaultPayee', `"${defaultPayee}" is not one of the payees`)
+    if (!payeeNames.includes(defaultPayee)) throw new ConfigError('defaultPayee', `${showValue(defaultPayee)} is not one of the payees`)
   } else if (payeeNames.length === 1) {
     defaultPayee = payeeNames[0]
   }

@@ -30,11 +30,14 @@
 // Every request carries `Authorization: Bearer <adminToken>` (compared as SHA-256 digests in
 // constant time): 401 otherwise. With no adminToken configured nothing under /admin answers (404).
 // Errors are { "code": a stable name, "error": the message, "field": the body field (or path
-// part) it is about }; the codes are listed in the README.
+// part) it is about }; the codes are listed in the README. An :id outside the rule of account
+// ids is refused (400, field id) before anything looks it up; a value of the request's that a
+// message shows goes through display.ts (quoted, escaped, cut).
 // Changes go through control/reconfigure.ts and are kept in LMDB (control/config_overlay.ts).
 
 import type { AccountTable } from '../config/account_table'
-import { isObject, type AccountConfig, type Config } from '../config/schema'
+import { ACCOUNT_ID_RULE, isAccountId, isObject, type AccountConfig, type Config } from '../config/schema'
+import { showKey, showText, showValue } from '../display'
 import { INT64_MAX, INT64_MIN } from '../codec/oer'
 import { bearerMatches, tokenDigest } from '../io/auth'
 import { parseBtpUrl } from '../io/btp_client'
@@ -71,6 +74,8 @@ export interface AdminSources {
 }
 
 const DECIMAL = /^-?[0-9]{1,20}$/
+/** JSON.parse's message quotes the body around the error: enough of it to find the place. */
+const JSON_ERROR_CHARS = 160
 const MAX_KEY_LENGTH = 200
 const MAX_REASON_LENGTH = 1000
 
@@ -117,7 +122,7 @@ export class AdminApi {
       parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent)
     } catch (err) {
       if (!(err instanceof URIError)) throw err
-      return reply(400, { code: 'invalid_field', error: `the path ${path} has a malformed percent-escape`, field: 'path' })
+      return reply(400, { code: 'invalid_field', error: `the path ${showValue(path)} has a malformed percent-escape`, field: 'path' })
     }
     // parts[0] is "admin"
     if (parts[1] === 'accounts' && parts.length === 2) {
@@ -138,14 +143,15 @@ export class AdminApi {
     if (parts[1] === 'reload' && parts.length === 2) {
       return method === 'POST' ? answer(await this.s.changes.reload()) : notAllowed(method, 'POST')
     }
-    return reply(404, { code: 'unknown_endpoint', error: `no admin endpoint ${method} ${path}`, endpoints: ENDPOINTS })
+    return reply(404, { code: 'unknown_endpoint', error: `no admin endpoint ${method} ${showValue(path)}`, endpoints: ENDPOINTS })
   }
 
   private async account(request: AdminRequest, id: string): Promise<AdminResponse> {
+    if (!isAccountId(id)) return invalidId(id)
     switch (request.method) {
       case 'GET': {
         const view = this.accountViews().find((a) => a.id === id)
-        return view === undefined ? reply(404, { code: 'not_found', error: `no account ${id}`, field: 'id' }) : reply(200, view)
+        return view === undefined ? reply(404, { code: 'not_found', error: `no account ${showValue(id)}`, field: 'id' }) : reply(200, view)
       }
       case 'PUT': {
         const body = parseBody(request.body)
@@ -165,7 +171,7 @@ export class AdminApi {
     switch (request.method) {
       case 'GET': {
         const view = this.s.routes.describe().find((r) => r.prefix === prefix)
-        return view === undefined ? reply(404, { code: 'not_found', error: `no route for "${prefix}"`, field: 'prefix' }) : reply(200, view)
+        return view === undefined ? reply(404, { code: 'not_found', error: `no route for ${showValue(prefix)}`, field: 'prefix' }) : reply(200, view)
       }
       case 'PUT': {
         const body = parseBody(request.body)
@@ -185,15 +191,16 @@ export class AdminApi {
    * peer is negative). Exactly once per idempotency key: a repeat answers the first one.
    */
   private async adjust(request: AdminRequest, id: string): Promise<AdminResponse> {
+    if (!isAccountId(id)) return invalidId(id)
     const index = this.s.accounts.indexOf(id)
-    if (index < 0) return reply(404, { code: 'not_found', error: `no account ${id}`, field: 'id' })
+    if (index < 0) return reply(404, { code: 'not_found', error: `no account ${showValue(id)}`, field: 'id' })
     const parsed = parseBody(request.body)
     if ('error' in parsed) return reply(400, parsed.error)
     const body = parsed.value
     if (!isObject(body)) return reply(400, { code: 'invalid_body', error: 'must be a JSON object like { "amount": "-1000", "reason": "..." }', field: '(body)' })
     const fields = body
     for (const key of Object.keys(fields)) {
-      if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return reply(400, { code: 'invalid_field', error: `unknown field (known: amount, reason, idempotencyKey)`, field: key })
+      if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return reply(400, { code: 'invalid_field', error: `unknown field (known: amount, reason, idempotencyKey)`, field: showKey(key) })
     }
     if (typeof fields.amount !== 'string' || !DECIMAL.test(fields.amount) || BigInt(fields.amount) < INT64_MIN || BigInt(fields.amount) > INT64_MAX || BigInt(fields.amount) === 0n) {
       return reply(400, { code: 'invalid_field', error: 'must be a non-zero signed 64-bit integer as a decimal string (base units; positive: the peer owes more)', field: 'amount' })
@@ -234,7 +241,7 @@ export class AdminApi {
       rates: Object.entries(r.rates).map(([assetCode, rate]) => ({ assetCode, rate, per: r.base, source, ageMs })),
       accounts: this.s.accounts.accounts.flatMap((a, i) => !this.s.accounts.isLive(i) ? [] : [{
         id: a.id, assetCode: a.assetCode, assetScale: a.assetScale, spread: a.spread ?? r.spread, spreadFrom: a.spread === null ? 'node' : 'account',
-        rate: a.assetCode in r.rates ? r.rates[a.assetCode] : r.backend === 'one-to-one' ? null : 'none: not traded',
+        rate: rateOf(r, a.assetCode) ?? (r.backend === 'one-to-one' ? null : 'none: not traded'),
       }]),
     }
   }
@@ -271,7 +278,7 @@ export class AdminApi {
     const views = [...rows].map(([asset, r]) => {
       const earned = r.position - r.outsideIlp
       const [assetCode, scaleText] = asset === UNCONFIGURED ? [null, null] : asset.split(' ')
-      const rate = assetCode === null ? null : parseDecimal(rates.rates[assetCode])
+      const rate = assetCode === null ? null : parseDecimal(rateOf(rates, assetCode))
       if (earned === 0n || assetCode === null) {
         // nothing to value, or no asset known to value it in
       } else if (rate === null || rates.base === null) valued = false
@@ -369,6 +376,11 @@ export class AdminApi {
   }
 }
 
+/** An asset's rate, found only among the snapshot's own entries (an asset code may be `constructor`). */
+function rateOf(snapshot: RateSnapshot, assetCode: string): string | undefined {
+  return Object.hasOwn(snapshot.rates, assetCode) ? snapshot.rates[assetCode] : undefined
+}
+
 /** How the account is reached, without its tokens (a dialled URL loses its credentials). */
 function transportView(a: AccountConfig): Record<string, unknown> {
   if (a.payee !== null) return { payee: true }
@@ -376,6 +388,10 @@ function transportView(a: AccountConfig): Record<string, unknown> {
     btp: a.btpUrl !== null ? { dials: parseBtpUrl(a.btpUrl).url } : a.btpToken !== null ? { listens: true } : null,
     http: a.httpUrl !== null || a.httpIncomingToken !== null ? { incoming: a.httpIncomingToken !== null, url: a.httpUrl } : null,
   }
+}
+
+function invalidId(id: string): AdminResponse {
+  return reply(400, { code: 'invalid_field', error: `${ACCOUNT_ID_RULE}; not ${showValue(id)}`, field: 'id' })
 }
 
 function notAllowed(method: string, allowed: string): AdminResponse {
@@ -391,7 +407,7 @@ function parseBody(text: string): { value: unknown } | { error: { code: string; 
   try {
     return { value: JSON.parse(text) }
   } catch (err) {
-    return { error: { code: 'invalid_body', error: `not valid JSON: ${(err as Error).message}`, field: '(body)' } }
+    return { error: { code: 'invalid_body', error: `not valid JSON: ${showText((err as Error).message, JSON_ERROR_CHARS)}`, field: '(body)' } }
   }
 }
 

@@ -81,7 +81,9 @@ export function fileRoute(raw: unknown, prefix: string): string | null {
 export function combine(raw: unknown, overlay: Overlay): { raw: unknown; overtaken: { kind: 'account' | 'route'; name: string }[] } {
   if (!isObject(raw)) return { raw, overtaken: [] }
   const overtaken: { kind: 'account' | 'route'; name: string }[] = []
-  const accounts: Json = isObject(raw.accounts) ? { ...raw.accounts } : {}
+  // No prototype: an id is only ever an account here, whatever it is (`__proto__` set on a plain
+  // object would replace its prototype, and the account would vanish without an error).
+  const accounts: Json = Object.assign(Object.create(null), isObject(raw.accounts) ? raw.accounts : {})
   for (const [id, entry] of overlay.accounts) {
     if (fileAccount(raw, id) !== entry.file) {
       overtaken.push({ kind: 'account', name: id })

@@ -10,6 +10,7 @@ import { classifyReply, isValidAddress, lastFulfillmentOffset, ReplyKind } from 
 import { peerProtocolPrepare } from '../codec/peer_protocol'
 import { OerReader } from '../codec/oer'
 import type { AccountConfig, Config } from '../config/schema'
+import { showValue } from '../display'
 import type { Logger } from '../log'
 import { parseBtpUrl } from '../io/btp_client'
 
@@ -39,7 +40,7 @@ function parseIldcpReply(reply: Uint8Array): IldcpInfo {
   const assetScale = r.readUInt8()
   const code = r.readVarOctetString()
   if (assetScale < 0 || code < 0) throw new Error('malformed IL-DCP data')
-  if (!isValidAddress(clientAddress)) throw new Error(`parent assigned an invalid address "${clientAddress}"`)
+  if (!isValidAddress(clientAddress)) throw new Error(`parent assigned an invalid address ${showValue(clientAddress)}`)
   return { clientAddress, assetScale, assetCode: Buffer.from(reply.subarray(code, r.pos)).toString('utf8') }
 }
 
@@ -66,7 +67,7 @@ function overBtp(btpUrl: string): Promise<Uint8Array> {
     })
     ws.on('message', (data: Buffer) => {
       if (!frame.parse(data)) return done(new Error('malformed BTP frame from parent'))
-      if (frame.type !== BTP_RESPONSE) return done(new Error(`parent answered with BTP error ${frame.errorCode} ${frame.errorData}`))
+      if (frame.type !== BTP_RESPONSE) return done(new Error(`parent answered with BTP error ${showValue(frame.errorCode)} ${showValue(frame.errorData)}`))
       if (frame.requestId === 2) done(null, Buffer.from(frame.entryData(0)))
     })
   })
@@ -101,7 +102,7 @@ export async function withAddressFromParent(config: Config, log: Logger): Promis
       const info = await fetchIldcp(parent)
       if (info.assetCode !== parent.assetCode || info.assetScale !== parent.assetScale) {
         log.warn('the parent\'s asset differs from the configured one; using the configured one', {
-          parent: parent.id, theirs: `${info.assetCode}/${info.assetScale}`, ours: `${parent.assetCode}/${parent.assetScale}`,
+          parent: parent.id, theirs: `${showValue(info.assetCode)}/${info.assetScale}`, ours: `${parent.assetCode}/${parent.assetScale}`,
         })
       }
       log.info('address assigned by the parent (IL-DCP)', { parent: parent.id, address: info.clientAddress })

@@ -10,7 +10,7 @@ import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { ControlPlane } from '../io/io_front'
 import type { IoCommand, IoEvent, IoTask } from '../io/io_worker'
-import type { Logger } from '../log'
+import { errorLine, type Logger } from '../log'
 import { LinkTable } from '../ring/link_table'
 import type { Wiring } from '../ring/wiring'
 import type { IoSide } from './shard_supervisor'
@@ -87,7 +87,7 @@ export class IoThreads implements IoSide {
     })
     done.then(
       () => this.onEnd(index, thread, `I/O thread ${index} ended unexpectedly`),
-      (err: Error) => this.onEnd(index, thread, `I/O thread ${index} failed: ${err.message}`),
+      (err: unknown) => this.onEnd(index, thread, `I/O thread ${index} failed: ${errorLine(err)}`),
     )
     return listening
   }

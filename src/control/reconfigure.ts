@@ -18,6 +18,7 @@
 import { AccountTable, sameAccount, type AccountSlots } from '../config/account_table'
 import { readConfigFile } from '../config/load'
 import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, isObject, parseConfig, type AccountConfig, type Config } from '../config/schema'
+import { showKey, showValue } from '../display'
 import type { Logger } from '../log'
 import { readBalance, readSendingSettlements, type Store } from '../store/balance_store'
 import { adminRoutePrefixes, combine, fileAccount, fileRoute, readOverlay, writeOverlay, type Overlay, type OverlayEntry } from './config_overlay'
@@ -90,7 +91,7 @@ export class Reconfigurer {
   deleteAccount(id: string, force: boolean): Promise<Outcome> {
     return this.serial(async () => {
       const index = this.s.accounts.indexOf(id)
-      if (index < 0) return fail(404, 'not_found', 'id', `no account ${id}`)
+      if (index < 0) return fail(404, 'not_found', 'id', `no account ${showValue(id)}`)
       const payee = this.payee(id)
       if (payee !== null) return payee
       const routes = this.config.routes.filter((r) => r.peerId === id).map((r) => r.targetPrefix)
@@ -136,7 +137,7 @@ export class Reconfigurer {
   deleteRoute(prefix: string): Promise<Outcome> {
     return this.serial(async () => {
       if (!this.config.routes.some((r) => r.targetPrefix === prefix)) {
-        return fail(404, 'not_found', 'prefix', `no configured route for "${prefix}" (routes learned from peers or made for children are not deleted through the API)`)
+        return fail(404, 'not_found', 'prefix', `no configured route for ${showValue(prefix)} (routes learned from peers or made for children are not deleted through the API)`)
       }
       const entry: OverlayEntry = { value: null, file: fileRoute(this.fileRaw, prefix) }
       const next = this.withEntry('route', prefix, entry)
@@ -346,7 +347,7 @@ export function build(running: Config, raw: unknown, overlay: Overlay): { config
 
 /** The config at start: the parsed file with the admin API's overlay from LMDB (and what it overtook). */
 export function startingConfig(configured: Config, store: Store, log: Logger): { config: Config; overlay: Overlay } {
-  let overlay = readOverlay(store)
+  let overlay = withoutRefusedIds(store, readOverlay(store), log)
   if (overlay.accounts.size + overlay.routes.size === 0) return { config: configured, overlay }
   let built: ReturnType<typeof build>
   try {
@@ -362,6 +363,19 @@ export function startingConfig(configured: Config, store: Store, log: Logger): {
   if (overtaken.length > 0) overlay = readOverlay(store)
   log.info('accounts and routes set through the admin API applied over the config file', { accounts: [...overlay.accounts.keys()].join(','), routes: [...overlay.routes.keys()].join(',') })
   return { config, overlay }
+}
+
+/**
+ * An account the admin API set under an id the node no longer takes (the rule of ids grew
+ * stricter since) would stop every start, and only the API could remove it: it is forgotten
+ * instead, with a warning. Its balance stays in LMDB.
+ */
+function withoutRefusedIds(store: Store, overlay: Overlay, log: Logger): Overlay {
+  const refused = [...overlay.accounts.keys()].filter((id) => !isAccountId(id))
+  if (refused.length === 0) return overlay
+  for (const id of refused) writeOverlay(store, 'account', id, null)
+  log.warn('accounts set through the admin API dropped: their ids are no longer allowed', { accounts: refused.map(showKey).join(','), rule: ACCOUNT_ID_RULE })
+  return readOverlay(store)
 }
 
 /** A file that is fine alone may clash with what the admin API set: the message says so. */

@@ -12,7 +12,7 @@ import { ShardLogs } from './shard_logs'
 import { shardOfAccount, type AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { ShardPort } from '../io/shard_port'
-import type { Logger } from '../log'
+import { errorFields, errorLine, type Logger } from '../log'
 import { Doorbell, WakeUps } from '../ring/doorbell'
 import { createWiring, type Wiring } from '../ring/wiring'
 import { ringUsedBytes } from '../ring/ring'
@@ -149,8 +149,8 @@ export class ShardSupervisor {
       done.then(
         () => died(`shard ${index} ended unexpectedly`),
         (err: Error) => {
-          if (!this.stopping && this.incarnation === incarnation) this.log.error('shard worker died', { shard: index, error: err.stack })
-          died(`shard ${index} failed: ${err.message}`)
+          if (!this.stopping && this.incarnation === incarnation) this.log.error('shard worker died', { shard: index, ...errorFields(err) })
+          died(`shard ${index} failed: ${errorLine(err)}`)
         },
       )
     }
@@ -196,7 +196,7 @@ export class ShardSupervisor {
     } catch (err) {
       this.restartFailed = true
       this.settleRequests('the shards could not be restarted')
-      this.fatal(`shards could not be restarted: ${(err as Error).message}`)
+      this.fatal(`shards could not be restarted: ${errorLine(err)}`)
     } finally {
       this.restartingNow = false
       done()

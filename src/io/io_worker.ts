@@ -13,7 +13,7 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
-import { configureLog, logger } from '../log'
+import { configureLog, errorFields, logger } from '../log'
 import type { Wiring } from '../ring/wiring'
 import { openStore } from '../store/balance_store'
 import { nameThisThread } from '../thread_name'
@@ -92,8 +92,8 @@ export function runIoThread({ config, slots, index, links, limits, counters, wir
   }, slots)
 
   return new Promise((resolve) => {
-    const fail = (err: Error) => {
-      log.error('I/O thread failed; closing its sockets', { error: err.stack })
+    const fail = (err: unknown) => {
+      log.error('I/O thread failed; closing its sockets', errorFields(err))
       front.closeApp()
       process.exit(1) // ends this thread only; the main thread sees it die and restarts the data plane
     }

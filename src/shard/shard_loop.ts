@@ -2,7 +2,7 @@
 // The only loop body in the shard; the worker (shard_worker.ts) and the inline host on the main
 // thread differ only in how they wait for the next turn.
 
-import type { Logger } from '../log'
+import { errorFields, type Logger } from '../log'
 import type { Doorbell } from '../ring/doorbell'
 import type { RingReader, RingWriter } from '../ring/ring'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
@@ -118,7 +118,7 @@ export class ShardLoop {
         }
       } catch (err) {
         if (err instanceof OutputRingFull) throw err
-        this.o.log.error('shard failed to handle a record', { kind: ring.kind, error: (err as Error).stack })
+        this.o.log.error('shard failed to handle a record', { kind: ring.kind, ...errorFields(err) })
         const reject = encodeReject(T00_INTERNAL_ERROR, this.o.ilpAddress, 'internal error')
         if (ring.kind === RecordKind.PrepareIn) this.o.toIo[ioThreadOf(ring.b)].tryWrite(RecordKind.ReplyOut, ring.b, ring.c, ring.a, 0, reject)
         else if (ring.kind === RecordKind.DeliverIn) this.o.toShards[ring.c]?.tryWrite(RecordKind.DeliveryReply, ring.b, ring.d, ring.a, 0, reject)
