@@ -22,6 +22,7 @@ import { openStore, payeeSecret, readBalance, recoverOnStart, type Store } from 
 import { withAddressFromParent } from './control/ildcp_client'
 import { isRouteBroadcast, RouteBroadcastError } from './codec/route_broadcast'
 import { claimFreePort, listenUws, PortInUseError } from './io/listen'
+import { HTTP2_NOT_REFUSED, http2NotRefusedReason, refuseHttp2PriorKnowledge } from './io/http2_refusal'
 import { metricsAccess, registerMetrics } from './io/metrics_endpoint'
 import { registerAdmin } from './io/admin_endpoint'
 import { loadUws, type UwsModule } from './io/uws'
@@ -293,6 +294,7 @@ async function listenAdmin(config: Config, uws: UwsModule, plane: ControlPlane, 
   const listening = await listenUws(uws, app, host, port, false).catch((err: Error) => {
     throw err instanceof PortInUseError ? new PortInUseError(`ADMIN_PORT ${port} on ${host} is in use by another process; stop it or choose another ADMIN_PORT`) : err
   })
+  if (!refuseHttp2PriorKnowledge(listening.socket)) logger('admin').warn(HTTP2_NOT_REFUSED, { reason: http2NotRefusedReason() })
   logger('admin').info('admin API listening', { host, port: listening.port })
   return {
     port: listening.port,

@@ -25,6 +25,7 @@ import { Connections } from './connections'
 import { IlpHttpClient } from './http_ilp_client'
 import { IlpHttpServer } from './http_ilp_server'
 import { listenUws } from './listen'
+import { HTTP2_NOT_REFUSED, http2NotRefusedReason, refuseHttp2PriorKnowledge } from './http2_refusal'
 import type { UwsModule } from './uws'
 import { ShardPort } from './shard_port'
 import { registerMetrics } from './metrics_endpoint'
@@ -168,6 +169,7 @@ export class IoFront {
   async listen(port: number): Promise<number> {
     const listening = await listenUws(this.uws, this.app, this.config.host, port, this.config.ioThreads > 1)
     this.listenSocket = listening.socket
+    if (!refuseHttp2PriorKnowledge(listening.socket)) logger('http-in').warn(HTTP2_NOT_REFUSED, { reason: http2NotRefusedReason() })
     return listening.port
   }
 
