@@ -36,7 +36,7 @@
 // (control/shard_logs.ts) stand in for lines that the shard's budget has counted already.
 
 import type { LogFormat, LogLevel } from './config/schema'
-import { showText, showValue } from './display'
+import { showValue } from './display'
 
 /** Characters of a message kept, before escaping (an escaped character takes up to 6). */
 export const LOG_MESSAGE_MAX_CHARS = 512
@@ -286,7 +286,8 @@ export const ERROR_MESSAGE_CHARS = 200
  * for a log line or a reason given on; a thrown value that is no Error is shown by its type.
  */
 export function errorLine(err: unknown): string {
-  return err instanceof Error ? showText(`${err.name}: ${err.message}`, ERROR_MESSAGE_CHARS) : showValue(err)
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : showValue(err)
+  return text.length <= ERROR_MESSAGE_CHARS ? text : `${text.slice(0, ERROR_MESSAGE_CHARS)}… (${text.length} characters)`
 }
 
 /** An error as one log line's fields: `error` (errorLine), and at LOG_LEVEL=debug its `stack` too, as it is. */

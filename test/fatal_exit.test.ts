@@ -17,7 +17,7 @@ import { removeDir, tempDir } from './helpers'
 const MAIN = join(__dirname, '..', 'src', 'main.js')
 const PRELOAD = join(__dirname, 'support', 'fail_on_signal.js')
 
-/** The failure's message as its log line shows it: one line, the newline and the override escaped. */
+/** The failure's message as its log line shows it (in quotes): one line, the newline and the override escaped. */
 const SHOWN_MESSAGE = 'Error: injected failure\\n    at nowhere (forged.js:1:1)\\u202e'
 
 interface Run {
@@ -75,7 +75,7 @@ function assertOneLineExit(run: Run, layout: 'threaded' | 'inline'): void {
   assert.equal(run.code, 70, `exit code 70, got ${run.code} (${run.signal}):\n${run.output}`)
   const errors = run.output.split('\n').filter((line) => / ERROR /.test(line))
   assert.equal(errors.length, 1, run.output)
-  assert.ok(errors[0].endsWith(`ERROR main: uncaught error: stopping the node exitCode=70 error=${SHOWN_MESSAGE}`), errors[0])
+  assert.ok(errors[0].endsWith(`ERROR main: uncaught error: stopping the node exitCode=70 error="${SHOWN_MESSAGE}"`), errors[0])
   assert.doesNotMatch(run.output, /^\s+at /m, 'no stack trace')
   assert.doesNotMatch(run.output, /\u202e/, 'the override is escaped')
   if (layout === 'threaded') assert.match(run.output, /INFO  node: ilp-node stopped/, 'the node stopped before the process exited')
@@ -111,8 +111,8 @@ describe('an error no code caught', () => {
   it('in a shard as it starts: one line each for the shard, the node\'s fatal stop and the failed start; exit 70', async () => {
     const run = await runUntilExit({ ...THREADED, FAIL_IN: 'workers' }, { onListening: nothing })
     assert.equal(run.code, 70, run.output)
-    assert.match(run.output, new RegExp(`ERROR shards: shard worker died shard=\\d error=${escaped(SHOWN_MESSAGE)}\n`))
-    assert.match(run.output, new RegExp(`ERROR node: fatal: stopping the node reason=shard \\d failed: ${escaped(SHOWN_MESSAGE)}\n`))
+    assert.match(run.output, new RegExp(`ERROR shards: shard worker died shard=\\d error="${escaped(SHOWN_MESSAGE)}"\n`))
+    assert.match(run.output, new RegExp(`ERROR node: fatal: stopping the node reason="shard \\d failed: ${escaped(SHOWN_MESSAGE)}"\n`))
     assert.match(run.output, /ERROR main: start-up failed exitCode=70 error=/)
     assert.doesNotMatch(run.output, /^\s+at |\u202e/m, 'no stack trace, the override escaped')
   })
@@ -124,7 +124,7 @@ describe('an error no code caught', () => {
     assert.equal(run.code, 0, run.output)
     const failed = run.output.split('\n').filter((line) => line.includes('I/O thread failed'))
     assert.equal(failed.length, 1, run.output)
-    assert.match(failed[0], new RegExp(`ERROR io\\d: I/O thread failed; closing its sockets error=${escaped(SHOWN_MESSAGE)}$`))
+    assert.match(failed[0], new RegExp(`ERROR io\\d: I/O thread failed; closing its sockets error="${escaped(SHOWN_MESSAGE)}"$`))
     assert.doesNotMatch(run.output, /^\s+at |\u202e/m, 'no stack trace, the override escaped')
   })
 
@@ -134,6 +134,6 @@ describe('an error no code caught', () => {
     const errors = run.output.split('\n').filter((line) => / ERROR /.test(line))
     assert.equal(errors.length, 1, run.output)
     assert.ok(errors[0].includes(SHOWN_MESSAGE), errors[0])
-    assert.match(run.output, /stack=Error: injected failure\n {4}at nowhere \(forged\.js:1:1\)\u202e\n {4}at .*fail_on_signal\.js:\d+/)
+    assert.match(run.output, /stack="Error: injected failure\\n {4}at nowhere \(forged\.js:1:1\)\\u202e\\n {4}at .*fail_on_signal\.js:\d+/)
   })
 })

@@ -11,6 +11,7 @@ import type { Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import { AuthFailure, TokenIndex } from './auth'
 import { retryAfterSeconds, type ClientGate } from './client_gate'
+import type { AnonymousRefusal, AnonymousTicket } from './shared_limits'
 import type { Connections } from './connections'
 import type { BtpLinks } from './btp_links'
 import type { BtpEndpoint } from './btp_endpoint'
@@ -45,6 +46,8 @@ function uwsSocket(ws: WebSocket<SocketData>): BtpSocket {
 
 export class BtpServer {
   private readonly tokens: TokenIndex
+  /** This thread's sockets that have not authenticated, oldest first. */
+  private readonly anonymousSessions = new Set<BtpSession>()
 
   constructor(
     private readonly config: Config,
@@ -85,7 +88,7 @@ export class BtpServer {
             .end('too many failed authentications from this address; try again later\n', true)
           return
         }
-        const anonymous = this.gate.openAnonymous(client)
+        const anonymous = this.openAnonymous(client)
         if (typeof anonymous === 'string') {
           if (anonymous === 'address') res.writeStatus('429 Too Many Requests').writeHeader('Retry-After', '5').end('too many unauthenticated connections from this address\n', true)
           else res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '5').end('too many unauthenticated connections\n', true)
@@ -105,6 +108,7 @@ export class BtpServer {
       },
       open: (ws) => {
         const session = ws.getUserData().session
+        if (session.anonymous !== null) this.anonymousSessions.add(session)
         this.endpoint.attach(session, uwsSocket(ws))
         session.onUnauthenticated = (frame) => {
           if (!session.refused) this.authenticate(session, frame)
@@ -126,11 +130,29 @@ export class BtpServer {
     }
   }
 
+  /**
+   * Counts a new anonymous socket. When anonymous sockets have the whole of their share of
+   * limits.maxConnections, the oldest on this thread is closed to make room: a client with a token
+   * sends its auth message within a round trip of connecting, so the oldest anonymous sockets are
+   * the ones that never will, and an account can always connect however many are held open.
+   */
+  private openAnonymous(client: string): AnonymousTicket | AnonymousRefusal {
+    const ticket = this.gate.openAnonymous(client)
+    if (ticket !== 'node') return ticket
+    const oldest = this.anonymousSessions.values().next()
+    if (oldest.done === true) return ticket
+    this.gate.refused(oldest.value.remoteAddress, 'closing the oldest unauthenticated BTP connection to make room for a new one')
+    this.releaseAnonymous(oldest.value)
+    oldest.value.socket?.end(1008, 'too many unauthenticated connections')
+    return this.gate.openAnonymous(client)
+  }
+
   /** The session authenticated or closed: it no longer counts as anonymous. */
   private releaseAnonymous(session: BtpSession): void {
     if (session.anonymous === null) return
     this.gate.closeAnonymous(session.anonymous)
     session.anonymous = null
+    this.anonymousSessions.delete(session)
   }
 
   /** Refuses the auth message after `waitMs` (frames meanwhile are ignored), then closes. */

@@ -30,9 +30,10 @@ export class BenchWebSocket {
     })
   }
 
-  static open(port: number, host = '127.0.0.1', path = '/'): Promise<BenchWebSocket> {
+  /** `localAddress`: the loopback address to connect from (127.0.0.2, …), to play several clients. */
+  static open(port: number, host = '127.0.0.1', path = '/', localAddress?: string): Promise<BenchWebSocket> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ port, host, noDelay: true })
+      const socket = connect({ port, host, noDelay: true, localAddress })
       socket.once('error', reject)
       socket.once('connect', () => {
         const key = randomBytes(16).toString('base64')
