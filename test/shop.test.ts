@@ -231,7 +231,8 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
     const token = randomBytes(16)
     await pay(token, '6')
     const res = await request(`${base}/echo?x=1`, {
-      method: 'POST', headers: { 'pay-token': token.toString('base64url'), 'content-type': 'text/plain', 'x-custom': 'kept' }, body: 'hello upstream',
+      // `constructor`: a header named like an object's built-in is forwarded as any other.
+      method: 'POST', headers: { 'pay-token': token.toString('base64url'), 'content-type': 'text/plain', 'x-custom': 'kept', constructor: 'plain' }, body: 'hello upstream',
     })
     assert.equal(res.statusCode, 201)
     assert.equal(res.headers['x-upstream'], 'yes')
@@ -241,6 +242,7 @@ describe('the shop: HTTP-ILP draft 3 with PSK2 (SHARDS=2)', () => {
     assert.equal(seen.method, 'POST')
     assert.equal(seen.url, '/echo?x=1')
     assert.equal(seen.headers['x-custom'], 'kept')
+    assert.equal(seen.headers.constructor, 'plain')
     assert.equal(seen.headers['pay-token'], undefined)
     const down = await get('/down', token.toString('base64url'))
     assert.equal(down.status, 502)

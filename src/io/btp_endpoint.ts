@@ -30,7 +30,7 @@ import type { BtpLinks } from './btp_links'
 import { outgoingKey, pendingIdOfKey, shardOfKey, type BtpSession, type BtpSocket } from './btp_session'
 
 const ILP = Buffer.from('ilp', 'latin1')
-/** A peer's answers to requests we do not know are logged once per this interval (and counted in /metrics). */
+/** What a peer or client repeats (answers to requests we do not know, bad frames, BTP errors) is logged once per this interval. */
 const UNKNOWN_ANSWER_LOG_MS = 60_000
 
 export class BtpEndpoint {
@@ -41,6 +41,8 @@ export class BtpEndpoint {
   private readonly unknownAnswers: LogOncePer
   /** A peer or client sending malformed frames: one line per sender per interval. */
   private readonly badFrames: LogOncePer
+  /** What a peer may do with every frame (BTP errors, malformed transfers): one line per peer and kind per interval. */
+  private readonly peerEvents: LogOncePer
 
   constructor(
     config: Config,
@@ -59,6 +61,7 @@ export class BtpEndpoint {
     this.rotateTimer.unref()
     this.unknownAnswers = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
     this.badFrames = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
+    this.peerEvents = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
   }
 
   /** A new socket, not yet authenticated: it can receive replies from now on. */
@@ -102,7 +105,7 @@ export class BtpEndpoint {
     if (!this.shards.storageOk) return this.send(session, encodeError(frame.requestId, 'T00', 'InternalError', STORAGE_UNAVAILABLE))
     const settlement = engineOf(account).decode(frame)
     if ('code' in settlement) {
-      this.log.warn('refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message })
+      this.peerEvents.event(`transfer ${account.id}`, 'refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message }, Date.now())
       return this.send(session, encodeError(frame.requestId, settlement.code, settlement.name, settlement.message))
     }
     const payload = Buffer.allocUnsafe(8 + SETTLEMENT_ID_BYTES)
@@ -137,7 +140,7 @@ export class BtpEndpoint {
   private onSettlementAnswer(session: BtpSession, frame: BtpFrame, sent: { shard: number; id: Uint8Array }): void {
     const account = this.accounts.accounts[session.account]
     if (frame.type === BTP_ERROR && frame.errorCode.startsWith('T')) {
-      this.log.info('the peer could not take a settlement now; it is sent again', { account: account.id, code: frame.errorCode, reason: frame.errorData })
+      this.peerEvents.event(`settle ${account.id}`, 'the peer could not take a settlement now; it is sent again', { account: account.id, code: frame.errorCode, reason: frame.errorData }, Date.now())
       return
     }
     const reason = frame.type === BTP_ERROR ? Buffer.from(`${frame.errorCode} ${frame.errorName}: ${frame.errorData}`.slice(0, 500), 'utf8') : Buffer.alloc(0)
@@ -179,7 +182,8 @@ export class BtpEndpoint {
     const shard = shardOfKey(key)
     const pendingId = pendingIdOfKey(key)
     if (frame.type === BTP_ERROR) {
-      this.log.info('next hop answered a prepare with a BTP error', { account: this.accounts.accounts[session.account].id, code: frame.errorCode, name: frame.errorName })
+      const account = this.accounts.accounts[session.account].id
+      this.peerEvents.event(`error ${account}`, 'next hop answered a prepare with a BTP error', { account, code: frame.errorCode, name: frame.errorName }, Date.now())
       return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerError)
     }
     const i = frame.findEntry(ILP)

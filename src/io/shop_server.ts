@@ -124,7 +124,8 @@ export class ShopServer {
     const token = req.getHeader('pay-token')
     const query = req.getQuery()
     const url = query === undefined || query === '' ? req.getUrl() : `${req.getUrl()}?${query}`
-    const headers: Record<string, string> = {}
+    // Keyed by the client's header names: no prototype, so `constructor` is a header like any other.
+    const headers = Object.create(null) as Record<string, string>
     req.forEach((name, value) => {
       if (!NOT_FORWARDED.has(name)) headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
     })
