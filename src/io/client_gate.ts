@@ -33,12 +33,12 @@ const SURFACE_NAMES: Record<Surface, string> = { btp: 'BTP', http: 'ILP-over-HTT
 
 /** What a client's attempt gets before its token is checked. */
 export type Admission = { ok: true } | { ok: false; waitMs: number }
+const ADMITTED: Admission = { ok: true }
 
 export class ClientGate {
   readonly addresses: ClientAddresses
   private readonly table: ClientTable
   private readonly refusals: LogOncePer
-  private held = 0
 
   constructor(config: Config, sab: SharedArrayBuffer, log: Logger) {
     this.addresses = new ClientAddresses(config.trustedProxies)
@@ -57,15 +57,16 @@ export class ClientGate {
     return this.addresses.of(res, req)
   }
 
-  /**
-   * May a token of the client be checked now? `client` is asked for only while some address
-   * waits: an ILP-over-HTTP packet does not pay for finding its client otherwise.
-   */
-  admit(client: string | (() => string), surface: Surface): Admission {
-    if (!this.table.anyPenalty()) return { ok: true }
-    if (typeof client !== 'string') client = client()
+  /** False while no address waits: then a token can be checked without finding its client. */
+  anyoneWaits(): boolean {
+    return this.table.anyPenalty()
+  }
+
+  /** May a token of `client` be checked now? */
+  admit(client: string, surface: Surface): Admission {
+    if (!this.table.anyPenalty()) return ADMITTED
     const waitMs = this.table.penaltyLeftMs(client)
-    if (waitMs === 0) return { ok: true }
+    if (waitMs === 0) return ADMITTED
     this.refused(client, `${SURFACE_NAMES[surface]} authentication not checked: the address is waiting after failed authentications`, { waitMs })
     return { ok: false, waitMs }
   }
@@ -102,17 +103,10 @@ export class ClientGate {
   hold(waitMs: number, gone: () => boolean, answer: () => void): void {
     if (waitMs === 0) return answer()
     if (!this.table.openHeld()) return answer()
-    this.held++
     setTimeout(() => {
-      this.held--
       this.table.closeHeld()
       if (!gone()) answer()
     }, waitMs).unref()
-  }
-
-  /** Refusals being held on this thread (for tests and /metrics). */
-  get holding(): number {
-    return this.held
   }
 }
 

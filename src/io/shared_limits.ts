@@ -10,12 +10,13 @@
 //        BigInt64 lastFailureMs[SLOTS]  its last failed authentication (failures are forgotten
 //                                       FORGET_FAILURES_MS after it)
 //        BigInt64 blockedUntilMs[SLOTS] no authentication of it is checked before then
-//        BigInt64 anyBlockedUntilMs     the latest of them: until then some client waits (so
-//                                       that while none does, no request pays for finding its
-//                                       client's slot)
 //        Int32    anonymous[SLOTS]      its connections that have not authenticated
 //        Int32    failures[SLOTS]       its failed authentications since it was last forgiven
-//        Int32    open, anonymousOpen, byTransport[TRANSPORTS]
+//        Int32    open, anonymousOpen, anyWaitUntil, byTransport[TRANSPORTS]
+//
+// anyWaitUntil is the latest blockedUntilMs of all, in whole seconds from WAIT_EPOCH_S, rounded
+// up: until then some client may be waiting. While none is, a request need not find its client's
+// slot at all (an ILP-over-HTTP packet pays one load and a comparison, no allocation).
 //
 // A client's slot is found by probing PROBE slots from its hash; a new client takes a free one,
 // else evicts the least recently seen one that holds nothing (no anonymous connection, no
@@ -32,10 +33,12 @@ const FORGET_FAILURES_MS = 10 * 60_000
 /** What holds a connection id: a BTP session, an ILP-over-HTTP exchange, a paid shop request. */
 export const TRANSPORTS = ['btp', 'http', 'shop'] as const
 export type Transport = (typeof TRANSPORTS)[number]
-const COUNTS = 2 + TRANSPORTS.length
+const COUNTS = 3 + TRANSPORTS.length
+/** anyWaitUntil counts seconds from here (2023-11-14), so an Int32 lasts until 2091. */
+const WAIT_EPOCH_S = 1_700_000_000
 
 export function createSharedLimits(): SharedArrayBuffer {
-  return new SharedArrayBuffer(8 * (4 * SLOTS + 1) + 4 * 2 * SLOTS + 4 * COUNTS)
+  return new SharedArrayBuffer(8 * 4 * SLOTS + 4 * 2 * SLOTS + 4 * COUNTS)
 }
 
 class Cells {
@@ -43,7 +46,6 @@ class Cells {
   readonly lastSeenMs: BigInt64Array
   readonly lastFailureMs: BigInt64Array
   readonly blockedUntilMs: BigInt64Array
-  readonly anyBlockedUntilMs: BigInt64Array
   readonly anonymous: Int32Array
   readonly failures: Int32Array
   readonly counts: Int32Array
@@ -56,8 +58,6 @@ class Cells {
     this.lastSeenMs = big()
     this.lastFailureMs = big()
     this.blockedUntilMs = big()
-    this.anyBlockedUntilMs = new BigInt64Array(sab, at, 1)
-    at += 8
     this.anonymous = int(SLOTS)
     this.failures = int(SLOTS)
     this.counts = int(COUNTS)
@@ -66,6 +66,8 @@ class Cells {
 
 const OPEN = 0
 const ANONYMOUS_OPEN = 1
+const ANY_WAIT_UNTIL = 2
+const BY_TRANSPORT = 3
 
 export class ConnectionCount {
   private readonly counts: Int32Array
@@ -79,24 +81,19 @@ export class ConnectionCount {
     return Atomics.load(this.counts, OPEN)
   }
 
-  /** The anonymous ones among them (BTP sockets before their auth, refusals being held). */
-  get anonymous(): number {
-    return Atomics.load(this.counts, ANONYMOUS_OPEN)
-  }
-
   /** Open connections and exchanges by transport, in TRANSPORTS order. */
   byTransport(): number[] {
-    return TRANSPORTS.map((_, i) => Atomics.load(this.counts, 2 + i))
+    return TRANSPORTS.map((_, i) => Atomics.load(this.counts, BY_TRANSPORT + i))
   }
 
   opened(transport: Transport): void {
     Atomics.add(this.counts, OPEN, 1)
-    Atomics.add(this.counts, 2 + TRANSPORTS.indexOf(transport), 1)
+    Atomics.add(this.counts, BY_TRANSPORT + TRANSPORTS.indexOf(transport), 1)
   }
 
   closed(transport: Transport): void {
     Atomics.sub(this.counts, OPEN, 1)
-    Atomics.sub(this.counts, 2 + TRANSPORTS.indexOf(transport), 1)
+    Atomics.sub(this.counts, BY_TRANSPORT + TRANSPORTS.indexOf(transport), 1)
   }
 }
 
@@ -169,7 +166,7 @@ export class ClientTable {
 
   /** True while some client waits after failed authentications (else none needs looking up). */
   anyPenalty(nowMs = Date.now()): boolean {
-    return Atomics.load(this.cells.anyBlockedUntilMs, 0) > BigInt(nowMs)
+    return Atomics.load(this.cells.counts, ANY_WAIT_UNTIL) > Math.floor(nowMs / 1000) - WAIT_EPOCH_S
   }
 
   /** How long `client` must still wait before an authentication of it is checked (0: none). */
@@ -196,7 +193,11 @@ export class ClientTable {
     // Parallel failures each set a wait from now: the longest one stands.
     const until = now + BigInt(waitMs)
     raiseTo(c.blockedUntilMs, slot, until)
-    raiseTo(c.anyBlockedUntilMs, 0, until)
+    const untilS = Math.ceil((nowMs + waitMs) / 1000) - WAIT_EPOCH_S
+    for (;;) {
+      const current = Atomics.load(c.counts, ANY_WAIT_UNTIL)
+      if (current >= untilS || Atomics.compareExchange(c.counts, ANY_WAIT_UNTIL, current, untilS) === current) break
+    }
     return waitMs
   }
 
