@@ -112,6 +112,22 @@ describe('configuration', () => {
     assert.equal(config.accounts[1].maxPacketAmount, 0xffffffffffffffffn)
   })
 
+  it('limits clients by default (README: "Security"), and keeps /metrics private', () => {
+    const config = parseConfig(testConfigJson(), {}, MACHINE)
+    assert.equal(config.maxConnections, 10000)
+    assert.equal(config.reservedConnections, 5000)
+    assert.equal(config.anonymousPerAddress, 32)
+    assert.equal(config.authFailuresFree, 5)
+    assert.equal(config.authPenaltyMs, 1000)
+    assert.equal(config.authPenaltyMaxMs, 60000)
+    assert.equal(config.maxLinksPerAccount, 8)
+    assert.deepEqual(config.trustedProxies, [])
+    assert.equal(config.metrics.public, false)
+    const proxied = parseConfig({ ...testConfigJson(), limits: { maxConnections: 300, trustedProxies: ['127.0.0.1', '10.0.0.0/8', 'fd00::/8'] } }, {}, MACHINE)
+    assert.equal(proxied.reservedConnections, 150, 'half of maxConnections')
+    assert.deepEqual(proxied.trustedProxies, ['127.0.0.1', '10.0.0.0/8', 'fd00::/8'])
+  })
+
   const bad: [string, Record<string, unknown>, RegExp][] = [
     ['a non-decimal amount', withAccount({ maxPacketAmount: 1000 }), /accounts\.alice\.maxPacketAmount: must be a decimal integer string/],
     ['a negative max packet amount', withAccount({ maxPacketAmount: '-1' }), /accounts\.alice\.maxPacketAmount: must be from 0/],
@@ -174,6 +190,12 @@ describe('configuration', () => {
     ['an unknown payee field', { ...testConfigJson(), payees: { shop: { nmae: 'x' } } }, /payees\.shop\.nmae: .*did you mean "name"\?/],
     ['an unknown shop field', { ...testConfigJson(), shop: { routes: [{ path: '/a', price: '1' }], timeout: 5 } }, /shop\.timeout: is not a field/],
     ['an unknown shop route field', { ...testConfigJson(), shop: { routes: [{ path: '/a', prize: '1', price: '1' }] } }, /shop\.routes\[0\]\.prize: .*did you mean "price"\?/],
+    ['a trusted proxy that is no address', { ...testConfigJson(), limits: { trustedProxies: ['127.0.0.1', 'proxy.example'] } }, /limits\.trustedProxies\[1\]: must be an IPv4 or IPv6 address or CIDR block/],
+    ['a trusted proxy block too wide', { ...testConfigJson(), limits: { trustedProxies: ['10.0.0.0/33'] } }, /limits\.trustedProxies\[0\]/],
+    ['trusted proxies that are no list', { ...testConfigJson(), limits: { trustedProxies: '127.0.0.1' } }, /limits\.trustedProxies: must be an array/],
+    ['all connections reserved for accounts', { ...testConfigJson(), limits: { maxConnections: 10, reservedConnections: 10 } }, /limits\.reservedConnections: must be an integer from 0 to 9/],
+    ['a longest wait below the first', { ...testConfigJson(), limits: { authPenaltyMs: 5000, authPenaltyMaxMs: 1000 } }, /limits\.authPenaltyMaxMs: is less than limits\.authPenaltyMs/],
+    ['metrics both public and with a token', { ...testConfigJson(), metrics: { public: true, token: 'a-metrics-token-of-16+' } }, /metrics\.public: is true, so metrics\.token would never be asked for/],
   ]
   for (const [name, json, message] of bad) {
     it(`refuses ${name}, naming the field`, () => {

@@ -220,7 +220,9 @@ describe(`token guessing is slowed, on every surface at once (${layoutName(0)})`
     assert.equal(answers.filter((a) => a.type === BTP_RESPONSE).length, 0, 'no guess was taken')
     assert.ok(invalid >= 5 && invalid <= 8, `tokens checked: ${invalid}`)
     assert.equal(invalid + waiting + upgradeRefused, 400, JSON.stringify({ invalid, waiting, upgradeRefused }))
-    assert.ok(upgradeRefused >= 400 - 32, `at most limits.anonymousPerAddress sockets were open at once (${upgradeRefused} upgrades refused)`)
+    // At most limits.anonymousPerAddress sockets at once: a socket whose token was checked and
+    // refused closes, and its place may go to one more.
+    assert.ok(upgradeRefused >= 400 - 32 - invalid, `at most limits.anonymousPerAddress sockets were open at once (${upgradeRefused} upgrades refused)`)
     assert.ok(elapsed >= 1000, `the burst took at least the first wait of 1000 ms (${elapsed} ms)`)
     const wait = Math.max(...answers.map((a) => waitSeconds(a.text)))
     assert.ok(wait >= 1 && wait <= 8, `wait ${wait} s`)

@@ -216,7 +216,7 @@ export class ClientTable {
     for (let i = 0; i < PROBE; i++) {
       const slot = (home + i) & (SLOTS - 1)
       const current = Atomics.load(c.key, slot)
-      if (current === 0n && Atomics.compareExchange(c.key, slot, 0n, key) === 0n) return this.fresh(slot, now)
+      if (current === 0n && Atomics.compareExchange(c.key, slot, 0n, key) === 0n) return this.firstOf(key, slot, now)
       const holdsNothing = Atomics.load(c.anonymous, slot) <= 0 && Atomics.load(c.blockedUntilMs, slot) <= now
       const older = victim < 0 || Atomics.load(c.lastSeenMs, slot) < Atomics.load(c.lastSeenMs, victim)
       if ((holdsNothing && !victimHoldsNothing) || (holdsNothing === victimHoldsNothing && older)) {
@@ -227,6 +227,19 @@ export class ClientTable {
     const previous = Atomics.load(c.key, victim)
     Atomics.compareExchange(c.key, victim, previous, key)
     return this.fresh(victim, now)
+  }
+
+  /**
+   * Two threads that meet a new client at once may each take a free slot for it: the one first
+   * in probe order is the client's, and the other gives its slot back (each thread sees the
+   * other's key by then, as each wrote its own before looking), so the client's counts are never
+   * split between two slots.
+   */
+  private firstOf(key: bigint, taken: number, now: bigint): number {
+    const first = this.findSlot(key)
+    if (first === taken) return this.fresh(taken, now)
+    Atomics.store(this.cells.key, taken, 0n)
+    return first >= 0 ? first : this.slotOf(key, Number(now))
   }
 
   private fresh(slot: number, now: bigint): number {
