@@ -4,25 +4,26 @@
 // account of a node, the token as the payment's data, and tries again.
 //
 //   node scripts/ilp-curl.js <url> [-X METHOD] [-H 'Name: value']… [-d body] [--max-price N]
-//        [--via btp+ws://user:token@host:port] [--token <base64url>] [--tries N]
+//        [--via btp+ws://user:token@host:port] [--token <base64url>] [--tries N] [--timeout-ms N]
 //
 // Prints the answer's body to stdout, and the status, Pay-Balance and what was paid to stderr.
 // Exits 0 on a 2xx answer, 1 otherwise. --via defaults to the embedded development account alice
-// of a node on 127.0.0.1:7768; --max-price (default 1000) caps what one request may cost.
+// of a node on 127.0.0.1:7768; --max-price (default 1000) caps what one request may cost. It gives
+// up with a message when the server or the node does not answer within --timeout-ms (10 s).
 
 'use strict'
 const crypto = require('node:crypto')
-const BtpPlugin = require('ilp-plugin-btp')
 const PSK2 = require('ilp-protocol-psk2')
+const { DEFAULT_TIMEOUT_MS, within, connectBtp, fetchWithin } = require('./btp_connect')
 
 function usage(message) {
   if (message) console.error(`ilp-curl: ${message}`)
-  console.error('usage: node scripts/ilp-curl.js <url> [-X METHOD] [-H "Name: value"] [-d body] [--max-price N] [--via btp+ws://…] [--token T] [--tries N]')
+  console.error('usage: node scripts/ilp-curl.js <url> [-X METHOD] [-H "Name: value"] [-d body] [--max-price N] [--via btp+ws://…] [--token T] [--tries N] [--timeout-ms N]')
   process.exit(2)
 }
 
 function parseArgs(argv) {
-  const o = { method: 'GET', headers: {}, body: undefined, maxPrice: 1000n, via: 'btp+ws://alice:alice-token@127.0.0.1:7768', token: null, tries: 3, url: null }
+  const o = { method: 'GET', headers: {}, body: undefined, maxPrice: 1000n, via: 'btp+ws://alice:alice-token@127.0.0.1:7768', token: null, tries: 3, timeoutMs: DEFAULT_TIMEOUT_MS, url: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const next = () => (i + 1 < argv.length ? argv[++i] : usage(`${a} needs a value`))
@@ -37,6 +38,7 @@ function parseArgs(argv) {
     else if (a === '--via') o.via = next()
     else if (a === '--token') o.token = next()
     else if (a === '--tries') o.tries = Number(next())
+    else if (a === '--timeout-ms') o.timeoutMs = Number(next())
     else if (a.startsWith('-')) usage(`unknown option ${a}`)
     else if (o.url === null) o.url = a
     else usage(`unexpected argument ${a}`)
@@ -54,7 +56,7 @@ async function main() {
   let paid = 0n
   try {
     for (let attempt = 1; ; attempt++) {
-      const res = await fetch(o.url, { method: o.method, headers, body: o.body })
+      const res = await fetchWithin(o.url, { method: o.method, headers, body: o.body }, o.timeoutMs)
       if (res.status !== 402 || attempt > o.tries) {
         const text = await res.text()
         process.stdout.write(text)
@@ -69,12 +71,11 @@ async function main() {
       const amount = owed > 0n ? owed : 1n
       if (amount > o.maxPrice) throw new Error(`the price ${price} is above --max-price ${o.maxPrice}`)
       if (plugin === null) {
-        plugin = new BtpPlugin({ server: o.via })
-        await plugin.connect()
+        plugin = await connectBtp(o.via, o.timeoutMs)
       }
-      const result = await PSK2.sendRequest(plugin, {
+      const result = await within(PSK2.sendRequest(plugin, {
         destinationAccount, sharedSecret: Buffer.from(secret, 'base64'), sourceAmount: amount.toString(), minDestinationAmount: amount.toString(), data: token,
-      })
+      }), o.timeoutMs, `no answer to the payment within ${o.timeoutMs} ms`)
       if (!result.fulfilled) throw new Error(`payment rejected: ${result.code} ${result.message}`)
       paid += amount
     }
