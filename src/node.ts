@@ -288,7 +288,7 @@ async function listenAdmin(config: Config, uws: UwsModule, plane: ControlPlane, 
   // The same table of clients as the node's port: a guesser gets no fresh tries here.
   const gate = new ClientGate(config, limits, logger('clients'))
   registerMetrics(app, config, 'admin', () => plane.metrics(), gate, logger('metrics'))
-  registerAdmin(app, (request) => plane.admin(request), gate, logger('admin'))
+  registerAdmin(app, config.adminToken, (request) => plane.admin(request), gate, logger('admin'))
   app.any('/*', (res) => { res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n') })
   const { host, port } = config.adminListen!
   const listening = await listenUws(uws, app, host, port, false).catch((err: Error) => {

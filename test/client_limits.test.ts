@@ -69,7 +69,10 @@ describe('X-Forwarded-For', () => {
     assert.equal(proxies.behindProxies('127.0.0.1', '203.0.113.1, 198.51.100.7, 10.1.1.1'), '198.51.100.7', 'two proxies deep')
     assert.equal(proxies.behindProxies('198.51.100.9', '203.0.113.1'), '198.51.100.9', 'from anyone else: ignored')
     assert.equal(proxies.behindProxies('127.0.0.1', ''), '127.0.0.1', 'no header: the proxy itself')
-    assert.equal(proxies.behindProxies('127.0.0.1', 'not-an-address'), '127.0.0.1', 'a hop that is no address: the proxy')
+    assert.equal(proxies.behindProxies('127.0.0.1', 'not-an-address'), 'not-an-address', 'a hop that is no address is the client\'s own, not the proxy\'s')
+    assert.equal(proxies.behindProxies('127.0.0.1', '198.51.100.7:5678'), '198.51.100.7', 'a port is not part of the client')
+    assert.equal(proxies.behindProxies('127.0.0.1', '[2001:db8::7]:443'), '2001:db8::7')
+    assert.equal(proxies.behindProxies('127.0.0.1', '2001:db8::7'), '2001:db8::7', 'an IPv6 address keeps its colons')
     assert.equal(proxies.behindProxies('127.0.0.1', '10.0.0.1, 10.0.0.2'), '10.0.0.1', 'all trusted: the leftmost read')
   })
 
@@ -122,7 +125,28 @@ describe('the shared table of clients', () => {
     for (const c of ['b', 'c', 'd']) for (let i = 0; i < 2; i++) assert.notEqual(typeof table.openAnonymous(c), 'string')
     assert.notEqual(typeof table.openAnonymous('e'), 'string', 'the 10th')
     assert.equal(table.openAnonymous('f'), 'node', 'the node has its 10')
-    assert.ok(table.openHeld() === false, 'a held refusal counts toward the node too')
+    // Held refusals have a cap of their own: they take no place an account needs to connect.
+    for (let i = 0; i < 10; i++) assert.equal(table.openHeld(), true)
+    assert.equal(table.openHeld(), false)
+    table.closeHeld()
+    assert.equal(table.openHeld(), true)
+  })
+
+  it('never takes a connection counted under a slot\'s earlier owner off its later one', () => {
+    const table = new ClientTable(createSharedLimits(), { ...LIMITS, anonymousPerAddress: 2, anonymousMax: 1_000_000 })
+    const t = T0
+    const first = table.openAnonymous('returning', t)
+    if (typeof first === 'string') throw new Error('refused')
+    // The client's slot is evicted (it holds a connection, but so does every other candidate),
+    // and the client comes back, possibly to the same slot.
+    for (let i = 0; i < 100_000; i++) {
+      const other = table.openAnonymous(`crowd-${i}`, t + 1 + i)
+      if (typeof other === 'string') throw new Error('refused')
+    }
+    const again = [table.openAnonymous('returning', t + 200_000), table.openAnonymous('returning', t + 200_000)]
+    assert.ok(again.every((ticket) => typeof ticket !== 'string'))
+    table.closeAnonymous(first)
+    assert.equal(table.openAnonymous('returning', t + 200_001), 'address', 'the old connection\'s release took nothing off the new count')
   })
 
   it('makes room for new clients when full, keeping the slots that hold a wait or a connection', () => {

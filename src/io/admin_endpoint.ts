@@ -8,6 +8,8 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Logger } from '../log'
 import { retryAfterSeconds, type ClientGate } from './client_gate'
+import { bearerToken, tokenDigest } from './auth'
+import { timingSafeEqual } from 'node:crypto'
 
 /** What crosses to the main thread. */
 export interface AdminRequest {
@@ -39,7 +41,16 @@ function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? ''}`.trim()
 }
 
-export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest) => Promise<AdminResponse>, gate: ClientGate, log: Logger): void {
+const UNAUTHORIZED = JSON.stringify({ code: 'unauthorized', error: 'missing or invalid admin bearer token' })
+
+/**
+ * `adminToken`: checked here, on the thread that took the request, before anything is read or
+ * sent on (so that a burst of guesses is held here, each one counted as it comes, and a request
+ * without the token costs the main thread nothing); null: the admin API is off, which the main
+ * thread answers.
+ */
+export function registerAdmin(app: TemplatedApp, adminToken: string | null, answer: (request: AdminRequest) => Promise<AdminResponse>, gate: ClientGate, log: Logger): void {
+  const digest = adminToken === null ? null : tokenDigest(adminToken)
   const handler = (res: HttpResponse, req: HttpRequest): void => {
     const head = {
       method: req.getMethod().toUpperCase(), path: req.getUrl(), query: req.getQuery() ?? '',
@@ -57,10 +68,21 @@ export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest)
         res.end(body)
       })
     }
-    const admission = gate.admit(client, 'admin')
-    if (!admission.ok) {
-      const retryAfter = retryAfterSeconds(admission.waitMs)
-      return gate.hold(admission.waitMs, () => aborted, () => write(429, JSON.stringify({ code: 'too_many_failures', error: `too many failed authentications from this address; try again in ${retryAfter} s` }), retryAfter))
+    if (digest !== null) {
+      const admission = gate.admit(client, 'admin')
+      if (!admission.ok) {
+        const retryAfter = retryAfterSeconds(admission.waitMs)
+        return gate.hold(admission.waitMs, () => aborted, () => write(429, JSON.stringify({ code: 'too_many_failures', error: `too many failed authentications from this address; try again in ${retryAfter} s` }), retryAfter))
+      }
+      const token = bearerToken(head.authorization)
+      // A request without a token guessed nothing; a wrong token is a guess.
+      if (token === '') {
+        gate.refused(client, 'admin request refused: no admin token')
+        return write(401, UNAUTHORIZED)
+      }
+      if (!timingSafeEqual(tokenDigest(token), digest)) {
+        return gate.hold(gate.failed(client, 'admin', 'bad admin token'), () => aborted, () => write(401, UNAUTHORIZED))
+      }
     }
     const chunks: Buffer[] = []
     let size = 0
@@ -77,13 +99,7 @@ export function registerAdmin(app: TemplatedApp, answer: (request: AdminRequest)
       chunks.push(Buffer.from(new Uint8Array(chunk)))
       if (isLast) respond({ ...head, body: Buffer.concat(chunks).toString('utf8') })
     })
-    const respond = (request: AdminRequest) => answer(request).then((response) => {
-      if (response.status !== 401) return write(response.status, response.body)
-      // A request without a token guessed nothing; a wrong token is a guess.
-      const waitMs = request.authorization === '' ? 0 : gate.failed(client, 'admin', 'bad admin token')
-      if (waitMs === 0 && request.authorization === '') gate.refused(client, 'admin request refused: no admin token')
-      gate.hold(waitMs, () => aborted, () => write(401, response.body))
-    }, (err: Error) => {
+    const respond = (request: AdminRequest) => answer(request).then((response) => write(response.status, response.body), (err: Error) => {
       log.error('admin request failed', { method: request.method, path: request.path, error: err.message })
       write(500, '{"code":"internal","error":"internal error"}')
     })

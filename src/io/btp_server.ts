@@ -158,6 +158,8 @@ export class BtpServer {
   /** Refuses the auth message after `waitMs` (frames meanwhile are ignored), then closes. */
   private refuse(session: BtpSession, requestId: number, reason: string, waitMs: number): void {
     session.refused = true
+    // The refusal, not the auth timeout, ends this socket (it still counts as anonymous).
+    if (waitMs > 0 && session.authTimer !== null) clearTimeout(session.authTimer)
     this.gate.hold(waitMs, () => session.socket === null, () => {
       const socket = session.socket
       if (socket === null) return

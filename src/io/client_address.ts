@@ -27,7 +27,7 @@ export class ClientAddresses {
    */
   of(res: HttpResponse, req: HttpRequest): string {
     const remote = Buffer.from(res.getRemoteAddressAsText()).toString()
-    return clientKey(this.proxies.length === 0 ? remote : this.behindProxies(remote, req.getHeader('x-forwarded-for')))
+    return clientKey(this.proxies.length === 0 ? remote : this.behindProxies(remote, forwardedFor(req)))
   }
 
   /** The first address from the right of [...forwardedFor, remote] that is not a trusted proxy. */
@@ -36,9 +36,31 @@ export class ClientAddresses {
     const hops = forwardedFor.split(',')
     // A long header is the client's own padding: only the hops a chain of proxies could add count.
     for (let i = hops.length - 1; i >= Math.max(0, hops.length - 16); i--) {
-      const hop = hops[i].trim()
-      if (!this.trusted(hop)) return addressBytes(hop) === null ? remote : hop
+      const hop = bareAddress(hops[i])
+      // A hop that is no address is still this client's (not the proxy's: that would make every
+      // client behind the proxy share one allowance).
+      if (!this.trusted(hop)) return hop
     }
-    return hops[Math.max(0, hops.length - 16)].trim()
+    return bareAddress(hops[Math.max(0, hops.length - 16)])
   }
+}
+
+/**
+ * Every X-Forwarded-For line of the request, in order, as one list: a proxy may add a line of its
+ * own after the client's (HAProxy's `option forwardfor` does), and uWS's getHeader reads the first.
+ */
+function forwardedFor(req: HttpRequest): string {
+  let all = ''
+  req.forEach((name, value) => {
+    if (name === 'x-forwarded-for') all = all === '' ? value : `${all},${value}`
+  })
+  return all
+}
+
+/** A hop as proxies write it, without a port or brackets: "1.2.3.4:5678" and "[2001:db8::1]:80" name addresses. */
+function bareAddress(text: string): string {
+  const hop = text.trim()
+  if (hop.startsWith('[')) return hop.slice(1, hop.indexOf(']') < 0 ? undefined : hop.indexOf(']'))
+  const colon = hop.indexOf(':')
+  return colon > 0 && colon === hop.lastIndexOf(':') ? hop.slice(0, colon) : hop
 }

@@ -10,9 +10,10 @@
 //      its own refusal is held that long: a guesser waits for every answer, and parallel guesses
 //      are held, not checked.
 //   3. A right token outside a penalty is never delayed.
-// Held refusals count toward the node's cap on anonymous connections (not the address's: a
-// burst of guesses is held whole, so it takes the penalty whole); when that cap is reached a
-// refusal is answered at once instead.
+// Held refusals have a cap of their own over the node (the size of the anonymous share; not per
+// address: a burst of guesses is held whole, so it takes the penalty whole), apart from the
+// anonymous sockets, so that holding them never keeps an account from connecting; when that cap
+// is reached a refusal is answered at once instead.
 //
 // Refusals are logged once per client and kind per REFUSAL_LOG_MS, with a count: an attacker
 // costs a few lines per minute however fast it goes.

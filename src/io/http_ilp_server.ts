@@ -89,7 +89,7 @@ export class IlpHttpServer {
     const account = this.authorize(exchange, res, req, token)
     if (account < 0) return
     if (head === null && !OCTET_STREAM_TYPES.has(contentType)) {
-      return this.fail(exchange, '415 Unsupported Media Type', `Content-Type must be application/octet-stream or application/ilp+octet-stream, not ${contentType}`)
+      return this.fail(exchange, '415 Unsupported Media Type', `Content-Type must be application/octet-stream or application/ilp+octet-stream, not ${JSON.stringify(contentType.slice(0, 64))}`)
     }
     const max = this.config.maxHttpBodyBytes
     const declared = contentLength === '' ? -1 : Number(contentLength)

@@ -132,7 +132,7 @@ export class IoFront {
     // On the node's port unless they have a listener of their own (config.adminListen, node.ts).
     if (config.adminListen === null) {
       registerMetrics(app, config, 'node', () => controlPlane.metrics(), gate, scope('metrics'))
-      registerAdmin(app, (request) => controlPlane.admin(request), gate, scope('admin'))
+      registerAdmin(app, config.adminToken, (request) => controlPlane.admin(request), gate, scope('admin'))
     }
     this.shop?.register(app)
     app.any('/*', (res, req) => {

@@ -12,18 +12,27 @@
 //        BigInt64 blockedUntilMs[SLOTS] no authentication of it is checked before then
 //        Int32    anonymous[SLOTS]      its connections that have not authenticated
 //        Int32    failures[SLOTS]       its failed authentications since it was last forgiven
-//        Int32    open, anonymousOpen, anyWaitUntil, byTransport[TRANSPORTS]
+//        Int32    generation[SLOTS]     bumped each time the slot is given to a client, so that
+//                                       a connection counted under an earlier owner is never
+//                                       taken off a later one (not even the same client's)
+//        Int32    open, anonymousOpen, anyWaitUntil, held, seed, byTransport[TRANSPORTS]
 //
 // anyWaitUntil is the latest blockedUntilMs of all, in whole seconds from WAIT_EPOCH_S, rounded
 // up: until then some client may be waiting. While none is, a request need not find its client's
-// slot at all (an ILP-over-HTTP packet pays one load and a comparison, no allocation).
+// slot at all (an ILP-over-HTTP packet pays one load and a comparison, no allocation). `held`
+// counts refusals held back (client_gate.ts) under a cap of their own, apart from the anonymous
+// sockets, so that refusals cannot take the places a connecting account needs. `seed` (random,
+// set by the main thread) keys the hash, so that addresses that share slots cannot be worked
+// out offline.
 //
 // A client's slot is found by probing PROBE slots from its hash; a new client takes a free one,
 // else evicts the least recently seen one that holds nothing (no anonymous connection, no
 // penalty), else the least recently seen. Two threads may race on one slot: a count can then be
 // off by one for a moment, never by more than the number of threads, and a client whose slot was
-// taken over simply starts afresh (its old connections' releases are ignored: they no longer
-// match the slot's key).
+// taken over simply starts afresh (its old connections' releases are ignored: they carry the
+// slot's earlier generation).
+
+import { randomBytes } from 'node:crypto'
 
 const SLOTS = 8192
 const PROBE = 8
@@ -33,12 +42,14 @@ const FORGET_FAILURES_MS = 10 * 60_000
 /** What holds a connection id: a BTP session, an ILP-over-HTTP exchange, a paid shop request. */
 export const TRANSPORTS = ['btp', 'http', 'shop'] as const
 export type Transport = (typeof TRANSPORTS)[number]
-const COUNTS = 3 + TRANSPORTS.length
+const COUNTS = 5 + TRANSPORTS.length
 /** anyWaitUntil counts seconds from here (2023-11-14), so an Int32 lasts until 2091. */
 const WAIT_EPOCH_S = 1_700_000_000
 
 export function createSharedLimits(): SharedArrayBuffer {
-  return new SharedArrayBuffer(8 * 4 * SLOTS + 4 * 2 * SLOTS + 4 * COUNTS)
+  const sab = new SharedArrayBuffer(8 * 4 * SLOTS + 4 * 3 * SLOTS + 4 * COUNTS)
+  new Cells(sab).counts[SEED] = randomBytes(4).readInt32LE(0)
+  return sab
 }
 
 class Cells {
@@ -48,6 +59,7 @@ class Cells {
   readonly blockedUntilMs: BigInt64Array
   readonly anonymous: Int32Array
   readonly failures: Int32Array
+  readonly generation: Int32Array
   readonly counts: Int32Array
 
   constructor(sab: SharedArrayBuffer) {
@@ -60,6 +72,7 @@ class Cells {
     this.blockedUntilMs = big()
     this.anonymous = int(SLOTS)
     this.failures = int(SLOTS)
+    this.generation = int(SLOTS)
     this.counts = int(COUNTS)
   }
 }
@@ -67,7 +80,9 @@ class Cells {
 const OPEN = 0
 const ANONYMOUS_OPEN = 1
 const ANY_WAIT_UNTIL = 2
-const BY_TRANSPORT = 3
+const HELD = 3
+const SEED = 4
+const BY_TRANSPORT = 5
 
 export class ConnectionCount {
   private readonly counts: Int32Array
@@ -113,16 +128,18 @@ export interface ClientLimits {
 /** An anonymous connection's place in the counts, given back once it authenticates or closes. */
 export interface AnonymousTicket {
   readonly slot: number
-  readonly key: bigint
+  readonly generation: number
 }
 
 export type AnonymousRefusal = 'address' | 'node'
 
 export class ClientTable {
   private readonly cells: Cells
+  private readonly seed: number
 
   constructor(sab: SharedArrayBuffer, private readonly limits: ClientLimits) {
     this.cells = new Cells(sab)
+    this.seed = Atomics.load(this.cells.counts, SEED)
   }
 
   /**
@@ -136,32 +153,32 @@ export class ClientTable {
       Atomics.sub(c.counts, ANONYMOUS_OPEN, 1)
       return 'node'
     }
-    const key = keyOf(client)
-    const slot = this.slotOf(key, nowMs)
+    const slot = this.slotOf(this.keyOf(client), nowMs)
+    const generation = Atomics.load(c.generation, slot)
     if (Atomics.add(c.anonymous, slot, 1) >= this.limits.anonymousPerAddress) {
       Atomics.sub(c.anonymous, slot, 1)
       Atomics.sub(c.counts, ANONYMOUS_OPEN, 1)
       return 'address'
     }
-    return { slot, key }
+    return { slot, generation }
   }
 
-  /** Counts an anonymous connection toward the node's cap only (a refusal held back); false if over it. */
+  /** Counts a refusal held back, under a cap of its own (the anonymous share's size); false if over it. */
   openHeld(): boolean {
-    if (Atomics.add(this.cells.counts, ANONYMOUS_OPEN, 1) < this.limits.anonymousMax) return true
-    Atomics.sub(this.cells.counts, ANONYMOUS_OPEN, 1)
+    if (Atomics.add(this.cells.counts, HELD, 1) < this.limits.anonymousMax) return true
+    Atomics.sub(this.cells.counts, HELD, 1)
     return false
   }
 
   closeHeld(): void {
-    Atomics.sub(this.cells.counts, ANONYMOUS_OPEN, 1)
+    Atomics.sub(this.cells.counts, HELD, 1)
   }
 
   /** The connection authenticated or closed: it no longer counts as anonymous. */
   closeAnonymous(ticket: AnonymousTicket): void {
     const c = this.cells
     Atomics.sub(c.counts, ANONYMOUS_OPEN, 1)
-    if (Atomics.load(c.key, ticket.slot) === ticket.key) Atomics.sub(c.anonymous, ticket.slot, 1)
+    if (Atomics.load(c.generation, ticket.slot) === ticket.generation) Atomics.sub(c.anonymous, ticket.slot, 1)
   }
 
   /** True while some client waits after failed authentications (else none needs looking up). */
@@ -171,7 +188,7 @@ export class ClientTable {
 
   /** How long `client` must still wait before an authentication of it is checked (0: none). */
   penaltyLeftMs(client: string, nowMs = Date.now()): number {
-    const slot = this.findSlot(keyOf(client))
+    const slot = this.findSlot(this.keyOf(client))
     if (slot < 0) return 0
     return Math.max(0, Number(Atomics.load(this.cells.blockedUntilMs, slot) - BigInt(nowMs)))
   }
@@ -183,7 +200,7 @@ export class ClientTable {
    */
   failed(client: string, nowMs = Date.now()): number {
     const c = this.cells
-    const slot = this.slotOf(keyOf(client), nowMs)
+    const slot = this.slotOf(this.keyOf(client), nowMs)
     const now = BigInt(nowMs)
     if (now - Atomics.load(c.lastFailureMs, slot) > BigInt(FORGET_FAILURES_MS)) Atomics.store(c.failures, slot, 0)
     Atomics.store(c.lastFailureMs, slot, now)
@@ -201,6 +218,18 @@ export class ClientTable {
     return waitMs
   }
 
+  /** Two 32-bit FNV-1a hashes of the client's name, offset by the node's seed, as one non-zero 64-bit key. */
+  private keyOf(client: string): bigint {
+    let a = 0x811c9dc5 ^ this.seed
+    let b = 0x050c5d1f ^ Math.imul(this.seed, 0x9e3779b1)
+    for (let i = 0; i < client.length; i++) {
+      const ch = client.charCodeAt(i)
+      a = Math.imul(a ^ ch, 0x01000193)
+      b = Math.imul(b ^ ch, 0x01000193)
+    }
+    return BigInt.asIntN(64, (BigInt(a >>> 0) << 32n) | BigInt((b | 1) >>> 0))
+  }
+
   /** The slot of `key`, taking one if it has none. */
   private slotOf(key: bigint, nowMs: number): number {
     const c = this.cells
@@ -210,7 +239,7 @@ export class ClientTable {
       Atomics.store(c.lastSeenMs, found, now)
       return found
     }
-    const home = Number(key & BigInt(SLOTS - 1))
+    const home = homeOf(key)
     let victim = -1
     let victimHoldsNothing = false
     for (let i = 0; i < PROBE; i++) {
@@ -225,7 +254,8 @@ export class ClientTable {
       }
     }
     const previous = Atomics.load(c.key, victim)
-    Atomics.compareExchange(c.key, victim, previous, key)
+    // Another thread took the slot first (for its own client): look again.
+    if (Atomics.compareExchange(c.key, victim, previous, key) !== previous) return this.slotOf(key, nowMs)
     return this.fresh(victim, now)
   }
 
@@ -244,6 +274,7 @@ export class ClientTable {
 
   private fresh(slot: number, now: bigint): number {
     const c = this.cells
+    Atomics.add(c.generation, slot, 1)
     Atomics.store(c.anonymous, slot, 0)
     Atomics.store(c.failures, slot, 0)
     Atomics.store(c.blockedUntilMs, slot, 0n)
@@ -253,7 +284,7 @@ export class ClientTable {
   }
 
   private findSlot(key: bigint): number {
-    const home = Number(key & BigInt(SLOTS - 1))
+    const home = homeOf(key)
     for (let i = 0; i < PROBE; i++) {
       const slot = (home + i) & (SLOTS - 1)
       if (Atomics.load(this.cells.key, slot) === key) return slot
@@ -270,14 +301,7 @@ function raiseTo(cells: BigInt64Array, i: number, value: bigint): void {
   }
 }
 
-/** Two 32-bit FNV-1a hashes of the client's key (different offsets), as one non-zero 64-bit key. */
-function keyOf(client: string): bigint {
-  let a = 0x811c9dc5
-  let b = 0x050c5d1f
-  for (let i = 0; i < client.length; i++) {
-    const ch = client.charCodeAt(i)
-    a = Math.imul(a ^ ch, 0x01000193)
-    b = Math.imul(b ^ ch, 0x01000193)
-  }
-  return BigInt.asIntN(64, (BigInt(a >>> 0) << 32n) | BigInt((b | 1) >>> 0))
+/** The first slot a key is looked for in: from its high half (the low half is forced odd). */
+function homeOf(key: bigint): number {
+  return Number(BigInt.asUintN(64, key) >> 32n) & (SLOTS - 1)
 }
