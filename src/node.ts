@@ -10,6 +10,7 @@ import { IoFront, type ControlPlane } from './io/io_front'
 import { IoThreads } from './control/io_threads'
 import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
 import { LinkTable } from './ring/link_table'
+import { PeerReach } from './ring/peer_reach'
 import { nativeWake, nativeWakeUnavailable } from './ring/native_wake'
 import { createSharedLimits } from './io/shared_limits'
 import { ClientGate } from './io/client_gate'
@@ -110,6 +111,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const accounts = new AccountTable(config)
   const links = LinkTable.create(accounts.capacity, config.ioThreads)
   const linkTable = new LinkTable(links, accounts.capacity, config.ioThreads)
+  const reach = PeerReach.create(accounts.capacity)
   const limits = createSharedLimits()
   const ioCounters = config.metrics.enabled ? new SharedArrayBuffer(ioCountersBytes(config.ioThreads, config.maxAccounts)) : null
   let reportFatal: (reason: string) => void = () => {}
@@ -147,7 +149,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     adminRoutePrefixes(starting.overlay))
 
   // The data plane: the main thread's own front (IO_THREADS=1), or I/O worker threads.
-  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, limits, ioCounters, store, uws, plane) : null
+  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, reach, limits, ioCounters, store, uws, plane) : null
   let ioThreads: IoThreads | null = null
   const ioSide: IoSide = front !== null
     ? { detach: () => front.shardsRestarting(), attach: (wiring) => front.port.attach(wiring, null) }
@@ -177,7 +179,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     log: logger('admin'),
   })
   admin = new AdminApi({
-    config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, routes, changes, rates,
+    config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, reach: new PeerReach(reach, accounts.capacity), routes, changes, rates,
     adjust: (account, amount, key, reason) => supervisor.adjust(accounts.ownerShard[account], account, amount, key, reason),
   })
   if (config.metrics.enabled) {
@@ -194,7 +196,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   } else {
     // Every I/O thread binds the same port: with PORT=0 it is chosen first.
     port = config.port !== 0 ? config.port : await claimFreePort(config.host, 0)
-    const threads = new IoThreads(config, links, limits, ioCounters, plane, (index, reason) => {
+    const threads = new IoThreads(config, links, reach, limits, ioCounters, plane, (index, reason) => {
       // The thread's requests and holds died with it: restart the data plane from LMDB, then put
       // a new thread in its place on the new rings.
       void supervisor.restart(reason).then(() => threads.startThread(index, supervisor.currentWiring(), port)).then(

@@ -91,6 +91,28 @@ describe(`metrics (${layoutName(0)})`, () => {
     assert.equal((await scrape(fixture.node.port, 'not-the-metrics-token')).status, 401)
   })
 
+  it('declares its families before traffic, with a zero fulfill series per account and direction', async () => {
+    const res = await scrape(fixture.node.port, TOKEN)
+    assert.equal(res.status, 200)
+    for (const account of ['alice', 'bob']) {
+      for (const direction of ['incoming', 'outgoing']) {
+        for (const name of ['ilp_node_packets_total', 'ilp_node_packet_amount_total']) {
+          assert.ok(res.text.includes(`${name}{account="${account}",direction="${direction}",result="fulfill"} 0\n`), `${name} ${account} ${direction}`)
+        }
+      }
+    }
+    const { types } = parseExposition(res.text)
+    for (const [name, type] of [
+      ['ilp_node_packets_total', 'counter'], ['ilp_node_packet_amount_total', 'counter'], ['ilp_node_account_balance', 'gauge'],
+      ['ilp_node_prepares_in_flight', 'gauge'], ['ilp_node_connections', 'gauge'], ['ilp_node_thread_cpu_seconds_total', 'counter'],
+      ['ilp_node_shard_packets_total', 'counter'], ['ilp_node_io_records_total', 'counter'], ['ilp_node_answers_dropped_total', 'counter'],
+      ['ilp_node_ring_used_bytes', 'gauge'], ['ilp_node_ring_size_bytes', 'gauge'], ['ilp_node_lmdb_commit_seconds', 'histogram'],
+    ]) {
+      assert.equal(types.get(name), type, name)
+      assert.match(res.text, new RegExp(`^# HELP ${name} `, 'm'), name)
+    }
+  })
+
   it('counts exactly what was sent: fulfilled, rejected by the node, rejected by the next hop', async () => {
     const { alice, bob } = fixture.clients
     const { fulfillment, condition } = fulfillmentPair()
@@ -120,7 +142,8 @@ describe(`metrics (${layoutName(0)})`, () => {
     assert.equal(packets('alice', 'incoming', 'F99'), 2)
     assert.equal(packets('bob', 'outgoing', 'F99'), 2)
     assert.equal(amount('bob', 'outgoing', 'F99'), 22)
-    assert.equal(packets('bob', 'incoming', 'fulfill'), undefined, 'bob sent no prepares')
+    assert.equal(packets('bob', 'incoming', 'fulfill'), 0, 'bob sent no prepares')
+    assert.equal(packets('bob', 'incoming', 'F02'), undefined, 'reject codes appear when they occur')
     assert.equal(value(series, 'ilp_node_account_balance', { account: 'alice' }), 75)
     assert.equal(value(series, 'ilp_node_account_balance', { account: 'bob' }), -75)
     assert.equal(value(series, 'ilp_node_connections', { transport: 'btp' }), 2)

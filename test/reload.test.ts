@@ -114,5 +114,27 @@ for (const layout of [{ IO_THREADS: '1', SHARDS: '0' }, { IO_THREADS: '2', SHARD
         rmSync(dir, { recursive: true, force: true })
       }
     })
+
+    it('reports no update for a file reloaded unchanged, settlement block and settle fields included', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ilp-node-reload-'))
+      const file = join(dir, 'config.json')
+      const settling = child('alice-token', { settlement: { engine: 'btp-transfer' }, balance: { minimum: '-1000', maximum: '1000', settleThreshold: '-500', settleTo: '0' } })
+      writeFileSync(file, JSON.stringify(configJson({ alice: settling, bob: child('bob-token') }, [{ targetPrefix: 'test.elsewhere', peerId: 'bob' }])))
+      const node = await startNodeProcess({ ...layout, CONFIG: file, DATA_DIR: join(dir, 'data') })
+      try {
+        const reload = await adminRequest(node.port, 'POST', '/admin/reload')
+        assert.equal(reload.status, 200)
+        assert.equal(reload.body.updated, '')
+        assert.equal(reload.body.added, '')
+        assert.equal(reload.body.relinked, '')
+        // The same by SIGHUP: neither reload's log line names an account.
+        node.proc.kill('SIGHUP')
+        await waitForOutput(node.output, /config reloaded[\s\S]*config reloaded/)
+        assert.doesNotMatch(node.output(), /updated=alice/)
+      } finally {
+        await node.stop()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
   })
 }

@@ -95,14 +95,22 @@ export class AccountTable {
   }
 }
 
-/** Field by field (amounts are bigints, a payee's secret bytes). */
+/**
+ * By value, nested objects included: a reload parses every block (settlement, payee) afresh, so
+ * comparing them by reference would report an unchanged account as updated.
+ */
 export function sameAccount(a: AccountConfig, b: AccountConfig): boolean {
+  return sameValue(a, b)
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true
-  for (const key of Object.keys(a) as (keyof AccountConfig)[]) {
-    if (key === 'payee') continue
-    if (a[key] !== b[key]) return false
+  // A payee's secret.
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
   }
-  if (a.payee === null || b.payee === null) return a.payee === b.payee
-  return a.payee.name === b.payee.name && a.payee.imageUrl === b.payee.imageUrl && a.payee.shop === b.payee.shop &&
-    Buffer.from(a.payee.secret ?? []).equals(Buffer.from(b.payee.secret ?? []))
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  return keys.every((k) => Object.hasOwn(b, k) && sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
 }

@@ -43,6 +43,7 @@ import { bearerMatches, tokenDigest } from '../io/auth'
 import { parseBtpUrl } from '../io/btp_client'
 import { readHolds } from '../ring/holds'
 import type { LinkTable } from '../ring/link_table'
+import type { PeerReach } from '../ring/peer_reach'
 import { DIRECTIONS, FULFILL, sumCounterRows } from '../ring/packet_counters'
 import type { Wiring } from '../ring/wiring'
 import {
@@ -66,6 +67,8 @@ export interface AdminSources {
   links: LinkTable
   /** Links up per account, over all I/O threads (the control plane's count). */
   linkCount: Int32Array
+  /** Whether each ILP-over-HTTP peer answered the node's newest request. */
+  reach: PeerReach
   routes: RouteManager
   changes: Reconfigurer
   rates: { readonly current: RateSnapshot }
@@ -346,7 +349,8 @@ export class AdminApi {
       balance: readBalance(store, a.id).toString(),
       held: holds.held[i].toString(),
       preparesInFlight: holds.prepares[i],
-      connected: a.payee !== null || a.httpUrl !== null || linkCount[i] > 0,
+      // An HTTP peer is as reachable as its newest request found it (null before the first).
+      ...(a.httpUrl !== null ? this.s.reach.view(i) : { connected: a.payee !== null || linkCount[i] > 0 }),
       // Every BTP link over all I/O threads, whichever side opened it.
       links: links.links(i),
       ioThread: links.linkedThread(i),

@@ -36,6 +36,7 @@ export class IoThreads implements IoSide {
   constructor(
     private readonly config: Config,
     private readonly linksSab: SharedArrayBuffer,
+    private readonly reachSab: SharedArrayBuffer,
     private readonly limitsSab: SharedArrayBuffer,
     private readonly countersSab: SharedArrayBuffer | null,
     private readonly plane: ControlPlane,
@@ -74,7 +75,7 @@ export class IoThreads implements IoSide {
   /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
   startThread(index: number, wiring: Wiring, port: number): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const task: IoTask = { config: this.config, slots: this.slots, index, links: this.linksSab, limits: this.limitsSab, counters: this.countersSab, wiring, port, control: port2 }
+    const task: IoTask = { config: this.config, slots: this.slots, index, links: this.linksSab, reach: this.reachSab, limits: this.limitsSab, counters: this.countersSab, wiring, port, control: port2 }
     const done = this.pool.run(task, { transferList: [port2] })
     const thread: IoThread = { control: port1, done, linked: new Set() }
     this.threads[index] = thread

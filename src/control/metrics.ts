@@ -3,7 +3,8 @@
 // thread counts in its own block of shared memory (ring/packet_counters.ts), and this reads the
 // blocks, the rings, the shared connection counts, LMDB and /proc when a scrape comes in.
 //
-//   ilp_node_packets_total{account,direction,result}         counter
+//   ilp_node_packets_total{account,direction,result}         counter (result="fulfill" at 0 per
+//                                                            live account and direction before traffic)
 //   ilp_node_packet_amount_total{account,direction,result}   counter, base units of the account
 //   ilp_node_account_balance{account,asset_code,asset_scale} gauge, committed, base units
 //                                                            (positive: the peer owes this node)
@@ -23,7 +24,7 @@ import type { AccountTable } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { ConnectionCount, TRANSPORTS } from '../io/shared_limits'
 import {
-  COMMIT_BUCKETS_S, CounterReader, DIRECTIONS, DROP_REASONS, Incoming, IO_COUNTS, IoCounters, RESULTS, sumCounterRows, type CounterRow,
+  COMMIT_BUCKETS_S, CounterReader, DIRECTIONS, DROP_REASONS, FULFILL, Incoming, IO_COUNTS, IoCounters, RESULTS, sumCounterRows, type CounterRow,
 } from '../ring/packet_counters'
 import { ringUsedBytes } from '../ring/ring'
 import type { Wiring } from '../ring/wiring'
@@ -135,8 +136,21 @@ export class Metrics {
     this.registry.registerMetric({ name, help, type, get: () => ({ name, help, type, values: values(), aggregator: 'sum' }) } as never)
   }
 
+  /**
+   * Every configured account has its fulfill series in both directions from the start, at zero
+   * until it counts: a rate() or an alert over them has a series to start from, and a scrape
+   * before traffic shows which accounts the node counts for. Reject codes appear when they occur.
+   */
   private counterRows(): CounterRow[] {
-    return sumCounterRows(this.s.wiring().counters ?? [], this.s.accounts.capacity)
+    const rows = sumCounterRows(this.s.wiring().counters ?? [], this.s.accounts.capacity)
+    const counted = new Set(rows.filter((r) => r.result === FULFILL).map((r) => r.account * DIRECTIONS.length + r.direction))
+    this.s.accounts.accounts.forEach((_, account) => {
+      if (!this.s.accounts.isLive(account)) return
+      for (let direction = 0; direction < DIRECTIONS.length; direction++) {
+        if (!counted.has(account * DIRECTIONS.length + direction)) rows.push({ account, direction, result: FULFILL, packets: 0, amount: 0n })
+      }
+    })
+    return rows
   }
 
   private rings(): [string, SharedArrayBuffer][] {

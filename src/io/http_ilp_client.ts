@@ -1,16 +1,19 @@
 // ILP over HTTP, outgoing: prepares for an account with `http.url` are POSTed there (RFC 35 sync,
 // as ilp-plugin-http@1.x speaks it), over a keep-alive connection pool per origin. A 200 answer's
 // body goes back to the shard as the reply; any other status, a network error or an oversized
-// body fails the prepare (T00 / T01 upstream, via the shard's one reject table).
+// body fails the prepare (T00 / T01 upstream, via the shard's one reject table). Whether the peer
+// answered, whatever the status, goes to shared memory for the admin API (ring/peer_reach.ts).
 
-import { Pool } from 'undici'
+import { Pool, type Dispatcher } from 'undici'
 import { SendFailure } from '../codec/ilp_errors'
 import type { Config } from '../config/schema'
 import { LogOncePer, type Logger } from '../log'
 import type { AccountTable } from '../config/account_table'
 import type { ShardPort } from './shard_port'
+import { failureOf, type PeerReach } from '../ring/peer_reach'
 
 interface Endpoint {
+  url: string
   pool: Pool
   path: string
   authorization: string
@@ -28,6 +31,7 @@ export class IlpHttpClient {
     private readonly config: Config,
     private readonly accounts: AccountTable,
     private readonly shards: ShardPort,
+    private readonly reach: PeerReach,
     private readonly log: Logger,
   ) {
     this.endpoints = accounts.accounts.map((_, i) => this.endpoint(i))
@@ -50,12 +54,14 @@ export class IlpHttpClient {
       })
       this.pools.set(url.origin, pool)
     }
-    return { pool, path: `${url.pathname}${url.search}`, authorization: `Bearer ${a.httpOutgoingToken ?? ''}` }
+    return { url: a.httpUrl, pool, path: `${url.pathname}${url.search}`, authorization: `Bearer ${a.httpOutgoingToken ?? ''}` }
   }
 
   /** `account` changed (admin API, reload): its next prepare goes where its new config says. */
   accountChanged(account: number): void {
+    const before = this.endpoints[account]
     this.endpoints[account] = this.endpoint(account)
+    if (before?.url !== this.endpoints[account]?.url) this.reach.forget(account)
   }
 
   /** True if `account` sends its prepares over HTTP. */
@@ -82,13 +88,15 @@ export class IlpHttpClient {
       },
       body,
     }).then(async ({ statusCode, body: response }) => {
+      const now = Date.now()
+      this.reach.answered(account, now)
       if (incarnation !== this.shards.incarnation) return void (await response.dump())
       // After its prepare expired (the shard has answered it R00): dropped, never applied. Ids
       // are only guaranteed fresh for a while after that (shard/pending_table.ts).
-      if (Date.now() > (expiresAtS + 1) * 1000) {
+      if (now > (expiresAtS + 1) * 1000) {
         await response.dump()
         this.shards.countUnknownAnswer(account)
-        return this.lateAnswers.event(this.accounts.accounts[account].id, 'dropped ILP-over-HTTP answers that came after their prepare expired', { account: this.accounts.accounts[account].id, status: statusCode }, Date.now())
+        return this.lateAnswers.event(this.accounts.accounts[account].id, 'dropped ILP-over-HTTP answers that came after their prepare expired', { account: this.accounts.accounts[account].id, status: statusCode }, now)
       }
       if (statusCode !== 200) {
         await response.dump()
@@ -96,6 +104,10 @@ export class IlpHttpClient {
         return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerHttpStatus)
       }
       this.shards.submitReply(shard, pendingId, account, new Uint8Array(await response.arrayBuffer()))
+    }, (err: Error) => {
+      // No answer at all; a body that fails after its head still came from a reachable peer.
+      this.reach.failed(account, failureOf(err), Date.now())
+      throw err
     }).catch((err: Error) => {
       if (incarnation !== this.shards.incarnation) return
       this.log.info('ILP-over-HTTP request to next hop failed', { account: this.accounts.accounts[account].id, error: err.message })
@@ -107,12 +119,21 @@ export class IlpHttpClient {
   async sendControl(account: number, prepare: Uint8Array): Promise<Uint8Array> {
     const endpoint = this.endpoints[account]
     if (endpoint === null || endpoint === undefined) throw new Error('not connected')
-    const { statusCode, body } = await endpoint.pool.request({
-      path: endpoint.path,
-      method: 'POST',
-      headers: { authorization: endpoint.authorization, 'content-type': 'application/octet-stream', 'ilp-peer-name': this.config.ilpAddress },
-      body: Buffer.from(prepare),
-    })
+    let answer: Dispatcher.ResponseData
+    try {
+      answer = await endpoint.pool.request({
+        path: endpoint.path,
+        method: 'POST',
+        headers: { authorization: endpoint.authorization, 'content-type': 'application/octet-stream', 'ilp-peer-name': this.config.ilpAddress },
+        body: Buffer.from(prepare),
+      })
+    } catch (err) {
+      // Route updates keep the admin API's view of an idle peer current.
+      this.reach.failed(account, failureOf(err), Date.now())
+      throw err
+    }
+    this.reach.answered(account, Date.now())
+    const { statusCode, body } = answer
     if (statusCode !== 200) {
       await body.dump()
       throw new Error(`HTTP ${statusCode}`)

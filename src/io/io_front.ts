@@ -14,6 +14,7 @@ import type { Config } from '../config/schema'
 import { logger } from '../log'
 import { SpspServer } from './spsp_server'
 import { LinkTable } from '../ring/link_table'
+import { PeerReach } from '../ring/peer_reach'
 import { ShopServer } from './shop_server'
 import type { Store } from '../store/balance_store'
 import { BtpDialer } from './btp_client'
@@ -72,6 +73,8 @@ export class IoFront {
     private readonly config: Config,
     readonly io: number,
     linksSab: SharedArrayBuffer,
+    /** Whether each ILP-over-HTTP peer answers, for the admin API (ring/peer_reach.ts). */
+    reachSab: SharedArrayBuffer,
     limitsSab: SharedArrayBuffer,
     /** Every I/O thread's counts for /metrics (ring/packet_counters.ts); null with metrics off. */
     countersSab: SharedArrayBuffer | null,
@@ -108,7 +111,7 @@ export class IoFront {
       (account) => controlPlane.linkDown(account))
     this.btp = new BtpEndpoint(config, this.accounts, this.port, this.connections, btpLinks, scope('btp'))
     const btpServer = new BtpServer(config, this.accounts, this.btp, this.connections, btpLinks, gate, scope('btp'))
-    this.httpOut = new IlpHttpClient(config, this.accounts, this.port, scope('http-out'))
+    this.httpOut = new IlpHttpClient(config, this.accounts, this.port, new PeerReach(reachSab, config.maxAccounts), scope('http-out'))
     this.dialer = new BtpDialer(config, this.accounts, this.btp, btpLinks, scope('btp-out'), (account) => this.links.home(account) === io)
     // Payees have no link: their shards answer payments to them directly (shard/shard.ts, step 9).
     this.sendTo = this.accounts.accounts.map((_, i) => this.sendOf(i))

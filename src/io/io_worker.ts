@@ -27,6 +27,8 @@ export interface IoTask {
   slots: AccountSlots
   index: number
   links: SharedArrayBuffer
+  /** Whether each ILP-over-HTTP peer answers (ring/peer_reach.ts). */
+  reach: SharedArrayBuffer
   /** The node-wide connection count and auth throttle (io/shared_limits.ts). */
   limits: SharedArrayBuffer
   /** The I/O threads' counts for /metrics; null with metrics off. */
@@ -61,7 +63,7 @@ export type IoEvent =
   | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
   | { type: 'accountsApplied'; id: number }
 
-export function runIoThread({ config, slots, index, links, limits, counters, wiring, port, control }: IoTask): Promise<string> {
+export function runIoThread({ config, slots, index, links, reach, limits, counters, wiring, port, control }: IoTask): Promise<string> {
   configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-io-${index}`)
   const log = logger(`io${index}`)
@@ -71,7 +73,7 @@ export function runIoThread({ config, slots, index, links, limits, counters, wir
   const expositions = new Map<number, (text: string | null) => void>()
   const adminAnswers = new Map<number, (response: AdminResponse) => void>()
   let nextId = 0
-  const front = new IoFront(config, index, links, limits, counters, store, loadUws(), {
+  const front = new IoFront(config, index, links, reach, limits, counters, store, loadUws(), {
     linkUp: (account) => post({ type: 'linkUp', account }),
     linkDown: (account) => post({ type: 'linkDown', account }),
     control: (account, prepare) => new Promise((resolve) => {
