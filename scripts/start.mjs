@@ -4,7 +4,7 @@
 //     runs the script with (dash) does not pass signals on; package.json's `exec` makes this
 //     script npm's own child, and this script passes SIGTERM, SIGINT and SIGHUP to the node.
 //   - A Ctrl-C reaches npm and this script at once, and npm forwards its copy, so one key press
-//     arrives here twice; the node runs in its own process group (the terminal's copy does not
+//     can arrive here twice (the kernel merges the copies only when both are pending at once); the node runs in its own process group (the terminal's copy does not
 //     reach it) and copies of one signal within DUPLICATE_MS count once, so that the node does not
 //     take them for the second signal that stops it without draining.
 //   - npm dies of a SIGHUP (it has no handler) or a SIGKILL without telling its script. Whoever ran
@@ -14,12 +14,12 @@
 // The node's exit code becomes this script's, and so npm's; a node killed by a signal kills this
 // script with the same signal (npm does the same in turn).
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-/** Written after a build that succeeded; tsc writes its outputs even when it reports errors. */
+/** Touched by `npm run build` once every step succeeded; tsc writes its outputs even when it reports errors. */
 const stamp = join(root, 'dist', '.build-stamp')
 const FORWARDED = ['SIGTERM', 'SIGINT', 'SIGHUP']
 const DUPLICATE_MS = 100
@@ -41,7 +41,6 @@ function stale() {
 if (stale()) {
   const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' })
   if (build.status !== 0) process.exit(build.status ?? 1)
-  writeFileSync(stamp, `${new Date().toISOString()}\n`)
 }
 
 const node = spawn(process.execPath, [join(root, 'dist', 'src', 'main.js')], { stdio: 'inherit', detached: true })
