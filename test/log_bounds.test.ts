@@ -298,7 +298,7 @@ describe('the node under a log flood', () => {
         assert.ok(bytes <= bound, `${bytes} bytes > ${bound}`)
         assert.ok(longest <= LOG_LINE_MAX_BYTES, `a line of ${longest} bytes`)
         // The refusals themselves are logged once per client per minute (src/io/client_gate.ts).
-        const refusals = lines.filter((line) => /admin request refused: no admin token/.test(line)).length
+        const refusals = lines.filter((line) => /admin request refused: no bearer token/.test(line)).length
         assert.ok(refusals >= 1 && refusals <= 2, `${refusals} lines for ${requests} refused admin requests`)
         assert.equal(await health(node.port), 200)
       } finally {

@@ -7,9 +7,8 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Logger } from '../log'
-import { retryAfterSeconds, type ClientGate } from './client_gate'
-import { bearerToken, tokenDigest } from './auth'
-import { timingSafeEqual } from 'node:crypto'
+import type { ClientGate } from './client_gate'
+import { tokenDigest } from './auth'
 
 /** What crosses to the main thread. */
 export interface AdminRequest {
@@ -68,22 +67,9 @@ export function registerAdmin(app: TemplatedApp, adminToken: string | null, answ
         res.end(body)
       })
     }
-    if (digest !== null) {
-      const admission = gate.admit(client, 'admin')
-      if (!admission.ok) {
-        const retryAfter = retryAfterSeconds(admission.waitMs)
-        return gate.hold(admission.waitMs, () => aborted, () => write(429, JSON.stringify({ code: 'too_many_failures', error: `too many failed authentications from this address; try again in ${retryAfter} s` }), retryAfter))
-      }
-      const token = bearerToken(head.authorization)
-      // A request without a token guessed nothing; a wrong token is a guess.
-      if (token === '') {
-        gate.refused(client, 'admin request refused: no admin token')
-        return write(401, UNAUTHORIZED)
-      }
-      if (!timingSafeEqual(tokenDigest(token), digest)) {
-        return gate.hold(gate.failed(client, 'admin', 'bad admin token'), () => aborted, () => write(401, UNAUTHORIZED))
-      }
-    }
+    const refuse = (status: 401 | 429, retryAfter?: string) => write(status, status === 401 ? UNAUTHORIZED
+      : JSON.stringify({ code: 'too_many_failures', error: `too many failed authentications from this address; try again in ${retryAfter} s` }), retryAfter)
+    if (digest !== null && !gate.authorizeBearer(client, 'admin', head.authorization, [digest], () => aborted, refuse)) return
     const chunks: Buffer[] = []
     let size = 0
     res.onData((chunk, isLast) => {

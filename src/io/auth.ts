@@ -22,7 +22,15 @@ export function bearerToken(authorization: string): string {
 
 /** True if the header carries the one token whose digest is `digest` (compared in constant time). */
 export function bearerMatches(authorization: string, digest: Buffer): boolean {
-  return timingSafeEqual(tokenDigest(bearerToken(authorization)), digest)
+  return bearerMatchesAny(authorization, [digest])
+}
+
+/** True if the header carries one of the tokens of `digests`; every one is compared, so the time says nothing of which. */
+export function bearerMatchesAny(authorization: string, digests: readonly Buffer[]): boolean {
+  const presented = tokenDigest(bearerToken(authorization))
+  let matched = false
+  for (const digest of digests) if (timingSafeEqual(presented, digest)) matched = true
+  return matched
 }
 
 export class TokenIndex {

@@ -31,18 +31,14 @@ import { outgoingKey, pendingIdOfKey, shardOfKey, type BtpSession, type BtpSocke
 
 const ILP = Buffer.from('ilp', 'latin1')
 /** What a peer or client repeats (answers to requests we do not know, bad frames, BTP errors) is logged once per this interval. */
-const UNKNOWN_ANSWER_LOG_MS = 60_000
+const REPEATED_LOG_MS = 60_000
 
 export class BtpEndpoint {
   private readonly frame = new BtpFrame()
   private readonly scratch: Buffer
   private readonly rotateTimer: NodeJS.Timeout
   private readonly sessionsToFlush: BtpSession[] = []
-  private readonly unknownAnswers: LogOncePer
-  /** A peer or client sending malformed frames: one line per sender per interval. */
-  private readonly badFrames: LogOncePer
-  /** What a peer may do with every frame (BTP errors, malformed transfers): one line per peer and kind per interval. */
-  private readonly peerEvents: LogOncePer
+  private readonly repeated: LogOncePer
 
   constructor(
     config: Config,
@@ -59,9 +55,7 @@ export class BtpEndpoint {
     // shards' pendingIds rely on this bound (shard/pending_table.ts).
     this.rotateTimer = setInterval(() => this.rotateOutstanding(), config.maxHoldTimeMs + 1000)
     this.rotateTimer.unref()
-    this.unknownAnswers = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
-    this.badFrames = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
-    this.peerEvents = new LogOncePer(log, 'info', UNKNOWN_ANSWER_LOG_MS)
+    this.repeated = new LogOncePer(log, 'info', REPEATED_LOG_MS)
   }
 
   /** A new socket, not yet authenticated: it can receive replies from now on. */
@@ -105,7 +99,7 @@ export class BtpEndpoint {
     if (!this.shards.storageOk) return this.send(session, encodeError(frame.requestId, 'T00', 'InternalError', STORAGE_UNAVAILABLE))
     const settlement = engineOf(account).decode(frame)
     if ('code' in settlement) {
-      this.peerEvents.event(`transfer ${account.id}`, 'refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message }, Date.now())
+      this.repeated.event(`transfer ${account.id}`, 'refused a malformed transfer', { account: account.id, amount: frame.amount, reason: settlement.message }, Date.now())
       return this.send(session, encodeError(frame.requestId, settlement.code, settlement.name, settlement.message))
     }
     const payload = Buffer.allocUnsafe(8 + SETTLEMENT_ID_BYTES)
@@ -140,7 +134,7 @@ export class BtpEndpoint {
   private onSettlementAnswer(session: BtpSession, frame: BtpFrame, sent: { shard: number; id: Uint8Array }): void {
     const account = this.accounts.accounts[session.account]
     if (frame.type === BTP_ERROR && frame.errorCode.startsWith('T')) {
-      this.peerEvents.event(`settle ${account.id}`, 'the peer could not take a settlement now; it is sent again', { account: account.id, code: frame.errorCode, reason: frame.errorData }, Date.now())
+      this.repeated.event(`settle ${account.id}`, 'the peer could not take a settlement now; it is sent again', { account: account.id, code: frame.errorCode, reason: frame.errorData }, Date.now())
       return
     }
     const reason = frame.type === BTP_ERROR ? Buffer.from(`${frame.errorCode} ${frame.errorName}: ${frame.errorData}`.slice(0, 500), 'utf8') : Buffer.alloc(0)
@@ -176,14 +170,14 @@ export class BtpEndpoint {
       // expired), or to one we never sent: dropped, never applied.
       this.shards.countUnknownAnswer(session.account)
       const account = this.accounts.accounts[session.account].id
-      this.unknownAnswers.event(account, 'dropped BTP answers to requests not in flight (late, repeated or unknown)', { account, requestId: frame.requestId }, Date.now())
+      this.repeated.event(`unknown ${account}`, 'dropped BTP answers to requests not in flight (late, repeated or unknown)', { account, requestId: frame.requestId }, Date.now())
       return
     }
     const shard = shardOfKey(key)
     const pendingId = pendingIdOfKey(key)
     if (frame.type === BTP_ERROR) {
       const account = this.accounts.accounts[session.account].id
-      this.peerEvents.event(`error ${account}`, 'next hop answered a prepare with a BTP error', { account, code: frame.errorCode, name: frame.errorName }, Date.now())
+      this.repeated.event(`error ${account}`, 'next hop answered a prepare with a BTP error', { account, code: frame.errorCode, name: frame.errorName }, Date.now())
       return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerError)
     }
     const i = frame.findEntry(ILP)
@@ -193,7 +187,7 @@ export class BtpEndpoint {
 
   protocolError(session: BtpSession, requestId: number, reason: string): void {
     const who = session.account < 0 ? session.remoteAddress : this.accounts.accounts[session.account].id
-    this.badFrames.event(who, 'bad BTP frame', { [session.account < 0 ? 'client' : 'account']: who, reason }, Date.now())
+    this.repeated.event(`frame ${who}`, 'bad BTP frame', { [session.account < 0 ? 'client' : 'account']: who, reason }, Date.now())
     this.send(session, encodeError(requestId, 'F01', 'InvalidFieldsError', reason))
     if (session.account < 0) session.socket?.end(1002, 'protocol error')
   }

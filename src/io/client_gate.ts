@@ -21,6 +21,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import type { Config } from '../config/schema'
 import { LogOncePer, type LogFields, type Logger } from '../log'
+import { bearerMatchesAny, bearerToken } from './auth'
 import { ClientAddresses } from './client_address'
 import { ClientTable, type AnonymousRefusal, type AnonymousTicket } from './shared_limits'
 
@@ -70,6 +71,32 @@ export class ClientGate {
     if (waitMs === 0) return ADMITTED
     this.refused(client, `${SURFACE_NAMES[surface]} authentication not checked: the address is waiting after failed authentications`, { waitMs })
     return { ok: false, waitMs }
+  }
+
+  /**
+   * The bearer token of a request to an HTTP surface (admin API, /metrics, payee views), checked
+   * as every surface's tokens are: true if it may go on; else its refusal is under way (`refuse`,
+   * held while the address waits, or for as long as a wrong token earned; at once for a request
+   * that carried no token, which guessed nothing).
+   */
+  authorizeBearer(
+    client: string, surface: Surface, authorization: string, digests: readonly Buffer[], gone: () => boolean,
+    refuse: (status: 401 | 429, retryAfter?: string) => void,
+  ): boolean {
+    const admission = this.admit(client, surface)
+    if (!admission.ok) {
+      const retryAfter = retryAfterSeconds(admission.waitMs)
+      this.hold(admission.waitMs, gone, () => refuse(429, retryAfter))
+      return false
+    }
+    if (bearerMatchesAny(authorization, digests)) return true
+    if (bearerToken(authorization) === '') {
+      this.refused(client, `${SURFACE_NAMES[surface]} request refused: no bearer token`)
+      refuse(401)
+    } else {
+      this.hold(this.failed(client, surface, 'wrong bearer token'), gone, () => refuse(401))
+    }
+    return false
   }
 
   /** `client` presented a wrong token: how long to hold its refusal (0: answer now). */

@@ -12,9 +12,8 @@
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Config } from '../config/schema'
 import type { Logger } from '../log'
-import { bearerToken, tokenDigest } from './auth'
-import { timingSafeEqual } from 'node:crypto'
-import { retryAfterSeconds, type ClientGate } from './client_gate'
+import { tokenDigest } from './auth'
+import type { ClientGate } from './client_gate'
 
 export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 
@@ -52,24 +51,10 @@ export function registerMetrics(app: TemplatedApp, config: Config, place: Metric
         res.end(body)
       })
     }
-    if (digests !== null) {
-      const client = gate.clientOf(res, req)
-      const admission = gate.admit(client, 'metrics')
-      if (!admission.ok) {
-        const retryAfter = retryAfterSeconds(admission.waitMs)
-        return gate.hold(admission.waitMs, () => aborted, () => refuse('429 Too Many Requests', 'too many failed authentications from this address; try again later\n', retryAfter))
-      }
-      const token = bearerToken(req.getHeader('authorization'))
-      const presented = tokenDigest(token)
-      // Every digest is compared, so the time taken says nothing of which one matched.
-      let matched = false
-      for (const digest of digests) if (timingSafeEqual(presented, digest)) matched = true
-      if (!matched) {
-        const waitMs = token === '' ? 0 : gate.failed(client, 'metrics', 'bad metrics token')
-        if (token === '') gate.refused(client, 'metrics scrape refused: no bearer token')
-        return gate.hold(waitMs, () => aborted, () => refuse('401 Unauthorized', 'missing or invalid bearer token\n'))
-      }
-    }
+    if (digests !== null && !gate.authorizeBearer(gate.clientOf(res, req), 'metrics', req.getHeader('authorization'), digests, () => aborted, (status, retryAfter) => {
+      if (status === 429) refuse('429 Too Many Requests', 'too many failed authentications from this address; try again later\n', retryAfter)
+      else refuse('401 Unauthorized', 'missing or invalid bearer token\n')
+    })) return
     exposition().then((text) => {
       if (!aborted) res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', PROMETHEUS_TEXT).end(text))
     }, (err: Error) => {

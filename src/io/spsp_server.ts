@@ -13,8 +13,8 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { AccountConfig, Config } from '../config/schema'
 import type { Logger } from '../log'
 import { decodePayment, readBalance, type Store } from '../store/balance_store'
-import { bearerMatches, tokenDigest } from './auth'
-import { retryAfterSeconds, type ClientGate } from './client_gate'
+import { tokenDigest } from './auth'
+import type { ClientGate } from './client_gate'
 import { newReceiverAddress } from '../codec/receiver_address'
 
 const SPSP4 = 'application/spsp4+json'
@@ -117,16 +117,11 @@ export class SpspServer {
     const client = this.gate.clientOf(res, req)
     let aborted = false
     res.onAborted(() => { aborted = true })
-    const admission = this.gate.admit(client, 'payee')
-    if (!admission.ok) {
-      const retryAfter = retryAfterSeconds(admission.waitMs)
-      return this.gate.hold(admission.waitMs, () => aborted, () => json('429 Too Many Requests', { error: 'too many failed authentications from this address; try again later' }, [['Retry-After', retryAfter]]))
-    }
-    if (!bearerMatches(authorization, this.adminDigest)) {
-      const waitMs = authorization === '' ? 0 : this.gate.failed(client, 'payee', 'bad admin token')
-      if (authorization === '') this.gate.refused(client, 'payee view refused: no admin token')
-      return this.gate.hold(waitMs, () => aborted, () => json('401 Unauthorized', { error: 'missing or invalid admin bearer token' }, [['WWW-Authenticate', 'Bearer']]))
-    }
+    const authorized = this.gate.authorizeBearer(client, 'payee', authorization, [this.adminDigest], () => aborted, (status, retryAfter) => {
+      if (status === 429) json('429 Too Many Requests', { error: 'too many failed authentications from this address; try again later' }, [['Retry-After', retryAfter!]])
+      else json('401 Unauthorized', { error: 'missing or invalid admin bearer token' }, [['WWW-Authenticate', 'Bearer']])
+    })
+    if (!authorized) return
     let payee: AccountConfig | undefined
     try {
       payee = this.viewable.get(decodeURIComponent(name))
