@@ -86,16 +86,11 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  const { config, source } = loaded
+  const { config, path } = loaded
   socketsOnThisThread = config.ioThreads === 1
   configureLog(config.logLevel, config.logFormat)
-  log.info('configuration loaded', { source })
-  if (source === 'embedded default') {
-    log.warn('running on the embedded default config, whose development tokens are in the README; set CONFIG for real use')
-    if (config.host !== '127.0.0.1' && config.host !== 'localhost' && config.host !== '::1') {
-      log.warn('the embedded default config is listening beyond loopback; anyone who can reach it can use the development tokens', { host: config.host })
-    }
-  }
+  if (loaded.wroteDevelopmentConfig) log.info('CONFIG is not set: wrote the development config (README: "A five-minute tour"); edit it and send SIGHUP to reload it', { file: path })
+  log.info('configuration loaded', { file: path })
   const startup = startNode(config)
   starting = startup.catch(() => null)
   let node: RunningNode
@@ -136,7 +131,7 @@ async function main(): Promise<void> {
   // SIGHUP: read CONFIG again; the reload logs what it applied, or why it refused the file.
   process.on('SIGHUP', () => {
     if (stopping) return
-    log.info('SIGHUP: reloading the config', { file: process.env.CONFIG ?? '(embedded default: nothing to reload)' })
+    log.info('SIGHUP: reloading the config', { file: path })
     node.reload().catch((err: unknown) => log.error('reload failed', errorFields(err)))
   })
   // A node that stops itself still closes its I/O threads first (a thread that holds sockets when

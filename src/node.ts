@@ -4,6 +4,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
+import { developmentTokensIn, DEVELOPMENT_TOKENS } from './config/load'
 import { AccountTable, shardOfAccount } from './config/account_table'
 import { configureLog, errorLine, logger, type Logger } from './log'
 import { IoFront, type ControlPlane } from './io/io_front'
@@ -215,7 +216,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   const storageHealth = new StorageHealth(health)
   const pruner = new SettlementLogPruner(store, config.settlementLogRetentionMs, logger('settlements'), Date.now, () => storageHealth.ok)
   pruner.start()
-  warnOfShortTokens(config, log)
+  warnOfWeakTokens(config, log)
   log.info('metrics', { access: metricsAccess(config) })
   log.info('ilp-node listening', {
     address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,
@@ -271,19 +272,31 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   }
 }
 
+/** Tokens this short fall to guessing sooner (README: "Security"); they still work, as ilp-connector's configs need. */
+const SHORT_TOKEN = 16
+
+/**
+ * One warning for the README's development tokens (their length is the least of their faults),
+ * then one per account for any other short token.
+ */
+function warnOfWeakTokens(config: Config, log: Logger): void {
+  const development = developmentTokensIn(config)
+  if (development.length > 0) {
+    const loopback = ['127.0.0.1', 'localhost', '::1'].includes(config.host)
+    if (loopback) log.warn('running with the development tokens from the README: fine for trying the node out; set your own tokens for real use', { usedBy: development.join(',') })
+    else log.warn('the development tokens from the README are in use on an address beyond loopback: anyone who can reach the node can use them', { usedBy: development.join(','), host: config.host })
+  }
+  for (const a of config.accounts) {
+    const short = [['btp.token', a.btpToken], ['http.incomingToken', a.httpIncomingToken]]
+      .filter(([, token]) => token !== null && token.length < SHORT_TOKEN && !DEVELOPMENT_TOKENS.has(token)).map(([field]) => field)
+    if (short.length > 0) log.warn(`account token shorter than ${SHORT_TOKEN} characters: use a long random one (e.g. openssl rand -hex 32)`, { account: a.id, fields: short.join(',') })
+  }
+}
+
 /**
  * The admin API and /metrics on a listener of their own (ADMIN_HOST:ADMIN_PORT), on the main
  * thread, which makes their answers anyway.
  */
-/** Tokens this short fall to guessing sooner (README: "Security"); they still work, as ilp-connector's configs need. */
-const SHORT_TOKEN = 16
-
-function warnOfShortTokens(config: Config, log: Logger): void {
-  for (const a of config.accounts) {
-    const short = [['btp.token', a.btpToken], ['http.incomingToken', a.httpIncomingToken]].filter(([, token]) => token !== null && token.length < SHORT_TOKEN).map(([field]) => field)
-    if (short.length > 0) log.warn(`account token shorter than ${SHORT_TOKEN} characters: use a long random one (e.g. openssl rand -hex 32)`, { account: a.id, fields: short.join(',') })
-  }
-}
 
 async function listenAdmin(config: Config, uws: UwsModule, plane: ControlPlane, limits: SharedArrayBuffer): Promise<{ port: number; close(): void }> {
   const app = refuseUnknownUpgrades(uws.App())

@@ -1,11 +1,12 @@
-// Goal: configuration errors stop start-up with a message naming the field; the embedded default
-// starts a usable node; environment variables override the file.
+// Goal: configuration errors stop start-up with a message naming the field; without CONFIG the
+// node writes the development config to DATA_DIR once and reads it from there (so SIGHUP reloads
+// it), and that config starts a usable node; environment variables override the file.
 
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { defaultLayout, EMBEDDED_DEFAULT_CONFIG, envOverrides } from '../src/config/load'
+import { defaultLayout, DEVELOPMENT_ADMIN_TOKEN, developmentTokensIn, EMBEDDED_DEFAULT_CONFIG, envOverrides, loadConfig, writeDevelopmentConfig } from '../src/config/load'
 import { ConfigError, isAccountId, parseConfig } from '../src/config/schema'
 import { combine, readOverlay, writeOverlay } from '../src/control/config_overlay'
 import { startingConfig } from '../src/control/reconfigure'
@@ -32,8 +33,51 @@ describe('configuration', () => {
     assert.equal(config.host, '127.0.0.1')
     assert.equal(config.port, 7768)
     assert.equal(config.dataDir, './data')
-    assert.deepEqual(config.accounts.map((a) => a.id), ['alice', 'bob'])
+    assert.deepEqual(config.accounts.map((a) => a.id), ['alice', 'bob', 'carol'])
     assert.equal(config.accounts[0].btpToken, 'alice-token')
+    assert.notEqual(config.accounts[2].payee, null, 'carol is a payee')
+    assert.equal(config.defaultPayee, 'carol')
+    assert.equal(config.adminToken, DEVELOPMENT_ADMIN_TOKEN)
+    assert.equal(config.spread, '0')
+    assert.deepEqual(developmentTokensIn(config), ['alice', 'bob', 'adminToken'])
+    const own = parseConfig({ ...EMBEDDED_DEFAULT_CONFIG, adminToken: 'an-admin-token-of-its-own', accounts: { alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'a-token-of-its-own' } } } }, {}, MACHINE)
+    assert.deepEqual(developmentTokensIn(own), [])
+  })
+
+  it('writes the development config to DATA_DIR/config.json once, owner-only, and reads it from there', () => {
+    const dir = tempDir()
+    try {
+      const dataDir = join(dir, 'data')
+      const first = loadConfig({ DATA_DIR: dataDir })
+      const file = join(dataDir, 'config.json')
+      assert.equal(first.path, file)
+      assert.equal(first.wroteDevelopmentConfig, true)
+      assert.equal(first.config.source.path, file, 'a reload re-reads the file')
+      assert.equal(statSync(file).mode & 0o777, 0o600, 'it holds tokens')
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), EMBEDDED_DEFAULT_CONFIG)
+      assert.deepEqual(readdirSync(dataDir), ['config.json'], 'no temporary file is left')
+      // An edit survives the next start: the file is written only when there is none.
+      writeFileSync(file, JSON.stringify({ ...EMBEDDED_DEFAULT_CONFIG, spread: '0.01' }))
+      const second = loadConfig({ DATA_DIR: dataDir })
+      assert.equal(second.wroteDevelopmentConfig, false)
+      assert.equal(second.config.spread, '0.01')
+      assert.equal(writeDevelopmentConfig(file), false)
+      // CONFIG wins: the development config is neither read nor written.
+      const other = join(dir, 'other.json')
+      writeFileSync(other, JSON.stringify(testConfigJson()))
+      const elsewhere = join(dir, 'elsewhere')
+      const configured = loadConfig({ CONFIG: other, DATA_DIR: elsewhere })
+      assert.equal(configured.path, other)
+      assert.equal(configured.wroteDevelopmentConfig, false)
+      assert.throws(() => statSync(elsewhere), /ENOENT/)
+      // A DATA_DIR the node cannot create (under a file: refused even to root) names the problem.
+      assert.throws(() => loadConfig({ DATA_DIR: join(other, 'data') }), (err: ConfigError) => err.field === 'CONFIG' && /cannot be written to .*ENOTDIR/.test(err.problem))
+      // A broken edit stops the start with the file's name.
+      writeFileSync(file, '{ "accounts": ')
+      assert.throws(() => loadConfig({ DATA_DIR: dataDir }), (err: ConfigError) => err.field === 'CONFIG' && err.problem.includes(file))
+    } finally {
+      removeDir(dir)
+    }
   })
 
   it('defaults to the inline layout on two cores and to half the cores for sockets above, spinning only with a core to spare', () => {

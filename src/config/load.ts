@@ -1,18 +1,40 @@
-// Reads the configuration at start-up (and again on a reload): the JSON file named by CONFIG (or the embedded
-// default), with environment variables on top. Only this module and main.ts read process.env.
+// Reads the configuration at start-up (and again on a reload): the JSON file named by CONFIG, or
+// without CONFIG the development config in DATA_DIR (written there from the embedded default at the
+// first start), with environment variables on top. Only this module and main.ts read process.env.
 
-import { readFileSync } from 'node:fs'
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
 import { Config, ConfigError, EnvOverrides, parseConfig } from './schema'
 
+/** The admin token of the development config (the schema asks 16 characters of an admin token). */
+export const DEVELOPMENT_ADMIN_TOKEN = 'development-admin-token'
+
 /**
- * The node a fresh checkout starts with: two child accounts with development tokens, listening on
- * 127.0.0.1 only. Good for trying the node out; an operator supplies CONFIG for anything else.
+ * The node a fresh checkout starts with (README: "A five-minute tour"): two child accounts and a
+ * payee, the admin API and /metrics behind a token, no fee, listening on 127.0.0.1 only. Every
+ * token is in the README, so the node warns while any of them is in use.
  */
 export const EMBEDDED_DEFAULT_CONFIG = {
   ilpAddress: 'test.ilpnode',
+  adminToken: DEVELOPMENT_ADMIN_TOKEN,
+  spread: '0',
   accounts: { alice: developmentChild('alice-token'), bob: developmentChild('bob-token') },
+  payees: { carol: {} },
   routes: [],
+}
+
+/** Tokens anyone who read the README knows. */
+export const DEVELOPMENT_TOKENS: ReadonlySet<string> = new Set(['alice-token', 'bob-token', DEVELOPMENT_ADMIN_TOKEN])
+
+/** Where a config uses a development token: account ids and `adminToken` / `metrics.token`. */
+export function developmentTokensIn(config: Config): string[] {
+  const found = config.accounts
+    .filter((a) => [a.btpToken, a.httpIncomingToken].some((token) => token !== null && DEVELOPMENT_TOKENS.has(token)))
+    .map((a) => a.id)
+  if (config.adminToken !== null && DEVELOPMENT_TOKENS.has(config.adminToken)) found.push('adminToken')
+  if (config.metrics.token !== null && DEVELOPMENT_TOKENS.has(config.metrics.token)) found.push('metrics.token')
+  return found
 }
 
 function developmentChild(token: string): Record<string, unknown> {
@@ -59,14 +81,49 @@ export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
 
 export interface LoadedConfig {
   config: Config
-  source: string
+  /** The file read: CONFIG, or the development config in DATA_DIR. */
+  path: string
+  /** Set when this start wrote the development config (there was no file to read). */
+  wroteDevelopmentConfig: boolean
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv): LoadedConfig {
-  const path = env.CONFIG ? env.CONFIG : null
-  const raw = path === null ? EMBEDDED_DEFAULT_CONFIG : readConfigFile(path)
+  let path = env.CONFIG ? env.CONFIG : null
+  let wroteDevelopmentConfig = false
+  if (path === null) {
+    path = developmentConfigPath(env)
+    wroteDevelopmentConfig = writeDevelopmentConfig(path)
+  }
   const cores = availableParallelism()
-  return { config: parseConfig(raw, envOverrides(env), { cores, ...defaultLayout(cores) }, path), source: path ?? 'embedded default' }
+  return { config: parseConfig(readConfigFile(path), envOverrides(env), { cores, ...defaultLayout(cores) }, path), path, wroteDevelopmentConfig }
+}
+
+/** DATA_DIR/config.json: the config of a node started without CONFIG. */
+export function developmentConfigPath(env: NodeJS.ProcessEnv): string {
+  return join(env.DATA_DIR ? env.DATA_DIR : './data', 'config.json')
+}
+
+/**
+ * Writes the embedded default to `path` unless a file is there: a node started without CONFIG
+ * reads its config from a file, so that a newcomer can edit it and reload it with SIGHUP like any
+ * other. The file holds tokens, so only its owner may read it. It appears whole or not at all (a
+ * temporary file linked into place, which fails if another start got there first). Returns true
+ * when it wrote the file.
+ */
+export function writeDevelopmentConfig(path: string): boolean {
+  if (existsSync(path)) return false
+  const temporary = `${path}.${process.pid}.tmp`
+  try {
+    mkdirSync(join(path, '..'), { recursive: true })
+    writeFileSync(temporary, `${JSON.stringify(EMBEDDED_DEFAULT_CONFIG, null, 2)}\n`, { mode: 0o600 })
+    linkSync(temporary, path)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw new ConfigError('CONFIG', `not set, and the development config cannot be written to ${path}: ${(err as Error).message}`)
+  } finally {
+    try { unlinkSync(temporary) } catch { /* never written */ }
+  }
 }
 
 /** The JSON of a config file; a ConfigError (field CONFIG) if it cannot be read or parsed. */
