@@ -177,7 +177,9 @@ export class Reconfigurer {
       if (restartOnly.length > 0) this.s.log.warn('reload: these settings take effect at the next restart', { fields: restartOnly.join(',') })
       const changes = await this.apply(next.config, slots)
       this.fileRaw = next.config.source.raw
-      this.s.log.info('config reloaded', { file: path, ...changes })
+      // The log line names only what changed; the answer keeps every field for scripts.
+      const changed = Object.fromEntries(Object.entries(changes).filter(([, what]) => what !== ''))
+      this.s.log.info(Object.keys(changed).length === 0 ? 'config reloaded: nothing changed' : 'config reloaded', { file: path, ...changed })
       return { status: 200, body: { reloaded: true, ...changes, restartOnly } }
     })
   }
