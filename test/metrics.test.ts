@@ -3,7 +3,7 @@
 // sends fulfilled, unroutable (F02) and bob-rejected (F99) prepares of known amounts; the scrape
 // is parsed with the text format's rules (comment lines, declared types, counter names ending in
 // _total, label syntax and escaping, one value per series, histogram buckets cumulative up to
-// +Inf) and its samples compared with what was sent.
+// +Inf) and its samples compared with what was sent, and with the configured balance limits.
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -84,7 +84,11 @@ async function scrape(port: number, token: string | null): Promise<{ status: num
 }
 
 describe(`metrics (${layoutName(0)})`, () => {
-  const fixture = withNode(0, { ...testConfigJson(), metrics: { token: TOKEN } }, ['alice', 'bob'])
+  // carl settles: its balance limits are the settle lines alone (it has no minimum or maximum).
+  const json = testConfigJson()
+  const accounts = json.accounts as Record<string, Record<string, unknown>>
+  accounts.carl = { ...accounts.carl, settlement: { engine: 'btp-transfer' }, balance: { settleThreshold: '-500', settleTo: '100' } }
+  const fixture = withNode(0, { ...json, metrics: { token: TOKEN } }, ['alice', 'bob'])
 
   it('refuses a scrape without the bearer token or with a wrong one (401)', async () => {
     assert.equal((await scrape(fixture.node.port, null)).status, 401)
@@ -107,6 +111,7 @@ describe(`metrics (${layoutName(0)})`, () => {
       ['ilp_node_prepares_in_flight', 'gauge'], ['ilp_node_connections', 'gauge'], ['ilp_node_thread_cpu_seconds_total', 'counter'],
       ['ilp_node_shard_packets_total', 'counter'], ['ilp_node_io_records_total', 'counter'], ['ilp_node_answers_dropped_total', 'counter'],
       ['ilp_node_ring_used_bytes', 'gauge'], ['ilp_node_ring_size_bytes', 'gauge'], ['ilp_node_lmdb_commit_seconds', 'histogram'],
+      ['ilp_node_account_balance_limit', 'gauge'], ['ilp_node_settlement_log_entries', 'gauge'],
     ]) {
       assert.equal(types.get(name), type, name)
       assert.match(res.text, new RegExp(`^# HELP ${name} `, 'm'), name)
@@ -147,6 +152,12 @@ describe(`metrics (${layoutName(0)})`, () => {
     assert.equal(value(series, 'ilp_node_account_balance', { account: 'alice' }), 75)
     assert.equal(value(series, 'ilp_node_account_balance', { account: 'bob' }), -75)
     assert.equal(value(series, 'ilp_node_connections', { transport: 'btp' }), 2)
+    // Limits from the config, in base units; an unbounded side has no series.
+    const limits = (account: string) => Object.fromEntries(series.filter((s) => s.name === 'ilp_node_account_balance_limit' && s.labels.account === account).map((s) => [s.labels.limit, s.value]))
+    assert.deepEqual(limits('alice'), { minimum: -1000000000, maximum: 1000000000 })
+    assert.deepEqual(limits('bob'), {})
+    assert.deepEqual(limits('carl'), { settle_threshold: -500, settle_to: 100 })
+    for (const log of ['sent', 'received', 'sending']) assert.equal(value(series, 'ilp_node_settlement_log_entries', { log }), 0, `settlement log ${log}`)
     const inFlight = series.filter((s) => s.name === 'ilp_node_prepares_in_flight')
     assert.ok(inFlight.length >= 1 && inFlight.every((s) => s.value === 0))
     // Threads are named by the threads themselves (the test process's main thread is not ilp-main).

@@ -8,6 +8,9 @@
 //   ilp_node_packet_amount_total{account,direction,result}   counter, base units of the account
 //   ilp_node_account_balance{account,asset_code,asset_scale} gauge, committed, base units
 //                                                            (positive: the peer owes this node)
+//   ilp_node_account_balance_limit{account,limit}            gauge, base units, from the config: limit=
+//                                                            minimum, maximum (only when bounded),
+//                                                            settle_threshold, settle_to (when set)
 //   ilp_node_prepares_in_flight{shard}                       gauge
 //   ilp_node_connections{transport}                          gauge (btp, http, shop)
 //   ilp_node_thread_cpu_seconds_total{thread}                counter (its rate is the busy fraction)
@@ -17,6 +20,8 @@
 //   ilp_node_lmdb_commit_seconds{shard}                      histogram
 //   ilp_node_answers_dropped_total{account,reason}           counter: answers from next hops never
 //                                                            applied (late, wrong_peer, unknown_request)
+//   ilp_node_settlement_log_entries{log}                     gauge: entries the settlement logs keep
+//                                                            (sent, received; sending: not yet answered)
 //   process_*, nodejs_*                                      prom-client's defaults (main thread)
 
 import { collectDefaultMetrics, Registry } from 'prom-client'
@@ -28,7 +33,8 @@ import {
 } from '../ring/packet_counters'
 import { ringUsedBytes } from '../ring/ring'
 import type { Wiring } from '../ring/wiring'
-import { readBalance, type Store } from '../store/balance_store'
+import { INT64_MAX, INT64_MIN } from '../codec/oer'
+import { readBalance, settlementLogCounts, type Store } from '../store/balance_store'
 import { namedThreadCpuSeconds } from './thread_stats'
 
 type Labels = Record<string, string | number>
@@ -60,6 +66,21 @@ export class Metrics {
       this.counterRows().map((r) => ({ value: Number(r.amount), labels: { account: id(r.account), direction: DIRECTIONS[r.direction], result: RESULTS[r.result] } })))
     this.add('ilp_node_account_balance', 'Committed balance of each account in its base units (positive: the peer owes this node)', 'gauge', () =>
       s.accounts.accounts.filter((_, i) => s.accounts.isLive(i)).map((a) => ({ value: Number(readBalance(s.store, a.id)), labels: { account: a.id, asset_code: a.assetCode, asset_scale: a.assetScale } })))
+    // An unbounded side (the int64 default) has no series: a bound of ±9.2e18 would only flatten
+    // the balance it is drawn against.
+    this.add('ilp_node_account_balance_limit', 'Configured limits of each account\'s balance in its base units: minimum and maximum (when bounded), settle_threshold and settle_to (when the node settles the account)', 'gauge', () => {
+      const samples: Sample[] = []
+      s.accounts.accounts.forEach((a, i) => {
+        if (!s.accounts.isLive(i)) return
+        if (a.balanceMinimum !== INT64_MIN) samples.push({ value: Number(a.balanceMinimum), labels: { account: a.id, limit: 'minimum' } })
+        if (a.balanceMaximum !== INT64_MAX) samples.push({ value: Number(a.balanceMaximum), labels: { account: a.id, limit: 'maximum' } })
+        if (a.settleThreshold !== null) {
+          samples.push({ value: Number(a.settleThreshold), labels: { account: a.id, limit: 'settle_threshold' } })
+          samples.push({ value: Number(a.settleTo), labels: { account: a.id, limit: 'settle_to' } })
+        }
+      })
+      return samples
+    })
     this.add('ilp_node_prepares_in_flight', 'Prepares a shard has forwarded and not yet seen answered', 'gauge', () => {
       const counts = new Int32Array(s.wiring().inFlight)
       return Array.from(counts, (_, shard) => ({ value: Atomics.load(counts, shard), labels: { shard } }))
@@ -102,6 +123,12 @@ export class Metrics {
         const [account, reason] = key.split(' ').map(Number)
         return { value, labels: { account: id(account), reason: DROP_REASONS[reason] } }
       })
+    })
+    // LMDB keeps each database's entry count, so this reads no entries. The logs are pruned
+    // (settlement_log_pruner.ts), so sent and received can fall: they are gauges, not counters.
+    this.add('ilp_node_settlement_log_entries', 'Entries the settlement logs keep: sent (settlements the node made), received (settlements peers made to it), sending (sent, not yet acknowledged or refused by the peer)', 'gauge', () => {
+      const counts = settlementLogCounts(s.store)
+      return (['sent', 'received', 'sending'] as const).map((log) => ({ value: counts[log], labels: { log } }))
     })
     this.add('ilp_node_ring_used_bytes', 'Bytes waiting in each ring between the threads', 'gauge', () => this.rings().map(([ring, sab]) => ({ value: ringUsedBytes(sab), labels: { ring } })))
     this.add('ilp_node_ring_size_bytes', 'Capacity of each ring between the threads', 'gauge', () => this.rings().map(([ring]) => ({ value: s.config.ringBytes, labels: { ring } })))
