@@ -1,7 +1,7 @@
 // The reference: ilp-connector@23 configured like the node under test, run as a child process by
 // the bench. As its README describes: backend one-to-one with spread 0, an in-memory store, and
 // two child accounts served by ilp-plugin-btp listeners (one port each, as that plugin does).
-// Balances are on (the same limits as the node's embedded default); the per-account rate limit
+// Balances are on (the same limits as the node's development config); the per-account rate limit
 // is relaxed far above anything the bench sends, so it never rejects.
 //
 // With TRANSPORT=http both accounts use ilp-plugin-http instead (alice's prepares are POSTed to

@@ -7,7 +7,7 @@
 //        [--via btp+ws://user:token@host:port] [--token <base64url>] [--tries N] [--timeout-ms N]
 //
 // Prints the answer's body to stdout, and the status, Pay-Balance and what was paid to stderr.
-// Exits 0 on a 2xx answer, 1 otherwise. --via defaults to the embedded development account alice
+// Exits 0 on a 2xx answer, 1 otherwise. --via defaults to the development config's account alice
 // of a node on 127.0.0.1:7768; --max-price (default 1000) caps what one request may cost. It gives
 // up with a message when the server or the node does not answer within --timeout-ms (10 s).
 

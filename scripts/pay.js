@@ -4,13 +4,13 @@
 //   node scripts/pay.js <receiver> <amount> [--via btp+ws://user:token@host:port] [--stream] [--timeout-ms N]
 //
 // <receiver> is one of:
-//   bob                           an account of the node, in the embedded default's form: the script
+//   bob                           an account of the node, in the development config's form: the script
 //                                 connects as it (token `bob-token`, on --via's host and port),
 //                                 starts a STREAM receiver there and pays it
 //   btp+ws://bob:token@host:port  the same for any account the script has the token of
 //   $host/name, http://…/name     a payment pointer or SPSP URL (the node's payees): PSK2, one
 //                                 request (SPSP for PSK2), or STREAM with --stream (SPSP v4)
-// <amount> is in the sender's base units. --via defaults to the embedded development account
+// <amount> is in the sender's base units. --via defaults to the development config's account
 // alice of a node on 127.0.0.1:7768. It prints what was sent and what was delivered, and gives up
 // with a message if the node does not answer within --timeout-ms (10 s). Uses the real client
 // libraries (dev dependencies): ilp-plugin-btp, ilp-protocol-stream, ilp-protocol-psk2.
@@ -32,7 +32,7 @@ function endpointOf(receiver) {
   return url.href
 }
 
-/** The BTP URL of a receiving account: as given, or a bare name in the embedded default's form. */
+/** The BTP URL of a receiving account: as given, or a bare name in the development config's form. */
 function receivingAccountUrl(receiver, via) {
   if (receiver.startsWith('btp+ws://') || receiver.startsWith('btp+wss://')) return receiver
   if (!/^[a-zA-Z0-9_~-]{1,64}$/.test(receiver)) return null

@@ -220,12 +220,12 @@ export interface Config {
   readonly source: ConfigSource
 }
 
-/** The inputs of parseConfig: the file's JSON (or the embedded default), the environment, the machine. */
+/** The inputs of parseConfig: the file's JSON (CONFIG, or the development config in DATA_DIR), the environment, the machine. */
 export interface ConfigSource {
   readonly raw: unknown
   readonly env: EnvOverrides
   readonly machine: MachineDefaults
-  /** The CONFIG file a reload re-reads; null for the embedded default or a config made in code. */
+  /** The CONFIG file a reload re-reads; null for a config made in code. */
   readonly path: string | null
 }
 

@@ -155,7 +155,7 @@ export class Reconfigurer {
   reload(): Promise<Outcome> {
     return this.serial(async () => {
       const path = this.config.source.path
-      if (path === null) return fail(409, 'no_config_file', 'CONFIG', 'the node runs on a config given in code or the embedded default: there is no CONFIG file to read again')
+      if (path === null) return fail(409, 'no_config_file', 'CONFIG', 'the node runs on a config given in code: there is no file to read again')
       let next: { config: Config; overtaken: { kind: 'account' | 'route'; name: string }[] }
       let slots: AccountSlots
       try {
