@@ -20,6 +20,9 @@ import { inspect } from 'node:util'
 const SHOWN_HEAD_LINES = 40
 const SHOWN_TAIL_LINES = 400
 
+/** The runner's closing counts, as its diagnostics without a file give them. */
+const SUMMARY_KEY = /^(tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) \S+$/
+
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
 
 function indented(text, prefix) {
@@ -118,6 +121,8 @@ export default async function* quietReporter(source) {
   /** Files that have ended, and whether they failed. */
   const ended = new Map()
   const summary = []
+  /** The runner's other notes, e.g. on an error a file raised after its tests ended. */
+  const notes = []
   const failures = []
   const fileOf = (file) => {
     const key = resolve(file)
@@ -140,7 +145,7 @@ export default async function* quietReporter(source) {
         else if (ended.get(resolve(data.file))) yield indented(data.message, '    │ ')
         break
       case 'test:diagnostic':
-        if (data.file === undefined) summary.push(data.message)
+        if (data.file === undefined) (SUMMARY_KEY.test(data.message) ? summary : notes).push(data.message)
         else if (!ended.has(resolve(data.file))) fileOf(data.file).output(`# ${data.message}\n`)
         break
       case 'test:pass':
@@ -172,5 +177,6 @@ export default async function* quietReporter(source) {
     failures.push(`${basename(report.file)} › (did not end)`)
   }
   if (failures.length > 0) yield `\nfailed:\n${failures.map((f) => `  ✖ ${f}\n`).join('')}`
+  if (notes.length > 0) yield `\n${notes.map((n) => indented(n, '# ')).join('')}`
   yield `\n${summary.join(', ')}\n`
 }
