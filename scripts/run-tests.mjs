@@ -3,7 +3,8 @@
 // node. It ends with one line for both passes.
 // `npm test` builds first; extra arguments are passed on (e.g. a single file), run once as is.
 // The reporter (test-reporter.mjs) prints one line per file, and a file's output only if something
-// in it failed, then the runner's summary; the counts are read from a TAP copy of the results.
+// in it failed (TEST_OUTPUT=all: every file's), then the runner's summary; the counts are read
+// from a TAP copy of the results.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

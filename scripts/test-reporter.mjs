@@ -5,7 +5,8 @@
 // stderr, which carry the logs of nodes started in-process or as children, and its diagnostics)
 // is held until the file ends: dropped if every test passed; if one failed, printed in the order
 // it came, between the file's results, with each failure's error and stack. The run ends with the
-// runner's own summary (tests, pass, fail, …), as the spec reporter ends.
+// runner's own summary (tests, pass, fail, …), as the spec reporter ends. TEST_OUTPUT=all shows
+// every file's output and results, passed or not (diagnostics with measurements included).
 //
 // Events (node 20): a file runs in a child process; its tests' events, its stdout and its stderr
 // lines reach the reporter in arrival order, each with `file`. A test's test:pass or test:fail
@@ -19,6 +20,7 @@ import { inspect } from 'node:util'
 /** Lines of output shown before one result in a failing file: the first few and the last many. */
 const SHOWN_HEAD_LINES = 40
 const SHOWN_TAIL_LINES = 400
+const SHOW_ALL = process.env.TEST_OUTPUT === 'all'
 
 /** The runner's closing counts, as its diagnostics without a file give them. */
 const SUMMARY_KEY = /^(tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) \S+$/
@@ -107,7 +109,7 @@ class FileReport {
     if (this.skipped > 0) counts.push(`${this.skipped} skipped`)
     if (this.todo > 0) counts.push(`${this.todo} todo`)
     let text = `${bad ? '✖' : '✔'} ${basename(this.file)}  ${counts.join(', ')}  ${seconds(data.details?.duration_ms ?? 0)}\n`
-    if (bad) {
+    if (bad || SHOW_ALL) {
       text += this.failures.map((f) => f.text).join('')
       text += `  its output (│) and results, in the order they came (a result may come after output of the tests that follow it):\n${this.replay}`
     }
