@@ -1,13 +1,18 @@
-// Runs the compiled test suite with node's test runner (spec reporter, so CI prints its summary),
-// twice: in the default thread layout, then with IO_THREADS=2 SHARDS=2 (sockets on two I/O
-// threads, two shards) for every file that starts a node. It ends with one line for both passes.
+// Runs the compiled test suite with node's test runner, twice: in the default thread layout, then
+// with IO_THREADS=2 SHARDS=2 (sockets on two I/O threads, two shards) for every file that starts a
+// node. It ends with one line for both passes.
 // `npm test` builds first; extra arguments are passed on (e.g. a single file), run once as is.
+// The reporter (test-reporter.mjs) prints one line per file, and a file's output only if something
+// in it failed (TEST_OUTPUT=all: every file's), then the runner's summary; the counts are read
+// from a TAP copy of the results.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const dir = 'dist/test'
+const reporter = fileURLToPath(new URL('./test-reporter.mjs', import.meta.url))
 /** Files that start no node (or choose their own layouts): the second pass has nothing to add. */
 const LAYOUT_FREE = new Set(['codec.test.js', 'config.test.js', 'crash.test.js', 'fuzz.test.js', 'layers.test.js', 'ring.test.js', 'shard_simulation.test.js', 'wake_fallback.test.js', 'logs.test.js', 'drain.test.js', 'reload.test.js', 'shard_logs.test.js', 'log_bounds.test.js', 'fatal_exit.test.js'])
 
@@ -16,7 +21,7 @@ function run(files, env, label) {
   const tmp = mkdtempSync(join(tmpdir(), 'ilp-node-tests-'))
   const tap = join(tmp, 'results.tap')
   const result = spawnSync(process.execPath, [
-    '--test', '--test-concurrency=1', '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test', '--test-concurrency=1', `--test-reporter=${reporter}`, '--test-reporter-destination=stdout',
     '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files,
   ], { stdio: 'inherit', env: { ...process.env, ...env } })
   let passed = 0

@@ -22,6 +22,10 @@ import type { RunningNode } from '../src/node'
 import {
   ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, Payments, removeDir, sleep, startTestNode, tempDir,
 } from './helpers'
+import { captureStderrPerTest } from './support/stderr_capture'
+
+/** Stale rates are logged as an error: asserted where a test lets them go stale, not printed. */
+const logs = captureStderrPerTest()
 
 const RECORDED = readFileSync(join(__dirname, '..', '..', 'test', 'fixtures', 'ecb', 'eurofxref-daily-2022-07-08.xml'), 'utf8')
 /** The same document for the next day with another USD rate, as the ECB would publish it. */
@@ -132,6 +136,7 @@ describe(`ecb exchange rates with ${layoutName(0)}`, () => {
     await waitFor('packets to flow again', async () => typeof (await pay(10000n)) === 'bigint')
     assert.equal(await pay(10000n), 990785n)
     assert.equal((await adminRequest(node.port, 'GET', '/admin/rates')).body.stale, false)
+    logs.assertErrors([/ERROR rates: exchange rates are stale or will be before the next fetch: packets between different assets get T00 until a fetch succeeds source=ecb /])
   })
 })
 

@@ -16,6 +16,10 @@ import type { RunningNode } from '../src/node'
 import { BtpFrame, BTP_ERROR } from '../src/codec/btp_packet'
 import { connectBtp } from './support/btp_connect'
 import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, IlpPacket, layoutName, prepare, removeDir, sleep, startTestNode, tempDir } from './helpers'
+import { captureStderrPerTest } from './support/stderr_capture'
+
+/** A refused settlement is logged as an error: asserted where a test provokes it, not printed. */
+const logs = captureStderrPerTest()
 
 const LIMITS = { minimum: '-5000', maximum: '5000', settleThreshold: '-2000', settleTo: '0' }
 const SETTLES = { engine: 'btp-transfer', retryMs: 200 }
@@ -268,5 +272,9 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
     // Paused: no second attempt for 10 s, though the balance is still below the threshold.
     await sleep(500)
     assert.equal((await settlements(b)).sent.filter((e) => e.account === 'erin').length, 1)
+    // A shard's line is relayed by the main thread, a little later.
+    const refusal = /ERROR shards?(?: \d+)?: the peer refused a settlement; its booking is reversed, and the account pauses before it settles again account=erin amount=250 .*reason="F00 /
+    await logs.waitFor(refusal)
+    logs.assertErrors([refusal])
   })
 })

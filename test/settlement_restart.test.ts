@@ -9,6 +9,10 @@ import { BtpFrame, BTP_TRANSFER, encodeError, encodeResponse } from '../src/code
 import type { RunningNode } from '../src/node'
 import { connectBtp } from './support/btp_connect'
 import { ADMIN_TOKEN, adminRequest, layoutName, removeDir, sleep, startTestNode, tempDir } from './helpers'
+import { captureStderrPerTest } from './support/stderr_capture'
+
+/** The scripted refusal is logged as errors: asserted, not printed. */
+const logs = captureStderrPerTest()
 
 const SETTLES = { engine: 'btp-transfer', retryMs: 100 }
 const hal = { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'hal-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } }
@@ -93,5 +97,8 @@ describe(`settlements in flight across deletion and restart with ${layoutName(0)
     assert.match(String(entry.reason), /acknowledged after a refusal \(F00 NotAcceptedError: scripted refusal\); booked again/)
     await sleep(20)
     assert.equal(node.balance('ivy'), 0n) // -500 adjusted, +500 settled (booked, reversed, booked again)
+    const again = /ERROR shards?(?: \d+)?: the peer acknowledged a settlement it had refused; booked again account=ivy amount=500 /
+    await logs.waitFor(again)
+    logs.assertErrors([/ERROR shards?(?: \d+)?: the peer refused a settlement; .* account=ivy amount=500 .*reason="F00 NotAcceptedError: scripted refusal"/, again])
   })
 })

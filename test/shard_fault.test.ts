@@ -8,6 +8,12 @@ import type { RunningNode } from '../src/node'
 
 import { shardOfAccount } from '../src/config/account_table'
 import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, sleep, testConfigJson, withNode } from './helpers'
+import { captureStderrPerTest } from './support/stderr_capture'
+
+/** The deaths these tests cause are logged as errors: asserted here, not printed. */
+const logs = captureStderrPerTest()
+/** While the shards restart, the node refuses new work; whether a line says so depends on timing. */
+const REFUSING = /ERROR storage: refusing new prepares and transfers \(T00\), \/health 503 reason="storage unavailable: the shards are restarting"/
 
 /** bob fulfills while `hold` is false; while it is true he keeps each prepare unanswered. */
 function holdingReceiver(bob: BtpPlugin, fulfillment: Buffer): { hold: boolean; held: number } {
@@ -67,6 +73,10 @@ describe('a shard worker dies (SHARDS=2)', () => {
     asFulfill(reply)
     assert.equal(await peerBalance(alice), -1_000_100n)
     assert.equal(await node.balance('alice') + await node.balance('bob'), 0n, 'nothing created or lost')
+    logs.assertErrors([
+      /ERROR shards: shard worker died shard=\d/,
+      /ERROR shards: a thread of the data plane died; restarting every shard from LMDB reason="shard \d failed/,
+    ], [REFUSING])
   })
 })
 
@@ -138,5 +148,12 @@ describe('an I/O thread dies (IO_THREADS=2, SHARDS=2)', () => {
       await carl.disconnect()
     }
     assert.deepEqual([...seen].sort(), [0, 1])
+    // The I/O thread's own line comes through its stderr, piped by the main thread.
+    await logs.waitFor(/ERROR io\d: I\/O thread failed; closing its sockets error="Error: fault injected into I\/O thread \d"/)
+    logs.assertErrors([
+      /ERROR io\d: I\/O thread failed/,
+      /ERROR io: I\/O thread died thread=\d/,
+      /ERROR shards: a thread of the data plane died; restarting every shard from LMDB reason="I\/O thread \d failed/,
+    ], [REFUSING])
   })
 })

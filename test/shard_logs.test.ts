@@ -20,6 +20,7 @@ import { shardOfAccount } from '../src/config/account_table'
 import { startNode } from '../src/node'
 import { startNodeProcess } from './support/node_process'
 import { asReject, connectPlugin, MACHINE, removeDir, sleep, tempDir, testConfigJson, type BtpPlugin } from './helpers'
+import { captureStderrPerTest } from './support/stderr_capture'
 
 /** An ILP prepare cut short: the I/O thread passes it on, the shard refuses it and logs why. */
 const MALFORMED = Buffer.from([0x0c, 0x05, 1, 2, 3])
@@ -62,6 +63,8 @@ async function sendMalformed(client: BtpPlugin): Promise<void> {
 }
 
 describe('a shard\'s log lines', () => {
+  /** The in-process node's error lines (the shard this test terminates): asserted, not printed. */
+  const logs = captureStderrPerTest()
   for (const layout of [{ IO_THREADS: '2', SHARDS: '2' }, { IO_THREADS: '1', SHARDS: '1' }]) {
     for (const format of ['text', 'json']) {
       it(`reach the output within a second, and all of them at a stop (IO_THREADS=${layout.IO_THREADS} SHARDS=${layout.SHARDS}, LOG_FORMAT=${format})`, { timeout: 60_000 }, async () => {
@@ -121,6 +124,8 @@ describe('a shard\'s log lines', () => {
       }
       assert.equal(code, 'F01', 'the restarted shard refuses the malformed prepare')
       assert.ok(await waitFor(() => lines() === BURST + 1, SEEN_WITHIN_MS), `the line after the restart; saw ${lines()}`)
+      logs.assertErrors([/ERROR shards: shard worker died shard=\d/, /ERROR shards: a thread of the data plane died; restarting every shard from LMDB reason="shard \d failed/],
+        [/ERROR storage: refusing new prepares and transfers \(T00\), \/health 503 reason="storage unavailable: the shards are restarting"/])
     } finally {
       process.stdout.write = write
       await alice?.disconnect()

@@ -41,6 +41,7 @@ import { configuredRates } from '../src/shard/exchange'
 import { openStore, readBalance, readSettlements, readTransfer, readTransfers, recoverOnStart, type Store } from '../src/store/balance_store'
 import { createStorageHealth } from '../src/store/storage_health'
 import { IlpPacket, MACHINE, prng, removeDir, tempDir } from './helpers'
+import { captureStderrPerTest } from './support/stderr_capture'
 
 const ACCOUNTS = ['a0', 'a1', 'a2', 'a3', 'a4']
 /** a0 and a1: the node pays them when it owes them more than 400 (settleThreshold). */
@@ -167,6 +168,7 @@ setLogLevel(process.env.TEST_LOG_LEVEL === 'debug' || process.env.TEST_LOG_LEVEL
 describe('shard simulation: seeded schedules of prepares, hostile answers, settlements, failing commits and crashes', () => {
   const dirs: string[] = []
   after(() => dirs.forEach(removeDir))
+  const logs = captureStderrPerTest()
 
   const seeds = process.env.SIM_SEED !== undefined ? [Number(process.env.SIM_SEED)] : [1, 2, 3]
   for (const seed of seeds) {
@@ -533,6 +535,9 @@ describe('shard simulation: seeded schedules of prepares, hostile answers, settl
       stats.settlements = log.length
       assert.ok(stats.fulfilled > 100 && stats.crashes > 0 && stats.hostile > 100 && stats.settlements > 5 && stats.refusals > 0 && stats.transfers > 5 && commits.failures > 10,
         `the schedule exercised too little: ${JSON.stringify(stats)}, ${commits.failures} failed commits`)
+      // The failing commits are logged as errors, and so are the peers' refusals; nothing else is.
+      logs.assertErrors([/ERROR simulation: a commit failed: .* error="injected: Input\/output error"/],
+        [/ERROR simulation: the peer refused a settlement/, /ERROR simulation: the peer acknowledged a settlement it had refused/])
       await store.root.close()
     })
   }

@@ -20,6 +20,14 @@ import { startNode, type RunningNode } from '../src/node'
 import { LeanNextHop, LeanSender } from './support/lean_peers'
 import { mountSmallDisk, type SmallDisk } from './support/small_disk'
 import { layoutName, makeConfig, sleep } from './helpers'
+import { captureStderrPerTest } from './support/stderr_capture'
+
+/** The full disk is logged as errors: asserted, not printed. */
+const logs = captureStderrPerTest()
+const DISK_FULL = [
+  /ERROR storage: the disk is full: the storage reserve is in use for what the node owes; new prepares and transfers are refused until it is whole again /,
+  /ERROR storage: refusing new prepares and transfers \(T00\), \/health 503 reason="storage unavailable: the storage reserve is in use \(the disk was full\)/,
+]
 
 /** Room for the LMDB file and the default reserve (limits.storageReserveBytes, 16 MiB), then filled by the test. */
 const DISK_BYTES = 64 * 1024 * 1024
@@ -100,6 +108,7 @@ describe(`a full disk (${layoutName(0)})`, () => {
       assert.equal(node.balance('alice'), alice.seen, 'alice is charged what she saw fulfilled')
       assert.equal(node.balance('bob'), -bob.fulfilled, 'bob is credited what he fulfilled, once')
       assert.equal(node.shards.restarts(), 0)
+      logs.assertErrors(DISK_FULL)
       alice.ws.close()
       bob.ws.close()
     } finally {
@@ -149,6 +158,7 @@ describe(`a full disk (${layoutName(0)})`, () => {
       assert.equal(again.balance('alice'), alice.seen, 'alice is charged what she saw fulfilled')
       assert.equal(again.balance('bob'), -bob.fulfilled, 'bob is credited what he fulfilled, once')
       assert.equal(alice.seen, bob.fulfilled)
+      logs.assertErrors(DISK_FULL)
     } finally {
       await again.stop()
     }
