@@ -277,7 +277,7 @@ describe('the node under a log flood', () => {
   for (const { env, threads } of layouts) {
     it(`writes at most maxLogBytes(${threads}, seconds) while flooded (IO_THREADS=${env.IO_THREADS} SHARDS=${env.SHARDS})`, { timeout: 60_000 }, async (t) => {
       const dir = tempDir('ilp-node-log-flood-')
-      // The embedded default has no admin API (404, nothing logged); with a token, refusals are logged.
+      // An admin token the flood does not know: every request is refused, and refusals are logged.
       const config = join(dir, 'node.json')
       writeFileSync(config, JSON.stringify({ ...EMBEDDED_DEFAULT_CONFIG, adminToken: 'a-token-the-flood-does-not-know' }))
       const node = await startNodeProcess({ ...env, CONFIG: config, LOG_LEVEL: 'info', LOG_FORMAT: 'text' })
