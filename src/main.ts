@@ -84,6 +84,10 @@ async function main(): Promise<void> {
       log.error(err.message)
       process.exit(78)
     }
+    if (err instanceof DataDirUnusableError) {
+      log.error(err.message)
+      process.exit(startupExitCode(err))
+    }
     throw err
   }
   const { config, path } = loaded

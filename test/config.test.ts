@@ -13,6 +13,7 @@ import { startingConfig } from '../src/control/reconfigure'
 import type { Logger } from '../src/log'
 import { RoutingTable } from '../src/shard/routing_table'
 import { openStore } from '../src/store/balance_store'
+import { DataDirUnusableError } from '../src/store/data_dir_lock'
 import { MACHINE, removeDir, tempDir, testConfigJson } from './helpers'
 
 function withAccount(patch: Record<string, unknown>): Record<string, unknown> {
@@ -70,8 +71,8 @@ describe('configuration', () => {
       assert.equal(configured.path, other)
       assert.equal(configured.wroteDevelopmentConfig, false)
       assert.throws(() => statSync(elsewhere), /ENOENT/)
-      // A DATA_DIR the node cannot create (under a file: refused even to root) names the problem.
-      assert.throws(() => loadConfig({ DATA_DIR: join(other, 'data') }), (err: ConfigError) => err.field === 'CONFIG' && /cannot be written to .*ENOTDIR/.test(err.problem))
+      // A DATA_DIR the node cannot create (under a file: refused even to root): exit 73, as for LMDB.
+      assert.throws(() => loadConfig({ DATA_DIR: join(other, 'data') }), (err: Error) => err instanceof DataDirUnusableError && /is not usable: ENOTDIR/.test(err.message))
       // A broken edit stops the start with the file's name.
       writeFileSync(file, '{ "accounts": ')
       assert.throws(() => loadConfig({ DATA_DIR: dataDir }), (err: ConfigError) => err.field === 'CONFIG' && err.problem.includes(file))

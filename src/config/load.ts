@@ -4,7 +4,8 @@
 
 import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { DataDirUnusableError } from '../store/data_dir_lock'
 import { Config, ConfigError, EnvOverrides, parseConfig } from './schema'
 
 /** The admin token of the development config (the schema asks 16 characters of an admin token). */
@@ -108,19 +109,20 @@ export function developmentConfigPath(env: NodeJS.ProcessEnv): string {
  * reads its config from a file, so that a newcomer can edit it and reload it with SIGHUP like any
  * other. The file holds tokens, so only its owner may read it. It appears whole or not at all (a
  * temporary file linked into place, which fails if another start got there first). Returns true
- * when it wrote the file.
+ * when it wrote the file; a DataDirUnusableError when the directory cannot be made or written.
  */
 export function writeDevelopmentConfig(path: string): boolean {
   if (existsSync(path)) return false
   const temporary = `${path}.${process.pid}.tmp`
   try {
-    mkdirSync(join(path, '..'), { recursive: true })
+    mkdirSync(dirname(path), { recursive: true })
     writeFileSync(temporary, `${JSON.stringify(EMBEDDED_DEFAULT_CONFIG, null, 2)}\n`, { mode: 0o600 })
     linkSync(temporary, path)
     return true
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-    throw new ConfigError('CONFIG', `not set, and the development config cannot be written to ${path}: ${(err as Error).message}`)
+    // The data directory cannot be made or written: the same exit as when LMDB finds it so.
+    throw new DataDirUnusableError(dirname(path), err as Error)
   } finally {
     try { unlinkSync(temporary) } catch { /* never written */ }
   }
