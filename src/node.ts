@@ -133,7 +133,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       try {
         return answerControl(config, routes, account, prepare)
       } catch (err) {
-        logger('routing').warn('routing message could not be answered', { account: accounts.accounts[account].id, error: (err as Error).message })
+        logger('routing').warn('routing message could not be answered', { account: accounts.get(account).id, error: (err as Error).message })
         return encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'control plane unavailable')
       }
     },
@@ -248,7 +248,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     balance: (accountId) => readBalance(store, accountId),
     shards: { restarts: () => supervisor.restarts, terminate: (index) => supervisor.terminateShard(index) },
     ioThreads: {
-      linkOf: (accountId) => linkTable.linkedThread(accounts.indexOf(accountId)),
+      linkOf: (accountId) => linkTable.linkedThread(accounts.indexOfLive(accountId)),
       crash: (index) => {
         if (ioThreads === null) throw new Error('IO_THREADS=1: the sockets run on the main thread')
         ioThreads.crash(index)

@@ -36,6 +36,7 @@
 // Changes go through control/reconfigure.ts and are kept in LMDB (control/config_overlay.ts).
 
 import type { AccountTable } from '../config/account_table'
+import { assetKeyOf, parseAssetKey } from '../config/asset'
 import { ACCOUNT_ID_RULE, isAccountId, isObject, type AccountConfig, type Config } from '../config/schema'
 import { showKey, showText, showValue } from '../display'
 import { INT64_MAX, INT64_MIN } from '../codec/oer'
@@ -51,7 +52,6 @@ import {
   type AdjustmentEntry, type SettlementLogKey, type Store, type TransferLogKey,
 } from '../store/balance_store'
 import type { RateSnapshot } from '../shard/exchange'
-import { assetOf } from '../shard/settler'
 import { AdjustmentOutOfRangeError } from '../shard/shard'
 import { StorageHealth, StorageUnavailableError } from '../store/storage_health'
 import { parseDecimal } from '../codec/decimal'
@@ -195,7 +195,7 @@ export class AdminApi {
    */
   private async adjust(request: AdminRequest, id: string): Promise<AdminResponse> {
     if (!isAccountId(id)) return invalidId(id)
-    const index = this.s.accounts.indexOf(id)
+    const index = this.s.accounts.indexOfLive(id)
     if (index < 0) return reply(404, { code: 'not_found', error: `no account ${showValue(id)}`, field: 'id' })
     const parsed = parseBody(request.body)
     if ('error' in parsed) return reply(400, parsed.error)
@@ -254,7 +254,7 @@ export class AdminApi {
     const rates = this.s.rates.current
     // Every balance LMDB holds, configured or not: a deleted account's records stay, and count.
     const assetOfAccount = new Map<string, string>()
-    accounts.accounts.forEach((a) => assetOfAccount.set(a.id, assetOf(a)))
+    accounts.accounts.forEach((a) => assetOfAccount.set(a.id, assetKeyOf(a)))
     const UNCONFIGURED = '(accounts no longer configured)'
     const rows = new Map<string, { accounts: string[]; position: bigint; outsideIlp: bigint }>()
     const row = (asset: string) => {
@@ -264,14 +264,14 @@ export class AdminApi {
     }
     accounts.accounts.forEach((a, i) => { if (accounts.isLive(i)) row(assetOfAccount.get(a.id)!).accounts.push(a.id) })
     for (const [id, balance] of allBalances(store)) {
-      const live = accounts.indexOf(id) >= 0
+      const live = accounts.indexOfLive(id) >= 0
       const r = row(live ? assetOfAccount.get(id)! : UNCONFIGURED)
       r.position += balance
       if (!live && !r.accounts.includes(id)) r.accounts.push(id)
     }
     // What moved balances outside ILP, in the asset the account had then.
     for (const move of outsideIlpMoves(store)) {
-      const live = accounts.indexOf(move.account) >= 0
+      const live = accounts.indexOfLive(move.account) >= 0
       row(live ? move.asset ?? assetOfAccount.get(move.account)! : UNCONFIGURED).outsideIlp += move.amount
     }
     // The earnings' value in the base asset, to 9 decimals (rounded down), where a rate is known.
@@ -280,14 +280,14 @@ export class AdminApi {
     const SCALE = 10n ** 9n
     const views = [...rows].map(([asset, r]) => {
       const earned = r.position - r.outsideIlp
-      const [assetCode, scaleText] = asset === UNCONFIGURED ? [null, null] : asset.split(' ')
-      const rate = assetCode === null ? null : parseDecimal(rateOf(rates, assetCode))
-      if (earned === 0n || assetCode === null) {
+      const known = asset === UNCONFIGURED ? null : parseAssetKey(asset)
+      const rate = known === null ? null : parseDecimal(rateOf(rates, known.code))
+      if (earned === 0n || known === null) {
         // nothing to value, or no asset known to value it in
       } else if (rate === null || rates.base === null) valued = false
-      else value += (earned * rate.den * SCALE) / (rate.num * 10n ** BigInt(scaleText!))
+      else value += (earned * rate.den * SCALE) / (rate.num * 10n ** BigInt(known.scale))
       return {
-        assetCode, assetScale: scaleText === null ? null : Number(scaleText), accounts: r.accounts,
+        assetCode: known?.code ?? null, assetScale: known?.scale ?? null, accounts: r.accounts,
         position: r.position.toString(), outsideIlp: r.outsideIlp.toString(), earned: earned.toString(),
       }
     })

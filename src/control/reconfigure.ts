@@ -77,7 +77,7 @@ export class Reconfigurer {
       if (!isObject(body)) return fail(400, 'invalid_body', '(body)', 'must be a JSON object of the account\'s settings, as in the config file\'s "accounts"')
       const payee = this.payee(id)
       if (payee !== null) return payee
-      const existed = this.s.accounts.indexOf(id) >= 0
+      const existed = this.s.accounts.indexOfLive(id) >= 0
       const entry: OverlayEntry = { value: body, file: fileAccount(this.fileRaw, id) }
       const next = this.withEntry('account', id, entry)
       if ('status' in next) return next
@@ -90,7 +90,7 @@ export class Reconfigurer {
   /** DELETE /admin/accounts/:id: refused while the account has a balance or holds, unless forced. */
   deleteAccount(id: string, force: boolean): Promise<Outcome> {
     return this.serial(async () => {
-      const index = this.s.accounts.indexOf(id)
+      const index = this.s.accounts.indexOfLive(id)
       if (index < 0) return fail(404, 'not_found', 'id', `no account ${showValue(id)}`)
       const payee = this.payee(id)
       if (payee !== null) return payee
@@ -224,7 +224,7 @@ export class Reconfigurer {
     const before = table.accounts.slice()
     const wasLive = Array.from(table.live.subarray(0, table.size))
     const changed = table.apply(slots)
-    const relink = changed.filter((i) => before[i] !== undefined && (!table.isLive(i) || connectsDifferently(before[i], table.accounts[i])))
+    const relink = changed.filter((i) => before[i] !== undefined && (!table.isLive(i) || connectsDifferently(before[i], table.get(i))))
     const routesBefore = this.config.routes
     const ratesChanged = stable([this.config.rates, this.config.spread]) !== stable([next.rates, next.spread])
     this.config = Object.freeze({
@@ -243,15 +243,15 @@ export class Reconfigurer {
     this.syncHttpLinks(changed)
     for (const i of changed) {
       if (table.isLive(i) || before[i] === undefined) continue
-      const balance = readBalance(this.s.store, table.accounts[i].id)
-      if (balance !== 0n) this.s.log.warn('account deleted with a balance; its records stay in LMDB and count again if it is added back', { account: table.accounts[i].id, balance })
+      const balance = readBalance(this.s.store, table.get(i).id)
+      if (balance !== 0n) this.s.log.warn('account deleted with a balance; its records stay in LMDB and count again if it is added back', { account: table.get(i).id, balance })
     }
-    const ids = (f: (i: number) => boolean) => changed.filter(f).map((i) => table.accounts[i].id).join(',')
+    const ids = (f: (i: number) => boolean) => changed.filter(f).map((i) => table.get(i).id).join(',')
     return {
       added: ids((i) => table.isLive(i) && (before[i] === undefined || wasLive[i] === 0)),
       updated: ids((i) => table.isLive(i) && before[i] !== undefined && wasLive[i] === 1),
       deleted: ids((i) => !table.isLive(i)),
-      relinked: relink.map((i) => table.accounts[i].id).join(','),
+      relinked: relink.map((i) => table.get(i).id).join(','),
       routes: routeChanges(routesBefore, this.config.routes),
       ...(ratesChanged ? { rates: `${this.config.rates.backend}, spread ${this.config.spread}` } : {}),
     }
@@ -267,7 +267,7 @@ export class Reconfigurer {
     const live = accounts.map(() => false)
     const wanted = [...next.accounts.filter((a) => a.payee === null), ...this.config.accounts.filter((a) => a.payee !== null)]
     for (const account of wanted) {
-      let i = table.slotOf(account.id)
+      let i = table.indexOfAny(account.id)
       if (i < 0) {
         i = accounts.length
         accounts.push(account)
@@ -294,9 +294,9 @@ export class Reconfigurer {
     const sending = new Set([...readSendingSettlements(this.s.store)].map((e) => e.account))
     for (const account of wanted) {
       // A deleted account too (its records stay in LMDB, and count again when it comes back).
-      const i = table.slotOf(account.id)
+      const i = table.indexOfAny(account.id)
       if (i < 0) continue
-      const was = table.accounts[i]
+      const was = table.get(i)
       if (was.assetCode === account.assetCode && was.assetScale === account.assetScale) continue
       const balance = readBalance(this.s.store, account.id)
       if (sending.has(account.id)) {
@@ -310,7 +310,7 @@ export class Reconfigurer {
   private syncHttpLinks(changed: readonly number[]): void {
     const table = this.s.accounts
     for (const i of changed) {
-      const want = table.isLive(i) && table.accounts[i].httpUrl !== null
+      const want = table.isLive(i) && table.get(i).httpUrl !== null
       if (want && !this.httpLinked.has(i)) {
         this.httpLinked.add(i)
         this.s.linkUp(i)
