@@ -33,7 +33,8 @@ import { RateFeed } from './control/rate_feed'
 import { Metrics } from './control/metrics'
 import { AdminApi } from './control/admin_api'
 import { SettlementLogPruner } from './control/settlement_log_pruner'
-import { Reconfigurer, startingConfig, type Outcome } from './control/reconfigure'
+import { Reconfigurer, startingConfig } from './control/reconfigure'
+import type { Outcome } from './io/admin_errors'
 import { adminRoutePrefixes } from './control/config_overlay'
 import { readHolds } from './ring/holds'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
@@ -133,7 +134,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       try {
         return answerControl(config, routes, account, prepare)
       } catch (err) {
-        logger('routing').warn('routing message could not be answered', { account: accounts.accounts[account].id, error: (err as Error).message })
+        logger('routing').warn('routing message could not be answered', { account: accounts.get(account).id, error: (err as Error).message })
         return encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'control plane unavailable')
       }
     },
@@ -248,7 +249,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     balance: (accountId) => readBalance(store, accountId),
     shards: { restarts: () => supervisor.restarts, terminate: (index) => supervisor.terminateShard(index) },
     ioThreads: {
-      linkOf: (accountId) => linkTable.linkedThread(accounts.indexOf(accountId)),
+      linkOf: (accountId) => linkTable.linkedThread(accounts.indexOfLive(accountId)),
       crash: (index) => {
         if (ioThreads === null) throw new Error('IO_THREADS=1: the sockets run on the main thread')
         ioThreads.crash(index)

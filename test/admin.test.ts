@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ADMIN_TOKEN, adminRequest, asFulfill, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, sleep, testConfigJson, withNode } from './helpers'
+import { AdminApi } from '../src/control/admin_api'
+import { ADMIN_ERRORS, type AdminErrorCode } from '../src/io/admin_errors'
 
 function admin(port: number, method: string, path: string, token: string | null = ADMIN_TOKEN): ReturnType<typeof adminRequest> {
   return adminRequest(port, method, path, { token })
@@ -110,6 +112,49 @@ describe(`admin API (${layoutName(0)})`, () => {
     assert.equal((await admin(fixture.node.port, 'GET', '/admin/nothing')).status, 404)
     assert.equal((await admin(fixture.node.port, 'POST', '/admin/rates')).status, 405)
     assert.equal((await admin(fixture.node.port, 'DELETE', '/admin/settlements')).status, 405)
+  })
+
+  it('answers from its tables: each error with its code\'s status, a 404 listing the routes, a 405 with their methods in Allow', async () => {
+    const port = fixture.node.port
+    for (const [code, { status, meaning }] of Object.entries(ADMIN_ERRORS)) {
+      assert.ok(status >= 400 && status <= 599, `${code}: ${status}`)
+      assert.match(code, /^[a-z]+(_[a-z]+)*$/)
+      assert.ok(meaning.length > 0 && !meaning.includes('\n'), `${code} has a one-line meaning`)
+    }
+    // Errors of every kind this node can give without breaking anything: each answers its code's status.
+    const asked: [string, string, unknown?][] = [
+      ['GET', '/admin/nothing'], ['PATCH', '/admin/accounts'], ['GET', '/admin/accounts/nobody'], ['GET', '/admin/accounts/no%20body'],
+      ['GET', '/admin/accounts/%E0'], ['PUT', '/admin/accounts/dave', 'not json'], ['POST', '/admin/accounts/alice/adjust', []],
+      ['DELETE', '/admin/routes/test.nowhere'], ['DELETE', '/admin/accounts/carl/adjust'], ['POST', '/admin/reload'],
+    ]
+    const seen = new Set<string>()
+    for (const [method, path, body] of asked) {
+      const res = await adminRequest(port, method, path, { body })
+      const code = res.body.code as AdminErrorCode
+      assert.ok(Object.hasOwn(ADMIN_ERRORS, code), `${method} ${path}: code ${String(code)} is in the table`)
+      assert.equal(res.status, ADMIN_ERRORS[code].status, `${method} ${path} answered ${code}`)
+      seen.add(code)
+    }
+    assert.deepEqual([...seen].sort(), ['invalid_body', 'invalid_field', 'method_not_allowed', 'no_config_file', 'not_found', 'unknown_endpoint'])
+    const unauthorized = await adminRequest(port, 'GET', '/admin/accounts', { token: 'not-the-admin-token' })
+    assert.equal(unauthorized.status, ADMIN_ERRORS.unauthorized.status)
+    assert.equal(unauthorized.body.code, 'unauthorized')
+
+    const unknown = await adminRequest(port, 'GET', '/admin/nothing')
+    assert.deepEqual(unknown.body.endpoints, AdminApi.ROUTES.map(([method, pattern]) => `${method} ${pattern}`))
+
+    // Each pattern with a method it does not take: 405, and Allow names the methods the table gives it.
+    const patterns = [...new Set(AdminApi.ROUTES.map(([, pattern]) => pattern))]
+    for (const pattern of patterns) {
+      const path = pattern.replace(':id', 'alice').replace('*prefix', 'test.carl')
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'PATCH', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+      const body = await res.json() as Record<string, unknown>
+      assert.equal(res.status, ADMIN_ERRORS.method_not_allowed.status, pattern)
+      assert.equal(body.code, 'method_not_allowed')
+      const methods = AdminApi.ROUTES.filter(([, p]) => p === pattern).map(([method]) => method)
+      assert.equal(res.headers.get('allow'), methods.join(', '), pattern)
+      assert.match(String(body.error), new RegExp(`allowed: ${methods.join(', ')}`))
+    }
   })
 
   it('lists settlements with their totals, and answers 400 to a bad limit', async () => {

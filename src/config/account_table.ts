@@ -74,14 +74,19 @@ export class AccountTable {
     return { accounts: this.accounts, live: Array.from(this.live.subarray(0, this.size), (l) => l === 1) }
   }
 
-  /** Index of a live account, or -1. */
-  indexOf(id: string): number {
+  /** The account at an index below `size`, live or deleted (its last config). */
+  get(index: number): AccountConfig {
+    return this.accounts[index]
+  }
+
+  /** Index of a live account, or -1 (a deleted one too is -1). */
+  indexOfLive(id: string): number {
     const i = this.indexById.get(id)
     return i === undefined || this.live[i] === 0 ? -1 : i
   }
 
-  /** Index of an account ever held in this run (live or deleted), or -1. */
-  slotOf(id: string): number {
+  /** Index of an account held at any time in this run, live or deleted, or -1. */
+  indexOfAny(id: string): number {
     return this.indexById.get(id) ?? -1
   }
 

@@ -2,40 +2,19 @@
 // over its control port): what an operator needs to see of a running node, and to change in
 // it. JSON in and out, amounts as decimal strings of base units, never a token.
 //
-//   GET    /admin/accounts              every account: settings, committed balance, holds in
-//                                       flight, link state, packets and amounts in and out
-//   GET    /admin/accounts/:id          one account (404 if unknown)
-//   PUT    /admin/accounts/:id          creates or replaces it: the body is the account's entry
-//                                       as in the config file's "accounts" (same validation)
-//   DELETE /admin/accounts/:id[?force=true]   409 while it has a balance or holds, unless forced
-//   POST   /admin/accounts/:id/adjust   { amount, reason } with an Idempotency-Key header: the
-//                                       operator's balance adjustment, journalled, once per key
-//   GET    /admin/routes                the routing table, each route with where it came from
-//                                       (config, admin, node, child, parent, ccp, json)
-//   PUT    /admin/routes/:prefix        a static route, { "peerId": "<account>" }
-//   DELETE /admin/routes/:prefix        removes a static route (of the file or the API)
-//   POST   /admin/reload                reads CONFIG again (as SIGHUP does)
-//   GET    /admin/rates                 the exchange rates: each with its source and age, the
-//                                       spread, and whether the rates are stale
-//   GET    /admin/books                 per asset: the node's position (the sum of its
-//                                       accounts' balances), what moved it outside ILP
-//                                       (adjustments, settlements), and the rest, which the node
-//                                       earned forwarding packets; its value in the base asset
-//   GET    /admin/settlements[?limit=N&sentAfter=C&receivedAfter=C&list=sent|received]
-//                                       settlements made and received, newest first, a page of
-//                                       each (1000 unless limit says, 10,000 at most), with the
-//                                       `next` cursor of each (null at the end) and the totals
-//                                       the logs keep (see control/settlement_log_pruner.ts)
+// The endpoints are the table AdminApi.ROUTES below, each with what it does: the dispatch, the
+// list a 404 shows and the Allow header of a 405 are all read from it.
 //
 // Every request carries `Authorization: Bearer <adminToken>` (compared as SHA-256 digests in
 // constant time): 401 otherwise. With no adminToken configured nothing under /admin answers (404).
 // Errors are { "code": a stable name, "error": the message, "field": the body field (or path
-// part) it is about }; the codes are listed in the README. An :id outside the rule of account
-// ids is refused (400, field id) before anything looks it up; a value of the request's that a
-// message shows goes through display.ts (quoted, escaped, cut).
+// part) it is about }, their codes and statuses in one table (io/admin_errors.ts). An :id outside
+// the rule of account ids is refused (400, field id) before the method or anything else is looked
+// at; a value of the request's that a message shows goes through display.ts (quoted, escaped, cut).
 // Changes go through control/reconfigure.ts and are kept in LMDB (control/config_overlay.ts).
 
 import type { AccountTable } from '../config/account_table'
+import { assetKeyOf, parseAssetKey } from '../config/asset'
 import { ACCOUNT_ID_RULE, isAccountId, isObject, type AccountConfig, type Config } from '../config/schema'
 import { showKey, showText, showValue } from '../display'
 import { INT64_MAX, INT64_MIN } from '../codec/oer'
@@ -51,13 +30,13 @@ import {
   type AdjustmentEntry, type SettlementLogKey, type Store, type TransferLogKey,
 } from '../store/balance_store'
 import type { RateSnapshot } from '../shard/exchange'
-import { assetOf } from '../shard/settler'
 import { AdjustmentOutOfRangeError } from '../shard/shard'
 import { StorageHealth, StorageUnavailableError } from '../store/storage_health'
 import { parseDecimal } from '../codec/decimal'
 import type { RouteManager } from './route_manager'
 import type { AdminRequest, AdminResponse } from '../io/admin_endpoint'
-import type { Outcome, Reconfigurer } from './reconfigure'
+import { refusal, type Outcome } from '../io/admin_errors'
+import type { Reconfigurer } from './reconfigure'
 
 export interface AdminSources {
   config: Config
@@ -82,11 +61,11 @@ const JSON_ERROR_CHARS = 160
 const MAX_KEY_LENGTH = 200
 const MAX_REASON_LENGTH = 1000
 
-const ENDPOINTS = [
-  'GET /admin/accounts', 'GET /admin/accounts/:id', 'PUT /admin/accounts/:id', 'DELETE /admin/accounts/:id', 'POST /admin/accounts/:id/adjust',
-  'GET /admin/routes', 'PUT /admin/routes/:prefix', 'DELETE /admin/routes/:prefix', 'POST /admin/reload', 'GET /admin/rates', 'GET /admin/books',
-  'GET /admin/settlements',
-]
+/** A path's parameters by name (`:id` → params.id), percent-decoded. */
+type Params = Readonly<Record<string, string>>
+
+/** An admin endpoint: its method, its path pattern, and what answers it. */
+type Route = readonly [method: string, pattern: string, handler: (api: AdminApi, request: AdminRequest, params: Params) => Promise<AdminResponse> | AdminResponse]
 
 /**
  * Settlements listed by GET /admin/settlements, each way, unless ?limit= says otherwise; a larger
@@ -103,89 +82,97 @@ export class AdminApi {
     this.digest = s.config.adminToken === null ? null : tokenDigest(s.config.adminToken)
   }
 
+  /**
+   * The admin endpoints, tried in this order: the first whose pattern fits the path and whose
+   * method is the request's answers. In a pattern, `:name` is one path segment (empty segments
+   * do not count: a trailing slash changes nothing) and `*name` is the rest of the path after
+   * it, '' included, as a route's prefix may be '' (a default route). So /admin/routes/*prefix
+   * comes before /admin/routes, which "/admin/routes/" would fit too.
+   */
+  static readonly ROUTES: readonly Route[] = [
+    // Every account: settings, committed balance, holds in flight, link state, packets and amounts in and out.
+    ['GET', '/admin/accounts', (api) => reply(200, { accounts: api.accountViews() })],
+    // One account (404 if unknown).
+    ['GET', '/admin/accounts/:id', (api, _, { id }) => api.accountView(id)],
+    // Creates or replaces it: the body is the account's entry as in the config file's "accounts" (same validation).
+    ['PUT', '/admin/accounts/:id', (api, request, { id }) => api.putAccount(id, request.body)],
+    // ?force=true: 409 while it has a balance or holds, unless forced.
+    ['DELETE', '/admin/accounts/:id', async (api, request, { id }) => answer(await api.s.changes.deleteAccount(id, new URLSearchParams(request.query).get('force') === 'true'))],
+    // { amount, reason } with an Idempotency-Key header: the operator's balance adjustment, journalled, once per key.
+    ['POST', '/admin/accounts/:id/adjust', (api, request, { id }) => api.adjust(request, id)],
+    // One route of the routing table, as GET /admin/routes shows it.
+    ['GET', '/admin/routes/*prefix', (api, _, { prefix }) => api.routeView(prefix)],
+    // A static route, { "peerId": "<account>" }.
+    ['PUT', '/admin/routes/*prefix', async (api, request, { prefix }) => {
+      const body = parseBody(request.body)
+      return answer('error' in body ? body.error : await api.s.changes.putRoute(prefix, body.value))
+    }],
+    // Removes a static route (of the file or the API).
+    ['DELETE', '/admin/routes/*prefix', async (api, _, { prefix }) => answer(await api.s.changes.deleteRoute(prefix))],
+    // The routing table, each route with where it came from (config, admin, node, child, parent, ccp, json).
+    ['GET', '/admin/routes', (api) => reply(200, { routes: api.s.routes.describe() })],
+    // Reads CONFIG again (as SIGHUP does).
+    ['POST', '/admin/reload', async (api) => answer(await api.s.changes.reload())],
+    // The exchange rates: each with its source and age, the spread, and whether the rates are stale.
+    ['GET', '/admin/rates', (api) => reply(200, api.ratesView())],
+    // Per asset: the node's position (the sum of its accounts' balances), what moved it outside ILP
+    // (adjustments, settlements), and the rest, which the node earned forwarding packets; its value in the base asset.
+    ['GET', '/admin/books', (api) => reply(200, api.booksView())],
+    // ?limit=N&sentAfter=C&receivedAfter=C&list=sent|received: settlements made and received, newest
+    // first, a page of each (1000 unless limit says, 10,000 at most), with the `next` cursor of each
+    // (null at the end) and the totals the logs keep (see control/settlement_log_pruner.ts).
+    ['GET', '/admin/settlements', (api, request) => api.settlementsView(new URLSearchParams(request.query))],
+  ]
+
   async handle(request: AdminRequest): Promise<AdminResponse> {
-    if (this.digest === null) return reply(404, { code: 'admin_off', error: 'the admin API is off (set adminToken in the config)' })
-    if (!bearerMatches(request.authorization, this.digest)) return reply(401, { code: 'unauthorized', error: 'missing or invalid admin bearer token' })
+    if (this.digest === null) return answer(refusal('admin_off', 'the admin API is off (set adminToken in the config)'))
+    if (!bearerMatches(request.authorization, this.digest)) return answer(refusal('unauthorized', 'missing or invalid admin bearer token'))
     // Fail closed (store/storage_health.ts): no change while the node cannot write; reads go on.
     const unavailable = request.method === 'GET' ? null : new StorageHealth(this.s.wiring().health).reason()
-    if (unavailable !== null) return reply(503, { code: 'storage_unavailable', error: unavailable })
-    try {
-      return await this.dispatch(request)
-    } catch (err) {
-      if (err instanceof StorageUnavailableError) return reply(503, { code: 'storage_unavailable', error: err.message })
-      throw err
-    }
+    if (unavailable !== null) return answer(refusal('storage_unavailable', unavailable))
+    return this.dispatch(request)
   }
 
-  private async dispatch(request: AdminRequest): Promise<AdminResponse> {
+  private dispatch(request: AdminRequest): Promise<AdminResponse> | AdminResponse {
     const { method, path } = request
-    let parts: string[]
-    try {
-      if (path.startsWith('/admin/routes/')) return await this.route(request, decodeURIComponent(path.slice('/admin/routes/'.length)))
-      parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent)
-    } catch (err) {
-      if (!(err instanceof URIError)) throw err
-      return reply(400, { code: 'invalid_field', error: `the path ${showValue(path)} has a malformed percent-escape`, field: 'path' })
+    const segments = pathSegments(path)
+    if (segments === null) return answer(refusal('invalid_field', `the path ${showValue(path)} has a malformed percent-escape`, 'path'))
+    const fits = AdminApi.ROUTES.flatMap((route) => {
+      const params = matchPath(route[1], path, segments)
+      return params === null ? [] : [{ route, params }]
+    })
+    if (fits.length === 0) {
+      return answer(refusal('unknown_endpoint', `no admin endpoint ${method} ${showValue(path)}`, undefined, { endpoints: AdminApi.ROUTES.map(([m, p]) => `${m} ${p}`) }))
     }
-    // parts[0] is "admin"
-    if (parts[1] === 'accounts' && parts.length === 2) {
-      return method === 'GET' ? reply(200, { accounts: this.accountViews() }) : notAllowed(method, 'GET')
+    // An id is checked before the method: whatever is asked of /admin/accounts/<id>..., a bad id is the answer.
+    for (const { params } of fits) {
+      if (params.id !== undefined && !isAccountId(params.id)) return invalidId(params.id)
     }
-    if (parts[1] === 'accounts' && parts.length === 3) return this.account(request, parts[2])
-    if (parts[1] === 'accounts' && parts.length === 4 && parts[3] === 'adjust') {
-      return method === 'POST' ? this.adjust(request, parts[2]) : notAllowed(method, 'POST')
-    }
-    if (parts[1] === 'routes' && parts.length === 2) {
-      return method === 'GET' ? reply(200, { routes: this.s.routes.describe() }) : notAllowed(method, 'GET (PUT and DELETE take a prefix: /admin/routes/<prefix>)')
-    }
-    if (parts.length === 2 && (parts[1] === 'rates' || parts[1] === 'books' || parts[1] === 'settlements')) {
-      if (method !== 'GET') return notAllowed(method, 'GET')
-      if (parts[1] !== 'settlements') return reply(200, parts[1] === 'rates' ? this.ratesView() : this.booksView())
-      return this.settlementsView(new URLSearchParams(request.query))
-    }
-    if (parts[1] === 'reload' && parts.length === 2) {
-      return method === 'POST' ? answer(await this.s.changes.reload()) : notAllowed(method, 'POST')
-    }
-    return reply(404, { code: 'unknown_endpoint', error: `no admin endpoint ${method} ${showValue(path)}`, endpoints: ENDPOINTS })
+    const fit = fits.find(({ route }) => route[0] === method)
+    if (fit !== undefined) return fit.route[2](this, request, fit.params)
+    const allow = [...new Set(fits.map(({ route }) => route[0]))].join(', ')
+    // A method a longer path takes (DELETE /admin/routes/*prefix, say) is named with that path.
+    const longer = AdminApi.ROUTES.filter(([m, p]) => m === method && fits.some(({ route }) => p.startsWith(`${route[1]}/`)))
+    const hint = longer.length === 0 ? '' : `; ${method} takes ${longer.map(([, p]) => p).join(' or ')}`
+    return { ...answer(refusal('method_not_allowed', `${method} is not offered here (allowed: ${allow}${hint})`)), allow }
   }
 
-  private async account(request: AdminRequest, id: string): Promise<AdminResponse> {
-    if (!isAccountId(id)) return invalidId(id)
-    switch (request.method) {
-      case 'GET': {
-        const view = this.accountViews().find((a) => a.id === id)
-        return view === undefined ? reply(404, { code: 'not_found', error: `no account ${showValue(id)}`, field: 'id' }) : reply(200, view)
-      }
-      case 'PUT': {
-        const body = parseBody(request.body)
-        if ('error' in body) return reply(400, body.error)
-        const outcome = await this.s.changes.putAccount(id, body.value)
-        if (outcome.status >= 300) return answer(outcome)
-        return reply(outcome.status, this.accountViews().find((a) => a.id === id) ?? outcome.body)
-      }
-      case 'DELETE':
-        return answer(await this.s.changes.deleteAccount(id, new URLSearchParams(request.query).get('force') === 'true'))
-      default:
-        return notAllowed(request.method, 'GET, PUT, DELETE')
-    }
+  private accountView(id: string): AdminResponse {
+    const view = this.accountViews().find((a) => a.id === id)
+    return view === undefined ? answer(refusal('not_found', `no account ${showValue(id)}`, 'id')) : reply(200, view)
   }
 
-  private async route(request: AdminRequest, prefix: string): Promise<AdminResponse> {
-    switch (request.method) {
-      case 'GET': {
-        const view = this.s.routes.describe().find((r) => r.prefix === prefix)
-        return view === undefined ? reply(404, { code: 'not_found', error: `no route for ${showValue(prefix)}`, field: 'prefix' }) : reply(200, view)
-      }
-      case 'PUT': {
-        const body = parseBody(request.body)
-        if ('error' in body) return reply(400, body.error)
-        return answer(await this.s.changes.putRoute(prefix, body.value))
-      }
-      case 'DELETE':
-        return answer(await this.s.changes.deleteRoute(prefix))
-      default:
-        return notAllowed(request.method, 'GET, PUT, DELETE')
-    }
+  private async putAccount(id: string, text: string): Promise<AdminResponse> {
+    const body = parseBody(text)
+    if ('error' in body) return answer(body.error)
+    const outcome = await this.s.changes.putAccount(id, body.value)
+    if (outcome.status >= 300) return answer(outcome)
+    return reply(outcome.status, this.accountViews().find((a) => a.id === id) ?? outcome.body)
+  }
+
+  private routeView(prefix: string): AdminResponse {
+    const view = this.s.routes.describe().find((r) => r.prefix === prefix)
+    return view === undefined ? answer(refusal('not_found', `no route for ${showValue(prefix)}`, 'prefix')) : reply(200, view)
   }
 
   /**
@@ -194,40 +181,41 @@ export class AdminApi {
    * peer is negative). Exactly once per idempotency key: a repeat answers the first one.
    */
   private async adjust(request: AdminRequest, id: string): Promise<AdminResponse> {
-    if (!isAccountId(id)) return invalidId(id)
-    const index = this.s.accounts.indexOf(id)
-    if (index < 0) return reply(404, { code: 'not_found', error: `no account ${showValue(id)}`, field: 'id' })
+    const index = this.s.accounts.indexOfLive(id)
+    if (index < 0) return answer(refusal('not_found', `no account ${showValue(id)}`, 'id'))
     const parsed = parseBody(request.body)
-    if ('error' in parsed) return reply(400, parsed.error)
+    if ('error' in parsed) return answer(parsed.error)
     const body = parsed.value
-    if (!isObject(body)) return reply(400, { code: 'invalid_body', error: 'must be a JSON object like { "amount": "-1000", "reason": "..." }', field: '(body)' })
+    if (!isObject(body)) return answer(refusal('invalid_body', 'must be a JSON object like { "amount": "-1000", "reason": "..." }', '(body)'))
     const fields = body
     for (const key of Object.keys(fields)) {
-      if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return reply(400, { code: 'invalid_field', error: `unknown field (known: amount, reason, idempotencyKey)`, field: showKey(key) })
+      if (!['amount', 'reason', 'idempotencyKey'].includes(key)) return answer(refusal('invalid_field', `unknown field (known: amount, reason, idempotencyKey)`, showKey(key)))
     }
     if (typeof fields.amount !== 'string' || !DECIMAL.test(fields.amount) || BigInt(fields.amount) < INT64_MIN || BigInt(fields.amount) > INT64_MAX || BigInt(fields.amount) === 0n) {
-      return reply(400, { code: 'invalid_field', error: 'must be a non-zero signed 64-bit integer as a decimal string (base units; positive: the peer owes more)', field: 'amount' })
+      return answer(refusal('invalid_field', 'must be a non-zero signed 64-bit integer as a decimal string (base units; positive: the peer owes more)', 'amount'))
     }
     if (typeof fields.reason !== 'string' || fields.reason.trim() === '' || fields.reason.length > MAX_REASON_LENGTH) {
-      return reply(400, { code: 'invalid_field', error: `must be a non-empty string of at most ${MAX_REASON_LENGTH} characters (it is journalled)`, field: 'reason' })
+      return answer(refusal('invalid_field', `must be a non-empty string of at most ${MAX_REASON_LENGTH} characters (it is journalled)`, 'reason'))
     }
     const key = request.idempotencyKey !== '' ? request.idempotencyKey : fields.idempotencyKey
     if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH) {
-      return reply(400, { code: 'invalid_field', error: `an Idempotency-Key header (or "idempotencyKey" field) of 1 to ${MAX_KEY_LENGTH} characters is required`, field: 'idempotencyKey' })
+      return answer(refusal('invalid_field', `an Idempotency-Key header (or "idempotencyKey" field) of 1 to ${MAX_KEY_LENGTH} characters is required`, 'idempotencyKey'))
     }
     const amount = BigInt(fields.amount)
     let result: { entry: AdjustmentEntry; replayed: boolean }
     try {
       result = await this.s.adjust(index, amount, key, fields.reason)
     } catch (err) {
-      if (err instanceof AdjustmentOutOfRangeError) return reply(400, { code: 'invalid_field', error: `${err.message}; balances stay within ±(2^63 − 1)`, field: 'amount' })
-      if (err instanceof StorageUnavailableError) throw err // nothing was written: 503, send it again later
+      // The owner shard refuses in its own thread; its refusal arrives here as the error it sent.
+      if (err instanceof AdjustmentOutOfRangeError) return answer(refusal('invalid_field', `${err.message}; balances stay within ±(2^63 − 1)`, 'amount'))
+      // Nothing was written: send it again later.
+      if (err instanceof StorageUnavailableError) return answer(refusal('storage_unavailable', err.message))
       // The owner shard may have committed it before its answer was lost: only the key can tell.
-      return reply(503, { code: 'outcome_unknown', error: `the adjustment's outcome is unknown (${(err as Error).message}); send it again with the same Idempotency-Key`, field: 'idempotencyKey' })
+      return answer(refusal('outcome_unknown', `the adjustment's outcome is unknown (${(err as Error).message}); send it again with the same Idempotency-Key`, 'idempotencyKey'))
     }
     const { entry, replayed } = result
     if (replayed && (entry.account !== id || entry.amount !== amount || entry.reason !== fields.reason)) {
-      return reply(409, { code: 'idempotency_conflict', error: 'this idempotency key was used for another adjustment', field: 'idempotencyKey', adjustment: adjustmentView(entry) })
+      return answer(refusal('idempotency_conflict', 'this idempotency key was used for another adjustment', 'idempotencyKey', { adjustment: adjustmentView(entry) }))
     }
     return reply(replayed ? 200 : 201, { adjustment: adjustmentView(entry), replayed, balance: readBalance(this.s.store, id).toString() })
   }
@@ -254,7 +242,7 @@ export class AdminApi {
     const rates = this.s.rates.current
     // Every balance LMDB holds, configured or not: a deleted account's records stay, and count.
     const assetOfAccount = new Map<string, string>()
-    accounts.accounts.forEach((a) => assetOfAccount.set(a.id, assetOf(a)))
+    accounts.accounts.forEach((a) => assetOfAccount.set(a.id, assetKeyOf(a)))
     const UNCONFIGURED = '(accounts no longer configured)'
     const rows = new Map<string, { accounts: string[]; position: bigint; outsideIlp: bigint }>()
     const row = (asset: string) => {
@@ -264,14 +252,14 @@ export class AdminApi {
     }
     accounts.accounts.forEach((a, i) => { if (accounts.isLive(i)) row(assetOfAccount.get(a.id)!).accounts.push(a.id) })
     for (const [id, balance] of allBalances(store)) {
-      const live = accounts.indexOf(id) >= 0
+      const live = accounts.indexOfLive(id) >= 0
       const r = row(live ? assetOfAccount.get(id)! : UNCONFIGURED)
       r.position += balance
       if (!live && !r.accounts.includes(id)) r.accounts.push(id)
     }
     // What moved balances outside ILP, in the asset the account had then.
     for (const move of outsideIlpMoves(store)) {
-      const live = accounts.indexOf(move.account) >= 0
+      const live = accounts.indexOfLive(move.account) >= 0
       row(live ? move.asset ?? assetOfAccount.get(move.account)! : UNCONFIGURED).outsideIlp += move.amount
     }
     // The earnings' value in the base asset, to 9 decimals (rounded down), where a rate is known.
@@ -280,14 +268,14 @@ export class AdminApi {
     const SCALE = 10n ** 9n
     const views = [...rows].map(([asset, r]) => {
       const earned = r.position - r.outsideIlp
-      const [assetCode, scaleText] = asset === UNCONFIGURED ? [null, null] : asset.split(' ')
-      const rate = assetCode === null ? null : parseDecimal(rateOf(rates, assetCode))
-      if (earned === 0n || assetCode === null) {
+      const known = asset === UNCONFIGURED ? null : parseAssetKey(asset)
+      const rate = known === null ? null : parseDecimal(rateOf(rates, known.code))
+      if (earned === 0n || known === null) {
         // nothing to value, or no asset known to value it in
       } else if (rate === null || rates.base === null) valued = false
-      else value += (earned * rate.den * SCALE) / (rate.num * 10n ** BigInt(scaleText!))
+      else value += (earned * rate.den * SCALE) / (rate.num * 10n ** BigInt(known.scale))
       return {
-        assetCode, assetScale: scaleText === null ? null : Number(scaleText), accounts: r.accounts,
+        assetCode: known?.code ?? null, assetScale: known?.scale ?? null, accounts: r.accounts,
         position: r.position.toString(), outsideIlp: r.outsideIlp.toString(), earned: earned.toString(),
       }
     })
@@ -308,13 +296,13 @@ export class AdminApi {
   private settlementsView(query: URLSearchParams): AdminResponse {
     const limitText = query.get('limit')
     const limit = limitText === null ? SETTLEMENTS_LISTED : /^[1-9][0-9]{0,6}$/.test(limitText) ? Math.min(Number(limitText), SETTLEMENTS_LISTED_MAX) : -1
-    if (limit < 0) return reply(400, { code: 'invalid_field', error: `limit must be a positive integer of at most 7 digits (above ${SETTLEMENTS_LISTED_MAX} it is taken as ${SETTLEMENTS_LISTED_MAX})`, field: 'limit' })
+    if (limit < 0) return answer(refusal('invalid_field', `limit must be a positive integer of at most 7 digits (above ${SETTLEMENTS_LISTED_MAX} it is taken as ${SETTLEMENTS_LISTED_MAX})`, 'limit'))
     const list = query.get('list')
-    if (list !== null && list !== 'sent' && list !== 'received') return reply(400, { code: 'invalid_field', error: 'list must be sent or received (leave it out for both)', field: 'list' })
+    if (list !== null && list !== 'sent' && list !== 'received') return answer(refusal('invalid_field', 'list must be sent or received (leave it out for both)', 'list'))
     const sentAfter = decodeCursor(query.get('sentAfter'), 2)
-    if (sentAfter === undefined) return reply(400, { code: 'invalid_field', error: 'not a cursor of the sent list (use next.sent of the page before)', field: 'sentAfter' })
+    if (sentAfter === undefined) return answer(refusal('invalid_field', 'not a cursor of the sent list (use next.sent of the page before)', 'sentAfter'))
     const receivedAfter = decodeCursor(query.get('receivedAfter'), 3)
-    if (receivedAfter === undefined) return reply(400, { code: 'invalid_field', error: 'not a cursor of the received list (use next.received of the page before)', field: 'receivedAfter' })
+    if (receivedAfter === undefined) return answer(refusal('invalid_field', 'not a cursor of the received list (use next.received of the page before)', 'receivedAfter'))
     const view: Record<string, unknown> = { totals: settlementLogCounts(this.s.store) }
     const next: Record<string, string | null> = {}
     if (list !== 'received') {
@@ -395,23 +383,50 @@ function transportView(a: AccountConfig): Record<string, unknown> {
 }
 
 function invalidId(id: string): AdminResponse {
-  return reply(400, { code: 'invalid_field', error: `${ACCOUNT_ID_RULE}; not ${showValue(id)}`, field: 'id' })
+  return answer(refusal('invalid_field', `${ACCOUNT_ID_RULE}; not ${showValue(id)}`, 'id'))
 }
 
-function notAllowed(method: string, allowed: string): AdminResponse {
-  return reply(405, { code: 'method_not_allowed', error: `${method} is not offered here (allowed: ${allowed})` })
+/**
+ * The path's segments, percent-decoded, without empty ones ("/admin//accounts/" is
+ * /admin/accounts); null if one has a malformed escape.
+ */
+function pathSegments(path: string): string[] | null {
+  try {
+    return path.split('/').filter((p) => p !== '').map(decodeURIComponent)
+  } catch (err) {
+    if (err instanceof URIError) return null
+    throw err
+  }
+}
+
+/** The parameters of `path` if it fits `pattern` (see AdminApi.ROUTES), else null. */
+function matchPath(pattern: string, path: string, segments: readonly string[]): Params | null {
+  const star = pattern.indexOf('*')
+  if (star >= 0) {
+    const head = pattern.slice(0, star)
+    // pathSegments() found no malformed escape in the path, so this one decodes.
+    return path.startsWith(head) ? { [pattern.slice(star + 1)]: decodeURIComponent(path.slice(head.length)) } : null
+  }
+  const parts = pattern.split('/').filter((p) => p !== '')
+  if (parts.length !== segments.length) return null
+  const params: Record<string, string> = {}
+  for (let i = 0; i < parts.length; i++) {
+    if (parts[i].startsWith(':')) params[parts[i].slice(1)] = segments[i]
+    else if (parts[i] !== segments[i]) return null
+  }
+  return params
 }
 
 function answer(outcome: Outcome): AdminResponse {
   return reply(outcome.status, outcome.body)
 }
 
-function parseBody(text: string): { value: unknown } | { error: { code: string; error: string; field: string } } {
-  if (text.trim() === '') return { error: { code: 'invalid_body', error: 'a JSON body is required', field: '(body)' } }
+function parseBody(text: string): { value: unknown } | { error: Outcome } {
+  if (text.trim() === '') return { error: refusal('invalid_body', 'a JSON body is required', '(body)') }
   try {
     return { value: JSON.parse(text) }
   } catch (err) {
-    return { error: { code: 'invalid_body', error: `not valid JSON: ${showText((err as Error).message, JSON_ERROR_CHARS)}`, field: '(body)' } }
+    return { error: refusal('invalid_body', `not valid JSON: ${showText((err as Error).message, JSON_ERROR_CHARS)}`, '(body)') }
   }
 }
 

@@ -10,7 +10,7 @@
 // API's change stands (across restarts and reloads); once the file's entry for that id or prefix
 // has been edited, the file's wins and the API's change is dropped (and logged).
 
-import { oneLine, StorageUnavailableError } from '../store/storage_health'
+import { oneLine } from '../store/storage_health'
 import { isObject } from '../config/schema'
 import type { Store } from '../store/balance_store'
 
@@ -40,17 +40,21 @@ export function readOverlay(store: Store): Overlay {
   return { accounts, routes }
 }
 
-/** Stores (or with `entry` null, forgets) the API's word on one account or route. */
-export function writeOverlay(store: Store, kind: 'account' | 'route', name: string, entry: OverlayEntry | null): void {
+/**
+ * Stores (or with `entry` null, forgets) the API's word on one account or route: null once it
+ * is written, else why it could not be. Then nothing was changed: the admin API answers 503 and
+ * the operator sends it again later.
+ */
+export function writeOverlay(store: Store, kind: 'account' | 'route', name: string, entry: OverlayEntry | null): string | null {
   const key = (kind === 'account' ? ACCOUNT_KEY : ROUTE_KEY) + name
   try {
     store.root.transactionSync(() => {
       if (entry === null) store.admin.remove(key)
       else store.admin.put(key, Buffer.from(JSON.stringify(entry), 'utf8'))
     })
+    return null
   } catch (err) {
-    // Nothing was changed: the admin API answers 503 and the operator sends it again later.
-    throw new StorageUnavailableError(`storage unavailable: the change could not be written (${oneLine(err)})`)
+    return `storage unavailable: the change could not be written (${oneLine(err)})`
   }
 }
 

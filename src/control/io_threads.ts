@@ -8,6 +8,7 @@ import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
 import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
+import { refusalText } from '../io/admin_errors'
 import type { ControlPlane } from '../io/io_front'
 import type { IoCommand, IoEvent, IoTask } from '../io/io_worker'
 import { errorLine, type Logger } from '../log'
@@ -110,7 +111,7 @@ export class IoThreads implements IoSide {
           thread.control.postMessage({ type: 'adminAnswer', id: event.id, response } satisfies IoCommand)
         }, (err: Error) => {
           this.log.error('admin request failed', { error: err.message })
-          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response: { status: 500, body: '{"code":"internal","error":"internal error"}' } } satisfies IoCommand)
+          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response: refusalText('internal', 'internal error') } satisfies IoCommand)
         })
       case 'metrics':
         return void this.plane.metrics().then((text) => {

@@ -59,7 +59,7 @@ export class Metrics {
 
   constructor(private readonly s: MetricsSources) {
     collectDefaultMetrics({ register: this.registry })
-    const id = (account: number) => s.accounts.accounts[account].id
+    const id = (account: number) => s.accounts.get(account).id
     this.add('ilp_node_packets_total', 'ILP prepares by account, direction (incoming: sent by the account; outgoing: sent to it) and result (fulfill or the reject code)', 'counter', () =>
       this.counterRows().map((r) => ({ value: r.packets, labels: { account: id(r.account), direction: DIRECTIONS[r.direction], result: RESULTS[r.result] } })))
     this.add('ilp_node_packet_amount_total', 'Amounts of those prepares, in base units of the account', 'counter', () =>

@@ -19,8 +19,10 @@ import { AccountTable, sameAccount, type AccountSlots } from '../config/account_
 import { readConfigFile } from '../config/load'
 import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, isObject, parseConfig, type AccountConfig, type Config } from '../config/schema'
 import { showKey, showValue } from '../display'
+import { refusal, type AdminErrorCode, type Outcome } from '../io/admin_errors'
 import type { Logger } from '../log'
 import { readBalance, readSendingSettlements, type Store } from '../store/balance_store'
+import { StorageUnavailableError } from '../store/storage_health'
 import { adminRoutePrefixes, combine, fileAccount, fileRoute, readOverlay, writeOverlay, type Overlay, type OverlayEntry } from './config_overlay'
 import type { RouteManager } from './route_manager'
 
@@ -41,10 +43,14 @@ export interface ReconfigureSources {
   log: Logger
 }
 
-/** An answer for the admin API: an HTTP status and a JSON value. */
-export interface Outcome {
-  status: number
-  body: Record<string, unknown>
+/**
+ * Why the account table cannot become what a config asks for: as a code of the admin API, and
+ * as a ConfigError's field and problem (a reload names it so in its refusal).
+ */
+interface TableRefusal {
+  readonly code: Extract<AdminErrorCode, 'no_room' | 'balance_not_zero' | 'settlement_in_flight'>
+  readonly field: string
+  readonly problem: string
 }
 
 export class Reconfigurer {
@@ -73,11 +79,11 @@ export class Reconfigurer {
   /** PUT /admin/accounts/:id: creates or replaces an account, with the settings of a config file entry. */
   putAccount(id: string, body: unknown): Promise<Outcome> {
     return this.serial(async () => {
-      if (!isAccountId(id)) return fail(400, 'invalid_field', 'id', ACCOUNT_ID_RULE)
-      if (!isObject(body)) return fail(400, 'invalid_body', '(body)', 'must be a JSON object of the account\'s settings, as in the config file\'s "accounts"')
+      if (!isAccountId(id)) return refusal('invalid_field', ACCOUNT_ID_RULE, 'id')
+      if (!isObject(body)) return refusal('invalid_body', 'must be a JSON object of the account\'s settings, as in the config file\'s "accounts"', '(body)')
       const payee = this.payee(id)
       if (payee !== null) return payee
-      const existed = this.s.accounts.indexOf(id) >= 0
+      const existed = this.s.accounts.indexOfLive(id) >= 0
       const entry: OverlayEntry = { value: body, file: fileAccount(this.fileRaw, id) }
       const next = this.withEntry('account', id, entry)
       if ('status' in next) return next
@@ -90,23 +96,21 @@ export class Reconfigurer {
   /** DELETE /admin/accounts/:id: refused while the account has a balance or holds, unless forced. */
   deleteAccount(id: string, force: boolean): Promise<Outcome> {
     return this.serial(async () => {
-      const index = this.s.accounts.indexOf(id)
-      if (index < 0) return fail(404, 'not_found', 'id', `no account ${showValue(id)}`)
+      const index = this.s.accounts.indexOfLive(id)
+      if (index < 0) return refusal('not_found', `no account ${showValue(id)}`, 'id')
       const payee = this.payee(id)
       if (payee !== null) return payee
       const routes = this.config.routes.filter((r) => r.peerId === id).map((r) => r.targetPrefix)
       if (routes.length > 0) {
-        return { status: 409, body: { code: 'account_in_use', error: `${id} is the next hop of configured routes; delete or change them first`, field: 'id', routes } }
+        return refusal('account_in_use', `${id} is the next hop of configured routes; delete or change them first`, 'id', { routes })
       }
       const balance = readBalance(this.s.store, id)
       const holds = this.s.holds()
       const held = holds.held[index]
       const prepares = holds.prepares[index]
       if (!force && (balance !== 0n || held !== 0n || prepares !== 0)) {
-        return {
-          status: 409,
-          body: { code: 'balance_not_zero', error: `${id} has a balance or prepares in flight; settle it first, or delete with ?force=true (its balance stays in LMDB)`, field: 'id', balance: balance.toString(), held: held.toString(), preparesInFlight: prepares },
-        }
+        return refusal('balance_not_zero', `${id} has a balance or prepares in flight; settle it first, or delete with ?force=true (its balance stays in LMDB)`, 'id',
+          { balance: balance.toString(), held: held.toString(), preparesInFlight: prepares })
       }
       const entry: OverlayEntry = { value: null, file: fileAccount(this.fileRaw, id) }
       const next = this.withEntry('account', id, entry)
@@ -121,8 +125,8 @@ export class Reconfigurer {
   /** PUT /admin/routes/:prefix: a static route, { "peerId": "<account>" } as in the config's routes. */
   putRoute(prefix: string, body: unknown): Promise<Outcome> {
     return this.serial(async () => {
-      if (!isObject(body)) return fail(400, 'invalid_body', '(body)', 'must be a JSON object like { "peerId": "<account id>" }')
-      if (body.targetPrefix !== undefined) return fail(400, 'invalid_field', 'targetPrefix', 'is the path of the request (/admin/routes/<prefix>); leave it out of the body')
+      if (!isObject(body)) return refusal('invalid_body', 'must be a JSON object like { "peerId": "<account id>" }', '(body)')
+      if (body.targetPrefix !== undefined) return refusal('invalid_field', 'is the path of the request (/admin/routes/<prefix>); leave it out of the body', 'targetPrefix')
       const existed = this.config.routes.some((r) => r.targetPrefix === prefix)
       const entry: OverlayEntry = { value: body, file: fileRoute(this.fileRaw, prefix) }
       const next = this.withEntry('route', prefix, entry)
@@ -137,7 +141,7 @@ export class Reconfigurer {
   deleteRoute(prefix: string): Promise<Outcome> {
     return this.serial(async () => {
       if (!this.config.routes.some((r) => r.targetPrefix === prefix)) {
-        return fail(404, 'not_found', 'prefix', `no configured route for ${showValue(prefix)} (routes learned from peers or made for children are not deleted through the API)`)
+        return refusal('not_found', `no configured route for ${showValue(prefix)} (routes learned from peers or made for children are not deleted through the API)`, 'prefix')
       }
       const entry: OverlayEntry = { value: null, file: fileRoute(this.fileRaw, prefix) }
       const next = this.withEntry('route', prefix, entry)
@@ -155,21 +159,23 @@ export class Reconfigurer {
   reload(): Promise<Outcome> {
     return this.serial(async () => {
       const path = this.config.source.path
-      if (path === null) return fail(409, 'no_config_file', 'CONFIG', 'the node runs on a config given in code: there is no file to read again')
+      if (path === null) return refusal('no_config_file', 'the node runs on a config given in code: there is no file to read again', 'CONFIG')
       let next: { config: Config; overtaken: { kind: 'account' | 'route'; name: string }[] }
-      let slots: AccountSlots
       try {
-        const raw = readConfigFile(path)
-        next = build(this.config, raw, this.overlay)
-        slots = this.slotsFor(next.config)
-      } catch (thrown) {
-        const err = withOverlayNote(thrown, this.overlay)
+        next = build(this.config, readConfigFile(path), this.overlay)
+      } catch (err) {
+        // The file's own errors are ConfigErrors (config/load.ts, config/schema.ts); anything else is a fault.
         if (!(err instanceof ConfigError)) throw err
-        this.s.log.error('reload refused; the node keeps running on its current config', { file: path, error: err.message })
-        return { status: 400, body: { code: 'reload_refused', error: err.message, field: err.field, reloaded: false } }
+        return this.reloadRefused(path, err)
       }
+      const slots = this.slotsFor(next.config)
+      if ('problem' in slots) return this.reloadRefused(path, new ConfigError(slots.field, slots.problem))
       for (const { kind, name } of next.overtaken) {
-        writeOverlay(this.s.store, kind, name, null)
+        const unwritten = writeOverlay(this.s.store, kind, name, null)
+        if (unwritten !== null) {
+          this.s.log.error('reload failed', { file: path, error: unwritten })
+          return refusal('storage_unavailable', unwritten)
+        }
         this.s.log.warn('the config file changed an entry also set through the admin API; the file\'s wins from now on', { [kind]: name })
       }
       this.overlay = readOverlay(this.s.store)
@@ -184,7 +190,14 @@ export class Reconfigurer {
     })
   }
 
-  /** The config with one more overlay entry, or the 400/409 saying why it cannot be. */
+  /** A reload that changes nothing, the node going on with the config it has. */
+  private reloadRefused(path: string, refused: ConfigError): Outcome {
+    const err = withOverlayNote(refused, this.overlay)
+    this.s.log.error('reload refused; the node keeps running on its current config', { file: path, error: err.message })
+    return refusal('reload_refused', err.message, err.field, { reloaded: false })
+  }
+
+  /** The config with one more overlay entry, or the 400 saying why it cannot be. */
   private withEntry(kind: 'account' | 'route', name: string, entry: OverlayEntry): { config: Config } | Outcome {
     const accounts = new Map(this.overlay.accounts)
     const routes = new Map(this.overlay.routes)
@@ -192,23 +205,20 @@ export class Reconfigurer {
     try {
       return { config: build(this.config, this.fileRaw, { accounts, routes }).config }
     } catch (err) {
+      // parseConfig refuses by throwing (config/schema.ts): its refusal becomes the answer's.
       if (!(err instanceof ConfigError)) throw err
       const field = bodyField(err.field, kind, name)
-      return { status: 400, body: { code: 'invalid_field', error: `${field}: ${err.problem}`, field } }
+      return refusal('invalid_field', `${field}: ${err.problem}`, field)
     }
   }
 
   /** Applies an admin API change and keeps it in LMDB; null, or the 409 saying why it cannot be. */
   private async change(next: Config, kind: 'account' | 'route', name: string, entry: OverlayEntry): Promise<Outcome | null> {
-    let slots: AccountSlots
-    try {
-      slots = this.slotsFor(next)
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err
-      const code = err.field === 'limits.maxAccounts' ? 'no_room' : err instanceof SettlementInFlight ? 'settlement_in_flight' : 'balance_not_zero'
-      return { status: 409, body: { code, error: err.message, field: err.field } }
-    }
-    writeOverlay(this.s.store, kind, name, entry)
+    const slots = this.slotsFor(next)
+    // Worded as the config loader words a refusal, as a reload's is.
+    if ('problem' in slots) return refusal(slots.code, new ConfigError(slots.field, slots.problem).message, slots.field)
+    const unwritten = writeOverlay(this.s.store, kind, name, entry)
+    if (unwritten !== null) return refusal('storage_unavailable', unwritten)
     this.overlay = readOverlay(this.s.store)
     const changes = await this.apply(next, slots)
     this.s.log.info(`${kind} changed through the admin API`, { [kind]: name, ...changes })
@@ -219,12 +229,12 @@ export class Reconfigurer {
    * Steps 1-4 of the file's header. Of `next`, only the accounts and routes (and the file it
    * was read from) are taken: the rest waits for a restart.
    */
-  private async apply(next: Config, slots = this.slotsFor(next)): Promise<Record<string, string>> {
+  private async apply(next: Config, slots: AccountSlots): Promise<Record<string, string>> {
     const table = this.s.accounts
     const before = table.accounts.slice()
     const wasLive = Array.from(table.live.subarray(0, table.size))
     const changed = table.apply(slots)
-    const relink = changed.filter((i) => before[i] !== undefined && (!table.isLive(i) || connectsDifferently(before[i], table.accounts[i])))
+    const relink = changed.filter((i) => before[i] !== undefined && (!table.isLive(i) || connectsDifferently(before[i], table.get(i))))
     const routesBefore = this.config.routes
     const ratesChanged = stable([this.config.rates, this.config.spread]) !== stable([next.rates, next.spread])
     this.config = Object.freeze({
@@ -243,15 +253,15 @@ export class Reconfigurer {
     this.syncHttpLinks(changed)
     for (const i of changed) {
       if (table.isLive(i) || before[i] === undefined) continue
-      const balance = readBalance(this.s.store, table.accounts[i].id)
-      if (balance !== 0n) this.s.log.warn('account deleted with a balance; its records stay in LMDB and count again if it is added back', { account: table.accounts[i].id, balance })
+      const balance = readBalance(this.s.store, table.get(i).id)
+      if (balance !== 0n) this.s.log.warn('account deleted with a balance; its records stay in LMDB and count again if it is added back', { account: table.get(i).id, balance })
     }
-    const ids = (f: (i: number) => boolean) => changed.filter(f).map((i) => table.accounts[i].id).join(',')
+    const ids = (f: (i: number) => boolean) => changed.filter(f).map((i) => table.get(i).id).join(',')
     return {
       added: ids((i) => table.isLive(i) && (before[i] === undefined || wasLive[i] === 0)),
       updated: ids((i) => table.isLive(i) && before[i] !== undefined && wasLive[i] === 1),
       deleted: ids((i) => !table.isLive(i)),
-      relinked: relink.map((i) => table.accounts[i].id).join(','),
+      relinked: relink.map((i) => table.get(i).id).join(','),
       routes: routeChanges(routesBefore, this.config.routes),
       ...(ratesChanged ? { rates: `${this.config.rates.backend}, spread ${this.config.spread}` } : {}),
     }
@@ -259,15 +269,16 @@ export class Reconfigurer {
 
   /**
    * The new table: every account keeps its index, new ones take the next free ones, deleted
-   * ones stay (not live). Payees and the shop are not changed while the node runs.
+   * ones stay (not live). Payees and the shop are not changed while the node runs. Or why the
+   * table cannot be so.
    */
-  private slotsFor(next: Config): AccountSlots {
+  private slotsFor(next: Config): AccountSlots | TableRefusal {
     const table = this.s.accounts
     const accounts: AccountConfig[] = table.accounts.slice()
     const live = accounts.map(() => false)
     const wanted = [...next.accounts.filter((a) => a.payee === null), ...this.config.accounts.filter((a) => a.payee !== null)]
     for (const account of wanted) {
-      let i = table.slotOf(account.id)
+      let i = table.indexOfAny(account.id)
       if (i < 0) {
         i = accounts.length
         accounts.push(account)
@@ -276,9 +287,10 @@ export class Reconfigurer {
       accounts[i] = account
       live[i] = true
     }
-    this.refuseRevaluation(wanted)
+    const revalued = this.revaluation(wanted)
+    if (revalued !== null) return revalued
     if (accounts.length > table.capacity) {
-      throw new ConfigError('limits.maxAccounts', `room for ${table.capacity} accounts in this run (deleted ones count until a restart) is used up; restart the node, or raise limits.maxAccounts and restart`)
+      return { code: 'no_room', field: 'limits.maxAccounts', problem: `room for ${table.capacity} accounts in this run (deleted ones count until a restart) is used up; restart the node, or raise limits.maxAccounts and restart` }
     }
     return { accounts, live }
   }
@@ -286,31 +298,34 @@ export class Reconfigurer {
   /**
    * A balance is a number of base units of the account's asset: with a new asset code or scale
    * it would stand for another amount, and holds in flight would commit in the wrong units. So
-   * an account's asset changes only while it owes nothing and has nothing in flight.
+   * an account's asset changes only while it owes nothing and has nothing in flight. Null, or
+   * the first account whose asset cannot change now.
    */
-  private refuseRevaluation(wanted: readonly AccountConfig[]): void {
+  private revaluation(wanted: readonly AccountConfig[]): TableRefusal | null {
     const table = this.s.accounts
     const holds = this.s.holds()
     const sending = new Set([...readSendingSettlements(this.s.store)].map((e) => e.account))
     for (const account of wanted) {
       // A deleted account too (its records stay in LMDB, and count again when it comes back).
-      const i = table.slotOf(account.id)
+      const i = table.indexOfAny(account.id)
       if (i < 0) continue
-      const was = table.accounts[i]
+      const was = table.get(i)
       if (was.assetCode === account.assetCode && was.assetScale === account.assetScale) continue
       const balance = readBalance(this.s.store, account.id)
+      const field = `accounts.${account.id}.assetCode`
       if (sending.has(account.id)) {
-        throw new SettlementInFlight(`accounts.${account.id}.assetCode`, `the asset of ${account.id} changes only while no settlement of it is in flight (one is, in its current asset): wait for the peer to answer it`)
+        return { code: 'settlement_in_flight', field, problem: `the asset of ${account.id} changes only while no settlement of it is in flight (one is, in its current asset): wait for the peer to answer it` }
       }
       if (balance === 0n && holds.held[i] === 0n && holds.prepares[i] === 0) continue
-      throw new ConfigError(`accounts.${account.id}.assetCode`, `the asset of ${account.id} changes only while its balance and holds are zero (balance ${balance}, held ${holds.held[i]}): settle it first`)
+      return { code: 'balance_not_zero', field, problem: `the asset of ${account.id} changes only while its balance and holds are zero (balance ${balance}, held ${holds.held[i]}): settle it first` }
     }
+    return null
   }
 
   private syncHttpLinks(changed: readonly number[]): void {
     const table = this.s.accounts
     for (const i of changed) {
-      const want = table.isLive(i) && table.accounts[i].httpUrl !== null
+      const want = table.isLive(i) && table.get(i).httpUrl !== null
       if (want && !this.httpLinked.has(i)) {
         this.httpLinked.add(i)
         this.s.linkUp(i)
@@ -324,7 +339,7 @@ export class Reconfigurer {
   /** A payee or the shop is set by the config file's payees/shop and changes with a restart. */
   private payee(id: string): Outcome | null {
     if (!this.config.accounts.some((a) => a.id === id && a.payee !== null)) return null
-    return fail(409, 'payee_from_config', 'id', `${id} is a payee (or the shop's own account): payees are set in the config file's "payees" and change with a restart`)
+    return refusal('payee_from_config', `${id} is a payee (or the shop's own account): payees are set in the config file's "payees" and change with a restart`, 'id')
   }
 
   private serial<T>(job: () => Promise<T>): Promise<T> {
@@ -359,7 +374,7 @@ export function startingConfig(configured: Config, store: Store, log: Logger): {
   }
   const { config, overtaken } = built
   for (const { kind, name } of overtaken) {
-    writeOverlay(store, kind, name, null)
+    forget(store, kind, name)
     log.warn('the config file changed an entry also set through the admin API; the file\'s wins from now on', { [kind]: name })
   }
   if (overtaken.length > 0) overlay = readOverlay(store)
@@ -375,21 +390,26 @@ export function startingConfig(configured: Config, store: Store, log: Logger): {
 function withoutRefusedIds(store: Store, overlay: Overlay, log: Logger): Overlay {
   const refused = [...overlay.accounts.keys()].filter((id) => !isAccountId(id))
   if (refused.length === 0) return overlay
-  for (const id of refused) writeOverlay(store, 'account', id, null)
+  for (const id of refused) forget(store, 'account', id)
   log.warn('accounts set through the admin API dropped: their ids are no longer allowed', { accounts: refused.map(showKey).join(','), rule: ACCOUNT_ID_RULE })
   return readOverlay(store)
 }
 
+/** At start, an overlay entry that cannot be forgotten stops the node: it cannot write. */
+function forget(store: Store, kind: 'account' | 'route', name: string): void {
+  const unwritten = writeOverlay(store, kind, name, null)
+  if (unwritten !== null) throw new StorageUnavailableError(unwritten)
+}
+
 /** A file that is fine alone may clash with what the admin API set: the message says so. */
+function withOverlayNote(err: ConfigError, overlay: Overlay): ConfigError
+function withOverlayNote(err: unknown, overlay: Overlay): unknown
 function withOverlayNote(err: unknown, overlay: Overlay): unknown {
   if (!(err instanceof ConfigError) || err.field === 'CONFIG' || overlay.accounts.size + overlay.routes.size === 0) return err
   return new ConfigError(err.field, `${err.problem} (the config file, with the accounts and routes set through the admin API kept in DATA_DIR on top)`)
 }
 
 /** A change that the account's links were made under: they close, and the peer connects again. */
-/** An asset change refused while a settlement of the account is in flight (409 settlement_in_flight). */
-class SettlementInFlight extends ConfigError {}
-
 function connectsDifferently(a: AccountConfig, b: AccountConfig): boolean {
   return a.btpToken !== b.btpToken || a.btpUrl !== b.btpUrl || a.relation !== b.relation || a.assetCode !== b.assetCode || a.assetScale !== b.assetScale
 }
@@ -435,8 +455,4 @@ function bodyField(field: string, kind: 'account' | 'route', name: string): stri
   }
   const route = /^routes\[\d+\]\.(.+)$/.exec(field)
   return route !== null ? (route[1] === 'targetPrefix' ? 'prefix' : route[1]) : field
-}
-
-function fail(status: number, code: string, field: string, message: string): Outcome {
-  return { status, body: { code, error: message, field } }
 }

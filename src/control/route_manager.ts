@@ -120,7 +120,7 @@ export class RouteManager {
     /** Connected accounts we now exchange routes with and did not before: they start as on link up. */
     const starting: number[] = []
     for (const i of changed) {
-      const a = this.accounts.accounts[i]
+      const a = this.accounts.get(i)
       const live = this.accounts.isLive(i)
       this.sendRoutes[i] = live && (a.sendRoutes ?? a.relation !== 'child')
       this.receiveRoutes[i] = live && (a.receiveRoutes ?? a.relation !== 'child')
@@ -146,7 +146,7 @@ export class RouteManager {
       }
     }
     this.configured = new Map()
-    for (const route of config.routes) this.configured.set(route.targetPrefix, this.accounts.indexOf(route.peerId))
+    for (const route of config.routes) this.configured.set(route.targetPrefix, this.accounts.indexOfLive(route.peerId))
     this.local = new Map()
     this.local.set(config.ilpAddress, { nextHop: -1, path: [], auth: this.hmac(config.ilpAddress) })
     const parent = this.accounts.accounts.findIndex((a, i) => a.relation === 'parent' && this.accounts.isLive(i))
@@ -189,7 +189,7 @@ export class RouteManager {
   /** The whole table with each route's origin (for GET /admin/routes), by prefix. */
   describe(): RouteView[] {
     // A next hop of -1 is the node itself (its own address, answered by its shards).
-    const id = (account: number) => (account < 0 ? '(this node)' : this.accounts.accounts[account].id)
+    const id = (account: number) => (account < 0 ? '(this node)' : this.accounts.get(account).id)
     const views: RouteView[] = []
     for (const prefix of [...this.allPrefixes()].sort()) {
       const configured = this.configured.get(prefix)
@@ -222,7 +222,7 @@ export class RouteManager {
       sender.lastKnownEpoch = 0
       this.scheduleUpdate(account, 0)
     }
-    if (this.receiveRoutes[account] && this.accounts.accounts[account].routeProtocol === 'ccp') this.requestRoutes(account, CONTROL_RETRY_FIRST_MS)
+    if (this.receiveRoutes[account] && this.accounts.get(account).routeProtocol === 'ccp') this.requestRoutes(account, CONTROL_RETRY_FIRST_MS)
   }
 
   /** A link went down: stop sending updates on it (the peer asks again when it comes back). */
@@ -248,10 +248,10 @@ export class RouteManager {
     if (receiver === undefined) return // no longer taking routes from it (reconfigure)
     const control = encodeRouteControl({ mode: MODE_SYNC, lastKnownRoutingTableId: receiver.routingTableId, lastKnownEpoch: receiver.epoch, features: [] })
     this.sendControl(account, peerProtocolPrepare('peer.route.control', control)).then((reply) => {
-      if (reply[0] !== 13) this.log.info('peer rejected our route control request', { account: this.accounts.accounts[account].id })
+      if (reply[0] !== 13) this.log.info('peer rejected our route control request', { account: this.accounts.get(account).id })
     }, (err: Error) => {
       if (!this.connected.has(account) || this.stopped) return
-      this.log.info('route control request failed; will ask again', { account: this.accounts.accounts[account].id, error: err.message, retryMs })
+      this.log.info('route control request failed; will ask again', { account: this.accounts.get(account).id, error: err.message, retryMs })
       const timer = setTimeout(() => {
         this.controlRetries.delete(account)
         if (this.connected.has(account)) this.requestRoutes(account, Math.min(retryMs * 2, CONTROL_RETRY_MAX_MS))
@@ -307,7 +307,7 @@ export class RouteManager {
 
   private learned(account: number, changed: string[], withdrawn: number): void {
     if (changed.length === 0) return
-    this.log.info('routes learned from peer', { account: this.accounts.accounts[account].id, changed: changed.join(','), withdrawn })
+    this.log.info('routes learned from peer', { account: this.accounts.get(account).id, changed: changed.join(','), withdrawn })
     for (const prefix of changed) this.updatePrefix(prefix)
     this.publish()
   }
@@ -337,7 +337,7 @@ export class RouteManager {
     let any = false
     for (const [account, receiver] of this.receivers) {
       if (receiver.routes.size === 0 || receiver.expiresAtMs > nowMs) continue
-      this.log.info('routes from peer expired (no update within their hold-down time)', { account: this.accounts.accounts[account].id, count: receiver.routes.size })
+      this.log.info('routes from peer expired (no update within their hold-down time)', { account: this.accounts.get(account).id, count: receiver.routes.size })
       const prefixes = [...receiver.routes.keys()]
       receiver.routes.clear()
       for (const prefix of prefixes) this.updatePrefix(prefix)
@@ -368,11 +368,11 @@ export class RouteManager {
   }
 
   private better(a: Best, b: Best): boolean {
-    const wa = RELATION_PRIORITY[this.accounts.accounts[a.nextHop].relation]
-    const wb = RELATION_PRIORITY[this.accounts.accounts[b.nextHop].relation]
+    const wa = RELATION_PRIORITY[this.accounts.get(a.nextHop).relation]
+    const wb = RELATION_PRIORITY[this.accounts.get(b.nextHop).relation]
     if (wa !== wb) return wa > wb
     if (a.path.length !== b.path.length) return a.path.length < b.path.length
-    return this.accounts.accounts[a.nextHop].id < this.accounts.accounts[b.nextHop].id
+    return this.accounts.get(a.nextHop).id < this.accounts.get(b.nextHop).id
   }
 
   /** Recomputes a prefix; records a new epoch if what we advertise for it changed. */
@@ -446,7 +446,7 @@ export class RouteManager {
       if (to < this.epochLog.length) this.scheduleUpdate(account, 0)
     } catch (err) {
       sender.lastKnownEpoch = from
-      this.log.debug('route update to peer failed', { account: this.accounts.accounts[account].id, error: (err as Error).message })
+      this.log.debug('route update to peer failed', { account: this.accounts.get(account).id, error: (err as Error).message })
     }
   }
 
@@ -477,7 +477,7 @@ export class RouteManager {
       if (reply[0] !== 0x7b) throw new Error('route broadcast rejected')
       sender.lastKnownEpoch = to
     } catch (err) {
-      this.log.debug('route broadcast to peer failed', { account: this.accounts.accounts[account].id, error: (err as Error).message })
+      this.log.debug('route broadcast to peer failed', { account: this.accounts.get(account).id, error: (err as Error).message })
     }
   }
 

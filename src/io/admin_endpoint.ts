@@ -8,6 +8,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { Logger } from '../log'
 import type { ClientGate } from './client_gate'
+import { refusalText } from './admin_errors'
 import { tokenDigest } from './auth'
 
 /** What crosses to the main thread. */
@@ -29,6 +30,8 @@ export const MAX_ADMIN_BODY_BYTES = 65536
 export interface AdminResponse {
   status: number
   body: string
+  /** With a 405: the methods the path takes (RFC 9110 §15.5.6 asks for an Allow header). */
+  allow?: string
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -40,7 +43,8 @@ function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? ''}`.trim()
 }
 
-const UNAUTHORIZED = JSON.stringify({ code: 'unauthorized', error: 'missing or invalid admin bearer token' })
+const UNAUTHORIZED = refusalText('unauthorized', 'missing or invalid admin bearer token').body
+const INTERNAL = refusalText('internal', 'internal error')
 
 /**
  * `adminToken`: checked here, on the thread that took the request, before anything is read or
@@ -58,17 +62,18 @@ export function registerAdmin(app: TemplatedApp, adminToken: string | null, answ
     const client = gate.clientOf(res, req)
     let aborted = false
     res.onAborted(() => { aborted = true })
-    const write = (status: number, body: string, retryAfter?: string) => {
+    const write = (response: AdminResponse, retryAfter?: string) => {
       if (aborted) return
       res.cork(() => {
-        res.writeStatus(statusLine(status)).writeHeader('Content-Type', 'application/json')
-        if (status === 401) res.writeHeader('WWW-Authenticate', 'Bearer')
+        res.writeStatus(statusLine(response.status)).writeHeader('Content-Type', 'application/json')
+        if (response.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer')
+        if (response.allow !== undefined) res.writeHeader('Allow', response.allow)
         if (retryAfter !== undefined) res.writeHeader('Retry-After', retryAfter)
-        res.end(body)
+        res.end(response.body)
       })
     }
-    const refuse = (status: 401 | 429, retryAfter?: string) => write(status, status === 401 ? UNAUTHORIZED
-      : JSON.stringify({ code: 'too_many_failures', error: `too many failed authentications from this address; try again in ${retryAfter} s` }), retryAfter)
+    const refuse = (status: 401 | 429, retryAfter?: string) => write(status === 401 ? { status, body: UNAUTHORIZED }
+      : refusalText('too_many_failures', `too many failed authentications from this address; try again in ${retryAfter} s`), retryAfter)
     if (digest !== null && !gate.authorizeBearer(client, 'admin', head.authorization, [digest], () => aborted, refuse)) return
     const chunks: Buffer[] = []
     let size = 0
@@ -78,16 +83,17 @@ export function registerAdmin(app: TemplatedApp, adminToken: string | null, answ
       if (size > MAX_ADMIN_BODY_BYTES) {
         size = -1
         gate.refused(client, 'admin request body too large', { method: head.method, limit: MAX_ADMIN_BODY_BYTES })
-        if (!aborted) res.cork(() => res.writeStatus('413 Payload Too Large').writeHeader('Content-Type', 'application/json').end(`{"code":"body_too_large","error":"the body is over ${MAX_ADMIN_BODY_BYTES} bytes","field":"(body)"}`, true))
+        const tooLarge = refusalText('body_too_large', `the body is over ${MAX_ADMIN_BODY_BYTES} bytes`, '(body)')
+        if (!aborted) res.cork(() => res.writeStatus(statusLine(tooLarge.status)).writeHeader('Content-Type', 'application/json').end(tooLarge.body, true))
         return
       }
       // uWebSockets.js reuses the chunk's memory after this callback.
       chunks.push(Buffer.from(new Uint8Array(chunk)))
       if (isLast) respond({ ...head, body: Buffer.concat(chunks).toString('utf8') })
     })
-    const respond = (request: AdminRequest) => answer(request).then((response) => write(response.status, response.body), (err: Error) => {
+    const respond = (request: AdminRequest) => answer(request).then((response) => write(response), (err: Error) => {
       log.error('admin request failed', { method: request.method, path: request.path, error: err.message })
-      write(500, '{"code":"internal","error":"internal error"}')
+      write(INTERNAL)
     })
   }
   app.any('/admin', handler)

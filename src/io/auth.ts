@@ -55,7 +55,7 @@ export class TokenIndex {
   authenticate(token: string, username = ''): number {
     const digest = tokenDigest(token)
     if (username !== '') {
-      const i = this.accounts.indexOf(username)
+      const i = this.accounts.indexOfLive(username)
       if (i < 0) return AuthFailure.UnknownAccount
       const expected = this.digests[i]
       if (expected === null) return AuthFailure.NotAccepted

@@ -81,7 +81,7 @@ export class BtpDialer {
   }
 
   private addDial(account: number): Dial | null {
-    const a = this.accounts.accounts[account]
+    const a = this.accounts.get(account)
     if (a.btpUrl === null || !this.accounts.isLive(account) || !this.dialsHere(account)) return null
     const dial = new Dial(account, parseBtpUrl(a.btpUrl))
     this.dials.push(dial)
@@ -103,7 +103,7 @@ export class BtpDialer {
    * deleted, its dial ends (the link closes) and, while it has a URL, a new one starts.
    */
   accountChanged(account: number): void {
-    const a = this.accounts.accounts[account]
+    const a = this.accounts.get(account)
     const current = this.dials.find((d) => d.account === account)
     const wanted = a.btpUrl === null || !this.accounts.isLive(account) ? null : parseBtpUrl(a.btpUrl)
     if (current !== undefined) {
@@ -129,7 +129,7 @@ export class BtpDialer {
 
   private connect(dial: Dial): void {
     if (this.stopped || dial.ended) return
-    const id = this.accounts.accounts[dial.account].id
+    const id = this.accounts.get(dial.account).id
     const ws = new WebSocket(dial.target.url, { perMessageDeflate: false, maxPayload: this.config.maxFrameBytes })
     dial.ws = ws
     const session = new BtpSession(this.endpoint, dial.target.url)
@@ -159,7 +159,7 @@ export class BtpDialer {
   }
 
   private onAuthAnswer(dial: Dial, session: BtpSession, frame: BtpFrame): void {
-    const id = this.accounts.accounts[dial.account].id
+    const id = this.accounts.get(dial.account).id
     if (frame.requestId !== AUTH_REQUEST_ID || frame.type === BTP_ERROR || frame.type !== BTP_RESPONSE) {
       this.log.error('peer refused our BTP auth', { account: id, url: dial.target.url, error: frame.type === BTP_ERROR ? frame.errorData : 'unexpected frame' })
       session.socket?.end(1008, 'authentication refused')

@@ -95,7 +95,7 @@ export class BtpEndpoint {
    * shard decides (after it has looked for an earlier copy of it), books it and answers.
    */
   private onTransfer(session: BtpSession, frame: BtpFrame): void {
-    const account = this.accounts.accounts[session.account]
+    const account = this.accounts.get(session.account)
     if (!this.shards.storageOk) return this.send(session, encodeError(frame.requestId, 'T00', 'InternalError', STORAGE_UNAVAILABLE))
     const settlement = engineOf(account).decode(frame)
     if ('code' in settlement) {
@@ -127,12 +127,12 @@ export class BtpEndpoint {
     const amount = Buffer.from(settlement.buffer, settlement.byteOffset, settlement.length).readBigUInt64BE(SETTLEMENT_ID_BYTES)
     const requestId = session.takeRequestId()
     session.settlements.set(requestId, { shard, id })
-    this.send(session, engineOf(this.accounts.accounts[account]).encode(requestId, id, amount))
+    this.send(session, engineOf(this.accounts.get(account)).encode(requestId, id, amount))
   }
 
   /** The peer answered a settlement we sent: acknowledged, refused for good (F), or to be sent again (T). */
   private onSettlementAnswer(session: BtpSession, frame: BtpFrame, sent: { shard: number; id: Uint8Array }): void {
-    const account = this.accounts.accounts[session.account]
+    const account = this.accounts.get(session.account)
     if (frame.type === BTP_ERROR && frame.errorCode.startsWith('T')) {
       this.repeated.event(`settle ${account.id}`, 'the peer could not take a settlement now; it is sent again', { account: account.id, code: frame.errorCode, reason: frame.errorData }, Date.now())
       return
@@ -169,14 +169,14 @@ export class BtpEndpoint {
       // A second answer to one request, an answer after we forgot the request (its prepare long
       // expired), or to one we never sent: dropped, never applied.
       this.shards.countUnknownAnswer(session.account)
-      const account = this.accounts.accounts[session.account].id
+      const account = this.accounts.get(session.account).id
       this.repeated.event(`unknown ${account}`, 'dropped BTP answers to requests not in flight (late, repeated or unknown)', { account, requestId: frame.requestId }, Date.now())
       return
     }
     const shard = shardOfKey(key)
     const pendingId = pendingIdOfKey(key)
     if (frame.type === BTP_ERROR) {
-      const account = this.accounts.accounts[session.account].id
+      const account = this.accounts.get(session.account).id
       this.repeated.event(`error ${account}`, 'next hop answered a prepare with a BTP error', { account, code: frame.errorCode, name: frame.errorName }, Date.now())
       return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerError)
     }
@@ -186,7 +186,7 @@ export class BtpEndpoint {
   }
 
   protocolError(session: BtpSession, requestId: number, reason: string): void {
-    const who = session.account < 0 ? session.remoteAddress : this.accounts.accounts[session.account].id
+    const who = session.account < 0 ? session.remoteAddress : this.accounts.get(session.account).id
     this.repeated.event(`frame ${who}`, 'bad BTP frame', { [session.account < 0 ? 'client' : 'account']: who, reason }, Date.now())
     this.send(session, encodeError(requestId, 'F01', 'InvalidFieldsError', reason))
     if (session.account < 0) session.socket?.end(1002, 'protocol error')
@@ -197,7 +197,7 @@ export class BtpEndpoint {
     if (session.authTimer !== null) clearTimeout(session.authTimer)
     this.connections.remove(session.connId)
     if (session.account < 0) return
-    this.log.info('BTP client disconnected', { account: this.accounts.accounts[session.account].id })
+    this.log.info('BTP client disconnected', { account: this.accounts.get(session.account).id })
     for (const resolve of session.controlRequests.values()) resolve(new Error('peer disconnected'))
     session.controlRequests.clear()
     session.settlements.clear()

@@ -58,7 +58,7 @@ export class BtpServer {
     private readonly gate: ClientGate,
     private readonly log: Logger,
   ) {
-    this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].btpToken)
+    this.tokens = new TokenIndex(accounts, (i) => accounts.get(i).btpToken)
   }
 
   /** The accounts changed: tokens are looked up in the new ones from the next auth message. */
@@ -186,7 +186,7 @@ export class BtpServer {
     // Lenient (as ilp-plugin-btp 1.1.x authenticates): without a username, the token alone names the account.
     const account = this.tokens.authenticate(frame.entryText(tokenEntry), username)
     if (account < 0) return fail(BTP_REFUSALS[account])
-    const id = this.accounts.accounts[account].id
+    const id = this.accounts.get(account).id
     if (!this.links.reserve(account)) {
       // The right token: not a guess, so not counted against the address.
       this.gate.refused(client, 'BTP link refused: the account has all its links', { account: id, max: this.config.maxLinksPerAccount })

@@ -39,7 +39,7 @@ export class IlpHttpClient {
   }
 
   private endpoint(account: number): Endpoint | null {
-    const a = this.accounts.accounts[account]
+    const a = this.accounts.get(account)
     if (a.httpUrl === null || !this.accounts.isLive(account)) return null
     const url = new URL(a.httpUrl)
     let pool = this.pools.get(url.origin)
@@ -96,11 +96,11 @@ export class IlpHttpClient {
       if (now > (expiresAtS + 1) * 1000) {
         await response.dump()
         this.shards.countUnknownAnswer(account)
-        return this.lateAnswers.event(this.accounts.accounts[account].id, 'dropped ILP-over-HTTP answers that came after their prepare expired', { account: this.accounts.accounts[account].id, status: statusCode }, now)
+        return this.lateAnswers.event(this.accounts.get(account).id, 'dropped ILP-over-HTTP answers that came after their prepare expired', { account: this.accounts.get(account).id, status: statusCode }, now)
       }
       if (statusCode !== 200) {
         await response.dump()
-        this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.accounts[account].id, status: statusCode })
+        this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.get(account).id, status: statusCode })
         return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerHttpStatus)
       }
       this.shards.submitReply(shard, pendingId, account, new Uint8Array(await response.arrayBuffer()))
@@ -110,7 +110,7 @@ export class IlpHttpClient {
       throw err
     }).catch((err: Error) => {
       if (incarnation !== this.shards.incarnation) return
-      this.log.info('ILP-over-HTTP request to next hop failed', { account: this.accounts.accounts[account].id, error: err.message })
+      this.log.info('ILP-over-HTTP request to next hop failed', { account: this.accounts.get(account).id, error: err.message })
       this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerNotConnected)
     })
   }

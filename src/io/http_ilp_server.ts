@@ -47,7 +47,7 @@ export class IlpHttpServer {
     private readonly connections: Connections,
     private readonly gate: ClientGate,
   ) {
-    this.tokens = new TokenIndex(accounts, (i) => accounts.accounts[i].httpIncomingToken)
+    this.tokens = new TokenIndex(accounts, (i) => accounts.get(i).httpIncomingToken)
   }
 
   /** The accounts changed: each request's token is looked up in the new ones. */

@@ -93,7 +93,7 @@ export class IoFront {
     this.restartReject = encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'the node restarted its shards; try again')
     this.port = new ShardPort(io, this.accounts, {
       reply: (connId, requestId, account, ilp) => {
-        if (!this.connections.reply(connId, requestId, ilp)) scope('node').debug('reply for a connection that has closed', { account: this.accounts.accounts[account].id })
+        if (!this.connections.reply(connId, requestId, ilp)) scope('node').debug('reply for a connection that has closed', { account: this.accounts.get(account).id })
       },
       forward: (shard, account, pendingId, expiresAtS, ilp) => this.sendTo[account](shard, account, pendingId, expiresAtS, ilp),
       control: (connId, requestId, account, prepare) => this.control(connId, requestId, account, prepare),
@@ -101,7 +101,7 @@ export class IoFront {
       transferAnswer: (connId, requestId, account, answer) => {
         const target = this.connections.target(connId)
         if (target instanceof BtpSession) this.btp.answerTransfer(target, requestId, answer)
-        else scope('btp').debug('answer to a settlement for a connection that has closed', { account: this.accounts.accounts[account].id })
+        else scope('btp').debug('answer to a settlement for a connection that has closed', { account: this.accounts.get(account).id })
       },
       flush: () => this.btp.flush(),
     }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io, config.ioThreads, config.maxAccounts))

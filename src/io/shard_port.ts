@@ -136,7 +136,7 @@ export class ShardPort {
     // Fail closed: nothing new while the node cannot write (the shard checks again).
     if (!this.health!.ok) return this.refusals.storage
     if (this.submitToOwner(RecordKind.PrepareIn, account, connId, requestId, ilp)) return null
-    this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.accounts[account].id })
+    this.log.warn('shard ring full; rejecting prepare', { account: this.accounts.get(account).id })
     return this.refusals.busy
   }
 
@@ -176,7 +176,7 @@ export class ShardPort {
   submitSettleAnswer(shard: number, account: number, answer: SettleAnswer, payload: Uint8Array): void {
     if (!this.attached || shard >= this.toShard.length) return
     if (this.overflow[shard].length === 0 && this.toShard[shard].tryWrite(RecordKind.SettleAnswer, account, answer, 0, 0, payload)) return this.kick(shard)
-    this.log.debug('dropped the answer to a settlement (ring full); the shard sends it again', { account: this.accounts.accounts[account].id })
+    this.log.debug('dropped the answer to a settlement (ring full); the shard sends it again', { account: this.accounts.get(account).id })
   }
 
   /**

@@ -73,9 +73,9 @@ export class ShopServer {
     private readonly store: Store,
     private readonly log: Logger,
   ) {
-    this.shop = accounts.indexOf(SHOP_ACCOUNT)
+    this.shop = accounts.indexOfLive(SHOP_ACCOUNT)
     this.address = `${config.ilpAddress}.${SHOP_ACCOUNT}`
-    this.secret = accounts.accounts[this.shop].payee!.secret!
+    this.secret = accounts.get(this.shop).payee!.secret!
   }
 
   register(app: TemplatedApp): void {

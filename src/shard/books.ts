@@ -85,7 +85,7 @@ export class Books {
   }
 
   private loadAccount(i: number): void {
-    const id = this.accounts.accounts[i].id
+    const id = this.accounts.get(i).id
     const isOwner = this.accounts.ownerShard[i] === this.shardIndex
     this.owned[i] = isOwner ? 1 : 0
     let sum = 0n
@@ -106,7 +106,7 @@ export class Books {
 
   /** An account's settings may have changed (its settlement threshold among them). */
   accountChanged(i: number): void {
-    this.settles[i] = this.owned[i] === 1 && this.accounts.accounts[i].settleThreshold !== null ? 1 : 0
+    this.settles[i] = this.owned[i] === 1 && this.accounts.get(i).settleThreshold !== null ? 1 : 0
   }
 
   /**
@@ -186,7 +186,7 @@ export class Books {
 
   /** True if holding `amount` more would keep `account` within its maximum balance. */
   canHold(account: number, amount: bigint): boolean {
-    return this.balance[account] + this.held[account] + amount <= this.accounts.accounts[account].balanceMaximum
+    return this.balance[account] + this.held[account] + amount <= this.accounts.get(account).balanceMaximum
   }
 
   /**
@@ -199,7 +199,7 @@ export class Books {
 
   /** How low an account's balance may go: its balance.minimum, never below −(2^63 − 1). */
   private floorOf(account: number): bigint {
-    const minimum = this.accounts.accounts[account].balanceMinimum
+    const minimum = this.accounts.get(account).balanceMinimum
     return minimum < BALANCE_FLOOR_MIN ? BALANCE_FLOOR_MIN : minimum
   }
 
@@ -292,7 +292,7 @@ export class Books {
   /** Inside the shard's transaction: puts every changed record (still dirty until recordsWritten). */
   writeRecords(): void {
     const balances = this.store.balances
-    for (const i of this.dirtyAccounts) balances.put([this.accounts.accounts[i].id, this.shardIndex], encodeInt128(this.record[i]))
+    for (const i of this.dirtyAccounts) balances.put([this.accounts.get(i).id, this.shardIndex], encodeInt128(this.record[i]))
   }
 
   /** After the transaction committed (one that failed leaves them dirty, to be written again). */

@@ -135,8 +135,8 @@ export class Exchange {
 
   /** Why convert() answered `result`, for the reject's message (not on the hot path). */
   explain(result: bigint, from: number, to: number, nowMs: number): string {
-    const a = this.accounts.accounts[from]
-    const b = this.accounts.accounts[to]
+    const a = this.accounts.get(from)
+    const b = this.accounts.get(to)
     const s = this.snapshot
     if (result === NO_RATE) {
       if (s.backend === 'one-to-one') return `no exchange from ${a.assetCode} to ${b.assetCode}: rates.backend one-to-one trades an asset only for itself`
@@ -157,8 +157,8 @@ export class Exchange {
   }
 
   private pairOf(from: number, to: number): Pair {
-    const a = this.accounts.accounts[from]
-    const b = this.accounts.accounts[to]
+    const a = this.accounts.get(from)
+    const b = this.accounts.get(to)
     const kept = a.spread === null ? this.spread : keptShare(a.spread)
     const scale = b.assetScale >= a.assetScale ? { num: 10n ** BigInt(b.assetScale - a.assetScale), den: 1n } : { num: 1n, den: 10n ** BigInt(a.assetScale - b.assetScale) }
     if (a.assetCode === b.assetCode) {

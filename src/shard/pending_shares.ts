@@ -56,7 +56,7 @@ export class PendingShares {
   accountsChanged(): void {
     let senders = 0
     for (let i = 0; i < this.accounts.size; i++) {
-      const sends = this.accounts.ownerShard[i] === this.shardIndex && this.accounts.isLive(i) && this.accounts.accounts[i].payee === null
+      const sends = this.accounts.ownerShard[i] === this.shardIndex && this.accounts.isLive(i) && this.accounts.get(i).payee === null
       this.sender[i] = sends ? 1 : 0
       if (sends) senders++
     }

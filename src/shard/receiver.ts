@@ -86,7 +86,7 @@ export class PayeeReceiver {
 
   /** The answer (an OER Fulfill or Reject) to a prepare for `payee`. */
   receive(payee: number, view: PrepareView, nowMs: number): Buffer {
-    const account = this.accounts.accounts[payee]
+    const account = this.accounts.get(payee)
     const secret = this.secrets[payee]
     const destination = view.destination()
     const psk2Token = this.tokenOf(payee, destination, 'psk2')
@@ -116,7 +116,7 @@ export class PayeeReceiver {
   private receiveChunk(payee: number, keys: EnvelopeKeys, view: PrepareView, data: Uint8Array, plaintext: Buffer, nowMs: number): Buffer {
     const chunk = parseDraft1(plaintext)
     if (chunk === null) return this.reject(F06_UNEXPECTED_PAYMENT, 'malformed PSK2 chunk')
-    const payment = this.payment(this.accounts.accounts[payee].id, chunk.paymentId.toString('hex'), nowMs)
+    const payment = this.payment(this.accounts.get(payee).id, chunk.paymentId.toString('hex'), nowMs)
     const refuse = (message: string, code: IlpErrorCode = F99_APPLICATION_ERROR) =>
       this.reject(code, message, encrypt(keys.encryption, serializeDraft1(TYPE_ERROR, chunk.paymentId, chunk.sequence, payment.received, view.amount)))
     // Amount before condition: a quote is an unfulfillable chunk asking for more than it carries.
@@ -150,7 +150,7 @@ export class PayeeReceiver {
       if (token === null) return refuse(F99_APPLICATION_ERROR, 'a payment to the shop must carry its pay token (16 or 32 bytes) as data')
       this.creditToken(token, view.amount)
     }
-    const payment = this.payment(this.accounts.accounts[payee].id, `request-${token}`, nowMs)
+    const payment = this.payment(this.accounts.get(payee).id, `request-${token}`, nowMs)
     payment.received += view.amount
     payment.chunks++
     this.touch(payment, nowMs)
@@ -158,7 +158,7 @@ export class PayeeReceiver {
   }
 
   private receiveStream(payee: number, token: string, keys: EnvelopeKeys, view: PrepareView, data: Uint8Array, nowMs: number): Buffer {
-    const account = this.accounts.accounts[payee]
+    const account = this.accounts.get(payee)
     const plaintext = decrypt(keys.encryption, data)
     const packet = plaintext === null ? null : parseStreamPacket(plaintext)
     if (packet === null || packet.ilpPacketType !== TYPE_ILP_PREPARE) return this.reject(F06_UNEXPECTED_PAYMENT, 'unable to decrypt or read the STREAM packet')

@@ -55,6 +55,7 @@
 import type { IlpErrorCode } from '../codec/ilp_errors'
 import { UINT64_MAX } from '../codec/oer'
 import type { AccountTable } from '../config/account_table'
+import { assetKeyOf } from '../config/asset'
 import type { Logger } from '../log'
 import { SETTLEMENT_ID_BYTES, SettleAnswer } from '../ring/records'
 import {
@@ -117,7 +118,7 @@ export class Settler {
   /** The settlements of this shard's accounts still `sending` in LMDB: sent again, same ids. */
   private load(): void {
     for (const entry of readSendingSettlements(this.store)) {
-      const i = this.accounts.slotOf(entry.account)
+      const i = this.accounts.indexOfAny(entry.account)
       if (i < 0) {
         this.log.warn('settlement in flight for an account not configured; it is sent when the account is added again', { account: entry.account, amount: entry.amount, id: entry.id })
         continue
@@ -131,7 +132,7 @@ export class Settler {
   /** An account new to this run (admin API, reload): its settlements still `sending`, if any. */
   accountAdded(i: number): void {
     if (this.accounts.ownerShard[i] !== this.shardIndex) return
-    const id = this.accounts.accounts[i].id
+    const id = this.accounts.get(i).id
     for (const entry of readSendingSettlements(this.store)) if (entry.account === id) this.track(i, entry, 0)
   }
 
@@ -161,7 +162,7 @@ export class Settler {
     }
     if (this.toCheck.size === 0) return
     for (const i of this.toCheck) {
-      const a = this.accounts.accounts[i]
+      const a = this.accounts.get(i)
       if (a.settleThreshold === null || a.settlement === null || this.accounts.live[i] === 0) continue
       if (this.inFlight[i] !== null || this.pausedUntil[i] > nowMs) continue
       const balance = this.books.balanceOf(i)
@@ -169,7 +170,7 @@ export class Settler {
       let amount = a.settleTo - balance
       if (amount > UINT64_MAX) amount = UINT64_MAX
       const entry: SettlementEntry = {
-        id: Buffer.from(this.newId()).toString('hex'), account: a.id, amount, atMs: nowMs, state: 'sending', endedAtMs: null, reason: null, asset: assetOf(a),
+        id: Buffer.from(this.newId()).toString('hex'), account: a.id, amount, atMs: nowMs, state: 'sending', endedAtMs: null, reason: null, asset: assetKeyOf(a),
       }
       this.books.settled(i, amount)
       this.logEntries.push(entry)
@@ -216,14 +217,14 @@ export class Settler {
     const hex = Buffer.from(id).toString('hex')
     if (s === null || s.entry.id !== hex) {
       if (answer === SettleAnswer.Acknowledged) return this.acknowledgedAfterRefusal(account, hex, nowMs)
-      this.log.debug('answer to a settlement no longer in flight', { account: this.accounts.accounts[account].id, id: hex })
+      this.log.debug('answer to a settlement no longer in flight', { account: this.accounts.get(account).id, id: hex })
       return
     }
     this.inFlight[account] = null
     this.inFlightAccounts.delete(account)
     const next = this.waiting.get(account)?.shift()
     if (next !== undefined) this.track(account, next, 0)
-    const a = this.accounts.accounts[account]
+    const a = this.accounts.get(account)
     if (answer === SettleAnswer.Acknowledged) {
       this.refusals[account] = 0
       this.logEntries.push({ ...s.entry, state: 'acknowledged', endedAtMs: nowMs })
@@ -250,7 +251,7 @@ export class Settler {
   private acknowledgedAfterRefusal(account: number, hex: string, nowMs: number): void {
     if (this.rebookedIds.has(hex)) return
     const refused = this.refusedIds.get(hex) ?? readSettlement(this.store, hex)
-    const a = this.accounts.accounts[account]
+    const a = this.accounts.get(account)
     if (refused === null || refused === undefined || refused.state !== 'refused' || refused.account !== a.id) {
       this.log.debug('acknowledgement of a settlement no longer in flight', { account: a.id, id: hex })
       return
@@ -264,7 +265,7 @@ export class Settler {
 
   /** A peer's settlement to the node (a BTP TRANSFER on `account`'s link). */
   transferIn(account: number, amount: bigint, id: Uint8Array, nowMs: number): TransferOutcome {
-    const a = this.accounts.accounts[account]
+    const a = this.accounts.get(account)
     const hex = Buffer.from(id).toString('hex')
     // A retry first: it was booked, and the peer must hear so whatever has changed since.
     const key = `${a.id} ${hex}`
@@ -292,7 +293,7 @@ export class Settler {
       if (this.refusedTransfers.size > REFUSALS_KEPT) this.refusedTransfers.delete(this.refusedTransfers.keys().next().value!)
       return { booked: false, code: 'F00', message }
     }
-    this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs, refused: null, asset: assetOf(a) })
+    this.transfers.push({ account: a.id, id: hex, amount, atMs: nowMs, refused: null, asset: assetKeyOf(a) })
     this.transfersThisTurn.set(key, amount)
     this.log.info('settlement received', { account: a.id, amount, id: hex })
     return { booked: true, replayed: false }
@@ -307,7 +308,7 @@ export class Settler {
       this.waiting.set(i, queue)
       return
     }
-    const retryMs = this.accounts.accounts[i].settlement?.retryMs ?? DEFAULT_RETRY_MS
+    const retryMs = this.accounts.get(i).settlement?.retryMs ?? DEFAULT_RETRY_MS
     this.inFlight[i] = { entry, idBytes: Buffer.from(entry.id, 'hex'), nextSendAtMs, retryMs }
     this.inFlightAccounts.add(i)
   }
@@ -326,7 +327,3 @@ const RECENT_IDS_KEPT = 10000
  */
 const REFUSALS_KEPT = 10000
 
-/** The asset an entry's amount is in (the books group what moved outside ILP by it). */
-export function assetOf(a: { assetCode: string; assetScale: number }): string {
-  return `${a.assetCode} ${a.assetScale}`
-}

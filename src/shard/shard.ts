@@ -45,6 +45,7 @@ import {
 import { readUInt64, writeInt64, writeLength, writeUInt64 } from '../codec/oer'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
 import { AccountTable, type AccountSlots } from '../config/account_table'
+import { assetKeyOf } from '../config/asset'
 import { RoutingTable } from './routing_table'
 import { Exchange, NO_RATE, STALE_RATE, type RateSnapshot } from './exchange'
 import { PendingTable } from './pending_table'
@@ -54,7 +55,7 @@ import type { LinkTable } from '../ring/link_table'
 import { ioThreadOf, pendingIdHigh, pendingIdLow } from '../ring/records'
 import { encodeInt128, readAdjustment, writeAdjustment, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
-import { assetOf, Settler, type TransferOutcome } from './settler'
+import { Settler, type TransferOutcome } from './settler'
 import { errnoOf, oneLine, STORAGE_UNAVAILABLE, StorageHealth, StorageUnavailableError, type StorageReserve } from '../store/storage_health'
 import { Books } from './books'
 import { PendingShares } from './pending_shares'
@@ -204,7 +205,7 @@ export class Shard {
   applyAccounts(slots: AccountSlots): void {
     const known = this.accounts.size
     for (const i of this.accounts.apply(slots)) {
-      const account = this.accounts.accounts[i]
+      const account = this.accounts.get(i)
       this.accountIds[i] = Buffer.from(account.id, 'utf8')
       this.ildcpData[i] = this.accounts.isLive(i) ? this.ildcpAnswer(account) : null
       // Only a new index is read from LMDB: a known one (changed, or deleted and added again)
@@ -234,14 +235,14 @@ export class Shard {
     if (this.books.dirty) throw new Error('an adjustment must run between turns, with the books committed')
     const outOfRange = this.books.adjustmentOutOfRange(account, amount)
     if (outOfRange !== null) throw new AdjustmentOutOfRangeError(outOfRange)
-    const id = this.accounts.accounts[account].id
+    const id = this.accounts.get(account).id
     let result: { entry: AdjustmentEntry; replayed: boolean }
     try {
       result = this.store.root.transactionSync(() => {
         const known = readAdjustment(this.store, key)
         if (known !== null) return { entry: known, replayed: true }
         this.store.balances.put([id, this.shardIndex], encodeInt128(this.books.adjustedRecord(account, amount)))
-        const entry: AdjustmentEntry = { key, account: id, amount, reason, atMs: nowMs, asset: assetOf(this.accounts.accounts[account]) }
+        const entry: AdjustmentEntry = { key, account: id, amount, reason, atMs: nowMs, asset: assetKeyOf(this.accounts.get(account)) }
         writeAdjustment(this.store, entry)
         return { entry, replayed: false }
       })
@@ -283,7 +284,7 @@ export class Shard {
     }
     if (!view.parse(buf, pos, end)) {
       const reason = `invalid prepare: ${view.error}`
-      this.log.debug('rejected malformed packet', { account: this.accounts.accounts[account].id, reason })
+      this.log.debug('rejected malformed packet', { account: this.accounts.get(account).id, reason })
       return this.refuse(connId, requestId, account, 0n, F01_INVALID_PACKET, reason)
     }
     if (view.destinationStartsWith(PEER_PREFIX)) return this.handlePeerProtocol(account, connId, requestId, view, nowMs)
@@ -292,7 +293,7 @@ export class Shard {
     if (this.accounts.live[account] === 0) return this.refuse(connId, requestId, account, view.amount, F00_BAD_REQUEST, 'account deleted')
     // Fail closed: nothing new while a commit of the node's fails (most are refused before the ring).
     if (!this.health.ok) return this.refuse(connId, requestId, account, view.amount, T00_INTERNAL_ERROR, STORAGE_UNAVAILABLE)
-    const source = this.accounts.accounts[account]
+    const source = this.accounts.get(account)
     if (view.expiresAtMs - nowMs < this.config.minMessageWindowMs) {
       return this.refuse(connId, requestId, account, view.amount, R02_INSUFFICIENT_TIMEOUT, view.expiresAtMs <= nowMs ? 'prepare already expired' : 'too little time left to forward the prepare')
     }
@@ -333,7 +334,7 @@ export class Shard {
     view.setExpiresAt(nextExpiresAtMs)
     const packet = view.buf.subarray(pos, pos + view.packetLength)
     const pendingId = this.pending.idOf(slot)
-    if (this.accounts.accounts[target].payee !== null) return this.deliver(target, pendingId, packet, nowMs)
+    if (this.accounts.get(target).payee !== null) return this.deliver(target, pendingId, packet, nowMs)
     this.emit(this.links.threadOf(target), RecordKind.PrepareOut, target, pendingIdLow(pendingId), Math.floor(nextExpiresAtMs / 1000), packet, pendingIdHigh(pendingId))
   }
 
@@ -372,7 +373,7 @@ export class Shard {
       const fulfillment = buf.subarray(lastFulfillmentOffset, lastFulfillmentOffset + 32)
       if (!this.fulfillmentMatches(fulfillment, slot)) {
         this.log.warn('next hop sent a fulfillment that does not match the condition; rejected upstream', {
-          from: this.accounts.accounts[p.destinationAccount[slot]].id, amount: p.sourceAmount[slot],
+          from: this.accounts.get(p.destinationAccount[slot]).id, amount: p.sourceAmount[slot],
         })
         this.reject(p.connId[slot], p.requestId[slot], account, F05_WRONG_CONDITION, 'fulfillment did not match the condition')
         this.countSettled(slot, resultOfCode(F05_WRONG_CONDITION))
@@ -386,7 +387,7 @@ export class Shard {
       this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, end))
       this.countSettled(slot, resultOfCodeBytes(buf, lastRejectCodeOffset))
     } else {
-      this.log.warn('next hop answered with a malformed packet', { from: this.accounts.accounts[p.destinationAccount[slot]].id })
+      this.log.warn('next hop answered with a malformed packet', { from: this.accounts.get(p.destinationAccount[slot]).id })
       this.reject(p.connId[slot], p.requestId[slot], account, T00_INTERNAL_ERROR, 'invalid response from the next hop')
       this.countSettled(slot, resultOfCode(T00_INTERNAL_ERROR))
     }
@@ -406,7 +407,7 @@ export class Shard {
 
   private dropAnswer(from: number, reason: number, nowMs: number): void {
     this.counters?.dropped(from, reason)
-    const account = this.accounts.accounts[from].id
+    const account = this.accounts.get(from).id
     this.droppedAnswers.event(account, 'dropped answers from a next hop that match no prepare in flight to it', { account, reason: DROP_REASONS[reason] }, nowMs)
   }
 
@@ -441,7 +442,7 @@ export class Shard {
     message.copy(answer, 4)
     if (!outcome.booked) {
       // A peer can send refused transfers as fast as it likes: one line per peer per interval.
-      const id = this.accounts.accounts[account].id
+      const id = this.accounts.get(account).id
       this.refusedTransfers.event(id, 'refused a settlement from a peer', { account: id, amount, reason: outcome.message }, nowMs)
     }
     this.emit(ioThreadOf(connId), RecordKind.TransferReply, connId, requestId, account, answer)
@@ -466,7 +467,7 @@ export class Shard {
     const p = this.pending
     if (!this.toIo[ioThreadOf(p.connId[slot])].hasRoomFor(OUTPUT_SLACK_BYTES)) return false // the rest expire on a later pass
     this.log.debug('prepare expired waiting for the next hop', {
-      from: this.accounts.accounts[p.sourceAccount[slot]].id, to: this.accounts.accounts[p.destinationAccount[slot]].id, amount: p.sourceAmount[slot],
+      from: this.accounts.get(p.sourceAccount[slot]).id, to: this.accounts.get(p.destinationAccount[slot]).id, amount: p.sourceAmount[slot],
     })
     this.reject(p.connId[slot], p.requestId[slot], p.sourceAccount[slot], R00_TRANSFER_TIMED_OUT, 'the next hop did not answer before the prepare expired')
     this.countSettled(slot, resultOfCode(R00_TRANSFER_TIMED_OUT))
@@ -610,7 +611,7 @@ export class Shard {
   /** Step 6 failed: F02 for an asset not traded, T00 while the rates are stale, F08 past 64 bits. */
   private refuseExchange(connId: number, requestId: number, account: number, target: number, amount: bigint, result: bigint, nowMs: number): void {
     const reason = this.exchange.explain(result, account, target, nowMs)
-    this.log.debug('rejected packet for its exchange', { account: this.accounts.accounts[account].id, amount, reason })
+    this.log.debug('rejected packet for its exchange', { account: this.accounts.get(account).id, amount, reason })
     if (result === NO_RATE) return this.refuse(connId, requestId, account, amount, F02_UNREACHABLE, reason)
     if (result === STALE_RATE) return this.refuse(connId, requestId, account, amount, T00_INTERNAL_ERROR, reason)
     this.rejectAmountTooLarge(connId, requestId, account, amount, this.exchange.largestAmount(account, target), reason)
@@ -697,7 +698,7 @@ export class Shard {
     const data = Buffer.alloc(16)
     writeUInt64(data, 0, received)
     writeUInt64(data, 8, maximum)
-    this.log.debug('rejected packet above max packet amount', { account: this.accounts.accounts[account].id, amount: received, maximum })
+    this.log.debug('rejected packet above max packet amount', { account: this.accounts.get(account).id, amount: received, maximum })
     this.refuse(connId, requestId, account, received, F08_AMOUNT_TOO_LARGE, message, data)
   }
 
