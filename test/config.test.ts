@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { defaultLayout, DEVELOPMENT_ADMIN_TOKEN, developmentTokensIn, EMBEDDED_DEFAULT_CONFIG, envOverrides, loadConfig, writeDevelopmentConfig } from '../src/config/load'
-import { ConfigError, isAccountId, parseConfig } from '../src/config/schema'
+import { configJsonSchema, ConfigError, isAccountId, parseConfig } from '../src/config/schema'
 import { combine, readOverlay, writeOverlay } from '../src/control/config_overlay'
 import { startingConfig } from '../src/control/reconfigure'
 import type { Logger } from '../src/log'
@@ -21,6 +21,16 @@ function withAccount(patch: Record<string, unknown>): Record<string, unknown> {
   const accounts = json.accounts as Record<string, Record<string, unknown>>
   accounts.alice = { ...accounts.alice, ...patch }
   return json
+}
+
+/** The README's example config, the one "with every field the node reads". */
+function readmeConfig(): unknown {
+  const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8')
+  const at = readme.indexOf('with every field the node reads')
+  assert.ok(at > 0)
+  const block = /```json\n([\s\S]*?)\n```/.exec(readme.slice(at))
+  assert.ok(block !== null)
+  return JSON.parse(block[1])
 }
 
 function withPayeeAndMixedAssets(): Record<string, unknown> {
@@ -121,12 +131,7 @@ describe('configuration', () => {
   })
 
   it("parses the README's config with every field the node reads (the unknown-field check keeps the two in step)", () => {
-    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8')
-    const at = readme.indexOf('with every field the node reads')
-    assert.ok(at > 0)
-    const block = /```json\n([\s\S]*?)\n```/.exec(readme.slice(at))
-    assert.ok(block !== null)
-    const config = parseConfig(JSON.parse(block[1]), {}, MACHINE)
+    const config = parseConfig(readmeConfig(), {}, MACHINE)
     assert.equal(config.metrics.token, 'a-long-random-metrics-token')
     assert.equal(config.drainMs, 31000)
     assert.equal(config.accounts.find((a) => a.id === 'zed')?.routeProtocol, 'ccp')
@@ -171,6 +176,19 @@ describe('configuration', () => {
     const proxied = parseConfig({ ...testConfigJson(), limits: { maxConnections: 300, trustedProxies: ['127.0.0.1', '10.0.0.0/8', 'fd00::/8'] } }, {}, MACHINE)
     assert.equal(proxied.reservedConnections, 150, 'half of maxConnections')
     assert.deepEqual(proxied.trustedProxies, ['127.0.0.1', '10.0.0.0/8', 'fd00::/8'])
+  })
+
+  it('publishes the JSON Schema of the config as the schema generates it, and the README\'s config meets it', () => {
+    const published = JSON.parse(readFileSync(join(__dirname, '..', '..', 'scripts', 'config.schema.json'), 'utf8'))
+    assert.deepEqual(published, JSON.parse(JSON.stringify(configJsonSchema())), 'stale: run `npm run config-schema`')
+    assert.deepEqual(schemaProblems(published, readmeConfig()), [])
+    assert.deepEqual(schemaProblems(published, EMBEDDED_DEFAULT_CONFIG), [])
+    const withSchema = { $schema: './config.schema.json', ...testConfigJson() }
+    assert.deepEqual(schemaProblems(published, withSchema), [])
+    assert.equal(parseConfig(withSchema, {}, MACHINE).accounts.length, 3, 'a config may name its schema')
+    // The check itself finds what the parser refuses.
+    assert.deepEqual(schemaProblems(published, withAccount({ maxPacketAmmount: '5', assetScale: 256 })), [
+      'accounts.alice.assetScale: no alternative matches', 'accounts.alice.maxPacketAmmount: not allowed'])
   })
 
   const bad: [string, Record<string, unknown>, RegExp][] = [
@@ -440,3 +458,38 @@ describe('names, asset codes and values from outside', () => {
     }
   })
 })
+
+/**
+ * What a JSON Schema (the keywords z.toJSONSchema writes) finds wrong with a value: enough of the
+ * JSON Schema 2020-12 validation vocabulary to check a config without another dependency.
+ */
+function schemaProblems(schema: Record<string, any>, value: unknown, at = '(top level)'): string[] {
+  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value
+  const types: string[] = schema.type === undefined ? [] : [schema.type].flat()
+  if (types.length > 0 && !types.some((t) => t === type || (t === 'integer' && Number.isInteger(value)))) return [`${at}: not ${types.join(' or ')}`]
+  if (schema.enum !== undefined && !schema.enum.includes(value)) return [`${at}: not one of ${schema.enum.join(', ')}`]
+  if (schema.const !== undefined && schema.const !== value) return [`${at}: not ${schema.const}`]
+  const alternatives = schema.anyOf ?? schema.oneOf
+  if (alternatives !== undefined && !alternatives.some((s: object) => schemaProblems(s, value, at).length === 0)) return [`${at}: no alternative matches`]
+  if (typeof value === 'string') {
+    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) return [`${at}: does not match ${schema.pattern}`]
+    if (schema.minLength !== undefined && value.length < schema.minLength) return [`${at}: shorter than ${schema.minLength}`]
+  }
+  if (typeof value === 'number' && (value < (schema.minimum ?? -Infinity) || value > (schema.maximum ?? Infinity))) return [`${at}: out of range`]
+  if (Array.isArray(value)) {
+    if (value.length < (schema.minItems ?? 0)) return [`${at}: fewer than ${schema.minItems} items`]
+    return schema.items === undefined ? [] : value.flatMap((v, i) => schemaProblems(schema.items, v, `${at}[${i}]`))
+  }
+  if (type !== 'object') return []
+  const object = value as Record<string, unknown>
+  const field = (key: string) => at === '(top level)' ? key : `${at}.${key}`
+  return [
+    ...(schema.required ?? []).filter((key: string) => !Object.hasOwn(object, key)).map((key: string) => `${field(key)}: required`),
+    ...Object.entries(object).flatMap(([key, v]) => {
+      if (schema.propertyNames !== undefined && schemaProblems(schema.propertyNames, key).length > 0) return [`${field(key)}: not an allowed name`]
+      if (schema.properties !== undefined && Object.hasOwn(schema.properties, key)) return schemaProblems(schema.properties[key], v, field(key))
+      if (schema.additionalProperties === false) return [`${field(key)}: not allowed`]
+      return typeof schema.additionalProperties === 'object' ? schemaProblems(schema.additionalProperties, v, field(key)) : []
+    }),
+  ]
+}

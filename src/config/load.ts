@@ -6,7 +6,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSyn
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { DataDirUnusableError } from '../store/data_dir_lock'
-import { Config, ConfigError, EnvOverrides, parseConfig } from './schema'
+import { Config, ConfigError, ENV_NAMES, EnvOverrides, parseConfig } from './schema'
 
 /** The admin token of the development config (the schema asks 16 characters of an admin token). */
 export const DEVELOPMENT_ADMIN_TOKEN = 'development-admin-token'
@@ -63,21 +63,7 @@ export function defaultLayout(cores = availableParallelism()): { ioThreads: numb
 }
 
 export function envOverrides(env: NodeJS.ProcessEnv): EnvOverrides {
-  return {
-    ilpAddress: env.ILP_ADDRESS,
-    host: env.HOST,
-    port: env.PORT,
-    shards: env.SHARDS,
-    ioThreads: env.IO_THREADS,
-    dataDir: env.DATA_DIR,
-    logLevel: env.LOG_LEVEL,
-    logFormat: env.LOG_FORMAT,
-    durability: env.DURABILITY,
-    drainMs: env.DRAIN_MS,
-    adminHost: env.ADMIN_HOST,
-    adminPort: env.ADMIN_PORT,
-    nativeWake: env.ILP_NODE_NATIVE_WAKE,
-  }
+  return { ...Object.fromEntries(Object.entries(ENV_NAMES).map(([field, name]) => [field, env[name]])), nativeWake: env.ILP_NODE_NATIVE_WAKE }
 }
 
 export interface LoadedConfig {
