@@ -82,7 +82,8 @@ function amount(min: bigint, max: bigint) {
 }
 /** A decimal kept as its exact text ("0.9e1" is no decimal); `ok` judges its value. */
 function decimal(ok: (num: bigint, den: bigint) => boolean, error: string) {
-  return z.union([z.string(), z.number()], { error }).refine((v) => { const f = parseDecimal(v); return f !== null && ok(f.num, f.den) }, { error }).transform((v) => decimalText(v)!)
+  return z.union([z.string(), z.number()], { error }).refine((v) => { const f = parseDecimal(v); return f !== null && ok(f.num, f.den) }, { error })
+    .transform((v) => typeof v === 'string' && !v.includes('.') ? v : decimalText(v)!)
 }
 /** The fee on a packet: a decimal from 0 up to (not including) 1. */
 const spread = decimal((num, den) => num < den, 'must be a decimal from 0 to below 1, e.g. 0.002 (a 0.2 % fee)')
@@ -113,7 +114,7 @@ const Settlement = object({
   retryMs: int(10, 600000).default(1000).describe('How often a settlement the peer has not acknowledged is sent again (same id)'),
 }, 'must be an object like { "engine": "btp-transfer" }')
 
-const Account = object({
+const AccountFields = object({
   relation: z.enum(['child', 'peer', 'parent']).default('child'),
   assetCode,
   assetScale: int(0, 255),
@@ -139,6 +140,7 @@ const Account = object({
   spread: spread.optional().describe('The fee on packets this account sends; unset: the node\'s spread'),
   settlement: Settlement.optional().describe('How this account settles, both ways; unset: it does not'),
 })
+const Account = AccountFields.transform(toAccount)
 
 /** A payee is an account with no transport, paid by PSK2/STREAM at its address. */
 const Payee = object({
@@ -217,8 +219,8 @@ const ConfigFile = object({
   logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info').meta({ env: 'LOG_LEVEL' }),
   logFormat: z.enum(['text', 'json']).default('text').meta({ env: 'LOG_FORMAT', description: 'text: one key=value line per event; json: one JSON object per line' }),
   durability: z.enum(['process', 'fsync']).default('process').meta({ env: 'DURABILITY', description: 'process: survives a crash of the process; fsync: also an OS crash or power loss' }),
-  accounts: z.record(z.string().regex(ACCOUNT_ID), Account, { error: notA('must be an object of accounts by id') }),
-  payees: z.record(z.string().regex(ACCOUNT_ID), Payee, { error: notA('must be an object of payees by name') }).default({}),
+  accounts: z.record(z.string(), Account, { error: notA('must be an object of accounts by id') }).meta({ propertyNames: { pattern: ACCOUNT_ID.source } }),
+  payees: z.record(z.string(), Payee, { error: notA('must be an object of payees by name') }).meta({ propertyNames: { pattern: ACCOUNT_ID.source } }).default({}),
   defaultPayee: text.optional().describe('The payee $host resolves to (/.well-known/pay); default: the only payee'),
   shop: object({
     routes: z.array(ShopRoute, { error: 'must be a non-empty array of paid routes' }).min(1).describe('Paid HTTP routes (HTTP-ILP)'),
@@ -256,11 +258,11 @@ export function configJsonSchema(): Record<string, unknown> {
   return { ...z.toJSONSchema(ConfigFile, { io: 'input' }), title: 'ilp-node configuration' }
 }
 
-export type Relation = z.output<typeof Account>['relation']
+export type Relation = z.output<typeof AccountFields>['relation']
 export type Durability = z.output<typeof ConfigFile>['durability']
 export type LogLevel = z.output<typeof ConfigFile>['logLevel']
 export type LogFormat = z.output<typeof ConfigFile>['logFormat']
-export type RouteProtocol = z.output<typeof Account>['routeProtocol']
+export type RouteProtocol = z.output<typeof AccountFields>['routeProtocol']
 export type SettlementConfig = Readonly<z.output<typeof Settlement>>
 export type SettlementEngineName = SettlementConfig['engine']
 export type RateBackend = z.output<typeof Rates>['backend']
@@ -268,74 +270,14 @@ export interface RouteConfig { readonly targetPrefix: string; readonly peerId: s
 export type ShopRoute = Readonly<Omit<z.output<typeof ShopRoute>, 'upstream'> & { upstream: string | null }>
 export interface ShopConfig { readonly routes: readonly ShopRoute[]; readonly upstreamTimeoutMs: number }
 
-/** An account as the node uses it (the file's blocks flattened); the schema above says what each field means. */
-export interface AccountConfig {
-  readonly id: string
-  readonly relation: Relation
-  readonly assetCode: string
-  readonly assetScale: number
-  readonly btpToken: string | null
-  readonly btpUrl: string | null
-  readonly httpIncomingToken: string | null
-  readonly httpUrl: string | null
-  readonly httpOutgoingToken: string | null
-  readonly balanceMinimum: bigint
-  readonly balanceMaximum: bigint
-  readonly settleThreshold: bigint | null
-  readonly settleTo: bigint
-  readonly settlement: SettlementConfig | null
-  readonly spread: string | null
-  readonly maxPacketAmount: bigint
-  readonly sendRoutes: boolean | null
-  readonly receiveRoutes: boolean | null
-  readonly routeProtocol: RouteProtocol
-  /** Set for a payee: an account with no transport, paid by PSK2/STREAM at its address. */
-  readonly payee: PayeeConfig | null
-}
-
-export interface PayeeConfig {
-  /** null until start-up loads or makes it. */
-  readonly secret: Uint8Array | null
-  readonly name: string | null
-  readonly imageUrl: string | null
-  /** The shop's own payee: PSK2 payments to it credit the pay token named in their data. */
-  readonly shop: boolean
-}
-
-/** Where exchange rates come from (README: "Exchange rates and the fee"). */
-export interface RatesConfig {
-  readonly backend: RateBackend
-  /** static: the asset the table's rates are against; ecb: EUR; one-to-one: null. */
-  readonly base: string | null
-  /** static: units of each asset per unit of the base (the base's own is "1"); no prototype. */
-  readonly table: Readonly<Record<string, string>>
-  readonly url: string | null
-  readonly refreshMs: number
-  readonly maxAgeMs: number | null
-}
-
+/** An account as the node uses it: the file's blocks flattened (toAccount); a payee has no transport. */
+export type AccountConfig = Readonly<z.output<typeof Account>>
+export type PayeeConfig = Readonly<{ secret: Uint8Array | null; name: string | null; imageUrl: string | null; shop: boolean }>
+/** Where exchange rates come from (README: "Exchange rates and the fee"); static: the table has no prototype, the base's rate is "1". */
+export type RatesConfig = Readonly<{ backend: RateBackend; base: string | null; table: Readonly<Record<string, string>>; url: string | null; refreshMs: number; maxAgeMs: number | null }>
+/** The configuration the node runs with (parseConfig): the file's fields with their defaults, limits flattened to the top. */
+export type Config = ReturnType<typeof parseConfig>
 type File = z.output<typeof ConfigFile>
-export type Config = Readonly<Pick<File, 'host' | 'port' | 'dataDir' | 'logLevel' | 'logFormat' | 'durability' | 'spread'> & Required<Omit<z.output<typeof Limits>, 'trustedProxies'>> & {
-  readonly ilpAddress: string
-  readonly shards: number
-  readonly ioThreads: number
-  /** Wake the threads with the native futex/pipe wake-ups where built (ILP_NODE_NATIVE_WAKE=0: Atomics). */
-  readonly nativeWake: boolean
-  readonly drainMs: number
-  readonly routeBroadcastIntervalMs: number
-  readonly accounts: readonly AccountConfig[]
-  readonly routes: readonly RouteConfig[]
-  readonly trustedProxies: readonly string[]
-  readonly defaultPayee: string | null
-  readonly metrics: { readonly enabled: boolean; readonly token: string | null; readonly public: boolean }
-  /** Where /admin and /metrics answer: null, on the node's own HOST:PORT; else only here. */
-  readonly adminListen: { readonly host: string; readonly port: number } | null
-  readonly adminToken: string | null
-  readonly shop: ShopConfig | null
-  readonly rates: RatesConfig
-  /** What this config was made from, so that a reload or an admin change can make it again. */
-  readonly source: ConfigSource
-}>
 
 /** The inputs of parseConfig: the file's JSON (CONFIG, or the development config in DATA_DIR), the environment, the machine. */
 export interface ConfigSource {
@@ -412,11 +354,12 @@ function fieldOf(iss: z.core.$ZodIssue): string {
   return field === '' ? '(top level)' : env === undefined ? field : `${field} (${env})`
 }
 
-export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults, path: string | null = null): Config {
+export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults, path: string | null = null) {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
   const merged: Record<string, unknown> = { ...raw }
   for (const [key, value] of Object.entries(env)) if (key !== 'nativeWake' && value !== undefined && value !== '') merged[key] = value
-  // Names first, from the file's own keys: zod's records pass over an own `__proto__` key.
+  // Names by hand, from the file's own keys (zod's records pass over an own `__proto__` key); the
+  // JSON Schema has their pattern.
   for (const [section, rule] of [['accounts', ACCOUNT_ID_RULE], ['payees', `payee names are ${NAME_RULE}`]]) {
     for (const name of isObject(merged[section]) ? Object.keys(merged[section]) : []) {
       if (!isAccountId(name)) throw new ConfigError(`${section}.${showKey(name)}`, rule)
@@ -448,13 +391,12 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
 
   const accounts = new Map<string, AccountConfig>()
   const tokens = new Set<string>()
-  for (const [id, a] of Object.entries(file.accounts)) {
-    const account = toAccount(id, a)
-    for (const [field, token] of [['btp.token', account.btpToken], ['http.incomingToken', account.httpIncomingToken]] as const) {
-      if (token === null) continue
-      if (tokens.has(token)) throw new ConfigError(`accounts.${id}.${field}`, 'is used by another account')
-      tokens.add(token)
-    }
+  for (const id in file.accounts) {
+    const account: AccountConfig = Object.freeze(Object.assign(file.accounts[id], { id }))
+    if (tokens.has(account.btpToken!)) throw new ConfigError(`accounts.${id}.btp.token`, 'is used by another account')
+    if (account.btpToken !== null) tokens.add(account.btpToken)
+    if (tokens.has(account.httpIncomingToken!)) throw new ConfigError(`accounts.${id}.http.incomingToken`, 'is used by another account')
+    if (account.httpIncomingToken !== null) tokens.add(account.httpIncomingToken)
     if (account.relation === 'child' && !isValidAddress(`${ilpAddress}.${id}`)) throw new ConfigError(`accounts.${id}`, 'gives the child an invalid ILP address')
     accounts.set(id, account)
   }
@@ -518,31 +460,39 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     shop,
     rates: toRates(file.rates, merged.rates),
     spread: file.spread,
-    source: Object.freeze({ raw, env, machine, path }),
+    source: Object.freeze({ raw, env, machine, path }) as ConfigSource,
   })
 }
 
-/** An account's blocks flattened, after the checks between its fields. */
-function toAccount(id: string, a: z.output<typeof Account>): AccountConfig {
-  const at = `accounts.${id}`
-  const { btp, http, settlement } = a
-  const balance = { minimum: a.balance?.minimum ?? INT64_MIN, maximum: a.balance?.maximum ?? INT64_MAX, settleThreshold: a.balance?.settleThreshold, settleTo: a.balance?.settleTo }
-  if (http?.url !== undefined && http.outgoingToken === undefined) throw new ConfigError(`${at}.http.outgoingToken`, 'is required with http.url')
-  if (btp?.url !== undefined && http?.url !== undefined) throw new ConfigError(at, 'has both btp.url and http.url; an account sends its prepares over one transport')
-  if (balance.minimum > balance.maximum) throw new ConfigError(`${at}.balance`, 'minimum is greater than maximum')
-  const settleThreshold = balance.settleThreshold ?? null
-  const settleTo = balance.settleTo ?? 0n
-  if (balance.settleTo !== undefined && settleThreshold === null) throw new ConfigError(`${at}.balance.settleTo`, 'needs balance.settleThreshold')
-  if (settleThreshold !== null && settleThreshold > settleTo) throw new ConfigError(`${at}.balance.settleThreshold`, `is above settleTo (${settleTo}); the node settles up to settleTo once the balance falls below the threshold`)
-  if (settleThreshold !== null && settleTo > balance.maximum) throw new ConfigError(`${at}.balance.settleTo`, `is above balance.maximum (${balance.maximum})`)
-  if (settlement !== undefined && btp === undefined) throw new ConfigError(`${at}.settlement`, 'the btp-transfer engine settles over the account\'s BTP link: it needs btp.token or btp.url')
-  if (settleThreshold !== null && settlement === undefined) throw new ConfigError(`${at}.balance.settleThreshold`, 'needs a settlement engine: "settlement": { "engine": "btp-transfer" }')
-  return Object.freeze({
-    id, relation: a.relation, assetCode: a.assetCode, assetScale: a.assetScale, btpToken: btp?.token ?? null, btpUrl: btp?.url ?? null,
+/**
+ * An account's blocks flattened, after the checks between its fields; run by zod as each account
+ * is read, so that its intermediate objects die young (50,000 of them kept for a second pass cost
+ * more to collect than the pass itself). The id is set by parseConfig.
+ */
+function toAccount(a: z.output<typeof AccountFields>, ctx: z.core.$RefinementCtx) {
+  const refuse = (path: string[], message: string) => {
+    ctx.issues.push({ code: 'custom', input: a, path, message })
+    return z.NEVER
+  }
+  const { btp, http, balance, settlement } = a
+  const minimum = balance?.minimum ?? INT64_MIN
+  const maximum = balance?.maximum ?? INT64_MAX
+  const settleThreshold = balance?.settleThreshold ?? null
+  const settleTo = balance?.settleTo ?? 0n
+  if (http?.url !== undefined && http.outgoingToken === undefined) return refuse(['http', 'outgoingToken'], 'is required with http.url')
+  if (btp?.url !== undefined && http?.url !== undefined) return refuse([], 'has both btp.url and http.url; an account sends its prepares over one transport')
+  if (minimum > maximum) return refuse(['balance'], 'minimum is greater than maximum')
+  if (balance?.settleTo !== undefined && settleThreshold === null) return refuse(['balance', 'settleTo'], 'needs balance.settleThreshold')
+  if (settleThreshold !== null && settleThreshold > settleTo) return refuse(['balance', 'settleThreshold'], `is above settleTo (${settleTo}); the node settles up to settleTo once the balance falls below the threshold`)
+  if (settleThreshold !== null && settleTo > maximum) return refuse(['balance', 'settleTo'], `is above balance.maximum (${maximum})`)
+  if (settlement !== undefined && btp === undefined) return refuse(['settlement'], 'the btp-transfer engine settles over the account\'s BTP link: it needs btp.token or btp.url')
+  if (settleThreshold !== null && settlement === undefined) return refuse(['balance', 'settleThreshold'], 'needs a settlement engine: "settlement": { "engine": "btp-transfer" }')
+  return {
+    id: '', relation: a.relation, assetCode: a.assetCode, assetScale: a.assetScale, btpToken: btp?.token ?? null, btpUrl: btp?.url ?? null,
     httpIncomingToken: http?.incomingToken ?? null, httpUrl: http?.url ?? null, httpOutgoingToken: http?.outgoingToken ?? null,
-    balanceMinimum: balance.minimum, balanceMaximum: balance.maximum, settleThreshold, settleTo, settlement: settlement === undefined ? null : Object.freeze(settlement),
-    spread: a.spread ?? null, maxPacketAmount: a.maxPacketAmount ?? UINT64_MAX, sendRoutes: a.sendRoutes ?? null, receiveRoutes: a.receiveRoutes ?? null, routeProtocol: a.routeProtocol, payee: null,
-  })
+    balanceMinimum: minimum, balanceMaximum: maximum, settleThreshold, settleTo, settlement: settlement === undefined ? null : Object.freeze(settlement) as SettlementConfig,
+    spread: a.spread ?? null, maxPacketAmount: a.maxPacketAmount ?? UINT64_MAX, sendRoutes: a.sendRoutes ?? null, receiveRoutes: a.receiveRoutes ?? null, routeProtocol: a.routeProtocol, payee: null as PayeeConfig | null,
+  }
 }
 
 /** The asset every one of these accounts has, if they share one: a payee's default. */
