@@ -11,49 +11,9 @@ import { isValidAddress } from '../codec/ilp_packet'
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
 import { parseBlock } from '../codec/ip_address'
 import { showKey, showValue } from '../display'
+import { ACCOUNT_ID, ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, DAY_MS, DEFAULT_MAX_ACCOUNTS, ECB_DAILY_URL, isAccountId, isObject, MAX_IO_THREADS, NAME_RULE, SETTLEMENT_LOG_RETENTION_MS, SHOP_ACCOUNT } from './names'
 
-export class ConfigError extends Error {
-  readonly code = 'ILP_NODE_CONFIG'
-  constructor(readonly field: string, readonly problem: string) {
-    super(`invalid configuration: ${field}: ${problem}`)
-  }
-}
-
-/** Stands for "ask the parent" until start-up learns the address (valid, so children validate). */
-export const ADDRESS_FROM_PARENT = 'private.address-from-parent'
-/** I/O threads are numbered in the top byte of a connection id (io/connections.ts). */
-export const MAX_IO_THREADS = 64
-export const ECB_DAILY_URL = 'https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml'
-/** The internal payee account that receives the shop's payments (`~` keeps it apart from config ids). */
-export const SHOP_ACCOUNT = '~shop'
-const DAY_MS = 86_400_000
-/**
- * limits.settlementLogRetentionMs by default: 30 days, far beyond the seconds to minutes a peer
- * keeps sending a transfer it has no answer to, and a month of history for the operator.
- */
-export const SETTLEMENT_LOG_RETENTION_MS = 30 * DAY_MS
-/** limits.maxAccounts unless the config has more than half of it already. */
-const DEFAULT_MAX_ACCOUNTS = 1024
-
-const ACCOUNT_ID = /^[a-zA-Z0-9_~-]{1,64}$/
-/**
- * Names every plain object answers to (Object.prototype's own, and `prototype`): an account named
- * so would be found, or lost, by any lookup of ids in a plain object, here or in a tool that reads
- * the config or the admin API's answers.
- */
-const OBJECT_NAMES: ReadonlySet<string> = new Set([...Object.getOwnPropertyNames(Object.prototype), 'prototype'])
-const NAME_RULE = '1-64 characters of a-z A-Z 0-9 _ ~ -, other than the names JavaScript objects have built in (__proto__, constructor, prototype, toString, valueOf, ...)'
-/** The rule of account ids and payee names (the admin API checks a path's id by it first). */
-export const ACCOUNT_ID_RULE = `account ids are ${NAME_RULE}`
-
-export function isAccountId(id: string): boolean {
-  return ACCOUNT_ID.test(id) && !OBJECT_NAMES.has(id)
-}
-
-/** A JSON object (not null, not an array): what every section of a config is. */
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
+export { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, ECB_DAILY_URL, isAccountId, isObject, MAX_IO_THREADS, SETTLEMENT_LOG_RETENTION_MS, SHOP_ACCOUNT }
 
 /** First path segments the node answers itself; a payee's SPSP endpoint is /<name>. */
 const RESERVED_PATHS = ['health', 'ilp', 'payees']
@@ -207,7 +167,6 @@ const Rates = z.discriminatedUnion('backend', [
 ], { error: notA('must be an object like { "backend": "static", "base": "USD", "table": { "EUR": "0.92" } }') })
 
 /** The config file; `.meta({ env })` names the environment variable that overrides a field. */
-
 const ConfigFile = object({
   ilpAddress: z.string({ error: (iss: { code?: string; input?: unknown }) => iss.code === 'custom' ? `${showValue(iss.input)} is not a valid ILP address` : 'must be a non-empty string' })
     .refine((a) => a === '' || isValidAddress(a)).optional().meta({ env: 'ILP_ADDRESS', description: 'Unset: asked of the parent account (IL-DCP) at start-up' }),
@@ -247,8 +206,11 @@ const ConfigFile = object({
   $schema: z.string().optional().describe('The JSON Schema of this file, for editors'),
 })
 
-/** The parser zod generates code for (the runtime's generic walk is some 3× slower on 50,000 accounts); it falls back to that walk to word the issues of a refused file. */
-const compiledFile = z.compile(ConfigFile)
+/**
+ * The parser zod generates code for, made at the first parse (the runtime's generic walk is some
+ * 3× slower on 50,000 accounts); it falls back to that walk to word the issues of a refused file.
+ */
+let compiledFile: typeof ConfigFile | null = null
 /** Environment variable by field, from the schema (load.ts reads them). */
 export const ENV_NAMES: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(ConfigFile.shape)
   .flatMap(([field, schema]) => { const env = schema.meta()?.env; return typeof env === 'string' ? [[field, env]] : [] }))
@@ -366,7 +328,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
       if (section === 'payees' && RESERVED_PATHS.includes(name)) throw new ConfigError(`payees.${name}`, `"${name}" is a path the node serves itself (${RESERVED_PATHS.join(', ')})`)
     }
   }
-  const parsed = compiledFile.safeParse(merged, { error: problem })
+  const parsed = (compiledFile ??= z.compile(ConfigFile)).safeParse(merged, { error: problem })
   if (!parsed.success) {
     // An unknown field first: it is most often the cause of the rest (a misspelt required field).
     const iss = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]
