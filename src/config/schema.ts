@@ -338,7 +338,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const { limits } = file
 
   // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
-  // placeholder, which start-up replaces (transport/ildcp_client.ts).
+  // placeholder, which start-up replaces (control/ildcp_client.ts).
   const ilpAddress = file.ilpAddress === undefined || file.ilpAddress === '' ? ADDRESS_FROM_PARENT : file.ilpAddress
   // Each default follows the other when only one is set: SHARDS=0 alone keeps the sockets on the
   // main thread; IO_THREADS=N alone gets at least one shard thread.
@@ -354,7 +354,9 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const accounts = new Map<string, AccountConfig>()
   const tokens = new Set<string>()
   for (const id in file.accounts) {
-    const account: AccountConfig = Object.freeze(Object.assign(file.accounts[id], { id }))
+    const account = file.accounts[id]
+    account.id = id
+    Object.freeze(account)
     if (tokens.has(account.btpToken!)) throw new ConfigError(`accounts.${id}.btp.token`, 'is used by another account')
     if (account.btpToken !== null) tokens.add(account.btpToken)
     if (tokens.has(account.httpIncomingToken!)) throw new ConfigError(`accounts.${id}.http.incomingToken`, 'is used by another account')
