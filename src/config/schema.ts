@@ -215,9 +215,17 @@ let compiledFile: typeof ConfigFile | null = null
 export const ENV_NAMES: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(ConfigFile.shape)
   .flatMap(([field, schema]) => { const env = schema.meta()?.env; return typeof env === 'string' ? [[field, env]] : [] }))
 
-/** The JSON Schema of the config file (scripts/config-schema.mjs writes it for editors). */
+/**
+ * The JSON Schema of the config file (scripts/config-schema.mjs writes it for editors). zod leaves
+ * out the default of a field whose schema has a transform (an integer that may be a digit string);
+ * every such default here is also a valid input, so it is put back.
+ */
 export function configJsonSchema(): Record<string, unknown> {
-  return { ...z.toJSONSchema(ConfigFile, { io: 'input' }), title: 'ilp-node configuration' }
+  const override = ({ zodSchema, jsonSchema }: { zodSchema: z.core.$ZodType; jsonSchema: Record<string, unknown> }) => {
+    const def = zodSchema._zod.def
+    if (def.type === 'default' && jsonSchema.default === undefined) jsonSchema.default = (def as z.core.$ZodDefaultDef).defaultValue
+  }
+  return { ...z.toJSONSchema(ConfigFile, { io: 'input', override }), title: 'ilp-node configuration' }
 }
 
 export type Relation = z.output<typeof AccountFields>['relation']
