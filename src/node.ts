@@ -6,13 +6,11 @@ import { randomBytes } from 'node:crypto'
 import { ADDRESS_FROM_PARENT, type Config } from './config/schema'
 import { developmentTokensIn, DEVELOPMENT_TOKENS } from './config/load'
 import { AccountTable, shardOfAccount } from './config/account_table'
-import { configureLog, errorLine, logger, type Logger } from './log'
-import { IoFront, type ControlPlane } from './io/io_front'
-import { IoThreads } from './control/io_threads'
-import { ShardSupervisor, type IoSide } from './control/shard_supervisor'
+import { configureLog, logger, type Logger } from './log'
+import type { ControlPlane } from './io/io_front'
+import { chooseLayout } from './control/layout'
 import { LinkTable } from './ring/link_table'
 import { PeerReach } from './ring/peer_reach'
-import { nativeWake, nativeWakeUnavailable } from './ring/native_wake'
 import { createSharedLimits } from './io/shared_limits'
 import { ClientGate } from './io/client_gate'
 import { refuseUnknownUpgrades } from './io/upgrade_refusal'
@@ -143,73 +141,41 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
   }
   let metrics: Metrics | null = null
   let admin: AdminApi | null = null
-  let io: { sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> } | null = null
+  // The data plane: the shards and the sockets, wherever the layout puts them (chosen once, in
+  // control/layout.ts). The sockets take connections only at the end of start-up (io.listen).
+  const { io, shards: dataPlane } = chooseLayout({ config, store, uws, links, reach, limits, ioCounters, health, plane, fatal })
   const routes = new RouteManager(config, accounts,
-    (account, prepare) => io!.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
-    (entries) => supervisor.setRoutes(entries),
+    (account, prepare) => io.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
+    (entries) => dataPlane.setRoutes(entries),
     logger('routing'),
     adminRoutePrefixes(starting.overlay))
-
-  // The data plane: the main thread's own front (IO_THREADS=1), or I/O worker threads.
-  const front = config.ioThreads === 1 ? new IoFront(config, 0, links, reach, limits, ioCounters, store, uws, plane) : null
-  let ioThreads: IoThreads | null = null
-  const ioSide: IoSide = front !== null
-    ? { detach: () => front.shardsRestarting(), attach: (wiring) => front.port.attach(wiring, null) }
-    // (No threads yet at the first start: they start on the supervisor's first wiring.)
-    : { detach: () => ioThreads?.detach(), attach: (wiring) => ioThreads?.attach(wiring) }
-  const native = config.nativeWake && nativeWake !== null
-  if (!native && config.shards > 0) {
-    log.warn('native wake-ups unavailable: threads wake each other through Atomics, which costs more per wake-up (run npm run build with a C compiler)', {
-      reason: config.nativeWake ? nativeWakeUnavailable : 'turned off by ILP_NODE_NATIVE_WAKE=0',
-    })
-  }
-  const supervisor = new ShardSupervisor(config, store, links, ioSide, front?.port ?? null, fatal, logger('shards'), native ? 'native' : 'atomics', health)
-  const rates = new RateFeed(config, (snapshot) => supervisor.setRates(snapshot), logger('rates'))
-  await supervisor.start(routes.table(), rates.current)
+  const rates = new RateFeed(config, (snapshot) => dataPlane.setRates(snapshot), logger('rates'))
+  await dataPlane.start(routes.table(), rates.current)
   // The first fetch of fetched rates before traffic starts (bounded; a failure is logged).
   await rates.start()
   const changes = new Reconfigurer(config, starting.overlay, {
     store,
     accounts,
-    shards: supervisor,
-    io: { applyAccounts: async (slots, relink) => (front !== null ? front.applyAccounts(slots, relink) : ioThreads?.applyAccounts(slots, relink)) },
+    shards: dataPlane,
+    io,
     routes,
     rates,
-    holds: () => readHolds(supervisor.currentWiring().holds, accounts.capacity),
+    holds: () => readHolds(dataPlane.currentWiring().holds, accounts.capacity),
     linkUp: (account) => plane.linkUp(account),
     linkDown: (account) => plane.linkDown(account),
     log: logger('admin'),
   })
   admin = new AdminApi({
-    config, accounts, store, wiring: () => supervisor.currentWiring(), links: linkTable, linkCount, reach: new PeerReach(reach, accounts.capacity), routes, changes, rates,
-    adjust: (account, amount, key, reason) => supervisor.adjust(accounts.ownerShard[account], account, amount, key, reason),
+    config, accounts, store, wiring: () => dataPlane.currentWiring(), links: linkTable, linkCount, reach: new PeerReach(reach, accounts.capacity), routes, changes, rates,
+    adjust: (account, amount, key, reason) => dataPlane.adjust(accounts.ownerShard[account], account, amount, key, reason),
   })
   if (config.metrics.enabled) {
-    metrics = new Metrics({ config, accounts, store, wiring: () => supervisor.currentWiring(), limits, ioCounters })
+    metrics = new Metrics({ config, accounts, store, wiring: () => dataPlane.currentWiring(), limits, ioCounters })
   }
   // Before the I/O threads: a port that cannot be had stops start-up while nothing listens yet.
   const adminListener = config.adminListen === null ? null : await listenAdmin(config, uws, plane, limits)
 
-  let port: number
-  if (front !== null) {
-    io = front
-    port = await front.listen(config.port)
-    front.start()
-  } else {
-    // Every I/O thread binds the same port: with PORT=0 it is chosen first.
-    port = config.port !== 0 ? config.port : await claimFreePort(config.host, 0)
-    const threads = new IoThreads(config, links, reach, limits, ioCounters, plane, (index, reason) => {
-      // The thread's requests and holds died with it: restart the data plane from LMDB, then put
-      // a new thread in its place on the new rings.
-      void supervisor.restart(reason).then(() => threads.startThread(index, supervisor.currentWiring(), port)).then(
-        () => log.info('I/O thread replaced', { thread: index }),
-        (err: unknown) => fatal(`I/O thread ${index} could not be replaced: ${errorLine(err)}`),
-      )
-    }, logger('io'))
-    ioThreads = threads
-    io = threads
-    await threads.start(supervisor.currentWiring(), port)
-  }
+  const port = await io.listen(dataPlane.currentWiring())
   routes.start()
   storage.start()
   // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
@@ -234,26 +200,22 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     adminPort: adminListener?.port ?? null,
     failed,
     async drain(timeoutMs) {
-      if (front !== null) front.drain()
-      else ioThreads!.drain()
+      io.drain()
       const deadline = Date.now() + timeoutMs
       // Idle twice in a row, a tick apart: a reply read from a ring is on its socket by then.
       let idleTicks = 0
       for (;;) {
-        const inFlight = supervisor.inFlight()
+        const inFlight = dataPlane.inFlight()
         idleTicks = inFlight === 0 ? idleTicks + 1 : 0
         if (idleTicks >= 2 || Date.now() >= deadline) return inFlight
         await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
       }
     },
     balance: (accountId) => readBalance(store, accountId),
-    shards: { restarts: () => supervisor.restarts, terminate: (index) => supervisor.terminateShard(index) },
+    shards: { restarts: () => dataPlane.restarts, terminate: (index) => dataPlane.terminateShard(index) },
     ioThreads: {
       linkOf: (accountId) => linkTable.linkedThread(accounts.indexOfLive(accountId)),
-      crash: (index) => {
-        if (ioThreads === null) throw new Error('IO_THREADS=1: the sockets run on the main thread')
-        ioThreads.crash(index)
-      },
+      crash: (index) => io.crash(index),
     },
     async stop() {
       if (stopped) return
@@ -263,9 +225,8 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
       storage.stop()
       pruner.stop()
       adminListener?.close()
-      if (front !== null) await front.close()
-      else await ioThreads!.stop()
-      await supervisor.stop()
+      await io.stop()
+      await dataPlane.stop()
       await store.root.close()
       lock.release()
       log.info('ilp-node stopped')

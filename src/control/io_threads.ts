@@ -1,38 +1,47 @@
 // The I/O worker threads (IO_THREADS > 1), seen from the main thread: piscina runs one long task
-// per thread (io/io_worker.ts); this class starts them, relays the control plane's messages to and
-// from them, and reports a thread's death so that the data plane can be restarted around it.
+// per thread (io/io_worker.ts); this class starts them, answers what they ask of the control plane
+// over each one's RequestPort (ring/request_port.ts), and replaces a thread that died.
+//
+// When an I/O thread ends, what was asked of it settles where its port closes (onEnd):
+//   1. new accounts  count as applied: its replacement starts with them
+//   2. a CCP prepare sent over one of its links rejects ('peer disconnected'; 'node stopping' at stop)
+//   3. its links are down: the shards stop sending to it, and the routes through them go down
+//   4. the shards restart from LMDB (its prepares and holds died with it), then a new thread
+//      takes its place on the new rings
 
 import { join } from 'node:path'
-import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import { MessageChannel } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
 import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { refusalText } from '../io/admin_errors'
 import type { ControlPlane } from '../io/io_front'
-import type { IoCommand, IoEvent, IoTask } from '../io/io_worker'
+import type { FromIoThread, IoTask, ToIoThread } from '../io/io_worker'
+import { claimFreePort } from '../io/listen'
 import { errorLine, type Logger } from '../log'
 import { LinkTable } from '../ring/link_table'
+import { RequestPort, ThreadGone } from '../ring/request_port'
 import type { Wiring } from '../ring/wiring'
-import type { IoSide } from './shard_supervisor'
+import type { IoSide } from './data_plane'
 
 interface IoThread {
-  control: MessagePort
+  port: RequestPort<ToIoThread, FromIoThread>
   done: Promise<unknown>
   /** Accounts whose links are up on this thread (to be reported down if it dies). */
   linked: Set<number>
 }
 
 export class IoThreads implements IoSide {
-  private readonly pool: Piscina
+  /** Made at listen: its threads start with it. */
+  private pool: Piscina | null = null
   private readonly threads: (IoThread | null)[]
   private readonly links: LinkTable
-  private readonly controlReplies = new Map<number, { thread: IoThread; resolve: (a: Uint8Array) => void; reject: (e: Error) => void }>()
-  private nextControlId = 0
   private stopping = false
   /** The accounts the threads run with; a replaced thread starts with them. */
   private slots: AccountSlots
-  private readonly applied = new Map<number, { thread: IoThread; resolve: () => void }>()
+  /** The node's port, every thread's (chosen at listen). */
+  private port = 0
 
   constructor(
     private readonly config: Config,
@@ -41,12 +50,12 @@ export class IoThreads implements IoSide {
     private readonly limitsSab: SharedArrayBuffer,
     private readonly countersSab: SharedArrayBuffer | null,
     private readonly plane: ControlPlane,
-    /** An I/O thread died (after it closed its sockets). */
-    private readonly died: (index: number, reason: string) => void,
+    /** Restarts the shards after a thread died; resolves with the rings of the new ones. */
+    private readonly restartShards: (reason: string) => Promise<Wiring>,
+    private readonly fatal: (reason: string) => void,
     private readonly log: Logger,
   ) {
     const n = config.ioThreads
-    this.pool = threadPerTaskPool(join(__dirname, '..', 'io', 'io_worker.js'), 'runIoThread', n)
     this.threads = Array.from({ length: n }, () => null)
     this.links = new LinkTable(linksSab, config.maxAccounts, n)
     this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
@@ -54,109 +63,84 @@ export class IoThreads implements IoSide {
 
   /**
    * Every I/O thread takes the new accounts and closes the links of those in `relink`; resolves
-   * when all have (a thread that dies first counts: its replacement starts with them).
+   * when all have (a thread that dies first counts: rule 1).
    */
   async applyAccounts(slots: AccountSlots, relink: number[]): Promise<void> {
     this.slots = slots
-    await Promise.all(this.threads.map((thread) => {
-      if (thread === null) return Promise.resolve()
-      const id = ++this.nextControlId
-      return new Promise<void>((resolve) => {
-        this.applied.set(id, { thread, resolve })
-        thread.control.postMessage({ type: 'accounts', id, slots, relink } satisfies IoCommand)
-      })
-    }))
+    await Promise.all(this.threads.map((thread) => thread?.port.request({ type: 'accounts', slots, relink }).catch((err: unknown) => {
+      if (!(err instanceof ThreadGone)) throw err
+    })))
   }
 
-  /** Starts every I/O thread on `wiring`; resolves when all listen on `port`. */
-  async start(wiring: Wiring, port: number): Promise<void> {
-    await Promise.all(this.threads.map((_, index) => this.startThread(index, wiring, port)))
+  /** Every thread binds the node's port (with PORT=0 it is chosen first); resolves when all listen. */
+  async listen(wiring: Wiring): Promise<number> {
+    this.port = this.config.port !== 0 ? this.config.port : await claimFreePort(this.config.host, 0)
+    this.pool = threadPerTaskPool(join(__dirname, '..', 'io', 'io_worker.js'), 'runIoThread', this.threads.length)
+    await Promise.all(this.threads.map((_, index) => this.startThread(index, wiring)))
+    return this.port
   }
 
   /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
-  startThread(index: number, wiring: Wiring, port: number): Promise<void> {
+  private startThread(index: number, wiring: Wiring): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const task: IoTask = { config: this.config, slots: this.slots, index, links: this.linksSab, reach: this.reachSab, limits: this.limitsSab, counters: this.countersSab, wiring, port, control: port2 }
-    const done = this.pool.run(task, { transferList: [port2] })
-    const thread: IoThread = { control: port1, done, linked: new Set() }
+    const task: IoTask = { config: this.config, slots: this.slots, index, links: this.linksSab, reach: this.reachSab, limits: this.limitsSab, counters: this.countersSab, wiring, port: this.port, control: port2 }
+    const done = this.pool!.run(task, { transferList: [port2] })
+    let listening: () => void = () => {}
+    const linked = new Set<number>()
+    const port: IoThread['port'] = new RequestPort(port1, {
+      requests: {
+        control: ({ account, prepare }) => this.plane.control(account, prepare),
+        admin: ({ request }) => this.plane.admin(request).catch((err: Error) => {
+          this.log.error('admin request failed', { error: err.message })
+          return refusalText('internal', 'internal error')
+        }),
+        metrics: () => this.plane.metrics().catch((err: Error) => {
+          this.log.error('metrics exposition failed', { error: err.message })
+          throw new Error('the main thread could not make the exposition')
+        }),
+      },
+      notices: {
+        listening: () => listening(),
+        linkUp: ({ account }) => {
+          linked.add(account)
+          this.plane.linkUp(account)
+        },
+        linkDown: ({ account }) => {
+          linked.delete(account)
+          this.plane.linkDown(account)
+        },
+      },
+    }, 'events')
+    const thread: IoThread = { port, done, linked }
     this.threads[index] = thread
-    const listening = new Promise<void>((resolve, reject) => {
-      port1.on('message', (event: IoEvent) => {
-        if (event.type === 'listening') resolve()
-        else this.onEvent(thread, event)
-      })
+    const listened = new Promise<void>((resolve, reject) => {
+      listening = resolve
       done.then(() => reject(new Error(`I/O thread ${index} ended during start-up`)), reject)
     })
     done.then(
       () => this.onEnd(index, thread, `I/O thread ${index} ended unexpectedly`),
       (err: unknown) => this.onEnd(index, thread, `I/O thread ${index} failed: ${errorLine(err)}`),
     )
-    return listening
-  }
-
-  private onEvent(thread: IoThread, event: IoEvent): void {
-    switch (event.type) {
-      case 'linkUp':
-        thread.linked.add(event.account)
-        return this.plane.linkUp(event.account)
-      case 'linkDown':
-        thread.linked.delete(event.account)
-        return this.plane.linkDown(event.account)
-      case 'control':
-        return void this.plane.control(event.account, event.prepare).then((answer) => {
-          thread.control.postMessage({ type: 'controlAnswer', id: event.id, answer } satisfies IoCommand)
-        })
-      case 'admin':
-        return void this.plane.admin(event.request).then((response) => {
-          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response } satisfies IoCommand)
-        }, (err: Error) => {
-          this.log.error('admin request failed', { error: err.message })
-          thread.control.postMessage({ type: 'adminAnswer', id: event.id, response: refusalText('internal', 'internal error') } satisfies IoCommand)
-        })
-      case 'metrics':
-        return void this.plane.metrics().then((text) => {
-          thread.control.postMessage({ type: 'metricsAnswer', id: event.id, text } satisfies IoCommand)
-        }, (err: Error) => {
-          this.log.error('metrics exposition failed', { error: err.message })
-          thread.control.postMessage({ type: 'metricsAnswer', id: event.id, text: null } satisfies IoCommand)
-        })
-      case 'accountsApplied':
-        this.applied.get(event.id)?.resolve()
-        this.applied.delete(event.id)
-        return
-      case 'sendControlDone': {
-        const waiting = this.controlReplies.get(event.id)
-        this.controlReplies.delete(event.id)
-        if (event.answer !== null) waiting?.resolve(event.answer)
-        else waiting?.reject(new Error(event.error ?? 'failed'))
-      }
-    }
+    return listened
   }
 
   private onEnd(index: number, thread: IoThread, reason: string): void {
-    thread.control.close()
+    thread.port.close(this.stopping ? 'node stopping' : 'peer disconnected') // rules 1 and 2
     if (this.stopping || this.threads[index] !== thread) return
     this.threads[index] = null
     this.log.error('I/O thread died', { thread: index, reason })
-    // Its links went with it: the shards must not send it prepares, and the routes through them
-    // are down until the peers reconnect.
+    // Rule 3.
     this.links.clearThread(index)
     for (const account of thread.linked) this.plane.linkDown(account)
-    for (const [id, waiting] of this.applied) {
-      if (waiting.thread !== thread) continue
-      this.applied.delete(id)
-      waiting.resolve()
-    }
-    for (const [id, waiting] of this.controlReplies) {
-      if (waiting.thread !== thread) continue
-      this.controlReplies.delete(id)
-      waiting.reject(new Error('peer disconnected'))
-    }
-    this.died(index, reason)
+    // Rule 4.
+    void this.restartShards(reason).then((wiring) => this.startThread(index, wiring)).then(
+      () => this.log.info('I/O thread replaced', { thread: index }),
+      (err: unknown) => this.fatal(`I/O thread ${index} could not be replaced: ${errorLine(err)}`),
+    )
   }
 
-  private post(command: IoCommand): void {
-    for (const thread of this.threads) thread?.control.postMessage(command)
+  private post(notice: ToIoThread['notices']): void {
+    for (const thread of this.threads) thread?.port.notify(notice)
   }
 
   detach(): void {
@@ -171,16 +155,12 @@ export class IoThreads implements IoSide {
   sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const thread = this.threads[this.links.threadOf(account)]
     if (thread === null) return Promise.reject(new Error('not connected'))
-    const id = ++this.nextControlId
-    return new Promise((resolve, reject) => {
-      this.controlReplies.set(id, { thread, resolve, reject })
-      thread.control.postMessage({ type: 'sendControl', id, account, prepare, timeoutMs } satisfies IoCommand)
-    })
+    return thread.port.request({ type: 'sendControl', account, prepare, timeoutMs })
   }
 
   /** Fault injection for tests: makes I/O thread `index` fail as a bug in it would. */
   crash(index: number): void {
-    this.threads[index]?.control.postMessage({ type: 'crash', reason: `fault injected into I/O thread ${index}` } satisfies IoCommand)
+    this.threads[index]?.port.notify({ type: 'crash', reason: `fault injected into I/O thread ${index}` })
   }
 
   /** Every thread stops taking connections and prepares (IoFront.drain). */
@@ -194,9 +174,7 @@ export class IoThreads implements IoSide {
     const running = this.threads.filter((t): t is IoThread => t !== null)
     this.post({ type: 'stop' })
     await Promise.allSettled(running.map((t) => t.done))
-    for (const [, waiting] of this.controlReplies) waiting.reject(new Error('node stopping'))
-    for (const waiting of this.applied.values()) waiting.resolve()
-    this.applied.clear()
-    await this.pool.destroy()
+    for (const t of running) t.port.close('node stopping')
+    await this.pool?.destroy()
   }
 }

@@ -4,7 +4,8 @@
 // runs its own (io/io_worker.ts) and the kernel spreads the connections over them (SO_REUSEPORT).
 //
 // What a front asks of the control plane (the route manager on the main thread) goes through
-// ControlPlane, a direct call on the main thread or a message from a worker; packets never do.
+// ControlPlane, a direct call on the main thread or a request on a worker's RequestPort
+// (io/io_worker.ts); packets never do.
 
 import type { us_listen_socket } from 'uWebSockets.js'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'

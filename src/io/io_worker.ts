@@ -3,7 +3,8 @@
 // on its own uWebSockets.js app, listening on the node's port beside the other I/O threads.
 //
 // Control messages (link events, routing messages, CCP to peers, ring changes, stop) travel on a
-// MessagePort: they are the control plane, a handful a second; packets never take this path.
+// RequestPort (ring/request_port.ts): they are the control plane, a handful a second; packets
+// never take this path.
 //
 // A thread that holds uWebSockets.js sockets must close them before it ends: a thread ended with
 // sockets open takes the whole process down (uv_loop_close with open handles). So an uncaught
@@ -13,7 +14,10 @@
 import type { MessagePort } from 'node:worker_threads'
 import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
+import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
+import { encodeReject } from '../codec/ilp_packet'
 import { configureLog, errorFields, logger } from '../log'
+import { RequestPort } from '../ring/request_port'
 import type { Wiring } from '../ring/wiring'
 import { openStore } from '../store/balance_store'
 import { nameThisThread } from '../thread_name'
@@ -39,114 +43,90 @@ export interface IoTask {
   control: MessagePort
 }
 
-/** Main thread → I/O thread. */
-export type IoCommand =
-  | { type: 'detach' }
-  | { type: 'attach'; wiring: Wiring }
-  | { type: 'sendControl'; id: number; account: number; prepare: Uint8Array; timeoutMs: number }
-  | { type: 'controlAnswer'; id: number; answer: Uint8Array }
-  | { type: 'metricsAnswer'; id: number; text: string | null }
-  | { type: 'adminAnswer'; id: number; response: AdminResponse }
-  | { type: 'accounts'; id: number; slots: AccountSlots; relink: number[] }
-  | { type: 'drain' }
-  | { type: 'stop' }
-  | { type: 'crash'; reason: string }
+/** Main thread → I/O thread: CCP to send, new accounts; ring changes, drain, stop. */
+export interface ToIoThread {
+  requests:
+    | { type: 'sendControl'; account: number; prepare: Uint8Array; timeoutMs: number }
+    | { type: 'accounts'; slots: AccountSlots; relink: number[] }
+  answers: { sendControl: Uint8Array; accounts: void }
+  notices:
+    | { type: 'detach' }
+    | { type: 'attach'; wiring: Wiring }
+    | { type: 'drain' }
+    | { type: 'stop' }
+    | { type: 'crash'; reason: string }
+}
 
-/** I/O thread → main thread. */
-export type IoEvent =
-  | { type: 'listening' }
-  | { type: 'linkUp'; account: number }
-  | { type: 'linkDown'; account: number }
-  | { type: 'control'; id: number; account: number; prepare: Uint8Array }
-  | { type: 'metrics'; id: number }
-  | { type: 'admin'; id: number; request: AdminRequest }
-  | { type: 'sendControlDone'; id: number; answer: Uint8Array | null; error: string | null }
-  | { type: 'accountsApplied'; id: number }
+/** I/O thread → main thread: what it asks of the control plane (ControlPlane), and link events. */
+export interface FromIoThread {
+  requests:
+    | { type: 'control'; account: number; prepare: Uint8Array }
+    | { type: 'metrics' }
+    | { type: 'admin'; request: AdminRequest }
+  answers: { control: Uint8Array; metrics: string; admin: AdminResponse }
+  notices:
+    | { type: 'listening' }
+    | { type: 'linkUp'; account: number }
+    | { type: 'linkDown'; account: number }
+}
 
-export function runIoThread({ config, slots, index, links, reach, limits, counters, wiring, port, control }: IoTask): Promise<string> {
+export function runIoThread({ config, slots, index, links, reach, limits, counters, wiring, port: listenPort, control }: IoTask): Promise<string> {
   configureLog(config.logLevel, config.logFormat)
   nameThisThread(`ilp-io-${index}`)
   const log = logger(`io${index}`)
   const store = openStore(config.dataDir, config.durability)
-  const post = (event: IoEvent) => control.postMessage(event)
-  const answers = new Map<number, (answer: Uint8Array) => void>()
-  const expositions = new Map<number, (text: string | null) => void>()
-  const adminAnswers = new Map<number, (response: AdminResponse) => void>()
-  let nextId = 0
+  // ControlPlane.control never rejects: without an answer (the port closed at stop), a T00.
+  const unavailable = encodeReject(T00_INTERNAL_ERROR, config.ilpAddress, 'control plane unavailable')
   const front = new IoFront(config, index, links, reach, limits, counters, store, loadUws(), {
-    linkUp: (account) => post({ type: 'linkUp', account }),
-    linkDown: (account) => post({ type: 'linkDown', account }),
-    control: (account, prepare) => new Promise((resolve) => {
-      const id = ++nextId
-      answers.set(id, resolve)
-      post({ type: 'control', id, account, prepare })
-    }),
-    metrics: () => new Promise((resolve, reject) => {
-      const id = ++nextId
-      expositions.set(id, (text) => (text === null ? reject(new Error('the main thread could not make the exposition')) : resolve(text)))
-      post({ type: 'metrics', id })
-    }),
-    admin: (request) => new Promise((resolve) => {
-      const id = ++nextId
-      adminAnswers.set(id, resolve)
-      post({ type: 'admin', id, request })
-    }),
+    linkUp: (account) => port.notify({ type: 'linkUp', account }),
+    linkDown: (account) => port.notify({ type: 'linkDown', account }),
+    control: (account, prepare) => port.request({ type: 'control', account, prepare }).catch(() => unavailable),
+    metrics: () => port.request({ type: 'metrics' }),
+    admin: (request) => port.request({ type: 'admin', request }),
   }, slots)
+  const fail = (err: unknown) => {
+    log.error('I/O thread failed; closing its sockets', errorFields(err))
+    front.closeApp()
+    process.exit(1) // ends this thread only; the main thread sees it die and restarts the data plane
+  }
+  process.on('uncaughtException', fail)
 
-  return new Promise((resolve) => {
-    const fail = (err: unknown) => {
-      log.error('I/O thread failed; closing its sockets', errorFields(err))
-      front.closeApp()
-      process.exit(1) // ends this thread only; the main thread sees it die and restarts the data plane
-    }
-    process.on('uncaughtException', fail)
-    control.on('message', (command: IoCommand) => {
-      switch (command.type) {
-        case 'detach':
-          return front.shardsRestarting()
-        case 'attach':
-          return front.port.attach(command.wiring, null)
-        case 'adminAnswer':
-          adminAnswers.get(command.id)?.(command.response)
-          adminAnswers.delete(command.id)
-          return
-        case 'metricsAnswer':
-          expositions.get(command.id)?.(command.text)
-          expositions.delete(command.id)
-          return
-        case 'controlAnswer':
-          answers.get(command.id)?.(command.answer)
-          answers.delete(command.id)
-          return
-        case 'sendControl':
-          return void front.sendControl(command.account, command.prepare, command.timeoutMs).then(
-            (answer) => post({ type: 'sendControlDone', id: command.id, answer, error: null }),
-            (err: Error) => post({ type: 'sendControlDone', id: command.id, answer: null, error: err.message }),
-          )
-        case 'accounts':
-          front.applyAccounts(command.slots, command.relink)
-          return post({ type: 'accountsApplied', id: command.id })
-        case 'drain':
-          return front.drain()
-        case 'crash':
-          // Fault injection: fails as a bug in this thread would, outside any handler.
-          return void setImmediate(() => { throw new Error(command.reason) })
-        case 'stop':
-          return void front.close().then(async () => {
-            front.closeApp()
-            void store.root.close()
-            control.close()
-            // A worker's stdout and stderr reach the process through the main thread: the lines
-            // still on their way would be lost if the thread ended before they had gone out.
-            await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((done) => stream.write('', () => done()))))
-            resolve('stopped')
-          }, fail)
-      }
-    })
-    front.port.attach(wiring, null)
-    front.listen(port).then(() => {
-      front.start()
-      post({ type: 'listening' })
-    }, fail)
-  })
+  let stopped: (how: string) => void = () => {}
+  const ended = new Promise<string>((resolve) => { stopped = resolve })
+  const stop = () => void front.close().then(async () => {
+    front.closeApp()
+    void store.root.close()
+    port.close('the I/O thread stopped')
+    // A worker's stdout and stderr reach the process through the main thread: the lines
+    // still on their way would be lost if the thread ended before they had gone out.
+    await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((done) => stream.write('', () => done()))))
+    stopped('stopped')
+  }, fail)
+  const port: RequestPort<FromIoThread, ToIoThread> = new RequestPort(control, {
+    requests: {
+      sendControl: ({ account, prepare, timeoutMs }) => front.sendControl(account, prepare, timeoutMs),
+      accounts: ({ slots, relink }) => {
+        // Accounts this thread cannot take leave it broken: it fails as a bug in it would.
+        try {
+          front.applyAccounts(slots, relink)
+        } catch (err) {
+          fail(err)
+        }
+      },
+    },
+    notices: {
+      detach: () => front.shardsRestarting(),
+      attach: ({ wiring }) => front.port.attach(wiring, null),
+      drain: () => front.drain(),
+      // Fault injection: fails as a bug in this thread would, outside any handler.
+      crash: ({ reason }) => void setImmediate(() => { throw new Error(reason) }),
+      stop,
+    },
+  }, 'events')
+  front.port.attach(wiring, null)
+  front.listen(listenPort).then(() => {
+    front.start()
+    port.notify({ type: 'listening' })
+  }, fail)
+  return ended
 }

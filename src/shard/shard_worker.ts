@@ -1,21 +1,21 @@
 // A shard as a piscina task: piscina starts one worker thread per shard and runs `runShard` on
 // it once; the task lasts as long as the shard. Its loop is synchronous: it drains, commits and
 // publishes, and when there is nothing to do it blocks on its doorbell (ring/doorbell.ts; a worker
-// may block; the main thread never does). Control messages (stop) arrive on a MessagePort and
-// are polled with receiveMessageOnPort between turns, after a doorbell wake.
+// may block; the main thread never does). Control messages (snapshots, requests, stop) arrive on
+// a RequestPort (ring/request_port.ts), polled between turns, after a doorbell wake.
 //
 // An exception here ends the task with an error: a shard whose state or store failed must not
 // keep forwarding money. The main thread's supervisor then restarts every shard from LMDB (as a
 // restart of the process would), or stops the node if the shards had not started yet.
 
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
+import type { MessagePort } from 'node:worker_threads'
 import type { AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { AdjustmentEntry } from '../store/balance_store'
-import type { Shard } from './shard'
 import type { RateSnapshot } from './exchange'
 import { configureLog, logger, setLogSink } from '../log'
 import { Doorbell } from '../ring/doorbell'
+import { RequestPort } from '../ring/request_port'
 import { LogRingWriter, type LogRing } from '../ring/log_ring'
 import { openStore } from '../store/balance_store'
 import { PendingTable } from './pending_table'
@@ -37,18 +37,24 @@ export interface ShardTask {
   logRing: LogRing
 }
 
-/** Messages on a shard's control port (the main thread wakes the shard after posting one). */
-export type ShardControl =
-  | { type: 'stop' }
-  | { type: 'routes'; entries: [string, number][] }
-  | { type: 'rates'; snapshot: RateSnapshot }
-  | { type: 'accounts'; id: number; slots: AccountSlots }
-  | { type: 'adjust'; id: number; account: number; amount: bigint; key: string; reason: string }
+/** The main thread to a shard (it wakes the shard after each): snapshots, and requests answered between turns. */
+export interface ToShard {
+  requests:
+    | { type: 'accounts'; slots: AccountSlots }
+    | { type: 'adjust'; account: number; amount: bigint; key: string; reason: string }
+  answers: { accounts: void; adjust: { entry: AdjustmentEntry; replayed: boolean } }
+  notices:
+    | { type: 'stop' }
+    | { type: 'routes'; entries: [string, number][] }
+    | { type: 'rates'; snapshot: RateSnapshot }
+}
 
-/** What a shard posts back: ready once, then the answer to each numbered request. */
-export type ShardAnswer =
-  | { type: 'ready' }
-  | { type: 'done'; id: number; adjustment?: { entry: AdjustmentEntry; replayed: boolean }; error?: string; errorCode?: string }
+/** A shard to the main thread: ready, once. */
+export interface FromShard {
+  requests: never
+  answers: Record<string, never>
+  notices: { type: 'ready' }
+}
 
 /** Longest sleep with nothing in flight; bounds how long a stop request can wait. */
 const IDLE_SLEEP_MS = 1000
@@ -67,23 +73,6 @@ function spinUntilInput(loop: { hasInput(): boolean }, microseconds: number): bo
   return false
 }
 
-/**
- * A numbered request of the main thread, between turns. A failed adjustment is answered with
- * its error (nothing of it was written); the shard goes on.
- */
-export function handleRequest(shard: Shard, m: Extract<ShardControl, { id: number }>): ShardAnswer {
-  if (m.type === 'accounts') {
-    shard.applyAccounts(m.slots)
-    return { type: 'done', id: m.id }
-  }
-  try {
-    return { type: 'done', id: m.id, adjustment: shard.adjust(m.account, m.amount, m.key, m.reason, Date.now()) }
-  } catch (err) {
-    const code = (err as { code?: unknown }).code
-    return { type: 'done', id: m.id, error: (err as Error).message, errorCode: typeof code === 'string' ? code : undefined }
-  }
-}
-
 export function runShard({ config, slots, wiring, links, routes, rates, index, control, logRing }: ShardTask): string {
   configureLog(config.logLevel, config.logFormat)
   // process.stdout would hold the lines until the loop below ended: it never yields to the event loop.
@@ -94,18 +83,35 @@ export function runShard({ config, slots, wiring, links, routes, rates, index, c
   try {
     const loop = createShardLoop(config, slots, wiring, links, index, store, routes, rates, log, false)
     const doorbell = new Doorbell(wiring.shardDoorbells[index])
-    const answer = (a: ShardAnswer) => control.postMessage(a)
-    answer({ type: 'ready' })
+    let stop = false
+    // New accounts that do not apply leave the shard in a state it must not forward from: the
+    // port closes (nothing more is read or answered) and the error ends the thread, as an error
+    // in a turn would; the main thread counts the accounts as applied (control/shard_supervisor.ts).
+    let broken: unknown = null
+    const port: RequestPort<FromShard, ToShard> = new RequestPort(control, {
+      requests: {
+        accounts: ({ slots }) => {
+          try {
+            loop.shard.applyAccounts(slots)
+          } catch (err) {
+            broken = err
+            port.close('the shard failed')
+          }
+        },
+        // A refused adjustment is answered with its error (nothing of it was written); the shard goes on.
+        adjust: ({ account, amount, key, reason }) => loop.shard.adjust(account, amount, key, reason, Date.now()),
+      },
+      notices: {
+        stop: () => { stop = true },
+        routes: ({ entries }) => loop.shard.setRoutes(entries),
+        rates: ({ snapshot }) => loop.shard.setRates(snapshot),
+      },
+    }, 'poll')
+    port.notify({ type: 'ready' })
     for (;;) {
       const worked = loop.turn(Date.now())
-      let stop = false
-      for (let m = receiveMessageOnPort(control); m !== undefined; m = receiveMessageOnPort(control)) {
-        const message = m.message as ShardControl
-        if (message.type === 'stop') stop = true
-        else if (message.type === 'routes') loop.shard.setRoutes(message.entries)
-        else if (message.type === 'rates') loop.shard.setRates(message.snapshot)
-        else answer(handleRequest(loop.shard, message))
-      }
+      port.poll()
+      if (broken !== null) throw broken
       if (stop) break
       if (worked) continue
       if (spinUntilInput(loop, config.shardSpinMicros)) continue
