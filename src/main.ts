@@ -1,7 +1,7 @@
 // Entry point: read the configuration, start the node, reload it on SIGHUP, stop cleanly on SIGINT/SIGTERM.
 
-import { loadConfig } from './config/load'
-import { ConfigError } from './config/schema'
+import { loadConfig, type LoadedConfig } from './config/load'
+import { ConfigError, type Config } from './config/schema'
 import { configureLog, errorFields, logger, type Logger } from './log'
 import { startNode, type RunningNode } from './node'
 import { nameThisThread } from './thread_name'
@@ -68,17 +68,10 @@ function failOnUncaught(log: Logger): (err: unknown) => void {
   }
 }
 
-async function main(): Promise<void> {
-  nameThisThread('ilp-main')
-  // Before the config is read, so that its own errors come out in the format asked for.
-  if (process.env.LOG_FORMAT === 'json') configureLog('info', 'json')
-  const log = logger('main')
-  const fail = failOnUncaught(log)
-  process.on('uncaughtException', fail)
-  process.on('unhandledRejection', fail)
-  let loaded
+/** The config, or the process exits with the documented code of what stopped it (78, 73). */
+function loadOrExit(log: Logger): LoadedConfig {
   try {
-    loaded = loadConfig(process.env)
+    return loadConfig(process.env)
   } catch (err) {
     if (err instanceof ConfigError) {
       log.error(err.message)
@@ -90,26 +83,30 @@ async function main(): Promise<void> {
     }
     throw err
   }
-  const { config, path } = loaded
-  socketsOnThisThread = config.ioThreads === 1
-  configureLog(config.logLevel, config.logFormat)
-  if (loaded.wroteDevelopmentConfig) log.info('CONFIG is not set: wrote the development config (README: "A five-minute tour"); edit it and send SIGHUP to reload it', { file: path })
-  log.info('configuration loaded', { file: path })
+}
+
+/** The running node, or the process exits with the code of what stopped its start. */
+async function startOrExit(config: Config, log: Logger): Promise<RunningNode | null> {
   const startup = startNode(config)
   starting = startup.catch(() => null)
-  let node: RunningNode
   try {
-    node = await startup
+    return await startup
   } catch (err) {
-    if (exiting) return // an uncaught error is stopping the process already
+    if (exiting) return null // an uncaught error is stopping the process already
     const code = startupExitCode(err as Error)
     // A known cause names itself; anything else is a bug: its stack shows at LOG_LEVEL=debug.
     if (code === INTERNAL_ERROR) log.error('start-up failed', { exitCode: code, ...errorFields(err) })
     else log.error((err as Error).message)
     process.exit(code)
   }
-  // SIGTERM or SIGINT: drain (no new connections or prepares, the ones in flight answered), then
-  // stop. A second signal stops at once.
+}
+
+/**
+ * SIGTERM or SIGINT: drain (no new connections or prepares, the ones in flight answered), then
+ * stop; a second signal stops at once. SIGHUP: read the config file again; the reload logs what
+ * it applied, or why it refused the file.
+ */
+function handleSignals(node: RunningNode, config: Config, path: string, log: Logger): void {
   let stopping = false
   const stop = () => node.stop().then(() => process.exit(0), (err: unknown) => {
     log.error('shutdown failed', errorFields(err))
@@ -132,12 +129,30 @@ async function main(): Promise<void> {
   }
   process.on('SIGINT', () => shutdown('SIGINT'))
   process.on('SIGTERM', () => shutdown('SIGTERM'))
-  // SIGHUP: read CONFIG again; the reload logs what it applied, or why it refused the file.
   process.on('SIGHUP', () => {
     if (stopping) return
     log.info('SIGHUP: reloading the config', { file: path })
     node.reload().catch((err: unknown) => log.error('reload failed', errorFields(err)))
   })
+}
+
+async function main(): Promise<void> {
+  nameThisThread('ilp-main')
+  // Before the config is read, so that its own errors come out in the format asked for.
+  if (process.env.LOG_FORMAT === 'json') configureLog('info', 'json')
+  const log = logger('main')
+  const fail = failOnUncaught(log)
+  process.on('uncaughtException', fail)
+  process.on('unhandledRejection', fail)
+  const loaded = loadOrExit(log)
+  const { config, path } = loaded
+  socketsOnThisThread = config.ioThreads === 1
+  configureLog(config.logLevel, config.logFormat)
+  if (loaded.wroteDevelopmentConfig) log.info('CONFIG is not set: wrote the development config (README: "A five-minute tour"); edit it and send SIGHUP to reload it', { file: path })
+  log.info('configuration loaded', { file: path })
+  const node = await startOrExit(config, log)
+  if (node === null) return
+  handleSignals(node, config, path, log)
   // A node that stops itself still closes its I/O threads first (a thread that holds sockets when
   // the process exits takes it down with an abort); if that hangs, exit anyway.
   void node.failed.then(() => stopAndExit(INTERNAL_ERROR, log))

@@ -325,6 +325,51 @@ function fieldOf(iss: z.core.$ZodIssue): string {
 }
 
 export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults, path: string | null = null) {
+  const { file, merged } = readFile(raw, env)
+  const { limits } = file
+  // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
+  // placeholder, which start-up replaces (control/ildcp_client.ts).
+  const ilpAddress = file.ilpAddress === undefined || file.ilpAddress === '' ? ADDRESS_FROM_PARENT : file.ilpAddress
+  const { shards, ioThreads, nativeWake } = layoutOf(file, env, machine)
+  const accounts = accountsOf(file, ilpAddress)
+  const shop = addPayeesAndShop(file, accounts)
+  const payeeNames = [...accounts.values()].filter((a) => a.payee !== null && !a.payee.shop).map((a) => a.id)
+  const defaultPayee = file.defaultPayee ?? (payeeNames.length === 1 ? payeeNames[0] : null)
+  if (defaultPayee !== null && !payeeNames.includes(defaultPayee)) throw new ConfigError('defaultPayee', `${showValue(defaultPayee)} is not one of the payees`)
+  const routes = file.routes.map((r, i) => {
+    if (!accounts.has(r.peerId)) throw new ConfigError(`routes[${i}].peerId`, `names no account (${showValue(r.peerId)})`)
+    return Object.freeze(r)
+  })
+  const adminListen = adminListenOf(file)
+  const reservedConnections = limits.reservedConnections ?? Math.floor(limits.maxConnections / 2)
+  if (reservedConnections > limits.maxConnections - 1) throw new ConfigError('limits.reservedConnections', `must be an integer from 0 to ${limits.maxConnections - 1}`)
+  if (limits.authPenaltyMaxMs < limits.authPenaltyMs) throw new ConfigError('limits.authPenaltyMaxMs', `is less than limits.authPenaltyMs (${limits.authPenaltyMs})`)
+  const maxAccounts = limits.maxAccounts ?? Math.max(DEFAULT_MAX_ACCOUNTS, 2 * accounts.size)
+  if (maxAccounts < accounts.size) throw new ConfigError('limits.maxAccounts', `is less than the ${accounts.size} accounts configured (payees and the shop count too)`)
+  return Object.freeze({
+    ...limits,
+    ilpAddress, host: file.host, port: file.port, shards, ioThreads, dataDir: file.dataDir, logLevel: file.logLevel, logFormat: file.logFormat, nativeWake,
+    durability: file.durability, accounts: Object.freeze([...accounts.values()]), routes: Object.freeze(routes), reservedConnections, maxAccounts,
+    trustedProxies: Object.freeze(limits.trustedProxies),
+    drainMs: file.drainMs ?? limits.maxHoldTimeMs + 1000,
+    routeBroadcastIntervalMs: file.routeBroadcastInterval,
+    // Spinning pays only when each shard and each socket thread have a core of their own.
+    shardSpinMicros: limits.shardSpinMicros ?? (shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0),
+    defaultPayee,
+    adminToken: file.adminToken ?? null,
+    adminListen,
+    metrics: Object.freeze({ ...file.metrics, token: file.metrics.token ?? null }),
+    shop,
+    rates: toRates(file.rates, merged.rates),
+    spread: file.spread,
+    source: Object.freeze({ raw, env, machine, path }) as ConfigSource,
+  })
+}
+
+type ConfigFileOutput = z.output<typeof ConfigFile>
+
+/** The file with the environment laid over it, read by the schema; a ConfigError names the first problem. */
+function readFile(raw: unknown, env: EnvOverrides): { file: ConfigFileOutput; merged: Record<string, unknown> } {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
   const merged: Record<string, unknown> = { ...raw }
   for (const [key, value] of Object.entries(env)) if (key !== 'nativeWake' && value !== undefined && value !== '') merged[key] = value
@@ -342,14 +387,14 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
     const iss = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]
     throw new ConfigError(fieldOf(iss), iss.message)
   }
-  const file = parsed.data
-  const { limits } = file
+  return { file: parsed.data, merged }
+}
 
-  // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
-  // placeholder, which start-up replaces (control/ildcp_client.ts).
-  const ilpAddress = file.ilpAddress === undefined || file.ilpAddress === '' ? ADDRESS_FROM_PARENT : file.ilpAddress
-  // Each default follows the other when only one is set: SHARDS=0 alone keeps the sockets on the
-  // main thread; IO_THREADS=N alone gets at least one shard thread.
+/**
+ * The thread layout. Each default follows the other when only one is set: SHARDS=0 alone keeps
+ * the sockets on the main thread; IO_THREADS=N alone gets at least one shard thread.
+ */
+function layoutOf(file: ConfigFileOutput, env: EnvOverrides, machine: MachineDefaults): { shards: number; ioThreads: number; nativeWake: boolean } {
   let shards = file.shards ?? machine.shards
   const ioThreads = file.ioThreads ?? (shards === 0 ? 1 : machine.ioThreads ?? 1)
   if (file.ioThreads !== undefined && file.shards === undefined && ioThreads > 1 && shards === 0) shards = ioThreads
@@ -358,7 +403,11 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   if (ioThreads > 1 && shards === 0) throw new ConfigError('ioThreads (IO_THREADS)', 'more than 1 I/O thread needs at least 1 shard thread (SHARDS)')
   const wake = env.nativeWake === undefined || env.nativeWake === '' ? '1' : env.nativeWake
   if (wake !== '0' && wake !== '1') throw new ConfigError('ILP_NODE_NATIVE_WAKE', 'must be one of 0, 1')
+  return { shards, ioThreads, nativeWake: wake === '1' }
+}
 
+/** The accounts by id, each token used once, at most one parent, and one when the address must come from it. */
+function accountsOf(file: ConfigFileOutput, ilpAddress: string): Map<string, AccountConfig> {
   const accounts = new Map<string, AccountConfig>()
   const tokens = new Set<string>()
   for (const id in file.accounts) {
@@ -380,60 +429,38 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
       throw new ConfigError(`accounts.${parents[0].id}`, 'the parent needs btp.url or http.url for the node to ask it for an address')
     }
   }
+  return accounts
+}
+
+/** Adds the payees and the shop's own payee to `accounts`; the shop's settings, or null. */
+function addPayeesAndShop(file: ConfigFileOutput, accounts: Map<string, AccountConfig>): ShopConfig | null {
   const payees = Object.entries(file.payees)
   const payeeAsset = payees.length === 0 ? null : onlyAsset([...accounts.values()])
   for (const [name, p] of payees) {
     if (accounts.has(name)) throw new ConfigError(`payees.${name}`, 'has the name of an account; payees and accounts share the addresses under the node')
     accounts.set(name, toPayee(name, p, payeeAsset, `payees.${name}`))
   }
-  let shop: ShopConfig | null = null
-  if (file.shop !== undefined) {
-    if (accounts.has(SHOP_ACCOUNT)) throw new ConfigError(`accounts.${SHOP_ACCOUNT}`, 'is the name of the shop\'s own payee')
-    const seen = new Set<string>()
-    file.shop.routes.forEach((r, i) => {
-      if (seen.has(`${r.method} ${r.path}`)) throw new ConfigError(`shop.routes[${i}]`, `${r.method} ${r.path} is listed twice`)
-      seen.add(`${r.method} ${r.path}`)
-    })
-    shop = Object.freeze({ routes: Object.freeze(file.shop.routes.map((r) => Object.freeze({ ...r, upstream: r.upstream ?? null }))), upstreamTimeoutMs: file.shop.upstreamTimeoutMs })
-    const account = toPayee(SHOP_ACCOUNT, file.shop.payee ?? Payee.parse({}), onlyAsset([...accounts.values()].filter((a) => a.payee === null)), 'shop.payee')
-    accounts.set(SHOP_ACCOUNT, Object.freeze({ ...account, payee: Object.freeze({ ...account.payee!, shop: true }) }))
-  }
-  const payeeNames = [...accounts.values()].filter((a) => a.payee !== null && !a.payee.shop).map((a) => a.id)
-  const defaultPayee = file.defaultPayee ?? (payeeNames.length === 1 ? payeeNames[0] : null)
-  if (defaultPayee !== null && !payeeNames.includes(defaultPayee)) throw new ConfigError('defaultPayee', `${showValue(defaultPayee)} is not one of the payees`)
-  const routes = file.routes.map((r, i) => {
-    if (!accounts.has(r.peerId)) throw new ConfigError(`routes[${i}].peerId`, `names no account (${showValue(r.peerId)})`)
-    return Object.freeze(r)
+  if (file.shop === undefined) return null
+  if (accounts.has(SHOP_ACCOUNT)) throw new ConfigError(`accounts.${SHOP_ACCOUNT}`, 'is the name of the shop\'s own payee')
+  const seen = new Set<string>()
+  file.shop.routes.forEach((r, i) => {
+    if (seen.has(`${r.method} ${r.path}`)) throw new ConfigError(`shop.routes[${i}]`, `${r.method} ${r.path} is listed twice`)
+    seen.add(`${r.method} ${r.path}`)
   })
+  const account = toPayee(SHOP_ACCOUNT, file.shop.payee ?? Payee.parse({}), onlyAsset([...accounts.values()].filter((a) => a.payee === null)), 'shop.payee')
+  accounts.set(SHOP_ACCOUNT, Object.freeze({ ...account, payee: Object.freeze({ ...account.payee!, shop: true }) }))
+  return Object.freeze({ routes: Object.freeze(file.shop.routes.map((r) => Object.freeze({ ...r, upstream: r.upstream ?? null }))), upstreamTimeoutMs: file.shop.upstreamTimeoutMs })
+}
+
+/** Where /admin and /metrics answer when not on the node's own port (ADMIN_PORT), and the checks on /metrics' access. */
+function adminListenOf(file: ConfigFileOutput): { readonly host: string; readonly port: number } | null {
   if (file.metrics.token !== undefined && file.metrics.public) throw new ConfigError('metrics.public', 'is true, so metrics.token would never be asked for; keep one of them')
   if (file.adminHost !== undefined && file.adminPort === undefined) throw new ConfigError('adminHost (ADMIN_HOST)', 'needs adminPort (ADMIN_PORT) too')
   const adminListen = file.adminPort === undefined ? null : Object.freeze({ host: file.adminHost ?? file.host, port: file.adminPort })
   if (adminListen !== null && adminListen.port !== 0 && adminListen.port === file.port && adminListen.host === file.host) {
     throw new ConfigError('adminPort (ADMIN_PORT)', 'is the node\'s own HOST:PORT; leave it out to serve the admin API there')
   }
-  const reservedConnections = limits.reservedConnections ?? Math.floor(limits.maxConnections / 2)
-  if (reservedConnections > limits.maxConnections - 1) throw new ConfigError('limits.reservedConnections', `must be an integer from 0 to ${limits.maxConnections - 1}`)
-  if (limits.authPenaltyMaxMs < limits.authPenaltyMs) throw new ConfigError('limits.authPenaltyMaxMs', `is less than limits.authPenaltyMs (${limits.authPenaltyMs})`)
-  const maxAccounts = limits.maxAccounts ?? Math.max(DEFAULT_MAX_ACCOUNTS, 2 * accounts.size)
-  if (maxAccounts < accounts.size) throw new ConfigError('limits.maxAccounts', `is less than the ${accounts.size} accounts configured (payees and the shop count too)`)
-  return Object.freeze({
-    ...limits,
-    ilpAddress, host: file.host, port: file.port, shards, ioThreads, dataDir: file.dataDir, logLevel: file.logLevel, logFormat: file.logFormat, nativeWake: wake === '1',
-    durability: file.durability, accounts: Object.freeze([...accounts.values()]), routes: Object.freeze(routes), reservedConnections, maxAccounts,
-    trustedProxies: Object.freeze(limits.trustedProxies),
-    drainMs: file.drainMs ?? limits.maxHoldTimeMs + 1000,
-    routeBroadcastIntervalMs: file.routeBroadcastInterval,
-    // Spinning pays only when each shard and each socket thread have a core of their own.
-    shardSpinMicros: limits.shardSpinMicros ?? (shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0),
-    defaultPayee,
-    adminToken: file.adminToken ?? null,
-    adminListen,
-    metrics: Object.freeze({ ...file.metrics, token: file.metrics.token ?? null }),
-    shop,
-    rates: toRates(file.rates, merged.rates),
-    spread: file.spread,
-    source: Object.freeze({ raw, env, machine, path }) as ConfigSource,
-  })
+  return adminListen
 }
 
 /**

@@ -59,6 +59,14 @@ export class Metrics {
 
   constructor(private readonly s: MetricsSources) {
     collectDefaultMetrics({ register: this.registry })
+    this.addAccountFamilies()
+    this.addThreadFamilies()
+    this.addStoreFamilies()
+  }
+
+  /** Per account: packets and amounts by result, balances and their limits, answers dropped. */
+  private addAccountFamilies(): void {
+    const s = this.s
     const id = (account: number) => s.accounts.get(account).id
     this.add('ilp_node_packets_total', 'ILP prepares by account, direction (incoming: sent by the account; outgoing: sent to it) and result (fulfill or the reject code)', 'counter', () =>
       this.counterRows().map((r) => ({ value: r.packets, labels: { account: id(r.account), direction: DIRECTIONS[r.direction], result: RESULTS[r.result] } })))
@@ -81,6 +89,28 @@ export class Metrics {
       })
       return samples
     })
+    this.add('ilp_node_answers_dropped_total', 'Answers from next hops that were dropped, never applied: late (their prepare had expired or was answered), wrong_peer (from another account than the prepare went to), unknown_request (to a BTP request the node had not sent, had forgotten, or had seen answered)', 'counter', () => {
+      const sums = new Map<string, number>()
+      const add = (account: number, reason: number, answers: number) => {
+        const key = `${account} ${reason}`
+        sums.set(key, (sums.get(key) ?? 0) + answers)
+      }
+      for (const sab of s.wiring().counters ?? []) for (const r of new CounterReader(sab, s.accounts.capacity).dropRows()) add(r.account, r.reason, r.answers)
+      if (s.ioCounters !== null) {
+        IoCounters.readUnknownAnswers(s.ioCounters, s.config.ioThreads, s.accounts.capacity).forEach((answers, account) => {
+          if (answers > 0) add(account, DROP_REASONS.indexOf('unknown_request'), answers)
+        })
+      }
+      return [...sums].map(([key, value]) => {
+        const [account, reason] = key.split(' ').map(Number)
+        return { value, labels: { account: id(account), reason: DROP_REASONS[reason] } }
+      })
+    })
+  }
+
+  /** The threads and what is between them: prepares in flight, connections, CPU, records, rings. */
+  private addThreadFamilies(): void {
+    const s = this.s
     this.add('ilp_node_prepares_in_flight', 'Prepares a shard has forwarded and not yet seen answered', 'gauge', () => {
       const counts = new Int32Array(s.wiring().inFlight)
       return Array.from(counts, (_, shard) => ({ value: Atomics.load(counts, shard), labels: { shard } }))
@@ -107,31 +137,19 @@ export class Metrics {
       }
       return samples
     })
-    this.add('ilp_node_answers_dropped_total', 'Answers from next hops that were dropped, never applied: late (their prepare had expired or was answered), wrong_peer (from another account than the prepare went to), unknown_request (to a BTP request the node had not sent, had forgotten, or had seen answered)', 'counter', () => {
-      const sums = new Map<string, number>()
-      const add = (account: number, reason: number, answers: number) => {
-        const key = `${account} ${reason}`
-        sums.set(key, (sums.get(key) ?? 0) + answers)
-      }
-      for (const sab of s.wiring().counters ?? []) for (const r of new CounterReader(sab, s.accounts.capacity).dropRows()) add(r.account, r.reason, r.answers)
-      if (s.ioCounters !== null) {
-        IoCounters.readUnknownAnswers(s.ioCounters, s.config.ioThreads, s.accounts.capacity).forEach((answers, account) => {
-          if (answers > 0) add(account, DROP_REASONS.indexOf('unknown_request'), answers)
-        })
-      }
-      return [...sums].map(([key, value]) => {
-        const [account, reason] = key.split(' ').map(Number)
-        return { value, labels: { account: id(account), reason: DROP_REASONS[reason] } }
-      })
-    })
+    this.add('ilp_node_ring_used_bytes', 'Bytes waiting in each ring between the threads', 'gauge', () => this.rings().map(([ring, sab]) => ({ value: ringUsedBytes(sab), labels: { ring } })))
+    this.add('ilp_node_ring_size_bytes', 'Capacity of each ring between the threads', 'gauge', () => this.rings().map(([ring]) => ({ value: s.config.ringBytes, labels: { ring } })))
+  }
+
+  /** LMDB: the settlement logs' sizes and the shards' commit times. */
+  private addStoreFamilies(): void {
+    const s = this.s
     // LMDB keeps each database's entry count, so this reads no entries. The logs are pruned
     // (settlement_log_pruner.ts), so sent and received can fall: they are gauges, not counters.
     this.add('ilp_node_settlement_log_entries', 'Entries the settlement logs keep: sent (settlements the node made), received (settlements peers made to it), sending (sent, not yet acknowledged or refused by the peer)', 'gauge', () => {
       const counts = settlementLogCounts(s.store)
       return (['sent', 'received', 'sending'] as const).map((log) => ({ value: counts[log], labels: { log } }))
     })
-    this.add('ilp_node_ring_used_bytes', 'Bytes waiting in each ring between the threads', 'gauge', () => this.rings().map(([ring, sab]) => ({ value: ringUsedBytes(sab), labels: { ring } })))
-    this.add('ilp_node_ring_size_bytes', 'Capacity of each ring between the threads', 'gauge', () => this.rings().map(([ring]) => ({ value: s.config.ringBytes, labels: { ring } })))
     this.add('ilp_node_lmdb_commit_seconds', 'Time of each shard\'s LMDB write transactions', 'histogram', () => {
       const samples: Sample[] = []
       ;(s.wiring().counters ?? []).forEach((sab, shard) => {

@@ -8,7 +8,7 @@
 //   otherwise                      the price is spent, then the built-in answer or the upstream's,
 //                                  with Pay-Balance (what is left)
 //   a route priced 0               served without payment (the bench's "same route unpaid")
-// A PSK2 payment to the address in Pay credits the token in its data (payee/receiver.ts). The
+// A PSK2 payment to the address in Pay credits the token in its data (shard/receiver.ts). The
 // shard that owns the shop's payee holds every token's balance, so spending is one message to it
 // and two requests can never spend the same balance; the I/O thread only asks.
 

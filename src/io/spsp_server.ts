@@ -7,7 +7,7 @@
 //   unknown payee → 404 {"id":"InvalidReceiverError","message":"Invalid receiver ID"}
 //   GET /payees/<payee> with Authorization: Bearer <adminToken> → the payee's balance and payments
 // Each query makes a fresh token, so each sender gets its own address and shared secret; the
-// receiver derives the same secret from the token in the address (payee/receiver.ts).
+// receiver derives the same secret from the token in the address (shard/receiver.ts).
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js'
 import type { AccountConfig, Config } from '../config/schema'

@@ -13,7 +13,7 @@
 //
 // Every ring has one writer thread and one reader thread (ring/ring.ts is single-producer,
 // single-consumer), so no packet waits on a lock. A shard restart replaces all of it (fresh
-// rings cannot hold half-read batches); the link table (io/link_table.ts) is not part of it.
+// rings cannot hold half-read batches); the link table (ring/link_table.ts) is not part of it.
 
 import type { Config } from '../config/schema'
 import type { DoorbellWiring, WakeUps } from './doorbell'
