@@ -87,9 +87,55 @@ export async function startNode(configured: Config): Promise<RunningNode> {
 
 async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock): Promise<RunningNode> {
   const log = logger('node')
+  const { config, store, health, storage, overlay } = await openStorage(configured, log)
+  const tables = createTables(config)
+  let reportFatal: (reason: string) => void = () => {}
+  const failed = new Promise<string>((resolve) => { reportFatal = resolve })
+  const fatal = (reason: string) => {
+    log.error('fatal: stopping the node', { reason })
+    reportFatal(reason)
+  }
+  const planes = await startPlanes(config, store, uws, tables, health, overlay, fatal)
+  const { io, dataPlane, routes, changes } = planes
+  // Before the I/O threads: a port that cannot be had stops start-up while nothing listens yet.
+  const adminListener = config.adminListen === null ? null : await listenAdmin(config, uws, planes.plane, tables.limits)
+  const port = await io.listen(dataPlane.currentWiring())
+  routes.start()
+  storage.start()
+  // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
+  changes.start()
+  const storageHealth = new StorageHealth(health)
+  const pruner = new SettlementLogPruner(store, config.settlementLogRetentionMs, logger('settlements'), Date.now, () => storageHealth.ok)
+  pruner.start()
+  warnOfWeakTokens(config, log)
+  log.info('metrics', { access: metricsAccess(config) })
+  log.info('ilp-node listening', {
+    address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,
+    accounts: config.accounts.length, durability: config.durability,
+  })
+  const stopAll = async () => {
+    routes.stop()
+    planes.rates.stop()
+    storage.stop()
+    pruner.stop()
+    adminListener?.close()
+    await io.stop()
+    await dataPlane.stop()
+    await store.root.close()
+    lock.release()
+    log.info('ilp-node stopped')
+  }
+  return runningNode(planes, tables, store, port, adminListener?.port ?? null, failed, stopAll)
+}
+
+/**
+ * The store, recovered, and the config the node starts with: its address (asked of the parent
+ * when not set), the admin API's changes laid over the file, the payees' secrets. Fails closed
+ * from the start: a node that cannot keep its reserve, or cannot write, does not take traffic
+ * (exit 73), rather than answer /health and die at its first commit.
+ */
+async function openStorage(configured: Config, log: Logger) {
   let config = configured.ilpAddress === ADDRESS_FROM_PARENT ? await withAddressFromParent(configured, logger('ildcp')) : configured
-  // Fail closed from the start: a node that cannot keep its reserve, or cannot write, does not
-  // take traffic (exit 73), rather than answer /health and die at its first commit.
   const health = createStorageHealth()
   const store = storageStep(config.dataDir, 'cannot open the store', () => openStore(config.dataDir, config.durability))
   const reserve = new StorageReserve(config.dataDir, config.storageReserveBytes)
@@ -106,24 +152,36 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     store.root.transactionSync(() => store.meta.put('started-at', Buffer.from(new Date().toISOString(), 'latin1')))
   })
   config = storageStep(config.dataDir, 'cannot write the store', () => withPayeeSecrets(config, store))
-  const storage = new StorageWatch(health, reserve, logger('storage'))
+  return { config, store, health, storage: new StorageWatch(health, reserve, logger('storage')), overlay: starting.overlay }
+}
 
+/** The tables every thread shares: accounts, links, peers' reach, client limits, I/O counters. */
+function createTables(config: Config) {
   const accounts = new AccountTable(config)
   const links = LinkTable.create(accounts.capacity, config.ioThreads)
-  const linkTable = new LinkTable(links, accounts.capacity, config.ioThreads)
-  const reach = PeerReach.create(accounts.capacity)
-  const limits = createSharedLimits()
-  const ioCounters = config.metrics.enabled ? new SharedArrayBuffer(ioCountersBytes(config.ioThreads, config.maxAccounts)) : null
-  let reportFatal: (reason: string) => void = () => {}
-  const failed = new Promise<string>((resolve) => { reportFatal = resolve })
-  const fatal = (reason: string) => {
-    log.error('fatal: stopping the node', { reason })
-    reportFatal(reason)
+  return {
+    accounts,
+    links,
+    linkTable: new LinkTable(links, accounts.capacity, config.ioThreads),
+    reach: PeerReach.create(accounts.capacity),
+    limits: createSharedLimits(),
+    ioCounters: config.metrics.enabled ? new SharedArrayBuffer(ioCountersBytes(config.ioThreads, config.maxAccounts)) : null,
+    // A peer's link counts as up from its first link on any I/O thread to its last.
+    linkCount: new Int32Array(accounts.capacity),
   }
+}
 
-  // The control plane: routes, and what the I/O threads ask of it. A peer's link counts as up
-  // from its first link on any I/O thread to its last.
-  const linkCount = new Int32Array(accounts.capacity)
+type Tables = ReturnType<typeof createTables>
+
+/**
+ * The control plane (routes, rates, changes, the admin API and metrics) and the data plane (the
+ * shards and the sockets, wherever the layout puts them: chosen once, in control/layout.ts). The
+ * shards run when this returns; the sockets take connections only at io.listen.
+ */
+async function startPlanes(config: Config, store: Store, uws: UwsModule, t: Tables, health: SharedArrayBuffer, overlay: ReturnType<typeof startingConfig>['overlay'], fatal: (reason: string) => void) {
+  const { accounts, linkCount } = t
+  let metrics: Metrics | null = null
+  let admin: AdminApi | null = null
   const plane: ControlPlane = {
     linkUp: (account) => { if (++linkCount[account] === 1) routes.peerConnected(account) },
     linkDown: (account) => { if (--linkCount[account] === 0) routes.peerDisconnected(account) },
@@ -139,57 +197,36 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     metrics: () => metrics === null ? Promise.reject(new Error('metrics are off')) : metrics.text(),
     admin: async (request) => admin!.handle(request),
   }
-  let metrics: Metrics | null = null
-  let admin: AdminApi | null = null
-  // The data plane: the shards and the sockets, wherever the layout puts them (chosen once, in
-  // control/layout.ts). The sockets take connections only at the end of start-up (io.listen).
-  const { io, shards: dataPlane } = chooseLayout({ config, store, uws, links, reach, limits, ioCounters, health, plane, fatal })
+  const { io, shards: dataPlane } = chooseLayout({ config, store, uws, links: t.links, reach: t.reach, limits: t.limits, ioCounters: t.ioCounters, health, plane, fatal })
   const routes = new RouteManager(config, accounts,
     (account, prepare) => io.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
     (entries) => dataPlane.setRoutes(entries),
     logger('routing'),
-    adminRoutePrefixes(starting.overlay))
+    adminRoutePrefixes(overlay))
   const rates = new RateFeed(config, (snapshot) => dataPlane.setRates(snapshot), logger('rates'))
   await dataPlane.start(routes.table(), rates.current)
   // The first fetch of fetched rates before traffic starts (bounded; a failure is logged).
   await rates.start()
-  const changes = new Reconfigurer(config, starting.overlay, {
-    store,
-    accounts,
-    shards: dataPlane,
-    io,
-    routes,
-    rates,
+  const changes = new Reconfigurer(config, overlay, {
+    store, accounts, shards: dataPlane, io, routes, rates,
     holds: () => readHolds(dataPlane.currentWiring().holds, accounts.capacity),
     linkUp: (account) => plane.linkUp(account),
     linkDown: (account) => plane.linkDown(account),
     log: logger('admin'),
   })
   admin = new AdminApi({
-    config, accounts, store, wiring: () => dataPlane.currentWiring(), links: linkTable, linkCount, reach: new PeerReach(reach, accounts.capacity), routes, changes, rates,
+    config, accounts, store, wiring: () => dataPlane.currentWiring(), links: t.linkTable, linkCount, reach: new PeerReach(t.reach, accounts.capacity), routes, changes, rates,
     adjust: (account, amount, key, reason) => dataPlane.adjust(accounts.ownerShard[account], account, amount, key, reason),
   })
-  if (config.metrics.enabled) {
-    metrics = new Metrics({ config, accounts, store, wiring: () => dataPlane.currentWiring(), limits, ioCounters })
-  }
-  // Before the I/O threads: a port that cannot be had stops start-up while nothing listens yet.
-  const adminListener = config.adminListen === null ? null : await listenAdmin(config, uws, plane, limits)
+  if (config.metrics.enabled) metrics = new Metrics({ config, accounts, store, wiring: () => dataPlane.currentWiring(), limits: t.limits, ioCounters: t.ioCounters })
+  return { plane, io, dataPlane, routes, rates, changes }
+}
 
-  const port = await io.listen(dataPlane.currentWiring())
-  routes.start()
-  storage.start()
-  // Accounts reached over ILP-over-HTTP have no link to come up: they are up from the start.
-  changes.start()
-  const storageHealth = new StorageHealth(health)
-  const pruner = new SettlementLogPruner(store, config.settlementLogRetentionMs, logger('settlements'), Date.now, () => storageHealth.ok)
-  pruner.start()
-  warnOfWeakTokens(config, log)
-  log.info('metrics', { access: metricsAccess(config) })
-  log.info('ilp-node listening', {
-    address: config.ilpAddress, host: config.host, port, ioThreads: config.ioThreads, shards: config.shards,
-    accounts: config.accounts.length, durability: config.durability,
-  })
-
+/** What startNode hands its caller: the running node's views, its drain and its stop. */
+function runningNode(
+  planes: Awaited<ReturnType<typeof startPlanes>>, t: Tables, store: Store, port: number, adminPort: number | null, failed: Promise<string>, stopAll: () => Promise<void>,
+): RunningNode {
+  const { io, dataPlane, changes } = planes
   let stopped = false
   return {
     get config() {
@@ -197,7 +234,7 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     },
     reload: () => changes.reload(),
     port,
-    adminPort: adminListener?.port ?? null,
+    adminPort,
     failed,
     async drain(timeoutMs) {
       io.drain()
@@ -214,22 +251,13 @@ async function startLocked(configured: Config, uws: UwsModule, lock: DataDirLock
     balance: (accountId) => readBalance(store, accountId),
     shards: { restarts: () => dataPlane.restarts, terminate: (index) => dataPlane.terminateShard(index) },
     ioThreads: {
-      linkOf: (accountId) => linkTable.linkedThread(accounts.indexOfLive(accountId)),
+      linkOf: (accountId) => t.linkTable.linkedThread(t.accounts.indexOfLive(accountId)),
       crash: (index) => io.crash(index),
     },
     async stop() {
       if (stopped) return
       stopped = true
-      routes.stop()
-      rates.stop()
-      storage.stop()
-      pruner.stop()
-      adminListener?.close()
-      await io.stop()
-      await dataPlane.stop()
-      await store.root.close()
-      lock.release()
-      log.info('ilp-node stopped')
+      await stopAll()
     },
   }
 }
@@ -259,7 +287,6 @@ function warnOfWeakTokens(config: Config, log: Logger): void {
  * The admin API and /metrics on a listener of their own (ADMIN_HOST:ADMIN_PORT), on the main
  * thread, which makes their answers anyway.
  */
-
 async function listenAdmin(config: Config, uws: UwsModule, plane: ControlPlane, limits: SharedArrayBuffer): Promise<{ port: number; close(): void }> {
   const app = refuseUnknownUpgrades(uws.App())
   // The same table of clients as the node's port: a guesser gets no fresh tries here.
