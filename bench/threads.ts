@@ -6,7 +6,7 @@
 // from those a projection of the packets/s the same layout would reach with more cores.
 
 import { readdirSync, readFileSync } from 'node:fs'
-import { parseStat } from '../src/control/thread_stats'
+import { parseStat } from '../src/control/threads/thread_stats'
 
 export { parseStat }
 

@@ -21,7 +21,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
  *                  DATA_DIR/reserve, given back when a commit fails; see src/store/storage_health.ts)
  *   http2_refusal  (C++) an HTTP/2 prior-knowledge client refused at once with a GOAWAY (without:
  *                  it hears nothing until uWebSockets.js's 10 s idle timeout closes the
- *                  connection; see src/io/http2_refusal.ts)
+ *                  connection; see src/io/http/http2_refusal.ts)
  */
 const ADDONS = [
   { name: 'wake', source: 'wake.c', without: 'the node will use Atomics wake-ups, slower with several threads' },

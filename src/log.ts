@@ -33,7 +33,7 @@
 // threads, and writes at most maxLogBytes(threads, T) = threads × maxLogLines(1, T) × 4,097 bytes
 // in T seconds. A shard thread that replaces one that died may start with a full budget (restarts
 // are spaced by the supervisor's back-off). The main thread's own notes on a shard's ring
-// (control/shard_logs.ts) stand in for lines that the shard's budget has counted already.
+// (control/threads/shard_logs.ts) stand in for lines that the shard's budget has counted already.
 
 import type { LogFormat, LogLevel } from './config/schema'
 import { showValue } from './display'

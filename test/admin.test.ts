@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ADMIN_TOKEN, adminRequest, asFulfill, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, sleep, testConfigJson, withNode } from './helpers'
-import { AdminApi } from '../src/control/admin_api'
-import { ADMIN_ERRORS, type AdminErrorCode } from '../src/io/admin_errors'
+import { AdminApi } from '../src/control/ops/admin_api'
+import { ADMIN_ERRORS, type AdminErrorCode } from '../src/io/ops/admin_errors'
 
 function admin(port: number, method: string, path: string, token: string | null = ADMIN_TOKEN): ReturnType<typeof adminRequest> {
   return adminRequest(port, method, path, { token })

@@ -1,5 +1,5 @@
 // Goal: the README lists exactly the admin API's error codes, each with the status the node
-// answers it with (io/admin_errors.ts is where both come from). Method: read the README's list
+// answers it with (io/ops/admin_errors.ts is where both come from). Method: read the README's list
 // and compare it with the table, both ways.
 //
 // The README's list is a table after "The codes:", a row per status:
@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { ADMIN_ERRORS } from '../src/io/admin_errors'
+import { ADMIN_ERRORS } from '../src/io/ops/admin_errors'
 
 /** The codes of the table that follows "The codes:" in the README, each with its status. */
 function documentedCodes(readme: string): Map<string, number> {
@@ -40,7 +40,7 @@ function documentedCodes(readme: string): Map<string, number> {
 }
 
 describe('admin API error codes in the README', () => {
-  it('lists every code of io/admin_errors.ts with its status, and no other', () => {
+  it('lists every code of io/ops/admin_errors.ts with its status, and no other', () => {
     const documented = documentedCodes(readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8'))
     const table = Object.entries(ADMIN_ERRORS).map(([code, { status }]) => [code, status as number])
     assert.deepEqual(Object.fromEntries([...documented].sort()), Object.fromEntries(table.sort()))

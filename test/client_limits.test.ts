@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { addressBytes, clientKey, inBlock, parseBlock } from '../src/codec/ip_address'
 import { ClientAddresses } from '../src/io/client_address'
-import { ClientTable, createSharedLimits, type ClientLimits } from '../src/io/shared_limits'
+import { ClientTable, createSharedLimits, type ClientLimits } from '../src/shared/client_table'
 
 describe('IP addresses and CIDR blocks', () => {
   it('parses IPv4, IPv6 in every written form, and IPv4-mapped IPv6 to the same 16 bytes', () => {

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ShardLogs } from '../src/control/shard_logs'
+import { ShardLogs } from '../src/control/threads/shard_logs'
 import { LogRingReader, LogRingWriter, createLogRing } from '../src/ring/log_ring'
 
 describe('a shard\'s log ring', () => {

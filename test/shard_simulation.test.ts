@@ -30,7 +30,7 @@ import { encodeFulfill, encodePrepare, encodeReject, PrepareView } from '../src/
 import { AccountTable, shardOfAccount } from '../src/config/account_table'
 import { parseConfig, type Config } from '../src/config/schema'
 import { logger, setLogLevel } from '../src/log'
-import { LinkTable } from '../src/ring/link_table'
+import { LinkTable } from '../src/shared/link_table'
 import { pendingIdHigh, pendingIdLow, pendingIdOf, RecordKind, SettleAnswer, SETTLEMENT_ID_BYTES, TransferAnswer } from '../src/ring/records'
 import { RingReader, RingWriter } from '../src/ring/ring'
 import { createWiring, type Wiring } from '../src/ring/wiring'

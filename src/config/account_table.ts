@@ -3,7 +3,7 @@
 // indices follow the configuration's order; an account added while the node runs (admin API,
 // reload) takes the next free index, and a deleted one keeps its index, marked not live, until
 // the node restarts, so that a reply still on its way finds the account it was for. The main
-// thread decides every change (control/reconfigure.ts) and hands each thread the same slots.
+// thread decides every change (control/ops/reconfigure.ts) and hands each thread the same slots.
 
 import type { AccountConfig, Config } from './schema'
 

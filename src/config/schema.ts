@@ -328,7 +328,7 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   const { file, merged } = readFile(raw, env)
   const { limits } = file
   // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
-  // placeholder, which start-up replaces (control/ildcp_client.ts).
+  // placeholder, which start-up replaces (control/routing/ildcp_client.ts).
   const ilpAddress = file.ilpAddress === undefined || file.ilpAddress === '' ? ADDRESS_FROM_PARENT : file.ilpAddress
   const { shards, ioThreads, nativeWake } = layoutOf(file, env, machine)
   const accounts = accountsOf(file, ilpAddress)

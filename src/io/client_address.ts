@@ -1,4 +1,4 @@
-// Who a client is, for the per-address limits (shared_limits.ts): the remote address of its
+// Who a client is, for the per-address limits (shared/client_table.ts): the remote address of its
 // socket, or, when that socket comes from a reverse proxy the operator trusts
 // (limits.trustedProxies), the address the proxies say they forwarded for (X-Forwarded-For, read
 // from the right: each trusted proxy appends the address it received from, so the first entry

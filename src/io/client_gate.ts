@@ -1,6 +1,6 @@
 // The gate every public surface checks a client at before it reads its token: BTP auth
 // messages, ILP-over-HTTP bearer tokens, the admin API, /metrics and the payee views. One table
-// for all of them (shared_limits.ts), so a guesser gets no more tries by switching surface or
+// for all of them (shared/client_table.ts), so a guesser gets no more tries by switching surface or
 // I/O thread:
 //
 //   1. While a client address is in its penalty, no token of it is checked: the attempt is held
@@ -23,7 +23,7 @@ import type { Config } from '../config/schema'
 import { LogOncePer, type LogFields, type Logger } from '../log'
 import { bearerMatchesAny, bearerToken } from './auth'
 import { ClientAddresses } from './client_address'
-import { ClientTable, type AnonymousRefusal, type AnonymousTicket } from './shared_limits'
+import { ClientTable, type AnonymousRefusal, type AnonymousTicket } from '../shared/client_table'
 
 /** One log line per client and kind of refusal per this interval. */
 const REFUSAL_LOG_MS = 60_000

@@ -12,7 +12,7 @@ export interface ReplyTarget {
 }
 
 import { CONN_ID_BITS } from '../ring/records'
-import type { ConnectionCount, Transport } from './shared_limits'
+import type { ConnectionCount, Transport } from '../shared/client_table'
 
 const LOCAL_ID_MASK = (1 << CONN_ID_BITS) - 1
 

@@ -13,30 +13,30 @@ import { encodeReject } from '../codec/ilp_packet'
 import { AccountTable, type AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { logger } from '../log'
-import { SpspServer } from './spsp_server'
-import { LinkTable } from '../ring/link_table'
-import { PeerReach } from '../ring/peer_reach'
-import { ShopServer } from './shop_server'
+import { SpspServer } from './payee/spsp_server'
+import { LinkTable } from '../shared/link_table'
+import { PeerReach } from '../shared/peer_reach'
+import { ShopServer } from './shop/shop_server'
 import type { Store } from '../store/balance_store'
-import { BtpDialer } from './btp_client'
-import { BtpLinks } from './btp_links'
-import { BtpEndpoint } from './btp_endpoint'
-import { BtpSession } from './btp_session'
-import { BtpServer } from './btp_server'
+import { BtpDialer } from './btp/btp_dialer'
+import { BtpLinks } from './btp/btp_links'
+import { BtpEndpoint } from './btp/btp_endpoint'
+import { BtpSession } from './btp/btp_session'
+import { BtpServer } from './btp/btp_server'
 import { Connections } from './connections'
-import { IlpHttpClient } from './http_ilp_client'
-import { IlpHttpServer } from './http_ilp_server'
+import { IlpHttpClient } from './http/http_ilp_client'
+import { IlpHttpServer } from './http/http_ilp_server'
 import { listenUws } from './listen'
-import { HTTP2_NOT_REFUSED, http2NotRefusedReason, refuseHttp2PriorKnowledge } from './http2_refusal'
+import { HTTP2_NOT_REFUSED, http2NotRefusedReason, refuseHttp2PriorKnowledge } from './http/http2_refusal'
 import type { UwsModule } from './uws'
 import { ShardPort } from './shard_port'
-import { registerMetrics } from './metrics_endpoint'
-import { registerAdmin } from './admin_endpoint'
-import type { AdminRequest, AdminResponse } from './admin_endpoint'
-import { IoCounters } from '../ring/packet_counters'
-import { ConnectionCount } from './shared_limits'
+import { registerMetrics } from './ops/metrics_endpoint'
+import { registerAdmin } from './ops/admin_endpoint'
+import type { AdminRequest, AdminResponse } from './ops/admin_endpoint'
+import { IoCounters } from '../shared/packet_counters'
+import { ConnectionCount } from '../shared/client_table'
 import { ClientGate } from './client_gate'
-import { refuseUnknownUpgrades } from './upgrade_refusal'
+import { refuseUnknownUpgrades } from './http/upgrade_refusal'
 
 export interface ControlPlane {
   /** `account`'s first link on this thread came up / its last one went down. */
@@ -74,10 +74,10 @@ export class IoFront {
     private readonly config: Config,
     readonly io: number,
     linksSab: SharedArrayBuffer,
-    /** Whether each ILP-over-HTTP peer answers, for the admin API (ring/peer_reach.ts). */
+    /** Whether each ILP-over-HTTP peer answers, for the admin API (shared/peer_reach.ts). */
     reachSab: SharedArrayBuffer,
     limitsSab: SharedArrayBuffer,
-    /** Every I/O thread's counts for /metrics (ring/packet_counters.ts); null with metrics off. */
+    /** Every I/O thread's counts for /metrics (shared/packet_counters.ts); null with metrics off. */
     countersSab: SharedArrayBuffer | null,
     store: Store,
     private readonly uws: UwsModule,
@@ -152,7 +152,7 @@ export class IoFront {
   }
 
   /**
-   * The main thread changed the accounts (control/reconfigure.ts). Tokens are looked up in the
+   * The main thread changed the accounts (control/ops/reconfigure.ts). Tokens are looked up in the
    * new table from the next auth message or request; the links of the accounts in `relink`
    * (deleted, or changed in how they connect) close, and only those; dialled links follow their
    * account's URL.

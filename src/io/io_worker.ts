@@ -23,7 +23,7 @@ import { openStore } from '../store/balance_store'
 import { nameThisThread } from '../thread_name'
 import { loadUws } from './uws'
 import { IoFront } from './io_front'
-import type { AdminRequest, AdminResponse } from './admin_endpoint'
+import type { AdminRequest, AdminResponse } from './ops/admin_endpoint'
 
 export interface IoTask {
   config: Config
@@ -31,9 +31,9 @@ export interface IoTask {
   slots: AccountSlots
   index: number
   links: SharedArrayBuffer
-  /** Whether each ILP-over-HTTP peer answers (ring/peer_reach.ts). */
+  /** Whether each ILP-over-HTTP peer answers (shared/peer_reach.ts). */
   reach: SharedArrayBuffer
-  /** The node-wide connection count and auth throttle (io/shared_limits.ts). */
+  /** The node-wide connection count and auth throttle (shared/client_table.ts). */
   limits: SharedArrayBuffer
   /** The I/O threads' counts for /metrics; null with metrics off. */
   counters: SharedArrayBuffer | null

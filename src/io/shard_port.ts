@@ -20,7 +20,7 @@ import type { Logger } from '../log'
 import { Doorbell, DoorbellWatch } from '../ring/doorbell'
 import { pendingIdHigh, pendingIdLow, pendingIdOf, RecordKind, type SettleAnswer } from '../ring/records'
 import { RingReader, RingWriter } from '../ring/ring'
-import type { IoCounters } from '../ring/packet_counters'
+import type { IoCounters } from '../shared/packet_counters'
 import type { Wiring } from '../ring/wiring'
 import { STORAGE_UNAVAILABLE, StorageHealth } from '../store/storage_health'
 

@@ -1,5 +1,5 @@
 // A shard thread's log lines on their way to the main thread, which writes them out
-// (control/shard_logs.ts). A shard thread never goes back to its event loop (shard/shard_worker.ts),
+// (control/threads/shard_logs.ts). A shard thread never goes back to its event loop (shard/shard_worker.ts),
 // so a line it gave process.stdout would wait there until the thread ended, and be lost if the
 // thread was terminated; it puts its lines in this ring instead, and the main thread drains it on
 // a timer. One writer (the shard thread of the moment: a restarted shard writes on where the dead

@@ -16,7 +16,7 @@
 //   SPEND_IN      io → shard     shop account  connId       requestId         -          price u64 ‖ pay token (answered by
 //                                                                                        REPLY_OUT: ok u8 ‖ balance u64)
 //   SETTLE_OUT    shard → io     account       -            -                 -          settlement id (16) ‖ amount u64: send it
-//                                                                                        to the peer (shard/settler.ts)
+//                                                                                        to the peer (shard/settlement/settler.ts)
 //   SETTLE_ANSWER io → shard     account       SettleAnswer -                 -          settlement id (16) ‖ the peer's reason
 //   TRANSFER_IN   io → shard     account       connId       requestId         -          amount u64 ‖ transfer id (16): a peer
 //                                                                                        settled with us (answered by TRANSFER_REPLY)

@@ -13,12 +13,12 @@
 //
 // Every ring has one writer thread and one reader thread (ring/ring.ts is single-producer,
 // single-consumer), so no packet waits on a lock. A shard restart replaces all of it (fresh
-// rings cannot hold half-read batches); the link table (ring/link_table.ts) is not part of it.
+// rings cannot hold half-read batches); the link table (shared/link_table.ts) is not part of it.
 
 import type { Config } from '../config/schema'
 import type { DoorbellWiring, WakeUps } from './doorbell'
-import { holdsBytes } from './holds'
-import { creditRoomBytes } from './credit_room'
+import { holdsBytes } from '../shared/holds'
+import { creditRoomBytes } from '../shared/credit_room'
 import { createRing } from './ring'
 
 export interface Wiring {

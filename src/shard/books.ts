@@ -7,13 +7,13 @@
 //   commit   it is fulfilled: held[A] -= amount, balance[A] += amount, record[A] += amount, and
 //            the next hop B is credited: record[B] -= credit here, and balance[B] -= credit at
 //            B's owner (at once if that is this shard, else by a CREDIT record after the commit)
-//   and for the next hop B, in shared memory (ring/credit_room.ts): the credit is held against
+//   and for the next hop B, in shared memory (shared/credit_room.ts): the credit is held against
 //   B's balance.minimum when the prepare is forwarded, given back on reject or expiry.
 //
 // Changed records are written in the shard's next transaction (writeRecords), before anything
 // that depends on them leaves the shard; the credits for other shards' live views go out after
 // it (sendCredits), coalesced per account while their ring is full. After each turn the holds of
-// the accounts they changed are copied to shared memory (publishHolds, ring/holds.ts) for the
+// the accounts they changed are copied to shared memory (publishHolds, shared/holds.ts) for the
 // admin API.
 
 import type { AccountTable } from '../config/account_table'
@@ -21,8 +21,8 @@ import { UINT64_MAX } from '../codec/oer'
 import { RecordKind } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
 import { decodeInt128, encodeInt128, type Store } from '../store/balance_store'
-import { heldCells, prepareCells } from '../ring/holds'
-import { BALANCE_FLOOR_MIN, CreditRoom } from '../ring/credit_room'
+import { heldCells, prepareCells } from '../shared/holds'
+import { BALANCE_FLOOR_MIN, CreditRoom } from '../shared/credit_room'
 import { INT64_MAX } from '../codec/oer'
 
 export class Books {
@@ -43,7 +43,7 @@ export class Books {
   private readonly preparesShared: Int32Array
   private readonly holdChanged: Uint8Array
   private readonly holdChangedAccounts: number[] = []
-  /** Owned accounts with a settlement threshold whose balance fell this turn (shard/settler.ts). */
+  /** Owned accounts with a settlement threshold whose balance fell this turn (shard/settlement/settler.ts). */
   readonly lowered: number[] = []
   private readonly loweredFlag: Uint8Array
   /** 1 for an owned account with a settlement threshold: only those are watched as they fall. */
@@ -56,9 +56,9 @@ export class Books {
     private readonly store: Store,
     /** Rings to the other shards by index (null at this shard's own index). */
     private readonly toShards: (RingWriter | null)[],
-    /** This shard's block of holds (ring/holds.ts), read by the main thread. */
+    /** This shard's block of holds (shared/holds.ts), read by the main thread. */
     holds: SharedArrayBuffer,
-    /** Every account's room above its floor, shared by all shards (ring/credit_room.ts). */
+    /** Every account's room above its floor, shared by all shards (shared/credit_room.ts). */
     creditRoom: SharedArrayBuffer,
   ) {
     // Sized for every account this run may hold (accounts added while it runs, limits.maxAccounts).
@@ -146,7 +146,7 @@ export class Books {
   }
 
   /**
-   * A settlement of an owned account (shard/settler.ts): `delta` added to its balance (positive:
+   * A settlement of an owned account (shard/settlement/settler.ts): `delta` added to its balance (positive:
    * the node paid the peer; negative: the peer paid the node, or a refused one reversed),
    * written in the next transaction with the settlement's own entry.
    */

@@ -9,7 +9,7 @@
 // change, so a prepare costs one map lookup and, unless the pair is same-asset with no fee,
 // one multiplication and one division.
 //
-// The rates arrive as snapshots from the main thread's rate feed (control/rate_feed.ts), as the
+// The rates arrive as snapshots from the main thread's rate feed (control/rates/rate_feed.ts), as the
 // routing table does; a snapshot of fetched rates carries when they were fetched, and a pair
 // that needs them is refused once they are older than rates.maxAgeMs.
 

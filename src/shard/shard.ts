@@ -4,7 +4,7 @@
 // `toIo` / `toShards` and published by the loop only after `commit()` has made the batch's
 // state durable, so no fulfill leaves the shard before its balance change is committed. A reply
 // goes to the I/O thread that holds the request's connection (the top byte of its connId), a
-// forwarded prepare to the one that holds the next hop's link (ring/link_table.ts).
+// forwarded prepare to the one that holds the next hop's link (shared/link_table.ts).
 // Prepares still in flight after limits.journalDelayMs are journalled too (inflight_journal.ts).
 //
 // A prepare from account A, in order (each step returns early with a reject):
@@ -21,7 +21,7 @@
 //   8. room in the pending table      T03 if A has maxInFlightPerAccount in flight, if A is past its
 //                                     share and the rest is kept for others' (pending_shares.ts)
 //   9. hold on the next hop's floor   T04 if the credit would take B's balance, less what is on its
-//                                     way to B, below B's balance.minimum (ring/credit_room.ts)
+//                                     way to B, below B's balance.minimum (shared/credit_room.ts)
 //  10. record the pending prepare     T03 if the table is full; A's hold taken
 //  11. shorten expiry, patch amount, hand the prepare to the I/O thread of the next hop's link
 //      (to a payee of the node: to the payee's shard, or its receiver if this shard owns it)
@@ -32,7 +32,7 @@
 
 import { hash, randomBytes } from 'node:crypto'
 import type { AccountConfig, Config } from '../config/schema'
-import { PayeeReceiver } from './receiver'
+import { PayeeReceiver } from './payee/receiver'
 import {
   classifyReply, encodeReject, fulfillLength, lastFulfillmentOffset, lastRejectCodeOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
   type RejectFields,
@@ -51,15 +51,15 @@ import { Exchange, NO_RATE, STALE_RATE, type RateSnapshot } from './exchange'
 import { PendingTable } from './pending_table'
 import { OUTPUT_SLACK_BYTES, RecordKind, SETTLEMENT_ID_BYTES, TransferAnswer, type SettleAnswer } from '../ring/records'
 import type { RingWriter } from '../ring/ring'
-import type { LinkTable } from '../ring/link_table'
+import type { LinkTable } from '../shared/link_table'
 import { ioThreadOf, pendingIdHigh, pendingIdLow } from '../ring/records'
 import { encodeInt128, readAdjustment, writeAdjustment, type AdjustmentEntry, type Store } from '../store/balance_store'
 import { InflightJournal } from './inflight_journal'
-import { Settler, type TransferOutcome } from './settler'
+import { Settler, type TransferOutcome } from './settlement/settler'
 import { errnoOf, oneLine, STORAGE_UNAVAILABLE, StorageHealth, StorageUnavailableError, type StorageReserve } from '../store/storage_health'
 import { Books } from './books'
 import { PendingShares } from './pending_shares'
-import { DROP_LATE, DROP_REASONS, DROP_WRONG_PEER, FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../ring/packet_counters'
+import { DROP_LATE, DROP_REASONS, DROP_WRONG_PEER, FULFILL, Incoming, Outgoing, PacketCounters, resultOfCode, resultOfCodeBytes } from '../shared/packet_counters'
 import { LogOncePer, type Logger } from '../log'
 
 const PEER_PREFIX = Buffer.from('peer.', 'latin1')
@@ -91,11 +91,11 @@ export interface ShardOptions {
   routes: [string, number][]
   /** The exchange rates from the main thread's rate feed. */
   rates: RateSnapshot
-  /** This shard's block of packet counters (ring/packet_counters.ts); null with metrics off. */
+  /** This shard's block of packet counters (shared/packet_counters.ts); null with metrics off. */
   counters: SharedArrayBuffer | null
-  /** This shard's block of holds (ring/holds.ts), for the admin API. */
+  /** This shard's block of holds (shared/holds.ts), for the admin API. */
   holds: SharedArrayBuffer
-  /** Every account's room above its floor (ring/credit_room.ts), shared by all shards. */
+  /** Every account's room above its floor (shared/credit_room.ts), shared by all shards. */
   creditRoom: SharedArrayBuffer
   log: Logger
   /** Source of settlement ids (SETTLEMENT_ID_BYTES each): random in a node, seeded in the simulation. */
@@ -422,7 +422,7 @@ export class Shard {
     this.finish(slot, false)
   }
 
-  /** The peer's answer to a settlement this shard sent (shard/settler.ts). */
+  /** The peer's answer to a settlement this shard sent (shard/settlement/settler.ts). */
   handleSettleAnswer(account: number, answer: SettleAnswer, buf: Uint8Array, pos: number, end: number, nowMs: number): void {
     const reason = Buffer.from(buf.buffer, buf.byteOffset + pos + SETTLEMENT_ID_BYTES, end - pos - SETTLEMENT_ID_BYTES).toString('utf8')
     this.settler.answered(account, buf.subarray(pos, pos + SETTLEMENT_ID_BYTES), answer, reason, nowMs)

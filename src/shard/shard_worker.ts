@@ -86,7 +86,7 @@ export function runShard({ config, slots, wiring, links, routes, rates, index, c
     let stop = false
     // New accounts that do not apply leave the shard in a state it must not forward from: the
     // port closes (nothing more is read or answered) and the error ends the thread, as an error
-    // in a turn would; the main thread counts the accounts as applied (control/shard_supervisor.ts).
+    // in a turn would; the main thread counts the accounts as applied (control/threads/threaded_data_plane.ts).
     let broken: unknown = null
     const port: RequestPort<FromShard, ToShard> = new RequestPort(control, {
       requests: {

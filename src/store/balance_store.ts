@@ -13,7 +13,7 @@
 //             operator's balance adjustments (POST /admin/accounts/:id/adjust), each written in the
 //             same transaction as the balance record it changed, by the account's owner shard
 //   admin     key "account/<id>", "route/<prefix>"   value JSON: accounts and routes set through
-//             the admin API (control/config_overlay.ts), kept over the config file's
+//             the admin API (control/ops/config_overlay.ts), kept over the config file's
 //   settlements        key id                  value JSON SettlementEntry: what the node sent
 //   settlementsSending key id                  value 1: the ids still `sending`
 //   transfers          key [account, id]       value JSON: what peers sent, as booked
@@ -24,7 +24,7 @@
 //             so the books (`outsideIlpMoves`) sum the same after pruning; asset "" for entries
 //             of earlier versions, which had none
 //   (A settlement log entry and its time index entry are written, and removed, in one
-//   transaction; pruning: control/settlement_log_pruner.ts.)
+//   transaction; pruning: control/ops/settlement_log_pruner.ts.)
 //
 // An account's balance is the sum of its records. Each shard writes only records keyed with its
 // own index: the owner of A records A's committed incoming amounts under [A, owner], and the
@@ -52,7 +52,7 @@ export interface Store {
   tokens: Database<Buffer, string>
   adjustments: Database<Buffer, string>
   admin: Database<Buffer, string>
-  /** Settlements the node made (sent), by id: the outgoing log (shard/settler.ts). */
+  /** Settlements the node made (sent), by id: the outgoing log (shard/settlement/settler.ts). */
   settlements: Database<Buffer, string>
   /** The ids of the settlements still `sending` (what a restarted shard sends again), so a start reads only those. */
   settlementsSending: Database<Buffer, string>
@@ -153,7 +153,7 @@ export function* readSettlements(store: Store): Generator<SettlementEntry> {
  * A settlement a peer made to the node, as booked (the balance lowered by `amount`). Earlier
  * versions also wrote refusals (`refused`: the answer every copy of that id got); they are read
  * as such until the first start of this version removes them (indexTransfers), and none is
- * written any more (shard/settler.ts remembers refusals in memory, so that a peer's refused
+ * written any more (shard/settlement/settler.ts remembers refusals in memory, so that a peer's refused
  * transfers cannot fill the disk).
  */
 export interface TransferEntry {
@@ -282,7 +282,7 @@ export function pruneSettlements(store: Store, cutoffMs: number, after: Settleme
  * Removes up to `max` transfers peers made that came before `cutoffMs`, walking transfersByTime
  * from `after` (null: the oldest); a booked one's amount goes into outsideIlpTotals (negated: it
  * lowered the balance) in the transaction that removes it. A copy of a removed id that comes
- * later is a new transfer to the settler (see shard/settler.ts on the retention).
+ * later is a new transfer to the settler (see shard/settlement/settler.ts on the retention).
  */
 export function pruneTransfers(store: Store, cutoffMs: number, after: TransferLogKey | null, max: number): PruneBatch<TransferLogKey> {
   const keys: TransferLogKey[] = []
@@ -359,7 +359,7 @@ export function indexSettlements(store: Store, after: string | null, max: number
 
 /**
  * As indexSettlements, for the transfers peers made; a refusal an earlier version wrote is removed
- * instead (it moved nothing, and refusals are remembered in memory now, shard/settler.ts: a copy
+ * instead (it moved nothing, and refusals are remembered in memory now, shard/settlement/settler.ts: a copy
  * of its id is judged afresh, as after a restart), which also clears what a flood of refused
  * transfers left.
  */

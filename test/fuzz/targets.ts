@@ -12,7 +12,7 @@ import { decodeRouteBroadcast, RouteBroadcastError } from '../../src/codec/route
 import { ConfigError, parseConfig } from '../../src/config/schema'
 import { decrypt, encrypt, parseDraft1, parseDraft2, psk2Keys, serializeDraft1, serializeDraft2 } from '../../src/codec/psk2'
 import { assetDetailsFrame, parseStreamPacket, serializeStreamPacket } from '../../src/codec/stream'
-import { tokenProblem } from '../../src/io/shop_server'
+import { tokenProblem } from '../../src/io/shop/shop_server'
 import { MACHINE, testConfigJson } from '../helpers'
 
 export type Random = () => number
