@@ -1,6 +1,6 @@
-// Runs the compiled test suite with node's test runner, twice: in the default thread layout, then
-// with IO_THREADS=2 SHARDS=2 (sockets on two I/O threads, two shards) for every file that starts a
-// node. It ends with one line for both passes.
+// Runs the compiled test suite with node's test runner, tier by tier (test/<tier>/, in TIERS'
+// order: the fast and basic first), then the node tier again with IO_THREADS=2 SHARDS=2 (sockets
+// on two I/O threads, two shards). It ends with one line for both passes.
 // `npm test` builds first; extra arguments are passed on (e.g. a single file), run once as is.
 // The reporter (test-reporter.mjs) prints one line per file, and a file's output only if something
 // in it failed (TEST_OUTPUT=all: every file's), then the runner's summary; the counts are read
@@ -13,8 +13,17 @@ import { fileURLToPath } from 'node:url'
 
 const dir = 'dist/test'
 const reporter = fileURLToPath(new URL('./test-reporter.mjs', import.meta.url))
-/** Files that start no node (or choose their own layouts): the second pass has nothing to add. */
-const LAYOUT_FREE = new Set(['codec.test.js', 'config.test.js', 'crash.test.js', 'fuzz.test.js', 'layers.test.js', 'ring.test.js', 'shard_simulation.test.js', 'wake_fallback.test.js', 'logs.test.js', 'drain.test.js', 'reload.test.js', 'shard_logs.test.js', 'log_bounds.test.js', 'fatal_exit.test.js'])
+/**
+ * The tiers, in the order they run: unit (no node), simulation (shards driven in memory), node (a
+ * node and its clients over real sockets, in whatever layout the environment sets), process (the
+ * node as a process: signals, logs, drain, reload, each test in the layouts it picks), fuzz (the
+ * short pass), crash (the short kill test).
+ */
+const TIERS = ['unit', 'simulation', 'node', 'process', 'fuzz', 'crash']
+/** The tier that runs a second time with threads: its tests take the layout from the environment. */
+const LAYOUT_TIER = 'node'
+
+const filesOf = (tier) => readdirSync(join(dir, tier)).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, tier, f))
 
 function run(files, env, label) {
   console.log(`\n=== ${label} ===\n`)
@@ -41,9 +50,13 @@ if (process.argv.length > 2) {
   const one = run(process.argv.slice(2), {}, 'selected files')
   process.exit(one.failed === 0 ? 0 : 1)
 }
-const all = readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort()
-const first = run(all.map((f) => join(dir, f)), {}, 'default layout')
-const second = run(all.filter((f) => !LAYOUT_FREE.has(f)).map((f) => join(dir, f)), { IO_THREADS: '2', SHARDS: '2' }, 'IO_THREADS=2 SHARDS=2')
+const unknown = readdirSync(dir).filter((f) => f.endsWith('.test.js') || (!TIERS.includes(f) && !['support', 'fixtures'].includes(f)))
+if (unknown.length > 0) {
+  console.error(`test files or folders outside the tiers (${TIERS.join(', ')}): ${unknown.join(', ')}`)
+  process.exit(1)
+}
+const first = run(TIERS.flatMap(filesOf), {}, 'default layout')
+const second = run(filesOf(LAYOUT_TIER), { IO_THREADS: '2', SHARDS: '2' }, 'IO_THREADS=2 SHARDS=2')
 const passed = first.passed + second.passed
 const failed = first.failed + second.failed
 console.log(`\ndefault layout: ${first.passed} passed, ${first.failed} failed; IO_THREADS=2 SHARDS=2: ${second.passed} passed, ${second.failed} failed`)

@@ -14,7 +14,7 @@
 // the pipes keep order (stdout exactly, stderr nearly), to the second. The file itself ends with a
 // test:complete named after the file, and, if the child exited badly after its tests passed, with
 // a test:fail of that name.
-import { basename, resolve } from 'node:path'
+import { relative, resolve } from 'node:path'
 import { inspect } from 'node:util'
 
 /** Lines of output shown before one result in a failing file: the first few and the last many. */
@@ -24,6 +24,9 @@ const SHOW_ALL = process.env.TEST_OUTPUT === 'all'
 
 /** The runner's closing counts, as its diagnostics without a file give them. */
 const SUMMARY_KEY = /^(tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) \S+$/
+
+/** A test file as the tiers show it: its tier, then its name. */
+const shown = (file) => relative(resolve('dist', 'test'), resolve(file))
 
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
 
@@ -108,7 +111,7 @@ class FileReport {
     if (this.failed > 0) counts.push(`${this.failed} failed`)
     if (this.skipped > 0) counts.push(`${this.skipped} skipped`)
     if (this.todo > 0) counts.push(`${this.todo} todo`)
-    let text = `${bad ? '✖' : '✔'} ${basename(this.file)}  ${counts.join(', ')}  ${seconds(data.details?.duration_ms ?? 0)}\n`
+    let text = `${bad ? '✖' : '✔'} ${shown(this.file)}  ${counts.join(', ')}  ${seconds(data.details?.duration_ms ?? 0)}\n`
     if (bad || SHOW_ALL) {
       text += this.failures.map((f) => f.text).join('')
       text += `  its output (│) and results, in the order they came (a result may come after output of the tests that follow it):\n${this.replay}`
@@ -165,7 +168,7 @@ export default async function* quietReporter(source) {
         if (fileLevel) {
           const report = fileOf(data.file)
           yield report.end(data)
-          failures.push(...report.failures.map((f) => `${basename(report.file)} › ${f.name}`))
+          failures.push(...report.failures.map((f) => `${shown(report.file)} › ${f.name}`))
           files.delete(report.file)
           ended.set(report.file, report.failures.length > 0 || data.details?.error !== undefined)
         }
@@ -176,7 +179,7 @@ export default async function* quietReporter(source) {
   for (const report of files.values()) {
     if (report.path.length === 0 && report.pending.length === 0) continue // enqueued only
     yield report.end({ details: { error: new Error('the file did not end') } })
-    failures.push(`${basename(report.file)} › (did not end)`)
+    failures.push(`${shown(report.file)} › (did not end)`)
   }
   if (failures.length > 0) yield `\nfailed:\n${failures.map((f) => `  ✖ ${f}\n`).join('')}`
   if (notes.length > 0) yield `\n${notes.map((n) => indented(n, '# ')).join('')}`

@@ -69,7 +69,7 @@ const LAYOUTS = [
 import { startNodeProcess, type NodeProcess } from '../support/node_process'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, encodeResponse, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../../src/codec/ilp_packet'
-import { connectPlugin, peerBalance, prng, sleep } from '../helpers'
+import { connectPlugin, peerBalance, prng, sleep } from '../support/helpers'
 import { mountSmallDisk, type SmallDisk } from '../support/small_disk'
 
 export interface CrashOptions {

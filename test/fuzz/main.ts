@@ -2,7 +2,7 @@
 // --expose-gc (as the npm script runs it) a target that keeps more than 4 MB of heap fails too.
 
 import { fuzz, targets } from './targets'
-import { prng } from '../helpers'
+import { prng } from '../support/helpers'
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`)

@@ -13,7 +13,7 @@ import { ConfigError, parseConfig } from '../../src/config/schema'
 import { decrypt, encrypt, parseDraft1, parseDraft2, psk2Keys, serializeDraft1, serializeDraft2 } from '../../src/codec/psk2'
 import { assetDetailsFrame, parseStreamPacket, serializeStreamPacket } from '../../src/codec/stream'
 import { tokenProblem } from '../../src/io/shop/shop_server'
-import { MACHINE, testConfigJson } from '../helpers'
+import { MACHINE, testConfigJson } from '../support/helpers'
 
 export type Random = () => number
 

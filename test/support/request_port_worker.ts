@@ -1,4 +1,4 @@
-// A thread for test/request_port.test.ts that behaves as a shard does: a loop that never yields
+// A thread for test/unit/request_port.test.ts that behaves as a shard does: a loop that never yields
 // to its event loop, polling its RequestPort between "turns" and sleeping on a shared word
 // (Atomics.wait) that the test wakes after each message, as the main thread rings a doorbell.
 

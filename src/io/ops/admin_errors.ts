@@ -3,7 +3,7 @@
 // part it is about (when there is one), and whatever else helps (the balance, the routes) }.
 // Nothing else names a code: the main thread (control/ops/admin_api.ts, control/ops/reconfigure.ts) and
 // the I/O thread that takes the request (admin_endpoint.ts) make their errors from this table,
-// and test/admin_errors_doc.test.ts checks that the README lists exactly these.
+// and test/unit/admin_errors_doc.test.ts checks that the README lists exactly these.
 // It is here, with the endpoint, because the I/O threads answer some of these themselves.
 
 export const ADMIN_ERRORS = {

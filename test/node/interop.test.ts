@@ -1,0 +1,107 @@
+// Goal: the node in a network of the reference implementation, ilp-connector@23 (in this process,
+// on 127.0.0.1, accounts served by ilp-plugin-btp listeners as its README configures them).
+//   child: the node dials ilp-connector over BTP as its child, learns its address by IL-DCP, and a
+//          packet from alice (a client of the node) reaches zoe (a client of ilp-connector) and is
+//          fulfilled; zoe's packet reaches alice the other way.
+
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import * as ILDCP from 'ilp-protocol-ildcp'
+import {
+  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, peerBalance, prepare, removeDir, startTestNode, tempDir,
+} from '../support/helpers'
+import type { RunningNode } from '../../src/node'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
+
+function btpListenerAccount(port: number, secret: string, relation: string): Record<string, unknown> {
+  return {
+    relation, assetCode: 'USD', assetScale: 9, plugin: 'ilp-plugin-btp', options: { listener: { port, secret } },
+    balance: { minimum: '-1000000000', maximum: '1000000000' },
+  }
+}
+
+describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
+  let connector: { listen(): Promise<void>; shutdown(): Promise<void> }
+  let node: RunningNode
+  let dir: string
+  let alice: BtpPlugin
+  let zoe: BtpPlugin
+
+  before(async () => {
+    const nodePort = await freePort()
+    const zoePort = await freePort()
+    connector = createApp({
+      ilpAddress: 'test.parent',
+      backend: 'one-to-one',
+      spread: 0,
+      store: 'memory',
+      initialConnectTimeout: 500,
+      accounts: { ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'), zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child') },
+    })
+    await connector.listen()
+    zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
+    await zoe.connect()
+    dir = tempDir()
+    node = await startTestNode(0, dir, {
+      accounts: {
+        parent: { relation: 'parent', assetCode: 'USD', assetScale: 9, btp: { url: `btp+ws://ilpnode:node-secret@127.0.0.1:${nodePort}` } },
+        alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' } },
+      },
+    })
+    alice = await connectPlugin(node.port, 'alice', 'alice-token')
+  })
+
+  after(async () => {
+    await alice.disconnect()
+    await zoe.disconnect()
+    // ilp-connector first: its BTP listeners stay open after shutdown() if a peer had already
+    // closed its link cleanly, which would keep this process alive.
+    await connector.shutdown()
+    await node.stop()
+    removeDir(dir)
+  })
+
+  it('learns its address from the parent by IL-DCP and hands <address>.alice to its child', async () => {
+    assert.equal(node.config.ilpAddress, 'test.parent.ilpnode')
+    const info = await ILDCP.fetch((data: Buffer) => alice.sendData(data))
+    assert.equal(info.clientAddress, 'test.parent.ilpnode.alice')
+  })
+
+  it('forwards alice → node → ilp-connector → zoe, fulfilled', async () => {
+    const { fulfillment, condition } = fulfillmentPair()
+    zoe.registerDataHandler(async (data) => {
+      assert.equal(IlpPacket.deserializeIlpPrepare(data).destination, 'test.parent.zoe.inbox')
+      return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.from('hi from zoe') })
+    })
+    // The dialled BTP link may still be coming up right after start-up.
+    let reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
+    for (let i = 0; i < 20 && reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && asReject(reply).code === 'T01'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
+    }
+    assert.deepEqual(asFulfill(reply).data, Buffer.from('hi from zoe'))
+  })
+
+  it('relays zoe\'s reject back over the dialled link unchanged, and nothing moves', async () => {
+    zoe.deregisterDataHandler()
+    zoe.registerDataHandler(async () => IlpPacket.serializeIlpReject({
+      code: 'F99', triggeredBy: 'test.parent.zoe', message: 'no thanks', data: Buffer.from('zoe says no'),
+    }))
+    const before = await peerBalance(alice)
+    const reject = asReject(await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10' })))
+    assert.equal(reject.code, 'F99')
+    assert.equal(reject.triggeredBy, 'test.parent.zoe')
+    assert.equal(reject.message, 'no thanks')
+    assert.deepEqual(reject.data, Buffer.from('zoe says no'))
+    assert.equal(await peerBalance(alice), before)
+  })
+
+  it('forwards zoe → ilp-connector → node → alice, fulfilled', async () => {
+    const { fulfillment, condition } = fulfillmentPair()
+    alice.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
+    const reply = await zoe.sendData(prepare({ destination: 'test.parent.ilpnode.alice.x', amount: '7', executionCondition: condition }))
+    assert.deepEqual(asFulfill(reply).fulfillment, fulfillment)
+  })
+})
