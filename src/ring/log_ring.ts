@@ -35,15 +35,20 @@ export function createLogRing(capacity: number): LogRing {
   return { lines: createRing(capacity), dropped: new SharedArrayBuffer(4) }
 }
 
-export class LogRingWriter {
-  private readonly ring: RingWriter
-  private readonly text: Buffer
-  private readonly dropped: Int32Array
+/** What both ends see: the ring, its payload bytes as text written and read in place, the dropped count. */
+abstract class LogRingEnd<R extends RingWriter | RingReader> {
+  protected readonly text: Buffer
+  protected readonly dropped: Int32Array
 
-  constructor(log: LogRing) {
-    this.ring = new RingWriter(log.lines)
-    this.text = Buffer.from(this.ring.data.buffer, this.ring.data.byteOffset, this.ring.data.byteLength)
+  constructor(protected readonly ring: R, log: LogRing) {
+    this.text = Buffer.from(ring.data.buffer, ring.data.byteOffset, ring.data.byteLength)
     this.dropped = new Int32Array(log.dropped)
+  }
+}
+
+export class LogRingWriter extends LogRingEnd<RingWriter> {
+  constructor(log: LogRing) {
+    super(new RingWriter(log.lines), log)
   }
 
   /** A LogSink: the line is in the ring when this returns, or counted as dropped. */
@@ -74,15 +79,9 @@ export interface LogRingOutput {
   dropped(lines: number): void
 }
 
-export class LogRingReader {
-  private readonly ring: RingReader
-  private readonly text: Buffer
-  private readonly dropped: Int32Array
-
+export class LogRingReader extends LogRingEnd<RingReader> {
   constructor(log: LogRing) {
-    this.ring = new RingReader(log.lines)
-    this.text = Buffer.from(this.ring.data.buffer, this.ring.data.byteOffset, this.ring.data.byteLength)
-    this.dropped = new Int32Array(log.dropped)
+    super(new RingReader(log.lines), log)
   }
 
   /** Hands on every record published so far, and frees their room for the writer. */

@@ -16,8 +16,9 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { parseConfig } from '../../src/config/schema'
 import {
-  asFulfill, asReject, BtpPlugin, fulfillmentPair, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, prepare, sleep, testConfigJson, testLayout, withNode,
+  BtpPlugin, layoutName, MACHINE, sleep, testConfigJson, testLayout, withNode,
 } from '../support/helpers'
+import { sendKnownTraffic } from '../support/traffic'
 
 const SCRIPTS = join(__dirname, '..', '..', '..', 'scripts')
 const TOKEN = 'a-metrics-bearer-token'
@@ -325,15 +326,7 @@ describe(`the dashboard's metrics on a node (${layoutName(0)})`, () => {
 
   it('declares every family the dashboard queries, with samples once traffic has gone through', async () => {
     const { alice, bob } = fixture.clients
-    const { fulfillment, condition } = fulfillmentPair()
-    let reject = false
-    bob.registerDataHandler(async () => reject
-      ? IlpPacket.serializeIlpReject({ code: 'F99', triggeredBy: `${NODE_ADDRESS}.bob`, message: 'no', data: Buffer.alloc(0) })
-      : IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
-    for (let i = 0; i < 10; i++) asFulfill(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '3', executionCondition: condition })))
-    assert.equal(asReject(await alice.sendData(prepare({ destination: 'test.nowhere', amount: '5' }))).code, 'F02')
-    reject = true
-    assert.equal(asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '7' }))).code, 'F99')
+    await sendKnownTraffic(alice, bob, { fulfilled: 10, unroutable: 1, rejected: 1 })
     await transferFrom(bob, '100', Buffer.alloc(16, 0x5a))
 
     // The counters are read from the threads' shared blocks; give a shard a moment to publish.

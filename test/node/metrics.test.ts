@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
-  asFulfill, asReject, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, testConfigJson, testLayout, withNode,
+  layoutName, testConfigJson, testLayout, withNode,
 } from '../support/helpers'
+import { sendKnownTraffic } from '../support/traffic'
 
 const TOKEN = 'a-metrics-bearer-token'
 
@@ -120,15 +121,7 @@ describe(`metrics (${layoutName(0)})`, () => {
 
   it('counts exactly what was sent: fulfilled, rejected by the node, rejected by the next hop', async () => {
     const { alice, bob } = fixture.clients
-    const { fulfillment, condition } = fulfillmentPair()
-    let reject = false
-    bob.registerDataHandler(async () => reject
-      ? IlpPacket.serializeIlpReject({ code: 'F99', triggeredBy: `${NODE_ADDRESS}.bob`, message: 'no', data: Buffer.alloc(0) })
-      : IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
-    for (let i = 0; i < 25; i++) asFulfill(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '3', executionCondition: condition })))
-    for (let i = 0; i < 4; i++) assert.equal(asReject(await alice.sendData(prepare({ destination: 'test.nowhere', amount: '5' }))).code, 'F02')
-    reject = true
-    for (let i = 0; i < 2; i++) assert.equal(asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '11' }))).code, 'F99')
+    await sendKnownTraffic(alice, bob, { fulfilled: 25, unroutable: 4, rejected: 2 }, { fulfilled: '3', unroutable: '5', rejected: '11' })
 
     const res = await scrape(fixture.node.port, TOKEN)
     assert.equal(res.status, 200)

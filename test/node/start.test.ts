@@ -8,11 +8,11 @@
 
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { removeDir, tempDir } from '../support/helpers'
+import { portRefuses, processesWithEnv, waitFor } from '../support/processes'
 
 const ROOT = join(__dirname, '..', '..', '..')
 
@@ -26,18 +26,7 @@ interface Started {
 }
 
 /** PIDs of the processes started with this DATA_DIR (npm, the launcher, the node). */
-function processesOf(dataDir: string): number[] {
-  const mine: number[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(`DATA_DIR=${dataDir}`)) mine.push(Number(entry))
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return mine
-}
+const processesOf = (dataDir: string): number[] => processesWithEnv('DATA_DIR', dataDir)
 
 function nodeProcessesOf(dataDir: string): number[] {
   return processesOf(dataDir).filter((pid) => {
@@ -47,22 +36,6 @@ function nodeProcessesOf(dataDir: string): number[] {
       return false
     }
   })
-}
-
-function portRefuses(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve(false) })
-    socket.once('error', () => resolve(true))
-  })
-}
-
-async function waitFor(what: string, check: () => boolean, output: () => string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} not seen within ${ms} ms:\n${output()}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 describe('npm start', () => {

@@ -9,12 +9,12 @@
 
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, symlinkSync } from 'node:fs'
-import { connect } from 'node:net'
+import { mkdtempSync, readFileSync, realpathSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { removeDir } from '../support/helpers'
+import { portRefuses, processesIn, waitFor } from '../support/processes'
 
 const ROOT = join(__dirname, '..', '..', '..')
 const PORT = 7768
@@ -43,36 +43,6 @@ function tourCommands(): string[] {
     for (const line of block[1].split('\n')) if (line.trim() !== '' && !line.trimStart().startsWith('#')) commands.push(line.trim())
   }
   return commands
-}
-
-/** PIDs of the processes whose working directory is `dir` (npm, the launcher, the node). */
-function processesIn(dir: string): number[] {
-  const found: number[] = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      if (readlinkSync(`/proc/${entry}/cwd`) === dir) found.push(Number(entry))
-    } catch {
-      // gone, or not ours
-    }
-  }
-  return found
-}
-
-function portRefuses(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve(false) })
-    socket.once('error', () => resolve(true))
-  })
-}
-
-async function waitFor(what: string, check: () => boolean, output: () => string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} not seen within ${ms} ms:\n${output()}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 describe("the README's five-minute tour", () => {

@@ -14,6 +14,21 @@ const IV = hex('6c93ab43f2b70ac9a0d3844f')
 const ID = hex('465736837f790f773baafd63828f38b6')
 const MAX = 0xffffffffffffffffn
 
+
+/**
+ * One draft's test vector, with SECRET and IV: the plaintext's bytes, its envelope (the prepare's
+ * data), the fulfillment and its condition. Returns the envelope decrypted again.
+ */
+function assertVector(plaintext: Buffer, v: { plaintext: string; data: string; fulfillment: string; condition: string }): Buffer {
+  const keys = psk2Keys(SECRET)
+  assert.equal(plaintext.toString('hex'), v.plaintext)
+  const data = encrypt(keys.encryption, plaintext, IV)
+  assert.deepEqual(data, hex(v.data))
+  const fulfillment = psk2Fulfillment(keys, data)
+  assert.equal(fulfillment.toString('hex'), v.fulfillment)
+  assert.equal(createHash('sha256').update(fulfillment).digest('hex'), v.condition)
+  return decrypt(keys.encryption, data)!
+}
 describe('PSK2 codec against fixed vectors', () => {
   it('derives the keys with the library\'s strings', () => {
     const keys = psk2Keys(SECRET)
@@ -26,29 +41,25 @@ describe('PSK2 codec against fixed vectors', () => {
   })
 
   it('draft 1: plaintext, envelope, fulfillment and condition', () => {
-    const keys = psk2Keys(SECRET)
-    const plaintext = serializeDraft1(1, ID, 0, MAX, 50n)
-    assert.equal(plaintext.toString('hex'), '01465736837f790f773baafd63828f38b600000000ffffffffffffffff00000000000000320000')
-    const data = encrypt(keys.encryption, plaintext, IV)
-    assert.deepEqual(data, hex('6c93ab43f2b70ac9a0d3844f | dc7e16045af9449f99743ee2024cbc36 | 8c59dff59cde8b28ef46036b86401ab46596d15f9b7ed2e73a6bcee2e952fa54d0ef425b220124'))
-    const fulfillment = psk2Fulfillment(keys, data)
-    assert.equal(fulfillment.toString('hex'), '0de77e566fd39f0b9ea26bb10e4b6aa3ff813eee37758caf0c1adfd69edd572b')
-    assert.equal(createHash('sha256').update(fulfillment).digest('hex'), 'dbe5899c51056feae0d6b42dc8677f40a5452ca03512f058d95132c2cf5b7bf8')
-    const chunk = parseDraft1(decrypt(keys.encryption, data)!)!
+    const plaintext = assertVector(serializeDraft1(1, ID, 0, MAX, 50n), {
+      plaintext: '01465736837f790f773baafd63828f38b600000000ffffffffffffffff00000000000000320000',
+      data: '6c93ab43f2b70ac9a0d3844f | dc7e16045af9449f99743ee2024cbc36 | 8c59dff59cde8b28ef46036b86401ab46596d15f9b7ed2e73a6bcee2e952fa54d0ef425b220124',
+      fulfillment: '0de77e566fd39f0b9ea26bb10e4b6aa3ff813eee37758caf0c1adfd69edd572b',
+      condition: 'dbe5899c51056feae0d6b42dc8677f40a5452ca03512f058d95132c2cf5b7bf8',
+    })
+    const chunk = parseDraft1(plaintext)!
     assert.deepEqual({ ...chunk, paymentId: chunk.paymentId.toString('hex') },
       { type: 1, paymentId: ID.toString('hex'), sequence: 0, paymentAmount: MAX, chunkAmount: 50n, applicationData: Buffer.alloc(0) })
   })
 
   it('draft 2: plaintext, envelope, fulfillment and condition', () => {
-    const keys = psk2Keys(SECRET)
-    const plaintext = serializeDraft2(4, 1, 50n)
-    assert.equal(plaintext.toString('hex'), '0400000001000000000000003200')
-    const data = encrypt(keys.encryption, plaintext, IV)
-    assert.deepEqual(data, hex('6c93ab43f2b70ac9a0d3844f | 5b7bc9e30ce034c10fcd5c9b9ae82d26 | 891f88c31ea1f227987da996d7c2'))
-    const fulfillment = psk2Fulfillment(keys, data)
-    assert.equal(fulfillment.toString('hex'), '5ce62343b3e5a6be604dd550943413b4c8b433330abfb382ac8c8733d26ae5e4')
-    assert.equal(createHash('sha256').update(fulfillment).digest('hex'), 'fe4160c0d0477f2631c9e3f32e4dd54c1ddc8085bf887df7552af8747c56b089')
-    assert.deepEqual(parseDraft2(decrypt(keys.encryption, data)!), { type: 4, requestId: 1, amount: 50n, data: Buffer.alloc(0) })
+    const plaintext = assertVector(serializeDraft2(4, 1, 50n), {
+      plaintext: '0400000001000000000000003200',
+      data: '6c93ab43f2b70ac9a0d3844f | 5b7bc9e30ce034c10fcd5c9b9ae82d26 | 891f88c31ea1f227987da996d7c2',
+      fulfillment: '5ce62343b3e5a6be604dd550943413b4c8b433330abfb382ac8c8733d26ae5e4',
+      condition: 'fe4160c0d0477f2631c9e3f32e4dd54c1ddc8085bf887df7552af8747c56b089',
+    })
+    assert.deepEqual(parseDraft2(plaintext), { type: 4, requestId: 1, amount: 50n, data: Buffer.alloc(0) })
   })
 
   it('tolerates trailing junk, refuses truncated plaintexts and envelopes that do not authenticate', () => {

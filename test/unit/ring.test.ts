@@ -19,6 +19,17 @@ function fill(bytes: Uint8Array, seq: number): void {
   for (let i = 0; i < bytes.length; i++) bytes[i] = (seq * 31 + i) & 0xff
 }
 
+
+/** A worker's source with the compiled ring and doorbell loaded, as the node's threads load them. */
+function withRingModules(body: string): string {
+  const ring = join(__dirname, '..', '..', 'src', 'ring', 'ring.js')
+  const doorbell = join(__dirname, '..', '..', 'src', 'ring', 'doorbell.js')
+  return `
+      const { workerData, parentPort } = require('node:worker_threads')
+      const { RingReader, RingWriter } = require(${JSON.stringify(ring)})
+      const { Doorbell } = require(${JSON.stringify(doorbell)})
+${body}`
+}
 describe('SAB ring', () => {
   it('matches a plain queue over 100+ laps of random sizes, with back-pressure (seed 1)', () => {
     const sab = createRing(4096)
@@ -85,13 +96,8 @@ describe('SAB ring', () => {
   for (const native of [true, false]) it(`carries 200,000 records between two threads intact, waking the consumer with the doorbell (${native ? 'native futex' : 'Atomics'})`, async () => {
     const sab = createRing(64 * 1024)
     const bell = { sab: createDoorbell(), native, pipe: null }
-    const ringModule = join(__dirname, '..', '..', 'src', 'ring', 'ring.js')
-    const bellModule = join(__dirname, '..', '..', 'src', 'ring', 'doorbell.js')
     const count = 200_000
-    const worker = new Worker(`
-      const { workerData, parentPort } = require('node:worker_threads')
-      const { RingReader } = require(${JSON.stringify(ringModule)})
-      const { Doorbell } = require(${JSON.stringify(bellModule)})
+    const worker = new Worker(withRingModules(`
       const reader = new RingReader(workerData.sab)
       const bell = new Doorbell(workerData.bell)
       let expected = 0, errors = 0, sleeps = 0
@@ -114,7 +120,7 @@ describe('SAB ring', () => {
         }
       }
       parentPort.postMessage({ expected, errors, sleeps })
-    `, { eval: true, workerData: { sab, bell, count } })
+    `), { eval: true, workerData: { sab, bell, count } })
     const result = new Promise<{ expected: number; errors: number; sleeps: number }>((resolve, reject) => {
       worker.once('message', resolve)
       worker.once('error', reject)
@@ -151,15 +157,10 @@ describe('SAB ring', () => {
     const wiring = wakeUps.ioDoorbell(0)
     const sab = createRing(64 * 1024)
     const taken = new Int32Array(new SharedArrayBuffer(4))
-    const ringModule = join(__dirname, '..', '..', 'src', 'ring', 'ring.js')
-    const bellModule = join(__dirname, '..', '..', 'src', 'ring', 'doorbell.js')
     const count = 5_000
     // The worker publishes one record, rings, and waits until the consumer has taken it before it
     // writes the next: every record needs a wake-up of its own, so a lost one stalls the run.
-    const worker = new Worker(`
-      const { workerData, parentPort } = require('node:worker_threads')
-      const { RingWriter } = require(${JSON.stringify(ringModule)})
-      const { Doorbell } = require(${JSON.stringify(bellModule)})
+    const worker = new Worker(withRingModules(`
       const writer = new RingWriter(workerData.sab)
       const bell = new Doorbell(workerData.wiring)
       const taken = new Int32Array(workerData.taken)
@@ -172,7 +173,7 @@ describe('SAB ring', () => {
         if (stalls > 0) break
       }
       parentPort.postMessage(stalls)
-    `, { eval: true, workerData: { sab, wiring, count, taken: taken.buffer } })
+    `), { eval: true, workerData: { sab, wiring, count, taken: taken.buffer } })
     const reader = new RingReader(sab)
     const consumer = new Doorbell(wiring)
     let expected = 0
