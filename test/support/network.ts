@@ -3,31 +3,55 @@
 // node's account) and the clients each node gets; the fixture fills in the links' transport
 // settings, starts the nodes in an order that lets each dialler know its listener's port, waits
 // until every link is really up, connects the clients, and tears it all down after the suite,
-// however far the start got. It does the same for one node as withNode (test/support/helpers.ts),
-// so a suite's before hook keeps only what is its own.
+// however far the start got. It does for several nodes what withNode (test/support/helpers.ts)
+// does for one, so a suite's before hook keeps only what is its own.
+// Other parties a suite runs itself (an ilp-connector, an ilp-plugin-btp listener) can join: the
+// suite gives their start and stop, the fixture fits them into the start order, waits for a
+// node's link to one as for any link, and stops them before the nodes.
 
 import { after, before } from 'node:test'
 import type { RunningNode } from '../../src/node'
 import { BtpPlugin, connectPlugin, freePort, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
 export interface NetworkNodeSpec {
-  /** The node's config, as startTestNode takes it; the links fill in their accounts' `btp` / `http`. */
-  json: Record<string, unknown>
+  /**
+   * The node's config, as startTestNode takes it; the links fill in their accounts' `btp` / `http`.
+   * A function is called when the node is about to start (for ports picked in a before hook, or
+   * by a party as it started).
+   */
+  json: Record<string, unknown> | (() => Record<string, unknown>)
   /** Shards when the run names no layout (see testLayout); 0 unless given. */
   shards?: number
   /** Accounts of this node to connect a BTP client to; each client's token is `<account>-token`. */
   clients?: string[]
+  /** Nodes or parties to start before this one, beyond those its links need first. */
+  after?: string[]
+}
+
+/** Something on the network the suite runs itself: an ilp-connector, a plugin listener. */
+export interface NetworkPartySpec {
+  /** Starts it, its listeners up; called in the start order. */
+  start(): Promise<void>
+  /** Stops it, its clients included; called before any node stops, even after a failed start. */
+  stop(): Promise<void>
+  /** Nodes or parties to start before this one. */
+  after?: string[]
 }
 
 export interface NetworkLinkSpec {
   /** The dialling side, `<node>.<account>`: that account of that node dials the other node. */
   from: string
-  /** The answering side, `<node>.<account>`: the account the dialler is known by there. */
+  /**
+   * The answering side, `<node>.<account>`: the account the dialler is known by there. Or the
+   * name of a party: then the suite writes the dialler's URL in its config, and over BTP the
+   * fixture starts the party first and waits for the dialler's end of the link.
+   */
   to: string
   /**
    * 'btp' (the default): `from` dials `to`'s node over BTP, authenticating as `to`'s account.
    * 'http': ILP over HTTP both ways, each POSTing to the other's /ilp; there is no connection,
-   * so such a link is up once both nodes listen, and `from` / `to` only name the two ends.
+   * so such a link is up once both nodes listen, and `from` / `to` only name the two ends. To a
+   * party it changes nothing: the suite orders the two with `after`.
    */
   transport?: 'btp' | 'http'
   /** The secret `from` sends; default `<from node>-to-<to node>` (over HTTP the other way: reversed). */
@@ -36,6 +60,8 @@ export interface NetworkLinkSpec {
 
 export interface NetworkSpec {
   nodes: Record<string, NetworkNodeSpec>
+  /** Names shared with the nodes'. */
+  parties?: Record<string, NetworkPartySpec>
   links?: NetworkLinkSpec[]
   /** How long to wait for each link to come up before the start fails; 10 s unless given. */
   linkTimeoutMs?: number
@@ -48,62 +74,94 @@ export interface Network {
   clients: Record<string, Record<string, BtpPlugin>>
   /** Each node's data directory, by name. */
   dirs: Record<string, string>
-  /** Disconnects the clients, stops the nodes (the last started first) and removes their directories. */
+  /**
+   * Disconnects the clients, stops the parties, then the nodes (each time the last started first),
+   * and removes the nodes' directories; a second call does nothing.
+   */
   stop(): Promise<void>
 }
 
-interface End { node: string; account: string }
+/** One end of a link: a node's account, or a party (account null). */
+interface End { node: string; account: string | null }
 
-function endOf(spec: NetworkSpec, name: string): End {
-  const dot = name.indexOf('.')
-  const end = { node: name.slice(0, dot), account: name.slice(dot + 1) }
-  const node = spec.nodes[end.node]
-  if (dot < 1 || node === undefined) throw new Error(`withNetwork: link end "${name}" names no node (<node>.<account>)`)
-  const accounts = (node.json.accounts ?? {}) as Record<string, unknown>
-  if (accounts[end.account] === undefined) throw new Error(`withNetwork: node ${end.node} has no account ${end.account} (link end "${name}")`)
-  return end
+interface Link { from: End; to: End; transport: 'btp' | 'http'; token: string; name: string }
+
+function linksOf(spec: NetworkSpec): Link[] {
+  const endOf = (name: string, party: boolean): End => {
+    if (party && spec.parties?.[name] !== undefined) return { node: name, account: null }
+    const dot = name.indexOf('.')
+    if (dot < 1 || spec.nodes[name.slice(0, dot)] === undefined) {
+      throw new Error(`withNetwork: link end "${name}" names no node's account (<node>.<account>)${party ? ' nor a party' : ''}`)
+    }
+    return { node: name.slice(0, dot), account: name.slice(dot + 1) }
+  }
+  return (spec.links ?? []).map((l) => {
+    const from = endOf(l.from, false)
+    const to = endOf(l.to, true)
+    return { from, to, transport: l.transport ?? 'btp', token: l.token ?? `${from.node}-to-${to.node}`, name: `${l.from} → ${l.to}` }
+  })
 }
 
 /**
- * The order to start the nodes in: a BTP listener before its dialler, so the dialler's URL can
- * name the port the listener got. Nodes whose port must be known before they start (an end of an
- * HTTP link, which both ends dial; a node in a cycle of BTP links) get a free port picked first.
+ * The order to start nodes and parties in: a BTP listener before its dialler, so the dialler's URL
+ * can name the port the listener got, and each after what its `after` names. Nodes whose port must
+ * be known before they start (an end of an HTTP link between nodes, which both ends dial; a node in
+ * a cycle of BTP links) get a free port picked first, and their diallers need not wait for them.
  */
-function startOrder(spec: NetworkSpec, links: { from: End; to: End; transport: 'btp' | 'http' }[]): { order: string[]; pickPort: Set<string> } {
-  const names = Object.keys(spec.nodes)
-  const pickPort = new Set(links.filter((l) => l.transport === 'http').flatMap((l) => [l.from.node, l.to.node]))
-  const waitsFor = new Map(names.map((n) => [n, new Set<string>()]))
-  for (const l of links) if (l.transport === 'btp' && l.from.node !== l.to.node) waitsFor.get(l.from.node)!.add(l.to.node)
+function startOrder(spec: NetworkSpec, links: Link[]): { order: string[]; pickPort: Set<string> } {
+  const parties = spec.parties ?? {}
+  const names = [...Object.keys(spec.nodes), ...Object.keys(parties)]
+  const both = Object.keys(parties).filter((n) => spec.nodes[n] !== undefined)
+  if (both.length > 0) throw new Error(`withNetwork: ${both.join(', ')} named both a node and a party`)
+  const pickPort = new Set(links.filter((l) => l.transport === 'http' && l.to.account !== null).flatMap((l) => [l.from.node, l.to.node]))
+  // `before`: must have started; `port`: a node whose port must be known (started, or picked).
+  const needs = new Map(names.map((n) => [n, { before: new Set(spec.nodes[n]?.after ?? parties[n]?.after ?? []), port: new Set<string>() }]))
+  for (const l of links) {
+    if (l.transport !== 'btp' || l.from.node === l.to.node) continue
+    needs.get(l.from.node)![l.to.account === null ? 'before' : 'port'].add(l.to.node)
+  }
+  for (const [name, { before }] of needs) {
+    for (const n of before) if (!names.includes(n)) throw new Error(`withNetwork: ${name} starts after ${n}, which is neither a node nor a party`)
+  }
   const order: string[] = []
+  const ready = (n: string) => {
+    const { before, port } = needs.get(n)!
+    return [...before].every((m) => order.includes(m)) && [...port].every((m) => order.includes(m) || pickPort.has(m))
+  }
   while (order.length < names.length) {
-    const next = names.find((n) => !order.includes(n) && [...waitsFor.get(n)!].every((m) => order.includes(m) || pickPort.has(m)))
+    const left = names.filter((n) => !order.includes(n))
+    const next = left.find(ready)
     if (next !== undefined) {
       order.push(next)
       continue
     }
-    // A cycle: its nodes' ports are picked up front, which frees the rest to start.
-    for (const n of names) if (!order.includes(n)) pickPort.add(n)
+    // A cycle of BTP links: its nodes' ports are picked up front, which frees them to start.
+    const stuck = left.filter((n) => spec.nodes[n] !== undefined && !pickPort.has(n))
+    if (stuck.length === 0) throw new Error(`withNetwork: no order starts ${left.join(', ')} each after what it needs`)
+    for (const n of stuck) pickPort.add(n)
   }
   return { order, pickPort }
 }
 
 /** A copy of the node's config with each link's transport set on its accounts, given the ports. */
-function configOf(
-  spec: NetworkSpec, name: string, links: { from: End; to: End; transport: 'btp' | 'http'; token: string }[], ports: Map<string, number>,
-): Record<string, unknown> {
-  const json = spec.nodes[name].json
-  const accounts = { ...(json.accounts as Record<string, Record<string, unknown>>) }
-  const set = (account: string, field: 'btp' | 'http', value: Record<string, unknown>) => {
+function configOf(spec: NetworkSpec, name: string, links: Link[], ports: Map<string, number>): Record<string, unknown> {
+  const given = spec.nodes[name].json
+  const json = typeof given === 'function' ? given() : given
+  const accounts = { ...(json.accounts as Record<string, Record<string, unknown>> | undefined) }
+  const set = (link: Link, account: string, field: 'btp' | 'http', value: Record<string, unknown>) => {
+    if (accounts[account] === undefined) throw new Error(`withNetwork: node ${name} has no account ${account} (link ${link.name})`)
     accounts[account] = { ...accounts[account], [field]: { ...(accounts[account][field] as Record<string, unknown> | undefined), ...value } }
   }
   for (const l of links) {
+    // A link to a party: the suite wrote the dialler's transport itself.
+    if (l.to.account === null) continue
     if (l.transport === 'btp') {
-      if (l.from.node === name) set(l.from.account, 'btp', { url: `btp+ws://${l.to.account}:${l.token}@127.0.0.1:${ports.get(l.to.node)}` })
-      if (l.to.node === name) set(l.to.account, 'btp', { token: l.token })
+      if (l.from.node === name) set(l, l.from.account!, 'btp', { url: `btp+ws://${l.to.account}:${l.token}@127.0.0.1:${ports.get(l.to.node)}` })
+      if (l.to.node === name) set(l, l.to.account, 'btp', { token: l.token })
     } else {
       const back = `${l.token}-reversed`
-      if (l.from.node === name) set(l.from.account, 'http', { url: `http://127.0.0.1:${ports.get(l.to.node)}/ilp`, outgoingToken: l.token, incomingToken: back })
-      if (l.to.node === name) set(l.to.account, 'http', { url: `http://127.0.0.1:${ports.get(l.from.node)}/ilp`, outgoingToken: back, incomingToken: l.token })
+      if (l.from.node === name) set(l, l.from.account!, 'http', { url: `http://127.0.0.1:${ports.get(l.to.node)}/ilp`, outgoingToken: l.token, incomingToken: back })
+      if (l.to.node === name) set(l, l.to.account, 'http', { url: `http://127.0.0.1:${ports.get(l.from.node)}/ilp`, outgoingToken: back, incomingToken: l.token })
     }
   }
   return { ...json, ...(ports.has(name) && json.port === undefined ? { port: ports.get(name) } : {}), accounts }
@@ -126,12 +184,9 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
  * stopped before the error is thrown on.
  */
 export async function startNetwork(spec: NetworkSpec): Promise<Network> {
-  const links = (spec.links ?? []).map((l) => {
-    const from = endOf(spec, l.from)
-    const to = endOf(spec, l.to)
-    return { from, to, transport: l.transport ?? 'btp', token: l.token ?? `${from.node}-to-${to.node}`, name: `${l.from} → ${l.to}` }
-  })
+  const links = linksOf(spec)
   const { order, pickPort } = startOrder(spec, links)
+  const parties = spec.parties ?? {}
   const started: string[] = []
   let stopped = false
   const net: Network = {
@@ -150,15 +205,28 @@ export async function startNetwork(spec: NetworkSpec): Promise<Network> {
         }
       }
       await Promise.all(Object.values(net.clients).flatMap((byAccount) => Object.values(byAccount)).map((c) => attempt(() => c.disconnect())))
-      for (const name of [...started].reverse()) await attempt(() => net.nodes[name].stop())
+      // Parties first: an ilp-connector's BTP listeners stay open after its shutdown() if the
+      // peer had closed its link cleanly first, which would keep the test process alive.
+      const last = [...started].reverse()
+      for (const name of last.filter((n) => parties[n] !== undefined)) await attempt(() => parties[name].stop())
+      for (const name of last.filter((n) => parties[n] === undefined)) await attempt(() => net.nodes[name].stop())
       for (const dir of Object.values(net.dirs)) await attempt(() => removeDir(dir))
       if (errors.length > 0) throw errors[0]
     },
   }
   try {
     const ports = new Map<string, number>()
-    for (const name of pickPort) ports.set(name, (spec.nodes[name].json.port as number | undefined) ?? await freePort())
+    for (const name of pickPort) {
+      const json = spec.nodes[name].json
+      ports.set(name, (typeof json === 'function' ? undefined : json.port as number | undefined) ?? await freePort())
+    }
     for (const name of order) {
+      if (parties[name] !== undefined) {
+        // Counted as started first: a start that fails half-way may have listeners to close.
+        started.push(name)
+        await parties[name].start()
+        continue
+      }
       net.dirs[name] = tempDir()
       net.nodes[name] = await startTestNode(spec.nodes[name].shards ?? 0, net.dirs[name], configOf(spec, name, links, ports))
       started.push(name)
@@ -166,12 +234,14 @@ export async function startNetwork(spec: NetworkSpec): Promise<Network> {
     }
     const timeoutMs = spec.linkTimeoutMs ?? 10_000
     for (const l of links.filter((k) => k.transport === 'btp')) {
-      // Up on both ends: the dialler has its link, and the listener has taken it for the account.
-      const up = (end: End) => net.nodes[end.node].ioThreads.linkOf(end.account) >= 0
+      // Up on both ends: the dialler has its link, and the listener has taken it for the account
+      // (a party's end is the suite's to know; the dialler's is enough there).
+      const up = (end: End) => end.account === null || net.nodes[end.node].ioThreads.linkOf(end.account) >= 0
       const side = (end: End) => `${end.node}'s account ${end.account} ${up(end) ? 'linked' : 'has no link'}`
-      await waitUntil(() => up(l.from) && up(l.to), timeoutMs, () => `withNetwork: BTP link ${l.name} never came up: ${side(l.from)}, ${side(l.to)}`)
+      const state = () => l.to.account === null ? side(l.from) : `${side(l.from)}, ${side(l.to)}`
+      await waitUntil(() => up(l.from) && up(l.to), timeoutMs, () => `withNetwork: BTP link ${l.name} never came up: ${state()}`)
     }
-    for (const name of order) {
+    for (const name of order.filter((n) => parties[n] === undefined)) {
       net.clients[name] = {}
       for (const account of spec.nodes[name].clients ?? []) net.clients[name][account] = await connectPlugin(net.nodes[name].port, account, `${account}-token`)
     }
