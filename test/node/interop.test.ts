@@ -55,17 +55,15 @@ describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
       },
     },
     nodes: {
-      node: {
-        json: () => ({
-          accounts: {
-            parent: { relation: 'parent', assetCode: 'USD', assetScale: 9, btp: { url: `btp+ws://ilpnode:node-secret@127.0.0.1:${nodePort}` } },
-            alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' } },
-          },
-        }),
-        clients: ['alice'],
-      },
+      node: () => ({
+        accounts: {
+          parent: { relation: 'parent', assetCode: 'USD', assetScale: 9, btp: { url: `btp+ws://ilpnode:node-secret@127.0.0.1:${nodePort}` } },
+          alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' } },
+        },
+      }),
     },
     links: [{ from: 'node.parent', to: 'parent' }],
+    clients: ['node.alice'],
   })
 
   before(() => {

@@ -146,26 +146,24 @@ for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
         },
       },
       nodes: {
-        node: {
-          json: () => ({
-            ilpAddress: 'test.node',
-            port: nodePort,
-            routeBroadcastInterval: 1000,
-            accounts: {
-              conn: {
-                relation: 'peer', ...USD,
-                ...transport === 'BTP'
-                  ? { btp: { url: `btp+ws://ilpnode:link-secret@127.0.0.1:${linkPort}` } }
-                  : { http: { incomingToken: 'conn-to-node', url: `http://127.0.0.1:${linkPort}/`, outgoingToken: 'node-to-conn' } },
-              },
-              alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
-              pat: { relation: 'peer', ...USD, btp: { token: 'pat-token' } },
+        node: () => ({
+          ilpAddress: 'test.node',
+          port: nodePort,
+          routeBroadcastInterval: 1000,
+          accounts: {
+            conn: {
+              relation: 'peer', ...USD,
+              ...transport === 'BTP'
+                ? { btp: { url: `btp+ws://ilpnode:link-secret@127.0.0.1:${linkPort}` } }
+                : { http: { incomingToken: 'conn-to-node', url: `http://127.0.0.1:${linkPort}/`, outgoingToken: 'node-to-conn' } },
             },
-          }),
-          clients: ['alice', 'pat'],
-        },
+            alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
+            pat: { relation: 'peer', ...USD, btp: { token: 'pat-token' } },
+          },
+        }),
       },
       links: [{ from: 'node.conn', to: 'conn', transport: transport === 'BTP' ? 'btp' : 'http' }],
+      clients: ['node.alice', 'node.pat'],
     })
 
     before(() => {

@@ -205,30 +205,25 @@ describe('two nodes peered with JSON route broadcasts (routeProtocol "json")', (
   const net = withNetwork({
     nodes: {
       a: {
-        json: {
-          ilpAddress: 'test.a',
-          routeBroadcastInterval: 500,
-          accounts: {
-            b: { relation: 'peer', ...USD, routeProtocol: 'json' },
-            carol: { relation: 'child', ...USD, btp: { token: 'carol-token' } },
-            pat: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { token: 'pat-token' } },
-          },
+        ilpAddress: 'test.a',
+        routeBroadcastInterval: 500,
+        accounts: {
+          b: { relation: 'peer', ...USD, routeProtocol: 'json' },
+          carol: { relation: 'child', ...USD, btp: { token: 'carol-token' } },
+          pat: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { token: 'pat-token' } },
         },
-        clients: ['carol', 'pat'],
       },
       b: {
-        json: {
-          ilpAddress: 'test.b',
-          routeBroadcastInterval: 500,
-          accounts: {
-            a: { relation: 'peer', ...USD, routeProtocol: 'json' },
-            dave: { relation: 'child', ...USD, btp: { token: 'dave-token' } },
-          },
+        ilpAddress: 'test.b',
+        routeBroadcastInterval: 500,
+        accounts: {
+          a: { relation: 'peer', ...USD, routeProtocol: 'json' },
+          dave: { relation: 'child', ...USD, btp: { token: 'dave-token' } },
         },
-        clients: ['dave'],
       },
     },
     links: [{ from: 'b.a', to: 'a.b' }],
+    clients: ['a.carol', 'b.dave', 'a.pat'],
   })
 
   before(() => {

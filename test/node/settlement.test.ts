@@ -48,35 +48,30 @@ describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`
   const net = withNetwork({
     nodes: {
       b: {
-        json: {
-          ilpAddress: 'test.b', adminToken: ADMIN_TOKEN,
-          accounts: {
-            bob: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'bob-token' } },
-            a: { relation: 'peer', assetCode: 'USD', assetScale: 6, balance: LIMITS, settlement: SETTLES },
-            carol: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'carol-token' } },
-            dan: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'dan-token' }, settlement: SETTLES },
-            fay: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'fay-token' }, settlement: SETTLES, balance: { minimum: '-1500' } },
-            gus: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'gus-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
-            erin: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'erin-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
-          },
-          routes: [{ targetPrefix: 'test.a', peerId: 'a' }],
+        ilpAddress: 'test.b', adminToken: ADMIN_TOKEN,
+        accounts: {
+          bob: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'bob-token' } },
+          a: { relation: 'peer', assetCode: 'USD', assetScale: 6, balance: LIMITS, settlement: SETTLES },
+          carol: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'carol-token' } },
+          dan: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'dan-token' }, settlement: SETTLES },
+          fay: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'fay-token' }, settlement: SETTLES, balance: { minimum: '-1500' } },
+          gus: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'gus-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
+          erin: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'erin-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
         },
-        clients: ['bob'],
+        routes: [{ targetPrefix: 'test.a', peerId: 'a' }],
       },
       a: {
-        json: {
-          ilpAddress: 'test.a', adminToken: ADMIN_TOKEN,
-          accounts: {
-            alice: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'alice-token' } },
-            b: { relation: 'peer', assetCode: 'USD', assetScale: 6, balance: LIMITS, settlement: SETTLES },
-          },
-          routes: [{ targetPrefix: 'test.b', peerId: 'b' }],
+        ilpAddress: 'test.a', adminToken: ADMIN_TOKEN,
+        accounts: {
+          alice: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'alice-token' } },
+          b: { relation: 'peer', assetCode: 'USD', assetScale: 6, balance: LIMITS, settlement: SETTLES },
         },
-        clients: ['alice'],
+        routes: [{ targetPrefix: 'test.b', peerId: 'b' }],
       },
     },
     // A dials B (token a-to-b), and settles with it over that link.
     links: [{ from: 'a.b', to: 'b.a' }],
+    clients: ['a.alice', 'b.bob'],
   })
 
   before(() => {

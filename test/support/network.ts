@@ -13,24 +13,20 @@ import { after, before } from 'node:test'
 import type { RunningNode } from '../../src/node'
 import { BtpPlugin, connectPlugin, freePort, removeDir, sleep, startTestNode, tempDir } from './helpers'
 
-export interface NetworkNodeSpec {
-  /**
-   * The node's config, as startTestNode takes it; the links fill in their accounts' `btp` / `http`.
-   * A function is called when the node is about to start (for ports picked in a before hook, or
-   * by a party as it started).
-   */
-  json: Record<string, unknown> | (() => Record<string, unknown>)
-  /** Shards when the run names no layout (see testLayout); 0 unless given. */
-  shards?: number
-  /** Accounts of this node to connect a BTP client to; each client's token is `<account>-token`. */
-  clients?: string[]
-  /** Nodes or parties to start before this one, beyond those its links need first. */
-  after?: string[]
-}
+/**
+ * A node's config, as startTestNode takes it; the links fill in their accounts' `btp` / `http`.
+ * A function is called when the node is about to start (for ports picked in a before hook, or by
+ * a party as it started).
+ */
+export type NetworkNodeJson = Record<string, unknown> | (() => Record<string, unknown>)
 
 /** Something on the network the suite runs itself: an ilp-connector, a plugin listener. */
 export interface NetworkPartySpec {
-  /** Starts it, its listeners up; called in the start order. */
+  /**
+   * Starts it, its listeners up; called in the start order, and must not wait for a node that
+   * starts later (a listening ilp-plugin-btp's connect() waits until its dialler is in, so such a
+   * listener stays with the suite, as in test/node/peer_loss.test.ts).
+   */
   start(): Promise<void>
   /** Stops it, its clients included; called before any node stops, even after a failed start. */
   stop(): Promise<void>
@@ -59,10 +55,18 @@ export interface NetworkLinkSpec {
 }
 
 export interface NetworkSpec {
-  nodes: Record<string, NetworkNodeSpec>
-  /** Names shared with the nodes'. */
-  parties?: Record<string, NetworkPartySpec>
+  /** The nodes, by name. */
+  nodes: Record<string, NetworkNodeJson>
+  /** Shards of each node when the run names no layout (see testLayout); 0 unless given. */
+  shards?: number
   links?: NetworkLinkSpec[]
+  /**
+   * BTP clients to connect once the links are up, each `<node>.<account>`; a client's token is
+   * `<account>-token`. They are in `clients[node][account]`.
+   */
+  clients?: string[]
+  /** Parties by name; the names are shared with the nodes'. */
+  parties?: Record<string, NetworkPartySpec>
   /** How long to wait for each link to come up before the start fails; 10 s unless given. */
   linkTimeoutMs?: number
 }
@@ -86,18 +90,20 @@ interface End { node: string; account: string | null }
 
 interface Link { from: End; to: End; transport: 'btp' | 'http'; token: string; name: string }
 
-function linksOf(spec: NetworkSpec): Link[] {
-  const endOf = (name: string, party: boolean): End => {
-    if (party && spec.parties?.[name] !== undefined) return { node: name, account: null }
-    const dot = name.indexOf('.')
-    if (dot < 1 || spec.nodes[name.slice(0, dot)] === undefined) {
-      throw new Error(`withNetwork: link end "${name}" names no node's account (<node>.<account>)${party ? ' nor a party' : ''}`)
-    }
-    return { node: name.slice(0, dot), account: name.slice(dot + 1) }
+/** `<node>.<account>` (or a party's name, where `party`), checked against the spec. */
+function endOf(spec: NetworkSpec, name: string, what: string, party = false): End {
+  if (party && spec.parties?.[name] !== undefined) return { node: name, account: null }
+  const dot = name.indexOf('.')
+  if (dot < 1 || spec.nodes[name.slice(0, dot)] === undefined) {
+    throw new Error(`withNetwork: ${what} "${name}" names no node's account (<node>.<account>)${party ? ' nor a party' : ''}`)
   }
+  return { node: name.slice(0, dot), account: name.slice(dot + 1) }
+}
+
+function linksOf(spec: NetworkSpec): Link[] {
   return (spec.links ?? []).map((l) => {
-    const from = endOf(l.from, false)
-    const to = endOf(l.to, true)
+    const from = endOf(spec, l.from, 'link end')
+    const to = endOf(spec, l.to, 'link end', true)
     return { from, to, transport: l.transport ?? 'btp', token: l.token ?? `${from.node}-to-${to.node}`, name: `${l.from} → ${l.to}` }
   })
 }
@@ -115,7 +121,7 @@ function startOrder(spec: NetworkSpec, links: Link[]): { order: string[]; pickPo
   if (both.length > 0) throw new Error(`withNetwork: ${both.join(', ')} named both a node and a party`)
   const pickPort = new Set(links.filter((l) => l.transport === 'http' && l.to.account !== null).flatMap((l) => [l.from.node, l.to.node]))
   // `before`: must have started; `port`: a node whose port must be known (started, or picked).
-  const needs = new Map(names.map((n) => [n, { before: new Set(spec.nodes[n]?.after ?? parties[n]?.after ?? []), port: new Set<string>() }]))
+  const needs = new Map(names.map((n) => [n, { before: new Set(parties[n]?.after ?? []), port: new Set<string>() }]))
   for (const l of links) {
     if (l.transport !== 'btp' || l.from.node === l.to.node) continue
     needs.get(l.from.node)![l.to.account === null ? 'before' : 'port'].add(l.to.node)
@@ -145,7 +151,7 @@ function startOrder(spec: NetworkSpec, links: Link[]): { order: string[]; pickPo
 
 /** A copy of the node's config with each link's transport set on its accounts, given the ports. */
 function configOf(spec: NetworkSpec, name: string, links: Link[], ports: Map<string, number>): Record<string, unknown> {
-  const given = spec.nodes[name].json
+  const given = spec.nodes[name]
   const json = typeof given === 'function' ? given() : given
   const accounts = { ...(json.accounts as Record<string, Record<string, unknown>> | undefined) }
   const set = (link: Link, account: string, field: 'btp' | 'http', value: Record<string, unknown>) => {
@@ -185,6 +191,7 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
  */
 export async function startNetwork(spec: NetworkSpec): Promise<Network> {
   const links = linksOf(spec)
+  const clients = (spec.clients ?? []).map((c) => endOf(spec, c, 'client'))
   const { order, pickPort } = startOrder(spec, links)
   const parties = spec.parties ?? {}
   const started: string[] = []
@@ -217,7 +224,7 @@ export async function startNetwork(spec: NetworkSpec): Promise<Network> {
   try {
     const ports = new Map<string, number>()
     for (const name of pickPort) {
-      const json = spec.nodes[name].json
+      const json = spec.nodes[name]
       ports.set(name, (typeof json === 'function' ? undefined : json.port as number | undefined) ?? await freePort())
     }
     for (const name of order) {
@@ -228,7 +235,7 @@ export async function startNetwork(spec: NetworkSpec): Promise<Network> {
         continue
       }
       net.dirs[name] = tempDir()
-      net.nodes[name] = await startTestNode(spec.nodes[name].shards ?? 0, net.dirs[name], configOf(spec, name, links, ports))
+      net.nodes[name] = await startTestNode(spec.shards ?? 0, net.dirs[name], configOf(spec, name, links, ports))
       started.push(name)
       ports.set(name, net.nodes[name].port)
     }
@@ -241,10 +248,8 @@ export async function startNetwork(spec: NetworkSpec): Promise<Network> {
       const state = () => l.to.account === null ? side(l.from) : `${side(l.from)}, ${side(l.to)}`
       await waitUntil(() => up(l.from) && up(l.to), timeoutMs, () => `withNetwork: BTP link ${l.name} never came up: ${state()}`)
     }
-    for (const name of order.filter((n) => parties[n] === undefined)) {
-      net.clients[name] = {}
-      for (const account of spec.nodes[name].clients ?? []) net.clients[name][account] = await connectPlugin(net.nodes[name].port, account, `${account}-token`)
-    }
+    for (const name of Object.keys(spec.nodes)) net.clients[name] = {}
+    for (const { node, account } of clients) net.clients[node][account!] = await connectPlugin(net.nodes[node].port, account!, `${account}-token`)
   } catch (err) {
     await net.stop().catch(() => undefined)
     throw err
@@ -259,10 +264,11 @@ export async function startNetwork(spec: NetworkSpec): Promise<Network> {
  *
  *   const net = withNetwork({
  *     nodes: {
- *       a: { json: { ilpAddress: 'test.a', accounts: { b: PEER, carol: CHILD } }, clients: ['carol'] },
- *       b: { json: { ilpAddress: 'test.b', accounts: { a: PEER, dave: CHILD } }, clients: ['dave'] },
+ *       a: { ilpAddress: 'test.a', accounts: { b: PEER, carol: CHILD } },
+ *       b: { ilpAddress: 'test.b', accounts: { a: PEER, dave: CHILD } },
  *     },
  *     links: [{ from: 'b.a', to: 'a.b' }], // b's account a dials a, which knows it as its account b
+ *     clients: ['a.carol', 'b.dave'],
  *   })
  *   it('…', async () => { const { carol } = net.clients.a; … net.nodes.b.balance('a') … })
  */
