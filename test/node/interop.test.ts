@@ -5,11 +5,12 @@
 //          fulfilled; zoe's packet reaches alice the other way.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import * as ILDCP from 'ilp-protocol-ildcp'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, peerBalance, prepare, removeDir, startTestNode, tempDir,
+  asFulfill, asReject, BtpPlugin, freePort, fulfillmentPair, IlpPacket, peerBalance, prepare,
 } from '../support/helpers'
+import { withNetwork } from '../support/network'
 import type { RunningNode } from '../../src/node'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -25,42 +26,48 @@ function btpListenerAccount(port: number, secret: string, relation: string): Rec
 describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
   let connector: { listen(): Promise<void>; shutdown(): Promise<void> }
   let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
   let zoe: BtpPlugin
+  let nodePort: number
 
-  before(async () => {
-    const nodePort = await freePort()
-    const zoePort = await freePort()
-    connector = createApp({
-      ilpAddress: 'test.parent',
-      backend: 'one-to-one',
-      spread: 0,
-      store: 'memory',
-      initialConnectTimeout: 500,
-      accounts: { ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'), zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child') },
-    })
-    await connector.listen()
-    zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
-    await zoe.connect()
-    dir = tempDir()
-    node = await startTestNode(0, dir, {
-      accounts: {
-        parent: { relation: 'parent', assetCode: 'USD', assetScale: 9, btp: { url: `btp+ws://ilpnode:node-secret@127.0.0.1:${nodePort}` } },
-        alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' } },
+  const net = withNetwork({
+    parties: {
+      parent: {
+        async start() {
+          nodePort = await freePort()
+          const zoePort = await freePort()
+          connector = createApp({
+            ilpAddress: 'test.parent',
+            backend: 'one-to-one',
+            spread: 0,
+            store: 'memory',
+            initialConnectTimeout: 500,
+            accounts: { ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'), zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child') },
+          })
+          await connector.listen()
+          zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
+          await zoe.connect()
+        },
+        async stop() {
+          await zoe?.disconnect()
+          await connector?.shutdown()
+        },
       },
-    })
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
+    },
+    nodes: {
+      node: () => ({
+        accounts: {
+          parent: { relation: 'parent', assetCode: 'USD', assetScale: 9, btp: { url: `btp+ws://ilpnode:node-secret@127.0.0.1:${nodePort}` } },
+          alice: { relation: 'child', assetCode: 'USD', assetScale: 9, btp: { token: 'alice-token' } },
+        },
+      }),
+    },
+    links: [{ from: 'node.parent', to: 'parent' }],
+    clients: ['node.alice'],
   })
 
-  after(async () => {
-    await alice.disconnect()
-    await zoe.disconnect()
-    // ilp-connector first: its BTP listeners stay open after shutdown() if a peer had already
-    // closed its link cleanly, which would keep this process alive.
-    await connector.shutdown()
-    await node.stop()
-    removeDir(dir)
+  before(() => {
+    ({ nodes: { node }, clients: { node: { alice } } } = net)
   })
 
   it('learns its address from the parent by IL-DCP and hands <address>.alice to its child', async () => {
@@ -75,12 +82,8 @@ describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
       assert.equal(IlpPacket.deserializeIlpPrepare(data).destination, 'test.parent.zoe.inbox')
       return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.from('hi from zoe') })
     })
-    // The dialled BTP link may still be coming up right after start-up.
-    let reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
-    for (let i = 0; i < 20 && reply[0] === IlpPacket.Type.TYPE_ILP_REJECT && asReject(reply).code === 'T01'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100))
-      reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
-    }
+    // The dialled link is up: withNetwork waited for it.
+    const reply = await alice.sendData(prepare({ destination: 'test.parent.zoe.inbox', amount: '10', executionCondition: condition }))
     assert.deepEqual(asFulfill(reply).data, Buffer.from('hi from zoe'))
   })
 

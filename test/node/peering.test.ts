@@ -12,6 +12,7 @@ import {
   asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, prepare, removeDir, sendUntilUnreachable, sendWhenRouted,
   sleep, startTestNode, tempDir,
 } from '../support/helpers'
+import { withNetwork } from '../support/network'
 import type { RunningNode } from '../../src/node'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -98,67 +99,75 @@ describe('CCP from a peer: announce, route, withdraw', () => {
 for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
   describe(`interop: the node and ilp-connector@23 as peers over ${transport}, routes by CCP`, () => {
     let connector: { listen(): Promise<void>; shutdown(): Promise<void> }
-    let node: RunningNode
-    let dir: string
     let alice: BtpPlugin
     let pat: BtpPlugin
     let zoe: BtpPlugin
+    let zoePort: number
+    let linkPort: number
+    let nodePort: number
 
     before(async () => {
-      const zoePort = await freePort()
-      const linkPort = await freePort()
-      const nodePort = await freePort()
-      const link = transport === 'BTP'
-        ? { plugin: 'ilp-plugin-btp', options: { listener: { port: linkPort, secret: 'link-secret' } } }
-        : { plugin: 'ilp-plugin-http', options: { incoming: { port: linkPort, staticToken: 'node-to-conn' }, outgoing: { url: `http://127.0.0.1:${nodePort}/ilp`, staticToken: 'conn-to-node' } } }
-      const startConnector = async () => {
-        connector = createApp({
-          ilpAddress: 'test.conn',
-          backend: 'one-to-one',
-          spread: 0,
-          store: 'memory',
-          initialConnectTimeout: 500,
-          routeBroadcastInterval: 1000,
-          accounts: {
-            ilpnode: { relation: 'peer', ...USD, ...link },
-            zoe: { relation: 'child', ...USD, plugin: 'ilp-plugin-btp', options: { listener: { port: zoePort, secret: 'zoe-secret' } } },
+      zoePort = await freePort()
+      linkPort = await freePort()
+      nodePort = await freePort()
+    })
+    const net = withNetwork({
+      parties: {
+        conn: {
+          async start() {
+            const link = transport === 'BTP'
+              ? { plugin: 'ilp-plugin-btp', options: { listener: { port: linkPort, secret: 'link-secret' } } }
+              : { plugin: 'ilp-plugin-http', options: { incoming: { port: linkPort, staticToken: 'node-to-conn' }, outgoing: { url: `http://127.0.0.1:${nodePort}/ilp`, staticToken: 'conn-to-node' } } }
+            connector = createApp({
+              ilpAddress: 'test.conn',
+              backend: 'one-to-one',
+              spread: 0,
+              store: 'memory',
+              initialConnectTimeout: 500,
+              routeBroadcastInterval: 1000,
+              accounts: {
+                ilpnode: { relation: 'peer', ...USD, ...link },
+                zoe: { relation: 'child', ...USD, plugin: 'ilp-plugin-btp', options: { listener: { port: zoePort, secret: 'zoe-secret' } } },
+              },
+            })
+            await connector.listen()
+            zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
+            await zoe.connect()
           },
-        })
-        await connector.listen()
-        zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
-        await zoe.connect()
-      }
-      const startNode = async () => {
-        dir = tempDir()
-        const conn = transport === 'BTP'
-          ? { btp: { url: `btp+ws://ilpnode:link-secret@127.0.0.1:${linkPort}` } }
-          : { http: { incomingToken: 'conn-to-node', url: `http://127.0.0.1:${linkPort}/`, outgoingToken: 'node-to-conn' } }
-        node = await startTestNode(0, dir, {
+          async stop() {
+            await zoe?.disconnect()
+            await connector?.shutdown()
+          },
+          // Each side asks the other for routes when its link comes up. Over BTP the node dials the
+          // connector, so the connector goes first (the link says so); over HTTP there is no link to
+          // come up, and the connector asks only once at start (then every 30 s), so there the node
+          // goes first.
+          after: transport === 'BTP' ? [] : ['node'],
+        },
+      },
+      nodes: {
+        node: () => ({
           ilpAddress: 'test.node',
           port: nodePort,
           routeBroadcastInterval: 1000,
           accounts: {
-            conn: { relation: 'peer', ...USD, ...conn },
+            conn: {
+              relation: 'peer', ...USD,
+              ...transport === 'BTP'
+                ? { btp: { url: `btp+ws://ilpnode:link-secret@127.0.0.1:${linkPort}` } }
+                : { http: { incomingToken: 'conn-to-node', url: `http://127.0.0.1:${linkPort}/`, outgoingToken: 'node-to-conn' } },
+            },
             alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
             pat: { relation: 'peer', ...USD, btp: { token: 'pat-token' } },
           },
-        })
-      }
-      // Each side asks the other for routes when its link comes up. Over BTP the node dials the
-      // connector, so the connector goes first; over HTTP there is no link to come up, and the
-      // connector asks only once at start (then every 30 s), so there the node goes first.
-      if (transport === 'BTP') { await startConnector(); await startNode() } else { await startNode(); await startConnector() }
-      alice = await connectPlugin(node.port, 'alice', 'alice-token')
-      pat = await connectPlugin(node.port, 'pat', 'pat-token')
+        }),
+      },
+      links: [{ from: 'node.conn', to: 'conn', transport: transport === 'BTP' ? 'btp' : 'http' }],
+      clients: ['node.alice', 'node.pat'],
     })
 
-    after(async () => {
-      await Promise.all([alice.disconnect(), pat.disconnect(), zoe.disconnect()])
-      // ilp-connector first: its BTP listeners stay open after shutdown() if a peer had already
-      // closed its link cleanly, which would keep this process alive.
-      await connector.shutdown()
-      await node.stop()
-      removeDir(dir)
+    before(() => {
+      ({ clients: { node: { alice, pat } } } = net)
     })
 
     it('alice → node → ilp-connector → zoe, by the route the node learned (test.conn)', async () => {

@@ -4,14 +4,14 @@
 // nodes configured for JSON broadcasts learn each other's routes and withdrawals.
 
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { request } from 'undici'
 import { decodeRouteBroadcast, encodeRouteBroadcast, RouteBroadcastError } from '../../src/codec/route_broadcast'
 import type { RunningNode } from '../../src/node'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, tempDir, removeDir, prepare, sendUntilUnreachable, sendWhenRouted,
-  sleep, startTestNode, withNode,
+  asFulfill, asReject, BtpPlugin, fulfillmentPair, IlpPacket, prepare, sendUntilUnreachable, sendWhenRouted, sleep, withNode,
 } from '../support/helpers'
+import { withNetwork } from '../support/network'
 
 const USD = { assetCode: 'USD', assetScale: 9 }
 const json = (v: unknown) => Buffer.from(JSON.stringify(v), 'utf8')
@@ -199,41 +199,35 @@ describe('JSON route broadcasts from a peer change routing (SHARDS=2: through a 
 })
 
 describe('two nodes peered with JSON route broadcasts (routeProtocol "json")', () => {
-  let a: RunningNode
-  let b: RunningNode
-  const dirs = [tempDir(), tempDir()]
   let carol: BtpPlugin
   let dave: BtpPlugin
   let pat: BtpPlugin
-
-  before(async () => {
-    a = await startTestNode(0, dirs[0], {
-      ilpAddress: 'test.a',
-      routeBroadcastInterval: 500,
-      accounts: {
-        b: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { token: 'b-token' } },
-        carol: { relation: 'child', ...USD, btp: { token: 'carol-token' } },
-        pat: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { token: 'pat-token' } },
+  const net = withNetwork({
+    nodes: {
+      a: {
+        ilpAddress: 'test.a',
+        routeBroadcastInterval: 500,
+        accounts: {
+          b: { relation: 'peer', ...USD, routeProtocol: 'json' },
+          carol: { relation: 'child', ...USD, btp: { token: 'carol-token' } },
+          pat: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { token: 'pat-token' } },
+        },
       },
-    })
-    b = await startTestNode(0, dirs[1], {
-      ilpAddress: 'test.b',
-      routeBroadcastInterval: 500,
-      accounts: {
-        a: { relation: 'peer', ...USD, routeProtocol: 'json', btp: { url: `btp+ws://b:b-token@127.0.0.1:${a.port}` } },
-        dave: { relation: 'child', ...USD, btp: { token: 'dave-token' } },
+      b: {
+        ilpAddress: 'test.b',
+        routeBroadcastInterval: 500,
+        accounts: {
+          a: { relation: 'peer', ...USD, routeProtocol: 'json' },
+          dave: { relation: 'child', ...USD, btp: { token: 'dave-token' } },
+        },
       },
-    })
-    carol = await connectPlugin(a.port, 'carol', 'carol-token')
-    dave = await connectPlugin(b.port, 'dave', 'dave-token')
-    pat = await connectPlugin(a.port, 'pat', 'pat-token')
+    },
+    links: [{ from: 'b.a', to: 'a.b' }],
+    clients: ['a.carol', 'b.dave', 'a.pat'],
   })
 
-  after(async () => {
-    await Promise.all([carol.disconnect(), dave.disconnect(), pat.disconnect()])
-    await b.stop()
-    await a.stop()
-    for (const d of dirs) removeDir(d)
+  before(() => {
+    ({ clients: { a: { carol, pat }, b: { dave } } } = net)
   })
 
   it('each node learns the other\'s address, and packets flow both ways', async () => {

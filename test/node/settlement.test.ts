@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto'
 import type { RunningNode } from '../../src/node'
 import { BtpFrame, BTP_ERROR } from '../../src/codec/btp_packet'
 import { connectBtp } from '../support/btp_connect'
-import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, IlpPacket, layoutName, prepare, removeDir, sleep, startTestNode, tempDir } from '../support/helpers'
+import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, IlpPacket, layoutName, prepare, sleep } from '../support/helpers'
+import { withNetwork } from '../support/network'
 import { captureStderrPerTest } from '../support/stderr_capture'
 
 /** A refused settlement is logged as an error: asserted where a test provokes it, not printed. */
@@ -34,51 +35,48 @@ const LIGHT = 20n
 interface SettlementView { id: string; account: string; amount: string; state: string }
 
 describe(`settlement between two nodes over BTP transfers with ${layoutName(0)}`, () => {
-  const dirs = [tempDir(), tempDir()]
   let a: RunningNode
   let b: RunningNode
+  /** Clients the tests connect themselves, closed before the network stops. */
   const clients: BtpPlugin[] = []
   let alice: BtpPlugin
   let bob: BtpPlugin
 
-  before(async () => {
-    b = await startTestNode(0, dirs[1], {
-      ilpAddress: 'test.b', adminToken: ADMIN_TOKEN,
-      accounts: {
-        bob: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'bob-token' } },
-        a: { relation: 'peer', assetCode: 'USD', assetScale: 6, btp: { token: 'a-to-b' }, balance: LIMITS, settlement: SETTLES },
-        carol: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'carol-token' } },
-        dan: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'dan-token' }, settlement: SETTLES },
-        fay: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'fay-token' }, settlement: SETTLES, balance: { minimum: '-1500' } },
-        gus: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'gus-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
-        erin: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'erin-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
-      },
-      routes: [{ targetPrefix: 'test.a', peerId: 'a' }],
-    })
-    a = await startTestNode(0, dirs[0], {
-      ilpAddress: 'test.a', adminToken: ADMIN_TOKEN,
-      accounts: {
-        alice: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'alice-token' } },
-        b: { relation: 'peer', assetCode: 'USD', assetScale: 6, btp: { url: `btp+ws://a:a-to-b@127.0.0.1:${b.port}` }, balance: LIMITS, settlement: SETTLES },
-      },
-      routes: [{ targetPrefix: 'test.b', peerId: 'b' }],
-    })
-    alice = await connectPlugin(a.port, 'alice', 'alice-token')
-    bob = await connectPlugin(b.port, 'bob', 'bob-token')
-    clients.push(alice, bob)
-    for (const c of [alice, bob]) c.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment: FULFILLMENT, data: Buffer.alloc(0) }))
-    const deadline = Date.now() + 10000
-    while ((await adminRequest(a.port, 'GET', '/admin/accounts/b')).body.connected !== true) {
-      if (Date.now() > deadline) throw new Error('node A did not connect to node B')
-      await sleep(50)
-    }
-  })
-
   after(async () => {
     await Promise.all(clients.map((c) => c.disconnect()))
-    await a?.stop()
-    await b?.stop()
-    for (const d of dirs) removeDir(d)
+  })
+  const net = withNetwork({
+    nodes: {
+      b: {
+        ilpAddress: 'test.b', adminToken: ADMIN_TOKEN,
+        accounts: {
+          bob: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'bob-token' } },
+          a: { relation: 'peer', assetCode: 'USD', assetScale: 6, balance: LIMITS, settlement: SETTLES },
+          carol: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'carol-token' } },
+          dan: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'dan-token' }, settlement: SETTLES },
+          fay: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'fay-token' }, settlement: SETTLES, balance: { minimum: '-1500' } },
+          gus: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'gus-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
+          erin: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'erin-token' }, settlement: SETTLES, balance: { settleThreshold: '-100', settleTo: '0' } },
+        },
+        routes: [{ targetPrefix: 'test.a', peerId: 'a' }],
+      },
+      a: {
+        ilpAddress: 'test.a', adminToken: ADMIN_TOKEN,
+        accounts: {
+          alice: { relation: 'child', assetCode: 'USD', assetScale: 6, btp: { token: 'alice-token' } },
+          b: { relation: 'peer', assetCode: 'USD', assetScale: 6, balance: LIMITS, settlement: SETTLES },
+        },
+        routes: [{ targetPrefix: 'test.b', peerId: 'b' }],
+      },
+    },
+    // A dials B (token a-to-b), and settles with it over that link.
+    links: [{ from: 'a.b', to: 'b.a' }],
+    clients: ['a.alice', 'b.bob'],
+  })
+
+  before(() => {
+    ({ nodes: { a, b }, clients: { a: { alice }, b: { bob } } } = net)
+    for (const c of [alice, bob]) c.registerDataHandler(async () => IlpPacket.serializeIlpFulfill({ fulfillment: FULFILLMENT, data: Buffer.alloc(0) }))
   })
 
   async function lane(from: BtpPlugin, to: string, amount: bigint, rejects: string[]): Promise<void> {
