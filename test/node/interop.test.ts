@@ -10,11 +10,9 @@ import * as ILDCP from 'ilp-protocol-ildcp'
 import {
   asFulfill, asReject, BtpPlugin, freePort, fulfillmentPair, IlpPacket, peerBalance, prepare,
 } from '../support/helpers'
-import { withNetwork } from '../support/network'
+import { ConnectorParty, withNetwork } from '../support/network'
 import type { RunningNode } from '../../src/node'
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
 
 function btpListenerAccount(port: number, secret: string, relation: string): Record<string, unknown> {
   return {
@@ -24,36 +22,26 @@ function btpListenerAccount(port: number, secret: string, relation: string): Rec
 }
 
 describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
-  let connector: { listen(): Promise<void>; shutdown(): Promise<void> }
   let node: RunningNode
   let alice: BtpPlugin
   let zoe: BtpPlugin
   let nodePort: number
+  let zoePort: number
 
+  before(async () => {
+    nodePort = await freePort()
+    zoePort = await freePort()
+  })
+  const parent = new ConnectorParty(() => ({
+    ilpAddress: 'test.parent',
+    backend: 'one-to-one',
+    spread: 0,
+    store: 'memory',
+    initialConnectTimeout: 500,
+    accounts: { ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'), zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child') },
+  }), () => zoePort)
   const net = withNetwork({
-    parties: {
-      parent: {
-        async start() {
-          nodePort = await freePort()
-          const zoePort = await freePort()
-          connector = createApp({
-            ilpAddress: 'test.parent',
-            backend: 'one-to-one',
-            spread: 0,
-            store: 'memory',
-            initialConnectTimeout: 500,
-            accounts: { ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'), zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child') },
-          })
-          await connector.listen()
-          zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
-          await zoe.connect()
-        },
-        async stop() {
-          await zoe?.disconnect()
-          await connector?.shutdown()
-        },
-      },
-    },
+    parties: { parent },
     nodes: {
       node: () => ({
         accounts: {
@@ -68,6 +56,7 @@ describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
 
   before(() => {
     ({ nodes: { node }, clients: { node: { alice } } } = net)
+    zoe = parent.zoe
   })
 
   it('learns its address from the parent by IL-DCP and hands <address>.alice to its child', async () => {

@@ -12,11 +12,8 @@ import {
   asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, prepare, removeDir, sendUntilUnreachable, sendWhenRouted,
   sleep, startTestNode, tempDir,
 } from '../support/helpers'
-import { withNetwork } from '../support/network'
+import { ConnectorParty, withNetwork } from '../support/network'
 import type { RunningNode } from '../../src/node'
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
 
 const USD = { assetCode: 'USD', assetScale: 9 }
 
@@ -98,7 +95,6 @@ describe('CCP from a peer: announce, route, withdraw', () => {
 
 for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
   describe(`interop: the node and ilp-connector@23 as peers over ${transport}, routes by CCP`, () => {
-    let connector: { listen(): Promise<void>; shutdown(): Promise<void> }
     let alice: BtpPlugin
     let pat: BtpPlugin
     let zoe: BtpPlugin
@@ -111,40 +107,30 @@ for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
       linkPort = await freePort()
       nodePort = await freePort()
     })
-    const net = withNetwork({
-      parties: {
-        conn: {
-          async start() {
-            const link = transport === 'BTP'
-              ? { plugin: 'ilp-plugin-btp', options: { listener: { port: linkPort, secret: 'link-secret' } } }
-              : { plugin: 'ilp-plugin-http', options: { incoming: { port: linkPort, staticToken: 'node-to-conn' }, outgoing: { url: `http://127.0.0.1:${nodePort}/ilp`, staticToken: 'conn-to-node' } } }
-            connector = createApp({
-              ilpAddress: 'test.conn',
-              backend: 'one-to-one',
-              spread: 0,
-              store: 'memory',
-              initialConnectTimeout: 500,
-              routeBroadcastInterval: 1000,
-              accounts: {
-                ilpnode: { relation: 'peer', ...USD, ...link },
-                zoe: { relation: 'child', ...USD, plugin: 'ilp-plugin-btp', options: { listener: { port: zoePort, secret: 'zoe-secret' } } },
-              },
-            })
-            await connector.listen()
-            zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
-            await zoe.connect()
-          },
-          async stop() {
-            await zoe?.disconnect()
-            await connector?.shutdown()
-          },
-          // Each side asks the other for routes when its link comes up. Over BTP the node dials the
-          // connector, so the connector goes first (the link says so); over HTTP there is no link to
-          // come up, and the connector asks only once at start (then every 30 s), so there the node
-          // goes first.
-          after: transport === 'BTP' ? [] : ['node'],
+    const conn = new ConnectorParty(() => ({
+      ilpAddress: 'test.conn',
+      backend: 'one-to-one',
+      spread: 0,
+      store: 'memory',
+      initialConnectTimeout: 500,
+      routeBroadcastInterval: 1000,
+      accounts: {
+        ilpnode: {
+          relation: 'peer', ...USD,
+          ...transport === 'BTP'
+            ? { plugin: 'ilp-plugin-btp', options: { listener: { port: linkPort, secret: 'link-secret' } } }
+            : { plugin: 'ilp-plugin-http', options: { incoming: { port: linkPort, staticToken: 'node-to-conn' }, outgoing: { url: `http://127.0.0.1:${nodePort}/ilp`, staticToken: 'conn-to-node' } } },
         },
+        zoe: { relation: 'child', ...USD, plugin: 'ilp-plugin-btp', options: { listener: { port: zoePort, secret: 'zoe-secret' } } },
       },
+    }), () => zoePort,
+    // Each side asks the other for routes when its link comes up. Over BTP the node dials the
+    // connector, so the connector goes first (the link says so); over HTTP there is no link to
+    // come up, and the connector asks only once at start (then every 30 s), so there the node
+    // goes first.
+    transport === 'BTP' ? [] : ['node'])
+    const net = withNetwork({
+      parties: { conn },
       nodes: {
         node: () => ({
           ilpAddress: 'test.node',
@@ -168,6 +154,7 @@ for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
 
     before(() => {
       ({ clients: { node: { alice, pat } } } = net)
+      zoe = conn.zoe
     })
 
     it('alice → node → ilp-connector → zoe, by the route the node learned (test.conn)', async () => {

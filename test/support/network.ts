@@ -288,3 +288,31 @@ export function withNetwork(spec: NetworkSpec): Network {
   }
   return fixture
 }
+
+// ilp-connector@23 ships no types.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
+
+/**
+ * A party: ilp-connector@23, in this process, with the config `config()` gives when the party
+ * starts (ports are known by then), and zoe, a BTP client of its account `zoe`, which listens
+ * on `zoePort()` with the secret `zoe-secret`: who pays and is paid on the connector's side.
+ */
+export class ConnectorParty implements NetworkPartySpec {
+  zoe!: BtpPlugin
+  private connector: { listen(): Promise<void>; shutdown(): Promise<void> } | null = null
+
+  constructor(private readonly config: () => Record<string, unknown>, private readonly zoePort: () => number, readonly after: string[] = []) {}
+
+  async start(): Promise<void> {
+    this.connector = createApp(this.config())
+    await this.connector.listen()
+    this.zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${this.zoePort()}` })
+    await this.zoe.connect()
+  }
+
+  async stop(): Promise<void> {
+    await this.zoe?.disconnect()
+    await this.connector?.shutdown()
+  }
+}
