@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseConfig } from '../../src/config/schema'
 import { startNode, type RunningNode } from '../../src/node'
-import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, layoutName, MACHINE, NODE_ADDRESS, Payments, removeDir, tempDir, testLayout, withNode } from '../support/helpers'
+import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectClients, layoutName, MACHINE, NODE_ADDRESS, Payments, stopAll, tempDir, testLayout, withNode } from '../support/helpers'
 
 const child = (assetCode: string, assetScale: number, extra: Record<string, unknown> = {}) => ({ relation: 'child', assetCode, assetScale, ...extra })
 
@@ -131,17 +131,11 @@ describe(`rates and spread changed by a reload with ${layoutName(0)}`, () => {
   before(async () => {
     file('0.9173', '0.002')
     node = await startNode(parseConfig(JSON.parse(readFileSync(path, 'utf8')), {}, MACHINE, path))
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-    bob = await connectPlugin(node.port, 'bob', 'bob-token')
+    ;[alice, bob] = await connectClients(node.port, 'alice', 'bob')
     payments.receive(bob)
   })
 
-  after(async () => {
-    await alice?.disconnect()
-    await bob?.disconnect()
-    await node?.stop()
-    removeDir(dir)
-  })
+  after(() => stopAll([alice, bob], node, dir))
 
   const pay = (cents: bigint) => payments.pay(alice, bob, `${NODE_ADDRESS}.bob`, cents)
 

@@ -10,7 +10,7 @@ import * as ILDCP from 'ilp-protocol-ildcp'
 import {
   asFulfill, asReject, BtpPlugin, freePort, fulfillmentPair, IlpPacket, peerBalance, prepare,
 } from '../support/helpers'
-import { ConnectorParty, withNetwork } from '../support/network'
+import { ConnectorParty, connectorConfig, withNetwork } from '../support/network'
 import type { RunningNode } from '../../src/node'
 
 
@@ -32,13 +32,9 @@ describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
     nodePort = await freePort()
     zoePort = await freePort()
   })
-  const parent = new ConnectorParty(() => ({
-    ilpAddress: 'test.parent',
-    backend: 'one-to-one',
-    spread: 0,
-    store: 'memory',
-    initialConnectTimeout: 500,
-    accounts: { ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'), zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child') },
+  const parent = new ConnectorParty(() => connectorConfig('test.parent', {
+    ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'),
+    zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child'),
   }), () => zoePort)
   const net = withNetwork({
     parties: { parent },

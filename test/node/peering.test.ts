@@ -6,42 +6,29 @@
 
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import * as Ccp from 'ilp-protocol-ccp'
 import {
-  asFulfill, asReject, BtpPlugin, connectPlugin, freePort, fulfillmentPair, IlpPacket, prepare, removeDir, sendUntilUnreachable, sendWhenRouted,
-  sleep, startTestNode, tempDir,
+  asFulfill, asReject, BtpPlugin, freePort, fulfillmentPair, IlpPacket, prepare, sendUntilUnreachable, sendWhenRouted, sleep, withNode,
 } from '../support/helpers'
-import { ConnectorParty, withNetwork } from '../support/network'
-import type { RunningNode } from '../../src/node'
+import { ConnectorParty, connectorConfig, withNetwork } from '../support/network'
 
 const USD = { assetCode: 'USD', assetScale: 9 }
 
 describe('CCP from a peer: announce, route, withdraw', () => {
-  let node: RunningNode
-  let dir: string
   let alice: BtpPlugin
   let pat: BtpPlugin
   const tableId = randomUUID()
+  const fixture = withNode(2, {
+    ilpAddress: 'test.node',
+    accounts: {
+      alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
+      pat: { relation: 'peer', ...USD, btp: { token: 'pat-token' } },
+    },
+  }, ['alice', 'pat'])
 
-  before(async () => {
-    dir = tempDir()
-    node = await startTestNode(2, dir, {
-      ilpAddress: 'test.node',
-      accounts: {
-        alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
-        pat: { relation: 'peer', ...USD, btp: { token: 'pat-token' } },
-      },
-    })
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-    pat = await connectPlugin(node.port, 'pat', 'pat-token')
-  })
-
-  after(async () => {
-    await alice.disconnect()
-    await pat.disconnect()
-    await node.stop()
-    removeDir(dir)
+  before(() => {
+    ({ alice, pat } = fixture.clients)
   })
 
   function update(epoch: number, newRoutes: { prefix: string }[], withdrawnRoutes: string[]): Buffer {
@@ -107,23 +94,15 @@ for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
       linkPort = await freePort()
       nodePort = await freePort()
     })
-    const conn = new ConnectorParty(() => ({
-      ilpAddress: 'test.conn',
-      backend: 'one-to-one',
-      spread: 0,
-      store: 'memory',
-      initialConnectTimeout: 500,
-      routeBroadcastInterval: 1000,
-      accounts: {
-        ilpnode: {
-          relation: 'peer', ...USD,
-          ...transport === 'BTP'
-            ? { plugin: 'ilp-plugin-btp', options: { listener: { port: linkPort, secret: 'link-secret' } } }
-            : { plugin: 'ilp-plugin-http', options: { incoming: { port: linkPort, staticToken: 'node-to-conn' }, outgoing: { url: `http://127.0.0.1:${nodePort}/ilp`, staticToken: 'conn-to-node' } } },
-        },
-        zoe: { relation: 'child', ...USD, plugin: 'ilp-plugin-btp', options: { listener: { port: zoePort, secret: 'zoe-secret' } } },
+    const conn = new ConnectorParty(() => connectorConfig('test.conn', {
+      ilpnode: {
+        relation: 'peer', ...USD,
+        ...transport === 'BTP'
+          ? { plugin: 'ilp-plugin-btp', options: { listener: { port: linkPort, secret: 'link-secret' } } }
+          : { plugin: 'ilp-plugin-http', options: { incoming: { port: linkPort, staticToken: 'node-to-conn' }, outgoing: { url: `http://127.0.0.1:${nodePort}/ilp`, staticToken: 'conn-to-node' } } },
       },
-    }), () => zoePort,
+      zoe: { relation: 'child', ...USD, plugin: 'ilp-plugin-btp', options: { listener: { port: zoePort, secret: 'zoe-secret' } } },
+    }, { routeBroadcastInterval: 1000 }), () => zoePort,
     // Each side asks the other for routes when its link comes up. Over BTP the node dials the
     // connector, so the connector goes first (the link says so); over HTTP there is no link to
     // come up, and the connector asks only once at start (then every 30 s), so there the node

@@ -20,7 +20,7 @@ import { logger } from '../../src/log'
 import type { RateSnapshot } from '../../src/shard/exchange'
 import type { RunningNode } from '../../src/node'
 import {
-  ADMIN_TOKEN, adminRequest, BtpPlugin, connectPlugin, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, Payments, removeDir, sleep, startTestNode, tempDir,
+  ADMIN_TOKEN, adminRequest, BtpPlugin, connectClients, IlpPacket, layoutName, MACHINE, NODE_ADDRESS, Payments, removeDir, sleep, startTestNode, stopAll, tempDir,
 } from '../support/helpers'
 import { captureStderrPerTest } from '../support/stderr_capture'
 
@@ -66,15 +66,12 @@ describe(`ecb exchange rates with ${layoutName(0)}`, () => {
         bob: { relation: 'child', assetCode: 'EUR', assetScale: 4, btp: { token: 'bob-token' } },
       },
     })
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-    bob = await connectPlugin(node.port, 'bob', 'bob-token')
+    ;[alice, bob] = await connectClients(node.port, 'alice', 'bob')
     payments.receive(bob)
   })
 
   after(async () => {
-    await alice?.disconnect()
-    await bob?.disconnect()
-    await node?.stop()
+    await stopAll([alice, bob], node)
     server.close()
     removeDir(dir)
   })

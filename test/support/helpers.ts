@@ -113,6 +113,23 @@ export async function connectPlugin(port: number, account: string, token: string
   return plugin
 }
 
+/** Clients of a node by account name, each with its test token `<account>-token`, in order. */
+export async function connectClients(port: number, ...accounts: string[]): Promise<BtpPlugin[]> {
+  const clients: BtpPlugin[] = []
+  for (const account of accounts) clients.push(await connectPlugin(port, account, `${account}-token`))
+  return clients
+}
+
+/**
+ * Ends what a suite started by hand, clients first: any may be missing when its start failed
+ * halfway, and the directories go last.
+ */
+export async function stopAll(clients: (BtpPlugin | undefined)[], node: RunningNode | undefined, ...dirs: string[]): Promise<void> {
+  for (const client of clients) await client?.disconnect()
+  await node?.stop()
+  for (const dir of dirs) removeDir(dir)
+}
+
 /** A client whose auth the node refuses: connect() fails; the client is closed after. */
 export async function assertAuthRefused(port: number, account: string, token: string): Promise<void> {
   const plugin = new BtpPlugin({ server: `btp+ws://${account}:${token}@127.0.0.1:${port}`, responseTimeout: 2000 } as ConstructorParameters<typeof BtpPlugin>[0])

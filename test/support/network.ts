@@ -293,6 +293,11 @@ export function withNetwork(spec: NetworkSpec): Network {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { createApp } = require('ilp-connector') as { createApp(opts: unknown): { listen(): Promise<void>; shutdown(): Promise<void> } }
 
+/** An ilp-connector@23 config as the tests run it: one-to-one rates, no fee, in memory, quick to give up on a link. */
+export function connectorConfig(ilpAddress: string, accounts: Record<string, unknown>, more: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ilpAddress, backend: 'one-to-one', spread: 0, store: 'memory', initialConnectTimeout: 500, ...more, accounts }
+}
+
 /**
  * A party: ilp-connector@23, in this process, with the config `config()` gives when the party
  * starts (ports are known by then), and zoe, a BTP client of its account `zoe`, which listens
