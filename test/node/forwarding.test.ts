@@ -9,6 +9,14 @@ import * as ILDCP from 'ilp-protocol-ildcp'
 import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, peerBalance, prepare, sleep, withNode } from '../support/helpers'
 import type { RunningNode } from '../../src/node'
 
+/** Sends a prepare from `client` and checks that the node itself rejected it, with `code`. */
+async function rejectedByNode(client: BtpPlugin, fields: Parameters<typeof prepare>[0], code: string): Promise<ReturnType<typeof asReject>> {
+  const reject = asReject(await client.sendData(prepare(fields)))
+  assert.equal(reject.code, code)
+  assert.equal(reject.triggeredBy, NODE_ADDRESS)
+  return reject
+}
+
 for (const shards of [0, 2]) {
   describe(`forwarding with ${layoutName(shards)}`, () => {
     let node: RunningNode
@@ -84,9 +92,7 @@ for (const shards of [0, 2]) {
     })
 
     it('rejects F02 when there is no route, triggered by the node', async () => {
-      const reject = asReject(await alice.sendData(prepare({ destination: 'test.nowhere.bob' })))
-      assert.equal(reject.code, 'F02')
-      assert.equal(reject.triggeredBy, NODE_ADDRESS)
+      await rejectedByNode(alice, { destination: 'test.nowhere.bob' }, 'F02')
     })
 
     it('rejects F02 when the route leads back to the sender', async () => {
@@ -113,9 +119,7 @@ for (const shards of [0, 2]) {
     })
 
     it('rejects F08 above the max packet amount, with (received, maximum) in the data', async () => {
-      const reject = asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '1000001' })))
-      assert.equal(reject.code, 'F08')
-      assert.equal(reject.triggeredBy, NODE_ADDRESS)
+      const reject = await rejectedByNode(alice, { destination: `${NODE_ADDRESS}.bob`, amount: '1000001' }, 'F08')
       assert.equal(reject.data.length, 16)
       assert.equal(reject.data.readBigUInt64BE(0), 1000001n)
       assert.equal(reject.data.readBigUInt64BE(8), 1000000n)
@@ -129,9 +133,7 @@ for (const shards of [0, 2]) {
       })
       const inFlight = Array.from({ length: 1000 }, () => alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '1000000' })))
       while (released.length < 999) await sleep(10)
-      const reject = asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '1000000' })))
-      assert.equal(reject.code, 'T04')
-      assert.equal(reject.triggeredBy, NODE_ADDRESS)
+      await rejectedByNode(alice, { destination: `${NODE_ADDRESS}.bob`, amount: '1000000' }, 'T04')
       for (const release of released) release()
       await Promise.all(inFlight)
       // Holds released: the same amount goes through again.
@@ -155,9 +157,7 @@ for (const shards of [0, 2]) {
         return IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) })
       }
       const started = Date.now()
-      const reject = asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, executionCondition: condition, expiresAt: new Date(Date.now() + 1600) })))
-      assert.equal(reject.code, 'R00')
-      assert.equal(reject.triggeredBy, NODE_ADDRESS)
+      await rejectedByNode(alice, { destination: `${NODE_ADDRESS}.bob`, executionCondition: condition, expiresAt: new Date(Date.now() + 1600) }, 'R00')
       assert.ok(Date.now() - started < 1600, 'R00 arrives before the incoming prepare expires')
       await sleep(900) // the late fulfill arrives and must change nothing
       assert.equal(await peerBalance(alice), before)
@@ -167,18 +167,14 @@ for (const shards of [0, 2]) {
       const before = await peerBalance(alice)
       const bobBefore = await peerBalance(bob)
       bobHandler = async () => IlpPacket.serializeIlpFulfill({ fulfillment: Buffer.alloc(32, 7), data: Buffer.alloc(0) })
-      const reject = asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.bob`, amount: '77' })))
-      assert.equal(reject.code, 'F05')
-      assert.equal(reject.triggeredBy, NODE_ADDRESS)
+      await rejectedByNode(alice, { destination: `${NODE_ADDRESS}.bob`, amount: '77' }, 'F05')
       await sleep(50)
       assert.equal(await peerBalance(alice), before)
       assert.equal(await peerBalance(bob), bobBefore)
     })
 
     it('rejects T01 when the next hop is not connected', async () => {
-      const reject = asReject(await alice.sendData(prepare({ destination: 'test.carl.shop' })))
-      assert.equal(reject.code, 'T01')
-      assert.equal(reject.triggeredBy, NODE_ADDRESS)
+      await rejectedByNode(alice, { destination: 'test.carl.shop' }, 'T01')
     })
 
     it('rejects T01 for prepares held by a next hop that disconnects', async () => {

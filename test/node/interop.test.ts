@@ -26,16 +26,14 @@ describe('interop: the node as a child of ilp-connector@23 over BTP', () => {
   let alice: BtpPlugin
   let zoe: BtpPlugin
   let nodePort: number
-  let zoePort: number
 
   before(async () => {
     nodePort = await freePort()
-    zoePort = await freePort()
   })
-  const parent = new ConnectorParty(() => connectorConfig('test.parent', {
+  const parent = new ConnectorParty((zoePort) => connectorConfig('test.parent', {
     ilpnode: btpListenerAccount(nodePort, 'node-secret', 'child'),
     zoe: btpListenerAccount(zoePort, 'zoe-secret', 'child'),
-  }), () => zoePort)
+  }))
   const net = withNetwork({
     parties: { parent },
     nodes: {

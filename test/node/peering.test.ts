@@ -85,16 +85,14 @@ for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
     let alice: BtpPlugin
     let pat: BtpPlugin
     let zoe: BtpPlugin
-    let zoePort: number
     let linkPort: number
     let nodePort: number
 
     before(async () => {
-      zoePort = await freePort()
       linkPort = await freePort()
       nodePort = await freePort()
     })
-    const conn = new ConnectorParty(() => connectorConfig('test.conn', {
+    const conn = new ConnectorParty((zoePort) => connectorConfig('test.conn', {
       ilpnode: {
         relation: 'peer', ...USD,
         ...transport === 'BTP'
@@ -102,7 +100,7 @@ for (const transport of ['BTP', 'ILP-over-HTTP'] as const) {
           : { plugin: 'ilp-plugin-http', options: { incoming: { port: linkPort, staticToken: 'node-to-conn' }, outgoing: { url: `http://127.0.0.1:${nodePort}/ilp`, staticToken: 'conn-to-node' } } },
       },
       zoe: { relation: 'child', ...USD, plugin: 'ilp-plugin-btp', options: { listener: { port: zoePort, secret: 'zoe-secret' } } },
-    }, { routeBroadcastInterval: 1000 }), () => zoePort,
+    }, { routeBroadcastInterval: 1000 }),
     // Each side asks the other for routes when its link comes up. Over BTP the node dials the
     // connector, so the connector goes first (the link says so); over HTTP there is no link to
     // come up, and the connector asks only once at start (then every 30 s), so there the node

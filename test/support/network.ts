@@ -299,20 +299,22 @@ export function connectorConfig(ilpAddress: string, accounts: Record<string, unk
 }
 
 /**
- * A party: ilp-connector@23, in this process, with the config `config()` gives when the party
- * starts (ports are known by then), and zoe, a BTP client of its account `zoe`, which listens
- * on `zoePort()` with the secret `zoe-secret`: who pays and is paid on the connector's side.
+ * A party: ilp-connector@23, in this process, with the config `config(zoePort)` gives when the
+ * party starts, and zoe, a BTP client of its account `zoe`, which the config makes listen on
+ * `zoePort` (a free port the party picks) with the secret `zoe-secret`: who pays and is paid on
+ * the connector's side.
  */
 export class ConnectorParty implements NetworkPartySpec {
   zoe!: BtpPlugin
   private connector: { listen(): Promise<void>; shutdown(): Promise<void> } | null = null
 
-  constructor(private readonly config: () => Record<string, unknown>, private readonly zoePort: () => number, readonly after: string[] = []) {}
+  constructor(private readonly config: (zoePort: number) => Record<string, unknown>, readonly after: string[] = []) {}
 
   async start(): Promise<void> {
-    this.connector = createApp(this.config())
+    const zoePort = await freePort()
+    this.connector = createApp(this.config(zoePort))
     await this.connector.listen()
-    this.zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${this.zoePort()}` })
+    this.zoe = new BtpPlugin({ server: `btp+ws://zoe:zoe-secret@127.0.0.1:${zoePort}` })
     await this.zoe.connect()
   }
 
