@@ -366,10 +366,8 @@ export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDef
   })
 }
 
-type ConfigFileOutput = z.output<typeof ConfigFile>
-
 /** The file with the environment laid over it, read by the schema; a ConfigError names the first problem. */
-function readFile(raw: unknown, env: EnvOverrides): { file: ConfigFileOutput; merged: Record<string, unknown> } {
+function readFile(raw: unknown, env: EnvOverrides): { file: File; merged: Record<string, unknown> } {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
   const merged: Record<string, unknown> = { ...raw }
   for (const [key, value] of Object.entries(env)) if (key !== 'nativeWake' && value !== undefined && value !== '') merged[key] = value
@@ -394,7 +392,7 @@ function readFile(raw: unknown, env: EnvOverrides): { file: ConfigFileOutput; me
  * The thread layout. Each default follows the other when only one is set: SHARDS=0 alone keeps
  * the sockets on the main thread; IO_THREADS=N alone gets at least one shard thread.
  */
-function layoutOf(file: ConfigFileOutput, env: EnvOverrides, machine: MachineDefaults): { shards: number; ioThreads: number; nativeWake: boolean } {
+function layoutOf(file: File, env: EnvOverrides, machine: MachineDefaults): { shards: number; ioThreads: number; nativeWake: boolean } {
   let shards = file.shards ?? machine.shards
   const ioThreads = file.ioThreads ?? (shards === 0 ? 1 : machine.ioThreads ?? 1)
   if (file.ioThreads !== undefined && file.shards === undefined && ioThreads > 1 && shards === 0) shards = ioThreads
@@ -407,7 +405,7 @@ function layoutOf(file: ConfigFileOutput, env: EnvOverrides, machine: MachineDef
 }
 
 /** The accounts by id, each token used once, at most one parent, and one when the address must come from it. */
-function accountsOf(file: ConfigFileOutput, ilpAddress: string): Map<string, AccountConfig> {
+function accountsOf(file: File, ilpAddress: string): Map<string, AccountConfig> {
   const accounts = new Map<string, AccountConfig>()
   const tokens = new Set<string>()
   for (const id in file.accounts) {
@@ -433,7 +431,7 @@ function accountsOf(file: ConfigFileOutput, ilpAddress: string): Map<string, Acc
 }
 
 /** Adds the payees and the shop's own payee to `accounts`; the shop's settings, or null. */
-function addPayeesAndShop(file: ConfigFileOutput, accounts: Map<string, AccountConfig>): ShopConfig | null {
+function addPayeesAndShop(file: File, accounts: Map<string, AccountConfig>): ShopConfig | null {
   const payees = Object.entries(file.payees)
   const payeeAsset = payees.length === 0 ? null : onlyAsset([...accounts.values()])
   for (const [name, p] of payees) {
@@ -453,7 +451,7 @@ function addPayeesAndShop(file: ConfigFileOutput, accounts: Map<string, AccountC
 }
 
 /** Where /admin and /metrics answer when not on the node's own port (ADMIN_PORT), and the checks on /metrics' access. */
-function adminListenOf(file: ConfigFileOutput): { readonly host: string; readonly port: number } | null {
+function adminListenOf(file: File): { readonly host: string; readonly port: number } | null {
   if (file.metrics.token !== undefined && file.metrics.public) throw new ConfigError('metrics.public', 'is true, so metrics.token would never be asked for; keep one of them')
   if (file.adminHost !== undefined && file.adminPort === undefined) throw new ConfigError('adminHost (ADMIN_HOST)', 'needs adminPort (ADMIN_PORT) too')
   const adminListen = file.adminPort === undefined ? null : Object.freeze({ host: file.adminHost ?? file.host, port: file.adminPort })
