@@ -37,7 +37,7 @@ describe(`scripts/pay.js between two accounts (${layoutName(0)})`, () => {
     assert.equal(byUrl.code, 0, byUrl.stderr)
     assert.match(byUrl.stdout, /paying 1000 to test\.node\.bob\.\S+ \(a STREAM receiver started as bob\)/)
     assert.match(byUrl.stdout, /sent 1000, delivered 1000; bob received 1000\n/)
-    // A bare account name: the embedded default's tokens, on --via's host and port.
+    // A bare account name: the development config's tokens, on --via's host and port.
     const byName = await run('pay.js', ['bob', '500', '--via', via])
     assert.equal(byName.code, 0, byName.stderr)
     assert.match(byName.stdout, /sent 500, delivered 500; bob received 500\n/)
