@@ -20,6 +20,7 @@ import { DataDirInUseError, DataDirUnusableError } from './store/data_dir_lock'
 const INTERNAL_ERROR = 70
 
 function startupExitCode(err: Error): number {
+  if (err instanceof ConfigError) return 78
   if (err instanceof UwsFallbackError) return 69
   if (err instanceof DataDirUnusableError) return 73
   if (err instanceof DataDirInUseError || err instanceof PortInUseError) return 75
@@ -73,15 +74,10 @@ function loadOrExit(log: Logger): LoadedConfig {
   try {
     return loadConfig(process.env)
   } catch (err) {
-    if (err instanceof ConfigError) {
-      log.error(err.message)
-      process.exit(78)
-    }
-    if (err instanceof DataDirUnusableError) {
-      log.error(err.message)
-      process.exit(startupExitCode(err))
-    }
-    throw err
+    const code = startupExitCode(err as Error)
+    if (code === INTERNAL_ERROR) throw err
+    log.error((err as Error).message)
+    process.exit(code)
   }
 }
 

@@ -9,19 +9,9 @@ export interface Asset {
   readonly scale: number
 }
 
-/** The asset of an account (or a payee) as its config spells it. */
-export function assetOf(a: { readonly assetCode: string; readonly assetScale: number }): Asset {
-  return { code: a.assetCode, scale: a.assetScale }
-}
-
-/** "USD 9": the form LMDB's entries keep, so it must not change. */
-export function assetKey(asset: Asset): string {
-  return `${asset.code} ${asset.scale}`
-}
-
-/** The account's asset as a key: assetKey(assetOf(a)). */
+/** "USD 9": an account's (or a payee's) asset in the form LMDB's entries keep, so it must not change. */
 export function assetKeyOf(a: { readonly assetCode: string; readonly assetScale: number }): string {
-  return assetKey(assetOf(a))
+  return `${a.assetCode} ${a.assetScale}`
 }
 
 /** A key back to its asset; null if it is not one (a record of a version that kept something else). */

@@ -10,6 +10,7 @@ import { decimalText, parseDecimal } from '../codec/decimal'
 import { isValidAddress } from '../codec/ilp_packet'
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
 import { parseBlock } from '../codec/ip_address'
+import { assetKeyOf } from './asset'
 import { showKey, showValue } from '../display'
 import { ACCOUNT_ID, ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, DAY_MS, DEFAULT_MAX_ACCOUNTS, ECB_DAILY_URL, isAccountId, isObject, MAX_IO_THREADS, NAME_RULE, SETTLEMENT_LOG_RETENTION_MS, SHOP_ACCOUNT } from './names'
 
@@ -494,7 +495,7 @@ function toAccount(a: z.output<typeof AccountFields>, ctx: z.core.$RefinementCtx
 
 /** The asset every one of these accounts has, if they share one: a payee's default. */
 function onlyAsset(accounts: AccountConfig[]): { assetCode: string; assetScale: number } | null {
-  const assets = new Set(accounts.map((a) => `${a.assetCode} ${a.assetScale}`))
+  const assets = new Set(accounts.map(assetKeyOf))
   return assets.size === 1 ? { assetCode: accounts[0].assetCode, assetScale: accounts[0].assetScale } : null
 }
 

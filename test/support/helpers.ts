@@ -91,6 +91,7 @@ export function withNode(shards: number, json?: Record<string, unknown>, clients
   before(async () => {
     fixture.dir = tempDir()
     fixture.node = await startTestNode(shards, fixture.dir, json)
+    // One at a time into the fixture: those connected before a failure are still disconnected after.
     for (const account of clients) fixture.clients[account] = await connectPlugin(fixture.node.port, account, `${account}-token`)
   })
   after(async () => {
@@ -111,6 +112,18 @@ export async function connectPlugin(port: number, account: string, token: string
   const plugin = new BtpPlugin({ server: `btp+ws://${account}:${token}@127.0.0.1:${port}`, responseTimeout: responseTimeoutMs } as ConstructorParameters<typeof BtpPlugin>[0])
   await plugin.connect()
   return plugin
+}
+
+/**
+ * Waits until `check` holds, asking every 20 ms, or fails after `timeoutMs` with the message
+ * `failure` gives then (so it can say what the state was at the end).
+ */
+export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, failure: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${failure()} (waited ${timeoutMs} ms)`)
+    await sleep(20)
+  }
 }
 
 /** Clients of a node by account name, each with its test token `<account>-token`, in order. */

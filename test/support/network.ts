@@ -11,7 +11,7 @@
 
 import { after, before } from 'node:test'
 import type { RunningNode } from '../../src/node'
-import { BtpPlugin, connectPlugin, freePort, removeDir, sleep, startTestNode, tempDir } from './helpers'
+import { BtpPlugin, connectPlugin, freePort, removeDir, startTestNode, tempDir, waitUntil } from './helpers'
 
 /**
  * A node's config, as startTestNode takes it; the links fill in their accounts' `btp` / `http`.
@@ -171,18 +171,6 @@ function configOf(spec: NetworkSpec, name: string, links: Link[], ports: Map<str
     }
   }
   return { ...json, ...(ports.has(name) && json.port === undefined ? { port: ports.get(name) } : {}), accounts }
-}
-
-/**
- * Waits until `check` holds, asking every 20 ms, or fails after `timeoutMs` with the message
- * `failure` gives then (so it can say what the state was at the end).
- */
-export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, failure: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${failure()} (waited ${timeoutMs} ms)`)
-    await sleep(20)
-  }
 }
 
 /**

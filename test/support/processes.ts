@@ -4,6 +4,7 @@
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { connect } from 'node:net'
+import { waitUntil } from './helpers'
 
 /** PIDs of the processes `belongs` says are the test's (it reads /proc/<pid>/…; gone ones are skipped). */
 export function processesWhere(belongs: (pid: string) => boolean): number[] {
@@ -36,10 +37,6 @@ export function portRefuses(port: number): Promise<boolean> {
 }
 
 /** Waits until `check` holds, or throws naming `what` with the processes' output so far. */
-export async function waitFor(what: string, check: () => boolean, output: () => string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} not seen within ${ms} ms:\n${output()}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+export function waitFor(what: string, check: () => boolean, output: () => string, ms = 15_000): Promise<void> {
+  return waitUntil(check, ms, () => `${what} not seen:\n${output()}`)
 }
