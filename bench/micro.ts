@@ -20,7 +20,7 @@ import { RoutingTable } from '../src/shard/routing_table'
 import { decrypt, encrypt, parseDraft1, psk2Fulfillment, psk2Keys, serializeDraft1 } from '../src/codec/psk2'
 import * as Psk2 from 'ilp-protocol-psk2'
 import { AccountTable } from '../src/config/account_table'
-import { parseConfig } from '../src/config/schema'
+import { parseConfig } from '../src/config/parse'
 import { configuredRates, Exchange } from '../src/shard/exchange'
 
 export interface MicroResult {

@@ -6,7 +6,8 @@ import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSyn
 import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { DataDirUnusableError } from '../store/data_dir_lock'
-import { Config, ConfigError, ENV_NAMES, EnvOverrides, parseConfig } from './schema'
+import { parseConfig } from './parse'
+import { Config, ConfigError, ENV_NAMES, EnvOverrides } from './schema'
 
 /** The admin token of the development config (the schema asks 16 characters of an admin token). */
 export const DEVELOPMENT_ADMIN_TOKEN = 'development-admin-token'

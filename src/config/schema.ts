@@ -1,27 +1,25 @@
-// The node's configuration: every key of the file, its default and its limits, stated once in
-// the zod schema below (which also gives the JSON Schema operators' editors read). `parseConfig`
-// turns a JSON value into a frozen Config or throws a ConfigError naming the field. By hand stay
-// only what one field cannot say alone: the checks between fields, the defaults that depend on
-// the machine or on other fields, and the did-you-mean hint for an unknown field. Account fields
-// follow ilp-connector's where they mean the same thing, so operators can move their configs over.
+// Every key of the node's config file, its default and its limits, stated once in the zod schema
+// below (which also gives the JSON Schema operators' editors read). validate.ts reads a file by it
+// and words a refusal; parse.ts adds what one field cannot say alone (the checks between fields,
+// the defaults that depend on the machine) and gives the frozen Config. Account fields follow
+// ilp-connector's where they mean the same thing, so operators can move their configs over.
 
 import { z } from 'zod'
 import { decimalText, parseDecimal } from '../codec/decimal'
 import { isValidAddress } from '../codec/ilp_packet'
 import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
 import { parseBlock } from '../codec/ip_address'
-import { assetKeyOf } from './asset'
-import { showKey, showValue } from '../display'
-import { ACCOUNT_ID, ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, DAY_MS, DEFAULT_MAX_ACCOUNTS, ECB_DAILY_URL, isAccountId, isObject, MAX_IO_THREADS, NAME_RULE, SETTLEMENT_LOG_RETENTION_MS, SHOP_ACCOUNT } from './names'
+import { showValue } from '../display'
+import { ACCOUNT_ID, ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, DAY_MS, ECB_DAILY_URL, isAccountId, isObject, MAX_IO_THREADS, SETTLEMENT_LOG_RETENTION_MS, SHOP_ACCOUNT } from './names'
 
 export { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, ECB_DAILY_URL, isAccountId, isObject, MAX_IO_THREADS, SETTLEMENT_LOG_RETENTION_MS, SHOP_ACCOUNT }
 
 /** First path segments the node answers itself; a payee's SPSP endpoint is /<name>. */
-const RESERVED_PATHS = ['health', 'ilp', 'payees']
+export const RESERVED_PATHS = ['health', 'ilp', 'payees']
 /** Asset codes: ISO 4217 and ticker-like codes, nothing that could hide or break the text it is shown in. */
 const ASSET_CODE_RULE = '1-16 printable ASCII characters (no spaces), e.g. "USD"'
-const assetCodeProblem = (value: unknown): string => value === undefined ? `is required (${ASSET_CODE_RULE})` : `must be ${ASSET_CODE_RULE}, not ${showValue(value)}`
-const assetCode = z.string({ error: (iss) => assetCodeProblem(iss.input) }).regex(/^[\x21-\x7e]{1,16}$/)
+export const assetCodeProblem = (value: unknown): string => value === undefined ? `is required (${ASSET_CODE_RULE})` : `must be ${ASSET_CODE_RULE}, not ${showValue(value)}`
+export const assetCode = z.string({ error: (iss) => assetCodeProblem(iss.input) }).regex(/^[\x21-\x7e]{1,16}$/)
 
 // Field types. A message that names the field's own rule is set here; the generic ones
 // ("must be true or false", "must be one of ...") come from `problem` below.
@@ -104,7 +102,7 @@ const AccountFields = object({
 const Account = AccountFields.transform(toAccount)
 
 /** A payee is an account with no transport, paid by PSK2/STREAM at its address. */
-const Payee = object({
+export const Payee = object({
   assetCode: assetCode.optional().describe('With assetScale; both may be left out when all accounts share one asset'),
   assetScale: int(0, 255).optional(),
   secret: text.regex(/^[A-Za-z0-9+/_-]{43}=?$/, 'must be 32 bytes in base64 (e.g. from `openssl rand -base64 32`)')
@@ -150,8 +148,8 @@ const Limits = object({
 })
 
 /** A rate in the static table: units of that asset per unit of the base. */
-const rate = decimal((num) => num > 0n, 'must be a positive decimal (units of this asset per unit of the base), e.g. "0.92"')
-const Rates = z.discriminatedUnion('backend', [
+export const rate = decimal((num) => num > 0n, 'must be a positive decimal (units of this asset per unit of the base), e.g. "0.92"')
+export const Rates = z.discriminatedUnion('backend', [
   object({ backend: z.literal('one-to-one') }),
   object({
     backend: z.literal('static'),
@@ -168,7 +166,7 @@ const Rates = z.discriminatedUnion('backend', [
 ], { error: notA('must be an object like { "backend": "static", "base": "USD", "table": { "EUR": "0.92" } }') })
 
 /** The config file; `.meta({ env })` names the environment variable that overrides a field. */
-const ConfigFile = object({
+export const ConfigFile = object({
   ilpAddress: z.string({ error: (iss: { code?: string; input?: unknown }) => iss.code === 'custom' ? `${showValue(iss.input)} is not a valid ILP address` : 'must be a non-empty string' })
     .refine((a) => a === '' || isValidAddress(a)).optional().meta({ env: 'ILP_ADDRESS', description: 'Unset: asked of the parent account (IL-DCP) at start-up' }),
   host: text.default('127.0.0.1').meta({ env: 'HOST' }),
@@ -207,11 +205,6 @@ const ConfigFile = object({
   $schema: z.string().optional().describe('The JSON Schema of this file, for editors'),
 })
 
-/**
- * The parser zod generates code for, made at the first parse (the runtime's generic walk is some
- * 3× slower on 50,000 accounts); it falls back to that walk to word the issues of a refused file.
- */
-let compiledFile: typeof ConfigFile | null = null
 /** Environment variable by field, from the schema (load.ts reads them). */
 export const ENV_NAMES: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(ConfigFile.shape)
   .flatMap(([field, schema]) => { const env = schema.meta()?.env; return typeof env === 'string' ? [[field, env]] : [] }))
@@ -229,7 +222,6 @@ export function configJsonSchema(): Record<string, unknown> {
   return { ...z.toJSONSchema(ConfigFile, { io: 'input', override }), title: 'ilp-node configuration' }
 }
 
-export type Relation = z.output<typeof AccountFields>['relation']
 export type Durability = z.output<typeof ConfigFile>['durability']
 export type LogLevel = z.output<typeof ConfigFile>['logLevel']
 export type LogFormat = z.output<typeof ConfigFile>['logFormat']
@@ -237,7 +229,6 @@ export type RouteProtocol = z.output<typeof AccountFields>['routeProtocol']
 export type SettlementConfig = Readonly<z.output<typeof Settlement>>
 export type SettlementEngineName = SettlementConfig['engine']
 export type RateBackend = z.output<typeof Rates>['backend']
-export interface RouteConfig { readonly targetPrefix: string; readonly peerId: string }
 export type ShopRoute = Readonly<Omit<z.output<typeof ShopRoute>, 'upstream'> & { upstream: string | null }>
 export interface ShopConfig { readonly routes: readonly ShopRoute[]; readonly upstreamTimeoutMs: number }
 
@@ -246,9 +237,8 @@ export type AccountConfig = Readonly<z.output<typeof Account>>
 export type PayeeConfig = Readonly<{ secret: Uint8Array | null; name: string | null; imageUrl: string | null; shop: boolean }>
 /** Where exchange rates come from (README: "Exchange rates and the fee"); static: the table has no prototype, the base's rate is "1". */
 export type RatesConfig = Readonly<{ backend: RateBackend; base: string | null; table: Readonly<Record<string, string>>; url: string | null; refreshMs: number; maxAgeMs: number | null }>
-/** The configuration the node runs with (parseConfig): the file's fields with their defaults, limits flattened to the top. */
-export type Config = ReturnType<typeof parseConfig>
-type File = z.output<typeof ConfigFile>
+export type { Config } from './parse'
+export type File = z.output<typeof ConfigFile>
 
 /** The inputs of parseConfig: the file's JSON (CONFIG, or the development config in DATA_DIR), the environment, the machine. */
 export interface ConfigSource {
@@ -269,198 +259,6 @@ export interface MachineDefaults {
   ioThreads?: number
 }
 
-/** ilp-connector fields this node does not implement: refused with why, not ignored. */
-const UNSUPPORTED_FIELDS: ReadonlyMap<string, string> = new Map([
-  ['throughput', 'throughput limits are not supported; use maxPacketAmount and balance.maximum'],
-])
-
-/** Edit distance (insertions, deletions, substitutions) between two field names. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i]
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1))
-    }
-    previous = row
-  }
-  return previous[b.length]
-}
-
-/**
- * Why a field the node does not read is refused (a typo such as `maxPacketAmmount` would otherwise
- * be ignored and its default used in silence), naming the nearest known one.
- */
-function unknownField(key: string, known: readonly string[]): string {
-  const unsupported = UNSUPPORTED_FIELDS.get(key)
-  if (unsupported !== undefined) return unsupported
-  let nearest = known[0]
-  for (const k of known) if (editDistance(key, k) < editDistance(key, nearest)) nearest = k
-  const hint = nearest !== undefined && editDistance(key, nearest) <= Math.max(2, Math.floor(nearest.length / 3)) ? `; did you mean "${nearest}"?` : ''
-  return `is not a field the node knows${hint} (known here: ${known.join(', ')})`
-}
-
-const TYPE_PROBLEMS: Readonly<Record<string, string>> = { string: 'must be a non-empty string', boolean: 'must be true or false', object: 'must be an object', array: 'must be an array' }
-
-/** The problem of an issue no field type words itself: said once here for every field. */
-function problem(iss: z.core.$ZodRawIssue): string | undefined {
-  switch (iss.code) {
-    case 'unrecognized_keys': return unknownField(iss.keys[0], Object.keys((iss.inst as z.ZodObject).shape))
-    case 'invalid_key': return iss.issues[0]?.message
-    case 'invalid_type': return TYPE_PROBLEMS[iss.expected]
-    case 'too_small': return iss.origin === 'string' ? TYPE_PROBLEMS.string : undefined
-    case 'invalid_value':
-    case 'invalid_union': {
-      const values = (iss.code === 'invalid_value' ? iss.values : (iss.options as unknown[] | undefined) ?? []).join(', ')
-      return (iss.code === 'invalid_value' ? iss.input : (iss.input as Record<string, unknown> | undefined)?.[String(iss.discriminator)]) === undefined ? `is required (${values})` : `must be one of ${values}`
-    }
-  }
-}
-
-/** The field an issue names, as ConfigError has always named it: `accounts.alice.balance`, `routes[0].peerId`, `port (PORT)`. */
-function fieldOf(iss: z.core.$ZodIssue): string {
-  const path = iss.code === 'unrecognized_keys' ? [...iss.path, iss.keys[0]] : iss.path
-  const field = path.map((key, i) => typeof key === 'number' ? `[${key}]` : `${i === 0 ? '' : '.'}${showKey(String(key))}`).join('')
-  const env = path.length === 1 && Object.hasOwn(ENV_NAMES, path[0]) ? ENV_NAMES[String(path[0])] : undefined
-  return field === '' ? '(top level)' : env === undefined ? field : `${field} (${env})`
-}
-
-export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults, path: string | null = null) {
-  const { file, merged } = readFile(raw, env)
-  const { limits } = file
-  // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
-  // placeholder, which start-up replaces (control/routing/ildcp_client.ts).
-  const ilpAddress = file.ilpAddress === undefined || file.ilpAddress === '' ? ADDRESS_FROM_PARENT : file.ilpAddress
-  const { shards, ioThreads, nativeWake } = layoutOf(file, env, machine)
-  const accounts = accountsOf(file, ilpAddress)
-  const shop = addPayeesAndShop(file, accounts)
-  const payeeNames = [...accounts.values()].filter((a) => a.payee !== null && !a.payee.shop).map((a) => a.id)
-  const defaultPayee = file.defaultPayee ?? (payeeNames.length === 1 ? payeeNames[0] : null)
-  if (defaultPayee !== null && !payeeNames.includes(defaultPayee)) throw new ConfigError('defaultPayee', `${showValue(defaultPayee)} is not one of the payees`)
-  const routes = file.routes.map((r, i) => {
-    if (!accounts.has(r.peerId)) throw new ConfigError(`routes[${i}].peerId`, `names no account (${showValue(r.peerId)})`)
-    return Object.freeze(r)
-  })
-  const adminListen = adminListenOf(file)
-  const reservedConnections = limits.reservedConnections ?? Math.floor(limits.maxConnections / 2)
-  if (reservedConnections > limits.maxConnections - 1) throw new ConfigError('limits.reservedConnections', `must be an integer from 0 to ${limits.maxConnections - 1}`)
-  if (limits.authPenaltyMaxMs < limits.authPenaltyMs) throw new ConfigError('limits.authPenaltyMaxMs', `is less than limits.authPenaltyMs (${limits.authPenaltyMs})`)
-  const maxAccounts = limits.maxAccounts ?? Math.max(DEFAULT_MAX_ACCOUNTS, 2 * accounts.size)
-  if (maxAccounts < accounts.size) throw new ConfigError('limits.maxAccounts', `is less than the ${accounts.size} accounts configured (payees and the shop count too)`)
-  return Object.freeze({
-    ...limits,
-    ilpAddress, host: file.host, port: file.port, shards, ioThreads, dataDir: file.dataDir, logLevel: file.logLevel, logFormat: file.logFormat, nativeWake,
-    durability: file.durability, accounts: Object.freeze([...accounts.values()]), routes: Object.freeze(routes), reservedConnections, maxAccounts,
-    trustedProxies: Object.freeze(limits.trustedProxies),
-    drainMs: file.drainMs ?? limits.maxHoldTimeMs + 1000,
-    routeBroadcastIntervalMs: file.routeBroadcastInterval,
-    // Spinning pays only when each shard and each socket thread have a core of their own.
-    shardSpinMicros: limits.shardSpinMicros ?? (shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0),
-    defaultPayee,
-    adminToken: file.adminToken ?? null,
-    adminListen,
-    metrics: Object.freeze({ ...file.metrics, token: file.metrics.token ?? null }),
-    shop,
-    rates: toRates(file.rates, merged.rates),
-    spread: file.spread,
-    source: Object.freeze({ raw, env, machine, path }) as ConfigSource,
-  })
-}
-
-/** The file with the environment laid over it, read by the schema; a ConfigError names the first problem. */
-function readFile(raw: unknown, env: EnvOverrides): { file: File; merged: Record<string, unknown> } {
-  if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
-  const merged: Record<string, unknown> = { ...raw }
-  for (const [key, value] of Object.entries(env)) if (key !== 'nativeWake' && value !== undefined && value !== '') merged[key] = value
-  // Names by hand, from the file's own keys (zod's records pass over an own `__proto__` key); the
-  // JSON Schema has their pattern.
-  for (const [section, rule] of [['accounts', ACCOUNT_ID_RULE], ['payees', `payee names are ${NAME_RULE}`]]) {
-    for (const name of isObject(merged[section]) ? Object.keys(merged[section]) : []) {
-      if (!isAccountId(name)) throw new ConfigError(`${section}.${showKey(name)}`, rule)
-      if (section === 'payees' && RESERVED_PATHS.includes(name)) throw new ConfigError(`payees.${name}`, `"${name}" is a path the node serves itself (${RESERVED_PATHS.join(', ')})`)
-    }
-  }
-  const parsed = (compiledFile ??= z.compile(ConfigFile)).safeParse(merged, { error: problem })
-  if (!parsed.success) {
-    // An unknown field first: it is most often the cause of the rest (a misspelt required field).
-    const iss = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]
-    throw new ConfigError(fieldOf(iss), iss.message)
-  }
-  return { file: parsed.data, merged }
-}
-
-/**
- * The thread layout. Each default follows the other when only one is set: SHARDS=0 alone keeps
- * the sockets on the main thread; IO_THREADS=N alone gets at least one shard thread.
- */
-function layoutOf(file: File, env: EnvOverrides, machine: MachineDefaults): { shards: number; ioThreads: number; nativeWake: boolean } {
-  let shards = file.shards ?? machine.shards
-  const ioThreads = file.ioThreads ?? (shards === 0 ? 1 : machine.ioThreads ?? 1)
-  if (file.ioThreads !== undefined && file.shards === undefined && ioThreads > 1 && shards === 0) shards = ioThreads
-  // The inline shard runs in the main thread's turn after its socket callbacks: it needs the
-  // sockets on the main thread too.
-  if (ioThreads > 1 && shards === 0) throw new ConfigError('ioThreads (IO_THREADS)', 'more than 1 I/O thread needs at least 1 shard thread (SHARDS)')
-  const wake = env.nativeWake === undefined || env.nativeWake === '' ? '1' : env.nativeWake
-  if (wake !== '0' && wake !== '1') throw new ConfigError('ILP_NODE_NATIVE_WAKE', 'must be one of 0, 1')
-  return { shards, ioThreads, nativeWake: wake === '1' }
-}
-
-/** The accounts by id, each token used once, at most one parent, and one when the address must come from it. */
-function accountsOf(file: File, ilpAddress: string): Map<string, AccountConfig> {
-  const accounts = new Map<string, AccountConfig>()
-  const tokens = new Set<string>()
-  for (const id in file.accounts) {
-    const account = file.accounts[id]
-    account.id = id
-    Object.freeze(account)
-    if (tokens.has(account.btpToken!)) throw new ConfigError(`accounts.${id}.btp.token`, 'is used by another account')
-    if (account.btpToken !== null) tokens.add(account.btpToken)
-    if (tokens.has(account.httpIncomingToken!)) throw new ConfigError(`accounts.${id}.http.incomingToken`, 'is used by another account')
-    if (account.httpIncomingToken !== null) tokens.add(account.httpIncomingToken)
-    if (account.relation === 'child' && !isValidAddress(`${ilpAddress}.${id}`)) throw new ConfigError(`accounts.${id}`, 'gives the child an invalid ILP address')
-    accounts.set(id, account)
-  }
-  const parents = [...accounts.values()].filter((a) => a.relation === 'parent')
-  if (parents.length > 1) throw new ConfigError('accounts', `at most one account may be the parent (${parents.map((p) => p.id).join(', ')})`)
-  if (ilpAddress === ADDRESS_FROM_PARENT) {
-    if (parents.length === 0) throw new ConfigError('ilpAddress (ILP_ADDRESS)', 'is required unless an account has relation "parent"')
-    if (parents[0].btpUrl === null && parents[0].httpUrl === null) {
-      throw new ConfigError(`accounts.${parents[0].id}`, 'the parent needs btp.url or http.url for the node to ask it for an address')
-    }
-  }
-  return accounts
-}
-
-/** Adds the payees and the shop's own payee to `accounts`; the shop's settings, or null. */
-function addPayeesAndShop(file: File, accounts: Map<string, AccountConfig>): ShopConfig | null {
-  const payees = Object.entries(file.payees)
-  const payeeAsset = payees.length === 0 ? null : onlyAsset([...accounts.values()])
-  for (const [name, p] of payees) {
-    if (accounts.has(name)) throw new ConfigError(`payees.${name}`, 'has the name of an account; payees and accounts share the addresses under the node')
-    accounts.set(name, toPayee(name, p, payeeAsset, `payees.${name}`))
-  }
-  if (file.shop === undefined) return null
-  if (accounts.has(SHOP_ACCOUNT)) throw new ConfigError(`accounts.${SHOP_ACCOUNT}`, 'is the name of the shop\'s own payee')
-  const seen = new Set<string>()
-  file.shop.routes.forEach((r, i) => {
-    if (seen.has(`${r.method} ${r.path}`)) throw new ConfigError(`shop.routes[${i}]`, `${r.method} ${r.path} is listed twice`)
-    seen.add(`${r.method} ${r.path}`)
-  })
-  const account = toPayee(SHOP_ACCOUNT, file.shop.payee ?? Payee.parse({}), onlyAsset([...accounts.values()].filter((a) => a.payee === null)), 'shop.payee')
-  accounts.set(SHOP_ACCOUNT, Object.freeze({ ...account, payee: Object.freeze({ ...account.payee!, shop: true }) }))
-  return Object.freeze({ routes: Object.freeze(file.shop.routes.map((r) => Object.freeze({ ...r, upstream: r.upstream ?? null }))), upstreamTimeoutMs: file.shop.upstreamTimeoutMs })
-}
-
-/** Where /admin and /metrics answer when not on the node's own port (ADMIN_PORT), and the checks on /metrics' access. */
-function adminListenOf(file: File): { readonly host: string; readonly port: number } | null {
-  if (file.metrics.token !== undefined && file.metrics.public) throw new ConfigError('metrics.public', 'is true, so metrics.token would never be asked for; keep one of them')
-  if (file.adminHost !== undefined && file.adminPort === undefined) throw new ConfigError('adminHost (ADMIN_HOST)', 'needs adminPort (ADMIN_PORT) too')
-  const adminListen = file.adminPort === undefined ? null : Object.freeze({ host: file.adminHost ?? file.host, port: file.adminPort })
-  if (adminListen !== null && adminListen.port !== 0 && adminListen.port === file.port && adminListen.host === file.host) {
-    throw new ConfigError('adminPort (ADMIN_PORT)', 'is the node\'s own HOST:PORT; leave it out to serve the admin API there')
-  }
-  return adminListen
-}
 
 /**
  * An account's blocks flattened, after the checks between its fields; run by zod as each account
@@ -494,53 +292,3 @@ function toAccount(a: z.output<typeof AccountFields>, ctx: z.core.$RefinementCtx
 }
 
 /** The asset every one of these accounts has, if they share one: a payee's default. */
-function onlyAsset(accounts: AccountConfig[]): { assetCode: string; assetScale: number } | null {
-  const assets = new Set(accounts.map(assetKeyOf))
-  return assets.size === 1 ? { assetCode: accounts[0].assetCode, assetScale: accounts[0].assetScale } : null
-}
-
-/**
- * A payee is an account with no transport: it is routed at `<ilpAddress>.<name>` like a child,
- * holds its balance like any account (credited when a payment to it is fulfilled), and its
- * packets are answered by the node's PSK2/STREAM receiver in the shard that owns it.
- */
-function toPayee(id: string, p: z.output<typeof Payee>, shared: { assetCode: string; assetScale: number } | null, at: string): AccountConfig {
-  let asset = shared
-  if (p.assetCode !== undefined || p.assetScale !== undefined || shared === null) {
-    if (p.assetCode === undefined) throw new ConfigError(`${at}.assetCode`, assetCodeProblem(undefined))
-    if (p.assetScale === undefined) throw new ConfigError(`${at}.assetScale`, 'is required with assetCode (or leave both out when all accounts share one asset)')
-    asset = { assetCode: p.assetCode, assetScale: p.assetScale }
-  }
-  return Object.freeze({
-    id, relation: 'child', ...asset!, btpToken: null, btpUrl: null, httpIncomingToken: null, httpUrl: null, httpOutgoingToken: null,
-    balanceMinimum: INT64_MIN, balanceMaximum: INT64_MAX, settleThreshold: null, settleTo: 0n, settlement: null, spread: null,
-    maxPacketAmount: p.maxPacketAmount ?? UINT64_MAX, sendRoutes: false, receiveRoutes: false, routeProtocol: 'ccp',
-    payee: Object.freeze({ secret: p.secret ?? null, name: p.name ?? null, imageUrl: p.imageUrl ?? null, shop: false }),
-  })
-}
-
-/** The rates in use; the static table is read from the file's own keys (zod's record passes over `__proto__`). */
-function toRates(r: z.output<typeof Rates>, raw: unknown): RatesConfig {
-  const none = { base: null, table: rateTable([]), url: null, refreshMs: 0, maxAgeMs: null }
-  if (r.backend === 'one-to-one') return Object.freeze({ backend: r.backend, ...none })
-  if (r.backend === 'ecb') {
-    if (r.maxAgeMs < r.refreshMs) throw new ConfigError('rates.maxAgeMs', `is less than rates.refreshMs (${r.refreshMs}): the rates would go stale between two fetches`)
-    return Object.freeze({ ...r, base: 'EUR', table: rateTable([]) })
-  }
-  const rates: [string, string][] = [[r.base, '1']]
-  for (const [code, value] of Object.entries((raw as { table: object }).table)) {
-    const field = `rates.table.${showKey(code)}`
-    const parsed = assetCode.safeParse(code)
-    if (!parsed.success) throw new ConfigError(field, assetCodeProblem(code))
-    const text = rate.safeParse(value)
-    if (!text.success) throw new ConfigError(field, text.error.issues[0].message)
-    if (code === r.base && text.data !== '1') throw new ConfigError(field, 'is the base: its rate is 1')
-    if (code !== r.base) rates.push([code, text.data])
-  }
-  return Object.freeze({ backend: r.backend, ...none, base: r.base, table: rateTable(rates) })
-}
-
-/** Rates by asset code in an object with no prototype: a code such as `constructor` is only ever a rate. */
-function rateTable(rates: [string, string][]): Readonly<Record<string, string>> {
-  return Object.freeze(Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(rates)))
-}

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { parseConfig } from '../../src/config/schema'
+import { parseConfig } from '../../src/config/parse'
 import {
   BtpPlugin, layoutName, MACHINE, sleep, testConfigJson, testLayout, withNode,
 } from '../support/helpers'

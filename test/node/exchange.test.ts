@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseConfig } from '../../src/config/schema'
+import { parseConfig } from '../../src/config/parse'
 import { startNode, type RunningNode } from '../../src/node'
 import { ADMIN_TOKEN, adminRequest, BtpPlugin, connectClients, layoutName, MACHINE, NODE_ADDRESS, Payments, stopAll, tempDir, testLayout, withNode } from '../support/helpers'
 

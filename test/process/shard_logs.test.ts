@@ -15,7 +15,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { parseConfig } from '../../src/config/schema'
+import { parseConfig } from '../../src/config/parse'
 import { shardOfAccount } from '../../src/config/account_table'
 import { startNode } from '../../src/node'
 import { startNodeProcess } from '../support/node_process'

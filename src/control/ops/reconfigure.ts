@@ -17,7 +17,8 @@
 
 import { AccountTable, sameAccount, type AccountSlots } from '../../config/account_table'
 import { readConfigFile } from '../../config/load'
-import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, isObject, parseConfig, type AccountConfig, type Config } from '../../config/schema'
+import { parseConfig } from '../../config/parse'
+import { ACCOUNT_ID_RULE, ADDRESS_FROM_PARENT, ConfigError, isAccountId, isObject, type AccountConfig, type Config } from '../../config/schema'
 import { showKey, showValue } from '../../display'
 import { refusal, type AdminErrorCode, type Outcome } from '../../io/ops/admin_errors'
 import type { Logger } from '../../log'
@@ -164,7 +165,7 @@ export class Reconfigurer {
       try {
         next = build(this.config, readConfigFile(path), this.overlay)
       } catch (err) {
-        // The file's own errors are ConfigErrors (config/load.ts, config/schema.ts); anything else is a fault.
+        // The file's own errors are ConfigErrors (config/load.ts, config/validate.ts, config/parse.ts); anything else is a fault.
         if (!(err instanceof ConfigError)) throw err
         return this.reloadRefused(path, err)
       }
@@ -205,7 +206,7 @@ export class Reconfigurer {
     try {
       return { config: build(this.config, this.fileRaw, { accounts, routes }).config }
     } catch (err) {
-      // parseConfig refuses by throwing (config/schema.ts): its refusal becomes the answer's.
+      // parseConfig refuses by throwing (config/parse.ts): its refusal becomes the answer's.
       if (!(err instanceof ConfigError)) throw err
       const field = bodyField(err.field, kind, name)
       return refusal('invalid_field', `${field}: ${err.problem}`, field)

@@ -1,0 +1,181 @@
+// The configuration the node runs with: the file as the schema read it (validate.ts), then what
+// one field cannot say alone: the checks between fields and between accounts, the defaults that
+// depend on the machine or on other fields, and the accounts flattened for the node.
+
+import { ConfigError, ADDRESS_FROM_PARENT, DEFAULT_MAX_ACCOUNTS, SHOP_ACCOUNT } from './names'
+import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
+import { isValidAddress } from '../codec/ilp_packet'
+import { showKey, showValue } from '../display'
+import { assetKeyOf } from './asset'
+import { validateFile } from './validate'
+import { assetCode, assetCodeProblem, Payee, rate, Rates, type AccountConfig, type ConfigSource, type EnvOverrides, type File, type MachineDefaults, type RatesConfig, type ShopConfig } from './schema'
+import type { z } from 'zod'
+
+/** The configuration the node runs with: the file's fields with their defaults, limits flattened to the top. */
+export type Config = ReturnType<typeof parseConfig>
+
+export function parseConfig(raw: unknown, env: EnvOverrides, machine: MachineDefaults, path: string | null = null) {
+  const { file, merged } = validateFile(raw, env)
+  const { limits } = file
+  // Without an address, the node asks its parent (IL-DCP) at start-up; until then it is this
+  // placeholder, which start-up replaces (control/routing/ildcp_client.ts).
+  const ilpAddress = file.ilpAddress === undefined || file.ilpAddress === '' ? ADDRESS_FROM_PARENT : file.ilpAddress
+  const { shards, ioThreads, nativeWake } = layoutOf(file, env, machine)
+  const accounts = accountsOf(file, ilpAddress)
+  const shop = addPayeesAndShop(file, accounts)
+  const payeeNames = [...accounts.values()].filter((a) => a.payee !== null && !a.payee.shop).map((a) => a.id)
+  const defaultPayee = file.defaultPayee ?? (payeeNames.length === 1 ? payeeNames[0] : null)
+  if (defaultPayee !== null && !payeeNames.includes(defaultPayee)) throw new ConfigError('defaultPayee', `${showValue(defaultPayee)} is not one of the payees`)
+  const routes = file.routes.map((r, i) => {
+    if (!accounts.has(r.peerId)) throw new ConfigError(`routes[${i}].peerId`, `names no account (${showValue(r.peerId)})`)
+    return Object.freeze(r)
+  })
+  const adminListen = adminListenOf(file)
+  const reservedConnections = limits.reservedConnections ?? Math.floor(limits.maxConnections / 2)
+  if (reservedConnections > limits.maxConnections - 1) throw new ConfigError('limits.reservedConnections', `must be an integer from 0 to ${limits.maxConnections - 1}`)
+  if (limits.authPenaltyMaxMs < limits.authPenaltyMs) throw new ConfigError('limits.authPenaltyMaxMs', `is less than limits.authPenaltyMs (${limits.authPenaltyMs})`)
+  const maxAccounts = limits.maxAccounts ?? Math.max(DEFAULT_MAX_ACCOUNTS, 2 * accounts.size)
+  if (maxAccounts < accounts.size) throw new ConfigError('limits.maxAccounts', `is less than the ${accounts.size} accounts configured (payees and the shop count too)`)
+  return Object.freeze({
+    ...limits,
+    ilpAddress, host: file.host, port: file.port, shards, ioThreads, dataDir: file.dataDir, logLevel: file.logLevel, logFormat: file.logFormat, nativeWake,
+    durability: file.durability, accounts: Object.freeze([...accounts.values()]), routes: Object.freeze(routes), reservedConnections, maxAccounts,
+    trustedProxies: Object.freeze(limits.trustedProxies),
+    drainMs: file.drainMs ?? limits.maxHoldTimeMs + 1000,
+    routeBroadcastIntervalMs: file.routeBroadcastInterval,
+    // Spinning pays only when each shard and each socket thread have a core of their own.
+    shardSpinMicros: limits.shardSpinMicros ?? (shards > 0 && shards + ioThreads <= machine.cores ? 200 : 0),
+    defaultPayee,
+    adminToken: file.adminToken ?? null,
+    adminListen,
+    metrics: Object.freeze({ ...file.metrics, token: file.metrics.token ?? null }),
+    shop,
+    rates: toRates(file.rates, merged.rates),
+    spread: file.spread,
+    source: Object.freeze({ raw, env, machine, path }) as ConfigSource,
+  })
+}
+
+/**
+ * The thread layout. Each default follows the other when only one is set: SHARDS=0 alone keeps
+ * the sockets on the main thread; IO_THREADS=N alone gets at least one shard thread.
+ */
+function layoutOf(file: File, env: EnvOverrides, machine: MachineDefaults): { shards: number; ioThreads: number; nativeWake: boolean } {
+  let shards = file.shards ?? machine.shards
+  const ioThreads = file.ioThreads ?? (shards === 0 ? 1 : machine.ioThreads ?? 1)
+  if (file.ioThreads !== undefined && file.shards === undefined && ioThreads > 1 && shards === 0) shards = ioThreads
+  // The inline shard runs in the main thread's turn after its socket callbacks: it needs the
+  // sockets on the main thread too.
+  if (ioThreads > 1 && shards === 0) throw new ConfigError('ioThreads (IO_THREADS)', 'more than 1 I/O thread needs at least 1 shard thread (SHARDS)')
+  const wake = env.nativeWake === undefined || env.nativeWake === '' ? '1' : env.nativeWake
+  if (wake !== '0' && wake !== '1') throw new ConfigError('ILP_NODE_NATIVE_WAKE', 'must be one of 0, 1')
+  return { shards, ioThreads, nativeWake: wake === '1' }
+}
+
+/** The accounts by id, each token used once, at most one parent, and one when the address must come from it. */
+function accountsOf(file: File, ilpAddress: string): Map<string, AccountConfig> {
+  const accounts = new Map<string, AccountConfig>()
+  const tokens = new Set<string>()
+  for (const id in file.accounts) {
+    const account = file.accounts[id]
+    account.id = id
+    Object.freeze(account)
+    if (tokens.has(account.btpToken!)) throw new ConfigError(`accounts.${id}.btp.token`, 'is used by another account')
+    if (account.btpToken !== null) tokens.add(account.btpToken)
+    if (tokens.has(account.httpIncomingToken!)) throw new ConfigError(`accounts.${id}.http.incomingToken`, 'is used by another account')
+    if (account.httpIncomingToken !== null) tokens.add(account.httpIncomingToken)
+    if (account.relation === 'child' && !isValidAddress(`${ilpAddress}.${id}`)) throw new ConfigError(`accounts.${id}`, 'gives the child an invalid ILP address')
+    accounts.set(id, account)
+  }
+  const parents = [...accounts.values()].filter((a) => a.relation === 'parent')
+  if (parents.length > 1) throw new ConfigError('accounts', `at most one account may be the parent (${parents.map((p) => p.id).join(', ')})`)
+  if (ilpAddress === ADDRESS_FROM_PARENT) {
+    if (parents.length === 0) throw new ConfigError('ilpAddress (ILP_ADDRESS)', 'is required unless an account has relation "parent"')
+    if (parents[0].btpUrl === null && parents[0].httpUrl === null) {
+      throw new ConfigError(`accounts.${parents[0].id}`, 'the parent needs btp.url or http.url for the node to ask it for an address')
+    }
+  }
+  return accounts
+}
+
+/** Adds the payees and the shop's own payee to `accounts`; the shop's settings, or null. */
+function addPayeesAndShop(file: File, accounts: Map<string, AccountConfig>): ShopConfig | null {
+  const payees = Object.entries(file.payees)
+  const payeeAsset = payees.length === 0 ? null : onlyAsset([...accounts.values()])
+  for (const [name, p] of payees) {
+    if (accounts.has(name)) throw new ConfigError(`payees.${name}`, 'has the name of an account; payees and accounts share the addresses under the node')
+    accounts.set(name, toPayee(name, p, payeeAsset, `payees.${name}`))
+  }
+  if (file.shop === undefined) return null
+  if (accounts.has(SHOP_ACCOUNT)) throw new ConfigError(`accounts.${SHOP_ACCOUNT}`, 'is the name of the shop\'s own payee')
+  const seen = new Set<string>()
+  file.shop.routes.forEach((r, i) => {
+    if (seen.has(`${r.method} ${r.path}`)) throw new ConfigError(`shop.routes[${i}]`, `${r.method} ${r.path} is listed twice`)
+    seen.add(`${r.method} ${r.path}`)
+  })
+  const account = toPayee(SHOP_ACCOUNT, file.shop.payee ?? Payee.parse({}), onlyAsset([...accounts.values()].filter((a) => a.payee === null)), 'shop.payee')
+  accounts.set(SHOP_ACCOUNT, Object.freeze({ ...account, payee: Object.freeze({ ...account.payee!, shop: true }) }))
+  return Object.freeze({ routes: Object.freeze(file.shop.routes.map((r) => Object.freeze({ ...r, upstream: r.upstream ?? null }))), upstreamTimeoutMs: file.shop.upstreamTimeoutMs })
+}
+
+/** Where /admin and /metrics answer when not on the node's own port (ADMIN_PORT), and the checks on /metrics' access. */
+function adminListenOf(file: File): { readonly host: string; readonly port: number } | null {
+  if (file.metrics.token !== undefined && file.metrics.public) throw new ConfigError('metrics.public', 'is true, so metrics.token would never be asked for; keep one of them')
+  if (file.adminHost !== undefined && file.adminPort === undefined) throw new ConfigError('adminHost (ADMIN_HOST)', 'needs adminPort (ADMIN_PORT) too')
+  const adminListen = file.adminPort === undefined ? null : Object.freeze({ host: file.adminHost ?? file.host, port: file.adminPort })
+  if (adminListen !== null && adminListen.port !== 0 && adminListen.port === file.port && adminListen.host === file.host) {
+    throw new ConfigError('adminPort (ADMIN_PORT)', 'is the node\'s own HOST:PORT; leave it out to serve the admin API there')
+  }
+  return adminListen
+}
+
+function onlyAsset(accounts: AccountConfig[]): { assetCode: string; assetScale: number } | null {
+  const assets = new Set(accounts.map(assetKeyOf))
+  return assets.size === 1 ? { assetCode: accounts[0].assetCode, assetScale: accounts[0].assetScale } : null
+}
+
+/**
+ * A payee is an account with no transport: it is routed at `<ilpAddress>.<name>` like a child,
+ * holds its balance like any account (credited when a payment to it is fulfilled), and its
+ * packets are answered by the node's PSK2/STREAM receiver in the shard that owns it.
+ */
+function toPayee(id: string, p: z.output<typeof Payee>, shared: { assetCode: string; assetScale: number } | null, at: string): AccountConfig {
+  let asset = shared
+  if (p.assetCode !== undefined || p.assetScale !== undefined || shared === null) {
+    if (p.assetCode === undefined) throw new ConfigError(`${at}.assetCode`, assetCodeProblem(undefined))
+    if (p.assetScale === undefined) throw new ConfigError(`${at}.assetScale`, 'is required with assetCode (or leave both out when all accounts share one asset)')
+    asset = { assetCode: p.assetCode, assetScale: p.assetScale }
+  }
+  return Object.freeze({
+    id, relation: 'child', ...asset!, btpToken: null, btpUrl: null, httpIncomingToken: null, httpUrl: null, httpOutgoingToken: null,
+    balanceMinimum: INT64_MIN, balanceMaximum: INT64_MAX, settleThreshold: null, settleTo: 0n, settlement: null, spread: null,
+    maxPacketAmount: p.maxPacketAmount ?? UINT64_MAX, sendRoutes: false, receiveRoutes: false, routeProtocol: 'ccp',
+    payee: Object.freeze({ secret: p.secret ?? null, name: p.name ?? null, imageUrl: p.imageUrl ?? null, shop: false }),
+  })
+}
+
+/** The rates in use; the static table is read from the file's own keys (zod's record passes over `__proto__`). */
+function toRates(r: z.output<typeof Rates>, raw: unknown): RatesConfig {
+  const none = { base: null, table: rateTable([]), url: null, refreshMs: 0, maxAgeMs: null }
+  if (r.backend === 'one-to-one') return Object.freeze({ backend: r.backend, ...none })
+  if (r.backend === 'ecb') {
+    if (r.maxAgeMs < r.refreshMs) throw new ConfigError('rates.maxAgeMs', `is less than rates.refreshMs (${r.refreshMs}): the rates would go stale between two fetches`)
+    return Object.freeze({ ...r, base: 'EUR', table: rateTable([]) })
+  }
+  const rates: [string, string][] = [[r.base, '1']]
+  for (const [code, value] of Object.entries((raw as { table: object }).table)) {
+    const field = `rates.table.${showKey(code)}`
+    const parsed = assetCode.safeParse(code)
+    if (!parsed.success) throw new ConfigError(field, assetCodeProblem(code))
+    const text = rate.safeParse(value)
+    if (!text.success) throw new ConfigError(field, text.error.issues[0].message)
+    if (code === r.base && text.data !== '1') throw new ConfigError(field, 'is the base: its rate is 1')
+    if (code !== r.base) rates.push([code, text.data])
+  }
+  return Object.freeze({ backend: r.backend, ...none, base: r.base, table: rateTable(rates) })
+}
+
+/** Rates by asset code in an object with no prototype: a code such as `constructor` is only ever a rate. */
+function rateTable(rates: [string, string][]): Readonly<Record<string, string>> {
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(rates)))
+}
