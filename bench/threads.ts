@@ -8,8 +8,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseStat } from '../src/control/threads/thread_stats'
 
-export { parseStat }
-
 export interface ThreadSample {
   tid: number
   name: string
@@ -145,4 +143,14 @@ export function project(usage: ThreadUsage[], nodeUsPerPacket: number, cores: nu
     if (ceiling < best.packetsPerSecond) best = { packetsPerSecond: ceiling, limitedBy: t.role }
   }
   return { cores, threads: busy.length, ...best }
+}
+
+/** The busiest thread between two snapshots of one process, in % of one core (named or not:
+ * the load generator's threads have no names). */
+export function busiestThreadPercent(start: ThreadSnapshot, end: ThreadSnapshot): number {
+  const before = new Map(start.threads.map((t) => [t.tid, t.cpuMicros]))
+  const wallMicros = (end.atMs - start.atMs) * 1000
+  let most = 0
+  for (const t of end.threads) most = Math.max(most, t.cpuMicros - (before.get(t.tid) ?? 0))
+  return wallMicros > 0 ? (100 * most) / wallMicros : 0
 }
