@@ -25,7 +25,8 @@ export const EXCHANGE_PREPARE_AMOUNT = 1000n
 export async function exchangeCost(t: RunPlan, layout: Layout): Promise<ExchangeCost> {
   log(`\n8. Exchange: node (${layoutName(layout)}) alice → bob at W=100, USD → USD and USD → EUR (static rate, 0.2 % spread), ${EXCHANGE_PAIRS} alternating pairs\n`)
   const eur = { ...EMBEDDED_DEFAULT_CONFIG.accounts.bob, assetCode: 'EUR' }
-  const crossAsset = { ...EMBEDDED_DEFAULT_CONFIG, accounts: { ...EMBEDDED_DEFAULT_CONFIG.accounts, bob: eur }, rates: { backend: 'static', base: 'USD', table: { EUR: '0.9173' } }, spread: '0.002' }
+  // With two assets among the accounts the payee no longer follows the only one, so it names its own.
+  const crossAsset = { ...EMBEDDED_DEFAULT_CONFIG, accounts: { ...EMBEDDED_DEFAULT_CONFIG.accounts, bob: eur }, payees: { carol: { assetCode: 'USD', assetScale: 9 } }, rates: { backend: 'static', base: 'USD', table: { EUR: '0.9173' } }, spread: '0.002' }
   const variants = [
     { tag: false, label: 'USD → USD          ', config: { ...EMBEDDED_DEFAULT_CONFIG } },
     { tag: true, label: 'USD → EUR, spread  ', config: crossAsset },

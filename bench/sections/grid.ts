@@ -38,7 +38,9 @@ export interface GridPlan {
 const SCALE_LAYOUTS: Layout[] = [{ ioThreads: 1, shards: 0 }, { ioThreads: 1, shards: 1 }, { ioThreads: 2, shards: 2 }, { ioThreads: 4, shards: 4 }, { ioThreads: 8, shards: 8 }]
 /** Below this, --scale still runs 2×2, so that a small machine shows what threads cost it. */
 const SCALE_MIN_CORES = 4
-/** A generator process per this many cores: on loopback one keeps about 3 cores of node busy. */
+/** A generator process per this many cores: one costs about a fifth of the 1×0 node's CPU per
+ * packet (side by side at W=100 on this project's machine) and threaded layouts cost the node
+ * more, so one per 4 cores of node stays well under the generator-limit warning. */
 const SCALE_CORES_PER_GENERATOR = 4
 
 /** The grid --scale runs on `cores` cores: the layouts that fit, a generator process per 4 cores,
@@ -232,7 +234,6 @@ export async function layoutGrid(timing: RunPlan, plan: GridPlan, cores: number,
   const defaults = defaultLayoutResult(runs, cores)
   log(`  ${describeDefaultLayout(defaults)}\n`)
   const grid = { senders: plan.senders, window: plan.window, generatorProcs: plan.generatorProcs, scale: plan.scale, nodeCores, runs, targets: targetResults(runs), defaultLayout: defaults }
-  if (plan.scale) log(`\n${scaleMarkdown(grid).join('\n')}\n`)
   return grid
 }
 
