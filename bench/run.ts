@@ -17,7 +17,8 @@
 // bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
 // `--only grid` (or side, http, payee, shop, micro, metrics, exchange; several with commas) runs
 // only those sections. The grid: `--grid 1x0,2x2` (layouts), `--senders N` (N senders paying N
-// receivers), `--window W` (prepares outstanding over all senders); `--gen-procs N` spreads the
+// receivers), `--window W` (prepares outstanding over all senders), `--rounds N` (each layout N
+// times, alternating the order); `--gen-procs N` spreads the
 // load generator's connections over N processes (side and grid). `--scale` runs the grid alone,
 // with layouts, senders and generator processes picked from the core count, and sets each
 // layout's measured packets/s beside its projection. Only a full run of every section updates
@@ -159,7 +160,7 @@ function parseFlags(cores: number): Flags {
   const scale = process.argv.includes('--scale')
   if (scale && argValue('only') !== undefined) throw new Error('--scale runs the grid alone: leave out --only')
   const only = scale ? 'grid' : argValue('only')
-  const base: GridPlan = scale ? scalePlan(cores) : { layouts: LAYOUT_GRID, senders: GRID_ACCOUNTS, window: GRID_WINDOW, generatorProcs: 1, scale: false }
+  const base: GridPlan = scale ? scalePlan(cores) : { layouts: LAYOUT_GRID, senders: GRID_ACCOUNTS, window: GRID_WINDOW, generatorProcs: 1, scale: false, rounds: 1 }
   const generatorProcs = countArg('gen-procs', base.generatorProcs)
   const gridList = argValue('grid')
   return {
@@ -172,6 +173,7 @@ function parseFlags(cores: number): Flags {
       window: countArg('window', base.window),
       generatorProcs,
       scale,
+      rounds: countArg('rounds', base.rounds),
     },
     generatorProcs,
   }

@@ -32,10 +32,14 @@ export interface GridPlan {
   generatorProcs: number
   /** --scale: set each layout's measured packets/s beside its projection on the cores the node had. */
   scale: boolean
+  /** Each layout is run this many times, the order reversed every other round (--rounds). */
+  rounds: number
 }
 
 /** The layouts --scale tries: a layout runs if its threads fit in max(SCALE_MIN_CORES, cores). */
 const SCALE_LAYOUTS: Layout[] = [{ ioThreads: 1, shards: 0 }, { ioThreads: 1, shards: 1 }, { ioThreads: 2, shards: 2 }, { ioThreads: 4, shards: 4 }, { ioThreads: 8, shards: 8 }]
+/** --scale's rounds: a layout's median of three, as one run on a shared machine proves little. */
+const SCALE_ROUNDS = 3
 /** Below this, --scale still runs 2×2, so that a small machine shows what threads cost it. */
 const SCALE_MIN_CORES = 4
 /** A generator process per this many cores: one costs about a fifth of the 1×0 node's CPU per
@@ -49,7 +53,7 @@ export function scalePlan(cores: number): GridPlan {
   const generatorProcs = Math.max(1, Math.floor(cores / SCALE_CORES_PER_GENERATOR))
   const layouts = SCALE_LAYOUTS.filter((l) => l.ioThreads + l.shards <= Math.max(SCALE_MIN_CORES, cores))
   const senders = Math.max(GRID_ACCOUNTS, 2 * Math.max(...layouts.map((l) => l.ioThreads)))
-  return { layouts, senders, window: (GRID_WINDOW * senders) / GRID_ACCOUNTS, generatorProcs, scale: true }
+  return { layouts, senders, window: (GRID_WINDOW * senders) / GRID_ACCOUNTS, generatorProcs, scale: true, rounds: SCALE_ROUNDS }
 }
 
 export const PROJECTION_CORES = [4, 8, 16]
@@ -64,6 +68,8 @@ export const GRID_WARMUP_MS = { full: 3000, quick: 1000 }
 export interface LayoutRun extends Run {
   ioThreads: number
   shards: number
+  /** Which of the grid's rounds (1, 2, …). */
+  round: number
   threads: ThreadUsage[]
   /** Threads that exited mid-run: their CPU is in serverCpuUsPerPacket but in no thread row. */
   vanishedThreads: number
@@ -114,6 +120,7 @@ export interface LayoutGrid {
   window: number
   generatorProcs: number
   scale: boolean
+  rounds: number
   /** The cores the projection "here" gives the node: the machine's, less one per generator process. */
   nodeCores: number
   runs: LayoutRun[]
@@ -126,7 +133,7 @@ export function findLayout(runs: LayoutRun[], l: Layout): LayoutRun | undefined 
 }
 
 /** One layout's run, with the node's threads sampled over the measured interval. */
-export async function measureLayout(node: ServerProcess, layout: Layout, t: RunPlan, window: number, nodeCores: number, accounts: ReturnType<typeof writeGridConfig>): Promise<LayoutRun> {
+export async function measureLayout(node: ServerProcess, layout: Layout, t: RunPlan, window: number, nodeCores: number, round: number, accounts: ReturnType<typeof writeGridConfig>): Promise<LayoutRun> {
   const snapshots: ThreadSnapshot[] = []
   const sample = () => { snapshots.push(node.threads()) }
   const run = await measure(node, 'node', layout, window, t, { ...accounts, onMeasureStart: sample, onMeasureEnd: sample })
@@ -134,6 +141,7 @@ export async function measureLayout(node: ServerProcess, layout: Layout, t: RunP
   return {
     ...run,
     ...layout,
+    round,
     threads: usage,
     vanishedThreads: vanished,
     busiest: busiestThread(usage),
@@ -217,39 +225,81 @@ export async function layoutGrid(timing: RunPlan, plan: GridPlan, cores: number,
   try {
     const configPath = join(dir, 'config.json')
     const accounts = writeGridConfig(configPath, plan.senders)
-    for (const layout of plan.layouts) {
-      log(`  ${layoutName(layout)} … `)
-      const node = await startServerProcess({ ...layoutEnv(layout), CONFIG: configPath })
-      try {
-        const run = await measureLayout(node, layout, t, plan.window, nodeCores, accounts)
-        runs.push(run)
-        log(describeLayout(run, plan.scale))
-      } finally {
-        await node.stop()
+    for (let round = 1; round <= plan.rounds; round++) {
+      // Every other round in reverse, so that a drift of the host's speed falls on every layout.
+      for (const layout of round % 2 === 1 ? plan.layouts : [...plan.layouts].reverse()) {
+        log(`  ${plan.rounds > 1 ? `[round ${round}/${plan.rounds}] ` : ''}${layoutName(layout)} … `)
+        const node = await startServerProcess({ ...layoutEnv(layout), CONFIG: configPath })
+        try {
+          const run = await measureLayout(node, layout, t, plan.window, nodeCores, round, accounts)
+          runs.push(run)
+          log(describeLayout(run, plan.scale))
+        } finally {
+          await node.stop()
+        }
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
-  const defaults = defaultLayoutResult(runs, cores)
+  const medians = medianRuns(runs, plan.layouts)
+  const defaults = defaultLayoutResult(medians, cores)
   log(`  ${describeDefaultLayout(defaults)}\n`)
-  const grid = { senders: plan.senders, window: plan.window, generatorProcs: plan.generatorProcs, scale: plan.scale, nodeCores, runs, targets: targetResults(runs), defaultLayout: defaults }
-  return grid
+  return {
+    senders: plan.senders, window: plan.window, generatorProcs: plan.generatorProcs, scale: plan.scale, rounds: plan.rounds, nodeCores,
+    runs, targets: targetResults(medians), defaultLayout: defaults,
+  }
+}
+
+/** Each layout's run with the median packets/s (the lower of the middle two for an even count):
+ * what the targets and the default's verdict are read from when there are rounds. */
+export function medianRuns(runs: LayoutRun[], layouts: Layout[]): LayoutRun[] {
+  return layouts.map((l) => runsOf(runs, l)).filter((rs) => rs.length > 0).map((rs) => rs[Math.floor((rs.length - 1) / 2)])
+}
+
+/** A layout's runs, fewest packets/s first. */
+function runsOf(runs: LayoutRun[], l: Layout): LayoutRun[] {
+  return runs.filter((r) => sameLayout(r, l)).sort((a, b) => a.packetsPerSecond - b.packetsPerSecond)
+}
+
+function median(xs: number[]): number | null {
+  if (xs.length === 0) return null
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
+/** A run's name in the tables: its layout, and its round when there are several. */
+function runName(r: LayoutRun, rounds: number): string {
+  return rounds > 1 ? `${layoutName(r)} #${r.round}` : layoutName(r)
 }
 
 /** --scale's table: each layout's measured packets/s beside its projection on the cores the node had. */
 export function scaleMarkdown(grid: LayoutGrid): string[] {
+  const layouts = grid.runs.filter((r, i) => grid.runs.findIndex((x) => sameLayout(x, r)) === i)
   return [
-    `### Measured against projected, on the ${grid.nodeCores} core${grid.nodeCores === 1 ? '' : 's'} the generator left the node`, '',
+    `### Measured against projected, on the ${grid.nodeCores} core${grid.nodeCores === 1 ? '' : 's'} the generator left the node` +
+      `${grid.rounds > 1 ? ` (medians of ${grid.rounds} rounds)` : ''}`, '',
     markdownTable(
-      ['IO_THREADS×SHARDS', 'measured packets/s', 'projected packets/s', 'measured / projected', 'generator busiest thread %'],
-      grid.runs.map((r) => [layoutName(r), fmt(r.packetsPerSecond), describeProjection(r.projectionHere),
-        r.projectionHere.packetsPerSecond === null ? '–' : (r.packetsPerSecond / r.projectionHere.packetsPerSecond).toFixed(2),
-        `${r.generatorBusiestThreadPercent.toFixed(0)}${r.generatorLimited ? ' ⚠ generator-limited' : ''}`]),
+      ['IO_THREADS×SHARDS', 'measured packets/s', 'range', 'projected packets/s', 'measured / projected', 'generator busiest thread %'],
+      layouts.map((l) => scaleRow(runsOf(grid.runs, l))),
     ), '',
-    'The projection is made from each thread\'s CPU per packet in the same run (see "Projection" below). Near 1.00 it held; well under ' +
-      '1.00 the threads did not each get a core (too few cores, or wake-ups and hops cost more than their CPU shows); a generator-limited ' +
-      'row measured the generator, not the node.', '',
+    'The projection is made from each run\'s own CPU per packet of each thread (see "Projection" below), on the machine\'s cores less one ' +
+      'per generator process. Near 1.00 it held; well under 1.00 the threads did not each get a core (too few cores, or wake-ups and hops ' +
+      'cost more than their CPU shows); "needs more cores" when the layout has more busy threads than those cores. A generator-limited row ' +
+      'measured the generator, not the node.', '',
+  ]
+}
+
+/** One layout's row of the --scale table, from its runs (fewest packets/s first). */
+function scaleRow(runs: LayoutRun[]): string[] {
+  const measured = median(runs.map((r) => r.packetsPerSecond))!
+  const projections = runs.map((r) => r.projectionHere.packetsPerSecond).filter((p): p is number => p !== null)
+  const projected = projections.length === runs.length ? median(projections) : null
+  const busiest = Math.max(...runs.map((r) => r.generatorBusiestThreadPercent))
+  return [
+    layoutName(runs[0]), fmt(measured), `${fmt(runs[0].packetsPerSecond)}–${fmt(runs[runs.length - 1].packetsPerSecond)}`,
+    projected === null ? 'needs more cores' : fmt(projected), projected === null ? '–' : (measured / projected).toFixed(2),
+    `${busiest.toFixed(0)}${runs.some((r) => r.generatorLimited) ? ' ⚠ generator-limited' : ''}`,
   ]
 }
 
@@ -259,17 +309,17 @@ export function layoutGridMarkdown(grid: LayoutGrid, machine: Machine): string[]
     `${grid.generatorProcs} generator process${grid.generatorProcs === 1 ? '' : 'es'}`, '')
   lines.push(markdownTable(
     ['IO_THREADS×SHARDS', 'packets/s', 'p50 µs', 'p99 µs', 'node CPU µs/packet', 'node cores busy', 'busiest thread', 'its µs/packet', 'generator CPU µs/packet', 'generator busiest thread %'],
-    grid.runs.map((r) => [layoutName(r), fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(1), r.serverCoresBusy.toFixed(2),
+    grid.runs.map((r) => [runName(r, grid.rounds), fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), r.serverCpuUsPerPacket.toFixed(1), r.serverCoresBusy.toFixed(2),
       r.busiest.role, r.busiest.cpuUsPerPacket.toFixed(1), r.generatorCpuUsPerPacket.toFixed(1),
       `${r.generatorBusiestThreadPercent.toFixed(0)}${r.generatorLimited ? ' ⚠' : ''}`]),
   ), '')
-  lines.push(...generatorLimitNote(grid.runs.map((r) => ({ ...r, what: layoutName(r) }))))
+  lines.push(...generatorLimitNote(grid.runs.map((r) => ({ ...r, what: runName(r, grid.rounds) }))))
   if (grid.scale) lines.push(...scaleMarkdown(grid))
   lines.push(describeDefaultLayout(grid.defaultLayout), '')
   lines.push('### CPU per thread', '')
   lines.push(markdownTable(
     ['IO_THREADS×SHARDS', 'thread', '% busy', 'CPU µs/packet', 'sleeps per 1000 packets'],
-    grid.runs.flatMap((r) => r.threads.map((u) => [layoutName(r), u.role === 'other' ? `other (${u.threads} threads)` : u.role, u.busyPercent.toFixed(0),
+    grid.runs.flatMap((r) => r.threads.map((u) => [runName(r, grid.rounds), u.role === 'other' ? `other (${u.threads} threads)` : u.role, u.busyPercent.toFixed(0),
       u.cpuUsPerPacket.toFixed(1), (1000 * u.sleepsPerPacket).toFixed(0)])),
   ), '')
   lines.push('Threads by the names the node gives them in /proc: main is the control plane (with IO_THREADS=1 also all socket I/O, ' +
@@ -279,12 +329,12 @@ export function layoutGridMarkdown(grid: LayoutGrid, machine: Machine): string[]
     'blocked, and had to be woken again; the micro-benchmarks below give what a wake-up costs on this machine. ' +
     'A layout with IO_THREADS > 1 but no io rows ran its sockets on the main thread (a node without I/O threads).', '')
   for (const r of grid.runs.filter((x) => x.vanishedThreads > 0)) {
-    lines.push(`${layoutName(r)}: ${r.vanishedThreads} thread(s) exited mid-run; their CPU is in the node's figures but in no thread row.`, '')
+    lines.push(`${runName(r, grid.rounds)}: ${r.vanishedThreads} thread(s) exited mid-run; their CPU is in the node's figures but in no thread row.`, '')
   }
   lines.push('### Projection: packets/s on C cores', '')
   lines.push(markdownTable(
     ['IO_THREADS×SHARDS', 'threads needing a core', ...PROJECTION_CORES.map((c) => `C=${c}`)],
-    grid.runs.map((r) => [layoutName(r), coreThreads(r), ...r.projections.map(describeProjection)]),
+    grid.runs.map((r) => [runName(r, grid.rounds), coreThreads(r), ...r.projections.map(describeProjection)]),
   ), '')
   lines.push('Model: each busy named thread (main, io-n, shard-n) gets a core of its own; a thread\'s ceiling is 1e6 / its µs per packet; ' +
     'the node\'s projected packets/s is the lowest ceiling of its busy named threads, capped at C × 1e6 / the whole node\'s µs per packet ' +
