@@ -13,7 +13,7 @@ import { GRID_ACCOUNTS, writeGridConfig } from '../grid_config'
 import { fmt, markdownTable } from '../report'
 import { describe, generatorLimitNote, layoutEnv, layoutName, log, measure, sameLayout, type Layout, type Machine, type Run, type RunPlan } from '../runner'
 import { startServerProcess, type ServerProcess } from '../server_process'
-import { busiestThread, idleThreads, IDLE_BUSY_PERCENT, namedThreads, project, threadUsage, type Projection, type ThreadSnapshot, type ThreadUsage } from '../threads'
+import { busiestThread, idleThreads, IDLE_BUSY_PERCENT, namedThreads, project, projectSharing, threadUsage, type Projection, type ThreadSnapshot, type ThreadUsage } from '../threads'
 
 /** Section 2's layouts: the inline shard (the targets' baseline), one shard worker, and I/O
  * threads with as many shards. */
@@ -75,7 +75,8 @@ export interface LayoutRun extends Run {
   vanishedThreads: number
   busiest: ThreadUsage
   projections: Projection[]
-  /** The projection on the cores the generator left the node (--scale): what to set the measured packets/s against. */
+  /** The projection on this machine's cores less those the generator kept busy, threads sharing
+   * cores as they must (--scale): what to set the measured packets/s against. */
   projectionHere: Projection
 }
 
@@ -121,8 +122,6 @@ export interface LayoutGrid {
   generatorProcs: number
   scale: boolean
   rounds: number
-  /** The cores the projection "here" gives the node: the machine's, less one per generator process. */
-  nodeCores: number
   runs: LayoutRun[]
   targets: TargetResult[]
   defaultLayout: DefaultLayoutResult
@@ -133,7 +132,7 @@ export function findLayout(runs: LayoutRun[], l: Layout): LayoutRun | undefined 
 }
 
 /** One layout's run, with the node's threads sampled over the measured interval. */
-export async function measureLayout(node: ServerProcess, layout: Layout, t: RunPlan, window: number, nodeCores: number, round: number, accounts: ReturnType<typeof writeGridConfig>): Promise<LayoutRun> {
+export async function measureLayout(node: ServerProcess, layout: Layout, t: RunPlan, window: number, cores: number, round: number, accounts: ReturnType<typeof writeGridConfig>): Promise<LayoutRun> {
   const snapshots: ThreadSnapshot[] = []
   const sample = () => { snapshots.push(node.threads()) }
   const run = await measure(node, 'node', layout, window, t, { ...accounts, onMeasureStart: sample, onMeasureEnd: sample })
@@ -146,7 +145,7 @@ export async function measureLayout(node: ServerProcess, layout: Layout, t: RunP
     vanishedThreads: vanished,
     busiest: busiestThread(usage),
     projections: PROJECTION_CORES.map((cores) => project(usage, run.serverCpuUsPerPacket, cores)),
-    projectionHere: project(usage, run.serverCpuUsPerPacket, nodeCores),
+    projectionHere: projectSharing(usage, run.serverCpuUsPerPacket, coresLeftToNode(cores, run)),
   }
 }
 
@@ -161,7 +160,7 @@ export function describeLayout(r: LayoutRun, scale = false): string {
   return describe(r) +
     `      threads (% busy, µs/packet, sleeps per 1000 packets): ${threads.join(', ')}; busiest ${r.busiest.role}\n${vanished}` +
     `      projected packets/s: ${r.projections.map((p) => `C=${p.cores}: ${describeProjection(p)}`).join(', ')}` +
-    `${scale ? `; here (C=${r.projectionHere.cores}): ${describeProjection(r.projectionHere)}` : ''}\n`
+    `${scale ? `; here (C=${r.projectionHere.cores.toFixed(1)}, shared): ${describeProjection(r.projectionHere)}` : ''}\n`
 }
 
 export function targetResults(runs: LayoutRun[]): TargetResult[] {
@@ -210,14 +209,13 @@ export function describeDefaultLayout(d: DefaultLayoutResult): string {
     `(${fmt(d.fastest.packetsPerSecond)} packets/s against the default's ${fmt(d.packetsPerSecond)}, ${behind} % fewer).`
 }
 
-/** The cores the node has to itself while the generator runs beside it: one per generator process goes to the generator. */
-export function nodeCoresBeside(cores: number, generatorProcs: number): number {
-  return Math.max(1, cores - generatorProcs)
+/** The machine's cores less those the generator kept busy in `run` (its CPU over the run's span). */
+export function coresLeftToNode(cores: number, run: Run): number {
+  return Math.max(0.1, cores - (run.generatorCpuUsPerPacket * run.packetsPerSecond) / 1e6)
 }
 
 export async function layoutGrid(timing: RunPlan, plan: GridPlan, cores: number, quick: boolean): Promise<LayoutGrid> {
   const t = { ...timing, generatorProcs: plan.generatorProcs, warmupMs: Math.max(timing.warmupMs, quick ? GRID_WARMUP_MS.quick : GRID_WARMUP_MS.full) }
-  const nodeCores = nodeCoresBeside(cores, plan.generatorProcs)
   log(`\n2. Layouts IO_THREADS×SHARDS ${plan.layouts.map(layoutName).join(', ')}: ${plan.senders} senders → ${plan.senders} receivers, W=${plan.window} in all, ` +
     `${plan.generatorProcs} generator process${plan.generatorProcs === 1 ? '' : 'es'}${plan.scale ? ` (--scale on ${cores} cores)` : ''}\n`)
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
@@ -231,7 +229,7 @@ export async function layoutGrid(timing: RunPlan, plan: GridPlan, cores: number,
         log(`  ${plan.rounds > 1 ? `[round ${round}/${plan.rounds}] ` : ''}${layoutName(layout)} … `)
         const node = await startServerProcess({ ...layoutEnv(layout), CONFIG: configPath })
         try {
-          const run = await measureLayout(node, layout, t, plan.window, nodeCores, round, accounts)
+          const run = await measureLayout(node, layout, t, plan.window, cores, round, accounts)
           runs.push(run)
           log(describeLayout(run, plan.scale))
         } finally {
@@ -246,7 +244,7 @@ export async function layoutGrid(timing: RunPlan, plan: GridPlan, cores: number,
   const defaults = defaultLayoutResult(medians, cores)
   log(`  ${describeDefaultLayout(defaults)}\n`)
   return {
-    senders: plan.senders, window: plan.window, generatorProcs: plan.generatorProcs, scale: plan.scale, rounds: plan.rounds, nodeCores,
+    senders: plan.senders, window: plan.window, generatorProcs: plan.generatorProcs, scale: plan.scale, rounds: plan.rounds,
     runs, targets: targetResults(medians), defaultLayout: defaults,
   }
 }
@@ -277,28 +275,28 @@ function runName(r: LayoutRun, rounds: number): string {
 export function scaleMarkdown(grid: LayoutGrid): string[] {
   const layouts = grid.runs.filter((r, i) => grid.runs.findIndex((x) => sameLayout(x, r)) === i)
   return [
-    `### Measured against projected, on the ${grid.nodeCores} core${grid.nodeCores === 1 ? '' : 's'} the generator left the node` +
-      `${grid.rounds > 1 ? ` (medians of ${grid.rounds} rounds)` : ''}`, '',
+    `### Measured against projected on this machine's cores, less the generator's${grid.rounds > 1 ? ` (medians of ${grid.rounds} rounds)` : ''}`, '',
     markdownTable(
-      ['IO_THREADS×SHARDS', 'measured packets/s', 'range', 'projected packets/s', 'measured / projected', 'generator busiest thread %'],
+      ['IO_THREADS×SHARDS', 'measured packets/s', 'range', 'cores left to the node', 'projected packets/s', 'measured / projected', 'generator busiest thread %'],
       layouts.map((l) => scaleRow(runsOf(grid.runs, l))),
     ), '',
-    'The projection is made from each run\'s own CPU per packet of each thread (see "Projection" below), on the machine\'s cores less one ' +
-      'per generator process. Near 1.00 it held; well under 1.00 the threads did not each get a core (too few cores, or wake-ups and hops ' +
-      'cost more than their CPU shows); "needs more cores" when the layout has more busy threads than those cores. A generator-limited row ' +
-      'measured the generator, not the node.', '',
+    'Projected: from each run\'s own CPU per packet of the whole node and of each thread, the packets/s the cores the generator left ' +
+      '(the machine\'s, less the generator\'s CPU over the run) would give if the node turned all of them into packets, each thread no faster ' +
+      'than 1e6 / its µs per packet; threads share cores where there are fewer cores than threads (so it is not the C=4/8/16 projection, which ' +
+      'gives each thread a core). Near 1.00 the node used every cycle it had and the projection held; well under 1.00 it did not: threads ' +
+      'waited on each other (wake-ups, hops), or something else on the machine took cores. A generator-limited row measured the generator.', '',
   ]
 }
 
 /** One layout's row of the --scale table, from its runs (fewest packets/s first). */
 function scaleRow(runs: LayoutRun[]): string[] {
   const measured = median(runs.map((r) => r.packetsPerSecond))!
-  const projections = runs.map((r) => r.projectionHere.packetsPerSecond).filter((p): p is number => p !== null)
-  const projected = projections.length === runs.length ? median(projections) : null
+  const projected = median(runs.map((r) => r.projectionHere.packetsPerSecond ?? 0))!
+  const cores = median(runs.map((r) => r.projectionHere.cores))!
   const busiest = Math.max(...runs.map((r) => r.generatorBusiestThreadPercent))
   return [
     layoutName(runs[0]), fmt(measured), `${fmt(runs[0].packetsPerSecond)}–${fmt(runs[runs.length - 1].packetsPerSecond)}`,
-    projected === null ? 'needs more cores' : fmt(projected), projected === null ? '–' : (measured / projected).toFixed(2),
+    cores.toFixed(1), fmt(projected), (measured / projected).toFixed(2),
     `${busiest.toFixed(0)}${runs.some((r) => r.generatorLimited) ? ' ⚠ generator-limited' : ''}`,
   ]
 }
