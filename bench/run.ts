@@ -2,7 +2,8 @@
 // the machine it runs on. Ratios measured in one run are the figures that hold on a shared
 // machine, so every comparison alternates the servers within one run. One file per section in
 // sections/, each with its run, its console summary and its Markdown; runner.ts holds what they
-// share (a measured load run, layouts, alternating runs); generator/ is the BTP load generator.
+// share (a measured load run, layouts, alternating runs); results.ts writes the report and the
+// summary; generator/ is the BTP load generator. This file reads the flags and calls the sections.
 //
 //   1. side      this node, ilp-connector@23 and a bare uWebSockets.js relay, W = 1 … 1000
 //   2. grid      the node's layouts IO_THREADS × SHARDS, per-thread CPU and a projection on more cores
@@ -24,33 +25,19 @@
 // layout's measured packets/s beside its projection. Only a full run of every section updates
 // latest*. Every load run is bounded by a packet count and a duration.
 
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
-import { join } from 'node:path'
 import { defaultLayout } from '../src/config/load'
 import { GRID_ACCOUNTS } from './grid_config'
+import { summary, writeResults, type Results } from './results'
 import { layoutName, log, type Layout, type Machine, type RunPlan } from './runner'
-import { exchangeCost, exchangeCostMarkdown, exchangeSummary, type ExchangeCost } from './sections/exchange'
-import { GRID_WINDOW, LAYOUT_GRID, layoutGrid, layoutGridMarkdown, scalePlan, gridSummary, type GridPlan, type LayoutGrid } from './sections/grid'
-import { httpForwarding, httpMarkdown, httpVsReferenceMarkdown, type HttpRun } from './sections/http'
-import { metricsCost, metricsCostMarkdown, metricsSummary, type MetricsCost } from './sections/metrics'
-import { micro, microMarkdown, microSummary, type MicroResults } from './sections/micro'
-import { payeeMarkdown, payeeSummary, payPayee, type PayeeRuns } from './sections/payee'
-import { shopMarkdown, shopRoutes, shopSummary, type ShopRun } from './sections/shop'
-import { charts, nodeVsReferenceMarkdown, sideBySide, sideBySideMarkdown } from './sections/side'
-import type { Run } from './runner'
-
-/** Every section's results, under the names the JSON file gives them; a section not run is absent. */
-interface Results {
-  sideBySide?: Run[]
-  layoutGrid?: LayoutGrid
-  httpForwarding?: HttpRun[]
-  payPayee?: PayeeRuns
-  shop?: ShopRun[]
-  micro?: MicroResults
-  metricsCost?: MetricsCost
-  exchangeCost?: ExchangeCost
-}
+import { exchangeCost } from './sections/exchange'
+import { GRID_WINDOW, LAYOUT_GRID, layoutGrid, scalePlan, type GridPlan } from './sections/grid'
+import { httpForwarding } from './sections/http'
+import { metricsCost } from './sections/metrics'
+import { micro } from './sections/micro'
+import { payPayee } from './sections/payee'
+import { shopRoutes } from './sections/shop'
+import { sideBySide } from './sections/side'
 
 const SECTIONS = ['side', 'grid', 'http', 'payee', 'shop', 'micro', 'metrics', 'exchange'] as const
 type Section = (typeof SECTIONS)[number]
@@ -65,44 +52,11 @@ interface Flags {
   generatorProcs: number
 }
 
-/** What every section may need to run and to report. */
+/** What the sections need to run. */
 interface Context {
   plan: RunPlan
   flags: Flags
   machine: Machine
-  /** The results file's stamp, which the side-by-side Markdown names its charts by. */
-  stamp: string
-}
-
-function markdown(date: string, ctx: Context, r: Results): string {
-  const { machine } = ctx
-  return [
-    `# ilp-node bench, ${date}${ctx.flags.quick ? ' (quick)' : ''}`, '',
-    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.node}. Load generator on the same machine. ` +
-      `The node's default layout here (IO_THREADS×SHARDS, by its ${machine.availableParallelism} available cores): ${layoutName(machine.defaultLayout)}.`, '',
-    ...(r.sideBySide ? sideBySideMarkdown(r.sideBySide, ctx.stamp) : []),
-    ...(r.layoutGrid ? layoutGridMarkdown(r.layoutGrid, machine) : []),
-    ...(r.httpForwarding ? httpMarkdown(r.httpForwarding, machine.defaultLayout) : []),
-    ...(r.payPayee ? payeeMarkdown(r.payPayee) : []),
-    ...(r.shop ? shopMarkdown(r.shop) : []),
-    ...(r.micro ? microMarkdown(r.micro) : []),
-    ...(r.metricsCost ? metricsCostMarkdown(r.metricsCost) : []),
-    ...(r.exchangeCost ? exchangeCostMarkdown(r.exchangeCost) : []),
-  ].join('\n')
-}
-
-/** The console's closing summary: each section's headline. */
-function summary(r: Results): string[] {
-  return [
-    ...(r.sideBySide ? nodeVsReferenceMarkdown(r.sideBySide) : []),
-    ...(r.layoutGrid ? gridSummary(r.layoutGrid) : []),
-    ...(r.httpForwarding ? httpVsReferenceMarkdown(r.httpForwarding) : []),
-    ...(r.payPayee ? payeeSummary(r.payPayee) : []),
-    ...(r.shop ? shopSummary(r.shop) : []),
-    ...(r.micro ? microSummary(r.micro) : []),
-    ...(r.metricsCost ? metricsSummary(r.metricsCost) : []),
-    ...(r.exchangeCost ? exchangeSummary(r.exchangeCost) : []),
-  ]
 }
 
 async function runSections(ctx: Context): Promise<Results> {
@@ -179,26 +133,6 @@ function parseFlags(cores: number): Flags {
   }
 }
 
-function writeResults(ctx: Context, date: string, r: Results): string {
-  const { flags, stamp } = ctx
-  const dir = join(__dirname, '..', '..', 'bench', 'results')
-  mkdirSync(dir, { recursive: true })
-  const md = markdown(date, ctx, r)
-  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: flags.quick ? 'quick' : 'full', machine: ctx.machine, ...r }, null, 2) + '\n')
-  writeFileSync(join(dir, `${stamp}.md`), md)
-  const svg = r.sideBySide ? charts(r.sideBySide) : null
-  if (svg !== null) {
-    writeFileSync(join(dir, `${stamp}-throughput.svg`), svg.throughput)
-    writeFileSync(join(dir, `${stamp}-latency.svg`), svg.latency)
-  }
-  if (!flags.quick && flags.only === undefined && svg !== null) {
-    writeFileSync(join(dir, 'latest.md'), md.replaceAll(`${stamp}-`, 'latest-'))
-    writeFileSync(join(dir, 'latest-throughput.svg'), svg.throughput)
-    writeFileSync(join(dir, 'latest-latency.svg'), svg.latency)
-  }
-  return `${join(dir, stamp)}.{json,md}${svg !== null ? ' and -{throughput,latency}.svg' : ''}`
-}
-
 async function main(): Promise<void> {
   const started = Date.now()
   const parallelism = availableParallelism()
@@ -213,11 +147,10 @@ async function main(): Promise<void> {
   log(`ilp-node bench (${flags.quick ? 'quick' : 'full'}${flags.only === undefined ? '' : `, only ${flags.only}`}${flags.grid.scale ? ', --scale' : ''}): ` +
     `${machine.cores} cores, ${machine.node}; the node's default layout here ${layoutName(machine.defaultLayout)}\n`)
   // A partial run names its sections in the file names, and never stands in for latest*.
-  const ctx: Context = { plan, flags, machine, stamp: '' }
-  const r = await runSections(ctx)
+  const r = await runSections({ plan, flags, machine })
   const date = new Date().toISOString()
-  ctx.stamp = `${date.replace(/[:.]/g, '-')}${flags.only === undefined ? '' : `-${[...flags.sections].join('+')}`}${flags.grid.scale ? '-scale' : ''}${flags.quick ? '-quick' : ''}`
-  const wrote = writeResults(ctx, date, r)
+  const stamp = `${date.replace(/[:.]/g, '-')}${flags.only === undefined ? '' : `-${[...flags.sections].join('+')}`}${flags.grid.scale ? '-scale' : ''}${flags.quick ? '-quick' : ''}`
+  const wrote = writeResults({ quick: flags.quick, allSections: flags.only === undefined, machine, stamp }, date, r)
   log(`\n${summary(r).join('\n')}`)
   log(`\nwrote ${wrote} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
 }
