@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { encodePrepare } from '../../src/codec/ilp_packet'
 import { parseStat } from '../../src/control/threads/thread_stats'
-import { busiestThreadPercent, snapshotThreads, type ThreadSnapshot } from '../threads'
+import { busiestThreadPercent, snapshotThreads } from '../threads'
 import { BENCH_CONDITION, type FromGenerator, type GeneratorCounts, type GeneratorJob, type ToGenerator } from './generator_process'
 import { addLatencyCounts, latencyPercentile, newLatencyCounts } from './latency_histogram'
 
@@ -98,7 +98,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
 /** Warm-up, the measured span and the drain: the counts of the span and the generator's CPU over it. */
 async function measureRun(o: LoadOptions, generators: Generator[], jobs: GeneratorJob[]): Promise<LoadResult> {
-  const tell = (kind: ToGenerator['kind']) => { for (const g of generators) g.child.send({ kind }) }
+  const tell = (kind: 'start' | 'measure' | 'stop') => { for (const g of generators) g.child.send({ kind }) }
   tell('start')
   await sleep(o.warmupMs)
   tell('measure')
@@ -114,8 +114,8 @@ async function measureRun(o: LoadOptions, generators: Generator[], jobs: Generat
   const threadsEnd = generators.map((g) => snapshotThreads(g.child.pid!))
   o.onMeasureEnd?.()
   const results = await withTimeout(Promise.all(generators.map((g) => g.next('result'))), 30_000, 'the generator did not report')
-  const counts = sumCounts(results as unknown as GeneratorCounts[])
-  const busiest = Math.max(...threadsStart.map((s, i) => busiestThreadPercent(s, threadsEnd[i] as ThreadSnapshot)))
+  const counts = sumCounts(results.filter((m): m is FromGenerator & { kind: 'result' } => m.kind === 'result'))
+  const busiest = Math.max(...threadsStart.map((s, i) => busiestThreadPercent(s, threadsEnd[i])))
   return {
     window: o.window,
     senders: jobs.reduce((n, j) => n + j.senders.length, 0),
