@@ -10,9 +10,9 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runLoad } from './btp_load'
+import { runLoad } from './generator/load'
 import { writeGridConfig } from './grid_config'
-import { startNodeProcess } from '../test/support/node_process'
+import { startServerProcess } from './server_process'
 
 interface ProfileNode {
   id: number
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-profile-'))
   try {
     const accounts = writeGridConfig(join(dir, 'config.json'))
-    const node = await startNodeProcess({ IO_THREADS: String(ioThreads), SHARDS: String(shards), CONFIG: join(dir, 'config.json') }, undefined,
+    const node = await startServerProcess({ IO_THREADS: String(ioThreads), SHARDS: String(shards), CONFIG: join(dir, 'config.json') }, undefined,
       ['--cpu-prof', `--cpu-prof-dir=${out}`])
     try {
       const result = await runLoad({ port: node.port, destination: '', window: 100, durationMs: seconds * 1000, maxPackets: 50_000_000, warmupMs: 1000, ...accounts })

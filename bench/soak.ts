@@ -8,10 +8,10 @@
 
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
+import { BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
-import { startNodeProcess } from '../test/support/node_process'
-import { connectBtp } from '../test/support/btp_connect'
+import { startServerProcess } from './server_process'
+import { BtpSocket, ilpTypeOfReply, maskedFrame, requestIdOffset } from './generator/btp_socket'
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`)
@@ -31,19 +31,18 @@ const WARMUP_MINUTES = 3
 async function main(): Promise<void> {
   const minutes = arg('minutes', 10)
   const rate = arg('rate', 20_000)
-  const node = await startNodeProcess({})
+  const node = await startServerProcess({})
   console.log(`soak: ${minutes} min at ${rate} packets/s, alice → node (pid ${node.proc.pid}, port ${node.port}) → bob`)
-  const alice = await connectBtp(node.port, 'alice', 'alice-token')
-  const bob = await connectBtp(node.port, 'bob', 'bob-token')
+  const alice = await BtpSocket.connect(node.port, 'alice', 'alice-token')
+  const bob = await BtpSocket.connect(node.port, 'bob', 'bob-token')
   const fulfillment = Buffer.alloc(32, 0x42)
   const condition = createHash('sha256').update(fulfillment).digest()
   const fulfill = encodeFulfill(fulfillment, Buffer.alloc(0))
-  const frame = new BtpFrame()
-  const response = Buffer.allocUnsafe(ilpFrameLength(fulfill.length))
-  bob.onMessage = (data) => {
-    if (!frame.parse(data) || frame.type !== BTP_MESSAGE) return
-    writeIlpFrame(response, BTP_RESPONSE, frame.requestId, fulfill)
-    bob.send(response)
+  const response = Buffer.alloc(ilpFrameLength(fulfill.length))
+  writeIlpFrame(response, BTP_RESPONSE, 0, fulfill)
+  const responseFrame = maskedFrame(response)
+  bob.onMessage = (buf, at) => {
+    if (buf[at] === BTP_MESSAGE) bob.queue(responseFrame, requestIdOffset(responseFrame), buf.readUInt32BE(at + 1))
   }
 
   const sentAt = new Map<number, number>()
@@ -52,26 +51,28 @@ async function main(): Promise<void> {
   let rejected = 0
   let nextId = 2
   const maxOutstanding = Math.max(100, (2 * rate) / 100)
-  const reply = new BtpFrame()
-  alice.onMessage = (data) => {
-    if (!reply.parse(data) || reply.type !== BTP_RESPONSE) return
-    const at = sentAt.get(reply.requestId)
-    if (at === undefined) return
-    sentAt.delete(reply.requestId)
-    latencies.push(performance.now() - at)
-    if (reply.entryCount > 0 && reply.buf[reply.dataOffset[0]] === 13) fulfilled++
+  alice.onMessage = (buf, at, length) => {
+    if (buf[at] !== BTP_RESPONSE) return
+    const id = buf.readUInt32BE(at + 1)
+    const sent = sentAt.get(id)
+    if (sent === undefined) return
+    sentAt.delete(id)
+    latencies.push(performance.now() - sent)
+    if (ilpTypeOfReply(buf, at, length) === 13) fulfilled++
     else rejected++
   }
   // Prepares are made fresh each tick (expiry 30 s ahead); the amount is 1 unit.
   const tick = () => {
     const prepare = encodePrepare({ amount: 1n, expiresAtMs: Date.now() + 30_000, executionCondition: condition, destination: 'test.ilpnode.bob', data: Buffer.alloc(0) })
-    const out = Buffer.allocUnsafe(ilpFrameLength(prepare.length))
+    const message = Buffer.alloc(ilpFrameLength(prepare.length))
+    writeIlpFrame(message, BTP_MESSAGE, 0, prepare)
+    const frame = maskedFrame(message)
     for (let i = 0; i < rate / 100 && sentAt.size < maxOutstanding; i++) {
       const id = nextId++
-      writeIlpFrame(out, BTP_MESSAGE, id, prepare)
       sentAt.set(id, performance.now())
-      alice.send(out)
+      alice.queue(frame, requestIdOffset(frame), id)
     }
+    alice.flush()
   }
   const pacer = setInterval(tick, 10)
   const samples: number[] = []

@@ -8,8 +8,6 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { parseStat } from '../src/control/threads/thread_stats'
 
-export { parseStat }
-
 export interface ThreadSample {
   tid: number
   name: string
@@ -136,13 +134,44 @@ export function busiestThread(usage: ThreadUsage[]): ThreadUsage {
  * IDLE_BUSY_PERCENT) needs no core of its own: it shares one, and its CPU is in the whole node's.
  */
 export function project(usage: ThreadUsage[], nodeUsPerPacket: number, cores: number): Projection {
-  const idle = new Set(idleThreads(usage))
-  const busy = namedThreads(usage).filter((u) => !idle.has(u))
+  const busy = busyThreads(usage)
   if (busy.length > cores) return { cores, threads: busy.length, packetsPerSecond: null, limitedBy: null }
+  return { cores, threads: busy.length, ...ceiling(busy, nodeUsPerPacket, cores) }
+}
+
+/**
+ * Packets/s on `cores` cores (a fraction too) that the threads may have to share: the same
+ * ceilings as project(), without asking for a core per thread. What a run on this machine could
+ * have reached had the node used every cycle the cores left it; the measured figure against it
+ * shows how much of them the layout turned into packets.
+ */
+export function projectSharing(usage: ThreadUsage[], nodeUsPerPacket: number, cores: number): Projection {
+  const busy = busyThreads(usage)
+  return { cores, threads: busy.length, ...ceiling(busy, nodeUsPerPacket, cores) }
+}
+
+/** The named threads at IDLE_BUSY_PERCENT or more. */
+function busyThreads(usage: ThreadUsage[]): ThreadUsage[] {
+  const idle = new Set(idleThreads(usage))
+  return namedThreads(usage).filter((u) => !idle.has(u))
+}
+
+/** The lowest of the busy threads' ceilings and the cores' (C × 1e6 / the whole node's µs per packet), and which it was. */
+function ceiling(busy: ThreadUsage[], nodeUsPerPacket: number, cores: number): { packetsPerSecond: number; limitedBy: string } {
   let best = { packetsPerSecond: (cores * 1e6) / nodeUsPerPacket, limitedBy: 'cores' }
   for (const t of busy) {
-    const ceiling = 1e6 / t.cpuUsPerPacket
-    if (ceiling < best.packetsPerSecond) best = { packetsPerSecond: ceiling, limitedBy: t.role }
+    const threadCeiling = 1e6 / t.cpuUsPerPacket
+    if (threadCeiling < best.packetsPerSecond) best = { packetsPerSecond: threadCeiling, limitedBy: t.role }
   }
-  return { cores, threads: busy.length, ...best }
+  return best
+}
+
+/** The busiest thread between two snapshots of one process, in % of one core (named or not:
+ * the load generator's threads have no names). */
+export function busiestThreadPercent(start: ThreadSnapshot, end: ThreadSnapshot): number {
+  const before = new Map(start.threads.map((t) => [t.tid, t.cpuMicros]))
+  const wallMicros = (end.atMs - start.atMs) * 1000
+  let most = 0
+  for (const t of end.threads) most = Math.max(most, t.cpuMicros - (before.get(t.tid) ?? 0))
+  return wallMicros > 0 ? (100 * most) / wallMicros : 0
 }

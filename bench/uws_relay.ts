@@ -18,7 +18,7 @@ uws.App().ws<{ name: string; authed: boolean }>('/*', {
     const data = ws.getUserData()
     const bytes = new Uint8Array(message)
     if (!data.authed) {
-      // The username entry of the generator's auth message: 'alice' or 'bob' (see btp_load.ts).
+      // The username entry of the generator's auth message: 'alice' or 'bob' (see generator/btp_socket.ts).
       data.name = Buffer.from(bytes).includes(Buffer.from('alice')) ? 'alice' : 'bob'
       data.authed = true
       sockets[data.name] = ws

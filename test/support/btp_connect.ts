@@ -1,5 +1,5 @@
-// A lean BTP client for load and audits (the bench's generator, the crash audit, the end-to-end
-// fuzzer): a WebSocket (ws_client.ts) authenticated as an account, with nothing per packet.
+// A lean BTP client for load and audits (the crash audit, the end-to-end fuzzer, a few tests): a
+// WebSocket (ws_client.ts) authenticated as an account, with nothing per packet.
 
 import { BTP_RESPONSE, encodeMessage } from '../../src/codec/btp_packet'
 import { BenchWebSocket } from './ws_client'

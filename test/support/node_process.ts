@@ -1,21 +1,15 @@
 // Starts the node as a child process (the same entry point as `npm start`) on a temporary data
-// directory, and reads its CPU time from /proc so a run can report CPU per forwarded packet, in
-// all and per thread.
+// directory, for the tests that need it as a process (signals, logs, drain, reload, crashes).
 
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseStat, snapshotThreads, type ThreadSnapshot } from '../../bench/threads'
 
 export interface NodeProcess {
   proc: ChildProcess
   port: number
   dataDir: string
-  /** Total user + system CPU of the node process (all threads), in microseconds. */
-  cpuMicros(): number
-  /** Every thread's name and CPU time now (threads.ts). */
-  threads(): ThreadSnapshot
   /** What the node has printed so far (stdout and stderr; the last 100 KB at most). */
   output(): string
   stop(): Promise<void>
@@ -60,13 +54,6 @@ export async function startNodeProcess(
     proc,
     port,
     dataDir,
-    cpuMicros() {
-      // The process's stat also counts its threads that have exited, unlike the sum of its tasks.
-      return parseStat(readFileSync(`/proc/${proc.pid}/stat`, 'utf8')).cpuMicros
-    },
-    threads() {
-      return snapshotThreads(proc.pid!)
-    },
     output() {
       return output
     },

@@ -1,9 +1,9 @@
-// A minimal WebSocket client for the load generator, on a plain TCP socket. The `ws` package costs
-// tens of microseconds per message in JS, which on a 2-core machine takes CPU from the node and
-// adds to every round trip. This client sends binary frames with the all-zero mask key (valid per
+// A minimal WebSocket client for tests and audits that load the node, on a plain TCP socket. The
+// `ws` package costs tens of microseconds per message in JS, which on a 2-core machine takes CPU
+// from the node and adds to every round trip. This client sends binary frames with the all-zero mask key (valid per
 // RFC 6455, and XOR with zero leaves the payload as is) and parses the server's unmasked frames
-// in place. For load generators and audits only (the bench, the crash audit, a few tests): no TLS,
-// no extensions, no fragmentation.
+// in place. For the crash audit, the end-to-end fuzzer and a few tests only (the bench has its own
+// generator in bench/generator/): no TLS, no extensions, no fragmentation.
 
 import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'

@@ -1,0 +1,90 @@
+// A bench run's output: the JSON and the Markdown report in bench/results/ (the charts beside
+// them), copied to latest* for a full run, and the console's closing summary, each section's part
+// from its own file.
+
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { layoutName, type Machine, type Run } from './runner'
+import { exchangeCostMarkdown, exchangeSummary, type ExchangeCost } from './sections/exchange'
+import { gridSummary, layoutGridMarkdown, type LayoutGrid } from './sections/grid'
+import { httpMarkdown, httpVsReferenceMarkdown, type HttpRun } from './sections/http'
+import { metricsCostMarkdown, metricsSummary, type MetricsCost } from './sections/metrics'
+import { microMarkdown, microSummary, type MicroResults } from './sections/micro'
+import { payeeMarkdown, payeeSummary, type PayeeRuns } from './sections/payee'
+import { shopMarkdown, shopSummary, type ShopRun } from './sections/shop'
+import { charts, nodeVsReferenceMarkdown, sideBySideMarkdown } from './sections/side'
+
+/** Every section's results, under the names the JSON file gives them; a section not run is absent. */
+export interface Results {
+  sideBySide?: Run[]
+  layoutGrid?: LayoutGrid
+  httpForwarding?: HttpRun[]
+  payPayee?: PayeeRuns
+  shop?: ShopRun[]
+  micro?: MicroResults
+  metricsCost?: MetricsCost
+  exchangeCost?: ExchangeCost
+}
+
+/** How the run was made, as the report's file names and header say it. */
+export interface RunInfo {
+  quick: boolean
+  /** True when every section ran: only such a run (and a full one) replaces latest*. */
+  allSections: boolean
+  machine: Machine
+  /** The file names' stamp: the date, then the sections of a partial run, -scale, -quick. */
+  stamp: string
+}
+
+function markdown(date: string, info: RunInfo, r: Results): string {
+  const { machine } = info
+  return [
+    `# ilp-node bench, ${date}${info.quick ? ' (quick)' : ''}`, '',
+    `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.node}. Load generator on the same machine. ` +
+      `The node's default layout here (IO_THREADS×SHARDS, by its ${machine.availableParallelism} available cores): ${layoutName(machine.defaultLayout)}.`, '',
+    ...(r.sideBySide ? sideBySideMarkdown(r.sideBySide, info.stamp) : []),
+    ...(r.layoutGrid ? layoutGridMarkdown(r.layoutGrid, machine) : []),
+    ...(r.httpForwarding ? httpMarkdown(r.httpForwarding, machine.defaultLayout) : []),
+    ...(r.payPayee ? payeeMarkdown(r.payPayee) : []),
+    ...(r.shop ? shopMarkdown(r.shop) : []),
+    ...(r.micro ? microMarkdown(r.micro) : []),
+    ...(r.metricsCost ? metricsCostMarkdown(r.metricsCost) : []),
+    ...(r.exchangeCost ? exchangeCostMarkdown(r.exchangeCost) : []),
+  ].join('\n')
+}
+
+/** The console's closing summary: each section's headline. */
+export function summary(r: Results): string[] {
+  return [
+    ...(r.sideBySide ? nodeVsReferenceMarkdown(r.sideBySide) : []),
+    ...(r.layoutGrid ? gridSummary(r.layoutGrid) : []),
+    ...(r.httpForwarding ? httpVsReferenceMarkdown(r.httpForwarding) : []),
+    ...(r.payPayee ? payeeSummary(r.payPayee) : []),
+    ...(r.shop ? shopSummary(r.shop) : []),
+    ...(r.micro ? microSummary(r.micro) : []),
+    ...(r.metricsCost ? metricsSummary(r.metricsCost) : []),
+    ...(r.exchangeCost ? exchangeSummary(r.exchangeCost) : []),
+  ]
+}
+
+/** Writes the run's files; returns what it wrote, for the console. */
+export function writeResults(info: RunInfo, date: string, r: Results): string {
+  const { stamp } = info
+  const dir = join(__dirname, '..', '..', 'bench', 'results')
+  mkdirSync(dir, { recursive: true })
+  const md = markdown(date, info, r)
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ date, mode: info.quick ? 'quick' : 'full', machine: info.machine, ...r }, null, 2) + '\n')
+  writeFileSync(join(dir, `${stamp}.md`), md)
+  const svg = r.sideBySide ? charts(r.sideBySide) : null
+  if (svg !== null) {
+    writeFileSync(join(dir, `${stamp}-throughput.svg`), svg.throughput)
+    writeFileSync(join(dir, `${stamp}-latency.svg`), svg.latency)
+  }
+  if (!info.quick && info.allSections && svg !== null) {
+    writeFileSync(join(dir, 'latest.md'), md.replaceAll(`${stamp}-`, 'latest-'))
+    writeFileSync(join(dir, 'latest-throughput.svg'), svg.throughput)
+    writeFileSync(join(dir, 'latest-latency.svg'), svg.latency)
+  }
+  return `${join(dir, stamp)}.{json,md}${svg !== null ? ' and -{throughput,latency}.svg' : ''}`
+}
+
