@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       },
     }))
     const env = { IO_THREADS: process.env.IO_THREADS ?? '1', SHARDS: process.env.SHARDS ?? '0', CONFIG: join(dir, 'config.json'), UPSTREAM_URL: bobUrl, UPSTREAM_TOKEN: 'bob-token' }
-    const node = await startNodeProcess(env, relay ? join(__dirname, 'http_relay.js') : undefined, profile ? ['--cpu-prof', `--cpu-prof-dir=${out}`] : [])
+    const node = await startNodeProcess(env, relay ? join(__dirname, 'http_relay.js') : undefined, profile ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${out}`] : [])
     try {
       let cpuStart = 0
       let cpuEnd = 0

@@ -223,19 +223,44 @@ interface Head {
   keepAliveMs: number
 }
 
-/** The status line and the framing headers of a response head (without its final CRLFCRLF). */
+/**
+ * The status line and the framing headers of a response head (without its final CRLFCRLF). Read
+ * with indexOf and lengths rather than split and regular expressions: a response costs a few
+ * string views, and headers that do not frame the body (Date, Server, Content-Type…) are passed
+ * over by their name's length alone.
+ */
 export function parseHead(text: string): Head {
-  const lines = text.split('\r\n')
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(lines[0])
-  if (m === null) throw new ProtocolError(`bad status line ${JSON.stringify(lines[0].slice(0, 64))}`)
-  const head: Head = { status: Number(m[2]), contentLength: -1, chunked: false, closes: m[1] === '0', keepAliveMs: -1 }
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]
-    const colon = line.indexOf(':')
-    if (colon <= 0) throw new ProtocolError(`bad header line ${JSON.stringify(line.slice(0, 64))}`)
-    readHeader(head, line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim())
+  let lineEnd = text.indexOf('\r\n')
+  if (lineEnd < 0) lineEnd = text.length
+  const status = statusOf(text, lineEnd)
+  const head: Head = { status, contentLength: -1, chunked: false, closes: text.charCodeAt(7) === 0x30, keepAliveMs: -1 }
+  while (lineEnd < text.length) {
+    const start = lineEnd + 2
+    lineEnd = text.indexOf('\r\n', start)
+    if (lineEnd < 0) lineEnd = text.length
+    const colon = text.indexOf(':', start)
+    if (colon <= start || colon > lineEnd) throw new ProtocolError(`bad header line ${JSON.stringify(text.slice(start, Math.min(lineEnd, start + 64)))}`)
+    const nameLength = colon - start
+    // connection, keep-alive (10), content-length (14), transfer-encoding (17).
+    if (nameLength !== 10 && nameLength !== 14 && nameLength !== 17) continue
+    readHeader(head, text.slice(start, colon).toLowerCase(), text.slice(colon + 1, lineEnd).trim())
   }
   return head
+}
+
+/** The status code of a status line `HTTP/1.x NNN reason` (RFC 9112 §4) ending at `end`. */
+function statusOf(text: string, end: number): number {
+  if (!text.startsWith('HTTP/1.') || (text.charCodeAt(7) !== 0x30 && text.charCodeAt(7) !== 0x31) || text.charCodeAt(8) !== 0x20 ||
+    (end > 12 && text.charCodeAt(12) !== 0x20) || end < 12) {
+    throw new ProtocolError(`bad status line ${JSON.stringify(text.slice(0, Math.min(end, 64)))}`)
+  }
+  let status = 0
+  for (let i = 9; i < 12; i++) {
+    const digit = text.charCodeAt(i) - 0x30
+    if (digit < 0 || digit > 9) throw new ProtocolError(`bad status line ${JSON.stringify(text.slice(0, Math.min(end, 64)))}`)
+    status = status * 10 + digit
+  }
+  return status
 }
 
 function readHeader(head: Head, name: string, value: string): void {
