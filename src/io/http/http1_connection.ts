@@ -36,6 +36,13 @@ export interface Http1ConnectionOwner {
 export const CONNECTION_CLOSED = 'CONNECTION_CLOSED'
 export const REQUEST_TIMEOUT = 'REQUEST_TIMEOUT'
 
+/**
+ * Where every connection of the thread reads into (node's `onread`: no buffer allocated and no
+ * stream event per read). One buffer serves them all: a read is parsed before the next one, and
+ * what outlives it (a partial response, a body kept) is copied out (http1_response_parser.ts).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
+
 export class Http1Connection {
   readonly outstanding: Http1Request[] = []
   connected = false
@@ -54,12 +61,11 @@ export class Http1Connection {
   constructor(private readonly owner: Http1ConnectionOwner, host: string, port: number, bodyBytesMax: number, nowMs: number) {
     this.idleSinceMs = nowMs
     this.parser = new Http1ResponseParser(bodyBytesMax)
-    this.socket = connect({ host, port, noDelay: true })
+    this.socket = connect({ host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: this.onRead } })
     this.socket.on('connect', () => {
       this.connected = true
       this.owner.opened(this)
     })
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk))
     this.socket.on('end', () => this.onEnd())
     this.socket.on('error', (err: NodeJS.ErrnoException) => { this.failure ??= err.code ?? 'ECONNRESET' })
     this.socket.on('close', () => this.onClose())
@@ -90,13 +96,14 @@ export class Http1Connection {
     this.socket.destroy()
   }
 
-  private onData(chunk: Buffer): void {
+  private readonly onRead = (bytes: number, buffer: Uint8Array): boolean => {
     try {
-      this.parser.feed(chunk, this.onResponse)
+      this.parser.feed((buffer as Buffer).subarray(0, bytes), this.onResponse)
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err
       this.destroy(err.code)
     }
+    return true
   }
 
   private readonly onResponse = (response: Http1Response): void => {

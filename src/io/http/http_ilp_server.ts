@@ -20,6 +20,22 @@ import type { Connections, ReplyTarget } from '../connections'
 
 const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
 
+/** The media type of a Content-Type value, lower case; the common exact values pass as they are. */
+function mediaType(contentType: string): string {
+  if (OCTET_STREAM_TYPES.has(contentType)) return contentType
+  return contentType.split(';')[0].trim().toLowerCase()
+}
+
+/**
+ * The answer `answer` writes inside res.cork: one function for every answer rather than a closure
+ * each (cork calls it at once, so the two fields are set just for that call). uWebSockets.js
+ * writes `200 OK` when no status is set.
+ */
+const corked: { res: HttpResponse | null; ilp: Uint8Array | null } = { res: null, ilp: null }
+function writeCorkedAnswer(): void {
+  corked.res!.writeHeader('Content-Type', 'application/octet-stream').end(corked.ilp!)
+}
+
 class HttpExchange implements ReplyTarget {
   readonly transport = 'http'
   aborted = false
@@ -66,7 +82,7 @@ export class IlpHttpServer {
   private onPost(res: HttpResponse, req: HttpRequest): void {
     // Everything needed from the request is read now: uWS invalidates `req` after this call.
     const authorization = req.getHeader('authorization')
-    const contentType = req.getHeader('content-type').split(';')[0].trim().toLowerCase()
+    const contentType = mediaType(req.getHeader('content-type'))
     const contentLength = req.getHeader('content-length')
     const head: HttpHeadFields | null = req.getHeader('ilp-condition') === '' ? null : {
       destination: req.getHeader('ilp-destination'),
@@ -152,7 +168,11 @@ export class IlpHttpServer {
     exchange.answered = true
     const res = exchange.res
     if (!exchange.head) {
-      res.cork(() => { res.writeStatus('200 OK').writeHeader('Content-Type', 'application/octet-stream').end(ilp) })
+      corked.res = res
+      corked.ilp = ilp
+      res.cork(writeCorkedAnswer)
+      corked.res = null
+      corked.ilp = null
       return
     }
     const reply = headReplyFromPacket(ilp)
