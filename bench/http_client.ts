@@ -85,7 +85,7 @@ class BenchRequest implements Http1Request {
 }
 
 async function runNode(port: number, pipelining: number, o: HttpClientOptions): Promise<number> {
-  const pool = new Http1Pool({ host: '127.0.0.1', port, connectionsMax: CONNECTIONS, pipelining, queuedMax: 1 << 20, bodyBytesMax: 40960, idleMs: 60_000 })
+  const pool = new Http1Pool({ host: '127.0.0.1', port, connectionsMax: CONNECTIONS, pipelining, queuedMax: 1 << 20, bodyBytesMax: 40960, idleMs: 60_000, connectTimeoutMs: 10_000 })
   const body = benchPrepare('test.bench.bob')
   const head = Buffer.from(`POST / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer bob-token\r\nContent-Type: application/octet-stream\r\n` +
     `Accept: application/octet-stream\r\nILP-Peer-Name: test.bench\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1')

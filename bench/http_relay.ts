@@ -26,6 +26,7 @@ const pool = new Http1Pool({
   queuedMax: 8192,
   bodyBytesMax: 40960,
   idleMs: 4000,
+  connectTimeoutMs: 10_000,
 })
 setInterval(() => pool.sweep(Date.now()), 500).unref()
 

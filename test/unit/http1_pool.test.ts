@@ -44,7 +44,7 @@ class TestRequest implements Http1Request {
 }
 
 function pool(port: number, o: Partial<Http1PoolOptions> = {}): Http1Pool {
-  return new Http1Pool({ host: '127.0.0.1', port, connectionsMax: 4, pipelining: 1, queuedMax: 1000, bodyBytesMax: 40960, idleMs: 4000, ...o })
+  return new Http1Pool({ host: '127.0.0.1', port, connectionsMax: 4, pipelining: 1, queuedMax: 1000, bodyBytesMax: 40960, idleMs: 4000, connectTimeoutMs: 10_000, ...o })
 }
 
 /** Queues the requests and dispatches them, as the client does at the end of a drain. */
@@ -286,6 +286,18 @@ describe('HTTP/1.1 client: peers that misbehave', () => {
     assert.equal(p.send(new TestRequest('c')), false)
     p.dispatch()
     assert.deepEqual(await Promise.all([a.outcome, b.outcome]), [{ failed: 'ECONNREFUSED', headRead: false }, { failed: 'ECONNREFUSED', headRead: false }])
+    await p.close()
+  })
+
+  it('a connection not made by connectTimeoutMs is given up: what waits for it fails ETIMEDOUT once', async () => {
+    const server = await tcpServer((socket, _head, body) => ok(socket, body))
+    const p = pool(server.port, { connectTimeoutMs: 0 })
+    const waiting = new TestRequest('w')
+    assert.ok(p.send(waiting))
+    p.dispatch()
+    // Connecting is asynchronous: at this sweep the connection cannot have been made yet.
+    p.sweep(Date.now())
+    assert.deepEqual(await waiting.outcome, { failed: 'ETIMEDOUT', headRead: false })
     await p.close()
   })
 

@@ -51,6 +51,8 @@ export class Http1Connection {
   isClosed = false
   /** When it last had no outstanding request (Date.now() ms), for the idle timeout. */
   idleSinceMs: number
+  /** When it began connecting (Date.now() ms), for the connect timeout. */
+  readonly openedAtMs: number
   /** The server's Keep-Alive timeout, in ms; -1 when it gave none. */
   keepAliveMs = -1
   private readonly socket: Socket
@@ -60,6 +62,7 @@ export class Http1Connection {
 
   constructor(private readonly owner: Http1ConnectionOwner, host: string, port: number, bodyBytesMax: number, nowMs: number) {
     this.idleSinceMs = nowMs
+    this.openedAtMs = nowMs
     this.parser = new Http1ResponseParser(bodyBytesMax)
     this.socket = connect({ host, port, noDelay: true, onread: { buffer: READ_BUFFER, callback: this.onRead } })
     this.socket.on('connect', () => {
@@ -67,7 +70,11 @@ export class Http1Connection {
       this.owner.opened(this)
     })
     this.socket.on('end', () => this.onEnd())
-    this.socket.on('error', (err: NodeJS.ErrnoException) => { this.failure ??= err.code ?? 'ECONNRESET' })
+    this.socket.on('error', (err: NodeJS.ErrnoException) => {
+      // It closes next: nothing more is written on it meanwhile.
+      this.closing = true
+      this.failure ??= err.code ?? 'ECONNRESET'
+    })
     this.socket.on('close', () => this.onClose())
   }
 

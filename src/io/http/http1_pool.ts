@@ -31,6 +31,8 @@ export interface Http1PoolOptions {
   bodyBytesMax: number
   /** An idle connection closes after this long, or 1 s before the server's Keep-Alive timeout. */
   idleMs: number
+  /** A connection not made in this long is given up (ETIMEDOUT): what waits for it fails. */
+  connectTimeoutMs: number
 }
 
 /** Margin before the server's announced Keep-Alive timeout: a request must not race its close. */
@@ -79,7 +81,7 @@ export class Http1Pool implements Http1ConnectionOwner {
 
   /**
    * The timers' work, every sweep: requests past their deadline fail (a connection carrying one
-   * closes), idle connections past their keep-alive close.
+   * closes), connections not made in time are given up, idle ones past their keep-alive close.
    */
   sweep(nowMs: number): void {
     if (this.queue.some((r) => r.deadlineMs <= nowMs)) {
@@ -88,7 +90,8 @@ export class Http1Pool implements Http1ConnectionOwner {
       for (const r of expired) r.failed(REQUEST_TIMEOUT, false, nowMs)
     }
     for (const c of this.connections) {
-      if (c.outstanding.some((r) => r.deadlineMs <= nowMs)) c.destroy(REQUEST_TIMEOUT)
+      if (!c.connected && nowMs - c.openedAtMs >= this.options.connectTimeoutMs) c.destroy('ETIMEDOUT')
+      else if (c.outstanding.some((r) => r.deadlineMs <= nowMs)) c.destroy(REQUEST_TIMEOUT)
       else if (c.outstanding.length === 0 && nowMs - c.idleSinceMs >= this.idleLimitMs(c)) c.destroy(CONNECTION_CLOSED)
     }
   }

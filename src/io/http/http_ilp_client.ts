@@ -56,6 +56,8 @@ const QUEUED_PER_ORIGIN_MAX = 8192
  * keep-alive closes it under a request in flight; sooner if the server announces less.
  */
 const IDLE_MS = 4000
+/** A connection not made in 10 s (undici's default connect timeout) is given up. */
+const CONNECT_TIMEOUT_MS = 10_000
 /** How often deadlines and idle connections are checked. */
 const SWEEP_MS = 500
 /** Errors that mean no connection was made: the prepare was never sent. */
@@ -106,6 +108,7 @@ export class IlpHttpClient {
       queuedMax: QUEUED_PER_ORIGIN_MAX,
       bodyBytesMax: this.config.maxHttpBodyBytes,
       idleMs: IDLE_MS,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
     })
     this.http1Pools.set(url.origin, pool)
     if (this.sweepTimer === null) {
