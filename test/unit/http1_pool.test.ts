@@ -165,6 +165,15 @@ describe('HTTP/1.1 client: the servers ILP peers run', () => {
     await p.close()
   })
 
+  it('why pipelining is off by default: uWebSockets.js (the node\'s own server) aborts pipelined requests it answers later, and each fails once', async () => {
+    const server = await uwsServer(() => 5)
+    const p = pool(server.port, { connectionsMax: 1, pipelining: 4 })
+    const outcomes = await send(p, ...['a', 'b', 'c', 'd'].map((b) => new TestRequest(b)))
+    assert.ok(server.aborted() > 0)
+    assert.ok(outcomes.some((o) => 'failed' in o), JSON.stringify(outcomes))
+    await p.close()
+  })
+
   it('node:http with pipelining: 200 at once on 2 connections, answers matched to requests in order', async () => {
     // Later requests answer sooner: node:http still answers in order, and so must the client.
     const server = await nodeHttpServer((b) => 20 - (Number(b.slice(1)) % 20))
