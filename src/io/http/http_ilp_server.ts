@@ -19,6 +19,7 @@ import { retryAfterSeconds, type ClientGate } from '../client_gate'
 import type { Connections, ReplyTarget } from '../connections'
 
 const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
+const EMPTY_BODY = Buffer.alloc(0)
 
 /** The media type of a Content-Type value, lower case; the common exact values pass as they are. */
 function mediaType(contentType: string): string {
@@ -111,13 +112,15 @@ export class IlpHttpServer {
     const declared = contentLength === '' ? -1 : Number(contentLength)
     if (declared > max) return this.fail(exchange, '413 Payload Too Large', `body over ${max} bytes`)
 
-    let body = Buffer.allocUnsafe(declared >= 0 ? declared : 4096)
+    let body: Buffer = EMPTY_BODY
     let length = 0
     res.onData((chunk, isLast) => {
       if (exchange.answered) return
       if (length + chunk.byteLength > max) return this.fail(exchange, '413 Payload Too Large', `body over ${max} bytes`)
+      // The whole body in one chunk (the common case): the shard's ring copies it, no copy here.
+      if (isLast && length === 0) return this.submit(exchange, account, head, new Uint8Array(chunk))
       if (length + chunk.byteLength > body.length) {
-        const grown = Buffer.allocUnsafe(Math.min(max, Math.max(body.length * 2, length + chunk.byteLength)))
+        const grown = Buffer.allocUnsafe(Math.min(max, Math.max(body.length * 2, declared, 4096, length + chunk.byteLength)))
         body.copy(grown, 0, 0, length)
         body = grown
       }
@@ -147,7 +150,8 @@ export class IlpHttpServer {
     return -1
   }
 
-  private submit(exchange: HttpExchange, account: number, head: HttpHeadFields | null, body: Buffer): void {
+  /** `body` may be uWebSockets.js's chunk, valid during this call only: it is copied before it returns. */
+  private submit(exchange: HttpExchange, account: number, head: HttpHeadFields | null, body: Uint8Array): void {
     let prepare: Uint8Array = body
     if (head !== null) {
       try {
