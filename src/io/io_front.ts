@@ -104,7 +104,10 @@ export class IoFront {
         if (target instanceof BtpSession) this.btp.answerTransfer(target, requestId, answer)
         else scope('btp').debug('answer to a settlement for a connection that has closed', { account: this.accounts.get(account).id })
       },
-      flush: () => this.btp.flush(),
+      flush: () => {
+        this.btp.flush()
+        this.httpOut.flush()
+      },
     }, scope('shards'), config.ilpAddress, countersSab === null ? null : new IoCounters(countersSab, io, config.ioThreads, config.maxAccounts))
 
     const btpLinks = new BtpLinks(config.maxAccounts, this.links, io, config.maxLinksPerAccount,

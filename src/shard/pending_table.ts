@@ -14,7 +14,8 @@
 // the I/O thread that sent the prepare, which keeps (its request → pendingId) until the first
 // answer takes it (a second answer to the same request is unknown there and dropped), until the
 // link fails, or until it forgets it: between limits.maxHoldTimeMs + 1 s and twice that after
-// sending (io/btp/btp_endpoint.ts; undici's timeouts for ILP over HTTP), so never more than 242 s. A
+// sending (io/btp/btp_endpoint.ts; over HTTP, io/http/http_ilp_client.ts, within 1.5 s after the
+// prepare's expiry, itself within limits.maxHoldTimeMs of sending), so never more than 242 s. A
 // slot's id changes at every allocation and comes back only after 2^(47 − slotBits) ≥ 2^27
 // allocations of that same slot; meanwhile a live slot is never handed out again. For an answer
 // still held by an I/O thread to find its id reused, one slot would have to be taken 2^27 times

@@ -19,12 +19,12 @@ export const FAILURES = ['', 'connection refused', 'connection timed out', 'no a
 const FAILURE_OF_CODE = new Map<string, number>([
   ['ECONNREFUSED', 1],
   ['UND_ERR_CONNECT_TIMEOUT', 2], ['ETIMEDOUT', 2],
-  ['UND_ERR_HEADERS_TIMEOUT', 3], ['UND_ERR_BODY_TIMEOUT', 3],
+  ['UND_ERR_HEADERS_TIMEOUT', 3], ['UND_ERR_BODY_TIMEOUT', 3], ['REQUEST_TIMEOUT', 3],
   ['ENOTFOUND', 4], ['EAI_AGAIN', 4],
-  ['ECONNRESET', 5], ['UND_ERR_SOCKET', 5], ['EPIPE', 5],
+  ['ECONNRESET', 5], ['UND_ERR_SOCKET', 5], ['EPIPE', 5], ['CONNECTION_CLOSED', 5],
 ])
 
-/** The FAILURES index of a request's error (undici's and the socket's codes). */
+/** The FAILURES index of a request's error (undici's, the socket's, and io/http/http1_connection.ts's codes). */
 export function failureOf(err: unknown): number {
   const code = (err as { code?: unknown } | null)?.code
   return (typeof code === 'string' ? FAILURE_OF_CODE.get(code) : undefined) ?? FAILURES.length - 1

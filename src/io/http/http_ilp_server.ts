@@ -19,6 +19,23 @@ import { retryAfterSeconds, type ClientGate } from '../client_gate'
 import type { Connections, ReplyTarget } from '../connections'
 
 const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
+const EMPTY_BODY = Buffer.alloc(0)
+
+/** The media type of a Content-Type value, lower case; the common exact values pass as they are. */
+function mediaType(contentType: string): string {
+  if (OCTET_STREAM_TYPES.has(contentType)) return contentType
+  return contentType.split(';')[0].trim().toLowerCase()
+}
+
+/**
+ * The answer `answer` writes inside res.cork: one function for every answer rather than a closure
+ * each (cork calls it at once, so the two fields are set just for that call). uWebSockets.js
+ * writes `200 OK` when no status is set.
+ */
+const corked: { res: HttpResponse | null; ilp: Uint8Array | null } = { res: null, ilp: null }
+function writeCorkedAnswer(): void {
+  corked.res!.writeHeader('Content-Type', 'application/octet-stream').end(corked.ilp!)
+}
 
 class HttpExchange implements ReplyTarget {
   readonly transport = 'http'
@@ -66,7 +83,7 @@ export class IlpHttpServer {
   private onPost(res: HttpResponse, req: HttpRequest): void {
     // Everything needed from the request is read now: uWS invalidates `req` after this call.
     const authorization = req.getHeader('authorization')
-    const contentType = req.getHeader('content-type').split(';')[0].trim().toLowerCase()
+    const contentType = mediaType(req.getHeader('content-type'))
     const contentLength = req.getHeader('content-length')
     const head: HttpHeadFields | null = req.getHeader('ilp-condition') === '' ? null : {
       destination: req.getHeader('ilp-destination'),
@@ -95,13 +112,15 @@ export class IlpHttpServer {
     const declared = contentLength === '' ? -1 : Number(contentLength)
     if (declared > max) return this.fail(exchange, '413 Payload Too Large', `body over ${max} bytes`)
 
-    let body = Buffer.allocUnsafe(declared >= 0 ? declared : 4096)
+    let body: Buffer = EMPTY_BODY
     let length = 0
     res.onData((chunk, isLast) => {
       if (exchange.answered) return
       if (length + chunk.byteLength > max) return this.fail(exchange, '413 Payload Too Large', `body over ${max} bytes`)
+      // The whole body in one chunk (the common case): the shard's ring copies it, no copy here.
+      if (isLast && length === 0) return this.submit(exchange, account, head, new Uint8Array(chunk))
       if (length + chunk.byteLength > body.length) {
-        const grown = Buffer.allocUnsafe(Math.min(max, Math.max(body.length * 2, length + chunk.byteLength)))
+        const grown = Buffer.allocUnsafe(Math.min(max, Math.max(body.length * 2, declared, 4096, length + chunk.byteLength)))
         body.copy(grown, 0, 0, length)
         body = grown
       }
@@ -131,7 +150,8 @@ export class IlpHttpServer {
     return -1
   }
 
-  private submit(exchange: HttpExchange, account: number, head: HttpHeadFields | null, body: Buffer): void {
+  /** `body` may be uWebSockets.js's chunk, valid during this call only: it is copied before it returns. */
+  private submit(exchange: HttpExchange, account: number, head: HttpHeadFields | null, body: Uint8Array): void {
     let prepare: Uint8Array = body
     if (head !== null) {
       try {
@@ -152,7 +172,11 @@ export class IlpHttpServer {
     exchange.answered = true
     const res = exchange.res
     if (!exchange.head) {
-      res.cork(() => { res.writeStatus('200 OK').writeHeader('Content-Type', 'application/octet-stream').end(ilp) })
+      corked.res = res
+      corked.ilp = ilp
+      res.cork(writeCorkedAnswer)
+      corked.res = null
+      corked.ilp = null
       return
     }
     const reply = headReplyFromPacket(ilp)
