@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { benchPrepare, runHttpLoad, startHttpReceiver } from './http_load'
-import { startNodeProcess } from '../test/support/node_process'
+import { startServerProcess } from './server_process'
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number }
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       },
     }))
     const env = { IO_THREADS: process.env.IO_THREADS ?? '1', SHARDS: process.env.SHARDS ?? '0', CONFIG: join(dir, 'config.json'), UPSTREAM_URL: bobUrl, UPSTREAM_TOKEN: 'bob-token' }
-    const node = await startNodeProcess(env, relay ? join(__dirname, 'http_relay.js') : undefined, profile ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${out}`] : [])
+    const node = await startServerProcess(env, relay ? join(__dirname, 'http_relay.js') : undefined, profile ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${out}`] : [])
     try {
       let cpuStart = 0
       let cpuEnd = 0

@@ -1,6 +1,7 @@
-// Section 3, ILP over HTTP: autocannon POSTs prepares (RFC 35) to this node (layouts 1×0 and 2×2)
-// and to ilp-connector with ilp-plugin-http accounts; both forward them over HTTP to the same bob,
-// who fulfills; runs alternate per connection count. The node's CPU per thread per request.
+// Section 3, ILP over HTTP: autocannon POSTs prepares (RFC 35) to this node (layouts 1×0 and 2×2),
+// to ilp-connector with ilp-plugin-http accounts and to the bare HTTP relay (http_relay.ts: the
+// node's own HTTP client, no ILP logic, the ceiling); each forwards them over HTTP to the same
+// bob, who fulfills; runs alternate per connection count. The node's CPU per thread per request.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -118,7 +119,7 @@ export function httpNotes(http: HttpRun[], nodeDefault: Layout): string[] {
 }
 
 export async function httpForwarding(t: RunPlan, nodeDefault: Layout): Promise<HttpRun[]> {
-  log(`\n3. ILP over HTTP: autocannon → server → bob (HTTP), node (${HTTP_LAYOUTS.map(layoutName).join(', ')}) and ilp-connector@23 alternating\n`)
+  log(`\n3. ILP over HTTP: autocannon → server → bob (HTTP), node (${HTTP_LAYOUTS.map(layoutName).join(', ')}), ilp-connector@23 and the bare HTTP relay alternating\n`)
   const bob = await startHttpReceiver('bob-token')
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
   const servers: { label: string; layout: Layout | null; proc: ServerProcess }[] = []
@@ -137,6 +138,8 @@ export async function httpForwarding(t: RunPlan, nodeDefault: Layout): Promise<H
     const refEnv = { TRANSPORT: 'http', ALICE_PORT: String(await freePort()), BOB_PORT: String(await freePort()), BOB_URL: `http://127.0.0.1:${bob.port}/` }
     servers.push({ label: 'ilp-connector', layout: null, proc: await startServerProcess(refEnv, join(__dirname, '..', 'reference_connector.js')) })
     for (const layout of others) servers.push({ label: 'node', layout, proc: await startServerProcess({ ...layoutEnv(layout), CONFIG: configPath }) })
+    const relayEnv = { UPSTREAM_URL: `http://127.0.0.1:${bob.port}/`, UPSTREAM_TOKEN: 'bob-token' }
+    servers.push({ label: 'relay', layout: null, proc: await startServerProcess(relayEnv, join(__dirname, '..', 'http_relay.js')) })
     const body = benchPrepare('test.ilpnode.bob')
     const runs: HttpRun[] = []
     let i = 0
@@ -191,7 +194,7 @@ export function httpMarkdown(http: HttpRun[], nodeDefault: Layout): string[] {
   return [
     '## ILP over HTTP: autocannon → server → bob (HTTP)', '',
     markdownTable(
-      ['server', 'connections', 'requests/s', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/request', 'ratio node / reference', `node / node (${layoutName(HTTP_BASELINE)})`],
+      ['server', 'connections', 'requests/s', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/request', 'ratio node / reference', `node / node (${layoutName(HTTP_BASELINE)})`, 'share of relay requests/s'],
       http.map((r) => {
         const ref = http.find((x) => x.server === 'ilp-connector' && x.connections === r.connections)
         // The ratios against the reference are the baseline layout's alone, as before the layouts.
@@ -199,11 +202,14 @@ export function httpMarkdown(http: HttpRun[], nodeDefault: Layout): string[] {
         const base = baseOf(r)
         const vsBase = r.server === 'node' && !isHttpBaseline(r) && base !== undefined
           ? `${(r.requestsPerSecond / base.requestsPerSecond).toFixed(2)}× req/s, ${(r.serverCpuUsPerRequest / base.serverCpuUsPerRequest).toFixed(2)}× CPU` : ''
+        const relay = relayOf(http, r.connections)
+        const share = r.server === 'node' && relay !== undefined ? `${Math.round((100 * r.requestsPerSecond) / relay.requestsPerSecond)} %` : ''
         return [serverLabel(r), r.connections, fmt(r.requestsPerSecond), r.latencyMs.mean.toFixed(2), r.latencyMs.p50, r.latencyMs.p90, r.latencyMs.p99,
-          r.serverCpuUsPerRequest.toFixed(1), ratio, vsBase]
+          r.serverCpuUsPerRequest.toFixed(1), ratio, vsBase, share]
       }),
     ), '',
-    'Each request is one prepare; the server forwards it over its keep-alive HTTP connections to bob. ' +
+    'Each request is one prepare; the server forwards it over its keep-alive HTTP connections to bob. The relay takes any POST, ' +
+      'relays its body to bob with the node\'s own HTTP client and answers bob\'s body: what HTTP alone costs on this machine. ' +
       'autocannon (in the bench process, with bob) shares the machine and measures latency in whole milliseconds.', '',
     '### The node\'s CPU per thread', '',
     markdownTable(
@@ -230,11 +236,18 @@ export function httpVsReferenceMarkdown(http: HttpRun[]): string[] {
   const rows = HTTP_CONNECTIONS.flatMap((c) => {
     const n = http.find((r) => isHttpBaseline(r) && r.connections === c)
     const ref = http.find((r) => r.server === 'ilp-connector' && r.connections === c)
+    const relay = relayOf(http, c)
     return n === undefined || ref === undefined ? [] : [[c, `${(n.requestsPerSecond / ref.requestsPerSecond).toFixed(1)}×`,
-      `1/${(ref.serverCpuUsPerRequest / n.serverCpuUsPerRequest).toFixed(1)}`, (n.latencyMs.mean / ref.latencyMs.mean).toFixed(2)]]
+      `1/${(ref.serverCpuUsPerRequest / n.serverCpuUsPerRequest).toFixed(1)}`, (n.latencyMs.mean / ref.latencyMs.mean).toFixed(2),
+      n.serverCpuUsPerRequest.toFixed(1), relay === undefined ? '' : `${Math.round((100 * n.requestsPerSecond) / relay.requestsPerSecond)} %`]]
   })
   return [
     `### ILP over HTTP: node (${layoutName(HTTP_BASELINE)}) / ilp-connector`, '',
-    markdownTable(['connections', 'requests/s ratio', 'CPU per request ratio', 'mean latency ratio'], rows), '',
+    markdownTable(['connections', 'requests/s ratio', 'CPU per request ratio', 'mean latency ratio', 'node CPU µs/request', 'share of relay requests/s'], rows), '',
   ]
+}
+
+/** The bare relay's run at `connections`, the ceiling a node's requests/s is read against. */
+function relayOf(http: HttpRun[], connections: number): HttpRun | undefined {
+  return http.find((r) => r.server === 'relay' && r.connections === connections)
 }
