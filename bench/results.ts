@@ -13,6 +13,7 @@ import { microMarkdown, microSummary, type MicroResults } from './sections/micro
 import { payeeMarkdown, payeeSummary, type PayeeRuns } from './sections/payee'
 import { shopMarkdown, shopSummary, type ShopRun } from './sections/shop'
 import { charts, nodeVsReferenceMarkdown, sideBySideMarkdown } from './sections/side'
+import { targetsMarkdown } from './targets'
 
 /** Every section's results, under the names the JSON file gives them; a section not run is absent. */
 export interface Results {
@@ -50,6 +51,7 @@ function markdown(date: string, info: RunInfo, r: Results): string {
     ...(r.micro ? microMarkdown(r.micro) : []),
     ...(r.metricsCost ? metricsCostMarkdown(r.metricsCost) : []),
     ...(r.exchangeCost ? exchangeCostMarkdown(r.exchangeCost) : []),
+    ...targetsMarkdown(r),
   ].join('\n')
 }
 
@@ -64,6 +66,7 @@ export function summary(r: Results): string[] {
     ...(r.micro ? microSummary(r.micro) : []),
     ...(r.metricsCost ? metricsSummary(r.metricsCost) : []),
     ...(r.exchangeCost ? exchangeSummary(r.exchangeCost) : []),
+    ...targetsMarkdown(r),
   ]
 }
 
