@@ -200,7 +200,7 @@ async function startPlanes(config: Config, store: Store, uws: UwsModule, t: Tabl
   const { io, shards: dataPlane } = chooseLayout({ config, store, uws, links: t.links, reach: t.reach, limits: t.limits, ioCounters: t.ioCounters, health, plane, fatal })
   const routes = new RouteManager(config, accounts,
     (account, prepare) => io.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
-    (entries) => dataPlane.setRoutes(entries),
+    (entries, replace) => dataPlane.setRoutes(entries, replace),
     logger('routing'),
     adminRoutePrefixes(overlay))
   const rates = new RateFeed(config, (snapshot) => dataPlane.setRates(snapshot), logger('rates'))
