@@ -38,8 +38,8 @@ export interface ReconfigureSources {
   routes: RouteManager
   /** The exchange rates and the spread, applied live on a reload. */
   rates: { reconfigure(config: Config): void }
-  /** Holds in flight per account index, over every shard. */
-  holds(): { held: bigint[]; prepares: number[] }
+  /** Holds in flight of one account index, over every shard. */
+  holdsOf(account: number): { held: bigint; prepares: number }
   /** An account reached over ILP-over-HTTP counts as linked while it is configured. */
   linkUp(account: number): void
   linkDown(account: number): void
@@ -122,9 +122,7 @@ export class Reconfigurer {
         return refusal('account_in_use', `${id} is the next hop of configured routes; delete or change them first`, 'id', { routes })
       }
       const balance = readBalance(this.s.store, id)
-      const holds = this.s.holds()
-      const held = holds.held[index]
-      const prepares = holds.prepares[index]
+      const { held, prepares } = this.s.holdsOf(index)
       if (!force && (balance !== 0n || held !== 0n || prepares !== 0)) {
         return refusal('balance_not_zero', `${id} has a balance or prepares in flight; settle it first, or delete with ?force=true (its balance stays in LMDB)`, 'id',
           { balance: balance.toString(), held: held.toString(), preparesInFlight: prepares })
@@ -368,8 +366,7 @@ export class Reconfigurer {
    */
   private revaluation(wanted: readonly AccountConfig[]): TableRefusal | null {
     const table = this.s.accounts
-    const holds = this.s.holds()
-    const sending = new Set([...readSendingSettlements(this.s.store)].map((e) => e.account))
+    let sending: Set<string> | null = null
     for (const account of wanted) {
       // A deleted account too (its records stay in LMDB, and count again when it comes back).
       const i = table.indexOfAny(account.id)
@@ -378,11 +375,13 @@ export class Reconfigurer {
       if (was.assetCode === account.assetCode && was.assetScale === account.assetScale) continue
       const balance = readBalance(this.s.store, account.id)
       const field = `accounts.${account.id}.assetCode`
+      sending ??= new Set([...readSendingSettlements(this.s.store)].map((e) => e.account))
       if (sending.has(account.id)) {
         return { code: 'settlement_in_flight', field, problem: `the asset of ${account.id} changes only while no settlement of it is in flight (one is, in its current asset): wait for the peer to answer it` }
       }
-      if (balance === 0n && holds.held[i] === 0n && holds.prepares[i] === 0) continue
-      return { code: 'balance_not_zero', field, problem: `the asset of ${account.id} changes only while its balance and holds are zero (balance ${balance}, held ${holds.held[i]}): settle it first` }
+      const { held, prepares } = this.s.holdsOf(i)
+      if (balance === 0n && held === 0n && prepares === 0) continue
+      return { code: 'balance_not_zero', field, problem: `the asset of ${account.id} changes only while its balance and holds are zero (balance ${balance}, held ${held}): settle it first` }
     }
     return null
   }
