@@ -7,7 +7,7 @@ import { INT64_MAX, INT64_MIN, UINT64_MAX } from '../codec/oer'
 import { showKey, showValue } from '../display'
 import { AccountRules, type PayeeNames } from './account_rules'
 import { validateFile, type FileAccounts, type ReadAccounts } from './validate'
-import { assetCode, assetCodeProblem, Payee, rate, Rates, type AccountConfig, type ConfigFile, type ConfigSource, type EnvOverrides, type File, type MachineDefaults, type RatesConfig, type ShopConfig } from './schema'
+import { assetCode, assetCodeProblem, Payee, rate, Rates, type AccountConfig, type ConfigFile, type ConfigSource, type EnvOverrides, type FileFields, type MachineDefaults, type RatesConfig, type ShopConfig } from './schema'
 import type { z } from 'zod'
 
 /** The configuration the node runs with: the file's fields with their defaults, limits flattened to the top. */
@@ -62,7 +62,7 @@ export function readWith(config: Config): { rules: AccountRules; read: FileAccou
 }
 
 /** The rest of the config once the accounts, payees and routes are read: limits, the admin listener, rates. */
-function settle(file: File, env: EnvOverrides, machine: MachineDefaults, r: Settled) {
+function settle(file: FileFields, env: EnvOverrides, machine: MachineDefaults, r: Settled) {
   const { limits } = file
   const { accounts, shards, ioThreads } = r
   const adminListen = adminListenOf(file)
@@ -110,7 +110,7 @@ interface Settled {
  * The thread layout. Each default follows the other when only one is set: SHARDS=0 alone keeps
  * the sockets on the main thread; IO_THREADS=N alone gets at least one shard thread.
  */
-function layoutOf(file: File, env: EnvOverrides, machine: MachineDefaults): { shards: number; ioThreads: number; nativeWake: boolean } {
+function layoutOf(file: FileFields, env: EnvOverrides, machine: MachineDefaults): { shards: number; ioThreads: number; nativeWake: boolean } {
   let shards = file.shards ?? machine.shards
   const ioThreads = file.ioThreads ?? (shards === 0 ? 1 : machine.ioThreads ?? 1)
   if (file.ioThreads !== undefined && file.shards === undefined && ioThreads > 1 && shards === 0) shards = ioThreads
@@ -134,7 +134,7 @@ function accountsOf(read: FileAccounts, rules: AccountRules): Map<string, Accoun
 }
 
 /** Adds the payees and the shop's own payee to `accounts`; the shop's settings, or null. */
-function addPayeesAndShop(file: File, accounts: Map<string, AccountConfig>, rules: AccountRules): ShopConfig | null {
+function addPayeesAndShop(file: FileFields, accounts: Map<string, AccountConfig>, rules: AccountRules): ShopConfig | null {
   const payees = Object.entries(file.payees)
   rules.setPayees(payeeNames(file))
   for (const [name, p] of payees) {
@@ -154,7 +154,7 @@ function addPayeesAndShop(file: File, accounts: Map<string, AccountConfig>, rule
 }
 
 /** The payees' names, and the first of them (or the shop's payee) that takes the asset every account shares. */
-function payeeNames(file: File): PayeeNames {
+function payeeNames(file: FileFields): PayeeNames {
   const names = new Set(Object.keys(file.payees))
   const takesShared = (p: { assetCode?: string; assetScale?: number }) => p.assetCode === undefined && p.assetScale === undefined
   let sharedAssetNeededBy = Object.entries(file.payees).find(([, p]) => takesShared(p))?.[0] ?? null
@@ -167,7 +167,7 @@ function payeeNames(file: File): PayeeNames {
 }
 
 /** Where /admin and /metrics answer when not on the node's own port (ADMIN_PORT), and the checks on /metrics' access. */
-function adminListenOf(file: File): { readonly host: string; readonly port: number } | null {
+function adminListenOf(file: FileFields): { readonly host: string; readonly port: number } | null {
   if (file.metrics.token !== undefined && file.metrics.public) throw new ConfigError('metrics.public', 'is true, so metrics.token would never be asked for; keep one of them')
   if (file.adminHost !== undefined && file.adminPort === undefined) throw new ConfigError('adminHost (ADMIN_HOST)', 'needs adminPort (ADMIN_PORT) too')
   const adminListen = file.adminPort === undefined ? null : Object.freeze({ host: file.adminHost ?? file.host, port: file.adminPort })

@@ -251,6 +251,8 @@ export type PayeeConfig = Readonly<{ secret: Uint8Array | null; name: string | n
 export type RatesConfig = Readonly<{ backend: RateBackend; base: string | null; table: Readonly<Record<string, string>>; url: string | null; refreshMs: number; maxAgeMs: number | null }>
 export type { Config } from './parse'
 export type File = z.output<typeof ConfigFile>
+/** The file as validate.ts gives it: every field but the accounts, which it reads one by one. */
+export type FileFields = Omit<File, 'accounts'>
 
 /** The inputs of parseConfig: the file's JSON (CONFIG, or the development config in DATA_DIR), the environment, the machine. */
 export interface ConfigSource {

@@ -6,7 +6,7 @@
 import { z } from 'zod'
 import { showKey } from '../display'
 import { ACCOUNT_ID_RULE, ConfigError, isAccountId, isObject, NAME_RULE } from './names'
-import { Account, ConfigShell, ConfiguredRoute, ENV_NAMES, RESERVED_PATHS, type AccountConfig, type EnvOverrides, type File } from './schema'
+import { Account, ConfigShell, ConfiguredRoute, ENV_NAMES, RESERVED_PATHS, type AccountConfig, type EnvOverrides, type FileFields } from './schema'
 
 /**
  * An account read before, by id: reused when the file's entry for it is unchanged (`raw` deeply
@@ -21,7 +21,7 @@ export type FileAccounts = Map<string, { raw: unknown; account: AccountConfig }>
  * The file with the environment laid over it, read by the schema; a ConfigError names the first
  * problem. The accounts are read one by one (Account), each unchanged one of `before` reused.
  */
-export function validateFile(raw: unknown, env: EnvOverrides, before: ReadAccounts = new Map()): { file: File; merged: Record<string, unknown>; accounts: FileAccounts } {
+export function validateFile(raw: unknown, env: EnvOverrides, before: ReadAccounts = new Map()): { file: FileFields; merged: Record<string, unknown>; accounts: FileAccounts } {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
   const merged: Record<string, unknown> = { ...raw }
   for (const [key, value] of Object.entries(env)) if (key !== 'nativeWake' && value !== undefined && value !== '') merged[key] = value
@@ -36,7 +36,8 @@ export function validateFile(raw: unknown, env: EnvOverrides, before: ReadAccoun
   const shell = (compiledShell ??= z.compile(ConfigShell)).safeParse(merged, { error: problem })
   const { accounts, issues } = readAccounts(merged.accounts, before)
   if (!shell.success || issues.length > 0) throw refusal([...(shell.success ? [] : shell.error.issues), ...issues])
-  return { file: { ...shell.data, accounts: {} }, merged, accounts }
+  const { accounts: _, ...file } = shell.data
+  return { file, merged, accounts }
 }
 
 /** Each account by Account alone (or as read before, if its entry is unchanged); the issues of those refused. */

@@ -86,8 +86,11 @@ export function combine(raw: unknown, overlay: Overlay): { raw: unknown; overtak
   if (!isObject(raw)) return { raw, overtaken: [] }
   const overtaken: { kind: 'account' | 'route'; name: string }[] = []
   // No prototype: an id is only ever an account here, whatever it is (`__proto__` set on a plain
-  // object would replace its prototype, and the account would vanish without an error).
-  const accounts: Json = Object.assign(Object.create(null), isObject(raw.accounts) ? raw.accounts : {})
+  // object would replace its prototype, and the account would vanish without an error). With
+  // nothing to set, the file's own object serves: copying 100,000 accounts would cost more than
+  // reading the file.
+  const fileAccounts = isObject(raw.accounts) ? raw.accounts : {}
+  const accounts: Json = overlay.accounts.size === 0 ? fileAccounts : Object.assign(Object.create(null), fileAccounts)
   for (const [id, entry] of overlay.accounts) {
     if (fileAccount(raw, id) !== entry.file) {
       overtaken.push({ kind: 'account', name: id })
