@@ -63,6 +63,7 @@ export class PendingShares {
     const before = this.share
     if (changed === null) {
       this.senders = 0
+      this.sender.fill(0)
       for (let i = 0; i < this.accounts.size; i++) this.setSender(i)
     } else {
       // Their unused shares leave `reserved` as they were; those they have now go in below.

@@ -307,12 +307,10 @@ export class RouteTable {
     this.changes++
     this.unpublished.add(prefix)
     const best = this.best(prefix)
-    let advertised: Route | null = null
-    if (best !== null) {
-      advertised = { nextHop: best.nextHop, path: [this.ilpAddress, ...best.path], auth: sha256(best.auth) }
-      const ownChild = prefix.startsWith(`${this.ilpAddress}.`) && advertised.path.length === 1
-      if (!prefix.startsWith(this.globalPrefix) || prefix === this.globalPrefix || prefix === '' || ownChild) advertised = null
-    }
+    // Decided before the auth is hashed: a hub's children are most of its prefixes, and none is advertised.
+    const ownChild = best !== null && prefix.startsWith(`${this.ilpAddress}.`) && best.path.length === 0
+    const hidden = best === null || !prefix.startsWith(this.globalPrefix) || prefix === this.globalPrefix || prefix === '' || ownChild
+    const advertised: Route | null = hidden ? null : { nextHop: best.nextHop, path: [this.ilpAddress, ...best.path], auth: sha256(best.auth) }
     const current = this.forwarding.get(prefix)
     // A prefix we never advertised and still do not: nothing for peers to hear.
     if (current === undefined && advertised === null) return
