@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { MessageChannel } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
-import { SlotsForNewThreads, type AccountChange } from '../../config/account_table'
+import { configForThreads, SlotsForNewThreads, type AccountChange } from '../../config/account_table'
 import type { Config } from '../../config/schema'
 import { refusalText } from '../../io/ops/admin_errors'
 import type { ControlPlane } from '../../io/io_front'
@@ -83,7 +83,7 @@ export class IoThreads implements IoSide {
   /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
   private startThread(index: number, wiring: Wiring): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const task: IoTask = { config: this.config, slots: this.slots.snapshot(), index, links: this.linksSab, reach: this.reachSab, limits: this.limitsSab, counters: this.countersSab, wiring, port: this.port, control: port2 }
+    const task: IoTask = { config: configForThreads(this.config), slots: this.slots.snapshot(), index, links: this.linksSab, reach: this.reachSab, limits: this.limitsSab, counters: this.countersSab, wiring, port: this.port, control: port2 }
     const done = this.pool!.run(task, { transferList: [port2] })
     let listening: () => void = () => {}
     const linked = new Set<number>()

@@ -17,7 +17,7 @@ import { MessageChannel } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
 import { ShardLogs } from './shard_logs'
-import { shardOfAccount, SlotsForNewThreads, type AccountChange } from '../../config/account_table'
+import { configForThreads, shardOfAccount, SlotsForNewThreads, type AccountChange } from '../../config/account_table'
 import type { Config } from '../../config/schema'
 import { errorFields, errorLine, type Logger } from '../../log'
 import { Doorbell, WakeUps } from '../../ring/doorbell'
@@ -107,7 +107,7 @@ export class ThreadedDataPlane implements DataPlane {
     const ready: Promise<void>[] = []
     for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
-      const task: ShardTask = { config: this.config, slots: this.slots.snapshot(), wiring: this.wiring, links: this.links, routes, rates: this.rates, index, control: port2, logRing: this.logs.rings[index] }
+      const task: ShardTask = { config: configForThreads(this.config), slots: this.slots.snapshot(), wiring: this.wiring, links: this.links, routes, rates: this.rates, index, control: port2, logRing: this.logs.rings[index] }
       const done = pool.run(task, { transferList: [port2] })
       ready.push(new Promise((resolve, reject) => {
         this.tasks.push({ done, port: new RequestPort<ToShard, FromShard>(port1, { requests: {}, notices: { ready: () => resolve() } }, 'events') })
