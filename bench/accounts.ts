@@ -6,6 +6,7 @@
 //   - RSS once started (/proc/<pid>/status);
 //   - one PUT /admin/accounts/:id that adds an account, one that updates one, one DELETE
 //     (each the median of several);
+//   - one balance adjustment (POST /admin/accounts/:id/adjust) and one GET /admin/accounts/:id (medians);
 //   - one reload (POST /admin/reload, as SIGHUP) after the file gained one account (median).
 // A change should cost what it changes: the figures at 100,000 should be those at 1,000.
 // Runs alone with `node dist/bench/accounts.js [--quick]`; every wait is bounded.
@@ -28,6 +29,8 @@ export interface AccountsRow {
   putAddMs: number
   putUpdateMs: number
   deleteMs: number
+  adjustMs: number
+  getOneMs: number
   reloadMs: number
 }
 
@@ -128,11 +131,15 @@ async function measure(accounts: number, repetitions: number): Promise<AccountsR
     const putAdd: number[] = []
     const putUpdate: number[] = []
     const deletes: number[] = []
+    const adjusts: number[] = []
+    const gets: number[] = []
     const reloads: number[] = []
     for (let r = 0; r < repetitions; r++) {
       putAdd.push(await timed(node, 'PUT', `/admin/accounts/added${r}`, childAccount(accounts + r), 201))
       putUpdate.push(await timed(node, 'PUT', `/admin/accounts/child${r}`, { ...childAccount(r), maxPacketAmount: String(1000 + r) }, 200))
       deletes.push(await timed(node, 'DELETE', `/admin/accounts/added${r}`, undefined, 200))
+      adjusts.push(await timed(node, 'POST', `/admin/accounts/child${r}/adjust`, { amount: '-1', reason: 'bench', idempotencyKey: `bench-${r}` }, 201))
+      gets.push(await timed(node, 'GET', `/admin/accounts/child${r}`, undefined, 200))
     }
     const accountsOfFile = node.file.accounts as Record<string, unknown>
     for (let r = 0; r < repetitions; r++) {
@@ -140,7 +147,7 @@ async function measure(accounts: number, repetitions: number): Promise<AccountsR
       writeFileSync(node.configPath, JSON.stringify(node.file))
       reloads.push(await timed(node, 'POST', '/admin/reload', undefined, 200))
     }
-    return { accounts, startMs: node.startMs, rssMiB: rss, putAddMs: median(putAdd), putUpdateMs: median(putUpdate), deleteMs: median(deletes), reloadMs: median(reloads) }
+    return { accounts, startMs: node.startMs, rssMiB: rss, putAddMs: median(putAdd), putUpdateMs: median(putUpdate), deleteMs: median(deletes), adjustMs: median(adjusts), getOneMs: median(gets), reloadMs: median(reloads) }
   } finally {
     await stopNode(node)
   }
@@ -164,7 +171,7 @@ export async function runAccounts(quick: boolean, sizes: readonly number[] = [1_
 }
 
 export function accountsSummary(r: AccountsResult): string {
-  return r.rows.map((row) => `${row.accounts} accounts: start ${fmt(row.startMs)} ms, RSS ${fmt(row.rssMiB)} MiB, PUT ${fmt(row.putAddMs, 1)} ms (update ${fmt(row.putUpdateMs, 1)}), DELETE ${fmt(row.deleteMs, 1)} ms, reload +1 ${fmt(row.reloadMs, 1)} ms`).join('\n')
+  return r.rows.map((row) => `${row.accounts} accounts: start ${fmt(row.startMs)} ms, RSS ${fmt(row.rssMiB)} MiB, PUT ${fmt(row.putAddMs, 1)} ms (update ${fmt(row.putUpdateMs, 1)}), DELETE ${fmt(row.deleteMs, 1)} ms, adjust ${fmt(row.adjustMs, 1)} ms, GET one ${fmt(row.getOneMs, 1)} ms, reload +1 ${fmt(row.reloadMs, 1)} ms`).join('\n')
 }
 
 export function accountsMarkdown(r: AccountsResult): string[] {
@@ -173,8 +180,8 @@ export function accountsMarkdown(r: AccountsResult): string[] {
     '',
     `A node with N child accounts (BTP tokens, one asset): start to /health, RSS after start, and the median of ${r.repetitions} of each change.`,
     '',
-    markdownTable(['accounts', 'start (ms)', 'RSS (MiB)', 'PUT new (ms)', 'PUT update (ms)', 'DELETE (ms)', 'reload +1 account (ms)'],
-      r.rows.map((row) => [row.accounts, fmt(row.startMs), fmt(row.rssMiB), fmt(row.putAddMs, 1), fmt(row.putUpdateMs, 1), fmt(row.deleteMs, 1), fmt(row.reloadMs, 1)])),
+    markdownTable(['accounts', 'start (ms)', 'RSS (MiB)', 'PUT new (ms)', 'PUT update (ms)', 'DELETE (ms)', 'adjust (ms)', 'GET one (ms)', 'reload +1 account (ms)'],
+      r.rows.map((row) => [row.accounts, fmt(row.startMs), fmt(row.rssMiB), fmt(row.putAddMs, 1), fmt(row.putUpdateMs, 1), fmt(row.deleteMs, 1), fmt(row.adjustMs, 1), fmt(row.getOneMs, 1), fmt(row.reloadMs, 1)])),
     '',
   ]
 }
