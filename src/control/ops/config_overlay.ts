@@ -1,6 +1,7 @@
 // Accounts and routes set through the admin API, kept in LMDB (the `admin` database) over the
 // config file's. The config the node runs is the file with this overlay on top, parsed by the
-// same parseConfig as the file alone, so an API change is validated exactly as the file is.
+// same parseConfig as the file alone at start and on a reload; an API change is checked by the
+// same schema and rules between accounts (control/ops/reconfigure.ts), so it is refused as the file would be.
 //
 //   key "account/<id>"      value { value: <the account's JSON as in the file> | null (deleted), file }
 //   key "route/<prefix>"    value { value: { peerId } | null (deleted), file }

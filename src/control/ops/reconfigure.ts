@@ -1,7 +1,11 @@
 // Changes the accounts and routes of the running node: an admin API request (PUT/DELETE of an
-// account or a route) or a reload of CONFIG (SIGHUP, POST /admin/reload). Each change is made
-// as a whole new config, parsed by the same parseConfig as at start (the file with the API's
-// overlay on top, config_overlay.ts), and then handed to every thread in this order:
+// account or a route) or a reload of CONFIG (SIGHUP, POST /admin/reload). A change costs what it
+// changes, not what the node holds (a hub changes one of 100,000 accounts all day): an API change
+// reads its one entry by the schema (config/validate.ts) and checks it against the other accounts
+// by the rules between them, kept as indices (config/account_rules.ts); a reload parses the file
+// (with the API's overlay on top, config_overlay.ts) as at start, but reads again only the entries
+// that changed since the running accounts were read. Either refuses with the words of a start.
+// Then only the slots that changed are handed to every thread, in this order:
 //
 //   1. the main thread's account table (indices: an account keeps its own; a new one takes the
 //      next free index; a deleted one stays, not live, until the node restarts)
