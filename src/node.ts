@@ -34,7 +34,7 @@ import { SettlementLogPruner } from './control/ops/settlement_log_pruner'
 import { Reconfigurer, startingConfig } from './control/ops/reconfigure'
 import type { Outcome } from './io/ops/admin_errors'
 import { adminRoutePrefixes } from './control/ops/config_overlay'
-import { readHolds } from './shared/holds'
+import { readHoldsOf } from './shared/holds'
 import { encodeFulfill, encodeReject, PrepareView } from './codec/ilp_packet'
 import { F00_BAD_REQUEST, F01_INVALID_PACKET, T00_INTERNAL_ERROR } from './codec/ilp_errors'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from './codec/peer_protocol'
@@ -200,7 +200,7 @@ async function startPlanes(config: Config, store: Store, uws: UwsModule, t: Tabl
   const { io, shards: dataPlane } = chooseLayout({ config, store, uws, links: t.links, reach: t.reach, limits: t.limits, ioCounters: t.ioCounters, health, plane, fatal })
   const routes = new RouteManager(config, accounts,
     (account, prepare) => io.sendControl(account, prepare, CONTROL_TIMEOUT_MS),
-    (entries) => dataPlane.setRoutes(entries),
+    (entries, replace) => dataPlane.setRoutes(entries, replace),
     logger('routing'),
     adminRoutePrefixes(overlay))
   const rates = new RateFeed(config, (snapshot) => dataPlane.setRates(snapshot), logger('rates'))
@@ -209,7 +209,7 @@ async function startPlanes(config: Config, store: Store, uws: UwsModule, t: Tabl
   await rates.start()
   const changes = new Reconfigurer(config, overlay, {
     store, accounts, shards: dataPlane, io, routes, rates,
-    holds: () => readHolds(dataPlane.currentWiring().holds, accounts.capacity),
+    holdsOf: (account) => readHoldsOf(dataPlane.currentWiring().holds, accounts.capacity, account),
     linkUp: (account) => plane.linkUp(account),
     linkDown: (account) => plane.linkDown(account),
     log: logger('admin'),

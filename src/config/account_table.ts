@@ -28,9 +28,27 @@ export interface AccountSlots {
   readonly live: readonly boolean[]
 }
 
+/**
+ * One slot's new account and liveness: what a change sends to every thread, so that a change
+ * costs what it changes however many accounts the node has.
+ */
+export interface AccountChange {
+  readonly index: number
+  readonly account: AccountConfig
+  readonly live: boolean
+}
+
 export class AccountTable {
   /** By index, up to `size`; a deleted account keeps its last config (see `live`). */
-  accounts: readonly AccountConfig[]
+  get accounts(): readonly AccountConfig[] {
+    return this.slotAccounts
+  }
+  /** Grows with every change taken (apply, applyChanges); see `lastChanged`. */
+  version = 0
+  /** The indices the newest change touched: a reader that saw `version - 1` needs only these. */
+  lastChanged: readonly number[] = []
+  /** This table's own array: tables of one thread must not share one, as changes are made in place. */
+  private readonly slotAccounts: AccountConfig[] = []
   /** 1 for an account of the current config, 0 for one deleted while the node runs. */
   readonly live: Uint8Array
   readonly ownerShard: Int32Array
@@ -40,7 +58,6 @@ export class AccountTable {
 
   constructor(private readonly config: Config, slots: AccountSlots = { accounts: config.accounts, live: config.accounts.map(() => true) }) {
     this.capacity = config.maxAccounts
-    this.accounts = []
     this.live = new Uint8Array(this.capacity)
     this.ownerShard = new Int32Array(this.capacity)
     this.apply(slots)
@@ -56,22 +73,44 @@ export class AccountTable {
     if (slots.accounts.length > this.capacity) throw new Error(`${slots.accounts.length} accounts exceed limits.maxAccounts (${this.capacity})`)
     const changed: number[] = []
     slots.accounts.forEach((account, i) => {
-      const before = this.accounts[i]
-      const live = slots.live[i] ? 1 : 0
-      if (before !== undefined && before.id !== account.id) throw new Error(`account index ${i} changed from ${before.id} to ${account.id}`)
-      if (before !== undefined && this.live[i] === live && sameAccount(before, account)) return
-      this.live[i] = live
-      this.indexById.set(account.id, i)
-      this.ownerShard[i] = shardOfAccount(account.id, this.config.shards)
-      changed.push(i)
+      if (this.take(i, account, slots.live[i])) changed.push(i)
     })
-    this.accounts = slots.accounts
-    return changed
+    return this.changed(changed)
+  }
+
+  /** Takes the slots a change touched (AccountChange); returns the indices whose account or liveness changed. */
+  applyChanges(changes: readonly AccountChange[]): number[] {
+    const changed: number[] = []
+    for (const { index, account, live } of changes) {
+      if (index > this.size) throw new Error(`account index ${index} skips the next free one (${this.size})`)
+      if (index >= this.capacity) throw new Error(`account index ${index} exceeds limits.maxAccounts (${this.capacity})`)
+      if (this.take(index, account, live)) changed.push(index)
+    }
+    return this.changed(changed)
+  }
+
+  /** Sets one slot; false if it held that account, as live, already. */
+  private take(i: number, account: AccountConfig, isLive: boolean): boolean {
+    const before = this.slotAccounts[i]
+    const live = isLive ? 1 : 0
+    if (before !== undefined && before.id !== account.id) throw new Error(`account index ${i} changed from ${before.id} to ${account.id}`)
+    if (before !== undefined && this.live[i] === live && sameAccount(before, account)) return false
+    this.slotAccounts[i] = account
+    this.live[i] = live
+    this.indexById.set(account.id, i)
+    this.ownerShard[i] = shardOfAccount(account.id, this.config.shards)
+    return true
+  }
+
+  private changed(indices: number[]): number[] {
+    this.version++
+    this.lastChanged = indices
+    return indices
   }
 
   /** The table as it is now, to hand to another thread. */
   slots(): AccountSlots {
-    return { accounts: this.accounts, live: Array.from(this.live.subarray(0, this.size), (l) => l === 1) }
+    return { accounts: this.slotAccounts.slice(), live: Array.from(this.live.subarray(0, this.size), (l) => l === 1) }
   }
 
   /** The account at an index below `size`, live or deleted (its last config). */
@@ -118,4 +157,48 @@ function sameValue(a: unknown, b: unknown): boolean {
   const keys = Object.keys(a)
   if (keys.length !== Object.keys(b).length) return false
   return keys.every((k) => Object.hasOwn(b, k) && sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+}
+
+/**
+ * The slots a thread that starts later is given (a shard or I/O thread restarted): kept up to
+ * date change by change, so a change copies nothing but what it changes.
+ */
+export class SlotsForNewThreads implements AccountSlots {
+  readonly accounts: AccountConfig[]
+  readonly live: boolean[]
+
+  constructor(slots: AccountSlots) {
+    this.accounts = slots.accounts.slice()
+    this.live = slots.live.slice()
+  }
+
+  apply(changes: readonly AccountChange[]): void {
+    for (const { index, account, live } of changes) {
+      this.accounts[index] = account
+      this.live[index] = live
+    }
+  }
+
+  /** A copy to hand to a thread that starts (the pool may post it later, after more changes). */
+  snapshot(): AccountSlots {
+    return { accounts: this.accounts.slice(), live: this.live.slice() }
+  }
+
+  /** Every slot as a change: for threads that may have started with older slots. */
+  everySlot(): AccountChange[] {
+    return this.accounts.map((account, index) => ({ index, account, live: this.live[index] }))
+  }
+}
+
+/**
+ * The config as a worker thread is given it: its accounts come as slots (AccountSlots), so the
+ * config keeps only the payees (the SPSP server's) and not the file it was read from. A hub's
+ * 100,000 accounts would otherwise be cloned into every thread three times over.
+ */
+export function configForThreads(config: Config): Config {
+  return Object.freeze({
+    ...config,
+    accounts: Object.freeze(config.accounts.filter((a) => a.payee !== null)),
+    source: Object.freeze({ ...config.source, raw: null }),
+  })
 }

@@ -99,7 +99,8 @@ const AccountFields = object({
   spread: spread.optional().describe('The fee on packets this account sends; unset: the node\'s spread'),
   settlement: Settlement.optional().describe('How this account settles, both ways; unset: it does not'),
 })
-const Account = AccountFields.transform(toAccount)
+/** One account of the file's "accounts" (the admin API's PUT body too), read alone. */
+export const Account = AccountFields.transform(toAccount)
 
 /** A payee is an account with no transport, paid by PSK2/STREAM at its address. */
 export const Payee = object({
@@ -147,6 +148,12 @@ const Limits = object({
   }).default([]).describe('Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client'),
 })
 
+/** A static route of the file's "routes" (the admin API's PUT of a route too). */
+export const ConfiguredRoute = object({
+  targetPrefix: z.string({ error: 'must be an ILP address prefix such as "test.elsewhere" ("" for a default route)' }).refine((p) => p === '' || isValidAddress(p)),
+  peerId: text,
+})
+
 /** A rate in the static table: units of that asset per unit of the base. */
 export const rate = decimal((num) => num > 0n, 'must be a positive decimal (units of this asset per unit of the base), e.g. "0.92"')
 export const Rates = z.discriminatedUnion('backend', [
@@ -188,10 +195,7 @@ export const ConfigFile = object({
   adminToken: secretToken.optional().describe('Bearer token of the admin API; unset: the admin API is off'),
   adminHost: text.optional().meta({ env: 'ADMIN_HOST', description: 'With adminPort: serve /admin and /metrics only on this address (default host)' }),
   adminPort: int(0, 65535).optional().meta({ env: 'ADMIN_PORT', description: 'Serve /admin and /metrics only on this port (0 picks a free one); unset: on the node\'s own host and port' }),
-  routes: z.array(object({
-    targetPrefix: z.string({ error: 'must be an ILP address prefix such as "test.elsewhere" ("" for a default route)' }).refine((p) => p === '' || isValidAddress(p)),
-    peerId: text,
-  })).default([]),
+  routes: z.array(ConfiguredRoute).default([]),
   routeBroadcastInterval: int(100, 3600000).default(30000).describe('CCP: how often route updates (at least heartbeats) go to peers that asked for them (ms)'),
   limits: Limits.prefault({}),
   drainMs: int(0, 600000).optional().meta({ env: 'DRAIN_MS', description: 'How long SIGTERM waits for prepares in flight; default limits.maxHoldTimeMs + 1000' }),
@@ -203,6 +207,14 @@ export const ConfigFile = object({
   rates: Rates.prefault({ backend: 'one-to-one' }),
   spread: spread.default('0').describe('The fee on every forwarded packet, as decimal text ("0.002" keeps 0.2 %)'),
   $schema: z.string().optional().describe('The JSON Schema of this file, for editors'),
+})
+
+/**
+ * The file with its accounts left unread: validate.ts reads each account by Account on its own,
+ * so that a reload reads again only the accounts whose entries changed.
+ */
+export const ConfigShell = ConfigFile.extend({
+  accounts: z.record(z.string(), z.unknown(), { error: notA('must be an object of accounts by id') }),
 })
 
 /** Environment variable by field, from the schema (load.ts reads them). */
@@ -239,6 +251,8 @@ export type PayeeConfig = Readonly<{ secret: Uint8Array | null; name: string | n
 export type RatesConfig = Readonly<{ backend: RateBackend; base: string | null; table: Readonly<Record<string, string>>; url: string | null; refreshMs: number; maxAgeMs: number | null }>
 export type { Config } from './parse'
 export type File = z.output<typeof ConfigFile>
+/** The file as validate.ts gives it: every field but the accounts, which it reads one by one. */
+export type FileFields = Omit<File, 'accounts'>
 
 /** The inputs of parseConfig: the file's JSON (CONFIG, or the development config in DATA_DIR), the environment, the machine. */
 export interface ConfigSource {

@@ -6,10 +6,22 @@
 import { z } from 'zod'
 import { showKey } from '../display'
 import { ACCOUNT_ID_RULE, ConfigError, isAccountId, isObject, NAME_RULE } from './names'
-import { ConfigFile, ENV_NAMES, RESERVED_PATHS, type EnvOverrides, type File } from './schema'
+import { Account, ConfigShell, ConfiguredRoute, ENV_NAMES, RESERVED_PATHS, type AccountConfig, type EnvOverrides, type FileFields } from './schema'
 
-/** The file with the environment laid over it, read by the schema; a ConfigError names the first problem. */
-export function validateFile(raw: unknown, env: EnvOverrides): { file: File; merged: Record<string, unknown> } {
+/**
+ * An account read before, by id: reused when the file's entry for it is unchanged (`raw` deeply
+ * equal to the entry now), so a reload reads only the accounts it changes.
+ */
+export type ReadAccounts = ReadonlyMap<string, { readonly raw: unknown; readonly account: AccountConfig }>
+
+/** The accounts of a file, in its order, each with the JSON it was read from. */
+export type FileAccounts = Map<string, { raw: unknown; account: AccountConfig }>
+
+/**
+ * The file with the environment laid over it, read by the schema; a ConfigError names the first
+ * problem. The accounts are read one by one (Account), each unchanged one of `before` reused.
+ */
+export function validateFile(raw: unknown, env: EnvOverrides, before: ReadAccounts = new Map()): { file: FileFields; merged: Record<string, unknown>; accounts: FileAccounts } {
   if (!isObject(raw)) throw new ConfigError('(top level)', 'must be a JSON object')
   const merged: Record<string, unknown> = { ...raw }
   for (const [key, value] of Object.entries(env)) if (key !== 'nativeWake' && value !== undefined && value !== '') merged[key] = value
@@ -21,20 +33,94 @@ export function validateFile(raw: unknown, env: EnvOverrides): { file: File; mer
       if (section === 'payees' && RESERVED_PATHS.includes(name)) throw new ConfigError(`payees.${name}`, `"${name}" is a path the node serves itself (${RESERVED_PATHS.join(', ')})`)
     }
   }
-  const parsed = (compiledFile ??= z.compile(ConfigFile)).safeParse(merged, { error: problem })
-  if (!parsed.success) {
-    // An unknown field first: it is most often the cause of the rest (a misspelt required field).
-    const iss = parsed.error.issues.find((i) => i.code === 'unrecognized_keys') ?? parsed.error.issues[0]
-    throw new ConfigError(fieldOf(iss), iss.message)
+  const shell = (compiledShell ??= z.compile(ConfigShell)).safeParse(merged, { error: problem })
+  const { accounts, issues } = readAccounts(merged.accounts, before)
+  if (!shell.success || issues.length > 0) throw refusal([...(shell.success ? [] : shell.error.issues), ...issues])
+  const { accounts: _, ...file } = shell.data
+  return { file, merged, accounts }
+}
+
+/** Each account by Account alone (or as read before, if its entry is unchanged); the issues of those refused. */
+function readAccounts(entries: unknown, before: ReadAccounts): { accounts: FileAccounts; issues: z.core.$ZodIssue[] } {
+  const accounts: FileAccounts = new Map()
+  const issues: z.core.$ZodIssue[] = []
+  if (!isObject(entries)) return { accounts, issues }
+  for (const id of Object.keys(entries)) {
+    const raw = entries[id]
+    const known = before.get(id)
+    if (known !== undefined && sameJson(known.raw, raw)) {
+      accounts.set(id, { raw, account: known.account })
+      continue
+    }
+    const read = readAccount(id, raw)
+    if ('issues' in read) issues.push(...read.issues)
+    else accounts.set(id, { raw, account: read.account })
   }
-  return { file: parsed.data, merged }
+  return { accounts, issues }
 }
 
 /**
- * The parser zod generates code for, made at the first parse (the runtime's generic walk is some
- * 3× slower on 50,000 accounts); it falls back to that walk to word the issues of a refused file.
+ * One account's entry (a file's, or the admin API's PUT body) read by the schema alone: the
+ * account, or the issues of its refusal, their paths from the file's top (accounts.<id>...).
  */
-let compiledFile: typeof ConfigFile | null = null
+function readAccount(id: string, raw: unknown): { account: AccountConfig } | { issues: z.core.$ZodIssue[] } {
+  accountReads++
+  const parsed = (compiledAccount ??= z.compile(Account)).safeParse(raw, { error: problem })
+  if (!parsed.success) return { issues: parsed.error.issues.map((iss) => ({ ...iss, path: ['accounts', id, ...iss.path] })) }
+  const account = parsed.data
+  account.id = id
+  return { account: Object.freeze(account) }
+}
+
+/** One account's entry alone (the admin API's PUT): the account, or the ConfigError a file with it would give. */
+export function validateAccount(id: string, raw: unknown): AccountConfig {
+  const read = readAccount(id, raw)
+  if ('issues' in read) throw refusal(read.issues)
+  return read.account
+}
+
+/** One route of the file's "routes" at index `i` (the admin API's PUT of a route): the route, or the ConfigError a file with it would give. */
+export function validateRoute(i: number, raw: unknown): Readonly<z.output<typeof ConfiguredRoute>> {
+  const parsed = ConfiguredRoute.safeParse(raw, { error: problem })
+  if (!parsed.success) throw refusal(parsed.error.issues.map((iss) => ({ ...iss, path: ['routes', i, ...iss.path] })))
+  return Object.freeze(parsed.data)
+}
+
+/** Accounts read by the schema since the process started: tests check that a change reads only its own. */
+export function accountsRead(): number {
+  return accountReads
+}
+let accountReads = 0
+
+/**
+ * A refused file's issue as one ConfigError. Its issues come in the order of the schema's fields
+ * (the accounts' where "accounts" is); an unknown field is named first: it is most often the
+ * cause of the rest (a misspelt required field).
+ */
+function refusal(issues: z.core.$ZodIssue[]): ConfigError {
+  const order = Object.keys(ConfigShell.shape)
+  const place = (iss: z.core.$ZodIssue) => { const i = order.indexOf(String(iss.path[0])); return i < 0 ? order.length : i }
+  const sorted = issues.map((iss, i) => ({ iss, i })).sort((a, b) => place(a.iss) - place(b.iss) || a.i - b.i).map(({ iss }) => iss)
+  const iss = sorted.find((i) => i.code === 'unrecognized_keys') ?? sorted[0]
+  return new ConfigError(fieldOf(iss), iss.message)
+}
+
+/** Two JSON values alike (the entries of two reads of a file): equal scalars, arrays and objects, key order aside. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false
+  const ka = Object.keys(a)
+  if (ka.length !== Object.keys(b).length) return false
+  for (const k of ka) if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false
+  return true
+}
+
+/**
+ * The parsers zod generates code for, made at the first parse (the runtime's generic walk is some
+ * 3× slower on 50,000 accounts); they fall back to that walk to word the issues of a refused file.
+ */
+let compiledShell: typeof ConfigShell | null = null
+let compiledAccount: typeof Account | null = null
 
 /** ilp-connector fields this node does not implement: refused with why, not ignored. */
 const UNSUPPORTED_FIELDS: ReadonlyMap<string, string> = new Map([

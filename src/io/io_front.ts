@@ -10,7 +10,7 @@
 import type { us_listen_socket } from 'uWebSockets.js'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
 import { encodeReject } from '../codec/ilp_packet'
-import { AccountTable, type AccountSlots } from '../config/account_table'
+import { AccountTable, type AccountChange, type AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { logger } from '../log'
 import { SpspServer } from './payee/spsp_server'
@@ -160,8 +160,8 @@ export class IoFront {
    * (deleted, or changed in how they connect) close, and only those; dialled links follow their
    * account's URL.
    */
-  applyAccounts(slots: AccountSlots, relink: readonly number[]): void {
-    const changed = this.accounts.apply(slots)
+  applyAccounts(changes: readonly AccountChange[], relink: readonly number[]): void {
+    const changed = this.accounts.applyChanges(changes)
     this.btpServer.accountsChanged()
     this.httpIn.accountsChanged()
     for (const i of changed) {

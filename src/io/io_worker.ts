@@ -12,7 +12,7 @@
 // as the thread's death; and the thread is never terminated from outside.
 
 import type { MessagePort } from 'node:worker_threads'
-import type { AccountSlots } from '../config/account_table'
+import type { AccountChange, AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import { T00_INTERNAL_ERROR } from '../codec/ilp_errors'
 import { encodeReject } from '../codec/ilp_packet'
@@ -47,7 +47,7 @@ export interface IoTask {
 export interface ToIoThread {
   requests:
     | { type: 'sendControl'; account: number; prepare: Uint8Array; timeoutMs: number }
-    | { type: 'accounts'; slots: AccountSlots; relink: number[] }
+    | { type: 'accounts'; changes: readonly AccountChange[]; relink: number[] }
   answers: { sendControl: Uint8Array; accounts: void }
   notices:
     | { type: 'detach' }
@@ -105,10 +105,10 @@ export function runIoThread({ config, slots, index, links, reach, limits, counte
   const port: RequestPort<FromIoThread, ToIoThread> = new RequestPort(control, {
     requests: {
       sendControl: ({ account, prepare, timeoutMs }) => front.sendControl(account, prepare, timeoutMs),
-      accounts: ({ slots, relink }) => {
+      accounts: ({ changes, relink }) => {
         // Accounts this thread cannot take leave it broken: it fails as a bug in it would.
         try {
-          front.applyAccounts(slots, relink)
+          front.applyAccounts(changes, relink)
         } catch (err) {
           fail(err)
         }

@@ -14,14 +14,17 @@
 // at most one. When the accounts change, share and reserved are computed again; should free then
 // be below reserved (a table already full), only accounts below their share take slots until
 // releases restore the invariant. So the accounts that flood share half the table among
-// themselves, beyond their own shares, and the rest keep theirs. Every step is O(1) but a change
-// of the accounts, which is O(accounts).
+// themselves, beyond their own shares, and the rest keep theirs. Every step is O(1); a change of
+// the accounts is O(accounts changed), unless it moves the share, which is then O(accounts): the
+// share moves with nearly every sender added while there are few, and rarely once there are
+// many (⌊capacity / 2s⌋ takes at most 2√capacity values).
 
 import type { AccountTable } from '../config/account_table'
 
 export class PendingShares {
   private share = 0
   private reserved = 0
+  private senders = 0
   /** 1 for the accounts counted as senders of this shard. */
   private readonly sender: Uint8Array
 
@@ -52,16 +55,33 @@ export class PendingShares {
     if (this.sender[account] === 1 && after < this.share) this.reserved++
   }
 
-  /** The accounts changed (added, deleted, moved): the share and the room reserved, afresh. */
-  accountsChanged(): void {
-    let senders = 0
-    for (let i = 0; i < this.accounts.size; i++) {
-      const sends = this.accounts.ownerShard[i] === this.shardIndex && this.accounts.isLive(i) && this.accounts.get(i).payee === null
-      this.sender[i] = sends ? 1 : 0
-      if (sends) senders++
+  /**
+   * The accounts changed (added, deleted, moved): all of them (at start), or those in `changed`.
+   * The share and the room reserved follow.
+   */
+  accountsChanged(changed: readonly number[] | null = null): void {
+    const before = this.share
+    if (changed === null) {
+      this.senders = 0
+      this.sender.fill(0)
+      for (let i = 0; i < this.accounts.size; i++) this.setSender(i)
+    } else {
+      // Their unused shares leave `reserved` as they were; those they have now go in below.
+      for (const i of changed) if (this.sender[i] === 1) this.reserved -= Math.max(0, this.share - this.inFlight(i))
+      for (const i of changed) this.setSender(i)
     }
-    this.share = senders === 0 ? 0 : Math.floor(this.capacity / (2 * senders))
-    this.reserved = 0
-    for (let i = 0; i < this.accounts.size; i++) if (this.sender[i] === 1) this.reserved += Math.max(0, this.share - this.inFlight(i))
+    this.share = this.senders === 0 ? 0 : Math.floor(this.capacity / (2 * this.senders))
+    if (changed === null || this.share !== before) {
+      this.reserved = 0
+      for (let i = 0; i < this.accounts.size; i++) if (this.sender[i] === 1) this.reserved += Math.max(0, this.share - this.inFlight(i))
+      return
+    }
+    for (const i of changed) if (this.sender[i] === 1) this.reserved += Math.max(0, this.share - this.inFlight(i))
+  }
+
+  private setSender(i: number): void {
+    const sends = this.accounts.ownerShard[i] === this.shardIndex && this.accounts.isLive(i) && this.accounts.get(i).payee === null ? 1 : 0
+    this.senders += sends - this.sender[i]
+    this.sender[i] = sends
   }
 }

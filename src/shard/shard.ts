@@ -44,7 +44,7 @@ import {
 } from '../codec/ilp_errors'
 import { readUInt64, writeInt64, writeLength, writeUInt64 } from '../codec/oer'
 import { PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT } from '../codec/peer_protocol'
-import { AccountTable, type AccountSlots } from '../config/account_table'
+import { AccountTable, type AccountChange, type AccountSlots } from '../config/account_table'
 import { assetKeyOf } from '../config/asset'
 import { RoutingTable } from './routing_table'
 import { Exchange, NO_RATE, STALE_RATE, type RateSnapshot } from './exchange'
@@ -202,9 +202,10 @@ export class Shard {
    * applies from the next prepare. A new account starts from its committed records. A deleted
    * one keeps its index, books and prepares in flight: their replies settle as before.
    */
-  applyAccounts(slots: AccountSlots): void {
+  applyAccounts(changes: readonly AccountChange[]): void {
     const known = this.accounts.size
-    for (const i of this.accounts.apply(slots)) {
+    const changed = this.accounts.applyChanges(changes)
+    for (const i of changed) {
       const account = this.accounts.get(i)
       this.accountIds[i] = Buffer.from(account.id, 'utf8')
       this.ildcpData[i] = this.accounts.isLive(i) ? this.ildcpAnswer(account) : null
@@ -216,8 +217,8 @@ export class Shard {
       } else this.books.accountChanged(i)
     }
     this.exchange.accountsChanged()
-    this.shares.accountsChanged()
-    this.settler.checkAll()
+    this.shares.accountsChanged(changed)
+    this.settler.check(changed)
   }
 
   /** New exchange rates from the rate feed; packets never wait for them. */
@@ -267,9 +268,13 @@ export class Shard {
     return table
   }
 
-  /** Swaps in a new routing table (a snapshot from the route manager); packets never wait for it. */
-  setRoutes(entries: [string, number][]): void {
-    this.routes = Shard.routingTable(entries)
+  /**
+   * The routes that changed (account -1: none any more), or with `replace` a whole new table,
+   * from the route manager; taken between batches, so packets never wait for them.
+   */
+  setRoutes(entries: [string, number][], replace: boolean): void {
+    if (replace) this.routes = Shard.routingTable(entries)
+    else for (const [prefix, account] of entries) this.routes.set(prefix, account)
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 // restart of the process would), or stops the node if the shards had not started yet.
 
 import type { MessagePort } from 'node:worker_threads'
-import type { AccountSlots } from '../config/account_table'
+import type { AccountChange, AccountSlots } from '../config/account_table'
 import type { Config } from '../config/schema'
 import type { AdjustmentEntry } from '../store/balance_store'
 import type { RateSnapshot } from './exchange'
@@ -40,12 +40,12 @@ export interface ShardTask {
 /** The main thread to a shard (it wakes the shard after each): snapshots, and requests answered between turns. */
 export interface ToShard {
   requests:
-    | { type: 'accounts'; slots: AccountSlots }
+    | { type: 'accounts'; changes: readonly AccountChange[] }
     | { type: 'adjust'; account: number; amount: bigint; key: string; reason: string }
   answers: { accounts: void; adjust: { entry: AdjustmentEntry; replayed: boolean } }
   notices:
     | { type: 'stop' }
-    | { type: 'routes'; entries: [string, number][] }
+    | { type: 'routes'; entries: [string, number][]; replace: boolean }
     | { type: 'rates'; snapshot: RateSnapshot }
 }
 
@@ -90,9 +90,9 @@ export function runShard({ config, slots, wiring, links, routes, rates, index, c
     let broken: unknown = null
     const port: RequestPort<FromShard, ToShard> = new RequestPort(control, {
       requests: {
-        accounts: ({ slots }) => {
+        accounts: ({ changes }) => {
           try {
-            loop.shard.applyAccounts(slots)
+            loop.shard.applyAccounts(changes)
           } catch (err) {
             broken = err
             port.close('the shard failed')
@@ -103,7 +103,7 @@ export function runShard({ config, slots, wiring, links, routes, rates, index, c
       },
       notices: {
         stop: () => { stop = true },
-        routes: ({ entries }) => loop.shard.setRoutes(entries),
+        routes: ({ entries, replace }) => loop.shard.setRoutes(entries, replace),
         rates: ({ snapshot }) => loop.shard.setRates(snapshot),
       },
     }, 'poll')

@@ -31,3 +31,14 @@ export function readHolds(blocks: SharedArrayBuffer[], accounts: number): { held
   }
   return { held, prepares }
 }
+
+/** One account's holds over every shard's block: what a change of that account reads, not the whole table. */
+export function readHoldsOf(blocks: SharedArrayBuffer[], accounts: number, account: number): { held: bigint; prepares: number } {
+  let held = 0n
+  let prepares = 0
+  for (const sab of blocks) {
+    held += Atomics.load(heldCells(sab, accounts), account)
+    prepares += Atomics.load(prepareCells(sab, accounts), account)
+  }
+  return { held, prepares }
+}

@@ -157,8 +157,36 @@ export function sumCounterRows(blocks: SharedArrayBuffer[], accounts: number): C
   return [...sums.values()]
 }
 
+/** One account's rows over every shard (what GET /admin/accounts/:id shows), without reading the others'. */
+export function sumCounterRowsOf(blocks: SharedArrayBuffer[], accounts: number, account: number): CounterRow[] {
+  const sums: CounterRow[] = []
+  for (const sab of blocks) {
+    for (const r of new CounterReader(sab, accounts).rowsOf(account)) {
+      const sum = sums.find((s) => s.direction === r.direction && s.result === r.result)
+      if (sum === undefined) sums.push({ ...r })
+      else {
+        sum.packets += r.packets
+        sum.amount += r.amount
+      }
+    }
+  }
+  return sums
+}
+
 /** The main thread's side: reads a shard's block when scraped. */
 export class CounterReader extends CounterView {
+  /** The cells of one account that have counted something. */
+  rowsOf(account: number): CounterRow[] {
+    const rows: CounterRow[] = []
+    for (let direction = 0; direction < DIRECTIONS.length; direction++) {
+      for (let result = 0; result < RESULTS.length; result++) {
+        const i = this.cell(account, direction, result)
+        if (this.packets[i] > 0) rows.push({ account, direction, result, packets: this.packets[i], amount: this.amounts[i] })
+      }
+    }
+    return rows
+  }
+
   /** Every cell that has counted something. */
   rows(): CounterRow[] {
     const rows: CounterRow[] = []

@@ -20,10 +20,10 @@ import { showKey, showText, showValue } from '../../display'
 import { INT64_MAX, INT64_MIN } from '../../codec/oer'
 import { bearerMatches, tokenDigest } from '../../io/auth'
 import { parseBtpUrl } from '../../io/btp/btp_dialer'
-import { readHolds } from '../../shared/holds'
+import { readHolds, readHoldsOf } from '../../shared/holds'
 import type { LinkTable } from '../../shared/link_table'
 import type { PeerReach } from '../../shared/peer_reach'
-import { DIRECTIONS, FULFILL, sumCounterRows } from '../../shared/packet_counters'
+import { DIRECTIONS, FULFILL, sumCounterRows, sumCounterRowsOf, type CounterRow } from '../../shared/packet_counters'
 import type { Wiring } from '../../ring/wiring'
 import {
   allBalances, outsideIlpMoves, pageSettlements, pageTransfers, readBalance, settlementLogCounts,
@@ -158,7 +158,7 @@ export class AdminApi {
   }
 
   private accountView(id: string): AdminResponse {
-    const view = this.accountViews().find((a) => a.id === id)
+    const view = this.accountViewOf(id)
     return view === undefined ? answer(refusal('not_found', `no account ${showValue(id)}`, 'id')) : reply(200, view)
   }
 
@@ -167,7 +167,7 @@ export class AdminApi {
     if ('error' in body) return answer(body.error)
     const outcome = await this.s.changes.putAccount(id, body.value)
     if (outcome.status >= 300) return answer(outcome)
-    return reply(outcome.status, this.accountViews().find((a) => a.id === id) ?? outcome.body)
+    return reply(outcome.status, this.accountViewOf(id) ?? outcome.body)
   }
 
   private routeView(prefix: string): AdminResponse {
@@ -322,11 +322,27 @@ export class AdminApi {
   }
 
   private accountViews(): Record<string, unknown>[] {
-    const { accounts, store, links, linkCount } = this.s
+    const { accounts } = this.s
     const wiring = this.s.wiring()
     const holds = readHolds(wiring.holds, accounts.capacity)
     const traffic = this.traffic(wiring)
-    return accounts.accounts.flatMap((a, i) => !accounts.isLive(i) ? [] : [{
+    return accounts.accounts.flatMap((_, i) => !accounts.isLive(i) ? [] : [this.viewOf(i, { held: holds.held[i], prepares: holds.prepares[i] }, traffic === null ? null : traffic[i])])
+  }
+
+  /** One account's view, reading only its own holds and counters: what a PUT answers with, at any number of accounts. */
+  private accountViewOf(id: string): Record<string, unknown> | undefined {
+    const { accounts } = this.s
+    const i = accounts.indexOfLive(id)
+    if (i < 0) return undefined
+    const wiring = this.s.wiring()
+    const traffic = wiring.counters === null ? null : trafficView(sumCounterRowsOf(wiring.counters, accounts.capacity, i))
+    return this.viewOf(i, readHoldsOf(wiring.holds, accounts.capacity, i), traffic)
+  }
+
+  private viewOf(i: number, holds: { held: bigint; prepares: number }, traffic: Record<string, unknown> | null): Record<string, unknown> {
+    const { accounts, store, links, linkCount } = this.s
+    const a = accounts.get(i)
+    return {
       id: a.id,
       relation: a.relation,
       asset: { code: a.assetCode, scale: a.assetScale },
@@ -335,37 +351,43 @@ export class AdminApi {
       spread: a.spread,
       transport: transportView(a),
       balance: readBalance(store, a.id).toString(),
-      held: holds.held[i].toString(),
-      preparesInFlight: holds.prepares[i],
+      held: holds.held.toString(),
+      preparesInFlight: holds.prepares,
       // An HTTP peer is as reachable as its newest request found it (null before the first).
       ...(a.httpUrl !== null ? this.s.reach.view(i) : { connected: a.payee !== null || linkCount[i] > 0 }),
       // Every BTP link over all I/O threads, whichever side opened it.
       links: links.links(i),
       ioThread: links.linkedThread(i),
-      traffic: traffic === null ? null : traffic[i],
-    }])
+      traffic,
+    }
   }
 
   /** Per account and direction: packets fulfilled and rejected, and the amounts; null with metrics off. */
-  private traffic(wiring: Wiring): Record<string, { fulfilled: number; rejected: number; amountFulfilled: string; amountRejected: string }>[] | null {
+  private traffic(wiring: Wiring): Record<string, unknown>[] | null {
     if (wiring.counters === null) return null
     const n = this.s.accounts.capacity
-    const zero = () => ({ fulfilled: 0, rejected: 0, amountFulfilled: 0n, amountRejected: 0n })
-    const sums = Array.from({ length: n }, () => DIRECTIONS.map(zero))
-    for (const r of sumCounterRows(wiring.counters, n)) {
-      const cell = sums[r.account][r.direction]
-      if (r.result === FULFILL) {
-        cell.fulfilled += r.packets
-        cell.amountFulfilled += r.amount
-      } else {
-        cell.rejected += r.packets
-        cell.amountRejected += r.amount
-      }
-    }
-    return sums.map((byDirection) => Object.fromEntries(byDirection.map((c, d) => [DIRECTIONS[d], {
-      fulfilled: c.fulfilled, rejected: c.rejected, amountFulfilled: c.amountFulfilled.toString(), amountRejected: c.amountRejected.toString(),
-    }])))
+    const rows: CounterRow[][] = Array.from({ length: n }, () => [])
+    for (const r of sumCounterRows(wiring.counters, n)) rows[r.account].push(r)
+    return rows.map(trafficView)
   }
+}
+
+/** One account's counter rows as the admin API shows them: per direction, packets and amounts fulfilled and rejected. */
+function trafficView(rows: readonly CounterRow[]): Record<string, unknown> {
+  const cells = DIRECTIONS.map(() => ({ fulfilled: 0, rejected: 0, amountFulfilled: 0n, amountRejected: 0n }))
+  for (const r of rows) {
+    const cell = cells[r.direction]
+    if (r.result === FULFILL) {
+      cell.fulfilled += r.packets
+      cell.amountFulfilled += r.amount
+    } else {
+      cell.rejected += r.packets
+      cell.amountRejected += r.amount
+    }
+  }
+  return Object.fromEntries(cells.map((c, d) => [DIRECTIONS[d], {
+    fulfilled: c.fulfilled, rejected: c.rejected, amountFulfilled: c.amountFulfilled.toString(), amountRejected: c.amountRejected.toString(),
+  }]))
 }
 
 /** An asset's rate, found only among the snapshot's own entries (an asset code may be `constructor`). */

@@ -1,6 +1,7 @@
 // Accounts and routes set through the admin API, kept in LMDB (the `admin` database) over the
 // config file's. The config the node runs is the file with this overlay on top, parsed by the
-// same parseConfig as the file alone, so an API change is validated exactly as the file is.
+// same parseConfig as the file alone at start and on a reload; an API change is checked by the
+// same schema and rules between accounts (control/ops/reconfigure.ts), so it is refused as the file would be.
 //
 //   key "account/<id>"      value { value: <the account's JSON as in the file> | null (deleted), file }
 //   key "route/<prefix>"    value { value: { peerId } | null (deleted), file }
@@ -86,8 +87,11 @@ export function combine(raw: unknown, overlay: Overlay): { raw: unknown; overtak
   if (!isObject(raw)) return { raw, overtaken: [] }
   const overtaken: { kind: 'account' | 'route'; name: string }[] = []
   // No prototype: an id is only ever an account here, whatever it is (`__proto__` set on a plain
-  // object would replace its prototype, and the account would vanish without an error).
-  const accounts: Json = Object.assign(Object.create(null), isObject(raw.accounts) ? raw.accounts : {})
+  // object would replace its prototype, and the account would vanish without an error). With
+  // nothing to set, the file's own object serves: copying 100,000 accounts would cost more than
+  // reading the file.
+  const fileAccounts = isObject(raw.accounts) ? raw.accounts : {}
+  const accounts: Json = overlay.accounts.size === 0 ? fileAccounts : Object.assign(Object.create(null), fileAccounts)
   for (const [id, entry] of overlay.accounts) {
     if (fileAccount(raw, id) !== entry.file) {
       overtaken.push({ kind: 'account', name: id })

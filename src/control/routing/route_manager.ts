@@ -22,16 +22,17 @@ export class RouteManager {
 
   constructor(
     config: Config,
-    accounts: AccountTable,
+    private readonly accountsNow: AccountTable,
     sendControl: ControlSender,
-    private readonly onTable: (entries: [string, number][]) => void,
+    /** The entries that changed (account -1: none), or with `replace` the whole table. */
+    private readonly onTable: (entries: [string, number][], replace: boolean) => void,
     log: Logger,
     /** Configured prefixes set through the admin API. */
     fromAdmin: ReadonlySet<string> = new Set(),
   ) {
-    this.routes = new RouteTable(accounts, config.ilpAddress)
-    this.speaker = new CcpSpeaker(config, { accounts, table: this.routes, sendControl, onLearned: () => this.publish(), log })
-    this.reconfigure(config, accounts.accounts.map((_, i) => i), fromAdmin)
+    this.routes = new RouteTable(accountsNow, config.ilpAddress)
+    this.speaker = new CcpSpeaker(config, { accounts: accountsNow, table: this.routes, sendControl, onLearned: () => this.publish(), log })
+    this.reconfigure(config, null, fromAdmin)
   }
 
   /**
@@ -43,10 +44,10 @@ export class RouteManager {
    *   2. the table drops what it no longer takes and recomputes the touched prefixes;
    *   3. peers hear of the new epochs, and linked accounts new to routing start as on link up.
    */
-  reconfigure(config: Config, changed: readonly number[], fromAdmin: ReadonlySet<string>): void {
-    const { stopped, starting } = this.speaker.reconfigure(config, changed)
+  reconfigure(config: Config, changed: readonly number[] | null, fromAdmin: ReadonlySet<string>): void {
+    const { stopped, starting } = this.speaker.reconfigure(config, changed ?? this.accountsNow.accounts.map((_, i) => i))
     const epoch = this.routes.epoch
-    this.routes.reconfigure(config, fromAdmin, stopped)
+    this.routes.reconfigure(config, fromAdmin, stopped, changed)
     if (this.routes.epoch !== epoch) this.speaker.advertise()
     this.speaker.startExchanges(starting)
     if (this.started) this.publish()
@@ -92,10 +93,16 @@ export class RouteManager {
     return this.speaker.handleBroadcast(account, bytes)
   }
 
-  /** Hands the shards the table if it changed since they last got it. */
+  /**
+   * Hands the shards what changed in the table since they last got it: the whole table the
+   * first time, then only the entries recomputed.
+   */
   private publish(): void {
     if (this.publishedVersion === this.routes.version) return
+    const first = this.publishedVersion < 0
     this.publishedVersion = this.routes.version
-    this.onTable(this.routes.entries())
+    const changes = this.routes.takeChanges()
+    if (first) this.onTable(this.routes.entries(), true)
+    else this.onTable(changes, false)
   }
 }

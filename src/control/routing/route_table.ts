@@ -68,6 +68,10 @@ export class RouteTable {
   private readonly globalPrefix: string
   private ilpAddress: string
   private changes = 0
+  /** The live parent's index, or -1 (the default route goes to it). */
+  private parent = -1
+  /** Prefixes recomputed since the shards last got the changes (takeChanges). */
+  private readonly unpublished = new Set<string>()
 
   /**
    * `secret` keys the HMAC that is the auth of our own routes (random per run unless a test
@@ -95,22 +99,33 @@ export class RouteTable {
   /**
    * The accounts or configured routes changed: local and configured routes are made again from
    * `config` and the account table, and the learned routes of the accounts in `forget` (deleted,
-   * or no longer taught by) are dropped. Every prefix that may have moved is recomputed once,
+   * or no longer taught by) are dropped. With `changed` (the accounts a change touched), only
+   * their own routes and the default route are made again, so a change costs what it changes;
+   * without it (at start), every account's. Every prefix that may have moved is recomputed once,
    * in a fixed order (old local and configured prefixes, forgotten ones, new ones), so the
    * forwarding log gets at most one epoch per prefix.
    */
-  reconfigure(config: TableConfig, fromAdmin: ReadonlySet<string>, forget: readonly number[] = []): void {
-    const touched = new Set<string>([...this.local.keys(), ...this.configured.keys()])
+  reconfigure(config: TableConfig, fromAdmin: ReadonlySet<string>, forget: readonly number[] = [], changed: readonly number[] | null = null): void {
+    const whole = changed === null || config.ilpAddress !== this.ilpAddress
+    const touched = whole ? new Set<string>([...this.local.keys(), ...this.configured.keys()]) : new Set<string>()
     this.ilpAddress = config.ilpAddress
     this.fromAdmin = new Set(fromAdmin)
     for (const account of forget) {
       for (const prefix of this.learned.get(account)?.keys() ?? []) touched.add(prefix)
       this.learned.delete(account)
     }
-    this.configured = new Map()
-    for (const route of config.routes) this.configured.set(route.targetPrefix, this.accounts.indexOfLive(route.peerId))
-    this.local = this.localRoutes()
-    for (const prefix of [...this.local.keys(), ...this.configured.keys()]) touched.add(prefix)
+    const configured = new Map<string, number>()
+    for (const route of config.routes) configured.set(route.targetPrefix, this.accounts.indexOfLive(route.peerId))
+    const moved: string[] = []
+    for (const [prefix, account] of this.configured) if (configured.get(prefix) !== account) moved.push(prefix)
+    for (const [prefix, account] of configured) if (this.configured.get(prefix) !== account) moved.push(prefix)
+    this.configured = configured
+    if (whole) {
+      this.local = this.localRoutes()
+      for (const prefix of [...this.local.keys(), ...this.configured.keys()]) touched.add(prefix)
+    } else {
+      for (const prefix of [...this.localRoutesOf(changed), ...moved]) touched.add(prefix)
+    }
     for (const prefix of touched) this.updatePrefix(prefix)
   }
 
@@ -159,6 +174,20 @@ export class RouteTable {
       if (best !== null && best.nextHop >= 0) entries.push([prefix, best.nextHop])
     }
     return entries
+  }
+
+  /**
+   * The entries recomputed since the last call, each with its account now (-1: no route any
+   * more): what the shards need to follow the table without a copy of all of it.
+   */
+  takeChanges(): [string, number][] {
+    const changes: [string, number][] = []
+    for (const prefix of this.unpublished) {
+      const best = this.best(prefix)
+      changes.push([prefix, best !== null && best.nextHop >= 0 ? best.nextHop : -1])
+    }
+    this.unpublished.clear()
+    return changes
   }
 
   /** The whole table with each route's origin (for GET /admin/routes), by prefix. */
@@ -215,8 +244,8 @@ export class RouteTable {
   private localRoutes(): Map<string, Route> {
     const local = new Map<string, Route>()
     local.set(this.ilpAddress, { nextHop: -1, path: [], auth: this.hmac(this.ilpAddress) })
-    const parent = this.accounts.accounts.findIndex((a, i) => a.relation === 'parent' && this.accounts.isLive(i))
-    if (parent >= 0 && !this.configured.has('')) local.set('', { nextHop: parent, path: [], auth: this.hmac('') })
+    this.parent = this.accounts.accounts.findIndex((a, i) => a.relation === 'parent' && this.accounts.isLive(i))
+    if (this.parent >= 0 && !this.configured.has('')) local.set('', { nextHop: this.parent, path: [], auth: this.hmac('') })
     this.accounts.accounts.forEach((a, i) => {
       if (a.relation === 'child' && this.accounts.isLive(i)) {
         const address = `${this.ilpAddress}.${a.id}`
@@ -224,6 +253,31 @@ export class RouteTable {
       }
     })
     return local
+  }
+
+  /**
+   * The local routes of the accounts in `changed` made again (a child's address; the default
+   * route, if the parent is among them or a configured default route came or went): the
+   * prefixes they touch. The config allows one parent at most.
+   */
+  private localRoutesOf(changed: readonly number[]): string[] {
+    const touched: string[] = []
+    for (const i of changed) {
+      const a = this.accounts.get(i)
+      const address = `${this.ilpAddress}.${a.id}`
+      if (this.local.get(address)?.nextHop === i) this.local.delete(address)
+      if (a.relation === 'child' && this.accounts.isLive(i)) this.local.set(address, { nextHop: i, path: [], auth: this.hmac(address) })
+      touched.push(address)
+      if (a.relation === 'parent' && this.accounts.isLive(i)) this.parent = i
+      else if (this.parent === i) this.parent = -1
+    }
+    const defaultHop = this.parent >= 0 && !this.configured.has('') ? this.parent : -1
+    if ((this.local.get('')?.nextHop ?? -1) !== defaultHop) {
+      if (defaultHop < 0) this.local.delete('')
+      else this.local.set('', { nextHop: defaultHop, path: [], auth: this.hmac('') })
+      touched.push('')
+    }
+    return touched
   }
 
   private acceptable(route: CcpRoute): boolean {
@@ -251,13 +305,12 @@ export class RouteTable {
    */
   private updatePrefix(prefix: string): void {
     this.changes++
+    this.unpublished.add(prefix)
     const best = this.best(prefix)
-    let advertised: Route | null = null
-    if (best !== null) {
-      advertised = { nextHop: best.nextHop, path: [this.ilpAddress, ...best.path], auth: sha256(best.auth) }
-      const ownChild = prefix.startsWith(`${this.ilpAddress}.`) && advertised.path.length === 1
-      if (!prefix.startsWith(this.globalPrefix) || prefix === this.globalPrefix || prefix === '' || ownChild) advertised = null
-    }
+    // Decided before the auth is hashed: a hub's children are most of its prefixes, and none is advertised.
+    const ownChild = best !== null && prefix.startsWith(`${this.ilpAddress}.`) && best.path.length === 0
+    const hidden = best === null || !prefix.startsWith(this.globalPrefix) || prefix === this.globalPrefix || prefix === '' || ownChild
+    const advertised: Route | null = hidden ? null : { nextHop: best.nextHop, path: [this.ilpAddress, ...best.path], auth: sha256(best.auth) }
     const current = this.forwarding.get(prefix)
     // A prefix we never advertised and still do not: nothing for peers to hear.
     if (current === undefined && advertised === null) return

@@ -7,7 +7,7 @@
 //   IO_THREADS=1   MainThreadIo (control/threads/inline_data_plane.ts): the sockets on the main thread
 //   IO_THREADS>1   IoThreads (control/threads/io_threads.ts): a worker thread per I/O thread
 
-import type { AccountSlots } from '../../config/account_table'
+import type { AccountChange } from '../../config/account_table'
 import type { Config } from '../../config/schema'
 import { ringUsedBytes } from '../../ring/ring'
 import { shardCountersBytes } from '../../shared/packet_counters'
@@ -25,12 +25,12 @@ export interface DataPlane {
   restart(reason: string): Promise<void>
   /** Prepares taken and not yet answered, plus the bytes still in rings: zero once idle. */
   inFlight(): number
-  /** A new routing table for every shard (a snapshot; each swaps it in between batches). */
-  setRoutes(entries: [string, number][]): void
+  /** The routes that changed (account -1: none), or with `replace` a whole table, for every shard; each takes them between batches. */
+  setRoutes(entries: [string, number][], replace: boolean): void
   /** New exchange rates for every shard (control/rates/rate_feed.ts), as setRoutes does routes. */
   setRates(snapshot: RateSnapshot): void
   /** Every shard takes the new accounts between two turns; resolves when all have. */
-  applyAccounts(slots: AccountSlots): Promise<void>
+  applyAccounts(changes: readonly AccountChange[]): Promise<void>
   /**
    * An operator's balance adjustment, made by the shard that owns the account (Shard.adjust);
    * rejects with the shard's StorageUnavailableError or AdjustmentOutOfRangeError as thrown.
@@ -50,7 +50,7 @@ export interface IoSide {
   /** Takes connections on the node's port (config.port; 0: a free one) on `wiring`; resolves with the port. */
   listen(wiring: Wiring): Promise<number>
   /** Every I/O thread takes the new accounts and closes the links of those in `relink`. */
-  applyAccounts(slots: AccountSlots, relink: number[]): Promise<void>
+  applyAccounts(changes: readonly AccountChange[], relink: number[]): Promise<void>
   /** Sends a control-plane prepare (CCP) over `account`'s link and resolves with the answer. */
   sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array>
   /** Stops taking connections and prepares (IoFront.drain). */

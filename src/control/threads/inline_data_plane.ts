@@ -6,7 +6,7 @@
 // and one commit. It is never woken through a doorbell, and it has no thread of its own to lose:
 // should it fail, the main thread failed, and the node stops (restart → fatal).
 
-import type { AccountSlots } from '../../config/account_table'
+import { SlotsForNewThreads, type AccountChange } from '../../config/account_table'
 import type { Config } from '../../config/schema'
 import type { IoFront } from '../../io/io_front'
 import type { ShardPort } from '../../io/shard_port'
@@ -26,7 +26,7 @@ export class InlineDataPlane implements DataPlane {
   private scheduled = false
   private ticker: NodeJS.Timeout | null = null
   private stopping = false
-  private slots: AccountSlots
+  private readonly slots: SlotsForNewThreads
   readonly restarts = 0
 
   constructor(
@@ -41,7 +41,7 @@ export class InlineDataPlane implements DataPlane {
     health: SharedArrayBuffer,
   ) {
     this.wiring = createWiring(config, new WakeUps(0, wakeUps === 'native'), shardCounters(config), health)
-    this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
+    this.slots = new SlotsForNewThreads({ accounts: config.accounts, live: config.accounts.map(() => true) })
   }
 
   currentWiring(): Wiring {
@@ -49,7 +49,7 @@ export class InlineDataPlane implements DataPlane {
   }
 
   async start(routes: [string, number][], rates: RateSnapshot): Promise<void> {
-    this.loop = createShardLoop(this.config, this.slots, this.wiring, this.links, 0, this.store, routes, rates, this.log, true)
+    this.loop = createShardLoop(this.config, this.slots.snapshot(), this.wiring, this.links, 0, this.store, routes, rates, this.log, true)
     this.port.attach(this.wiring, () => this.schedule())
     this.ticker = setInterval(() => this.schedule(), PendingTable.TICK_MS)
     this.ticker.unref()
@@ -63,17 +63,17 @@ export class InlineDataPlane implements DataPlane {
     return inFlightOn(this.wiring)
   }
 
-  setRoutes(entries: [string, number][]): void {
-    this.loop?.shard.setRoutes(entries)
+  setRoutes(entries: [string, number][], replace: boolean): void {
+    this.loop?.shard.setRoutes(entries, replace)
   }
 
   setRates(snapshot: RateSnapshot): void {
     this.loop?.shard.setRates(snapshot)
   }
 
-  async applyAccounts(slots: AccountSlots): Promise<void> {
-    this.slots = slots
-    this.loop?.shard.applyAccounts(slots)
+  async applyAccounts(changes: readonly AccountChange[]): Promise<void> {
+    this.slots.apply(changes)
+    this.loop?.shard.applyAccounts(changes)
   }
 
   async adjust(_owner: number, account: number, amount: bigint, key: string, reason: string): Promise<{ entry: AdjustmentEntry; replayed: boolean }> {
@@ -131,8 +131,8 @@ export class MainThreadIo implements IoSide {
     return port
   }
 
-  async applyAccounts(slots: AccountSlots, relink: number[]): Promise<void> {
-    this.front.applyAccounts(slots, relink)
+  async applyAccounts(changes: readonly AccountChange[], relink: number[]): Promise<void> {
+    this.front.applyAccounts(changes, relink)
   }
 
   sendControl(account: number, prepare: Uint8Array, timeoutMs: number): Promise<Uint8Array> {

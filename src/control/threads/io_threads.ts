@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { MessageChannel } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
-import type { AccountSlots } from '../../config/account_table'
+import { configForThreads, SlotsForNewThreads, type AccountChange } from '../../config/account_table'
 import type { Config } from '../../config/schema'
 import { refusalText } from '../../io/ops/admin_errors'
 import type { ControlPlane } from '../../io/io_front'
@@ -39,7 +39,7 @@ export class IoThreads implements IoSide {
   private readonly links: LinkTable
   private stopping = false
   /** The accounts the threads run with; a replaced thread starts with them. */
-  private slots: AccountSlots
+  private readonly slots: SlotsForNewThreads
   /** The node's port, every thread's (chosen at listen). */
   private port = 0
 
@@ -58,16 +58,16 @@ export class IoThreads implements IoSide {
     const n = config.ioThreads
     this.threads = Array.from({ length: n }, () => null)
     this.links = new LinkTable(linksSab, config.maxAccounts, n)
-    this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
+    this.slots = new SlotsForNewThreads({ accounts: config.accounts, live: config.accounts.map(() => true) })
   }
 
   /**
    * Every I/O thread takes the new accounts and closes the links of those in `relink`; resolves
    * when all have (a thread that dies first counts: rule 1).
    */
-  async applyAccounts(slots: AccountSlots, relink: number[]): Promise<void> {
-    this.slots = slots
-    await Promise.all(this.threads.map((thread) => thread?.port.request({ type: 'accounts', slots, relink }).catch((err: unknown) => {
+  async applyAccounts(changes: readonly AccountChange[], relink: number[]): Promise<void> {
+    this.slots.apply(changes)
+    await Promise.all(this.threads.map((thread) => thread?.port.request({ type: 'accounts', changes, relink }).catch((err: unknown) => {
       if (!(err instanceof ThreadGone)) throw err
     })))
   }
@@ -83,7 +83,7 @@ export class IoThreads implements IoSide {
   /** Starts (or replaces) I/O thread `index`; resolves when it listens. */
   private startThread(index: number, wiring: Wiring): Promise<void> {
     const { port1, port2 } = new MessageChannel()
-    const task: IoTask = { config: this.config, slots: this.slots, index, links: this.linksSab, reach: this.reachSab, limits: this.limitsSab, counters: this.countersSab, wiring, port: this.port, control: port2 }
+    const task: IoTask = { config: configForThreads(this.config), slots: this.slots.snapshot(), index, links: this.linksSab, reach: this.reachSab, limits: this.limitsSab, counters: this.countersSab, wiring, port: this.port, control: port2 }
     const done = this.pool!.run(task, { transferList: [port2] })
     let listening: () => void = () => {}
     const linked = new Set<number>()

@@ -17,7 +17,7 @@ import { MessageChannel } from 'node:worker_threads'
 import type Piscina from 'piscina'
 import { threadPerTaskPool } from './thread_pool'
 import { ShardLogs } from './shard_logs'
-import { shardOfAccount, type AccountSlots } from '../../config/account_table'
+import { configForThreads, shardOfAccount, SlotsForNewThreads, type AccountChange } from '../../config/account_table'
 import type { Config } from '../../config/schema'
 import { errorFields, errorLine, type Logger } from '../../log'
 import { Doorbell, WakeUps } from '../../ring/doorbell'
@@ -52,10 +52,11 @@ export class ThreadedDataPlane implements DataPlane {
   private restartDone: Promise<void> = Promise.resolve()
   /** A restart failed: the node is stopping itself, and nothing more is asked of the shards. */
   private restartFailed = false
-  private routes: [string, number][] = []
+  /** The routing table as the shards have it (prefix → account; -1: none), for shards started later. */
+  private readonly routes = new Map<string, number>()
   private rates!: RateSnapshot
   /** The accounts the shards run with (control/ops/reconfigure.ts changes them while they run). */
-  private slots: AccountSlots
+  private readonly slots: SlotsForNewThreads
   private incarnation = 0
   /** The first start completed (later deaths restart the shards; earlier ones stop the node). */
   private started = false
@@ -82,7 +83,7 @@ export class ThreadedDataPlane implements DataPlane {
     this.logs = new ShardLogs(config.shards)
     this.health = new StorageHealth(health)
     this.wiring = createWiring(config, this.wakeUps, this.counters, health)
-    this.slots = { accounts: config.accounts, live: config.accounts.map(() => true) }
+    this.slots = new SlotsForNewThreads({ accounts: config.accounts, live: config.accounts.map(() => true) })
   }
 
   /** The rings of the current shards (the I/O threads start on them). */
@@ -91,9 +92,9 @@ export class ThreadedDataPlane implements DataPlane {
   }
 
   async start(routes: [string, number][], rates: RateSnapshot): Promise<void> {
-    this.routes = routes
+    for (const [prefix, account] of routes) this.routes.set(prefix, account)
     this.rates = rates
-    await this.startWorkers(routes)
+    await this.startWorkers([...this.routes])
     this.io.attach(this.wiring)
   }
 
@@ -106,7 +107,7 @@ export class ThreadedDataPlane implements DataPlane {
     const ready: Promise<void>[] = []
     for (let index = 0; index < n; index++) {
       const { port1, port2 } = new MessageChannel()
-      const task: ShardTask = { config: this.config, slots: this.slots, wiring: this.wiring, links: this.links, routes, rates: this.rates, index, control: port2, logRing: this.logs.rings[index] }
+      const task: ShardTask = { config: configForThreads(this.config), slots: this.slots.snapshot(), wiring: this.wiring, links: this.links, routes, rates: this.rates, index, control: port2, logRing: this.logs.rings[index] }
       const done = pool.run(task, { transferList: [port2] })
       ready.push(new Promise((resolve, reject) => {
         this.tasks.push({ done, port: new RequestPort<ToShard, FromShard>(port1, { requests: {}, notices: { ready: () => resolve() } }, 'events') })
@@ -156,7 +157,7 @@ export class ThreadedDataPlane implements DataPlane {
       await this.recoverForRestart(delayMs)
       if (this.stopping) return
       this.wiring = createWiring(this.config, this.wakeUps, this.counters, this.wiring.health)
-      await this.startWorkers(this.routes)
+      await this.startWorkers([...this.routes])
       this.io.attach(this.wiring)
       this.health.shardsUp()
       this.log.info('shards restarted', { restart: this.restarts })
@@ -218,10 +219,14 @@ export class ThreadedDataPlane implements DataPlane {
     return inFlightOn(this.wiring)
   }
 
-  /** Hands every shard a new routing table (a snapshot; each swaps it in between batches). */
-  setRoutes(entries: [string, number][]): void {
-    this.routes = entries
-    this.toEveryShard(() => this.setRoutes(this.routes), { type: 'routes', entries })
+  /**
+   * Hands every shard the routes that changed (or with `replace` the whole table); each takes
+   * them between batches. After a restart the shards get the whole table again.
+   */
+  setRoutes(entries: [string, number][], replace: boolean): void {
+    if (replace) this.routes.clear()
+    for (const [prefix, account] of entries) this.routes.set(prefix, account)
+    this.toEveryShard(() => this.setRoutes([...this.routes], true), { type: 'routes', entries, replace })
   }
 
   /** Hands every shard new exchange rates (control/rates/rate_feed.ts), as setRoutes does routes. */
@@ -244,12 +249,13 @@ export class ThreadedDataPlane implements DataPlane {
    * Every shard takes the new accounts between two of its turns; resolves when all have (a
    * prepare after that sees them). Shards started later start with them.
    */
-  async applyAccounts(slots: AccountSlots): Promise<void> {
-    this.slots = slots
-    // As for routes: shards that started during this call get the newest accounts once they run.
-    if (this.restartingNow) return this.restartDone.then(() => this.applyAccounts(this.slots))
+  async applyAccounts(changes: readonly AccountChange[]): Promise<void> {
+    this.slots.apply(changes)
+    // As for routes: shards that started during this call get every slot once they run (those
+    // they have already change nothing).
+    if (this.restartingNow) return this.restartDone.then(() => this.applyAccounts(this.slots.everySlot()))
     if (this.restartFailed || this.stopping) return
-    await Promise.all(this.tasks.map((_, shard) => this.request(shard, { type: 'accounts', slots }).catch((err: unknown) => {
+    await Promise.all(this.tasks.map((_, shard) => this.request(shard, { type: 'accounts', changes }).catch((err: unknown) => {
       if (!(err instanceof ThreadGone)) throw err // rule 1: a shard that is gone counts as applied
     })))
   }

@@ -136,9 +136,14 @@ export class Settler {
     for (const entry of readSendingSettlements(this.store)) if (entry.account === id) this.track(i, entry, 0)
   }
 
-  /** Every owned account is looked at in the next settle() (at start, after an account change). */
+  /** Every owned account is looked at in the next settle() (at start). */
   checkAll(): void {
     for (let i = 0; i < this.accounts.size; i++) if (this.accounts.ownerShard[i] === this.shardIndex) this.toCheck.add(i)
+  }
+
+  /** The owned ones of these accounts are looked at in the next settle(): a change settles only the accounts it changed. */
+  check(accounts: readonly number[]): void {
+    for (const i of accounts) if (this.accounts.ownerShard[i] === this.shardIndex) this.toCheck.add(i)
   }
 
   /**
