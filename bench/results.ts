@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { layoutName, type Machine, type Run } from './runner'
+import { accountsMarkdown, accountsSummary, type AccountsResult } from './sections/accounts'
 import { exchangeCostMarkdown, exchangeSummary, type ExchangeCost } from './sections/exchange'
 import { gridSummary, layoutGridMarkdown, type LayoutGrid } from './sections/grid'
 import { httpMarkdown, httpVsReferenceMarkdown, type HttpRun } from './sections/http'
@@ -25,6 +26,7 @@ export interface Results {
   micro?: MicroResults
   metricsCost?: MetricsCost
   exchangeCost?: ExchangeCost
+  accounts?: AccountsResult
 }
 
 /** How the run was made, as the report's file names and header say it. */
@@ -51,6 +53,7 @@ function markdown(date: string, info: RunInfo, r: Results): string {
     ...(r.micro ? microMarkdown(r.micro) : []),
     ...(r.metricsCost ? metricsCostMarkdown(r.metricsCost) : []),
     ...(r.exchangeCost ? exchangeCostMarkdown(r.exchangeCost) : []),
+    ...(r.accounts ? accountsMarkdown(r.accounts) : []),
     ...targetsMarkdown(r),
   ].join('\n')
 }
@@ -66,6 +69,7 @@ export function summary(r: Results): string[] {
     ...(r.micro ? microSummary(r.micro) : []),
     ...(r.metricsCost ? metricsSummary(r.metricsCost) : []),
     ...(r.exchangeCost ? exchangeSummary(r.exchangeCost) : []),
+    ...(r.accounts ? accountsSummary(r.accounts) : []),
     ...targetsMarkdown(r),
   ]
 }

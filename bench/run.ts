@@ -7,16 +7,17 @@
 //
 //   1. side      this node, ilp-connector@23 and a bare uWebSockets.js relay, W = 1 … 1000
 //   2. grid      the node's layouts IO_THREADS × SHARDS, per-thread CPU and a projection on more cores
-//   3. http      ILP over HTTP against ilp-connector with ilp-plugin-http
+//   3. http      ILP over HTTP against ilp-connector with ilp-plugin-http and a bare HTTP relay
 //   4. payee     PSK2 payments to a payee of the node, and SPSP queries
 //   5. shop      a paid route against the same route free
 //   6. micro     codecs, routing, hashing, the ring, PSK2, wake-ups between threads
 //   7. metrics   forwarding with the /metrics counters on and off
 //   8. exchange  forwarding across assets with a rate and a spread, against within one asset
+//   9. accounts  start, RSS and one account change with 1,000, 10,000 and 100,000 accounts
 //
 // Writes bench/results/<date>.json and .md, and SVG charts beside them (also copied to
-// bench/results/latest*.{md,svg}). `--quick` shortens every run (under 2 minutes in all).
-// `--only grid` (or side, http, payee, shop, micro, metrics, exchange; several with commas) runs
+// bench/results/latest*.{md,svg}). `--quick` shortens every run.
+// `--only grid` (or side, http, payee, shop, micro, metrics, exchange, accounts; several with commas) runs
 // only those sections. The grid: `--grid 1x0,2x2` (layouts), `--senders N` (N senders paying N
 // receivers), `--window W` (prepares outstanding over all senders), `--rounds N` (each layout N
 // times, alternating the order); `--gen-procs N` spreads the
@@ -38,8 +39,9 @@ import { micro } from './sections/micro'
 import { payPayee } from './sections/payee'
 import { shopRoutes } from './sections/shop'
 import { sideBySide } from './sections/side'
+import { runAccounts } from './sections/accounts'
 
-const SECTIONS = ['side', 'grid', 'http', 'payee', 'shop', 'micro', 'metrics', 'exchange'] as const
+const SECTIONS = ['side', 'grid', 'http', 'payee', 'shop', 'micro', 'metrics', 'exchange', 'accounts'] as const
 type Section = (typeof SECTIONS)[number]
 
 /** What the command line asked for. */
@@ -71,6 +73,7 @@ async function runSections(ctx: Context): Promise<Results> {
   if (flags.sections.has('micro')) r.micro = await micro(flags.quick)
   if (flags.sections.has('metrics')) r.metricsCost = await metricsCost(plan, nodeDefault)
   if (flags.sections.has('exchange')) r.exchangeCost = await exchangeCost(plan, nodeDefault)
+  if (flags.sections.has('accounts')) r.accounts = await runAccounts(flags.quick)
   return r
 }
 

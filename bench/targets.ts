@@ -1,6 +1,6 @@
 // The project's performance targets, each read from the run's own figures: the generator's cost
 // beside the node's, ILP over HTTP against BTP's cost, ilp-connector and the bare HTTP relay, the
-// BTP ratio, and what one account change costs in a big book. A target whose section did not run
+// BTP ratio, and what one account change and a start cost in a big book. A target whose section did not run
 // is left out; a section that ran without the figure it needs says so.
 
 import type { Results } from './results'
@@ -62,8 +62,23 @@ function httpTargets(r: Results): TargetCheck[] {
   ]
 }
 
+/** The book the change targets are stated at. */
+const BIG_BOOK = 100_000
+
+function accountsTargets(r: Results): TargetCheck[] {
+  if (r.accounts === undefined) return []
+  const row = r.accounts.rows.find((x) => x.accounts === BIG_BOOK)
+  return [
+    check(`One PUT /admin/accounts/:id at ${fmtCount(BIG_BOOK)} accounts ≤ 20 ms`, row === undefined ? undefined : Math.max(row.putAddMs, row.putUpdateMs),
+      (v) => `${v.toFixed(1)} ms (the slower of adding and updating)`, (v) => v <= 20),
+    check(`Start at ${fmtCount(BIG_BOOK)} accounts ≤ 5 s`, row?.startMs, (v) => `${(v / 1000).toFixed(1)} s`, (v) => v <= 5000),
+  ]
+}
+
+const fmtCount = (n: number) => n.toLocaleString('en-US')
+
 export function targetChecks(r: Results): TargetCheck[] {
-  return [...btpTargets(r), ...httpTargets(r)]
+  return [...btpTargets(r), ...httpTargets(r), ...accountsTargets(r)]
 }
 
 export function targetsMarkdown(r: Results): string[] {

@@ -1,4 +1,4 @@
-// Changes at scale (issue 24): what a hub with many accounts pays to start, and to change one
+// Section 9, changes at scale: what a hub with many accounts pays to start, and to change one
 // account while it runs. For 1,000, 10,000 and 100,000 child accounts, a node process (the same
 // entry point as `npm start`, in the machine's default layout) is started on a fresh data
 // directory and measured for:
@@ -9,13 +9,14 @@
 //   - one balance adjustment (POST /admin/accounts/:id/adjust) and one GET /admin/accounts/:id (medians);
 //   - one reload (POST /admin/reload, as SIGHUP) after the file gained one account (median).
 // A change should cost what it changes: the figures at 100,000 should be those at 1,000.
-// Runs alone with `node dist/bench/accounts.js [--quick]`; every wait is bounded.
+// `--only accounts` runs it; alone, `node dist/bench/sections/accounts.js [--quick] [--sizes 1000,100000]`; every wait is bounded.
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fmt, markdownTable } from './report'
+import { fmt, markdownTable } from '../report'
+import { log } from '../runner'
 
 const ADMIN_TOKEN = 'accounts-bench-admin-token'
 /** A node with 100,000 accounts starts in seconds; beyond this it counts as failed. */
@@ -63,7 +64,7 @@ async function startNode(accounts: number): Promise<NodeUnderTest & { startMs: n
   const file = configOf(accounts)
   writeFileSync(configPath, JSON.stringify(file))
   const started = performance.now()
-  const proc = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js')], {
+  const proc = spawn(process.execPath, [join(__dirname, '..', '..', 'src', 'main.js')], {
     env: { ...process.env, CONFIG: configPath, DATA_DIR: join(dir, 'data'), PORT: '0', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -164,14 +165,24 @@ async function stopNode(node: NodeUnderTest): Promise<void> {
 
 /** Every size, smallest first; quick mode repeats each change 3 times instead of 7. */
 export async function runAccounts(quick: boolean, sizes: readonly number[] = [1_000, 10_000, 100_000]): Promise<AccountsResult> {
+  log(`\n9. Changes at scale: start, RSS and one change with ${sizes.map((n) => fmt(n)).join(', ')} accounts\n`)
   const repetitions = quick ? 3 : 7
   const rows: AccountsRow[] = []
-  for (const accounts of sizes) rows.push(await measure(accounts, repetitions))
+  for (const accounts of sizes) {
+    log(`  ${fmt(accounts)} accounts … `)
+    rows.push(await measure(accounts, repetitions))
+    log(`${describeRow(rows[rows.length - 1])}\n`)
+  }
   return { rows, repetitions }
 }
 
-export function accountsSummary(r: AccountsResult): string {
-  return r.rows.map((row) => `${row.accounts} accounts: start ${fmt(row.startMs)} ms, RSS ${fmt(row.rssMiB)} MiB, PUT ${fmt(row.putAddMs, 1)} ms (update ${fmt(row.putUpdateMs, 1)}), DELETE ${fmt(row.deleteMs, 1)} ms, adjust ${fmt(row.adjustMs, 1)} ms, GET one ${fmt(row.getOneMs, 1)} ms, reload +1 ${fmt(row.reloadMs, 1)} ms`).join('\n')
+function describeRow(row: AccountsRow): string {
+  return `start ${fmt(row.startMs)} ms, RSS ${fmt(row.rssMiB)} MiB, PUT ${fmt(row.putAddMs, 1)} ms (update ${fmt(row.putUpdateMs, 1)}), DELETE ${fmt(row.deleteMs, 1)} ms, ` +
+    `adjust ${fmt(row.adjustMs, 1)} ms, GET one ${fmt(row.getOneMs, 1)} ms, reload +1 ${fmt(row.reloadMs, 1)} ms`
+}
+
+export function accountsSummary(r: AccountsResult): string[] {
+  return ['### Changes at scale', '', ...r.rows.map((row) => `${fmt(row.accounts)} accounts: ${describeRow(row)}`), '']
 }
 
 export function accountsMarkdown(r: AccountsResult): string[] {
@@ -191,7 +202,6 @@ if (require.main === module) {
   const sizesArg = process.argv.indexOf('--sizes')
   const sizes = sizesArg < 0 ? undefined : process.argv[sizesArg + 1].split(',').map(Number)
   runAccounts(quick, sizes).then((r) => {
-    console.log(accountsSummary(r))
     console.log(accountsMarkdown(r).join('\n'))
   }, (err: Error) => {
     console.error(err)
