@@ -190,7 +190,7 @@ function toPayee(id: string, p: z.output<typeof Payee>, shared: { assetCode: str
     asset = { assetCode: p.assetCode, assetScale: p.assetScale }
   }
   return Object.freeze({
-    id, relation: 'child', ...asset!, btpToken: null, btpUrl: null, httpIncomingToken: null, httpUrl: null, httpOutgoingToken: null,
+    id, relation: 'child', ...asset!, btpToken: null, btpUrl: null, httpIncomingToken: null, httpUrl: null, httpOutgoingToken: null, httpPipelining: 1,
     balanceMinimum: INT64_MIN, balanceMaximum: INT64_MAX, settleThreshold: null, settleTo: 0n, settlement: null, spread: null,
     maxPacketAmount: p.maxPacketAmount ?? UINT64_MAX, sendRoutes: false, receiveRoutes: false, routeProtocol: 'ccp',
     payee: Object.freeze({ secret: p.secret ?? null, name: p.name ?? null, imageUrl: p.imageUrl ?? null, shop: false }),

@@ -85,6 +85,7 @@ const AccountFields = object({
     incomingToken: text.optional().describe('Incoming ILP-over-HTTP: the bearer token the peer presents'),
     url: url(httpUrl, 'must be an http:// or https:// URL', isNotUrl).optional().describe('Outgoing ILP-over-HTTP: where prepares are POSTed'),
     outgoingToken: text.optional().describe('The bearer token sent with them'),
+    pipelining: int(1, 64).default(1).describe('Prepares one connection to the peer may carry at once (HTTP/1.1 pipelining, RFC 9112 §9.3.2); 1: none. Only for a peer that answers pipelined requests in order, as node:http does (uWebSockets.js, this node\'s own server, does not)'),
   }, 'must be an object like { "incomingToken": "...", "url": "...", "outgoingToken": "..." }').optional(),
   balance: object({
     minimum: amount(INT64_MIN, INT64_MAX).optional().describe('Lowest balance; positive: the peer owes this node (ilp-connector\'s sign); default: none'),
@@ -290,6 +291,7 @@ function toAccount(a: z.output<typeof AccountFields>, ctx: z.core.$RefinementCtx
   const settleThreshold = balance?.settleThreshold ?? null
   const settleTo = balance?.settleTo ?? 0n
   if (http?.url !== undefined && http.outgoingToken === undefined) return refuse(['http', 'outgoingToken'], 'is required with http.url')
+  if (http !== undefined && http.pipelining > 1 && http.url === undefined) return refuse(['http', 'pipelining'], 'is for the node\'s requests to the peer: it needs http.url')
   if (btp?.url !== undefined && http?.url !== undefined) return refuse([], 'has both btp.url and http.url; an account sends its prepares over one transport')
   if (minimum > maximum) return refuse(['balance'], 'minimum is greater than maximum')
   if (balance?.settleTo !== undefined && settleThreshold === null) return refuse(['balance', 'settleTo'], 'needs balance.settleThreshold')
@@ -299,7 +301,7 @@ function toAccount(a: z.output<typeof AccountFields>, ctx: z.core.$RefinementCtx
   if (settleThreshold !== null && settlement === undefined) return refuse(['balance', 'settleThreshold'], 'needs a settlement engine: "settlement": { "engine": "btp-transfer" }')
   return {
     id: '', relation: a.relation, assetCode: a.assetCode, assetScale: a.assetScale, btpToken: btp?.token ?? null, btpUrl: btp?.url ?? null,
-    httpIncomingToken: http?.incomingToken ?? null, httpUrl: http?.url ?? null, httpOutgoingToken: http?.outgoingToken ?? null,
+    httpIncomingToken: http?.incomingToken ?? null, httpUrl: http?.url ?? null, httpOutgoingToken: http?.outgoingToken ?? null, httpPipelining: http?.pipelining ?? 1,
     balanceMinimum: minimum, balanceMaximum: maximum, settleThreshold, settleTo, settlement: settlement === undefined ? null : Object.freeze(settlement) as SettlementConfig,
     spread: a.spread ?? null, maxPacketAmount: a.maxPacketAmount ?? UINT64_MAX, sendRoutes: a.sendRoutes ?? null, receiveRoutes: a.receiveRoutes ?? null, routeProtocol: a.routeProtocol, payee: null as PayeeConfig | null,
   }

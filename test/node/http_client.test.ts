@@ -4,7 +4,9 @@
 // Method: alice (ilp-plugin-btp) pays dave, an ILP-over-HTTP peer played by a node:http server
 // that picks its behaviour from the prepare's destination. After each step the admin API's
 // balances of alice and dave must have moved by exactly the fulfilled amounts, in opposite
-// directions, and dave must have fulfilled exactly the prepares alice saw fulfilled. Runs in the
+// directions, and dave must have fulfilled exactly the prepares alice saw fulfilled. erin is a
+// second account at dave's URL with `http.pipelining`: node:http takes pipelined requests, so the
+// node may send several of erin's prepares on one connection at once. Runs in the
 // layout the run sets (SHARDS=0 as is; IO_THREADS=2 SHARDS=2 in the second pass).
 
 import assert from 'node:assert/strict'
@@ -25,6 +27,9 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
   /** Amounts dave fulfilled, and every prepare he saw. */
   let daveFulfilled = 0n
   let daveSaw = 0
+  /** Requests each of dave's connections holds unanswered, and the most any held at once. */
+  const openOnSocket = new Map<object, number>()
+  let mostOnOneSocket = 0
   const { fulfillment, condition } = fulfillmentPair()
 
   /** dave's behaviour by the destination's last segment: ok, fail (503), close, late (fulfills after `late` ms). */
@@ -64,6 +69,10 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
   before(async () => {
     dir = tempDir()
     dave = createServer((req, res) => {
+      const socket = req.socket
+      openOnSocket.set(socket, (openOnSocket.get(socket) ?? 0) + 1)
+      mostOnOneSocket = Math.max(mostOnOneSocket, openOnSocket.get(socket)!)
+      res.once('close', () => openOnSocket.set(socket, openOnSocket.get(socket)! - 1))
       const parts: Buffer[] = []
       req.on('data', (c: Buffer) => parts.push(c))
       req.on('end', () => answer(Buffer.concat(parts), res))
@@ -75,7 +84,9 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
       balance: { minimum: '-1000000000', maximum: '1000000000' },
       http: { url: `http://127.0.0.1:${(dave.address() as AddressInfo).port}/ilp`, outgoingToken: 'node-to-dave' },
     }
-    json.routes = [...(json.routes as unknown[]), { targetPrefix: `${NODE_ADDRESS}.dave`, peerId: 'dave' }]
+    const accounts = json.accounts as Record<string, { http: Record<string, unknown> }>
+    accounts.erin = { ...accounts.dave, http: { ...accounts.dave.http, outgoingToken: 'node-to-erin', pipelining: 4 } }
+    json.routes = [...(json.routes as unknown[]), { targetPrefix: `${NODE_ADDRESS}.dave`, peerId: 'dave' }, { targetPrefix: `${NODE_ADDRESS}.erin`, peerId: 'erin' }]
     node = await startTestNode(0, dir, json)
     alice = await connectPlugin(node.port, 'alice', 'alice-token')
   })
@@ -138,5 +149,21 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
     })
     assert.equal(fulfilled, sent)
     await assertBooks(start, fulfilled)
+  })
+
+  it('an account with http.pipelining: several prepares on one connection at once, each answered once, the books agree', async () => {
+    const start = { alice: await balance('alice'), erin: await balance('erin'), daveFulfilled }
+    mostOnOneSocket = 0
+    // More prepares at once than the 32 connections the node opens to an origin.
+    const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => alice.sendData(prepare({
+      destination: `${NODE_ADDRESS}.erin.ok`, amount: String(i + 1), executionCondition: condition, expiresAt: new Date(Date.now() + 10_000),
+    }))))
+    assert.ok(replies.every((r) => r[0] === IlpPacket.Type.TYPE_ILP_FULFILL))
+    const sum = BigInt((200 * 201) / 2)
+    assert.equal(daveFulfilled - start.daveFulfilled, sum)
+    assert.equal((await balance('alice')) - start.alice, sum)
+    assert.equal((await balance('erin')) - start.erin, -sum)
+    assert.ok(mostOnOneSocket > 1, `no connection carried more than ${mostOnOneSocket} request at once`)
+    assert.ok(mostOnOneSocket <= 4, `a connection carried ${mostOnOneSocket} requests at once, more than http.pipelining`)
   })
 })

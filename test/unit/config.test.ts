@@ -229,6 +229,8 @@ describe('configuration', () => {
     ['limits that are not an object', { ...testConfigJson(), limits: 5 }, /limits: must be an object/],
     ['an unknown btp field', withAccount({ btp: { token: 't', urll: 'x' } }), /accounts\.alice\.btp\.urll: .*did you mean "url"\?/],
     ['an unknown http field', withAccount({ http: { incomingToken: 't', outgoingTokn: 'x' } }), /accounts\.alice\.http\.outgoingTokn: .*"outgoingToken"/],
+    ['pipelining without an outgoing URL', withAccount({ http: { incomingToken: 't', pipelining: 4 } }), /accounts\.alice\.http\.pipelining: is for the node's requests to the peer: it needs http\.url/],
+    ['pipelining past 64', withAccount({ btp: undefined, http: { url: 'http://127.0.0.1:1/', outgoingToken: 't', pipelining: 65 } }), /accounts\.alice\.http\.pipelining: must be an integer from 1 to 64/],
     ['an unknown balance field', withAccount({ balance: { maximum: '5', maxium: '6' } }), /accounts\.alice\.balance\.maxium: .*did you mean "maximum"\?/],
     ['a settlement threshold without an engine', withAccount({ balance: { settleThreshold: '-5' } }), /accounts\.alice\.balance\.settleThreshold: needs a settlement engine/],
     ['settleTo without a threshold', withAccount({ balance: { settleTo: '0' } }), /accounts\.alice\.balance\.settleTo: needs balance\.settleThreshold/],
@@ -266,6 +268,14 @@ describe('configuration', () => {
       assert.throws(() => parseConfig(json, {}, MACHINE), (err: unknown) => err instanceof ConfigError && message.test(err.message))
     })
   }
+
+  it('reads http.pipelining, 1 (none) unless set', () => {
+    const http = (pipelining?: number) => withAccount({ btp: undefined, http: { url: 'http://127.0.0.1:1/', outgoingToken: 't', pipelining } })
+    const alice = (json: Record<string, unknown>) => parseConfig(json, {}, MACHINE).accounts.find((a) => a.id === 'alice')!
+    assert.equal(alice(http()).httpPipelining, 1)
+    assert.equal(alice(http(8)).httpPipelining, 8)
+    assert.equal(alice(testConfigJson()).httpPipelining, 1)
+  })
 })
 
 describe('routing table', () => {

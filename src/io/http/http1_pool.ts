@@ -8,7 +8,7 @@
 //      that can take it, new or freed);
 //   3. else, with pipelining, the least busy connection under `pipelining` requests outstanding.
 //
-// Pipelining (RFC 9112 §9.3.2) is off unless the owner says the peer takes it (`pipelining` > 1):
+// Pipelining (RFC 9112 §9.3.2) is off unless the account says the peer takes it (`http.pipelining`):
 // it cannot be detected safely, and a peer that cannot take it may drop or abort requests it has
 // already acted on (uWebSockets.js aborts a second request on a connection while the first is
 // unanswered). Limits: connections per origin, requests waiting (`queuedMax`; more are refused),

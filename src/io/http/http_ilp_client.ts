@@ -36,14 +36,6 @@ interface Endpoint {
   head: Buffer
 }
 
-export interface IlpHttpClientOptions {
-  /**
-   * Requests a peer's origin takes outstanding on one connection (HTTP/1.1 pipelining); 1, the
-   * default, for none. Only for peers known to take it (http1_pool.ts says why).
-   */
-  pipelining?: (origin: string) => number
-}
-
 /** Connections kept open per origin. */
 const CONNECTIONS_PER_ORIGIN = 32
 /**
@@ -78,7 +70,6 @@ export class IlpHttpClient {
     readonly shards: ShardPort,
     readonly reach: PeerReach,
     private readonly log: Logger,
-    private readonly options: IlpHttpClientOptions = {},
   ) {
     this.endpoints = accounts.accounts.map((_, i) => this.endpoint(i))
     this.lateAnswers = new LogOncePer(log, 'info', 60_000)
@@ -90,27 +81,29 @@ export class IlpHttpClient {
     const url = new URL(a.httpUrl)
     const path = `${url.pathname}${url.search}`
     const authorization = `Bearer ${a.httpOutgoingToken ?? ''}`
-    if (url.protocol === 'https:') return { url: a.httpUrl, http1: null, undici: this.undiciPool(url), path, authorization, head: Buffer.alloc(0) }
+    if (url.protocol === 'https:') return { url: a.httpUrl, http1: null, undici: this.undiciPool(url, a.httpPipelining), path, authorization, head: Buffer.alloc(0) }
     const head = Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: ${authorization}\r\n` +
       `Content-Type: application/octet-stream\r\nAccept: application/octet-stream\r\nILP-Peer-Name: ${this.config.ilpAddress}\r\nContent-Length: `, 'latin1')
-    return { url: a.httpUrl, http1: this.http1Pool(url), undici: null, path, authorization, head }
+    return { url: a.httpUrl, http1: this.http1Pool(url, a.httpPipelining), undici: null, path, authorization, head }
   }
 
-  private http1Pool(url: URL): Http1Pool {
-    let pool = this.http1Pools.get(url.origin)
+  /** The pool for an origin, one per pipelining depth (accounts at one origin may set different ones). */
+  private http1Pool(url: URL, pipelining: number): Http1Pool {
+    const key = `${url.origin} ${pipelining}`
+    let pool = this.http1Pools.get(key)
     if (pool !== undefined) return pool
     pool = new Http1Pool({
       // URL.hostname keeps an IPv6 address in brackets; the socket wants it bare.
       host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: url.port === '' ? 80 : Number(url.port),
       connectionsMax: CONNECTIONS_PER_ORIGIN,
-      pipelining: Math.max(1, this.options.pipelining?.(url.origin) ?? 1),
+      pipelining,
       queuedMax: QUEUED_PER_ORIGIN_MAX,
       bodyBytesMax: this.config.maxHttpBodyBytes,
       idleMs: IDLE_MS,
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
     })
-    this.http1Pools.set(url.origin, pool)
+    this.http1Pools.set(key, pool)
     if (this.sweepTimer === null) {
       this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS)
       this.sweepTimer.unref()
@@ -118,18 +111,19 @@ export class IlpHttpClient {
     return pool
   }
 
-  private undiciPool(url: URL): Pool {
-    let pool = this.undiciPools.get(url.origin)
+  private undiciPool(url: URL, pipelining: number): Pool {
+    const key = `${url.origin} ${pipelining}`
+    let pool = this.undiciPools.get(key)
     if (pool === undefined) {
       pool = new Pool(url.origin, {
         connections: CONNECTIONS_PER_ORIGIN,
-        pipelining: 1,
+        pipelining,
         keepAliveTimeout: IDLE_MS,
         headersTimeout: this.config.maxHoldTimeMs,
         bodyTimeout: this.config.maxHoldTimeMs,
         maxResponseSize: this.config.maxHttpBodyBytes,
       })
-      this.undiciPools.set(url.origin, pool)
+      this.undiciPools.set(key, pool)
     }
     return pool
   }
