@@ -10,7 +10,7 @@
 
 import type { HttpResponse } from 'uWebSockets.js'
 import { loadUws } from '../src/io/uws'
-import { Http1Pool } from '../src/io/http/http1_pool'
+import { Http1Pool, requestBytes } from '../src/io/http/http1_pool'
 import type { Http1Request } from '../src/io/http/http1_connection'
 
 const port = Number(process.env.PORT ?? 0)
@@ -50,12 +50,7 @@ class Relayed implements Http1Request {
 }
 
 function relay(res: HttpResponse, body: Buffer): void {
-  const length = `${body.length}\r\n\r\n`
-  const bytes = Buffer.allocUnsafe(head.length + length.length + body.length)
-  head.copy(bytes, 0)
-  bytes.write(length, head.length, 'latin1')
-  body.copy(bytes, head.length + length.length)
-  const request = new Relayed(res, bytes)
+  const request = new Relayed(res, requestBytes(head, body))
   res.onAborted(() => { request.aborted = true })
   if (!pool.send(request)) return void res.cork(() => { res.writeStatus('503 Service Unavailable').end() })
   pool.dispatch()

@@ -39,39 +39,40 @@ export interface RunInfo {
   stamp: string
 }
 
+/** A section's parts of the report and of the console summary, read from its results. */
+interface SectionParts {
+  key: keyof Results
+  report: (r: Results, info: RunInfo) => string[]
+  summary: (r: Results) => string[]
+}
+
+/** In the report's order; a section the run left out has no results and no parts. */
+const PARTS: SectionParts[] = [
+  { key: 'sideBySide', report: (r, info) => sideBySideMarkdown(r.sideBySide!, info.stamp), summary: (r) => nodeVsReferenceMarkdown(r.sideBySide!) },
+  { key: 'layoutGrid', report: (r, info) => layoutGridMarkdown(r.layoutGrid!, info.machine), summary: (r) => gridSummary(r.layoutGrid!) },
+  { key: 'httpForwarding', report: (r, info) => httpMarkdown(r.httpForwarding!, info.machine.defaultLayout), summary: (r) => httpVsReferenceMarkdown(r.httpForwarding!) },
+  { key: 'payPayee', report: (r) => payeeMarkdown(r.payPayee!), summary: (r) => payeeSummary(r.payPayee!) },
+  { key: 'shop', report: (r) => shopMarkdown(r.shop!), summary: (r) => shopSummary(r.shop!) },
+  { key: 'micro', report: (r) => microMarkdown(r.micro!), summary: (r) => microSummary(r.micro!) },
+  { key: 'metricsCost', report: (r) => metricsCostMarkdown(r.metricsCost!), summary: (r) => metricsSummary(r.metricsCost!) },
+  { key: 'exchangeCost', report: (r) => exchangeCostMarkdown(r.exchangeCost!), summary: (r) => exchangeSummary(r.exchangeCost!) },
+  { key: 'accounts', report: (r) => accountsMarkdown(r.accounts!), summary: (r) => accountsSummary(r.accounts!) },
+]
+
 function markdown(date: string, info: RunInfo, r: Results): string {
   const { machine } = info
   return [
     `# ilp-node bench, ${date}${info.quick ? ' (quick)' : ''}`, '',
     `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.node}. Load generator on the same machine. ` +
       `The node's default layout here (IO_THREADS×SHARDS, by its ${machine.availableParallelism} available cores): ${layoutName(machine.defaultLayout)}.`, '',
-    ...(r.sideBySide ? sideBySideMarkdown(r.sideBySide, info.stamp) : []),
-    ...(r.layoutGrid ? layoutGridMarkdown(r.layoutGrid, machine) : []),
-    ...(r.httpForwarding ? httpMarkdown(r.httpForwarding, machine.defaultLayout) : []),
-    ...(r.payPayee ? payeeMarkdown(r.payPayee) : []),
-    ...(r.shop ? shopMarkdown(r.shop) : []),
-    ...(r.micro ? microMarkdown(r.micro) : []),
-    ...(r.metricsCost ? metricsCostMarkdown(r.metricsCost) : []),
-    ...(r.exchangeCost ? exchangeCostMarkdown(r.exchangeCost) : []),
-    ...(r.accounts ? accountsMarkdown(r.accounts) : []),
+    ...PARTS.filter((p) => r[p.key] !== undefined).flatMap((p) => p.report(r, info)),
     ...targetsMarkdown(r),
   ].join('\n')
 }
 
-/** The console's closing summary: each section's headline. */
+/** The console's closing summary: each section's headline, then the targets. */
 export function summary(r: Results): string[] {
-  return [
-    ...(r.sideBySide ? nodeVsReferenceMarkdown(r.sideBySide) : []),
-    ...(r.layoutGrid ? gridSummary(r.layoutGrid) : []),
-    ...(r.httpForwarding ? httpVsReferenceMarkdown(r.httpForwarding) : []),
-    ...(r.payPayee ? payeeSummary(r.payPayee) : []),
-    ...(r.shop ? shopSummary(r.shop) : []),
-    ...(r.micro ? microSummary(r.micro) : []),
-    ...(r.metricsCost ? metricsSummary(r.metricsCost) : []),
-    ...(r.exchangeCost ? exchangeSummary(r.exchangeCost) : []),
-    ...(r.accounts ? accountsSummary(r.accounts) : []),
-    ...targetsMarkdown(r),
-  ]
+  return [...PARTS.filter((p) => r[p.key] !== undefined).flatMap((p) => p.summary(r)), ...targetsMarkdown(r)]
 }
 
 /** Writes the run's files; returns what it wrote, for the console. */

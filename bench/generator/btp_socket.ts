@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { BTP_RESPONSE, encodeMessage } from '../../src/codec/btp_packet'
+import { readFrames } from '../../src/codec/ws_frame'
 
 const OP_BINARY = 0x2
 const OP_CLOSE = 0x8
@@ -135,32 +136,16 @@ export class BtpSocket {
 
   private onData(chunk: Buffer): void {
     const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk])
-    let pos = 0
-    // Parsed inline, into locals: a frame object per message would be an allocation per packet.
-    for (;;) {
-      if (buf.length - pos < 2) break
-      let length = buf[pos + 1] & 0x7f
-      let header = 2
-      if (length === 126) {
-        if (buf.length - pos < 4) break
-        length = buf.readUInt16BE(pos + 2)
-        header = 4
-      } else if (length === 127) {
-        if (buf.length - pos < 10) break
-        length = Number(buf.readBigUInt64BE(pos + 2))
-        header = 10
-      }
-      const payloadAt = pos + header
-      const end = payloadAt + length
-      if (end > buf.length) break
-      const opcode = buf[pos] & 0x0f
-      if (opcode === OP_BINARY) this.onMessage(buf, payloadAt, length)
-      else if (opcode === OP_PING) this.control(OP_PONG, buf.subarray(payloadAt, end))
-      else if (opcode === OP_CLOSE) this.socket.end()
-      pos = end
-    }
-    this.pending = pos === buf.length ? null : Buffer.from(buf.subarray(pos))
+    const read = readFrames(buf, this.onFrame)
+    this.pending = read === buf.length ? null : Buffer.from(buf.subarray(read))
     this.flush()
+  }
+
+  /** One frame, read in place (its offset and length, no object: nothing allocated per packet). */
+  private readonly onFrame = (opcode: number, buf: Buffer, at: number, length: number): void => {
+    if (opcode === OP_BINARY) this.onMessage(buf, at, length)
+    else if (opcode === OP_PING) this.control(OP_PONG, buf.subarray(at, at + length))
+    else if (opcode === OP_CLOSE) this.socket.end()
   }
 
   private control(opcode: number, payload: Uint8Array): void {

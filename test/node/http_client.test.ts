@@ -14,15 +14,11 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import {
-  ADMIN_TOKEN, adminRequest, asReject, connectPlugin, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, sleep,
-  startTestNode, tempDir, testConfigJson, type BtpPlugin,
+  addHttpPeer, ADMIN_TOKEN, adminRequest, asReject, closeServer, fulfillmentPair, IlpPacket, layoutName, NODE_ADDRESS, prepare, sleep, testConfigJson,
+  withNode,
 } from '../support/helpers'
-import type { RunningNode } from '../../src/node'
 
 describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, () => {
-  let node: RunningNode
-  let dir: string
-  let alice: BtpPlugin
   let dave: Server
   /** Amounts dave fulfilled, and every prepare he saw. */
   let daveFulfilled = 0n
@@ -50,11 +46,11 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
   }
 
   const balance = async (account: string): Promise<bigint> => {
-    const res = await adminRequest(node.port, 'GET', `/admin/accounts/${account}`)
+    const res = await adminRequest(fixture.node.port, 'GET', `/admin/accounts/${account}`)
     assert.equal(res.status, 200)
     return BigInt(res.body.balance as string)
   }
-  const send = (how: string, amount: number, expiresInMs = 10_000) => alice.sendData(prepare({
+  const send = (how: string, amount: number, expiresInMs = 10_000) => fixture.clients.alice.sendData(prepare({
     destination: `${NODE_ADDRESS}.dave.${how}`, amount: String(amount), executionCondition: condition, expiresAt: new Date(Date.now() + expiresInMs),
   }))
 
@@ -67,7 +63,6 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
   const books = async () => ({ alice: await balance('alice'), dave: await balance('dave'), daveFulfilled })
 
   before(async () => {
-    dir = tempDir()
     dave = createServer((req, res) => {
       const socket = req.socket
       openOnSocket.set(socket, (openOnSocket.get(socket) ?? 0) + 1)
@@ -78,26 +73,16 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
       req.on('end', () => answer(Buffer.concat(parts), res))
     })
     await new Promise<void>((resolve) => dave.listen(0, '127.0.0.1', resolve))
+  })
+  after(() => closeServer(dave))
+  const fixture = withNode(0, () => {
     const json: Record<string, unknown> = { ...testConfigJson(), adminToken: ADMIN_TOKEN }
-    ;(json.accounts as Record<string, unknown>).dave = {
-      relation: 'peer', assetCode: 'USD', assetScale: 9, sendRoutes: false, receiveRoutes: false,
-      balance: { minimum: '-1000000000', maximum: '1000000000' },
-      http: { url: `http://127.0.0.1:${(dave.address() as AddressInfo).port}/ilp`, outgoingToken: 'node-to-dave' },
-    }
-    const accounts = json.accounts as Record<string, { http: Record<string, unknown> }>
-    accounts.erin = { ...accounts.dave, http: { ...accounts.dave.http, outgoingToken: 'node-to-erin', pipelining: 4 } }
-    json.routes = [...(json.routes as unknown[]), { targetPrefix: `${NODE_ADDRESS}.dave`, peerId: 'dave' }, { targetPrefix: `${NODE_ADDRESS}.erin`, peerId: 'erin' }]
-    node = await startTestNode(0, dir, json)
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-  })
-
-  after(async () => {
-    dave?.closeAllConnections()
-    dave?.close()
-    await alice?.disconnect()
-    await node?.stop()
-    removeDir(dir)
-  })
+    const url = `http://127.0.0.1:${(dave.address() as AddressInfo).port}/ilp`
+    const balance = { minimum: '-1000000000', maximum: '1000000000' }
+    addHttpPeer(json, 'dave', url, { balance })
+    addHttpPeer(json, 'erin', url, { balance }, { pipelining: 4 })
+    return json
+  }, ['alice'])
 
   it('fulfilled prepares move both balances by their amounts, once', async () => {
     const start = await books()
@@ -155,7 +140,7 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
     const start = { alice: await balance('alice'), erin: await balance('erin'), daveFulfilled }
     mostOnOneSocket = 0
     // More prepares at once than the 32 connections the node opens to an origin.
-    const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => alice.sendData(prepare({
+    const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => fixture.clients.alice.sendData(prepare({
       destination: `${NODE_ADDRESS}.erin.ok`, amount: String(i + 1), executionCondition: condition, expiresAt: new Date(Date.now() + 10_000),
     }))))
     assert.ok(replies.every((r) => r[0] === IlpPacket.Type.TYPE_ILP_FULFILL))

@@ -9,10 +9,8 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import {
-  ADMIN_TOKEN, adminRequest, asReject, connectPlugin, freePort, IlpPacket, layoutName, NODE_ADDRESS, prepare, removeDir, startTestNode,
-  tempDir, testConfigJson, type BtpPlugin,
+  addHttpPeer, ADMIN_TOKEN, adminRequest, asReject, closeServer, freePort, IlpPacket, layoutName, NODE_ADDRESS, prepare, testConfigJson, withNode,
 } from '../support/helpers'
-import type { RunningNode } from '../../src/node'
 
 interface ReachView {
   connected: boolean | null
@@ -22,41 +20,24 @@ interface ReachView {
 }
 
 describe(`an ILP-over-HTTP peer's reachability in the admin API (${layoutName(0)})`, () => {
-  let node: RunningNode
-  let dir: string
-  let alice: BtpPlugin
   let erinPort: number
   let erin: Server | null = null
   let status = 200
 
   const view = async (): Promise<ReachView> => {
-    const res = await adminRequest(node.port, 'GET', '/admin/accounts/erin')
+    const res = await adminRequest(fixture.node.port, 'GET', '/admin/accounts/erin')
     assert.equal(res.status, 200)
     return res.body as unknown as ReachView
   }
-  const sendToErin = async (): Promise<string> => asReject(await alice.sendData(prepare({ destination: `${NODE_ADDRESS}.erin.x`, amount: '1' }))).code
+  const sendToErin = async (): Promise<string> => asReject(await fixture.clients.alice.sendData(prepare({ destination: `${NODE_ADDRESS}.erin.x`, amount: '1' }))).code
 
-  before(async () => {
-    dir = tempDir()
-    erinPort = await freePort()
+  before(async () => { erinPort = await freePort() })
+  after(() => closeServer(erin))
+  const fixture = withNode(0, () => {
     const json: Record<string, unknown> = { ...testConfigJson(), adminToken: ADMIN_TOKEN }
-    // No route updates to erin: the prepares below are the only requests she gets.
-    ;(json.accounts as Record<string, unknown>).erin = {
-      relation: 'peer', assetCode: 'USD', assetScale: 9, sendRoutes: false, receiveRoutes: false,
-      http: { url: `http://127.0.0.1:${erinPort}/ilp`, outgoingToken: 'node-to-erin' },
-    }
-    json.routes = [...(json.routes as unknown[]), { targetPrefix: `${NODE_ADDRESS}.erin`, peerId: 'erin' }]
-    node = await startTestNode(0, dir, json)
-    alice = await connectPlugin(node.port, 'alice', 'alice-token')
-  })
-
-  after(async () => {
-    erin?.closeAllConnections()
-    erin?.close()
-    await alice?.disconnect()
-    await node?.stop()
-    removeDir(dir)
-  })
+    addHttpPeer(json, 'erin', `http://127.0.0.1:${erinPort}/ilp`)
+    return json
+  }, ['alice'])
 
   it('shows null before any request is sent', async () => {
     const { connected, lastAnswerAt, lastFailureAt, lastFailure } = await view()

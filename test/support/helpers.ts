@@ -85,13 +85,14 @@ export interface NodeFixture {
  * Registers the before and after hooks of a suite that runs one node: a temporary data directory,
  * the node (in the suite's layout, see testLayout), and a BTP client for each account in
  * `clients` (its token is `<account>-token`); all disconnected, stopped and removed after. The
- * fixture's fields are set once the before hook has run.
+ * fixture's fields are set once the before hook has run. `json` as a function is called in that
+ * hook, after the suite's earlier ones (a config that names a port found there).
  */
-export function withNode(shards: number, json?: Record<string, unknown>, clients: string[] = []): NodeFixture {
+export function withNode(shards: number, json?: Record<string, unknown> | (() => Record<string, unknown>), clients: string[] = []): NodeFixture {
   const fixture = { clients: {} } as NodeFixture
   before(async () => {
     fixture.dir = tempDir()
-    fixture.node = await startTestNode(shards, fixture.dir, json)
+    fixture.node = await startTestNode(shards, fixture.dir, typeof json === 'function' ? json() : json)
     // One at a time into the fixture: those connected before a failure are still disconnected after.
     for (const account of clients) fixture.clients[account] = await connectPlugin(fixture.node.port, account, `${account}-token`)
   })
@@ -142,6 +143,24 @@ export async function stopAll(clients: (BtpPlugin | undefined)[], node: RunningN
   for (const client of clients) await client?.disconnect()
   await node?.stop()
   for (const dir of dirs) removeDir(dir)
+}
+
+/**
+ * Adds to a test config `id`, a peer the node sends prepares to over ILP over HTTP at `url` (no
+ * route updates, so the test's prepares are its only requests), and a route to `<node>.<id>`.
+ */
+export function addHttpPeer(json: Record<string, unknown>, id: string, url: string, fields: Record<string, unknown> = {}, http: Record<string, unknown> = {}): void {
+  ;(json.accounts as Record<string, unknown>)[id] = {
+    relation: 'peer', assetCode: 'USD', assetScale: 9, sendRoutes: false, receiveRoutes: false, ...fields,
+    http: { url, outgoingToken: `node-to-${id}`, ...http },
+  }
+  json.routes = [...((json.routes as unknown[] | undefined) ?? []), { targetPrefix: `${NODE_ADDRESS}.${id}`, peerId: id }]
+}
+
+/** Closes a test's HTTP server and the connections the node keeps open to it. */
+export function closeServer(server: import('node:http').Server | null | undefined): void {
+  server?.closeAllConnections()
+  server?.close()
 }
 
 /** A client whose auth the node refuses: connect() fails; the client is closed after. */

@@ -7,6 +7,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
+import { readFrames } from '../../src/codec/ws_frame'
 
 const OP_BINARY = 0x2
 const OP_CLOSE = 0x8
@@ -95,29 +96,15 @@ export class BenchWebSocket {
 
   private onData(chunk: Buffer): void {
     const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk])
-    let pos = 0
-    for (;;) {
-      if (buf.length - pos < 2) break
-      const opcode = buf[pos] & 0x0f
-      let length = buf[pos + 1] & 0x7f
-      let header = 2
-      if (length === 126) {
-        if (buf.length - pos < 4) break
-        length = buf.readUInt16BE(pos + 2)
-        header = 4
-      } else if (length === 127) {
-        if (buf.length - pos < 10) break
-        length = Number(buf.readBigUInt64BE(pos + 2))
-        header = 10
-      }
-      if (buf.length - pos < header + length) break
-      const payload = buf.subarray(pos + header, pos + header + length)
-      pos += header + length
-      if (opcode === OP_BINARY) this.onMessage(payload)
-      else if (opcode === OP_PING) this.writeFrame(OP_PONG, payload)
-      else if (opcode === OP_CLOSE) this.socket.end()
-    }
-    this.pending = pos === buf.length ? null : buf.subarray(pos)
+    const read = readFrames(buf, this.onFrame)
+    this.pending = read === buf.length ? null : buf.subarray(read)
+  }
+
+  private readonly onFrame = (opcode: number, buf: Buffer, at: number, length: number): void => {
+    const payload = buf.subarray(at, at + length)
+    if (opcode === OP_BINARY) this.onMessage(payload)
+    else if (opcode === OP_PING) this.writeFrame(OP_PONG, payload)
+    else if (opcode === OP_CLOSE) this.socket.end()
   }
 
   close(): void {

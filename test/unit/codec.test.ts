@@ -15,6 +15,7 @@ import { OerReader, writeLength } from '../../src/codec/oer'
 import { BtpFrame, encodeError, encodeMessage, encodeResponse, encodeTransfer, writeIlpFrame, ilpFrameLength, BTP_MESSAGE } from '../../src/codec/btp_packet'
 import { F01_INVALID_PACKET } from '../../src/codec/ilp_errors'
 import { prng } from '../support/helpers'
+import { frameHeaderLength, framePayloadLength, readFrames } from '../../src/codec/ws_frame'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 
@@ -257,6 +258,55 @@ describe('BTP codec', () => {
       const bytes = Buffer.from(good)
       bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256)
       frame.parse(bytes.subarray(0, Math.floor(rand() * (bytes.length + 1))))
+    }
+  })
+})
+
+describe('WebSocket frames as a client reads them (RFC 6455 §5.2)', () => {
+  // A server's binary frames (FIN, opcode 2, unmasked) with payloads of each length form.
+  const frame = (payload: number): Buffer => {
+    const header = payload < 126 ? Buffer.from([0x82, payload])
+      : payload < 65536 ? Buffer.from([0x82, 126, payload >> 8, payload & 0xff])
+        : Buffer.concat([Buffer.from([0x82, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(payload)); return b })()])
+    return Buffer.concat([header, Buffer.alloc(payload, 7)])
+  }
+
+  it('reads the header and payload lengths of each form, at any offset', () => {
+    for (const [payload, header] of [[0, 2], [125, 2], [126, 4], [65535, 4], [65536, 10]]) {
+      const buf = Buffer.concat([Buffer.from([9, 9, 9]), frame(payload)])
+      assert.equal(frameHeaderLength(buf, 3), header, `payload ${payload}`)
+      assert.equal(framePayloadLength(buf, 3), payload, `payload ${payload}`)
+    }
+  })
+
+  it('says 0 while only part of a header has come, for every split point', () => {
+    for (const payload of [5, 300, 70000]) {
+      const whole = frame(payload)
+      const header = frameHeaderLength(whole, 0)
+      for (let cut = 0; cut < header; cut++) assert.equal(frameHeaderLength(whole.subarray(0, cut), 0), 0, `payload ${payload}, ${cut} bytes`)
+      assert.equal(frameHeaderLength(whole.subarray(0, header), 0), header)
+    }
+  })
+
+  it('hands on each whole frame in order and stops before a partial one, for every split point', () => {
+    const frames = [frame(3), frame(200), frame(0), frame(70000)]
+    const bytes = Buffer.concat(frames)
+    for (let cut = 0; cut <= bytes.length; cut += cut < 300 ? 1 : 997) {
+      const seen: [number, number][] = []
+      const read = readFrames(bytes.subarray(0, cut), (opcode, buf, at, length) => {
+        assert.equal(opcode, 2)
+        assert.ok(buf.subarray(at, at + length).every((b) => b === 7))
+        seen.push([at, length])
+      })
+      let whole = 0
+      let ends = 0
+      for (const f of frames) {
+        if (ends + f.length > cut) break
+        ends += f.length
+        whole++
+      }
+      assert.equal(read, ends, `cut at ${cut}`)
+      assert.deepEqual(seen.map(([, length]) => length), [3, 200, 0, 70000].slice(0, whole), `cut at ${cut}`)
     }
   })
 })

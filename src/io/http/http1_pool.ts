@@ -183,3 +183,13 @@ export class Http1Pool implements Http1ConnectionOwner {
     return c.keepAliveMs < 0 ? this.options.idleMs : Math.min(this.options.idleMs, c.keepAliveMs - KEEP_ALIVE_MARGIN_MS)
   }
 }
+
+/** A request's pre-built head (up to the value of Content-Length), the body's length, and the body, in one buffer (one write). */
+export function requestBytes(head: Buffer, body: Uint8Array): Buffer {
+  const length = `${body.length}\r\n\r\n`
+  const bytes = Buffer.allocUnsafe(head.length + length.length + body.length)
+  head.copy(bytes, 0)
+  bytes.write(length, head.length, 'latin1')
+  bytes.set(body, head.length + length.length)
+  return bytes
+}

@@ -22,7 +22,7 @@ import { LogOncePer, type Logger } from '../../log'
 import type { AccountTable } from '../../config/account_table'
 import type { ShardPort } from '../shard_port'
 import { failureOf, type PeerReach } from '../../shared/peer_reach'
-import { Http1Pool } from './http1_pool'
+import { Http1Pool, requestBytes } from './http1_pool'
 import type { Http1Request } from './http1_connection'
 
 interface Endpoint {
@@ -274,16 +274,6 @@ export class IlpHttpClient {
     this.sweepTimer = null
     await Promise.all([...[...this.http1Pools.values()].map((p) => p.close()), ...[...this.undiciPools.values()].map((p) => p.close())])
   }
-}
-
-/** The endpoint's pre-built head, the body's length, and the body, in one buffer (one write). */
-function requestBytes(head: Buffer, body: Uint8Array): Buffer {
-  const length = `${body.length}\r\n\r\n`
-  const bytes = Buffer.allocUnsafe(head.length + length.length + body.length)
-  head.copy(bytes, 0)
-  bytes.write(length, head.length, 'latin1')
-  bytes.set(body, head.length + length.length)
-  return bytes
 }
 
 /** A prepare on its way to the next hop: what its answer needs to find the shard's pending prepare. */
