@@ -1,84 +1,26 @@
-// Starts a server under load as a child process: the node (the same entry point as `npm start`)
-// on a temporary data directory, or the reference connector or the bare relay, and reads its CPU
-// time from /proc so a run can report CPU per forwarded packet, in all and per thread. The tests
-// start the node with their own twin of this (test/support/node_process.ts): bench and tests do
-// not import each other.
+// A server under load as a child process (src/testing/node_process.ts: the node, or the reference
+// connector or a bare relay), with its CPU time read from /proc so a run can report CPU per
+// forwarded packet, in all and per thread.
 
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { parseStat } from '../src/control/threads/thread_stats'
+import { startNodeProcess, type NodeProcess } from '../src/testing/node_process'
 import { snapshotThreads, type ThreadSnapshot } from './threads'
 
-export interface ServerProcess {
-  proc: ChildProcess
-  port: number
-  dataDir: string
-  /** Total user + system CPU of the node process (all threads), in microseconds. */
+export interface ServerProcess extends NodeProcess {
+  /** Total user + system CPU of the process (all threads), in microseconds. */
   cpuMicros(): number
   /** Every thread's name and CPU time now (threads.ts). */
   threads(): ThreadSnapshot
-  /** What the node has printed so far (stdout and stderr; the last 100 KB at most). */
-  output(): string
-  stop(): Promise<void>
 }
 
-export async function startServerProcess(
-  env: Record<string, string>,
-  entry = join(__dirname, '..', 'src', 'main.js'),
-  nodeArgs: string[] = [],
-): Promise<ServerProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-'))
-  const proc = spawn(process.execPath, [...nodeArgs, entry], {
-    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve))
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL')
-      reject(new Error(`server did not start within 15 s:\n${output}`))
-    }, 15_000)
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      // The text format (`… listening … port=N`) or LOG_FORMAT=json (`…"msg":"ilp-node listening",…"port":N`).
-      const m = / listening .* port=(\d+)|"msg":"ilp-node listening".*?"port":(\d+)/.exec(output)
-      if (m) {
-        clearTimeout(timer)
-        resolve(Number(m[1] ?? m[2]))
-      }
-      if (output.length > 100_000) output = output.slice(-10_000)
-    })
-    proc.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    void exited.then((code) => reject(new Error(`server exited with code ${code}:\n${output}`)))
-  }).catch(async (err: Error) => {
-    // The node exited or was killed above: its data directory goes with it.
-    await exited
-    rmSync(dataDir, { recursive: true, force: true })
-    throw err
-  })
+export async function startServerProcess(env: Record<string, string>, entry?: string, nodeArgs: string[] = []): Promise<ServerProcess> {
+  const server = await startNodeProcess(env, entry, nodeArgs)
+  const pid = server.proc.pid!
   return {
-    proc,
-    port,
-    dataDir,
-    cpuMicros() {
-      // The process's stat also counts its threads that have exited, unlike the sum of its tasks.
-      return parseStat(readFileSync(`/proc/${proc.pid}/stat`, 'utf8')).cpuMicros
-    },
-    threads() {
-      return snapshotThreads(proc.pid!)
-    },
-    output() {
-      return output
-    },
-    async stop() {
-      proc.kill('SIGTERM')
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(timer)
-      rmSync(dataDir, { recursive: true, force: true })
-    },
+    ...server,
+    // The process's stat also counts its threads that have exited, unlike the sum of its tasks.
+    cpuMicros: () => parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).cpuMicros,
+    threads: () => snapshotThreads(pid),
   }
 }

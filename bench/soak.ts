@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs'
 import { BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
 import { startServerProcess } from './server_process'
-import { BtpSocket, ilpTypeOfReply, maskedFrame, requestIdOffset } from './generator/btp_socket'
+import { maskedFrame } from '../src/testing/websocket'
+import { BtpSocket, ilpTypeOfReply, requestIdOffset } from './generator/btp_socket'
 
 function arg(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`)

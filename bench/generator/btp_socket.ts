@@ -13,34 +13,13 @@
 // Nothing is allocated per packet; per chunk, at most a view for the write and, when a frame is
 // split across chunks, one copy of its start.
 
-import { randomBytes } from 'node:crypto'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { BTP_RESPONSE, encodeMessage } from '../../src/codec/btp_packet'
-import { readFrames } from '../../src/codec/ws_frame'
-
-const OP_BINARY = 0x2
-const OP_CLOSE = 0x8
-const OP_PING = 0x9
-const OP_PONG = 0xa
-const MASK_KEY_BYTES = 4
+import { MASK_KEY_BYTES, maskedFrame, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, openWebSocket, readFrames } from '../../src/testing/websocket'
 
 /** Big enough that a batch of thousands of frames fits; loopback writes finish long before the
  * out buffer wraps, and when one has not (see flush) a fresh buffer is taken. */
 const OUT_BUFFER_BYTES = 1 << 20
-
-/** A binary frame with a zero mask key around `payload`, ready to be copied out as is. */
-export function maskedFrame(payload: Uint8Array): Buffer {
-  const length = payload.length
-  const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8
-  const header = 2 + lengthBytes + MASK_KEY_BYTES
-  const frame = Buffer.alloc(header + length) // the mask key stays zero
-  frame[0] = 0x80 | OP_BINARY
-  if (lengthBytes === 0) frame[1] = 0x80 | length
-  else if (lengthBytes === 2) { frame[1] = 0x80 | 126; frame.writeUInt16BE(length, 2) }
-  else { frame[1] = 0x80 | 127; frame.writeBigUInt64BE(BigInt(length), 2) }
-  frame.set(payload, header)
-  return frame
-}
 
 /** Where a masked frame's BTP request id sits (after the type byte of its payload). */
 export function requestIdOffset(frame: Buffer): number {
@@ -88,7 +67,8 @@ export class BtpSocket {
 
   /** Opens the WebSocket and authenticates as `user`; rejects if the upgrade or the auth is refused. */
   static async connect(port: number, user: string, token: string): Promise<BtpSocket> {
-    const socket = await upgrade(port)
+    // The server speaks only after our auth, so nothing follows its handshake yet.
+    const { socket } = await openWebSocket(port)
     const ws = new BtpSocket(socket)
     await ws.authenticate(user, token)
     return ws
@@ -149,9 +129,7 @@ export class BtpSocket {
   }
 
   private control(opcode: number, payload: Uint8Array): void {
-    const frame = maskedFrame(payload)
-    frame[0] = 0x80 | opcode
-    this.socket.write(frame)
+    this.socket.write(maskedFrame(payload, opcode))
   }
 
   close(): void {
@@ -159,32 +137,4 @@ export class BtpSocket {
     this.control(OP_CLOSE, Buffer.from([0x03, 0xe8]))
     this.socket.end()
   }
-}
-
-/** A TCP connection to 127.0.0.1:`port` upgraded to a WebSocket. */
-function upgrade(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', noDelay: true })
-    socket.once('error', reject)
-    socket.once('connect', () => {
-      socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
-      let head = Buffer.alloc(0)
-      const onHead = (chunk: Buffer) => {
-        head = Buffer.concat([head, chunk])
-        const end = head.indexOf('\r\n\r\n')
-        if (end < 0) return
-        socket.off('data', onHead)
-        socket.off('error', reject)
-        if (!head.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) {
-          socket.destroy()
-          reject(new Error(`upgrade refused: ${head.subarray(0, end).toString()}`))
-          return
-        }
-        // The server speaks only after our auth, so nothing follows the head yet.
-        resolve(socket)
-      }
-      socket.on('data', onHead)
-    })
-  })
 }

@@ -10,7 +10,8 @@
 import { createHash } from 'node:crypto'
 import { BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill } from '../../src/codec/ilp_packet'
-import { BtpSocket, ilpTypeOfReply, maskedFrame, requestIdOffset } from './btp_socket'
+import { maskedFrame } from '../../src/testing/websocket'
+import { BtpSocket, ilpTypeOfReply, requestIdOffset } from './btp_socket'
 import { countLatency, newLatencyCounts } from './latency_histogram'
 
 export interface GeneratorJob {

@@ -66,7 +66,7 @@ const LAYOUTS = [
   { IO_THREADS: '1', SHARDS: '2' },
   { IO_THREADS: '2', SHARDS: '1' },
 ]
-import { startNodeProcess, type NodeProcess } from '../support/node_process'
+import { startNodeProcess, type NodeProcess } from '../../src/testing/node_process'
 import { BtpFrame, BTP_MESSAGE, BTP_RESPONSE, BTP_TRANSFER, encodeResponse, ilpFrameLength, writeIlpFrame } from '../../src/codec/btp_packet'
 import { encodeFulfill, encodePrepare } from '../../src/codec/ilp_packet'
 import { connectPlugin, peerBalance, prng, sleep } from '../support/helpers'

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { openStore, readBalance } from '../../src/store/balance_store'
-import { startNodeProcess } from '../support/node_process'
+import { startNodeProcess } from '../../src/testing/node_process'
 import { connectPlugin, fulfillmentPair, IlpPacket, prepare, sleep } from '../support/helpers'
 
 const LANES = 50

@@ -23,7 +23,7 @@ import {
   LOG_BURST_LINES, LOG_ERROR_RESERVE_LINES, LOG_ERROR_VALUE_MAX_CHARS, LOG_LINES_PER_SECOND, LOG_LINE_MAX_BYTES,
   LOG_MESSAGE_MAX_CHARS, LOG_VALUE_MAX_CHARS, configureLog, formatLogLine, logger, maxLogBytes, maxLogLines, resetLogBudget, setLogSink,
 } from '../../src/log'
-import { startNodeProcess } from '../support/node_process'
+import { startNodeProcess } from '../../src/testing/node_process'
 import { BenchWebSocket } from '../support/ws_client'
 import { removeDir, sleep, tempDir } from '../support/helpers'
 

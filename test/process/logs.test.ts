@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { startNodeProcess } from '../support/node_process'
+import { startNodeProcess } from '../../src/testing/node_process'
 import { asReject, connectPlugin, prepare } from '../support/helpers'
 
 const WRONG_TOKEN = 'a-wrong-token-that-must-not-be-logged'

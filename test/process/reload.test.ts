@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import * as ILDCP from 'ilp-protocol-ildcp'
-import { startNodeProcess } from '../support/node_process'
+import { startNodeProcess } from '../../src/testing/node_process'
 import { ADMIN_TOKEN, adminRequest, asReject, assertAuthRefused, connectPlugin, fulfillmentPair, IlpPacket, prepare, sleep } from '../support/helpers'
 
 const LANES = 8

@@ -18,7 +18,7 @@ import { describe, it } from 'node:test'
 import { parseConfig } from '../../src/config/parse'
 import { shardOfAccount } from '../../src/config/account_table'
 import { startNode } from '../../src/node'
-import { startNodeProcess } from '../support/node_process'
+import { startNodeProcess } from '../../src/testing/node_process'
 import { asReject, connectPlugin, MACHINE, removeDir, sleep, tempDir, testConfigJson, type BtpPlugin } from '../support/helpers'
 import { captureStderrPerTest } from '../support/stderr_capture'
 

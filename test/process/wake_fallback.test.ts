@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { startNodeProcess } from '../support/node_process'
+import { startNodeProcess } from '../../src/testing/node_process'
 import { asFulfill, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare } from '../support/helpers'
 
 describe('wake-ups without the native addon (ILP_NODE_NATIVE_WAKE=0, IO_THREADS=2 SHARDS=2)', () => {

@@ -1,18 +1,9 @@
-// A minimal WebSocket client for tests and audits that load the node, on a plain TCP socket. The
-// `ws` package costs tens of microseconds per message in JS, which on a 2-core machine takes CPU
-// from the node and adds to every round trip. This client sends binary frames with the all-zero mask key (valid per
-// RFC 6455, and XOR with zero leaves the payload as is) and parses the server's unmasked frames
-// in place. For the crash audit, the end-to-end fuzzer and a few tests only (the bench has its own
-// generator in bench/generator/): no TLS, no extensions, no fragmentation.
+// A minimal WebSocket client for tests and audits that load the node (src/testing/websocket.ts
+// says why not `ws`): one message at a time, for the crash audit, the end-to-end fuzzer and a few
+// tests (the bench's generator batches frames in bench/generator/).
 
-import { randomBytes } from 'node:crypto'
-import { connect, type Socket } from 'node:net'
-import { readFrames } from '../../src/codec/ws_frame'
-
-const OP_BINARY = 0x2
-const OP_CLOSE = 0x8
-const OP_PING = 0x9
-const OP_PONG = 0xa
+import type { Socket } from 'node:net'
+import { maskedFrame, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, openWebSocket, readFrames } from '../../src/testing/websocket'
 
 export class BenchWebSocket {
   private pending: Buffer | null = null
@@ -32,32 +23,11 @@ export class BenchWebSocket {
   }
 
   /** `localAddress`: the loopback address to connect from (127.0.0.2, …), to play several clients. */
-  static open(port: number, host = '127.0.0.1', path = '/', localAddress?: string): Promise<BenchWebSocket> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ port, host, noDelay: true, localAddress })
-      socket.once('error', reject)
-      socket.once('connect', () => {
-        const key = randomBytes(16).toString('base64')
-        socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
-        let head = Buffer.alloc(0)
-        const onHead = (chunk: Buffer) => {
-          head = Buffer.concat([head, chunk])
-          const end = head.indexOf('\r\n\r\n')
-          if (end < 0) return
-          socket.off('data', onHead)
-          if (!head.subarray(0, 12).toString().startsWith('HTTP/1.1 101')) {
-            reject(new Error(`upgrade refused: ${head.subarray(0, end).toString()}`))
-            socket.destroy()
-            return
-          }
-          const client = new BenchWebSocket(socket)
-          resolve(client)
-          if (head.length > end + 4) client.onData(head.subarray(end + 4))
-        }
-        socket.on('data', onHead)
-      })
-    })
+  static async open(port: number, host = '127.0.0.1', path = '/', localAddress?: string): Promise<BenchWebSocket> {
+    const { socket, rest } = await openWebSocket(port, host, path, localAddress)
+    const client = new BenchWebSocket(socket)
+    if (rest.length > 0) client.onData(rest)
+    return client
   }
 
   /** Stops reading from the socket (a peer that does not keep up); resume() starts again. */
@@ -76,22 +46,7 @@ export class BenchWebSocket {
   }
 
   private writeFrame(opcode: number, payload: Uint8Array): void {
-    const length = payload.length
-    const headerLength = length < 126 ? 6 : length < 65536 ? 8 : 14
-    const frame = Buffer.allocUnsafe(headerLength + length)
-    frame[0] = 0x80 | opcode
-    if (length < 126) {
-      frame[1] = 0x80 | length
-    } else if (length < 65536) {
-      frame[1] = 0x80 | 126
-      frame.writeUInt16BE(length, 2)
-    } else {
-      frame[1] = 0x80 | 127
-      frame.writeBigUInt64BE(BigInt(length), 2)
-    }
-    frame.writeUInt32BE(0, headerLength - 4) // the mask key: zero
-    frame.set(payload, headerLength)
-    this.socket.write(frame)
+    this.socket.write(maskedFrame(payload, opcode))
   }
 
   private onData(chunk: Buffer): void {

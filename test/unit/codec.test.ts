@@ -15,7 +15,7 @@ import { OerReader, writeLength } from '../../src/codec/oer'
 import { BtpFrame, encodeError, encodeMessage, encodeResponse, encodeTransfer, writeIlpFrame, ilpFrameLength, BTP_MESSAGE } from '../../src/codec/btp_packet'
 import { F01_INVALID_PACKET } from '../../src/codec/ilp_errors'
 import { prng } from '../support/helpers'
-import { frameHeaderLength, framePayloadLength, readFrames } from '../../src/codec/ws_frame'
+import { frameHeaderLength, framePayloadLength, readFrames } from '../../src/testing/websocket'
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 

@@ -3,9 +3,12 @@
 //   shard/    code that runs on shard threads                     base and shard/
 //   io/       code that runs on I/O threads (sockets, transports)  base and io/
 //   control/  the main thread's control plane and supervision      anything below the top
-//   main.ts, node.ts   the composition root                       anything
+//   main.ts, node.ts   the composition root                       anything but testing/
+//   testing/  harnesses that drive a node from outside (a child     base and testing/; imported
+//             process, a WebSocket client), for test/ and bench/  by nothing in src/
 // The test reads every source file's imports (static ones, as TypeScript writes them) and fails
-// on one that runs the wrong way, naming the file and the import. It also keeps the tree easy to
+// on one that runs the wrong way, naming the file and the import. test/ and bench/ import src/,
+// never each other (what both need lives in src/testing/). It also keeps the tree easy to
 // walk: a path a comment names must exist (comments outlive moves), and no function of src/ runs
 // past MAX_FUNCTION_LINES (a longer one is several steps that want names).
 
@@ -23,8 +26,9 @@ const ALLOWED: Record<string, (layer: string) => boolean> = {
   base: (to) => to === 'base',
   shard: (to) => to === 'base' || to === 'shard',
   io: (to) => to === 'base' || to === 'io',
-  control: (to) => to !== 'root',
-  root: () => true,
+  control: (to) => to !== 'root' && to !== 'testing',
+  root: (to) => to !== 'testing',
+  testing: (to) => to === 'base' || to === 'testing',
 }
 
 function layerOf(path: string): string {
@@ -32,7 +36,7 @@ function layerOf(path: string): string {
   // An import names a module without its extension; a file at the top is `<name>.ts`.
   const top = parts.length === 1 && !parts[0].endsWith('.ts') ? `${parts[0]}.ts` : parts[0]
   if (BASE.has(top)) return 'base'
-  if (top === 'shard' || top === 'io' || top === 'control') return top
+  if (top === 'shard' || top === 'io' || top === 'control' || top === 'testing') return top
   if (top === 'main.ts' || top === 'node.ts') return 'root'
   return `unknown folder ${top}`
 }
@@ -106,6 +110,18 @@ describe('source layout', () => {
       for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.{1,2}\/[^']+)'/gm)) {
         const to = layerOf(resolve(dirname(file), m[1]))
         if (!ALLOWED[from](to)) wrong.push(`${relative(SRC, file)} (${from}) imports ${m[1]} (${to})`)
+      }
+    }
+    assert.deepEqual(wrong, [])
+  })
+
+  it('keeps test/ and bench/ apart: each imports src/, not the other', () => {
+    const wrong: string[] = []
+    for (const [dir, other] of [['test', 'bench'], ['bench', 'test']]) {
+      for (const file of sourceFiles(join(ROOT, dir))) {
+        for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)[^'"]*from '(\.{1,2}\/[^']+)'/gm)) {
+          if (relative(ROOT, resolve(dirname(file), m[1])).split('/')[0] === other) wrong.push(`${relative(ROOT, file)} imports ${m[1]}`)
+        }
       }
     }
     assert.deepEqual(wrong, [])

@@ -1,5 +1,7 @@
-// Starts the node as a child process (the same entry point as `npm start`) on a temporary data
-// directory, for the tests that need it as a process (signals, logs, drain, reload, crashes).
+// Starts a server as a child process on a temporary data directory, for the tests that need the
+// node as a process (signals, logs, drain, reload, crashes) and for the bench (the node, the
+// reference connector, the bare relays): by default the node itself, the same entry point as
+// `npm start`. The port is the one its "listening … port=N" line names (PORT=0 picks a free one).
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -10,17 +12,17 @@ export interface NodeProcess {
   proc: ChildProcess
   port: number
   dataDir: string
-  /** What the node has printed so far (stdout and stderr; the last 100 KB at most). */
+  /** What the process has printed so far (stdout and stderr; the last 100 KB at most). */
   output(): string
+  /** SIGTERM, SIGKILL if it has not exited 10 s later; the data directory goes with it. */
   stop(): Promise<void>
 }
 
-export async function startNodeProcess(
-  env: Record<string, string>,
-  entry = join(__dirname, '..', '..', 'src', 'main.js'),
-  nodeArgs: string[] = [],
-): Promise<NodeProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-'))
+/** How long a server may take to print its listening line. */
+const START_TIMEOUT_MS = 15_000
+
+export async function startNodeProcess(env: Record<string, string>, entry = join(__dirname, '..', 'main.js'), nodeArgs: string[] = []): Promise<NodeProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'ilp-node-process-'))
   const proc = spawn(process.execPath, [...nodeArgs, entry], {
     env: { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,8 +32,8 @@ export async function startNodeProcess(
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL')
-      reject(new Error(`server did not start within 15 s:\n${output}`))
-    }, 15_000)
+      reject(new Error(`server did not start within ${START_TIMEOUT_MS / 1000} s:\n${output}`))
+    }, START_TIMEOUT_MS)
     proc.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString()
       // The text format (`… listening … port=N`) or LOG_FORMAT=json (`…"msg":"ilp-node listening",…"port":N`).
@@ -45,7 +47,7 @@ export async function startNodeProcess(
     proc.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
     void exited.then((code) => reject(new Error(`server exited with code ${code}:\n${output}`)))
   }).catch(async (err: Error) => {
-    // The node exited or was killed above: its data directory goes with it.
+    // The process exited or was killed above: its data directory goes with it.
     await exited
     rmSync(dataDir, { recursive: true, force: true })
     throw err
@@ -54,9 +56,7 @@ export async function startNodeProcess(
     proc,
     port,
     dataDir,
-    output() {
-      return output
-    },
+    output: () => output,
     async stop() {
       proc.kill('SIGTERM')
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
