@@ -56,6 +56,9 @@ function relay(res: HttpResponse, body: Buffer): void {
   pool.dispatch()
 }
 
+// Exit through process.exit on SIGTERM (the bench's stop) so that --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0))
+
 const uws = loadUws()
 uws.App().post('/*', (res) => {
   const parts: Buffer[] = []

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads'
 import * as IlpPacket from 'ilp-packet'
 import * as Btp from 'btp-packet'
 import { BtpFrame, BTP_MESSAGE, ilpFrameLength, writeIlpFrame } from '../src/codec/btp_packet'
-import { encodePrepare, PrepareView } from '../src/codec/ilp_packet'
+import { digestMatches, encodePrepare, PrepareView } from '../src/codec/ilp_packet'
 import { createDoorbell, Doorbell } from '../src/ring/doorbell'
 import { nativeWake } from '../src/ring/native_wake'
 import { createRing, RingReader, RingWriter } from '../src/ring/ring'
@@ -72,6 +72,7 @@ export function runCodecBenchmarks(maxTimeSeconds: number): MicroResult[] {
   routes.set('g.us.bank.alice', 5000)
   const destination = Buffer.from(prepareFields.destination)
   const fulfillment = Buffer.alloc(32, 3)
+  const condition = createHash('sha256').update(fulfillment).digest()
   // A PSK2 draft-1 chunk as a payee receives it: open the envelope, read it, derive the fulfillment.
   const sharedSecret = Buffer.alloc(32, 5)
   const keys = psk2Keys(sharedSecret)
@@ -105,7 +106,8 @@ export function runCodecBenchmarks(maxTimeSeconds: number): MicroResult[] {
     ['BTP frame encode: ilp-node writeIlpFrame', () => { sink += writeIlpFrame(scratch, BTP_MESSAGE, 1, prepare) }],
     ['BTP frame encode: btp-packet@2', () => { sink += Btp.serializeMessage(1, [{ protocolName: 'ilp', contentType: 0, data: prepare }]).length }],
     ['route lookup: longest prefix among 1,001 routes', () => { sink += routes.lookup(destination, 0, destination.length) }],
-    ['fulfillment check: crypto.hash sha256', () => { sink += (hash('sha256', fulfillment, 'buffer') as unknown as Buffer)[0] }],
+    ['fulfillment check: ilp-node digestMatches (crypto.hash to a binary string)', () => { sink += digestMatches(fulfillment, condition, 0) ? 1 : 0 }],
+    ['fulfillment check: crypto.hash sha256 to a Buffer', () => { sink += (hash('sha256', fulfillment, 'buffer') as unknown as Buffer)[0] }],
     ['fulfillment check: createHash sha256', () => { sink += createHash('sha256').update(fulfillment).digest()[0] }],
     ['PSK2 chunk receive: ilp-node decrypt+parse+fulfillment', () => {
       sink += parseDraft1(decrypt(keys.encryption, chunk)!)!.sequence + psk2Fulfillment(keys, chunk)[0]

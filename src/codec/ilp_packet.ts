@@ -57,6 +57,18 @@ export function isValidAddress(address: string): boolean {
   return bytes.length === address.length && isValidAddressBytes(bytes, 0, bytes.length)
 }
 
+/**
+ * True if SHA-256(`fulfillment`) equals the 32 bytes of `condition` at `offset` (RFC 27's
+ * fulfillment check). The digest comes back as a 'binary' (latin1) string, one character per byte: on
+ * Node 20, crypto.hash returns a string in less than half the time it takes to return a Buffer.
+ */
+export function digestMatches(fulfillment: Uint8Array, condition: Uint8Array, offset: number): boolean {
+  const digest = hash('sha256', fulfillment, 'binary')
+  if (digest.length !== 32) return false
+  for (let i = 0; i < 32; i++) if (digest.charCodeAt(i) !== condition[offset + i]) return false
+  return true
+}
+
 /** Offsets and decoded numbers of one prepare; reused across packets by its owner. */
 export class PrepareView {
   buf: Uint8Array = new Uint8Array(0)
@@ -136,10 +148,7 @@ export class PrepareView {
 
   /** True if SHA-256(fulfillment) is this prepare's condition. */
   conditionMatches(fulfillment: Uint8Array): boolean {
-    const digest = hash('sha256', fulfillment, 'buffer') as unknown as Buffer
-    const { buf, conditionOffset } = this
-    for (let i = 0; i < 32; i++) if (digest[i] !== buf[conditionOffset + i]) return false
-    return true
+    return digestMatches(fulfillment, this.buf, this.conditionOffset)
   }
 
   setAmount(amount: bigint): void {

@@ -56,11 +56,21 @@ function writeDigits(buf: Uint8Array, pos: number, value: number, count: number)
   }
 }
 
-/** Writes epoch milliseconds as a 17-byte ILP timestamp at `pos` (years 0..9999). */
-export function writeIlpTimestamp(buf: Uint8Array, pos: number, epochMs: number): void {
-  const days = Math.floor(epochMs / 86400000)
-  let msOfDay = epochMs - days * 86400000
-  // civil_from_days (H. Hinnant)
+/** Two digits of `value` (0..99) at `pos`. */
+function writeTwoDigits(buf: Uint8Array, pos: number, value: number): void {
+  const tens = (value / 10) | 0
+  buf[pos] = DIGIT_0 + tens
+  buf[pos + 1] = DIGIT_0 + value - tens * 10
+}
+
+// The date digits `YYYYMMDD` of the last day written. Every forwarded prepare gets a new expiry,
+// nearly always on the same day as the one before: the calendar arithmetic runs once a day, not
+// once a packet.
+let cachedDay = NaN
+const cachedDate = new Uint8Array(8)
+
+/** Fills cachedDate with the civil date of `days` since 1970-01-01 (H. Hinnant's civil_from_days). */
+function cacheDate(days: number): void {
   const z = days + 719468
   const era = Math.floor(z / 146097)
   const doe = z - era * 146097
@@ -70,18 +80,31 @@ export function writeIlpTimestamp(buf: Uint8Array, pos: number, epochMs: number)
   const day = doy - Math.floor((153 * mp + 2) / 5) + 1
   const month = mp < 10 ? mp + 3 : mp - 9
   const year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-  writeDigits(buf, pos, year, 4)
-  writeDigits(buf, pos + 4, month, 2)
-  writeDigits(buf, pos + 6, day, 2)
-  const hour = Math.floor(msOfDay / 3600000)
-  msOfDay -= hour * 3600000
-  const minute = Math.floor(msOfDay / 60000)
-  msOfDay -= minute * 60000
-  const second = Math.floor(msOfDay / 1000)
-  writeDigits(buf, pos + 8, hour, 2)
-  writeDigits(buf, pos + 10, minute, 2)
-  writeDigits(buf, pos + 12, second, 2)
-  writeDigits(buf, pos + 14, msOfDay - second * 1000, 3)
+  writeDigits(cachedDate, 0, year, 4)
+  writeDigits(cachedDate, 4, month, 2)
+  writeDigits(cachedDate, 6, day, 2)
+  cachedDay = days
+}
+
+/** Writes epoch milliseconds as a 17-byte ILP timestamp at `pos` (years 0..9999). */
+export function writeIlpTimestamp(buf: Uint8Array, pos: number, epochMs: number): void {
+  const days = Math.floor(epochMs / 86400000)
+  if (days !== cachedDay) cacheDate(days)
+  for (let i = 0; i < 8; i++) buf[pos + i] = cachedDate[i]
+  // 0 <= ms < 86400000 (days is rounded down), so `| 0` truncates like Math.floor here.
+  let ms = epochMs - days * 86400000
+  const hour = (ms / 3600000) | 0
+  ms -= hour * 3600000
+  const minute = (ms / 60000) | 0
+  ms -= minute * 60000
+  const second = (ms / 1000) | 0
+  ms -= second * 1000
+  writeTwoDigits(buf, pos + 8, hour)
+  writeTwoDigits(buf, pos + 10, minute)
+  writeTwoDigits(buf, pos + 12, second)
+  const hundreds = (ms / 100) | 0
+  buf[pos + 14] = DIGIT_0 + hundreds
+  writeTwoDigits(buf, pos + 15, ms - hundreds * 100)
 }
 
 /** GeneralizedTime `YYYYMMDDHHmmSS.fffZ` as BTP Error packets carry it (RFC 23). */

@@ -30,11 +30,11 @@
 // releases both holds and is relayed unchanged. No reply before expiry: R00, holds released. An
 // answer is applied only to the prepare it answers (handleReply).
 
-import { hash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { AccountConfig, Config } from '../config/schema'
 import { PayeeReceiver } from './payee/receiver'
 import {
-  classifyReply, encodeReject, fulfillLength, lastFulfillmentOffset, lastRejectCodeOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
+  classifyReply, digestMatches, encodeReject, fulfillLength, lastFulfillmentOffset, lastRejectCodeOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
   type RejectFields,
 } from '../codec/ilp_packet'
 import {
@@ -335,7 +335,8 @@ export class Shard {
     this.books.hold(account, view.amount)
     this.shares.taken(account, prepares)
     this.trackPending(slot, account, target, connId, requestId, view.amount, destinationAmount, nowMs)
-    view.setAmount(destinationAmount)
+    // Same asset and no fee (the common case): the wire bytes already hold the amount.
+    if (destinationAmount !== view.amount) view.setAmount(destinationAmount)
     view.setExpiresAt(nextExpiresAtMs)
     const packet = view.buf.subarray(pos, pos + view.packetLength)
     const pendingId = this.pending.idOf(slot)
@@ -637,11 +638,7 @@ export class Shard {
   }
 
   private fulfillmentMatches(fulfillment: Uint8Array, slot: number): boolean {
-    const digest = hash('sha256', fulfillment, 'buffer') as unknown as Buffer
-    const condition = this.pending.condition
-    const base = slot * 32
-    for (let i = 0; i < 32; i++) if (digest[i] !== condition[base + i]) return false
-    return true
+    return digestMatches(fulfillment, this.pending.condition, slot * 32)
   }
 
   /** Ends a pending prepare: commits (fulfilled) or releases (otherwise) the holds on both sides. */

@@ -7,8 +7,9 @@ import { describe, it } from 'node:test'
 import * as IlpPacket from 'ilp-packet'
 import * as Btp from 'btp-packet'
 import { Reader } from 'oer-utils'
+import { createHash } from 'node:crypto'
 import {
-  classifyReply, encodeFulfill, encodePrepare, encodeReject, lastFulfillmentOffset, PrepareView, ReplyKind, isValidAddress,
+  classifyReply, digestMatches, encodeFulfill, encodePrepare, encodeReject, lastFulfillmentOffset, PrepareView, ReplyKind, isValidAddress,
 } from '../../src/codec/ilp_packet'
 import { readIlpTimestamp, writeIlpTimestamp, generalizedTime } from '../../src/codec/ilp_time'
 import { OerReader, writeLength } from '../../src/codec/oer'
@@ -149,6 +150,25 @@ describe('ILP packet codec', () => {
     }
   })
 
+  it('checks fulfillments against conditions byte for byte, bytes above 0x7f included (seed 8)', () => {
+    const rand = prng(8)
+    for (let n = 0; n < 200; n++) {
+      const fulfillment = randomBytes(rand, 32)
+      const at = Math.floor(rand() * 40)
+      const condition = Buffer.concat([randomBytes(rand, at), createHash('sha256').update(fulfillment).digest(), randomBytes(rand, 7)])
+      assert.ok(digestMatches(fulfillment, condition, at))
+      const i = at + Math.floor(rand() * 32)
+      condition[i] ^= 1 << Math.floor(rand() * 8)
+      assert.ok(!digestMatches(fulfillment, condition, at), `bit flipped at ${i - at}`)
+    }
+    const view = new PrepareView()
+    const fulfillment = Buffer.alloc(32, 0xfe)
+    const prepare = encodePrepare({ amount: 1n, expiresAtMs: Date.UTC(2030, 0, 1), executionCondition: createHash('sha256').update(fulfillment).digest(), destination: 'test.a.b', data: Buffer.alloc(0) })
+    assert.ok(view.parse(prepare, 0, prepare.length))
+    assert.ok(view.conditionMatches(fulfillment))
+    assert.ok(!view.conditionMatches(Buffer.alloc(32, 0xff)))
+  })
+
   it('validates ILP addresses like the RFC regex', () => {
     for (const ok of ['g.a', 'test.node.alice', 'test3.x_y~z-1', 'peer.config', 'private.a.b.c']) assert.ok(isValidAddress(ok), ok)
     for (const bad of ['', 'g', 'g.', 'g..a', '.g.a', 'bobby', 'foo.bar', 'test.a b', 'test.é', 'test4.a', 'g.' + 'a'.repeat(1022)]) {
@@ -167,6 +187,18 @@ describe('ILP timestamps', () => {
       writeIlpTimestamp(buf, 0, ms)
       assert.equal(buf.toString('latin1'), new Date(ms).toISOString().replace(/[-:T.Z]/g, ''))
       assert.equal(readIlpTimestamp(buf, 0), ms)
+    }
+  })
+
+  it('writes runs of instants on one day, across midnights and back again, as Date does (the cached date digits; seed 4)', () => {
+    const rand = prng(4)
+    const buf = Buffer.alloc(20)
+    for (let run = 0; run < 200; run++) {
+      const midnight = Math.floor(rand() * 2e12 / 86400000) * 86400000
+      for (const ms of [midnight - 1, midnight, midnight + 1, midnight + 86399999, midnight + 86400000, midnight - 1, midnight + Math.floor(rand() * 86400000)]) {
+        writeIlpTimestamp(buf, 3, ms)
+        assert.equal(buf.toString('latin1', 3, 20), new Date(ms).toISOString().replace(/[-:T.Z]/g, ''), String(ms))
+      }
     }
   })
 

@@ -18,12 +18,19 @@ import { bearerToken, TokenIndex } from '../auth'
 import { retryAfterSeconds, type ClientGate } from '../client_gate'
 import type { Connections, ReplyTarget } from '../connections'
 
-const OCTET_STREAM_TYPES = new Set(['', 'application/octet-stream', 'application/ilp+octet-stream'])
 const EMPTY_BODY = Buffer.alloc(0)
+
+/**
+ * True for the media types a prepare may come as (or none). Compared as strings, not looked up in
+ * a Set: each request's header value is a new string, and a Set lookup would hash it every time.
+ */
+function isOctetStream(type: string): boolean {
+  return type === 'application/octet-stream' || type === '' || type === 'application/ilp+octet-stream'
+}
 
 /** The media type of a Content-Type value, lower case; the common exact values pass as they are. */
 function mediaType(contentType: string): string {
-  if (OCTET_STREAM_TYPES.has(contentType)) return contentType
+  if (isOctetStream(contentType)) return contentType
   return contentType.split(';')[0].trim().toLowerCase()
 }
 
@@ -105,7 +112,7 @@ export class IlpHttpServer {
     if (token === '') return this.fail(exchange, '401 Unauthorized', 'missing Authorization: Bearer <token>', [['WWW-Authenticate', 'Bearer']])
     const account = this.authorize(exchange, res, req, token)
     if (account < 0) return
-    if (head === null && !OCTET_STREAM_TYPES.has(contentType)) {
+    if (head === null && !isOctetStream(contentType)) {
       return this.fail(exchange, '415 Unsupported Media Type', `Content-Type must be application/octet-stream or application/ilp+octet-stream, not ${JSON.stringify(contentType.slice(0, 64))}`)
     }
     const max = this.config.maxHttpBodyBytes
