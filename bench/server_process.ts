@@ -14,7 +14,11 @@ export interface ServerProcess extends NodeProcess {
   threads(): ThreadSnapshot
 }
 
-export async function startServerProcess(env: Record<string, string>, entry?: string, nodeArgs: string[] = []): Promise<ServerProcess> {
+/**
+ * BENCH_NODE: the main.js of another build of the node (e.g. a worktree's dist/src/main.js), run in
+ * this one's place under the same generator, to compare two builds' packet paths.
+ */
+export async function startServerProcess(env: Record<string, string>, entry = process.env.BENCH_NODE || undefined, nodeArgs: string[] = []): Promise<ServerProcess> {
   const server = await startNodeProcess(env, entry, nodeArgs)
   const pid = server.proc.pid!
   return {
