@@ -156,6 +156,7 @@ export class StorageReserve {
   /** True while the reserve lives past the data file (it falls back to a file if that fails). */
   private pastDataFile: boolean
   private fd = -1
+  private lockAllocated = false
 
   constructor(dataDir: string, readonly bytes: number) {
     this.path = join(dataDir, 'reserve')
@@ -178,9 +179,29 @@ export class StorageReserve {
    * cannot be, leaving what there was.
    */
   take(): void {
+    this.allocateLockFile()
     if (this.bytes === 0) return
     if (this.pastDataFile && this.allocatePastDataFile()) return
     this.writeFile()
+  }
+
+  /**
+   * LMDB's lock file is made at its size with ftruncate, so on tmpfs its pages past the first
+   * are holes until a reader slot there is first used; a thread that takes such a slot while the
+   * disk is full faults on the page (SIGBUS) and kills the process. fallocate(KEEP_SIZE) gives
+   * the holes their blocks, content and size unchanged, safe while the environment is in use.
+   * Once per run; without the native addon the lock file stays as LMDB made it.
+   */
+  private allocateLockFile(): void {
+    if (this.lockAllocated || native === null) return
+    const fd = openSync(`${this.dataFile}-lock`, 'r+')
+    try {
+      const errno = native.allocate(fd, 0, Math.max(1, fstatSync(fd).size))
+      if (errno === ENOSPC) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', errno, path: `${this.dataFile}-lock` })
+      this.lockAllocated = true
+    } finally {
+      closeSync(fd)
+    }
   }
 
   /** Deletes the reserve file, so that its space goes to the commits the node owes. True if it was there. */
