@@ -163,7 +163,7 @@ export class IlpHttpClient {
     this.reach.answered(p.account, nowMs)
     if (p.incarnation !== this.shards.incarnation) return
     // After its prepare expired (the shard has answered it R00): dropped, never applied.
-    if (nowMs > (p.expiresAtS + 1) * 1000) return this.lateAnswer(p.account, status, nowMs)
+    if (nowMs > p.deadlineMs) return this.lateAnswer(p.account, status, nowMs)
     if (status !== 200) {
       this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.get(p.account).id, status })
       return this.shards.submitSendFailure(p.shard, p.pendingId, SendFailure.PeerHttpStatus)
@@ -178,7 +178,7 @@ export class IlpHttpClient {
     else this.reach.failed(p.account, failureOf({ code }), nowMs)
     if (p.incarnation !== this.shards.incarnation) return
     // Past its expiry the shard has answered it R00 already.
-    if (nowMs > (p.expiresAtS + 1) * 1000) return
+    if (nowMs > p.deadlineMs) return
     this.log.info('ILP-over-HTTP request to next hop failed', { account: this.accounts.get(p.account).id, error: code })
     this.shards.submitSendFailure(p.shard, p.pendingId, NOT_CONNECTED.has(code) ? SendFailure.PeerNotConnected : SendFailure.PeerDisconnected)
   }
