@@ -1,13 +1,13 @@
-// HTTP load: autocannon POSTs one pre-encoded Prepare (ILP over HTTP, RFC 35) again and again to
-// a server, which forwards each to bob; bob is an HTTP server in this process that fulfills every
-// prepare with the same fulfillment and counts them. A run fails unless bob saw every request
-// autocannon counted as answered, so a server that rejects cannot pass for a fast one.
-// Every run is bounded by a duration and a request count.
+// HTTP load: our generator (generator/, in processes of its own) POSTs one pre-encoded Prepare
+// (ILP over HTTP, RFC 35) again and again to a server, which forwards each to bob; bob is an HTTP
+// server in this process that fulfills every prepare with the same fulfillment and counts them.
+// autocannon GETs SPSP and shop routes. Every run is bounded by a duration and a request count.
 
 import { createHash } from 'node:crypto'
 import autocannon from 'autocannon'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
 import { loadUws } from '../src/io/uws'
+import { runLoad } from './generator/load'
 
 export interface HttpRunResult {
   connections: number
@@ -16,11 +16,14 @@ export interface HttpRunResult {
   requestsPerSecond: number
   /**
    * Latency in ms: the mean from Little's law (connections ÷ requests/s, exact for a closed loop),
-   * the percentiles from autocannon, whose histogram counts whole milliseconds.
+   * the percentiles from the generator's histogram (within 1 %).
    */
   latencyMs: { mean: number; p50: number; p90: number; p99: number }
-  non2xx: number
-  errors: number
+  /** The generator's processes, all their threads, per request. */
+  generatorCpuUsPerRequest: number
+  generatorBusiestThreadPercent: number
+  /** A generator thread was busy enough that it, not the server, may have set the pace. */
+  generatorLimited: boolean
 }
 
 export interface HttpRunOptions {
@@ -31,6 +34,8 @@ export interface HttpRunOptions {
   maxRequests: number
   warmupMs: number
   body: Buffer
+  /** Generator processes to share the connections out over (default 1). */
+  generatorProcs?: number
   /** Sampled when measurement starts and ends (the server's CPU over the same span). */
   onMeasureStart?: () => void
   onMeasureEnd?: () => void
@@ -41,8 +46,8 @@ const CONDITION = createHash('sha256').update(FULFILLMENT).digest()
 
 /**
  * The prepare a request carries: fixed condition, an expiry far enough out for any run, and an
- * 8-byte counter as data. Each request gets the next counter, because ilp-connector answers
- * identical prepares from a cache (its deduplicate middleware) without forwarding them.
+ * 8-byte tag as data, which the generator sets afresh for each request, because ilp-connector
+ * answers identical prepares from a cache (its deduplicate middleware) without forwarding them.
  */
 export function benchPrepare(destination: string): Buffer {
   return encodePrepare({
@@ -52,12 +57,6 @@ export function benchPrepare(destination: string): Buffer {
     destination,
     data: Buffer.alloc(8),
   })
-}
-
-function nextBody(template: Buffer, counter: bigint): Buffer {
-  const body = Buffer.from(template)
-  body.writeBigUInt64BE(counter, body.length - 8)
-  return body
 }
 
 export interface HttpReceiver {
@@ -98,47 +97,34 @@ export async function startHttpReceiver(token: string): Promise<HttpReceiver> {
   }
 }
 
-let counter = 0n
-
-function cannon(opts: HttpRunOptions, durationMs: number, amount: number): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    autocannon({
-      url: opts.url,
-      method: 'POST',
-      connections: opts.connections,
-      pipelining: 1,
-      // `amount` would override the duration; this bounds the count and keeps the duration.
-      duration: durationMs / 1000,
-      maxOverallRequests: amount,
-      headers: { authorization: `Bearer ${opts.token}`, 'content-type': 'application/octet-stream' },
-      body: opts.body,
-      requests: [{ setupRequest: (req) => ({ ...req, body: nextBody(opts.body, ++counter) }) }],
-      timeout: 10,
-    }, (err, result) => (err ? reject(err) : resolve(result)))
-  })
-}
-
+/**
+ * One bounded run of our generator (generator/load.ts) over ILP over HTTP: `connections`
+ * keep-alive connections, one request outstanding each. Fails unless every answer was a Fulfill
+ * and bob saw at least as many requests, so a server that rejects cannot pass for a fast one.
+ */
 export async function runHttpLoad(opts: HttpRunOptions, bob: HttpReceiver): Promise<HttpRunResult> {
-  if (opts.warmupMs > 0) await cannon(opts, opts.warmupMs, opts.maxRequests)
+  const url = new URL(opts.url)
   const servedBefore = bob.served()
-  opts.onMeasureStart?.()
-  const started = process.hrtime.bigint()
-  const result = await cannon(opts, opts.durationMs, opts.maxRequests)
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  opts.onMeasureEnd?.()
+  const r = await runLoad({
+    port: Number(url.port), destination: '', window: opts.connections, durationMs: opts.durationMs, maxPackets: opts.maxRequests,
+    warmupMs: opts.warmupMs, procs: opts.generatorProcs ?? 1, prepare: opts.body,
+    http: { path: url.pathname, token: opts.token, connections: opts.connections },
+    onMeasureStart: opts.onMeasureStart, onMeasureEnd: opts.onMeasureEnd,
+  })
+  if (r.packets === 0) throw new Error('no request answered')
+  if (r.rejected > 0) throw new Error(`${r.rejected} of ${r.packets} requests were not fulfilled`)
+  // The warm-up's requests reached bob too: he must have seen at least the measured ones.
   const served = bob.served() - servedBefore
-  const answered = result['2xx']
-  if (answered === 0) throw new Error(`no request answered (errors ${result.errors}, non-2xx ${result.non2xx})`)
-  // A 200 may carry a Reject; bob counts what was really forwarded and fulfilled.
-  if (served < answered) throw new Error(`${answered - served} of ${answered} requests were not forwarded to bob (rejected?)`)
+  if (served < r.fulfilled) throw new Error(`${r.fulfilled - served} of ${r.fulfilled} fulfilled requests never reached bob`)
   return {
     connections: opts.connections,
-    requests: answered,
-    seconds,
-    requestsPerSecond: answered / seconds,
-    latencyMs: { mean: (1000 * opts.connections * seconds) / answered, p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99 },
-    non2xx: result.non2xx,
-    errors: result.errors,
+    requests: r.packets,
+    seconds: r.seconds,
+    requestsPerSecond: r.packetsPerSecond,
+    latencyMs: { mean: (1000 * opts.connections * r.seconds) / r.packets, p50: r.p50Us / 1000, p90: r.p90Us / 1000, p99: r.p99Us / 1000 },
+    generatorCpuUsPerRequest: r.generatorCpuUsPerPacket,
+    generatorBusiestThreadPercent: r.generatorBusiestThreadPercent,
+    generatorLimited: r.generatorLimited,
   }
 }
 

@@ -1,5 +1,5 @@
 // Where ILP over HTTP's time goes: runs the node (as `npm start` does, 1×0 unless IO_THREADS /
-// SHARDS say otherwise) under the HTTP section's load (autocannon → node → bob, RFC 35), prints
+// SHARDS say otherwise) under the HTTP section's load (the generator → node → bob, RFC 35), prints
 // requests/s and the node's CPU per request from /proc, and with --cpu-prof each thread's
 // hottest functions by self time, and by file.
 //

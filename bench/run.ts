@@ -20,10 +20,10 @@
 // `--only grid` (or side, http, payee, shop, micro, metrics, exchange, accounts; several with commas) runs
 // only those sections. The grid: `--grid 1x0,2x2` (layouts), `--senders N` (N senders paying N
 // receivers), `--window W` (prepares outstanding over all senders), `--rounds N` (each layout N
-// times, alternating the order); `--gen-procs N` spreads the
-// load generator's connections over N processes (side and grid). `--scale` runs the grid alone,
-// with layouts, senders and generator processes picked from the core count, and sets each
-// layout's measured packets/s beside its projection. Only a full run of every section updates
+// times, alternating the order); `--gen-procs N` spreads the load generator's connections over
+// N processes (side, grid and ILP over HTTP). `--scale` runs the grid alone, with layouts, senders
+// and generator processes picked from the core count, and sets each layout's measured packets/s
+// beside its projection. Only a full run of every section updates
 // latest*. Every load run is bounded by a packet count and a duration.
 
 import { availableParallelism, cpus, totalmem } from 'node:os'

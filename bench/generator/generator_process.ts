@@ -1,7 +1,8 @@
-// One process of the BTP load generator (load.ts forks one or more). It plays its share of the
-// senders, each keeping its own window of prepares outstanding, and of the receivers, each
-// fulfilling every prepare that reaches it, and counts what the senders get back between the
-// bench's `measure` and `stop`. A process of its own so that its CPU, read from /proc by the
+// One process of the load generator (load.ts forks one or more). Over BTP it plays its share of
+// the senders, each keeping its own window of prepares outstanding, and of the receivers, each
+// fulfilling every prepare that reaches it; over ILP over HTTP, its share of the connections,
+// each with one request outstanding. It counts what the senders get back between the bench's
+// `measure` and `stop`. A process of its own so that its CPU, read from /proc by the
 // bench, is the generator's alone, and so that several can load a node with many cores.
 //
 // The bench drives it over the IPC channel: connect (a GeneratorJob) → ready, start, measure,
@@ -12,6 +13,7 @@ import { BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } f
 import { encodeFulfill } from '../../src/codec/ilp_packet'
 import { maskedFrame } from '../../src/testing/websocket'
 import { BtpSocket, ilpTypeOfReply, requestIdOffset } from './btp_socket'
+import { HttpSocket } from './http_socket'
 import { countLatency, newLatencyCounts } from './latency_histogram'
 
 export interface GeneratorJob {
@@ -20,8 +22,20 @@ export interface GeneratorJob {
   bobPort: number
   senders: { user: string; token: string; prepare: Uint8Array; window: number }[]
   receivers: { user: string; token: string }[]
+  /** ILP over HTTP in place of BTP senders and receivers (bob is the bench's own server then). */
+  http: HttpJob | null
   /** Stop counting (and say done) after this many replies. */
   maxPackets: number
+}
+
+/** Keep-alive connections POSTing `prepare` (RFC 35) to `path` on the job's port. */
+export interface HttpJob {
+  path: string
+  token: string
+  prepare: Uint8Array
+  connections: number
+  /** This process's number, in every prepare's data beside a count, so that no two are the same. */
+  tag: number
 }
 
 export type ToGenerator = { kind: 'connect'; job: GeneratorJob } | { kind: 'start' } | { kind: 'measure' } | { kind: 'stop' }
@@ -82,67 +96,123 @@ async function connectSenders(job: GeneratorJob): Promise<Lane[]> {
   }))
 }
 
-async function run(job: GeneratorJob): Promise<void> {
+/**
+ * The counts and the bench's messages, whatever the transport: each answer is counted while the
+ * bench measures, and says whether its sender sends again (not once the bench said stop).
+ */
+class Run {
+  readonly counts: GeneratorCounts = { packets: 0, fulfilled: 0, rejected: 0, latencyCounts: newLatencyCounts() }
+  private inFlight = 0
+  private measuring = false
+  private stopping = false
+  private reported = false
+
+  constructor(private readonly maxPackets: number, private readonly closeAll: () => void) {}
+
+  sent(): void {
+    this.inFlight++
+  }
+
+  /** One answer, `latencyUs` after its prepare left; true if its sender sends another. */
+  answered(fulfilled: boolean, latencyUs: number): boolean {
+    this.inFlight--
+    if (this.measuring) {
+      countLatency(this.counts.latencyCounts, latencyUs)
+      if (fulfilled) this.counts.fulfilled++
+      else this.counts.rejected++
+      if (++this.counts.packets === this.maxPackets) send({ kind: 'done' })
+    }
+    if (!this.stopping) return true
+    if (this.inFlight === 0) this.report()
+    return false
+  }
+
+  /** A connection lost mid-run fails it; after the stop, the answers it owed are not waited for. */
+  lost(reason: string): void {
+    if (this.stopping) return this.report()
+    send({ kind: 'failed', message: reason })
+  }
+
+  /** Follows the bench's messages; `start` sends every sender's first window. */
+  listen(start: () => void): void {
+    process.on('message', (m: ToGenerator) => {
+      if (m.kind === 'start') {
+        start()
+      } else if (m.kind === 'measure') {
+        this.measuring = true
+      } else if (m.kind === 'stop') {
+        this.measuring = false
+        this.stopping = true
+        if (this.inFlight === 0) this.report()
+        else setTimeout(() => this.report(), DRAIN_MS).unref()
+      }
+    })
+    send({ kind: 'ready' })
+  }
+
+  private report(): void {
+    if (this.reported) return
+    this.reported = true
+    send({ kind: 'result', ...this.counts })
+    this.closeAll()
+  }
+}
+
+async function runBtp(job: GeneratorJob): Promise<void> {
   const receivers = await connectReceivers(job)
   const lanes = await connectSenders(job)
   const sentAt = new Float64Array(SENT_AT_SLOTS)
-  const counts: GeneratorCounts = { packets: 0, fulfilled: 0, rejected: 0, latencyCounts: newLatencyCounts() }
+  const run = new Run(job.maxPackets, () => { for (const ws of [...lanes.map((l) => l.ws), ...receivers]) ws.close() })
   let nextId = 1
-  let inFlight = 0
-  let measuring = false
-  let stopping = false
-  let reported = false
 
   const sendPrepare = (lane: Lane, nowMs: number) => {
     const id = nextId++
     sentAt[id & (SENT_AT_SLOTS - 1)] = nowMs
-    inFlight++
+    run.sent()
     lane.ws.queue(lane.frame, lane.idOffset, id)
-  }
-  const report = () => {
-    if (reported) return
-    reported = true
-    send({ kind: 'result', ...counts })
-    for (const ws of [...lanes.map((l) => l.ws), ...receivers]) ws.close()
   }
   const onReply = (lane: Lane, buf: Buffer, at: number, length: number) => {
     const type = buf[at]
     if (type !== BTP_RESPONSE && type !== BTP_ERROR) return
-    inFlight--
     const nowMs = performance.now()
-    if (measuring) {
-      countLatency(counts.latencyCounts, (nowMs - sentAt[buf.readUInt32BE(at + 1) & (SENT_AT_SLOTS - 1)]) * 1000)
-      if (type === BTP_RESPONSE && ilpTypeOfReply(buf, at, length) === ILP_FULFILL) counts.fulfilled++
-      else counts.rejected++
-      if (++counts.packets === job.maxPackets) send({ kind: 'done' })
-    }
-    if (!stopping) sendPrepare(lane, nowMs)
-    else if (inFlight === 0) report()
+    const fulfilled = type === BTP_RESPONSE && ilpTypeOfReply(buf, at, length) === ILP_FULFILL
+    if (run.answered(fulfilled, (nowMs - sentAt[buf.readUInt32BE(at + 1) & (SENT_AT_SLOTS - 1)]) * 1000)) sendPrepare(lane, nowMs)
   }
   for (const lane of lanes) lane.ws.onMessage = (buf, at, length) => onReply(lane, buf, at, length)
-
-  process.on('message', (m: ToGenerator) => {
-    if (m.kind === 'start') {
-      const nowMs = performance.now()
-      for (const lane of lanes) {
-        for (let i = 0; i < lane.window; i++) sendPrepare(lane, nowMs)
-        lane.ws.flush()
-      }
-    } else if (m.kind === 'measure') {
-      measuring = true
-    } else if (m.kind === 'stop') {
-      measuring = false
-      stopping = true
-      if (inFlight === 0) report()
-      else setTimeout(report, DRAIN_MS).unref()
+  run.listen(() => {
+    const nowMs = performance.now()
+    for (const lane of lanes) {
+      for (let i = 0; i < lane.window; i++) sendPrepare(lane, nowMs)
+      lane.ws.flush()
     }
   })
-  send({ kind: 'ready' })
+}
+
+/** ILP over HTTP: `http.connections` keep-alive connections, one request outstanding on each. */
+async function runHttp(job: GeneratorJob, http: HttpJob): Promise<void> {
+  const sockets = await Promise.all(Array.from({ length: http.connections }, () => HttpSocket.connect(job.port, http.path, http.token, http.prepare)))
+  const run = new Run(job.maxPackets, () => { for (const s of sockets) s.close() })
+  let nextTag = 1
+  const post = (s: HttpSocket, nowMs: number) => {
+    run.sent()
+    s.post(http.tag, nextTag++, nowMs)
+  }
+  for (const s of sockets) {
+    s.onAnswer = (status, fulfilled) => {
+      const nowMs = performance.now()
+      if (run.answered(status === 200 && fulfilled, (nowMs - s.sentAtMs) * 1000)) post(s, nowMs)
+    }
+    s.onClose = (reason) => run.lost(`HTTP: ${reason}`)
+  }
+  run.listen(() => {
+    const nowMs = performance.now()
+    for (const s of sockets) post(s, nowMs)
+  })
 }
 
 if (require.main === module) {
   process.once('message', (m: ToGenerator) => {
     if (m.kind !== 'connect') return
-    run(m.job).catch((err: Error) => send({ kind: 'failed', message: err.message }))
+    (m.job.http === null ? runBtp(m.job) : runHttp(m.job, m.job.http)).catch((err: Error) => send({ kind: 'failed', message: err.message }))
   })
 }

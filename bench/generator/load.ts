@@ -1,10 +1,10 @@
-// Our BTP load generator: senders (alice by default) keep W prepares outstanding to a server,
-// each to its own receiver (bob by default), and every receiver fulfills each prepare that
-// reaches it. The connections are shared out over `procs` generator processes
-// (generator_process.ts); this side forks them, tells them when to warm up, measure and stop,
-// adds up their counts, and reads their CPU from /proc as the bench reads the server's, so a run
-// reports the generator's CPU per packet beside the server's and says when the generator, not the
-// server, was the limit. Every run is bounded by a packet count and a duration.
+// Our load generator. Over BTP, senders (alice by default) keep W prepares outstanding to a
+// server, each to its own receiver (bob by default), and every receiver fulfills each prepare
+// that reaches it; over ILP over HTTP, keep-alive connections each keep one request outstanding.
+// The connections are shared out over `procs` generator processes (generator_process.ts); this
+// side forks them, tells them when to warm up, measure and stop, adds up their counts, and reads
+// their CPU from /proc as the bench reads the server's, so a run reports the generator's CPU per
+// packet beside the server's and says when the generator, not the server, was the limit. Every run is bounded by a packet count and a duration.
 
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -64,6 +64,12 @@ export interface LoadOptions {
   amount?: bigint
   /** Connect the receivers and fulfill what reaches them (default true; false when a payee answers). */
   receiver?: boolean
+  /**
+   * ILP over HTTP in place of BTP: `connections` keep-alive connections (shared out over the
+   * processes) POST `prepare` to `path` with `token`, one request outstanding each; `window`,
+   * `senders` and `receivers` are not used.
+   */
+  http?: { path: string; token: string; connections: number }
   /** Called when measurement starts and ends (to sample the server's CPU over the same span). */
   onMeasureStart?: () => void
   onMeasureEnd?: () => void
@@ -117,8 +123,8 @@ async function measureRun(o: LoadOptions, generators: Generator[], jobs: Generat
   const counts = sumCounts(results.filter((m): m is FromGenerator & { kind: 'result' } => m.kind === 'result'))
   const busiest = Math.max(...threadsStart.map((s, i) => busiestThreadPercent(s, threadsEnd[i])))
   return {
-    window: o.window,
-    senders: jobs.reduce((n, j) => n + j.senders.length, 0),
+    window: o.http?.connections ?? o.window,
+    senders: o.http?.connections ?? jobs.reduce((n, j) => n + j.senders.length, 0),
     packets: counts.packets,
     fulfilled: counts.fulfilled,
     rejected: counts.rejected,
@@ -141,10 +147,11 @@ async function measureRun(o: LoadOptions, generators: Generator[], jobs: Generat
  * receiver; a process dealt nothing is not started.
  */
 function shareOut(o: LoadOptions): GeneratorJob[] {
+  if (o.http !== undefined) return shareOutHttp(o, o.http)
   const senders = o.senders ?? [{ user: 'alice', token: 'alice-token' }]
   const receivers = o.receiver === false ? [] : o.receivers ?? [{ user: 'bob', token: 'bob-token' }]
   const procs = Math.max(1, o.procs ?? 1)
-  const jobs: GeneratorJob[] = Array.from({ length: procs }, () => ({ port: o.port, bobPort: o.bobPort ?? o.port, senders: [], receivers: [], maxPackets: 0 }))
+  const jobs: GeneratorJob[] = Array.from({ length: procs }, () => ({ port: o.port, bobPort: o.bobPort ?? o.port, senders: [], receivers: [], http: null, maxPackets: 0 }))
   const prepares = preparesFor(o)
   let dealt = 0
   for (let i = 0; i < Math.max(senders.length, receivers.length); i++) {
@@ -158,6 +165,16 @@ function shareOut(o: LoadOptions): GeneratorJob[] {
   const sending = used.filter((j) => j.senders.length > 0).length
   for (const j of used) j.maxPackets = j.senders.length > 0 ? Math.ceil(o.maxPackets / sending) : 0
   return used
+}
+
+/** ILP over HTTP: the connections dealt out evenly, one tag per process. */
+function shareOutHttp(o: LoadOptions, http: NonNullable<LoadOptions['http']>): GeneratorJob[] {
+  const procs = Math.max(1, Math.min(o.procs ?? 1, http.connections))
+  const prepare = preparesFor(o)(o.destination)
+  return Array.from({ length: procs }, (_, i) => ({
+    port: o.port, bobPort: o.port, senders: [], receivers: [], maxPackets: Math.ceil(o.maxPackets / procs),
+    http: { path: http.path, token: http.token, prepare, connections: windowOf(i, procs, http.connections), tag: i + 1 },
+  }))
 }
 
 /** Sender `i`'s share of the window `w` over `n` senders (at least one prepare each). */

@@ -1,4 +1,4 @@
-// Section 3, ILP over HTTP: autocannon POSTs prepares (RFC 35) to this node (layouts 1×0 and 2×2),
+// Section 3, ILP over HTTP: our generator POSTs prepares (RFC 35) to this node (layouts 1×0 and 2×2),
 // to ilp-connector with ilp-plugin-http accounts and to the bare HTTP relay (http_relay.ts: the
 // node's own HTTP client, no ILP logic, the ceiling); each forwards them over HTTP to the same
 // bob, who fulfills; runs alternate per connection count. The node's CPU per thread per request.
@@ -55,7 +55,8 @@ export function httpThreads(start: ThreadSnapshot, end: ThreadSnapshot, requests
 }
 
 export function describeHttp(r: HttpRun): string {
-  const line = `${fmt(r.requestsPerSecond)} requests/s, latency mean ${r.latencyMs.mean.toFixed(2)} ms, p99 ${r.latencyMs.p99} ms, server CPU ${r.serverCpuUsPerRequest.toFixed(1)} µs/request\n`
+  const generator = `generator ${r.generatorCpuUsPerRequest.toFixed(1)} µs/request${r.generatorLimited ? ` (⚠ a thread ${r.generatorBusiestThreadPercent.toFixed(0)} % busy: the generator may have set the pace)` : ''}`
+  const line = `${fmt(r.requestsPerSecond)} requests/s, latency mean ${r.latencyMs.mean.toFixed(2)} ms, p99 ${r.latencyMs.p99.toFixed(2)} ms, server CPU ${r.serverCpuUsPerRequest.toFixed(1)} µs/request, ${generator}\n`
   if (r.threads === null || r.busiest === null) return line
   const threads = r.threads.map((u) => `${u.role}${u.role === 'other' ? ` (${u.threads})` : ''} ${u.busyPercent.toFixed(0)} % ${u.cpuUsPerRequest.toFixed(1)}`)
   const vanished = (r.vanishedThreads ?? 0) > 0 ? `      ${r.vanishedThreads} thread(s) exited mid-run: in the node's total, in no row\n` : ''
@@ -104,7 +105,7 @@ export function httpNotes(http: HttpRun[], nodeDefault: Layout): string[] {
     } else {
       reading = `The figures do not show it: the I/O threads' CPU per request is within ${IO_IMBALANCE}× of each other in every run.`
     }
-    notes.push('With IO_THREADS > 1 the kernel spreads autocannon\'s connections over the I/O threads (each listens on the shared port; ' +
+    notes.push('With IO_THREADS > 1 the kernel spreads the generator\'s connections over the I/O threads (each listens on the shared port; ' +
       `the kernel picks one per connection by a hash, so ${Math.min(...HTTP_CONNECTIONS)} connections may split unevenly), while the node's ` +
       'outgoing HTTP requests go from the home I/O thread of the account they are for: in this bench every one is for bob, so all of them ' +
       `leave from one I/O thread. In this run: ${figures.join('; ')}. ${reading}`)
@@ -119,7 +120,7 @@ export function httpNotes(http: HttpRun[], nodeDefault: Layout): string[] {
 }
 
 export async function httpForwarding(t: RunPlan, nodeDefault: Layout): Promise<HttpRun[]> {
-  log(`\n3. ILP over HTTP: autocannon → server → bob (HTTP), node (${HTTP_LAYOUTS.map(layoutName).join(', ')}), ilp-connector@23 and the bare HTTP relay alternating\n`)
+  log(`\n3. ILP over HTTP: generator → server → bob (HTTP), node (${HTTP_LAYOUTS.map(layoutName).join(', ')}), ilp-connector@23 and the bare HTTP relay alternating\n`)
   const bob = await startHttpReceiver('bob-token')
   const dir = mkdtempSync(join(tmpdir(), 'ilp-node-bench-config-'))
   const servers: { label: string; layout: Layout | null; proc: ServerProcess }[] = []
@@ -160,6 +161,7 @@ export async function httpForwarding(t: RunPlan, nodeDefault: Layout): Promise<H
           maxRequests: t.maxPackets,
           warmupMs: t.warmupMs,
           body,
+          generatorProcs: t.generatorProcs,
           onMeasureStart: () => { cpuStart = s.proc.cpuMicros(); sample() },
           onMeasureEnd: () => { cpuEnd = s.proc.cpuMicros(); sample() },
         }, bob)
@@ -192,9 +194,9 @@ export function httpMarkdown(http: HttpRun[], nodeDefault: Layout): string[] {
   const baseOf = (r: HttpRun) => http.find((x) => isHttpBaseline(x) && x.connections === r.connections)
   const nodeRuns = http.filter((r) => r.threads !== null)
   return [
-    '## ILP over HTTP: autocannon → server → bob (HTTP)', '',
+    '## ILP over HTTP: generator → server → bob (HTTP)', '',
     markdownTable(
-      ['server', 'connections', 'requests/s', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/request', 'ratio node / reference', `node / node (${layoutName(HTTP_BASELINE)})`, 'share of relay requests/s'],
+      ['server', 'connections', 'requests/s', 'mean ms', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/request', 'generator CPU µs/request', 'ratio node / reference', `node / node (${layoutName(HTTP_BASELINE)})`, 'share of relay requests/s'],
       http.map((r) => {
         const ref = http.find((x) => x.server === 'ilp-connector' && x.connections === r.connections)
         // The ratios against the reference are the baseline layout's alone, as before the layouts.
@@ -204,13 +206,14 @@ export function httpMarkdown(http: HttpRun[], nodeDefault: Layout): string[] {
           ? `${(r.requestsPerSecond / base.requestsPerSecond).toFixed(2)}× req/s, ${(r.serverCpuUsPerRequest / base.serverCpuUsPerRequest).toFixed(2)}× CPU` : ''
         const relay = relayOf(http, r.connections)
         const share = r.server === 'node' && relay !== undefined ? `${Math.round((100 * r.requestsPerSecond) / relay.requestsPerSecond)} %` : ''
-        return [serverLabel(r), r.connections, fmt(r.requestsPerSecond), r.latencyMs.mean.toFixed(2), r.latencyMs.p50, r.latencyMs.p90, r.latencyMs.p99,
-          r.serverCpuUsPerRequest.toFixed(1), ratio, vsBase, share]
+        return [serverLabel(r), r.connections, fmt(r.requestsPerSecond), r.latencyMs.mean.toFixed(2), r.latencyMs.p50.toFixed(2), r.latencyMs.p90.toFixed(2), r.latencyMs.p99.toFixed(2),
+          r.serverCpuUsPerRequest.toFixed(1), `${r.generatorCpuUsPerRequest.toFixed(1)}${r.generatorLimited ? ' ⚠' : ''}`, ratio, vsBase, share]
       }),
     ), '',
     'Each request is one prepare; the server forwards it over its keep-alive HTTP connections to bob. The relay takes any POST, ' +
       'relays its body to bob with the node\'s own HTTP client and answers bob\'s body: what HTTP alone costs on this machine. ' +
-      'autocannon (in the bench process, with bob) shares the machine and measures latency in whole milliseconds.', '',
+      'The generator (generator/, one process, one request outstanding per connection) and bob (in the bench process) share the machine; ' +
+      'its CPU per request is the generator column, and ⚠ marks a run whose generator had a thread at 90 % busy or more (it may have set the pace).', '',
     '### The node\'s CPU per thread', '',
     markdownTable(
       ['node', 'connections', 'thread', '% busy', 'CPU µs/request'],
