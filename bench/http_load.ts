@@ -1,10 +1,10 @@
 // HTTP load: our generator (generator/, in processes of its own) POSTs one pre-encoded Prepare
 // (ILP over HTTP, RFC 35) again and again to a server, which forwards each to bob; bob is an HTTP
 // server in this process that fulfills every prepare with the same fulfillment and counts them.
-// autocannon GETs SPSP and shop routes. Every run is bounded by a duration and a request count.
+// The same generator GETs SPSP and shop routes. Every run is bounded by a duration and a request
+// count.
 
 import { createHash } from 'node:crypto'
-import autocannon from 'autocannon'
 import { encodeFulfill, encodePrepare } from '../src/codec/ilp_packet'
 import { loadUws } from '../src/io/uws'
 import { runLoad } from './generator/load'
@@ -108,7 +108,10 @@ export async function runHttpLoad(opts: HttpRunOptions, bob: HttpReceiver): Prom
   const r = await runLoad({
     port: Number(url.port), destination: '', window: opts.connections, durationMs: opts.durationMs, maxPackets: opts.maxRequests,
     warmupMs: opts.warmupMs, procs: opts.generatorProcs ?? 1, prepare: opts.body,
-    http: { path: url.pathname, token: opts.token, connections: opts.connections },
+    http: {
+      method: 'POST', path: url.pathname, connections: opts.connections,
+      headers: { Authorization: `Bearer ${opts.token}`, 'Content-Type': 'application/octet-stream', Accept: 'application/octet-stream' },
+    },
     onMeasureStart: opts.onMeasureStart, onMeasureEnd: opts.onMeasureEnd,
   })
   if (r.packets === 0) throw new Error('no request answered')
@@ -132,28 +135,30 @@ export interface GetRunResult {
   connections: number
   requests: number
   requestsPerSecond: number
+  /** The mean from Little's law, the p99 from the generator's histogram (within 1 %). */
   latencyMs: { mean: number; p99: number }
-  non2xx: number
+  generatorCpuUsPerRequest: number
 }
 
 /**
- * autocannon GETs `url` with `headers` (an SPSP endpoint, a shop route); every answer must be a
- * 2xx, so a run that starts answering 402 (a token run dry) fails instead of looking fast.
+ * Our generator GETs `url` with `headers` (an SPSP endpoint, a shop route) on `connections`
+ * keep-alive connections; every answer must be a 2xx, so a run that starts answering 402 (a token
+ * run dry) fails instead of looking fast. `onMeasureStart`/`onMeasureEnd` sample the server's CPU
+ * over the measured span.
  */
-export async function runGetLoad(url: string, headers: Record<string, string>, connections: number, durationMs: number, maxRequests: number): Promise<GetRunResult> {
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    autocannon({
-      url, method: 'GET', connections, pipelining: 1, duration: durationMs / 1000, maxOverallRequests: maxRequests, headers, timeout: 10,
-    }, (err, r) => (err ? reject(err) : resolve(r)))
+export async function runGetLoad(url: string, headers: Record<string, string>, connections: number, durationMs: number, maxRequests: number,
+  hooks: { onMeasureStart?: () => void; onMeasureEnd?: () => void } = {}): Promise<GetRunResult> {
+  const { port, pathname } = new URL(url)
+  const r = await runLoad({
+    port: Number(port), destination: '', window: connections, durationMs, maxPackets: maxRequests, warmupMs: 0,
+    http: { method: 'GET', path: pathname, headers, connections }, ...hooks,
   })
-  const answered = result['2xx']
-  if (answered === 0 || result.non2xx > 0) throw new Error(`GET ${url}: ${answered} answered, ${result.non2xx} non-2xx, ${result.errors} errors`)
-  const seconds = result.duration
+  if (r.packets === 0 || r.rejected > 0) throw new Error(`GET ${url}: ${r.packets} answered, ${r.rejected} of them not 2xx`)
   return {
     connections,
-    requests: answered,
-    requestsPerSecond: answered / seconds,
-    latencyMs: { mean: (1000 * connections * seconds) / answered, p99: result.latency.p99 },
-    non2xx: result.non2xx,
+    requests: r.packets,
+    requestsPerSecond: r.packetsPerSecond,
+    latencyMs: { mean: (1000 * connections * r.seconds) / r.packets, p99: r.p99Us / 1000 },
+    generatorCpuUsPerRequest: r.generatorCpuUsPerPacket,
   }
 }

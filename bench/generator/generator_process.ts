@@ -13,7 +13,7 @@ import { BTP_ERROR, BTP_MESSAGE, BTP_RESPONSE, ilpFrameLength, writeIlpFrame } f
 import { encodeFulfill } from '../../src/codec/ilp_packet'
 import { maskedFrame } from '../../src/testing/websocket'
 import { BtpSocket, ilpTypeOfReply, requestIdOffset } from './btp_socket'
-import { HttpSocket } from './http_socket'
+import { HttpSocket, ILP_FULFILL } from './http_socket'
 import { countLatency, newLatencyCounts } from './latency_histogram'
 
 export interface GeneratorJob {
@@ -28,14 +28,16 @@ export interface GeneratorJob {
   maxPackets: number
 }
 
-/** Keep-alive connections POSTing `prepare` (RFC 35) to `path` on the job's port. */
+/** Keep-alive connections, each sending `request` again and again, one outstanding. */
 export interface HttpJob {
-  path: string
-  token: string
-  prepare: Uint8Array
+  /** The whole request, encoded (http_socket.ts encodeRequest). */
+  request: Uint8Array
+  /** Where each request's 8-byte tag goes (a prepare's data), or -1: this process's number and a count, so that no two are the same. */
+  tagOffset: number
   connections: number
-  /** This process's number, in every prepare's data beside a count, so that no two are the same. */
   tag: number
+  /** ILP over HTTP: an answer counts as fulfilled if it is a 200 with a Fulfill; else any 2xx does. */
+  ilp: boolean
 }
 
 export type ToGenerator = { kind: 'connect'; job: GeneratorJob } | { kind: 'start' } | { kind: 'measure' } | { kind: 'stop' }
@@ -53,7 +55,6 @@ export type FromGenerator = { kind: 'ready' } | { kind: 'failed'; message: strin
 export const BENCH_FULFILLMENT = Buffer.alloc(32, 0x42)
 export const BENCH_CONDITION = createHash('sha256').update(BENCH_FULFILLMENT).digest()
 
-const ILP_FULFILL = 13
 /** Request ids are looked up modulo this (a power of two) for their send time: above any window. */
 const SENT_AT_SLOTS = 1 << 20
 /** How long a stopped run waits for the prepares still outstanding before it reports without them. */
@@ -188,25 +189,29 @@ async function runBtp(job: GeneratorJob): Promise<void> {
   })
 }
 
-/** ILP over HTTP: `http.connections` keep-alive connections, one request outstanding on each. */
+/** HTTP: `http.connections` keep-alive connections, one request outstanding on each. */
 async function runHttp(job: GeneratorJob, http: HttpJob): Promise<void> {
-  const sockets = await Promise.all(Array.from({ length: http.connections }, () => HttpSocket.connect(job.port, http.path, http.token, http.prepare)))
+  const request = Buffer.from(http.request)
+  const sockets = await Promise.all(Array.from({ length: http.connections }, () => HttpSocket.connect(job.port, request, http.tagOffset)))
   const run = new Run(job.maxPackets, () => { for (const s of sockets) s.close() })
   let nextTag = 1
-  const post = (s: HttpSocket, nowMs: number) => {
+  const send = (s: HttpSocket, nowMs: number) => {
     run.sent()
-    s.post(http.tag, nextTag++, nowMs)
+    s.send(http.tag, nextTag++, nowMs)
   }
+  const answered = http.ilp
+    ? (status: number, firstByte: number) => status === 200 && firstByte === ILP_FULFILL
+    : (status: number) => status >= 200 && status < 300
   for (const s of sockets) {
-    s.onAnswer = (status, fulfilled) => {
+    s.onAnswer = (status, firstByte) => {
       const nowMs = performance.now()
-      if (run.answered(status === 200 && fulfilled, (nowMs - s.sentAtMs) * 1000)) post(s, nowMs)
+      if (run.answered(answered(status, firstByte), (nowMs - s.sentAtMs) * 1000)) send(s, nowMs)
     }
     s.onClose = (reason) => run.lost(`HTTP: ${reason}`)
   }
   run.listen(() => {
     const nowMs = performance.now()
-    for (const s of sockets) post(s, nowMs)
+    for (const s of sockets) send(s, nowMs)
   })
 }
 

@@ -1,6 +1,6 @@
 // Our load generator. Over BTP, senders (alice by default) keep W prepares outstanding to a
 // server, each to its own receiver (bob by default), and every receiver fulfills each prepare
-// that reaches it; over ILP over HTTP, keep-alive connections each keep one request outstanding.
+// that reaches it; over HTTP, keep-alive connections each keep one request outstanding.
 // The connections are shared out over `procs` generator processes (generator_process.ts); this
 // side forks them, tells them when to warm up, measure and stop, adds up their counts, and reads
 // their CPU from /proc as the bench reads the server's, so a run reports the generator's CPU per
@@ -13,6 +13,7 @@ import { encodePrepare } from '../../src/codec/ilp_packet'
 import { parseStat } from '../../src/control/threads/thread_stats'
 import { busiestThreadPercent, snapshotThreads } from '../threads'
 import { BENCH_CONDITION, type FromGenerator, type GeneratorCounts, type GeneratorJob, type ToGenerator } from './generator_process'
+import { encodeRequest } from './http_socket'
 import { addLatencyCounts, latencyPercentile, newLatencyCounts } from './latency_histogram'
 
 export interface LoadResult {
@@ -65,11 +66,12 @@ export interface LoadOptions {
   /** Connect the receivers and fulfill what reaches them (default true; false when a payee answers). */
   receiver?: boolean
   /**
-   * ILP over HTTP in place of BTP: `connections` keep-alive connections (shared out over the
-   * processes) POST `prepare` to `path` with `token`, one request outstanding each; `window`,
-   * `senders` and `receivers` are not used.
+   * HTTP in place of BTP: `connections` keep-alive connections (shared out over the processes),
+   * one request outstanding each, `path` with `headers`. A POST is ILP over HTTP: its body is the
+   * prepare, and an answer counts as fulfilled only if it is a Fulfill; a GET's answer counts if
+   * it is a 2xx. `window`, `senders` and `receivers` are not used.
    */
-  http?: { path: string; token: string; connections: number }
+  http?: { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; connections: number }
   /** Called when measurement starts and ends (to sample the server's CPU over the same span). */
   onMeasureStart?: () => void
   onMeasureEnd?: () => void
@@ -167,13 +169,17 @@ function shareOut(o: LoadOptions): GeneratorJob[] {
   return used
 }
 
-/** ILP over HTTP: the connections dealt out evenly, one tag per process. */
+/** HTTP: the connections dealt out evenly, one tag per process. */
 function shareOutHttp(o: LoadOptions, http: NonNullable<LoadOptions['http']>): GeneratorJob[] {
   const procs = Math.max(1, Math.min(o.procs ?? 1, http.connections))
-  const prepare = preparesFor(o)(o.destination)
+  const ilp = http.method === 'POST'
+  const body = ilp ? preparesFor(o)(o.destination) : null
+  const request = encodeRequest(http.method, o.port, http.path, http.headers, body)
+  // A prepare's data is its last field: the tag takes its last 8 bytes.
+  const tagOffset = ilp ? request.length - 8 : -1
   return Array.from({ length: procs }, (_, i) => ({
     port: o.port, bobPort: o.port, senders: [], receivers: [], maxPackets: Math.ceil(o.maxPackets / procs),
-    http: { path: http.path, token: http.token, prepare, connections: windowOf(i, procs, http.connections), tag: i + 1 },
+    http: { request, tagOffset, connections: windowOf(i, procs, http.connections), tag: i + 1, ilp },
   }))
 }
 

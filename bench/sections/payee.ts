@@ -63,9 +63,9 @@ export async function payPayee(t: RunPlan, nodeLayout: Layout): Promise<PayeeRun
       measure(node, 'node', nodeLayout, 10, t, { senders: carol, prepare, receiver: false }),
     ])
     log(`forwarding ${fmt(forwarding.packetsPerSecond)} packets/s (p99 ${fmt(forwarding.p99Us)} µs), payee ${fmt(payee.packetsPerSecond)} payments/s (p99 ${fmt(payee.p99Us)} µs)\n`)
-    log('  SPSP queries, autocannon, 10 connections … ')
+    log('  SPSP queries, 10 connections … ')
     const spsp = await runGetLoad(url, { accept: 'application/spsp+json' }, 10, t.durationMs, t.maxPackets)
-    log(`${fmt(spsp.requestsPerSecond)} queries/s, mean ${spsp.latencyMs.mean.toFixed(2)} ms, p99 ${spsp.latencyMs.p99} ms\n`)
+    log(`${fmt(spsp.requestsPerSecond)} queries/s, mean ${spsp.latencyMs.mean.toFixed(2)} ms, p99 ${spsp.latencyMs.p99.toFixed(2)} ms\n`)
     return { alone, duringForwarding: { forwarding, payee }, spsp }
   } finally {
     await node.stop()
@@ -85,8 +85,8 @@ export function payeeMarkdown(payee: PayeeRuns): string[] {
       ['run', 'packets/s', 'p50 µs', 'p99 µs', 'node CPU µs/packet'],
       rows.map(([name, r]) => [name, fmt(r.packetsPerSecond), fmt(r.p50Us), fmt(r.p99Us), name.includes('beside') ? 'shared' : r.serverCpuUsPerPacket.toFixed(1)]),
     ), '',
-    `SPSP queries (autocannon, ${payee.spsp.connections} connections, GET with Accept: application/spsp+json): ` +
-      `${fmt(payee.spsp.requestsPerSecond)} queries/s, mean ${payee.spsp.latencyMs.mean.toFixed(2)} ms, p99 ${payee.spsp.latencyMs.p99} ms.`, '',
+    `SPSP queries (${payee.spsp.connections} keep-alive connections, GET with Accept: application/spsp+json): ` +
+      `${fmt(payee.spsp.requestsPerSecond)} queries/s, mean ${payee.spsp.latencyMs.mean.toFixed(2)} ms, p99 ${payee.spsp.latencyMs.p99.toFixed(2)} ms.`, '',
     'Each payment: the sender\'s hold, AES-GCM decryption and HMACs in the payee\'s shard, an encrypted answer, ' +
       'and the credit committed to LMDB.', '',
   ]
