@@ -173,14 +173,21 @@ const replyReader = new OerReader()
 export let lastFulfillmentOffset = 0
 /** Where the 3-byte code of the last reject classifyReply saw starts. */
 export let lastRejectCodeOffset = 0
+/**
+ * Where the last reply classifyReply saw ends: the end of its envelope, which bytes a peer
+ * appended after it (an HTTP body or a BTP entry longer than the packet) do not move. Only the
+ * packet is relayed, so a padded answer reaches the sender as the packet it is.
+ */
+export let lastReplyEnd = 0
 
-/** Classifies a reply packet; sets `lastFulfillmentOffset` or `lastRejectCodeOffset`. Validates the structure. */
+/** Classifies a reply packet; sets `lastReplyEnd` and `lastFulfillmentOffset` or `lastRejectCodeOffset`. Validates the structure. */
 export function classifyReply(buf: Uint8Array, pos: number, end: number): ReplyKind {
   const r = replyReader.reset(buf, pos, end)
   const type = r.readUInt8()
   const contentLength = r.readLength()
   if (contentLength < 0 || r.pos + contentLength > end) return ReplyKind.Malformed
   r.end = r.pos + contentLength
+  lastReplyEnd = r.end
   if (type === TYPE_FULFILL) {
     if (r.pos + 32 > r.end) return ReplyKind.Malformed
     lastFulfillmentOffset = r.pos

@@ -189,6 +189,7 @@ export class IoFront {
   shardsRestarting(): void {
     this.port.detach()
     this.connections.abandonAll(this.restartReject)
+    this.httpOut.shardsRestarting()
     this.btp.flush()
   }
 

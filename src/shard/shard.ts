@@ -34,7 +34,7 @@ import { randomBytes } from 'node:crypto'
 import type { AccountConfig, Config } from '../config/schema'
 import { PayeeReceiver } from './payee/receiver'
 import {
-  classifyReply, digestMatches, encodeReject, fulfillLength, lastFulfillmentOffset, lastRejectCodeOffset, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
+  classifyReply, digestMatches, encodeReject, fulfillLength, lastFulfillmentOffset, lastRejectCodeOffset, lastReplyEnd, PrepareView, rejectLength, ReplyKind, writeFulfill, writeReject,
   type RejectFields,
 } from '../codec/ilp_packet'
 import {
@@ -375,6 +375,8 @@ export class Shard {
     const p = this.pending
     const account = p.sourceAccount[slot]
     const kind = classifyReply(buf, pos, end)
+    // Only the packet goes back to the sender, without any bytes the next hop appended to it.
+    const replyEnd = lastReplyEnd
     if (kind === ReplyKind.Fulfill) {
       const fulfillment = buf.subarray(lastFulfillmentOffset, lastFulfillmentOffset + 32)
       if (!this.fulfillmentMatches(fulfillment, slot)) {
@@ -387,10 +389,10 @@ export class Shard {
       }
       this.countSettled(slot, FULFILL)
       this.finish(slot, true)
-      return this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, end))
+      return this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, replyEnd))
     }
     if (kind === ReplyKind.Reject) {
-      this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, end))
+      this.emit(ioThreadOf(p.connId[slot]), RecordKind.ReplyOut, p.connId[slot], p.requestId[slot], account, buf.subarray(pos, replyEnd))
       this.countSettled(slot, resultOfCodeBytes(buf, lastRejectCodeOffset))
     } else {
       this.log.warn('next hop answered with a malformed packet', { from: this.accounts.get(p.destinationAccount[slot]).id })

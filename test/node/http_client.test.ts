@@ -28,17 +28,24 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
   let mostOnOneSocket = 0
   const { fulfillment, condition } = fulfillmentPair()
 
-  /** dave's behaviour by the destination's last segment: ok, fail (503), close, late (fulfills after `late` ms). */
+  /** The fulfill dave answers with (its data says who sent it). */
+  const daveFulfill = IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.from('from dave') })
+
+  /**
+   * dave's behaviour by the destination's last segment: ok, fail (503), close, late (fulfills
+   * after `late` ms), padded (fulfills with bytes after the packet in the body).
+   */
   function answer(body: Buffer, res: import('node:http').ServerResponse): void {
     daveSaw++
     const p = IlpPacket.deserializeIlpPrepare(body)
     const how = p.destination.split('.').pop()!
-    const fulfill = () => {
+    const fulfill = (padding = Buffer.alloc(0)) => {
       daveFulfilled += BigInt(p.amount)
       res.setHeader('content-type', 'application/octet-stream')
-      res.end(IlpPacket.serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }))
+      res.end(Buffer.concat([daveFulfill, padding]))
     }
     if (how === 'ok') return fulfill()
+    if (how === 'padded') return fulfill(Buffer.alloc(4000, 0xee))
     if (how === 'fail') return void res.writeHead(503).end('dave is down')
     if (how === 'close') return void res.socket?.destroy()
     if (how.startsWith('late')) return void setTimeout(() => { if (!res.socket?.destroyed) fulfill() }, Number(how.slice(4)))
@@ -98,6 +105,13 @@ describe(`ILP over HTTP out: nothing lost or booked twice (${layoutName(0)})`, (
     const closed = asReject(await send('close', 7))
     assert.deepEqual([closed.code, closed.triggeredBy], ['T01', NODE_ADDRESS])
     await assertBooks(start, 0n)
+  })
+
+  it('a fulfill with bytes after it in the body: booked once, and the sender gets the packet alone', async () => {
+    const start = await books()
+    const reply = await send('padded', 11)
+    assert.deepEqual(Buffer.from(reply), daveFulfill, 'alice gets dave\'s fulfill without what followed it')
+    await assertBooks(start, 11n)
   })
 
   it('a next hop that answers after the expiry: R00 upstream at the expiry, the late fulfill never booked', async () => {

@@ -3,11 +3,15 @@
 // hang), committed balances are unchanged, no hold survives, and traffic flows again.
 
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type { RunningNode } from '../../src/node'
 
 import { shardOfAccount } from '../../src/config/account_table'
-import { asFulfill, asReject, BtpPlugin, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, sleep, testConfigJson, withNode } from '../support/helpers'
+import {
+  addHttpPeer, asFulfill, asReject, BtpPlugin, closeServer, connectPlugin, fulfillmentPair, IlpPacket, peerBalance, prepare, sleep, testConfigJson, withNode,
+} from '../support/helpers'
 import { captureStderrPerTest } from '../support/stderr_capture'
 
 /** The deaths these tests cause are logged as errors: asserted here, not printed. */
@@ -154,6 +158,49 @@ describe('an I/O thread dies (IO_THREADS=2, SHARDS=2)', () => {
       /ERROR io\d: I\/O thread failed/,
       /ERROR io: I\/O thread died thread=\d/,
       /ERROR shards: a thread of the data plane died; restarting every shard from LMDB reason="I\/O thread \d failed/,
+    ], [REFUSING])
+  })
+})
+
+describe('a shard restart with ILP-over-HTTP prepares waiting for a connection (SHARDS=2)', () => {
+  /** dave's unanswered requests: he holds every one until the test lets them go (a reject each). */
+  const held: import('node:http').ServerResponse[] = []
+  let daveSaw = 0
+  const dave = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      daveSaw++
+      held.push(res)
+    })
+  })
+  before(() => new Promise<void>((resolve) => dave.listen(0, '127.0.0.1', resolve)))
+  after(() => closeServer(dave))
+  const fixture = withNode(2, () => {
+    const json = testConfigJson()
+    addHttpPeer(json, 'dave', `http://127.0.0.1:${(dave.address() as AddressInfo).port}/ilp`)
+    return json
+  }, ['alice'])
+
+  it('never sends them after the restart: their prepares were answered T00, so a fulfill for one could not be booked', async () => {
+    const { node, clients: { alice } } = fixture
+    const { condition } = fulfillmentPair()
+    // More than the node's connections per origin (32): the rest wait in its queue.
+    const replies = Array.from({ length: 40 }, () => alice.sendData(prepare({
+      destination: 'test.node.dave', amount: '1', executionCondition: condition, expiresAt: new Date(Date.now() + 20_000),
+    })))
+    while (daveSaw < 32) await sleep(10)
+    await sleep(100)
+    assert.equal(daveSaw, 32, 'the node keeps 32 connections to an origin; the other 8 wait')
+    await node.shards.terminate(shardOfAccount('alice', 2))
+    for (const reply of await Promise.all(replies)) assert.equal(asReject(reply).code, 'T00')
+    // dave answers what he held: each connection is free again, and nothing waits to go out on it.
+    const reject = IlpPacket.serializeIlpReject({ code: 'F99', triggeredBy: 'test.node.dave', message: 'no', data: Buffer.alloc(0) })
+    for (const res of held.splice(0)) res.end(reject)
+    await sleep(500)
+    assert.equal(daveSaw, 32, 'the 8 prepares that waited for a connection were never sent')
+    logs.assertErrors([
+      /ERROR shards: shard worker died shard=\d/,
+      /ERROR shards: a thread of the data plane died; restarting every shard from LMDB reason="shard \d failed/,
     ], [REFUSING])
   })
 })

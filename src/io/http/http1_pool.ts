@@ -96,6 +96,11 @@ export class Http1Pool implements Http1ConnectionOwner {
     }
   }
 
+  /** Forgets the requests still waiting for a connection that `unwanted` picks: they are never sent. */
+  dropQueued(unwanted: (request: Http1Request) => boolean): void {
+    this.queue = this.queue.filter((r) => !unwanted(r))
+  }
+
   /** Fails what waits, closes every connection (their requests fail), resolves when all have closed. */
   close(): Promise<void> {
     this.isClosed = true

@@ -158,6 +158,16 @@ export class IlpHttpClient {
     this.toDispatch.clear()
   }
 
+  /**
+   * The shards are restarting: forwarded prepares still waiting for a connection are never sent.
+   * Their prepares were answered T00 and are gone with the old shards, so a fulfill the peer sent
+   * for one could not be booked; unsent, the peer has nothing to fulfill. (Those already sent are
+   * answered into the void: their answers carry the old incarnation.)
+   */
+  shardsRestarting(): void {
+    for (const pool of this.http1Pools.values()) pool.dropQueued((r) => r instanceof ForwardedPrepare)
+  }
+
   /** A forwarded prepare's answer (ForwardedPrepare.answered). */
   prepareAnswered(p: ForwardedPrepare, status: number, body: Uint8Array, nowMs: number): void {
     this.reach.answered(p.account, nowMs)
@@ -216,7 +226,13 @@ export class IlpHttpClient {
         this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.get(account).id, status: statusCode })
         return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerHttpStatus)
       }
-      this.shards.submitReply(shard, pendingId, account, new Uint8Array(await response.arrayBuffer()))
+      const answer = new Uint8Array(await response.arrayBuffer())
+      // The body may come long after the head: by then the shards may have restarted (and
+      // pendingIds start over) or the prepare expired; either way the answer is not for them.
+      const read = Date.now()
+      if (incarnation !== this.shards.incarnation) return
+      if (read > (expiresAtS + 1) * 1000) return this.lateAnswer(account, statusCode, read)
+      this.shards.submitReply(shard, pendingId, account, answer)
     }, (err: Error) => {
       // No answer at all; a body that fails after its head still came from a reachable peer.
       this.reach.failed(account, failureOf(err), Date.now())
