@@ -69,6 +69,11 @@ function settle(file: FileFields, env: EnvOverrides, machine: MachineDefaults, r
   const reservedConnections = limits.reservedConnections ?? Math.floor(limits.maxConnections / 2)
   if (reservedConnections > limits.maxConnections - 1) throw new ConfigError('limits.reservedConnections', `must be an integer from 0 to ${limits.maxConnections - 1}`)
   if (limits.authPenaltyMaxMs < limits.authPenaltyMs) throw new ConfigError('limits.authPenaltyMaxMs', `is less than limits.authPenaltyMs (${limits.authPenaltyMs})`)
+  // Every packet, whichever transport brought it, crosses the rings between threads in records
+  // sized for a BTP frame: a larger HTTP body could not be carried (nor its answer relayed).
+  if (limits.maxHttpBodyBytes > limits.maxFrameBytes) {
+    throw new ConfigError('limits.maxHttpBodyBytes', `is more than limits.maxFrameBytes (${limits.maxFrameBytes}); raise that too, or keep the body within it`)
+  }
   const maxAccounts = limits.maxAccounts ?? Math.max(DEFAULT_MAX_ACCOUNTS, 2 * accounts.size)
   if (maxAccounts < accounts.size) throw new ConfigError('limits.maxAccounts', `is less than the ${accounts.size} accounts configured (payees and the shop count too)`)
   return Object.freeze({

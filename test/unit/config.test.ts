@@ -261,6 +261,7 @@ describe('configuration', () => {
     ['trusted proxies that are no list', { ...testConfigJson(), limits: { trustedProxies: '127.0.0.1' } }, /limits\.trustedProxies: must be an array/],
     ['all connections reserved for accounts', { ...testConfigJson(), limits: { maxConnections: 10, reservedConnections: 10 } }, /limits\.reservedConnections: must be an integer from 0 to 9/],
     ['a longest wait below the first', { ...testConfigJson(), limits: { authPenaltyMs: 5000, authPenaltyMaxMs: 1000 } }, /limits\.authPenaltyMaxMs: is less than limits\.authPenaltyMs/],
+    ['an HTTP body larger than a frame', { ...testConfigJson(), limits: { maxHttpBodyBytes: 100_000 } }, /limits\.maxHttpBodyBytes: is more than limits\.maxFrameBytes \(65536\)/],
     ['metrics both public and with a token', { ...testConfigJson(), metrics: { public: true, token: 'a-metrics-token-of-16+' } }, /metrics\.public: is true, so metrics\.token would never be asked for/],
   ]
   for (const [name, json, message] of bad) {
