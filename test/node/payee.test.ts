@@ -225,5 +225,18 @@ for (const shards of [0, 2]) {
       // The sender paid exactly what alice received: nothing lost, nothing made.
       assert.equal(-(await peerBalance(sender)), await balance())
     })
+
+    it('fulfills payments of 0 but keeps no record of them: a sender could otherwise add one per packet for free', async () => {
+      const { destinationAccount, sharedSecret } = await SPSP.query(`${base}/bea`)
+      for (let i = 0; i < 10; i++) {
+        const single = await PSK2.sendSingleChunk(sender as never, { destinationAccount, sharedSecret, sourceAmount: '0', minDestinationAmount: '0' })
+        assert.equal(single.destinationAmount, '0')
+        const response = await PSK2.sendRequest(sender as never, { destinationAccount, sharedSecret, sourceAmount: '0' })
+        assert.ok(PSK2.isPskResponse(response), `request of 0 fulfilled (${JSON.stringify(response)})`)
+      }
+      const bea = await view('bea')
+      assert.equal(bea.body.balance, '0')
+      assert.deepEqual(bea.body.payments, [], 'no payment record for payments of 0')
+    })
   })
 }

@@ -47,6 +47,10 @@ const TYPE_ILP_REJECT = 14
 const MAX_KEYS = 10_000
 const MAX_PAYMENTS = 100_000
 const MIN_TIME_LEFT_MS = 500
+/** A payment's chunk count is stored in 32 bits. */
+const MAX_CHUNKS = 0xffff_ffff
+/** StreamClose frames answered per packet: their replies must fit one packet's data (32,767 bytes). */
+const MAX_STREAM_CLOSES = 256
 /** Pay tokens as koa-ilp and ilp-fetch make them (16 bytes), or draft 3's (32 bytes). */
 const TOKEN_16 = 16
 const TOKEN_32 = 32
@@ -127,11 +131,14 @@ export class PayeeReceiver {
     if (!view.conditionMatches(fulfillment)) return refuse('condition does not match the PSK2 data', F05_WRONG_CONDITION)
     // At the shop, a draft-1 payment's id names the pay token it funds (what koa-ilp does).
     if (this.isShop[payee]) this.creditToken(chunk.paymentId.toString('base64url'), view.amount)
-    payment.received += view.amount
-    payment.chunks++
-    payment.sequences.add(chunk.sequence)
+    // A chunk of 0 is fulfilled but kept nowhere: it moves no money, and a sender could otherwise
+    // add a record (and a sequence) per packet for free.
+    if (view.amount > 0n) {
+      this.count(payment, view.amount)
+      payment.sequences.add(chunk.sequence)
+    }
     if (chunk.type === TYPE_LAST_CHUNK || (chunk.paymentAmount !== UINT64_MAX && payment.received >= chunk.paymentAmount)) payment.finished = true
-    this.touch(payment, nowMs)
+    if (payment.received > 0n) this.touch(payment, nowMs)
     const reply = serializeDraft1(TYPE_FULFILL, chunk.paymentId, chunk.sequence, payment.received, view.amount)
     return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
   }
@@ -150,10 +157,11 @@ export class PayeeReceiver {
       if (token === null) return refuse(F99_APPLICATION_ERROR, 'a payment to the shop must carry its pay token (16 or 32 bytes) as data')
       this.creditToken(token, view.amount)
     }
-    const payment = this.payment(this.accounts.get(payee).id, `request-${token}`, nowMs)
-    payment.received += view.amount
-    payment.chunks++
-    this.touch(payment, nowMs)
+    if (view.amount > 0n) {
+      const payment = this.payment(this.accounts.get(payee).id, `request-${token}`, nowMs)
+      this.count(payment, view.amount)
+      this.touch(payment, nowMs)
+    }
     return encodeFulfill(fulfillment, encrypt(keys.encryption, serializeDraft2(TYPE_RESPONSE, request.requestId, view.amount)))
   }
 
@@ -164,14 +172,19 @@ export class PayeeReceiver {
     if (packet === null || packet.ilpPacketType !== TYPE_ILP_PREPARE) return this.reject(F06_UNEXPECTED_PAYMENT, 'unable to decrypt or read the STREAM packet')
     const connection = this.payment(account.id, `stream-${token}`, nowMs)
     const frames: StreamFrame[] = []
+    let assetDetails = false
+    let closes = 0
     let closing = false
     for (const frame of packet.frames) {
       if (frame.type === FRAME_CONNECTION_NEW_ADDRESS || frame.type === FRAME_CONNECTION_ASSET_DETAILS) {
-        if (!frames.some((f) => f.type === FRAME_CONNECTION_ASSET_DETAILS)) frames.push(assetDetailsFrame(account.assetCode, account.assetScale))
+        if (!assetDetails) frames.push(assetDetailsFrame(account.assetCode, account.assetScale))
+        assetDetails = true
       } else if (frame.type === FRAME_STREAM_CLOSE) {
-        // The sender keeps a stream open until the receiver closes its side too.
+        // The sender keeps a stream open until the receiver closes its side too. A packet closing
+        // more streams than the reply can answer gets the first MAX_STREAM_CLOSES (it sends the
+        // rest again).
         const id = frameStreamId(frame)
-        if (id >= 0n) frames.push(streamCloseFrame(id))
+        if (id >= 0n && closes++ < MAX_STREAM_CLOSES) frames.push(streamCloseFrame(id))
       } else if (frame.type === FRAME_CONNECTION_CLOSE) {
         closing = true
       }
@@ -185,7 +198,8 @@ export class PayeeReceiver {
       !connection.sequences.has(sequence) && view.conditionMatches(fulfillment)
     if (closing && !connection.finished) {
       connection.finished = true
-      this.touch(connection, nowMs)
+      // A connection that was never paid is not worth a record.
+      if (connection.received > 0n) this.touch(connection, nowMs)
     }
     if (!fulfillable) {
       this.log.debug('STREAM packet not fulfilled', {
@@ -194,10 +208,10 @@ export class PayeeReceiver {
       const reply = serializeStreamPacket({ ilpPacketType: TYPE_ILP_REJECT, sequence: packet.sequence, prepareAmount: view.amount, frames })
       return this.reject(F99_APPLICATION_ERROR, '', encrypt(keys.encryption, reply))
     }
-    connection.sequences.add(sequence)
+    // Only paid packets are remembered: a 0 (a control packet) may come again, and is fulfilled again.
     if (view.amount > 0n) {
-      connection.received += view.amount
-      connection.chunks++
+      connection.sequences.add(sequence)
+      this.count(connection, view.amount)
       this.touch(connection, nowMs)
     }
     const reply = serializeStreamPacket({ ilpPacketType: TYPE_ILP_FULFILL, sequence: packet.sequence, prepareAmount: view.amount, frames })
@@ -248,18 +262,21 @@ export class PayeeReceiver {
   }
 
   private creditToken(token: string, amount: bigint): void {
+    if (amount === 0n) return
     const balance = this.tokenBalance(token) + amount
     this.setTokenBalance(token, balance > UINT64_MAX ? UINT64_MAX : balance)
   }
 
+  /**
+   * A token's balance: as set since start, else as stored. Only balances this shard set are kept
+   * in memory (each took a payment or a spend of a funded token); a lookup of an unknown token
+   * (anyone can send a paid request with a made-up one) leaves nothing behind.
+   */
   private tokenBalance(token: string): bigint {
-    let balance = this.tokenBalances.get(token)
-    if (balance === undefined) {
-      const stored = this.store.tokens.get(token)
-      balance = stored === undefined ? 0n : Buffer.from(stored).readBigUInt64BE(0)
-      this.tokenBalances.set(token, balance)
-    }
-    return balance
+    const balance = this.tokenBalances.get(token)
+    if (balance !== undefined) return balance
+    const stored = this.store.tokens.get(token)
+    return stored === undefined ? 0n : Buffer.from(stored).readBigUInt64BE(0)
   }
 
   private setTokenBalance(token: string, balance: bigint): void {
@@ -301,6 +318,13 @@ export class PayeeReceiver {
       this.payments.set(key, payment)
     }
     return payment
+  }
+
+  /** One paid chunk: the totals saturate (their stored widths are 32 and 64 bits), never wrap or throw. */
+  private count(payment: Payment, amount: bigint): void {
+    const received = payment.received + amount
+    payment.received = received > UINT64_MAX ? UINT64_MAX : received
+    if (payment.chunks < MAX_CHUNKS) payment.chunks++
   }
 
   private touch(payment: Payment, nowMs: number): void {
