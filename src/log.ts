@@ -311,10 +311,14 @@ export function logger(scope: string): Logger {
  * once, the rest of the interval only counted, and the count given with the next line logged, so
  * that a peer repeating itself costs one line per interval however fast it goes. The counters in
  * /metrics have the exact figures. Keys beyond `keysMax` share one line (a flood of new keys cannot
- * grow the table).
+ * grow the table) until keys whose interval has passed are forgotten to make room.
  */
 export class LogOncePer {
   private readonly last = new Map<string, { atMs: number; suppressed: number }>()
+  /** Lines held back under keys forgotten to make room, told with the next line written. */
+  private forgotten = 0
+  /** No key can be forgotten before then (the earliest interval's end, as of the last look). */
+  private nextForgetMs = 0
 
   constructor(
     private readonly log: Logger,
@@ -326,8 +330,9 @@ export class LogOncePer {
   event(key: string, message: string, fields: LogFields, nowMs: number): void {
     if (!this.log.enabled(this.level)) return
     if (!this.last.has(key) && this.last.size >= this.keysMax) {
-      // Forget the keys whose interval has passed with nothing held back; if none, share a line.
-      for (const [k, v] of this.last) if (nowMs - v.atMs >= this.intervalMs && v.suppressed === 0) this.last.delete(k)
+      // Forget the keys whose interval has passed (what they held back is told with the next
+      // line), so that new ones get lines of their own again; if none has, share a line.
+      if (nowMs >= this.nextForgetMs) this.forget(nowMs)
       if (this.last.size >= this.keysMax) key = '(other)'
     }
     const seen = this.last.get(key)
@@ -337,6 +342,22 @@ export class LogOncePer {
     }
     const suppressed = seen?.suppressed ?? 0
     this.last.set(key, { atMs: nowMs, suppressed: 0 })
-    this.log[this.level](message, suppressed > 0 ? { ...fields, suppressed, perMs: this.intervalMs } : fields)
+    const forgotten = this.forgotten
+    this.forgotten = 0
+    const counted = suppressed > 0 ? { ...fields, suppressed, perMs: this.intervalMs } : fields
+    this.log[this.level](message, forgotten > 0 ? { ...counted, suppressedForOthers: forgotten } : counted)
+  }
+
+  private forget(nowMs: number): void {
+    let earliest = Number.POSITIVE_INFINITY
+    for (const [k, v] of this.last) {
+      if (nowMs - v.atMs >= this.intervalMs) {
+        this.forgotten += v.suppressed
+        this.last.delete(k)
+      } else if (v.atMs < earliest) {
+        earliest = v.atMs
+      }
+    }
+    this.nextForgetMs = earliest === Number.POSITIVE_INFINITY ? 0 : earliest + this.intervalMs
   }
 }

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { before, describe, it } from 'node:test'
 import * as Ccp from 'ilp-protocol-ccp'
 import {
-  asFulfill, asReject, BtpPlugin, freePort, fulfillmentPair, IlpPacket, prepare, sendUntilUnreachable, sendWhenRouted, sleep, withNode,
+  ADMIN_TOKEN, adminRequest, asFulfill, asReject, BtpPlugin, freePort, fulfillmentPair, IlpPacket, prepare, sendUntilUnreachable, sendWhenRouted, sleep, withNode,
 } from '../support/helpers'
 import { ConnectorParty, connectorConfig, withNetwork } from '../support/network'
 
@@ -25,6 +25,7 @@ describe('CCP from a peer: announce, route, withdraw', () => {
       alice: { relation: 'child', ...USD, btp: { token: 'alice-token' } },
       pat: { relation: 'peer', ...USD, btp: { token: 'pat-token' } },
     },
+    adminToken: ADMIN_TOKEN,
   }, ['alice', 'pat'])
 
   before(() => {
@@ -77,6 +78,27 @@ describe('CCP from a peer: announce, route, withdraw', () => {
       amount: '0', destination: 'peer.route.update', executionCondition: Ccp.PEER_PROTOCOL_CONDITION, expiresAt: new Date(Date.now() + 10000), data: Buffer.from([1, 2, 3]),
     })
     assert.equal(asReject(await pat.sendData(bad)).code, 'F01')
+  })
+
+  it('learns only routes whose prefix and path are ILP addresses, with a short path', async () => {
+    const route = (prefix: string, path = ['test.pat']) => ({ prefix, path, auth: Buffer.alloc(32), props: [] })
+    asFulfill(await pat.sendData(Ccp.serializeCcpRouteUpdateRequest({
+      speaker: 'test.pat', routingTableId: tableId, currentEpochIndex: 3, fromEpochIndex: 2, toEpochIndex: 3,
+      holdDownTime: 0xffffffff,
+      newRoutes: [
+        route('test.pat.ok'),
+        route(`test.pat.${'x'.repeat(1100)}`),
+        route('test.pat.not an address'),
+        route('test.pat.bad-path', ['test.pat', 'not an address']),
+        route('test.pat.long-path', Array.from({ length: 40 }, (_, i) => `test.hop${i}`)),
+      ],
+      withdrawnRoutes: [],
+    })))
+    const prefixes = async () => ((await adminRequest(fixture.node.port, 'GET', '/admin/routes')).body.routes as { prefix: string }[]).map((r) => r.prefix)
+    const deadline = Date.now() + 5000
+    while (!(await prefixes()).includes('test.pat.ok') && Date.now() < deadline) await sleep(20)
+    const learned = (await prefixes()).filter((p) => p.startsWith('test.pat.'))
+    assert.deepEqual(learned, ['test.pat.ok'])
   })
 })
 

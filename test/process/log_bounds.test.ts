@@ -21,7 +21,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test'
 import { EMBEDDED_DEFAULT_CONFIG } from '../../src/config/load'
 import {
   LOG_BURST_LINES, LOG_ERROR_RESERVE_LINES, LOG_ERROR_VALUE_MAX_CHARS, LOG_LINES_PER_SECOND, LOG_LINE_MAX_BYTES,
-  LOG_MESSAGE_MAX_CHARS, LOG_VALUE_MAX_CHARS, configureLog, formatLogLine, logger, maxLogBytes, maxLogLines, resetLogBudget, setLogSink,
+  LOG_MESSAGE_MAX_CHARS, LOG_VALUE_MAX_CHARS, LogOncePer, configureLog, formatLogLine, logger, maxLogBytes, maxLogLines, resetLogBudget, setLogSink,
 } from '../../src/log'
 import { startNodeProcess } from '../../src/testing/node_process'
 import { BenchWebSocket } from '../support/ws_client'
@@ -118,6 +118,32 @@ describe('log lines: cut, escaped, capped', () => {
       assert.equal(kept + leftOut, 100)
     })
   }
+})
+
+describe('log lines once per key per interval (LogOncePer)', () => {
+  afterEach(() => {
+    setLogSink(null)
+    resetLogBudget()
+    configureLog('info', 'text')
+  })
+
+  it('with its table full, forgets the keys whose interval has passed and says what they held back; new keys get their own lines again', () => {
+    const { lines } = capture()
+    const once = new LogOncePer(logger('clients'), 'info', 60_000, 4)
+    const event = (client: string, atMs: number) => once.event(client, 'refused', { client }, atMs)
+    for (const client of ['a', 'b', 'c', 'd']) {
+      event(client, 0)
+      event(client, 10)
+    }
+    assert.equal(lines.length, 4, 'one line per key; the second of each held back')
+    event('e', 1000)
+    assert.equal(lines.length, 5, 'a fifth key within the interval shares the (other) line')
+    event('f', 61_000)
+    assert.match(lines[5].line, / client=f suppressedForOthers=4$/)
+    event('g', 61_500)
+    assert.equal(lines.length, 7, 'room again: g has a line of its own, not a share of (other)')
+    assert.match(lines[6].line, / client=g$/)
+  })
 })
 
 describe('log lines: each thread\'s budget', () => {

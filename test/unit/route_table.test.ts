@@ -13,6 +13,7 @@ import { describe, it } from 'node:test'
 import { AccountTable } from '../../src/config/account_table'
 import { parseConfig } from '../../src/config/parse'
 import type { Config } from '../../src/config/schema'
+import { holdDownOf } from '../../src/control/routing/ccp_speaker'
 import { RouteTable } from '../../src/control/routing/route_table'
 
 const ME = 'test.node'
@@ -156,5 +157,16 @@ describe('route table', () => {
     assert.ok(table.version > version, 'each recomputation counts, so the shards get the table again')
     table.reconfigure(config([{ targetPrefix: 'test.far', peerId: 'dave' }]), new Set())
     assert.equal(table.epoch, 3)
+  })
+})
+
+describe('a peer\'s hold-down time', () => {
+  it('keeps its routes at most 5 minutes without an update, whatever it asks for', () => {
+    assert.equal(holdDownOf(45_000), 45_000)
+    assert.equal(holdDownOf(0xffffffff), 300_000, 'CCP\'s largest (49 days)')
+    assert.equal(holdDownOf(1e300), 300_000, 'a JSON broadcast may say anything')
+    assert.equal(holdDownOf(Number.POSITIVE_INFINITY), 300_000)
+    assert.equal(holdDownOf(Number.NaN), 300_000)
+    assert.equal(holdDownOf(-5), 0)
   })
 })

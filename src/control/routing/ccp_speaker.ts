@@ -25,6 +25,11 @@ const MAX_EPOCHS_PER_UPDATE = 50
 /** How long routes we advertise stay valid at the receiver without a refresh (ms). */
 const ROUTE_EXPIRY_MS = 45_000
 const ZERO_TABLE_ID = Buffer.alloc(16)
+/**
+ * The longest a peer's hold-down time keeps its routes without an update: a peer may ask for
+ * more (CCP's u32 allows 49 days, JSON any number), which would keep its routes for good.
+ */
+const MAX_HOLD_DOWN_MS = 5 * 60_000
 const ZERO_AUTH = Buffer.alloc(32)
 /** Route control to a peer that cannot be reached is retried after 1 s, 2 s, 4 s … up to 30 s. */
 const CONTROL_RETRY_FIRST_MS = 1000
@@ -194,7 +199,7 @@ export class CcpSpeaker {
     const broadcast = decodeRouteBroadcast(bytes)
     const receiver = this.receivers.get(account)
     if (receiver === undefined) return 'we are configured not to receive routes from you'
-    receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + (broadcast.holdDownTimeMs ?? ROUTE_EXPIRY_MS))
+    receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + holdDownOf(broadcast.holdDownTimeMs ?? ROUTE_EXPIRY_MS))
     const routes = broadcast.newRoutes.map((route) => ({ prefix: route.prefix, path: route.path, auth: route.auth ?? ZERO_AUTH }))
     this.learn(account, broadcast.withdrawnRoutes, routes, 'json')
     return encodeRouteBroadcastReply(broadcast.toEpoch)
@@ -228,7 +233,7 @@ export class CcpSpeaker {
    * table id starts again from 0); else it is ignored, and the peer's next update covers it.
    */
   private applyUpdate(account: number, receiver: Receiver, update: ReturnType<typeof decodeRouteUpdate>): void {
-    receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + update.holdDownTime)
+    receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + holdDownOf(update.holdDownTime))
     if (!receiver.routingTableId.equals(update.routingTableId)) {
       receiver.routingTableId = update.routingTableId
       receiver.epoch = 0
@@ -345,4 +350,9 @@ export class CcpSpeaker {
 function uuid(b: Buffer): string {
   const h = b.toString('hex')
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
+/** A peer's hold-down time, within 0 … MAX_HOLD_DOWN_MS. */
+export function holdDownOf(ms: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_HOLD_DOWN_MS) : MAX_HOLD_DOWN_MS
 }

@@ -16,10 +16,13 @@
 
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import type { CcpRoute } from '../../codec/ccp'
+import { isValidAddress } from '../../codec/ilp_packet'
 import type { AccountTable } from '../../config/account_table'
 import type { Config } from '../../config/schema'
 
 const RELATION_PRIORITY: Record<string, number> = { parent: 0, peer: 1, child: 2 }
+/** The most hops a learned route's path may list (ilp-connector's paths are a handful). */
+const MAX_PATH_HOPS = 32
 
 /** How a route was learned: a CCP route update or a JSON route broadcast. */
 export type LearnedVia = 'ccp' | 'json'
@@ -280,8 +283,15 @@ export class RouteTable {
     return touched
   }
 
+  /**
+   * A learned route is taken only if its prefix is under the global prefix and an ILP address
+   * (RFC 15: at most 1023 characters of the address alphabet), its path is short and made of
+   * addresses, and it does not come back through us. CCP itself bounds none of these, and every
+   * prefix taken costs memory in every shard's routing table.
+   */
   private acceptable(route: CcpRoute): boolean {
-    return route.prefix.startsWith(this.globalPrefix) && route.prefix.length > this.globalPrefix.length && !route.path.includes(this.ilpAddress)
+    return route.prefix.startsWith(this.globalPrefix) && route.prefix.length > this.globalPrefix.length && isValidAddress(route.prefix) &&
+      route.path.length <= MAX_PATH_HOPS && route.path.every(isValidAddress) && !route.path.includes(this.ilpAddress)
   }
 
   private allPrefixes(): Set<string> {
