@@ -162,7 +162,7 @@ describe('JSON route broadcasts from a peer change routing (SHARDS=2: through a 
     assert.equal(asReject(await sendUntilUnreachable(alice, toJan)).code, 'F02')
   })
 
-  it('malformed broadcasts get F01, a broadcast from a child F00, and nothing changes', async () => {
+  it('malformed broadcasts get F01, a broadcast from a child F00 unread, and nothing changes', async () => {
     for (const bad of ['{', '{"method":"frobnicate","data":{}}', '{"method":"broadcast_routes","data":{"new_routes":7}}']) {
       const reject = asReject(await pat.sendData(Buffer.from(bad)))
       assert.equal(reject.code, 'F01', bad)
@@ -171,6 +171,8 @@ describe('JSON route broadcasts from a peer change routing (SHARDS=2: through a 
     const fromChild = asReject(await alice.sendData(json({ method: 'broadcast_routes', data: { new_routes: [{ prefix: 'test.evil' }] } })))
     assert.equal(fromChild.code, 'F00')
     assert.match(fromChild.message, /not to receive routes/)
+    // Not even read: a malformed one from the child is refused the same way, not F01.
+    assert.equal(asReject(await alice.sendData(Buffer.from('{'))).code, 'F00')
     asFulfill(await alice.sendData(toPat()))
   })
 

@@ -196,9 +196,10 @@ export class CcpSpeaker {
    * reason to reject with F00; throws RouteBroadcastError (→ F01) for a malformed broadcast.
    */
   handleBroadcast(account: number, bytes: Uint8Array): Buffer | string {
-    const broadcast = decodeRouteBroadcast(bytes)
+    // Refused before it is read: a child (any number of them) must not make the node parse JSON.
     const receiver = this.receivers.get(account)
     if (receiver === undefined) return 'we are configured not to receive routes from you'
+    const broadcast = decodeRouteBroadcast(bytes)
     receiver.expiresAtMs = Math.max(receiver.expiresAtMs, Date.now() + holdDownOf(broadcast.holdDownTimeMs ?? ROUTE_EXPIRY_MS))
     const routes = broadcast.newRoutes.map((route) => ({ prefix: route.prefix, path: route.path, auth: route.auth ?? ZERO_AUTH }))
     this.learn(account, broadcast.withdrawnRoutes, routes, 'json')
