@@ -120,14 +120,14 @@ describe('log lines: cut, escaped, capped', () => {
   }
 })
 
-describe('log lines once per key per interval (LogOncePer)', () => {
+describe('log lines: each thread\'s budget', () => {
   afterEach(() => {
     setLogSink(null)
     resetLogBudget()
     configureLog('info', 'text')
   })
 
-  it('with its table full, forgets the keys whose interval has passed and says what they held back; new keys get their own lines again', () => {
+  it('LogOncePer, with its table full, forgets the keys whose interval has passed and says what they held back; new keys get their own lines again', () => {
     const { lines } = capture()
     const once = new LogOncePer(logger('clients'), 'info', 60_000, 4)
     const event = (client: string, atMs: number) => once.event(client, 'refused', { client }, atMs)
@@ -143,14 +143,6 @@ describe('log lines once per key per interval (LogOncePer)', () => {
     event('g', 61_500)
     assert.equal(lines.length, 7, 'room again: g has a line of its own, not a share of (other)')
     assert.match(lines[6].line, / client=g$/)
-  })
-})
-
-describe('log lines: each thread\'s budget', () => {
-  afterEach(() => {
-    setLogSink(null)
-    resetLogBudget()
-    configureLog('info', 'text')
   })
 
   it('writes a burst, then the refill; says how many it dropped, with its next line', () => {
