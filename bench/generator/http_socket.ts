@@ -6,18 +6,15 @@
 //   data bytes with a fresh number each time, because ilp-connector answers a prepare it has seen
 //   from a cache without forwarding it. The buffer is written again only after the answer to its
 //   last write arrived, by which time the server has read every byte of it, so reusing it is safe.
-// - Answers are read in place: the status, Content-Length and the body's first byte (for an ILP
-//   answer, the packet's type), never a string or a Buffer of their own. An answer split across
-//   chunks is the one case that copies.
-// - A server that answers chunked (no Content-Length) fails the run: none of the servers the
-//   bench loads does.
+// - Answers are read by the node's own HTTP/1.1 response parser (src/io/http): a whole answer in
+//   one read is a view of it, not a copy. Only its status and its body's first byte (for an ILP
+//   answer, the packet's type) are looked at. A malformed answer fails the run.
 
 import { connect, type Socket } from 'node:net'
+import { Http1ResponseParser, type Http1Response } from '../../src/io/http/http1_response_parser'
 
-const HEAD_END = Buffer.from('\r\n\r\n', 'latin1')
-const CONTENT_LENGTH = [Buffer.from('\r\nContent-Length:', 'latin1'), Buffer.from('\r\ncontent-length:', 'latin1')]
-const SPACE = 0x20
-const DIGIT_0 = 0x30
+/** Bodies larger than this fail the run (no server the bench loads sends one). */
+const BODY_BYTES_MAX = 1 << 20
 
 /** Called with each answer's HTTP status and its body's first byte (-1 for an empty body). */
 export type AnswerHandler = (status: number, firstByte: number) => void
@@ -39,7 +36,7 @@ export class HttpSocket {
   onClose: (reason: string) => void = () => {}
   /** When the outstanding request was written (performance.now()). */
   sentAtMs = 0
-  private pending: Buffer | null = null
+  private readonly parser = new Http1ResponseParser(BODY_BYTES_MAX)
   private closing = false
 
   /** `tagOffset`: where send() writes its 8-byte tag in `request`, or -1 for none. */
@@ -78,42 +75,16 @@ export class HttpSocket {
   }
 
   private onData(chunk: Buffer): void {
-    const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk])
-    let at = 0
-    while (at < buf.length) {
-      const headEnd = buf.indexOf(HEAD_END, at)
-      if (headEnd < 0) break
-      const length = contentLength(buf, at, headEnd)
-      if (length < 0) {
-        this.closing = true
-        this.socket.destroy()
-        return this.onClose('an answer without Content-Length')
-      }
-      const bodyAt = headEnd + HEAD_END.length
-      if (bodyAt + length > buf.length) break
-      this.onAnswer(statusOf(buf, at), length > 0 ? buf[bodyAt] : -1)
-      at = bodyAt + length
+    try {
+      this.parser.feed(chunk, this.onResponse)
+    } catch (err) {
+      this.closing = true
+      this.socket.destroy()
+      this.onClose(`a malformed answer: ${(err as Error).message}`)
     }
-    this.pending = at === buf.length ? null : Buffer.from(buf.subarray(at))
   }
-}
 
-/** The status code of the status line at `at` ("HTTP/1.1 200 OK"). */
-function statusOf(buf: Buffer, at: number): number {
-  const p = buf.indexOf(SPACE, at) + 1
-  return (buf[p] - DIGIT_0) * 100 + (buf[p + 1] - DIGIT_0) * 10 + (buf[p + 2] - DIGIT_0)
-}
-
-/** The Content-Length of the head at `buf[at, headEnd)`, or -1 if it has none. */
-function contentLength(buf: Buffer, at: number, headEnd: number): number {
-  for (const name of CONTENT_LENGTH) {
-    const found = buf.indexOf(name, at)
-    if (found < 0 || found >= headEnd) continue
-    let p = found + name.length
-    while (buf[p] === SPACE) p++
-    let n = 0
-    for (; p < headEnd && buf[p] >= DIGIT_0 && buf[p] <= DIGIT_0 + 9; p++) n = n * 10 + buf[p] - DIGIT_0
-    return n
+  private readonly onResponse = (response: Http1Response): void => {
+    this.onAnswer(response.status, response.body.length > 0 ? response.body[0] : -1)
   }
-  return -1
 }
