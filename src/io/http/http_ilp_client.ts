@@ -203,6 +203,7 @@ export class IlpHttpClient {
     // The ring's bytes are reused after this call; the request body needs its own copy.
     const body = Buffer.from(ilp)
     const incarnation = this.shards.incarnation
+    const deadlineMs = answerDeadlineMs(expiresAtS)
     endpoint.undici!.request({
       path: endpoint.path,
       method: 'POST',
@@ -214,24 +215,19 @@ export class IlpHttpClient {
       },
       body,
     }).then(async ({ statusCode, body: response }) => {
+      this.reach.answered(account, Date.now())
+      // The whole answer is read before anything is decided: its body may come long after its
+      // head, and by then the shards may have restarted (pendingIds start over) or the prepare
+      // expired; either way the answer is not for them.
+      const answer = statusCode === 200 ? new Uint8Array(await response.arrayBuffer()) : null
+      if (answer === null) await response.dump()
       const now = Date.now()
-      this.reach.answered(account, now)
-      if (incarnation !== this.shards.incarnation) return void (await response.dump())
-      if (now > (expiresAtS + 1) * 1000) {
-        await response.dump()
-        return this.lateAnswer(account, statusCode, now)
-      }
-      if (statusCode !== 200) {
-        await response.dump()
+      if (incarnation !== this.shards.incarnation) return
+      if (now > deadlineMs) return this.lateAnswer(account, statusCode, now)
+      if (answer === null) {
         this.log.info('next hop answered ILP-over-HTTP with an error status', { account: this.accounts.get(account).id, status: statusCode })
         return this.shards.submitSendFailure(shard, pendingId, SendFailure.PeerHttpStatus)
       }
-      const answer = new Uint8Array(await response.arrayBuffer())
-      // The body may come long after the head: by then the shards may have restarted (and
-      // pendingIds start over) or the prepare expired; either way the answer is not for them.
-      const read = Date.now()
-      if (incarnation !== this.shards.incarnation) return
-      if (read > (expiresAtS + 1) * 1000) return this.lateAnswer(account, statusCode, read)
       this.shards.submitReply(shard, pendingId, account, answer)
     }, (err: Error) => {
       // No answer at all; a body that fails after its head still came from a reachable peer.
@@ -292,6 +288,14 @@ export class IlpHttpClient {
   }
 }
 
+/**
+ * The late-answer line of a prepare forwarded with expiry `expiresAtS` (whole seconds, rounded
+ * down): past it the shard has answered R00, and no answer can count.
+ */
+function answerDeadlineMs(expiresAtS: number): number {
+  return (expiresAtS + 1) * 1000
+}
+
 /** A prepare on its way to the next hop: what its answer needs to find the shard's pending prepare. */
 class ForwardedPrepare implements Http1Request {
   readonly deadlineMs: number
@@ -302,12 +306,11 @@ class ForwardedPrepare implements Http1Request {
     readonly shard: number,
     readonly account: number,
     readonly pendingId: number,
-    readonly expiresAtS: number,
+    expiresAtS: number,
     /** The shards' incarnation when it was sent (ShardPort.incarnation). */
     readonly incarnation: number,
   ) {
-    // The late-answer line: past it the shard has answered R00, and no answer can count.
-    this.deadlineMs = (expiresAtS + 1) * 1000
+    this.deadlineMs = answerDeadlineMs(expiresAtS)
   }
 
   answered(status: number, body: Uint8Array, nowMs: number): void {

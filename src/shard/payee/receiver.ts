@@ -131,14 +131,13 @@ export class PayeeReceiver {
     if (!view.conditionMatches(fulfillment)) return refuse('condition does not match the PSK2 data', F05_WRONG_CONDITION)
     // At the shop, a draft-1 payment's id names the pay token it funds (what koa-ilp does).
     if (this.isShop[payee]) this.creditToken(chunk.paymentId.toString('base64url'), view.amount)
-    // A chunk of 0 is fulfilled but kept nowhere: it moves no money, and a sender could otherwise
-    // add a record (and a sequence) per packet for free.
+    // A chunk of 0 is fulfilled but counted nowhere (see touch): it moves no money.
     if (view.amount > 0n) {
       this.count(payment, view.amount)
       payment.sequences.add(chunk.sequence)
     }
     if (chunk.type === TYPE_LAST_CHUNK || (chunk.paymentAmount !== UINT64_MAX && payment.received >= chunk.paymentAmount)) payment.finished = true
-    if (payment.received > 0n) this.touch(payment, nowMs)
+    this.touch(payment, nowMs)
     const reply = serializeDraft1(TYPE_FULFILL, chunk.paymentId, chunk.sequence, payment.received, view.amount)
     return encodeFulfill(fulfillment, encrypt(keys.encryption, reply))
   }
@@ -198,8 +197,7 @@ export class PayeeReceiver {
       !connection.sequences.has(sequence) && view.conditionMatches(fulfillment)
     if (closing && !connection.finished) {
       connection.finished = true
-      // A connection that was never paid is not worth a record.
-      if (connection.received > 0n) this.touch(connection, nowMs)
+      this.touch(connection, nowMs)
     }
     if (!fulfillable) {
       this.log.debug('STREAM packet not fulfilled', {
@@ -327,9 +325,14 @@ export class PayeeReceiver {
     if (payment.chunks < MAX_CHUNKS) payment.chunks++
   }
 
+  /**
+   * Marks a payment to be written with the shard's next commit. One that has received nothing is
+   * not written: it moves no money, and a sender could otherwise add a record per packet of 0 for
+   * free (a new payment id or STREAM connection each time).
+   */
   private touch(payment: Payment, nowMs: number): void {
     payment.lastAtMs = nowMs
-    if (!payment.dirty) {
+    if (payment.received > 0n && !payment.dirty) {
       payment.dirty = true
       this.dirty.push(payment)
     }
