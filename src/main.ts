@@ -97,6 +97,8 @@ async function startOrExit(config: Config, log: Logger): Promise<RunningNode | n
   }
 }
 
+const HANDLED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+
 /**
  * SIGTERM or SIGINT: drain (no new connections or prepares, the ones in flight answered), then
  * stop; a second signal stops at once. SIGHUP: read the config file again; the reload logs what
@@ -146,9 +148,19 @@ async function main(): Promise<void> {
   configureLog(config.logLevel, config.logFormat)
   if (loaded.wroteDevelopmentConfig) log.info('CONFIG is not set: wrote the development config (README: "A five-minute tour"); edit it and send SIGHUP to reload it', { file: path })
   log.info('configuration loaded', { file: path })
+  // The node logs its listening line just before it is handed back here. A signal caught until
+  // then ends the process at once, as with no handler (the start cannot be drained); being caught
+  // rather than left to the default, one that comes right after that line is handled after the
+  // handlers below are in place, so a Ctrl-C at the listening line drains.
+  const whileStarting = (signal: NodeJS.Signals) => {
+    for (const s of HANDLED_SIGNALS) process.off(s, whileStarting)
+    process.kill(process.pid, signal)
+  }
+  for (const signal of HANDLED_SIGNALS) process.on(signal, whileStarting)
   const node = await startOrExit(config, log)
   if (node === null) return
   handleSignals(node, config, path, log)
+  for (const signal of HANDLED_SIGNALS) process.off(signal, whileStarting)
   // A node that stops itself still closes its I/O threads first (a thread that holds sockets when
   // the process exits takes it down with an abort); if that hangs, exit anyway.
   void node.failed.then(() => stopAndExit(INTERNAL_ERROR, log))
